@@ -1,0 +1,3 @@
+from tvdb.cli import main
+
+main()

@@ -1,0 +1,59 @@
+"""The one table of per-model and per-tier wire limits.
+
+The chunker, the batch planner, the embedders and the emulator all read these numbers here, so a
+cap can never disagree between the code that builds a request and the code that checks it.
+Source: https://platform.openai.com/docs/api-reference/embeddings/create (2048 inputs, 8192 tokens
+per input, 300,000 tokens per request) and https://developers.llamaindex.ai/llamaparse/ (tiers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvdb.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingModelSpec:
+    name: str
+    default_dimensions: int
+    supports_dimensions: bool
+    encoding: str = "cl100k_base"
+    max_input_tokens: int = 8192
+    max_inputs_per_request: int = 2048
+    max_tokens_per_request: int = 300_000
+
+
+EMBEDDING_MODELS: dict[str, EmbeddingModelSpec] = {
+    spec.name: spec
+    for spec in (
+        EmbeddingModelSpec("text-embedding-3-small", 1536, True),
+        EmbeddingModelSpec("text-embedding-3-large", 3072, True),
+        EmbeddingModelSpec("text-embedding-ada-002", 1536, False),
+    )
+}
+
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
+
+PARSE_TIERS: tuple[str, ...] = ("fast", "cost_effective", "agentic", "agentic_plus")
+
+
+def embedding_model(name: str) -> EmbeddingModelSpec:
+    """The spec of a known embedding model; raises ConfigError for an unknown one."""
+    try:
+        return EMBEDDING_MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(EMBEDDING_MODELS))
+        raise ConfigError(f"unknown embedding model {name!r}; known models: {known}") from None
+
+
+def resolve_dimensions(model: str, dimensions: int | None) -> int:
+    """The vector dimension a request will produce; raises ConfigError when `dimensions` is not allowed."""
+    spec = embedding_model(model)
+    if dimensions is None:
+        return spec.default_dimensions
+    if not spec.supports_dimensions:
+        raise ConfigError(f"{model} does not support `dimensions` (only text-embedding-3 models do)")
+    if not 1 <= dimensions <= spec.default_dimensions:
+        raise ConfigError(f"dimensions for {model} must be between 1 and {spec.default_dimensions}")
+    return dimensions

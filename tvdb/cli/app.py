@@ -1,0 +1,77 @@
+"""The Typer application, its global options, and the one mapping from errors to exit codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tvdb.errors import TvdbError, exit_code_for
+
+app = typer.Typer(
+    name="tvdb",
+    help=(
+        "Test document-ingestion pipelines (LlamaParse → chunk → OpenAI embeddings → vectors) "
+        "in mock, real or hybrid mode, with cassettes and a cost ledger.\n\n"
+        "Start with: tvdb run scenarios/quickstart.yaml"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config file (default: ./tvdb.yaml if present).")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
+) -> None:
+    ctx.obj = {"config": config, "debug": debug}
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+
+
+def handle_errors(application: typer.Typer) -> int:
+    """Run the app; a TvdbError becomes a one-line message on stderr and its exit code."""
+    from rich.console import Console
+
+    try:
+        result = application(standalone_mode=False)
+    except TvdbError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return exit_code_for(exc)
+    except KeyboardInterrupt as exc:
+        return exit_code_for(exc)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return result if isinstance(result, int) else 0
+
+
+def cwd() -> Path:
+    return Path(os.getcwd())
+
+
+from tvdb.cli import alerts, cost, emulate, run  # noqa: E402  (registers the commands)
+
+app.add_typer(cost.app, name="cost")
+app.add_typer(alerts.app, name="alerts")
+for _module in (run, emulate):
+    _module.register(app)

@@ -1,0 +1,9 @@
+"""`tvdb run` and `tvdb resume`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

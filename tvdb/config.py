@@ -1,0 +1,268 @@
+"""Settings, resolved once per command from layered sources.
+
+Precedence, lowest first: built-in defaults < `tvdb.yaml` (working directory, or `--config`) <
+the scenario file < environment (`TVDB_*`, `OPENAI_API_KEY`, `LLAMA_CLOUD_API_KEY`, a `.env` file;
+the process environment wins over `.env`) < command-line flags.
+
+Every key has an environment variable: `TVDB_` + its path in upper case joined by `_`
+(`mode` → `TVDB_MODE`, `chunking.max_tokens` → `TVDB_CHUNKING_MAX_TOKENS`). Secrets are
+`SecretStr`, so their repr and str are masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from tvdb import catalog
+from tvdb.domain import Mode
+from tvdb.errors import ConfigError, ScenarioError
+from tvdb.yamlfile import YamlDocument, load_yaml
+
+CONFIG_FILENAME = "tvdb.yaml"
+# Standard variable names that the SDKs themselves read, accepted beside their TVDB_ names.
+ENV_ALIASES = {
+    "OPENAI_API_KEY": ("openai_api_key",),
+    "OPENAI_BASE_URL": ("openai_base_url",),
+    "LLAMA_CLOUD_API_KEY": ("llama_cloud_api_key",),
+    "LLAMA_CLOUD_BASE_URL": ("llama_cloud_base_url",),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParseSettings(_Section):
+    tier: Literal["fast", "cost_effective", "agentic", "agentic_plus"] = "fast"
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_s: float = Field(300.0, gt=0)
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(512, ge=1, le=8192)
+    overlap_tokens: int = Field(64, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_max(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError("overlap_tokens must be smaller than max_tokens")
+        return self
+
+
+class EmbeddingSettings(_Section):
+    model: str = catalog.DEFAULT_EMBEDDING_MODEL
+    dimensions: int | None = None
+    concurrency: int = Field(4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _known_model(self) -> EmbeddingSettings:
+        try:
+            catalog.resolve_dimensions(self.model, self.dimensions)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def resolved_dimensions(self) -> int:
+        return catalog.resolve_dimensions(self.model, self.dimensions)
+
+
+class BudgetSettings(_Section):
+    max_usd: float | None = Field(None, ge=0)
+
+
+class LimitsSettings(_Section):
+    openai_requests_per_hour: int | None = Field(None, ge=0)
+    llamaparse_requests_per_hour: int | None = Field(None, ge=0)
+    openai_tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class Settings(_Section):
+    """Every setting with its default. Paths are absolute after `resolve_settings`."""
+
+    mode: Mode = Mode.MOCK
+    data_dir: Path = Path(".tvdb")
+    db_path: Path | None = None
+    objects_dir: Path | None = None
+    max_document_mb: float = Field(50.0, gt=0)
+    signing_secret: SecretStr | None = None
+    signed_url_ttl_s: int = Field(900, ge=1)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llama_cloud_api_key: SecretStr | None = None
+    llama_cloud_base_url: str | None = None
+    daily_budget_usd: float = Field(1.0, ge=0)
+    timezone: str = "UTC"
+    on_budget_exceeded: Literal["fail", "defer"] = "fail"
+    parse: ParseSettings = ParseSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    budget: BudgetSettings = BudgetSettings()
+    limits: LimitsSettings = LimitsSettings()
+    prices: dict[str, Any] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        return self.db_path or self.data_dir / "tvdb.db"
+
+    @property
+    def object_store_dir(self) -> Path:
+        return self.objects_dir or self.data_dir / "objects"
+
+    @property
+    def max_document_bytes(self) -> int:
+        return int(self.max_document_mb * 1024 * 1024)
+
+
+# Keys that a scenario may set (the rest are machine/team settings for tvdb.yaml and the environment).
+SCENARIO_SETTING_KEYS = ("mode", "parse", "chunking", "embedding", "budget")
+_PATH_KEYS = ("data_dir", "db_path", "objects_dir")
+
+
+def env_var_names(model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """`TVDB_*` variable name → key path, for every scalar key of `Settings`."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.update(env_var_names(ann, (*prefix, name)))
+        elif name != "prices":
+            out["TVDB_" + "_".join((*prefix, name)).upper()] = (*prefix, name)
+    return out
+
+
+@dataclass(frozen=True)
+class _Layer:
+    data: Mapping[str, Any]
+    origin: str  # "tvdb.yaml", "scenario", "env", "flag"
+    doc: YamlDocument | None = None
+    names: Mapping[tuple[str, ...], str] | None = None  # key path → env var / flag name
+
+
+def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any], prefix: tuple[str, ...], origins: dict[tuple[str, ...], _Layer], layer: _Layer) -> None:
+    for key, value in over.items():
+        path = (*prefix, key)
+        if isinstance(value, Mapping) and key != "prices":
+            sub = base.setdefault(key, {})
+            if not isinstance(sub, dict):
+                sub = base[key] = {}
+            _merge(sub, value, path, origins, layer)
+        else:
+            base[key] = value
+            origins[path] = layer
+
+
+def _env_layer(environ: Mapping[str, str]) -> _Layer:
+    data: dict[str, Any] = {}
+    names: dict[tuple[str, ...], str] = {}
+    # aliases first so that an explicit TVDB_ variable wins over the SDK's standard name
+    for var, path in [*ENV_ALIASES.items(), *env_var_names().items()]:
+        value = environ.get(var)
+        if value is not None and value != "":
+            _set_path(data, path, value)
+            names[path] = var
+    return _Layer(data, "env", names=names)
+
+
+def read_config_file(path: Path) -> YamlDocument:
+    try:
+        doc = load_yaml(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if doc.data is None:
+        return YamlDocument(path, {}, {})
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{path}:1: the config file must be a mapping of keys to values")
+    return doc
+
+
+def resolve_settings(
+    *,
+    cwd: Path,
+    environ: Mapping[str, str],
+    config_file: Path | None = None,
+    scenario: Mapping[str, Any] | None = None,
+    scenario_doc: YamlDocument | None = None,
+    flags: Mapping[str, Any] | None = None,
+    dotenv: bool = True,
+) -> Settings:
+    """Merge the layers and validate once. Raises ConfigError, or ScenarioError for a scenario key."""
+    layers: list[_Layer] = []
+    explicit = config_file is not None
+    config_path = config_file if explicit else cwd / CONFIG_FILENAME
+    assert config_path is not None
+    if not config_path.is_absolute():
+        config_path = cwd / config_path
+    if explicit or config_path.exists():
+        doc = read_config_file(config_path)
+        layers.append(_Layer(doc.data, CONFIG_FILENAME, doc=doc))
+    if scenario:
+        layers.append(_Layer(scenario, "scenario", doc=scenario_doc))
+    env: dict[str, str] = {}
+    if dotenv and (cwd / ".env").is_file():
+        from dotenv import dotenv_values
+
+        env.update({k: v for k, v in dotenv_values(cwd / ".env").items() if v is not None})
+    env.update(environ)
+    layers.append(_env_layer(env))
+    if flags:
+        layers.append(_Layer({k: v for k, v in flags.items() if v is not None}, "flag"))
+
+    merged: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], _Layer] = {}
+    for layer in layers:
+        _merge(merged, layer.data, (), origins, layer)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise _explain(exc, origins) from None
+    updates = {k: (cwd / v if v is not None and not v.is_absolute() else v)
+               for k in _PATH_KEYS if (v := getattr(settings, k)) is not None}
+    return settings.model_copy(update=updates)
+
+
+def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
+    err = exc.errors()[0]
+    loc = tuple(str(p) for p in err["loc"])
+    key = ".".join(loc)
+    msg = err["msg"]
+    layer = None
+    for n in range(len(loc), 0, -1):
+        layer = origins.get(loc[:n])
+        if layer is not None:
+            break
+    if layer is None:
+        return ConfigError(f"{key}: {msg}")
+    if layer.origin == "scenario" and layer.doc is not None:
+        return ScenarioError(msg, path=layer.doc.path, line=layer.doc.line_of(loc), key=key)
+    if layer.doc is not None:
+        return ConfigError(f"{layer.doc.path}:{layer.doc.line_of(loc)}: {key}: {msg}")
+    if layer.origin == "env" and layer.names:
+        name = next((v for p, v in layer.names.items() if p[: len(loc)] == loc or loc[: len(p)] == p), key)
+        return ConfigError(f"environment variable {name}: {msg}")
+    return ConfigError(f"--{key.replace('_', '-')}: {msg}")

@@ -1,0 +1,126 @@
+"""Frozen value types shared by every layer: documents, pages, chunks, embeddings, usage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+class Mode(StrEnum):
+    MOCK = "mock"
+    REAL = "real"
+    HYBRID = "hybrid"
+
+
+class Implementation(StrEnum):
+    """Which implementation answered a call (its provenance)."""
+
+    REAL = "real"
+    MOCK = "mock"
+    REPLAY = "replay"
+
+
+class Stage(StrEnum):
+    UPLOAD = "upload"
+    PARSE = "parse"
+    CHUNK = "chunk"
+    EMBED = "embed"
+    VALIDATE = "validate"
+    STORE = "store"
+
+
+class JobState(StrEnum):
+    """States of one document's job. `pending` exists before the upload has stored the bytes."""
+
+    PENDING = "pending"
+    UPLOADED = "uploaded"
+    PARSING = "parsing"
+    PARSED = "parsed"
+    CHUNKED = "chunked"
+    EMBEDDING = "embedding"
+    EMBEDDED = "embedded"
+    STORED = "stored"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of extracted text; `number` is 1-based."""
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """What a parser returns: pages in order, plus non-fatal warnings."""
+
+    pages: tuple[Page, ...]
+    media_type: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(p.text for p in self.pages)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseRequest:
+    """Input of one parse call. `tier` is a LlamaParse v2 tier name."""
+
+    data: bytes
+    filename: str
+    media_type: str
+    tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """Output of one parse call; `pages_billed` is what the service charges for."""
+
+    document: ParsedDocument
+    pages_billed: int
+    request_id: str | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A token window of a document. `pages` are the 1-based pages its text came from."""
+
+    index: int
+    text: str
+    token_count: int
+    pages: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """Input of one embeddings API request (one ledger row)."""
+
+    texts: tuple[str, ...]
+    model: str
+    dimensions: int
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """Output of one embeddings request: float32 vectors of shape (n, dimensions).
+
+    `prompt_tokens` is the service's reported usage (tiktoken count for local embedders).
+    """
+
+    vectors: npt.NDArray[np.float32]
+    prompt_tokens: int
+    model: str
+    request_id: str | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,236 @@
+"""The one error tree of tvdb, and the one place that maps errors to exit codes.
+
+    TvdbError
+    ├── ConfigError                      bad tvdb.yaml / environment / flags          exit 2
+    │   └── TokenizerUnavailable         tiktoken vocabulary cannot be loaded
+    ├── ScenarioError(path, line, key)   bad scenario file                            exit 2
+    ├── DocumentError(code, path)        one document cannot be ingested (job fails)
+    ├── SignedUrlError                   a tampered or expired signed URL
+    ├── VectorValidationError            a vector of the wrong shape, NaN/inf, bad norm
+    ├── ServiceError(service, status, request_id, code)
+    │   ├── TransientServiceError(retry_after)      worth retrying
+    │   │   ├── RateLimitExceeded(limit, window)    HTTP 429 rate_limit_exceeded, or a local hourly cap
+    │   │   ├── ServiceUnavailableError             HTTP 5xx, connection errors
+    │   │   ├── ServiceTimeoutError                 no answer in time
+    │   │   └── MalformedResponseError              a body that is not what the API documents
+    │   ├── QuotaExhausted                           HTTP 429 insufficient_quota / 402: permanent
+    │   └── PermanentServiceError                    other 4xx (bad request, auth, model not found)
+    ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
+    ├── PriceUnknownError(service, model)  no price for a billable call: never $0
+    ├── RunNotFound
+    └── CassetteError
+        └── CassetteMiss
+
+Exit codes (see ``exit_code_for``): 0 all expectations passed, 1 an expectation failed,
+2 usage/config/scenario error, 3 a budget refused the run, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_EXPECTATION_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BUDGET = 3
+EXIT_INTERRUPTED = 130
+
+
+class ErrorCode(StrEnum):
+    """Why a job failed; stable strings that appear in `--json` output and the database."""
+
+    ENCRYPTED = "encrypted"
+    CORRUPT = "corrupt"
+    NO_TEXT = "no_text"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    TOO_LARGE = "too_large"
+    BUDGET = "budget"
+    RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"
+    SERVICE_ERROR = "service_error"
+    TIMEOUT = "timeout"
+    INVALID_VECTOR = "invalid_vector"
+    SIGNED_URL = "signed_url"
+    PRICE_UNKNOWN = "price_unknown"
+    NOT_FOUND = "not_found"
+    INTERNAL = "internal"
+
+
+class TvdbError(Exception):
+    """Base of every error tvdb raises on purpose."""
+
+
+class ConfigError(TvdbError):
+    """Configuration (tvdb.yaml, environment, flags) is invalid or incomplete."""
+
+
+class TokenizerUnavailable(ConfigError):
+    """tiktoken could not load its vocabulary (usually: no network and no cache)."""
+
+
+class ScenarioError(TvdbError):
+    """A scenario file is invalid; names the file, the line and the key when known."""
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, line: int | None = None, key: str | None = None
+    ) -> None:
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.key = key
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        what = f"{key}: " if key else ""
+        super().__init__(f"{where}{what}{message}")
+
+
+class DocumentError(TvdbError):
+    """One document cannot be ingested; fails its own job with `code`, never the run."""
+
+    def __init__(self, code: ErrorCode, message: str, *, path: str | None = None) -> None:
+        self.code = code
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class SignedUrlError(TvdbError):
+    """A signed URL was tampered with or has expired."""
+
+    code = ErrorCode.SIGNED_URL
+
+
+class VectorValidationError(TvdbError):
+    """An embedding vector has the wrong dimension, a NaN/inf, or a norm far from 1."""
+
+    code = ErrorCode.INVALID_VECTOR
+
+
+class ServiceError(TvdbError):
+    """A call to a (real or local) service failed.
+
+    `status` is the HTTP status when there was one; `code` the provider's error code
+    (e.g. ``rate_limit_exceeded``); `request_id` the provider's ``x-request-id``.
+    """
+
+    error_code: ErrorCode = ErrorCode.SERVICE_ERROR
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.message = message
+        self.service = service
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+        super().__init__(message)
+
+
+class TransientServiceError(ServiceError):
+    """A failure that may succeed later; `retry_after` is in seconds when the service said so."""
+
+    transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class RateLimitExceeded(TransientServiceError):
+    """HTTP 429 `rate_limit_exceeded`, or a local request limit: `limit` requests per `window`."""
+
+    error_code = ErrorCode.RATE_LIMITED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int | None = None,
+        window: str | None = None,
+        retry_after: float | None = None,
+        **kwargs: object,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        super().__init__(message, retry_after=retry_after, **kwargs)
+
+
+class ServiceUnavailableError(TransientServiceError):
+    """HTTP 5xx or a dropped connection."""
+
+
+class ServiceTimeoutError(TransientServiceError):
+    """The service did not answer in time."""
+
+    error_code = ErrorCode.TIMEOUT
+
+
+class MalformedResponseError(TransientServiceError):
+    """The service answered with a body that does not match its documented shape."""
+
+
+class QuotaExhausted(ServiceError):
+    """Out of credits or quota (`insufficient_quota`, HTTP 402): permanent, never retried."""
+
+    error_code = ErrorCode.QUOTA
+
+
+class PermanentServiceError(ServiceError):
+    """A 4xx other than 408/409/429: bad request, bad key, unknown model. Never retried."""
+
+
+class CostLimitExceeded(TvdbError):
+    """A budget refused a call before any money was spent. Amounts in USD."""
+
+    def __init__(
+        self, *, spent: float, reserved: float, limit: float, requested: float, window: str
+    ) -> None:
+        self.spent = spent
+        self.reserved = reserved
+        self.limit = limit
+        self.requested = requested
+        self.window = window
+        super().__init__(
+            f"{window} budget ${limit:.6f} would be exceeded: spent ${spent:.6f}, "
+            f"reserved ${reserved:.6f}, requested ${requested:.6f}"
+        )
+
+
+class PriceUnknownError(TvdbError):
+    """No price is known for a billable call; real spending is blocked rather than priced at $0."""
+
+    error_code = ErrorCode.PRICE_UNKNOWN
+
+    def __init__(self, service: str, model: str) -> None:
+        self.service = service
+        self.model = model
+        super().__init__(f"no price known for {service} {model!r}; add it to the price table before real use")
+
+
+class RunNotFound(TvdbError):
+    """No run with that id in the database."""
+
+
+class CassetteError(TvdbError):
+    """A cassette cannot be read, written or matched."""
+
+
+class CassetteMiss(CassetteError):
+    """A request has no recorded interaction in the cassette."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The process exit code for an error that ended a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, CostLimitExceeded):
+        return EXIT_BUDGET
+    return EXIT_USAGE

@@ -1,0 +1,162 @@
+"""Versioned price table shipped as data (`prices.json`), with overrides from config.
+
+Money is computed in `Decimal` and stored both as USD (REAL, for people) and as integer
+nano-dollars (`*_nusd`, for exact sums and budget arithmetic). An unknown price is `None`,
+never 0 (see PriceUnknownError).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from importlib import resources
+from typing import Any
+
+from tvdb.errors import ConfigError
+
+NANO_PER_USD = 10**9
+# A price outside these bounds is almost certainly in the wrong unit (e.g. a per-1M figure
+# entered as per-token), so it is refused at load rather than silently multiplied into budgets.
+_PLAUSIBLE_USD_PER_1M_TOKENS = (Decimal("0.0001"), Decimal("100"))
+_PLAUSIBLE_USD_PER_1000_CREDITS = (Decimal("0.01"), Decimal("100"))
+_PLAUSIBLE_CREDITS_PER_PAGE = (Decimal("0.01"), Decimal("1000"))
+
+OPENAI = "openai"
+LLAMAPARSE = "llamaparse"
+
+
+def usd_to_nusd(usd: Decimal) -> int:
+    """USD to integer nano-dollars, rounded up so that a budget never under-counts."""
+    return int((usd * NANO_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def nusd_to_usd(nusd: int) -> float:
+    return nusd / NANO_PER_USD
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPrice:
+    """USD per one unit (one token, or one page at a tier) under price `version`."""
+
+    service: str
+    model: str
+    unit: str
+    usd_per_unit: Decimal
+    version: str
+
+    def cost_nusd(self, units: int | float) -> int:
+        return usd_to_nusd(self.usd_per_unit * Decimal(str(units)))
+
+
+def _dec(value: Any, where: str) -> Decimal:
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"price {where}: {value!r} is not a number") from None
+    if not d.is_finite() or d < 0:
+        raise ConfigError(f"price {where}: {value!r} must be a finite, non-negative number")
+    return d
+
+
+def _check(d: Decimal, bounds: tuple[Decimal, Decimal], where: str, unit: str) -> Decimal:
+    low, high = bounds
+    if not low <= d <= high:
+        raise ConfigError(
+            f"price {where} = {d} {unit} is implausible (expected {low}..{high}); "
+            "is it in the wrong unit (per token instead of per 1M tokens)?"
+        )
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class PriceVersion:
+    version: str
+    effective_from: dt.date
+    usd_per_token: Mapping[str, Decimal]
+    usd_per_page: Mapping[str, Decimal]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PriceVersion:
+        version = str(raw.get("version") or "custom")
+        eff = dt.date.fromisoformat(str(raw.get("effective_from", "1970-01-01")))
+        per_token: dict[str, Decimal] = {}
+        for model, spec in (raw.get(OPENAI) or {}).items():
+            where = f"{version}/{OPENAI}/{model}"
+            if "usd_per_token" in spec:
+                per_1m = _dec(spec["usd_per_token"], where) * 1_000_000
+            else:
+                per_1m = _dec(spec.get("usd_per_1m_tokens"), where)
+            per_token[model] = _check(per_1m, _PLAUSIBLE_USD_PER_1M_TOKENS, where, "USD per 1M tokens") / 1_000_000
+        per_page: dict[str, Decimal] = {}
+        lp = raw.get(LLAMAPARSE) or {}
+        if lp:
+            where = f"{version}/{LLAMAPARSE}"
+            per_credit = _check(
+                _dec(lp.get("usd_per_1000_credits"), where), _PLAUSIBLE_USD_PER_1000_CREDITS, where,
+                "USD per 1,000 credits",
+            ) / 1000
+            for tier, credits in (lp.get("credits_per_page") or {}).items():
+                c = _check(_dec(credits, f"{where}/{tier}"), _PLAUSIBLE_CREDITS_PER_PAGE, f"{where}/{tier}", "credits")
+                per_page[tier] = c * per_credit
+        return cls(version, eff, per_token, per_page)
+
+
+class PriceTable:
+    """Prices by service and model/tier, with history. Build with `PriceTable.load()`."""
+
+    def __init__(self, versions: list[PriceVersion]) -> None:
+        if not versions:
+            raise ConfigError("the price table has no versions")
+        self._versions = sorted(versions, key=lambda v: v.effective_from)
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None) -> PriceTable:
+        """The shipped table; `overrides` (same shape as one version) becomes the newest version."""
+        raw = json.loads(resources.files("tvdb.ledger").joinpath("prices.json").read_text("utf-8"))
+        versions = [PriceVersion.from_dict(v) for v in raw["versions"]]
+        if overrides:
+            merged = _merge(raw["versions"][-1], overrides)
+            merged.setdefault("version", f"{versions[-1].version}+config")
+            if merged["version"] == versions[-1].version:
+                merged["version"] = f"{versions[-1].version}+config"
+            merged["effective_from"] = str(versions[-1].effective_from)
+            versions.append(PriceVersion.from_dict(merged))
+        return cls(versions)
+
+    @property
+    def versions(self) -> list[str]:
+        return [v.version for v in self._versions]
+
+    def _at(self, day: dt.date | None, version: str | None) -> PriceVersion:
+        if version is not None:
+            for v in self._versions:
+                if v.version == version:
+                    return v
+            raise ConfigError(f"unknown price version {version!r}; known: {', '.join(self.versions)}")
+        if day is None:
+            return self._versions[-1]
+        eligible = [v for v in self._versions if v.effective_from <= day]
+        return eligible[-1] if eligible else self._versions[0]
+
+    def lookup(
+        self, service: str, model: str, *, day: dt.date | None = None, version: str | None = None
+    ) -> UnitPrice | None:
+        """The unit price, or None when unknown (never a $0 stand-in)."""
+        v = self._at(day, version)
+        if service == OPENAI:
+            per = v.usd_per_token.get(model)
+            return None if per is None else UnitPrice(service, model, "tokens", per, v.version)
+        if service == LLAMAPARSE:
+            per = v.usd_per_page.get(model)
+            return None if per is None else UnitPrice(service, model, "pages", per, v.version)
+        return None
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out

@@ -1,0 +1,113 @@
+"""Usage rows: one per service request attempt, mock or real, priced from the price table.
+
+Columns (table `usage`): ts, run_id, job_id (the job, or NULL for a request that served
+several jobs; `job_ids` then lists them as JSON), correlation_id, scenario, stage
+(`parse`/`embed`), service (`llamaparse`/`openai`), implementation (`real`/`mock`/`replay`),
+provenance (why that implementation ran), model (model or tier), units + unit (`tokens`/
+`pages`), usage_json (the provider's raw `usage`), cost_usd (money actually spent: 0 for mock
+and replay), would_cost_usd (live price of the call), both NULL when the price is unknown,
+never 0; the same amounts as integer nano-dollars (`*_nusd`); price_version, status
+(`ok`/`error`), error_code, http_status, latency_ms, request_id, attempt (1-based).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from tvdb.clock import iso
+from tvdb.db import transaction
+from tvdb.domain import Implementation
+from tvdb.ledger.prices import PriceTable, nusd_to_usd
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """Cost of one call in nano-dollars; None means the price is unknown."""
+
+    cost_nusd: int | None
+    would_cost_nusd: int | None
+    price_version: str | None
+
+
+def price_call(
+    prices: PriceTable, *, service: str, model: str, units: float, implementation: Implementation, day: dt.date
+) -> Pricing:
+    """What the call cost (`cost`: real money) and would cost at live prices (`would_cost`)."""
+    unit_price = prices.lookup(service, model, day=day)
+    if unit_price is None:
+        return Pricing(None, None, None)
+    would = unit_price.cost_nusd(units)
+    cost = would if implementation is Implementation.REAL else 0
+    return Pricing(cost, would, unit_price.version)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    ts: dt.datetime
+    run_id: str | None
+    stage: str
+    service: str
+    implementation: Implementation
+    model: str
+    units: float
+    unit: str
+    pricing: Pricing
+    status: str = "ok"
+    job_ids: Sequence[str] = ()
+    correlation_id: str | None = None
+    scenario: str | None = None
+    provenance: str | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    error_code: str | None = None
+    http_status: int | None = None
+    latency_ms: float | None = None
+    request_id: str | None = None
+    attempt: int = 1
+
+    def as_record(self) -> dict[str, Any]:
+        p = self.pricing
+        return {
+            "ts": iso(self.ts),
+            "run_id": self.run_id,
+            "job_id": self.job_ids[0] if len(self.job_ids) == 1 else None,
+            "job_ids": json.dumps(list(self.job_ids)),
+            "correlation_id": self.correlation_id,
+            "scenario": self.scenario,
+            "stage": self.stage,
+            "service": self.service,
+            "implementation": str(self.implementation),
+            "provenance": self.provenance,
+            "model": self.model,
+            "units": self.units,
+            "unit": self.unit,
+            "usage_json": json.dumps(dict(self.usage), sort_keys=True),
+            "cost_usd": None if p.cost_nusd is None else nusd_to_usd(p.cost_nusd),
+            "would_cost_usd": None if p.would_cost_nusd is None else nusd_to_usd(p.would_cost_nusd),
+            "cost_nusd": p.cost_nusd,
+            "would_cost_nusd": p.would_cost_nusd,
+            "price_version": p.price_version,
+            "status": self.status,
+            "error_code": self.error_code,
+            "http_status": self.http_status,
+            "latency_ms": self.latency_ms,
+            "request_id": self.request_id,
+            "attempt": self.attempt,
+        }
+
+
+def insert_usage(db: sqlite_utils.Database, row: UsageRow) -> int:
+    """Write one usage row (inside the caller's transaction if one is open); returns its id."""
+    with transaction(db):
+        cur = db.conn.execute(
+            "INSERT INTO usage ({}) VALUES ({})".format(
+                ", ".join(rec := row.as_record()), ", ".join("?" for _ in rec)
+            ),
+            list(rec.values()),
+        )
+    return int(cur.lastrowid or 0)

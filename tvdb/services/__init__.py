@@ -1,0 +1,1 @@
+"""Services the pipeline calls: protocols, local (mock) implementations, remote clients, router."""

@@ -1,0 +1,1 @@
+"""Local implementations used by mock mode and hybrid fallback: no network, no cost."""

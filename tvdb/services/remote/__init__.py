@@ -1,0 +1,1 @@
+"""Clients of the real services (over httpx2)."""

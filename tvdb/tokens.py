@@ -1,0 +1,47 @@
+"""tiktoken loading with an actionable error when the vocabulary cannot be fetched.
+
+tiktoken downloads `cl100k_base` on first use and caches it under ``$TIKTOKEN_CACHE_DIR``.
+Offline, the cache file must already be there (named by the sha1 of its download URL).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING
+
+from tvdb.errors import TokenizerUnavailable
+
+if TYPE_CHECKING:
+    import tiktoken
+
+_CACHE_FILES = {"cl100k_base": "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"}
+
+
+@functools.cache
+def get_encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
+    """The tiktoken encoding `name`; cached per process because building it costs ~0.2 s.
+
+    Raises TokenizerUnavailable with the fix when the vocabulary is neither cached nor downloadable.
+    """
+    import tiktoken
+
+    try:
+        return tiktoken.get_encoding(name)
+    except Exception as exc:  # tiktoken raises requests/urllib/ValueError variants when offline
+        cache = os.environ.get("TIKTOKEN_CACHE_DIR") or "(unset)"
+        file = _CACHE_FILES.get(name, "<sha1 of the download URL>")
+        raise TokenizerUnavailable(
+            f"tiktoken could not load the {name!r} vocabulary ({type(exc).__name__}). "
+            f"It downloads it on first use; offline, point TIKTOKEN_CACHE_DIR at a folder that holds "
+            f"tiktoken's cache file {file} (TIKTOKEN_CACHE_DIR is {cache}). "
+            f"In this repository: export TIKTOKEN_CACHE_DIR=../shared/tiktoken_cache"
+        ) from None
+
+
+def count_tokens(texts: list[str], encoding: str = "cl100k_base") -> list[int]:
+    """Token counts of `texts` as the embeddings API counts them (no special tokens)."""
+    enc = get_encoding(encoding)
+    return [len(t) for t in enc.encode_ordinary_batch(texts)] if len(texts) > 8 else [
+        len(enc.encode_ordinary(t)) for t in texts
+    ]
