@@ -55,10 +55,19 @@ class ChunkingSettings(_Section):
         return self
 
 
+class ConsistencyCheckSettings(_Section):
+    """Re-embed `sample` texts and require cosine ≥ `min_cosine` with the first result (0 = off)."""
+
+    sample: int = Field(0, ge=0)
+    min_cosine: float = Field(0.99, ge=-1, le=1)
+
+
 class EmbeddingSettings(_Section):
     model: str = catalog.DEFAULT_EMBEDDING_MODEL
     dimensions: int | None = None
     concurrency: int = Field(4, ge=1, le=64)
+    timeout_s: float = Field(60.0, gt=0)
+    consistency_check: ConsistencyCheckSettings = ConsistencyCheckSettings()
 
     @model_validator(mode="after")
     def _known_model(self) -> EmbeddingSettings:
@@ -78,9 +87,42 @@ class BudgetSettings(_Section):
 
 
 class LimitsSettings(_Section):
+    """Request and token limits enforced before real calls (None = no limit)."""
+
     openai_requests_per_hour: int | None = Field(None, ge=0)
     llamaparse_requests_per_hour: int | None = Field(None, ge=0)
+    openai_requests_per_minute: int | None = Field(None, ge=1)
     openai_tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class RetrySettings(_Section):
+    """The one retry policy (tenacity) for every service call; SDK retries are off."""
+
+    max_attempts: int = Field(5, ge=1, le=20)
+    initial_backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(8.0, ge=0)
+    max_retry_after_s: float = Field(120.0, ge=0)
+
+
+class SmtpSettings(_Section):
+    host: str | None = None
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = "tvdb@localhost"
+    recipients: list[str] = []
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+
+
+class AlertSettings(_Section):
+    thresholds_pct: list[float] = [50.0, 80.0, 100.0]
+    error_rate_threshold: float = Field(0.2, gt=0, le=1)
+    error_rate_min_calls: int = Field(5, ge=1)
+    error_rate_window_s: int = Field(3600, ge=1)
+    webhook_url: str | None = None
+    slack_webhook_url: SecretStr | None = None
+    smtp: SmtpSettings = SmtpSettings()
+    delivery_attempts: int = Field(3, ge=1, le=10)
 
 
 class Settings(_Section):
@@ -100,11 +142,14 @@ class Settings(_Section):
     daily_budget_usd: float = Field(1.0, ge=0)
     timezone: str = "UTC"
     on_budget_exceeded: Literal["fail", "defer"] = "fail"
+    reservation_ttl_s: int = Field(600, ge=1)
     parse: ParseSettings = ParseSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     budget: BudgetSettings = BudgetSettings()
     limits: LimitsSettings = LimitsSettings()
+    retry: RetrySettings = RetrySettings()
+    alerts: AlertSettings = AlertSettings()
     prices: dict[str, Any] | None = None
 
     @field_validator("timezone")
@@ -143,7 +188,7 @@ def env_var_names(model: type[BaseModel] = Settings, prefix: tuple[str, ...] = (
         ann = info.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             out.update(env_var_names(ann, (*prefix, name)))
-        elif name != "prices":
+        elif name not in ("prices",):
             out["TVDB_" + "_".join((*prefix, name)).upper()] = (*prefix, name)
     return out
 

@@ -74,6 +74,24 @@ def m001_core(db: sqlite_utils.Database) -> None:
     db.table("usage").create_index(["ts"])
 
 
+@migrations()
+def m002_reservations(db: sqlite_utils.Database) -> None:
+    """Budget reservations: money and request slots held for a real call until it settles.
+
+    status: active → settled | released | expired. Amounts in integer nano-USD.
+    """
+    db.table("reservations").create(
+        {
+            "reservation_id": str, "created_at": str, "expires_at": str, "service": str, "model": str,
+            "run_id": str, "scenario": str, "job_ids": str, "units": float, "unit": str,
+            "amount_nusd": int, "status": str, "settled_nusd": int, "settled_at": str, "pid": int,
+        },
+        pk="reservation_id",
+    )
+    db.table("reservations").create_index(["status", "service"])
+    db.table("reservations").create_index(["run_id"])
+
+
 def open_db(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database at `path` with WAL, a busy timeout and the current schema."""
     path = Path(path)
