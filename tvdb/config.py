@@ -95,6 +95,13 @@ class LimitsSettings(_Section):
     openai_tokens_per_minute: int | None = Field(None, ge=1)
 
 
+class ServicesSettings(_Section):
+    """Per-service mode overrides; None follows `mode`."""
+
+    parser: Mode | None = None
+    embedder: Mode | None = None
+
+
 class RetrySettings(_Section):
     """The one retry policy (tenacity) for every service call; SDK retries are off."""
 
@@ -148,6 +155,7 @@ class Settings(_Section):
     embedding: EmbeddingSettings = EmbeddingSettings()
     budget: BudgetSettings = BudgetSettings()
     limits: LimitsSettings = LimitsSettings()
+    services: ServicesSettings = ServicesSettings()
     retry: RetrySettings = RetrySettings()
     alerts: AlertSettings = AlertSettings()
     prices: dict[str, Any] | None = None
@@ -177,7 +185,7 @@ class Settings(_Section):
 
 
 # Keys that a scenario may set (the rest are machine/team settings for tvdb.yaml and the environment).
-SCENARIO_SETTING_KEYS = ("mode", "parse", "chunking", "embedding", "budget")
+SCENARIO_SETTING_KEYS = ("mode", "parse", "chunking", "embedding", "budget", "services")
 _PATH_KEYS = ("data_dir", "db_path", "objects_dir")
 
 

@@ -34,6 +34,7 @@ def m001_core(db: sqlite_utils.Database) -> None:
             "media_type": str, "size_bytes": int, "sha256": str, "object_key": str, "settings_key": str,
             "state": str, "error_code": str, "error_message": str, "pages": int, "chunks": int,
             "tokens": int, "reused_from": str, "created_at": str, "updated_at": str, "stage_ms_json": str,
+            "deferred_from": str, "deferred_until": str,
         },
         pk="job_id",
         foreign_keys=[("run_id", "runs", "run_id")],
