@@ -21,7 +21,7 @@ import sqlite_utils
 from tvdb.clock import Clock
 from tvdb.db import transaction
 from tvdb.domain import Implementation
-from tvdb.errors import ServiceError
+from tvdb.errors import DocumentError, ServiceError
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
 
@@ -174,12 +174,17 @@ class ServiceCaller:
             started = self.clock.monotonic()
             try:
                 value = await spec.send()
-            except ServiceError as exc:
+            except (ServiceError, DocumentError) as exc:
+                # a document the service refuses (encrypted, corrupt…) is a failed request too
                 latency = (self.clock.monotonic() - started) * 1000
+                if isinstance(exc, ServiceError):
+                    code, status, request_id = exc.code or type(exc).__name__, exc.status, exc.request_id
+                else:
+                    code, status, request_id = exc.code.value, None, None
                 with transaction(self.db):
                     insert_usage(self.db, replace(
-                        base, status="error", error_code=exc.code or type(exc).__name__,
-                        http_status=exc.status, latency_ms=latency, request_id=exc.request_id,
+                        base, status="error", error_code=code, http_status=status, latency_ms=latency,
+                        request_id=request_id,
                     ))
                     if reservation is not None:
                         self.budget.release(reservation)
