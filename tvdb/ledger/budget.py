@@ -1,0 +1,332 @@
+"""Budgets and hourly request limits, enforced before every real call (the `BudgetGuard` of ServiceCaller).
+
+    reserve(request)   one BEGIN IMMEDIATE transaction:
+        1. mark crash-left reservations expired (still `active` past `expires_at`)
+        2. daily budget   real spend in today's window (`settings.timezone`) + active reservations
+                          + request  ≤ `daily_budget_usd`
+        3. run budget     the run's real spend + its active reservations + request ≤ the run budget
+                          (`SpendRequest.run_budget_usd`, else `budget.max_usd`)
+        4. hourly limit   the service's real request attempts in the last 3,600 s + its active
+                          reservations + 1 ≤ `limits.<service>_requests_per_hour`
+        5. insert the reservation: `active`, expires at now + `reservation_ttl_s`
+    settle(r, actual)  → `settled` (the usage row written in the same transaction now carries the money)
+    release(r)         → `released`
+
+The check and the insert happen under SQLite's write lock, so concurrent processes sharing the
+database file can never both spend the same headroom. All money is integer nano-USD; errors carry USD.
+Active reservations count against every window (also one opened before midnight): over-counting a
+call in flight for a moment is safe, under-counting is not. Only `implementation = 'real'` usage
+counts; mock and replay calls never reach the guard. A reservation must outlive its call: a call
+still running after `reservation_ttl_s` stops being counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from tvdb.clock import Clock, iso
+from tvdb.config import Settings
+from tvdb.db import transaction
+from tvdb.errors import CostLimitExceeded, PriceUnknownError, RateLimitExceeded
+from tvdb.ledger.prices import LLAMAPARSE, NANO_PER_USD, OPENAI, nusd_to_usd
+from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
+from tvdb.services.calls import Reservation, SpendRequest
+
+HOUR_S = 3600
+NUSD = "nusd"
+REQUESTS = "requests"
+Refusal = CostLimitExceeded | RateLimitExceeded
+# The label `windows.day_window` gives a daily window, e.g. "daily 2026-11-29 (Europe/Berlin)".
+_DAILY_LABEL = re.compile(r"daily (\d{4}-\d{2}-\d{2}) \((.+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCheck:
+    """One budget or limit as it stands, and whether `requested` more would fit.
+
+    `unit` is "nusd" (limit, used, reserved, requested in nano-USD) or "requests" (counts).
+    `name` is "daily", "run" or "hourly <service>"; `window` the label errors use
+    ("daily 2026-11-29 (UTC)", "run <run_id>", "hour").
+    """
+
+    name: str
+    window: str
+    unit: str
+    limit: int
+    used: int
+    reserved: int
+    requested: int
+
+    @property
+    def fits(self) -> bool:
+        return self.used + self.reserved + self.requested <= self.limit
+
+    @property
+    def remaining(self) -> int:
+        """Headroom before `requested`: limit − used − reserved, never below 0."""
+        return max(0, self.limit - self.used - self.reserved)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; money in USD (floats, unrounded), counts as ints."""
+        money = self.unit == NUSD
+        conv, suffix = (nusd_to_usd, "_usd") if money else (int, "")
+        out: dict[str, Any] = {"name": self.name, "window": self.window, "unit": "usd" if money else REQUESTS}
+        for key in ("limit", "used", "reserved", "requested", "remaining"):
+            out[key + suffix] = conv(getattr(self, key))
+        out["fits"] = self.fits
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetForecast:
+    """What a set of requests would do to every budget that applies, computed without writing.
+
+    `total_nusd` and `by_stage_nusd` cover priced requests; `unpriced` lists (service, model)
+    pairs with no known price, which block real calls (PriceUnknownError).
+    """
+
+    checks: tuple[BudgetCheck, ...]
+    total_nusd: int
+    by_stage_nusd: Mapping[str, int]
+    unpriced: tuple[tuple[str, str], ...]
+
+    @property
+    def fits(self) -> bool:
+        return not self.unpriced and all(c.fits for c in self.checks)
+
+    @property
+    def total_usd(self) -> float:
+        return nusd_to_usd(self.total_nusd)
+
+
+def usd_limit_nusd(usd: float) -> int:
+    """A USD limit in nano-USD, rounded down so that a limit never admits more than was set."""
+    return int((Decimal(str(usd)) * NANO_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _parse_ts(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+class LedgerBudget:
+    """The `BudgetGuard` over the SQLite ledger.
+
+    `db` must be the same connection the caller commits usage rows on: `settle` and `release`
+    join its open transaction (a second connection would wait on the first one's write lock).
+    """
+
+    def __init__(self, db: sqlite_utils.Database, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.timezone = settings.timezone
+        self.daily_limit_nusd = usd_limit_nusd(settings.daily_budget_usd)
+        self.default_run_budget_usd = settings.budget.max_usd
+        self.ttl = dt.timedelta(seconds=settings.reservation_ttl_s)
+        self.hourly_limits: Mapping[str, int | None] = {
+            OPENAI: settings.limits.openai_requests_per_hour,
+            LLAMAPARSE: settings.limits.llamaparse_requests_per_hour,
+        }
+
+    # -- BudgetGuard -------------------------------------------------------------------------
+
+    def reserve(self, request: SpendRequest) -> Reservation:
+        """Hold `request.estimate_nusd` and one request slot, or refuse without spending.
+
+        Raises PriceUnknownError (no price: never treated as $0), CostLimitExceeded (daily or run
+        budget; amounts in USD) or RateLimitExceeded (hourly limit; `retry_after` in seconds).
+        """
+        if request.estimate_nusd is None:
+            raise PriceUnknownError(request.service, request.model)
+        if request.estimate_nusd < 0:
+            raise ValueError(f"negative estimate {request.estimate_nusd} nano-USD")
+        now = self.clock.now()
+        refusal: Refusal | None = None
+        reservation_id = uuid.uuid4().hex
+        with transaction(self.db):
+            self.expire_stale(now)
+            refusal = self._refusal(now, request)
+            if refusal is None:
+                self._insert(reservation_id, now, request)
+        # Raised after COMMIT so that the expiries above are kept.
+        if refusal is not None:
+            raise refusal
+        return Reservation(reservation_id, request)
+
+    def settle(self, reservation: Reservation, actual_nusd: int | None) -> None:
+        """Mark the reservation settled with the actual cost (joins the caller's transaction)."""
+        if reservation.reservation_id is None:
+            return
+        with transaction(self.db):
+            self.db.conn.execute(
+                "UPDATE reservations SET status = 'settled', settled_nusd = ?, settled_at = ? "
+                "WHERE reservation_id = ? AND status IN ('active', 'expired')",
+                [actual_nusd, iso(self.clock.now()), reservation.reservation_id],
+            )
+
+    def release(self, reservation: Reservation) -> None:
+        """Free the reservation of a call that failed (joins the caller's transaction)."""
+        if reservation.reservation_id is None:
+            return
+        with transaction(self.db):
+            self.db.conn.execute(
+                "UPDATE reservations SET status = 'released', settled_at = ? "
+                "WHERE reservation_id = ? AND status IN ('active', 'expired')",
+                [iso(self.clock.now()), reservation.reservation_id],
+            )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def expire_stale(self, now: dt.datetime | None = None) -> int:
+        """Mark active reservations past `expires_at` (a crashed process's) expired; returns how many."""
+        now = now or self.clock.now()
+        with transaction(self.db):
+            cur = self.db.conn.execute(
+                "UPDATE reservations SET status = 'expired' WHERE status = 'active' AND expires_at <= ?",
+                [iso(now)],
+            )
+        return int(cur.rowcount)
+
+    def forecast(self, requests: Sequence[SpendRequest]) -> BudgetForecast:
+        """Every budget that applies to `requests` taken together, and whether they fit. No writes.
+
+        Daily: all priced estimates; run: the estimates of each (run_id, run budget); hourly: the
+        number of requests per service. `forecast([])` is the current state of every budget.
+        """
+        now = self.clock.now()
+        priced = [r for r in requests if r.estimate_nusd is not None]
+        by_stage: dict[str, int] = {}
+        for r in priced:
+            by_stage[r.scope.stage] = by_stage.get(r.scope.stage, 0) + (r.estimate_nusd or 0)
+        total = sum(by_stage.values())
+        checks = [self._daily_check(now, total)]
+        runs: dict[tuple[str | None, float | None], int] = {}
+        for r in priced:
+            key = (r.scope.run_id, r.run_budget_usd)
+            runs[key] = runs.get(key, 0) + (r.estimate_nusd or 0)
+        for (run_id, run_budget), amount in runs.items():
+            run_check = self._run_check(now, run_id, run_budget, amount)
+            if run_check is not None:
+                checks.append(run_check)
+        limited = {s for s, limit in self.hourly_limits.items() if limit is not None}
+        for service in sorted(limited | {r.service for r in requests}):
+            hourly = self._hourly_check(now, service, sum(1 for r in requests if r.service == service))
+            if hourly is not None:
+                checks.append(hourly[0])
+        unpriced = tuple(sorted({(r.service, r.model) for r in requests if r.estimate_nusd is None}))
+        return BudgetForecast(tuple(checks), total, by_stage, unpriced)
+
+    def deferred_until(self, exc: Refusal) -> dt.datetime | None:
+        """When a call refused with `exc` (raised by `reserve`) could fit again, in UTC.
+
+        Daily budget: the start of the next day in the budget's time zone. Hourly limit: now +
+        `retry_after`. None when waiting cannot help: a run budget (a run's spend only grows), a
+        request larger than the whole limit, or a limit of 0 requests.
+        """
+        if isinstance(exc, RateLimitExceeded):
+            if exc.retry_after is None:
+                return None
+            return self.clock.now() + dt.timedelta(seconds=exc.retry_after)
+        match = _DAILY_LABEL.fullmatch(exc.window)
+        if match is None or exc.requested > exc.limit:
+            return None
+        tz = ZoneInfo(match[2])
+        next_day = dt.date.fromisoformat(match[1]) + dt.timedelta(days=1)
+        return dt.datetime.combine(next_day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _refusal(self, now: dt.datetime, request: SpendRequest) -> Refusal | None:
+        amount = request.estimate_nusd or 0
+        money = [self._daily_check(now, amount), self._run_check(now, request.scope.run_id,
+                                                                  request.run_budget_usd, amount)]
+        for check in money:
+            if check is not None and not check.fits:
+                return CostLimitExceeded(
+                    spent=nusd_to_usd(check.used), reserved=nusd_to_usd(check.reserved), window=check.window,
+                    limit=nusd_to_usd(check.limit), requested=nusd_to_usd(check.requested),
+                )
+        hourly = self._hourly_check(now, request.service, 1)
+        if hourly is not None and not hourly[0].fits:
+            check, retry_after = hourly
+            wait = "" if retry_after is None else f"; a slot frees in {retry_after:.0f} s"
+            return RateLimitExceeded(
+                f"{request.service} hourly request limit of {check.limit} reached: {check.used} real "
+                f"requests in the last hour and {check.reserved} in flight{wait} "
+                f"(limits.{request.service}_requests_per_hour)",
+                limit=check.limit, window="hour", retry_after=retry_after, service=request.service,
+                code="local_request_limit",
+            )
+        return None
+
+    def _daily_check(self, now: dt.datetime, requested: int) -> BudgetCheck:
+        day = day_window(now, self.timezone)
+        return BudgetCheck(
+            "daily", day.label, NUSD, self.daily_limit_nusd, real_spend_nusd(self.db, day),
+            active_reservations_nusd(self.db, now), requested,
+        )
+
+    def _run_check(
+        self, now: dt.datetime, run_id: str | None, run_budget_usd: float | None, requested: int
+    ) -> BudgetCheck | None:
+        budget = run_budget_usd if run_budget_usd is not None else self.default_run_budget_usd
+        if budget is None:
+            return None
+        used = reserved = 0
+        if run_id is not None:  # no run yet (an estimate): only the requests themselves count
+            used = real_spend_nusd(self.db, run_id=run_id)
+            reserved = active_reservations_nusd(self.db, now, run_id=run_id)
+        limit = usd_limit_nusd(budget)
+        return BudgetCheck("run", f"run {run_id or '(new)'}", NUSD, limit, used, reserved, requested)
+
+    def _hourly_check(
+        self, now: dt.datetime, service: str, requested: int
+    ) -> tuple[BudgetCheck, float | None] | None:
+        """The sliding-hour check for `service` and the seconds until enough slots free (None: never).
+
+        A request attempt at time t holds a slot during [t, t + 3600 s); a reservation holds one
+        from its creation until it settles (its usage row then holds it).
+        """
+        limit = self.hourly_limits.get(service)
+        if limit is None:
+            return None
+        attempts = self._column(
+            "SELECT ts FROM usage WHERE implementation = 'real' AND service = ? AND ts > ? ORDER BY ts",
+            [service, iso(now - dt.timedelta(seconds=HOUR_S))],
+        )
+        held = self._column(
+            "SELECT created_at FROM reservations WHERE status = 'active' AND expires_at > ? AND service = ? "
+            "ORDER BY created_at",
+            [iso(now), service],
+        )
+        check = BudgetCheck(f"hourly {service}", "hour", REQUESTS, limit, len(attempts), len(held), requested)
+        if check.fits or limit == 0 or requested > limit:
+            return check, None
+        # The slot that must free last is the (used + reserved + requested − limit)-th oldest.
+        occupied = sorted(_parse_ts(t) for t in (*attempts, *held))
+        frees_at = occupied[len(occupied) + requested - limit - 1] + dt.timedelta(seconds=HOUR_S)
+        return check, max(1.0, (frees_at - now).total_seconds())
+
+    def _column(self, sql: str, args: Iterable[Any]) -> list[str]:
+        return [row[0] for row in self.db.conn.execute(sql, list(args))]
+
+    def _insert(self, reservation_id: str, now: dt.datetime, request: SpendRequest) -> None:
+        scope = request.scope
+        self.db.conn.execute(
+            "INSERT INTO reservations (reservation_id, created_at, expires_at, service, model, run_id, "
+            "scenario, job_ids, units, unit, amount_nusd, status, pid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)",
+            [reservation_id, iso(now), iso(now + self.ttl), request.service, request.model, scope.run_id,
+             scope.scenario, json.dumps(list(scope.job_ids)), request.units, request.unit,
+             request.estimate_nusd, os.getpid()],
+        )
