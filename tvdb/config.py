@@ -228,6 +228,15 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], prefix: tuple[str, ...
             origins[path] = layer
 
 
+def _is_list_field(path: tuple[str, ...]) -> bool:
+    model: type[BaseModel] = Settings
+    for key in path[:-1]:
+        ann = model.model_fields[key].annotation
+        assert isinstance(ann, type) and issubclass(ann, BaseModel)
+        model = ann
+    return getattr(model.model_fields[path[-1]].annotation, "__origin__", None) is list
+
+
 def _env_layer(environ: Mapping[str, str]) -> _Layer:
     data: dict[str, Any] = {}
     names: dict[tuple[str, ...], str] = {}
@@ -235,7 +244,9 @@ def _env_layer(environ: Mapping[str, str]) -> _Layer:
     for var, path in [*ENV_ALIASES.items(), *env_var_names().items()]:
         value = environ.get(var)
         if value is not None and value != "":
-            _set_path(data, path, value)
+            # lists are written comma-separated in the environment: TVDB_ALERTS_THRESHOLDS_PCT=50,80,100
+            parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if _is_list_field(path) else value
+            _set_path(data, path, parsed)
             names[path] = var
     return _Layer(data, "env", names=names)
 
@@ -309,6 +320,12 @@ def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) ->
         layer = origins.get(loc[:n])
         if layer is not None:
             break
+    if layer is None:  # a whole-section check (e.g. overlap vs max_tokens): blame the strongest source of a child key
+        rank = {CONFIG_FILENAME: 0, "scenario": 1, "env": 2, "flag": 3}
+        children = [(p, lay) for p, lay in origins.items() if p[: len(loc)] == loc]
+        if children:
+            path, layer = max(children, key=lambda c: rank[c[1].origin])
+            loc = path[: len(loc)] if layer.origin == "env" else loc
     if layer is None:
         return ConfigError(f"{key}: {msg}")
     if layer.origin == "scenario" and layer.doc is not None:

@@ -1,0 +1,58 @@
+"""The persisted job state machine: allowed transitions only, one event per transition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tvdb.clock import FakeClock
+from tvdb.db import open_db
+from tvdb.domain import JobState
+from tvdb.errors import RunNotFound
+from tvdb.pipeline.jobs import TRANSITIONS, IllegalTransition, JobStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(open_db(tmp_path / "t.db"), FakeClock())
+
+
+def test_happy_path_writes_an_event_per_transition(store: JobStore) -> None:
+    (job,) = store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={},
+                              documents=["/a.txt"])
+    assert job.state is JobState.PENDING and len(job.correlation_id) == 32
+    path = [JobState.UPLOADED, JobState.PARSING, JobState.PARSED, JobState.CHUNKED, JobState.EMBEDDING,
+            JobState.EMBEDDED, JobState.STORED, JobState.COMPLETE]
+    for state in path:
+        job = store.transition(job, state)
+        assert job.state is state
+    events = list(store.db.query("SELECT from_state, to_state FROM events WHERE job_id = ? ORDER BY id",
+                                 [job.job_id]))
+    assert [e["to_state"] for e in events] == ["pending", *[s.value for s in path]]
+    assert all(e["correlation_id"] == job.correlation_id
+               for e in store.db.query("SELECT correlation_id FROM events"))
+
+
+def test_illegal_transitions_raise_and_change_nothing(store: JobStore) -> None:
+    (job,) = store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={},
+                              documents=["/a.txt"])
+    with pytest.raises(IllegalTransition):
+        store.transition(job, JobState.EMBEDDED)
+    assert store.job(job.job_id).state is JobState.PENDING
+    job = store.transition(job, JobState.FAILED, error_code="corrupt")
+    for state in JobState:
+        if state is not JobState.FAILED:
+            with pytest.raises(IllegalTransition):
+                store.transition(job, state)
+
+
+def test_final_states_have_no_exits() -> None:
+    assert TRANSITIONS[JobState.COMPLETE] == frozenset()
+    assert TRANSITIONS[JobState.FAILED] == frozenset()
+    assert set(TRANSITIONS) == set(JobState)
+
+
+def test_unknown_run(store: JobStore) -> None:
+    with pytest.raises(RunNotFound):
+        store.run("nope")

@@ -1,0 +1,93 @@
+"""Scenario files: required keys, defaults, paths and globs, and file:line:key errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tvdb.errors import ScenarioError
+from tvdb.scenarios.loader import load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    for name in ("a.md", "b.txt", "c.md"):
+        (tmp_path / "docs" / name).write_text(f"text of {name}")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_scenario_gets_defaults(tmp_path: Path) -> None:
+    loaded = load_scenario(write(tmp_path, "name: s\ndocuments: [docs/a.md]\n"))
+    assert loaded.scenario.name == "s"
+    assert loaded.documents == ((tmp_path / "docs" / "a.md").resolve(),)
+    assert loaded.scenario.expectations.documents == []
+    assert loaded.scenario.settings_layer() == {}
+
+
+def test_globs_are_sorted_and_deduplicated(tmp_path: Path) -> None:
+    loaded = load_scenario(write(tmp_path, "name: s\ndocuments: ['docs/*.md', docs/a.md, 'docs/*']\n"))
+    assert [p.name for p in loaded.documents] == ["a.md", "c.md", "b.txt"]
+
+
+def test_absolute_paths(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.txt"
+    other.write_text("x")
+    loaded = load_scenario(write(tmp_path, f"name: s\ndocuments: ['{other}']\n"))
+    assert loaded.documents == (other.resolve(),)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "message"),
+    [
+        ("name: s\ndocuments: [docs/a.md]\nchunkng: {max_tokens: 5}\n", 3, "chunkng", "unknown key 'chunkng'"),
+        ("name: s\ndocuments:\n  - docs/a.md\n  - docs/missing.pdf\n", 4, "documents[1]", "no such document"),
+        ("name: s\ndocuments: ['docs/*.pdf']\n", 2, "documents[0]", "matches no file"),
+        ("documents: [docs/a.md]\n", 1, "name", "required key is missing"),
+        ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  max_cost_usd: cheap\n", 4,
+         "expectations.max_cost_usd", "valid number"),
+        ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  documents:\n    - document: '*'\n      stat: failed\n",
+         6, "expectations.documents[0].stat", "unknown key 'stat'"),
+        ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  documents:\n    - status: failed\n"
+         "      error_code: exploded\n", 6, "expectations.documents[0].error_code", "unknown error code"),
+        ("name: s\ndocuments: [docs/a.md\n", 3, None, "invalid YAML"),
+    ],
+)
+def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, key: str | None, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    err = info.value
+    assert err.path == path.resolve()
+    assert err.line == line
+    assert err.key == key
+    assert message in str(err)
+    assert str(err).startswith(f"{path.resolve()}:{line}: ")
+
+
+def test_unknown_key_lists_the_allowed_ones(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=r"allowed: .*name.*documents"):
+        load_scenario(write(tmp_path, "name: s\ndocuments: [docs/a.md]\nbogus: 1\n"))
+
+
+def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario(tmp_path / "nope.yaml")
+    with pytest.raises(ScenarioError, match="must be a mapping"):
+        load_scenario(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: !!python/object/apply:os.system ['echo pwned']\ndocuments: [docs/a.md]\n")
+    with pytest.raises(ScenarioError, match="invalid YAML"):
+        load_scenario(path)
+
+
+def test_shipped_scenarios_are_valid() -> None:
+    for path in sorted((REPO / "scenarios").glob("*.yaml")):
+        loaded = load_scenario(path)
+        assert loaded.documents, path

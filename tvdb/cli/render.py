@@ -1,0 +1,119 @@
+"""Rich rendering of runs: the live progress display and the end-of-run summary. No logic here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tvdb.domain import JobState
+from tvdb.pipeline.jobs import Job
+from tvdb.scenarios.results import RunResult
+
+STAGES = ("upload", "parse", "chunk", "embed", "validate", "store")
+_STEP = {
+    JobState.PENDING: 0, JobState.UPLOADED: 1, JobState.PARSING: 1, JobState.PARSED: 2, JobState.CHUNKED: 3,
+    JobState.EMBEDDING: 3, JobState.EMBEDDED: 4, JobState.STORED: 6, JobState.COMPLETE: 6,
+}
+_STYLE = {"complete": "green", "failed": "red", "deferred": "yellow"}
+
+
+class RichProgress:
+    """One bar per document, advancing through the stages; implements `ProgressSink`."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}", style="bold"), BarColumn(bar_width=24),
+            TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console, transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, jobs: Sequence[Job]) -> None:
+        self._progress.start()
+        for job in jobs:
+            self._tasks[job.job_id] = self._progress.add_task(
+                Path(job.path).name, total=len(STAGES), state=job.state.value
+            )
+            self.job_changed(job)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def job_changed(self, job: Job) -> None:
+        task = self._tasks.get(job.job_id)
+        if task is None:
+            return
+        if job.state in (JobState.FAILED, JobState.DEFERRED):
+            label = f"[{_STYLE[job.state.value]}]{job.state.value}: {job.error_code}[/]"
+            self._progress.update(task, state=label)
+            self._progress.stop_task(task)
+            return
+        done = job.state is JobState.COMPLETE
+        label = "[green]complete[/]" + (" (reused)" if job.reused_from else "") if done else job.state.value
+        self._progress.update(task, completed=_STEP.get(job.state, 0), state=label)
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
+
+
+def _short(path: str, base: Path | None) -> str:
+    if base is not None:
+        try:
+            return str(Path(path).relative_to(base))
+        except ValueError:
+            pass
+    return Path(path).name
+
+
+def render_result(console: Console, result: RunResult, *, base: Path | None = None) -> None:
+    docs = Table(title=f"Run {result.run_id} · scenario {result.scenario} · mode {result.mode}", title_justify="left")
+    for col in ("document", "status", "pages", "chunks", "tokens", "vectors", "would cost"):
+        docs.add_column(col, justify="right" if col not in ("document", "status") else "left")
+    for stage in STAGES:
+        docs.add_column(f"{stage} ms", justify="right", style="dim")
+    for d in result.documents:
+        status = d.status if not d.error_code else f"{d.status}: {d.error_code}"
+        if d.reused_from:
+            status += " (reused)"
+        docs.add_row(
+            _short(d.path, base), f"[{_STYLE.get(d.status, 'white')}]{status}[/]", str(d.pages), str(d.chunks),
+            str(d.tokens), str(d.vectors), _money(d.would_cost_usd),
+            *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES),
+        )
+    console.print(docs)
+    failed_docs = [d for d in result.documents if d.error_message]
+    for d in failed_docs:
+        console.print(f"  [red]✗[/] {_short(d.path, base)}: {d.error_message}", highlight=False)
+    if result.expectations:
+        exp = Table(title="Expectations", title_justify="left", show_header=False, box=None, padding=(0, 1))
+        exp.add_column()
+        exp.add_column()
+        exp.add_column(style="dim")
+        for e in result.expectations:
+            exp.add_row("[green]✓[/]" if e.passed else "[red]✗[/]", e.description, e.detail)
+        console.print(exp)
+    u = result.usage
+    console.print(
+        f"Spent {_money(u.cost_usd)} · the real services would have charged {_money(u.would_cost_usd)}"
+        + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else ""),
+        highlight=False,
+    )
+    for service, why in result.provenance.items():
+        console.print(f"  {service}: {why}", style="dim", highlight=False)
+    verdict = {0: "[bold green]PASSED[/]", 1: "[bold red]FAILED[/]", 3: "[bold yellow]BUDGET REFUSED[/]"}
+    console.print(verdict.get(result.exit_code, f"exit {result.exit_code}") + f"  (exit code {result.exit_code})")
+
+
+def render_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
+    table = Table(title="Runs", title_justify="left")
+    for col in ("run_id", "scenario", "mode", "status", "passed", "started_at"):
+        table.add_column(col)
+    for r in rows:
+        passed = {1: "[green]yes[/]", 0: "[red]no[/]"}.get(r.get("passed"), "–")  # type: ignore[arg-type]
+        table.add_row(r["run_id"], r["scenario"], r["mode"], r["status"], passed, r["started_at"])
+    console.print(table)

@@ -1,0 +1,73 @@
+"""Everything a pipeline run needs, built once and passed explicitly (no globals)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import sqlite_utils
+
+from tvdb.clock import Clock
+from tvdb.config import Settings
+from tvdb.domain import Stage
+from tvdb.pipeline.jobs import Job, JobStore
+from tvdb.pipeline.objects import ObjectStore
+from tvdb.services.calls import ServiceCaller
+from tvdb.services.protocols import Embedder, Parser
+
+
+class ProgressSink(Protocol):
+    """Receives job state changes as they happen (the CLI draws them; tests may record them)."""
+
+    def job_changed(self, job: Job) -> None: ...
+
+
+class NullProgress:
+    def job_changed(self, job: Job) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Services:
+    """The implementations chosen for this run, with the reason each was chosen (provenance)."""
+
+    parser: Parser
+    embedder: Embedder
+    parser_provenance: str
+    embedder_provenance: str
+
+
+@dataclass
+class PipelineContext:
+    settings: Settings
+    db: sqlite_utils.Database
+    clock: Clock
+    jobs: JobStore
+    objects: ObjectStore
+    caller: ServiceCaller
+    services: Services
+    run_id: str
+    scenario: str
+    progress: ProgressSink = field(default_factory=NullProgress)
+    # called after each stage finished for every job; the CLI's crash knob hooks in here
+    after_stage: Callable[[Stage], None] = lambda stage: None
+
+    def changed(self, job: Job) -> Job:
+        self.progress.job_changed(job)
+        return job
+
+
+def settings_key(settings: Settings, services: Services) -> str:
+    """Identity of the ingestion settings: same bytes + same key ⇒ identical chunks and vectors."""
+    material = {
+        "tier": settings.parse.tier,
+        "parser": str(services.parser.implementation),
+        "chunking": settings.chunking.model_dump(),
+        "model": settings.embedding.model,
+        "dimensions": settings.embedding.resolved_dimensions,
+        "embedder": str(services.embedder.implementation),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]

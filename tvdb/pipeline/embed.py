@@ -1,0 +1,93 @@
+"""The embed stage: every chunk of every document still waiting, packed across documents into the
+fewest API requests the limits allow, each request's vectors stored as it returns.
+
+chunked → embedding (all waiting jobs) → requests → embedded (jobs whose chunks all have vectors).
+A request that fails for good fails the jobs whose chunks it carried; the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tvdb.db import transaction
+from tvdb.domain import EmbeddingResult, JobState, Stage
+from tvdb.errors import TvdbError
+from tvdb.pipeline.context import PipelineContext
+from tvdb.pipeline.jobs import Job
+from tvdb.pipeline.stages import fail
+from tvdb.pipeline.store import insert_vectors
+from tvdb.services.calls import CallScope, Completed
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChunk:
+    chunk_id: str
+    job_id: str
+    text: str
+    token_count: int
+
+
+def pending_chunks(ctx: PipelineContext, job_ids: Sequence[str]) -> list[PendingChunk]:
+    """Chunks of `job_ids` that have no vector yet, in job then chunk order."""
+    if not job_ids:
+        return []
+    marks = ", ".join("?" for _ in job_ids)
+    rows = ctx.db.query(
+        "SELECT c.chunk_id, c.job_id, c.text, c.token_count FROM chunks c "
+        "LEFT JOIN vectors v ON v.chunk_id = c.chunk_id "
+        f"WHERE c.job_id IN ({marks}) AND v.chunk_id IS NULL ORDER BY c.job_id, c.idx",
+        list(job_ids),
+    )
+    return [PendingChunk(r["chunk_id"], r["job_id"], r["text"], r["token_count"]) for r in rows]
+
+
+async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:
+    """Embed all chunked/embedding jobs; returns the jobs in their new states."""
+    from tvdb.services.embedding import embed_batches
+
+    start = ctx.clock.monotonic()
+    waiting: dict[str, Job] = {}
+    for job in jobs:
+        if job.state is JobState.CHUNKED:
+            job = ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDING))
+        elif job.state is JobState.EMBEDDING:
+            ctx.jobs.note(job, "resumed embed")
+        else:
+            continue
+        waiting[job.job_id] = job
+    chunks = pending_chunks(ctx, list(waiting))
+    failed: dict[str, TvdbError] = {}
+    s = ctx.settings
+
+    def scope_for(indices: Sequence[int]) -> CallScope:
+        job_ids = tuple(dict.fromkeys(chunks[i].job_id for i in indices))
+        correlation = waiting[job_ids[0]].correlation_id if len(job_ids) == 1 else None
+        return CallScope(ctx.run_id, ctx.scenario, Stage.EMBED, job_ids, correlation)
+
+    def on_batch(indices: Sequence[int], done: Completed[EmbeddingResult]) -> None:
+        with transaction(ctx.db):
+            insert_vectors(ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices],
+                           done.value.vectors, s.embedding.model)
+            done.commit(ctx.db, ctx.caller.budget)
+
+    def on_error(indices: Sequence[int], exc: TvdbError) -> None:
+        for i in indices:
+            failed.setdefault(chunks[i].job_id, exc)
+
+    if chunks:
+        await embed_batches(
+            [c.text for c in chunks], token_counts=[c.token_count for c in chunks],
+            embedder=ctx.services.embedder, caller=ctx.caller, settings=s, clock=ctx.clock,
+            scope_for=scope_for, on_batch=on_batch, on_error=on_error,
+            provenance=ctx.services.embedder_provenance,
+        )
+    elapsed = (ctx.clock.monotonic() - start) * 1000
+    out: list[Job] = []
+    for job_id, job in waiting.items():
+        if job_id in failed:
+            out.append(fail(ctx, ctx.jobs.job(job_id), failed[job_id]))
+            continue
+        ctx.jobs.add_stage_time(job, Stage.EMBED, elapsed)
+        out.append(ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDED)))
+    return out

@@ -1,0 +1,168 @@
+"""Runs and jobs in SQLite: the persisted job state machine, with an event row per transition.
+
+    pending → uploaded → parsing → parsed → chunked → embedding → embedded → stored → complete
+    any non-final state → failed (with an error code)
+    uploaded → complete (an identical document was already ingested with the same settings: reused)
+    uploaded | parsed | chunked | embedding → deferred → back to where it was (budget window reopened)
+
+A transition that the table does not allow raises `IllegalTransition`; it is a bug, never user error.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from tvdb.clock import Clock, iso
+from tvdb.db import transaction
+from tvdb.domain import JobState
+from tvdb.errors import RunNotFound
+
+S = JobState
+TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
+    S.PENDING: frozenset({S.UPLOADED, S.FAILED}),
+    S.UPLOADED: frozenset({S.PARSING, S.COMPLETE, S.FAILED, S.DEFERRED}),
+    S.PARSING: frozenset({S.PARSED, S.FAILED, S.DEFERRED}),
+    S.PARSED: frozenset({S.CHUNKED, S.FAILED, S.DEFERRED}),
+    S.CHUNKED: frozenset({S.EMBEDDING, S.FAILED, S.DEFERRED}),
+    S.EMBEDDING: frozenset({S.EMBEDDED, S.FAILED, S.DEFERRED}),
+    S.EMBEDDED: frozenset({S.STORED, S.FAILED}),
+    S.STORED: frozenset({S.COMPLETE, S.FAILED}),
+    S.DEFERRED: frozenset({S.UPLOADED, S.PARSED, S.CHUNKED, S.FAILED}),
+    S.COMPLETE: frozenset(),
+    S.FAILED: frozenset(),
+}
+FINAL = frozenset({S.COMPLETE, S.FAILED})
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: str
+    run_id: str
+    ordinal: int
+    correlation_id: str
+    path: str
+    state: JobState
+    media_type: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    object_key: str | None = None
+    settings_key: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    pages: int | None = None
+    chunks: int | None = None
+    tokens: int | None = None
+    reused_from: str | None = None
+    deferred_from: str | None = None
+    deferred_until: str | None = None
+    stage_ms: Mapping[str, float] | None = None
+
+    @property
+    def source_job_id(self) -> str:
+        """The job whose chunks and vectors this job's document uses (itself unless reused)."""
+        return self.reused_from or self.job_id
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        names = cls.__dataclass_fields__
+        values = {k: row[k] for k in names if k in row and k not in ("state", "stage_ms")}
+        return cls(**values, state=JobState(row["state"]), stage_ms=json.loads(row.get("stage_ms_json") or "{}"))
+
+
+class JobStore:
+    """Reads and writes runs and jobs; every write is one `BEGIN IMMEDIATE` transaction."""
+
+    def __init__(self, db: sqlite_utils.Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    def create_run(self, *, run_id: str, scenario: str, scenario_path: str, mode: str,
+                   spec: Mapping[str, Any], documents: Iterable[str]) -> list[Job]:
+        now = iso(self.clock.now())
+        with transaction(self.db):
+            self.db.table("runs").insert({
+                "run_id": run_id, "scenario": scenario, "scenario_path": scenario_path, "mode": mode,
+                "status": "running", "started_at": now, "spec_json": json.dumps(spec, sort_keys=True),
+            })
+            for ordinal, path in enumerate(documents):
+                job_id = f"{run_id}-{ordinal:03d}"
+                correlation_id = uuid.uuid4().hex
+                self.db.table("jobs").insert({
+                    "job_id": job_id, "run_id": run_id, "ordinal": ordinal, "correlation_id": correlation_id,
+                    "path": path, "state": S.PENDING.value, "created_at": now, "updated_at": now,
+                    "stage_ms_json": "{}",
+                })
+                self._event(run_id, job_id, correlation_id, None, S.PENDING, "created", now)
+        return self.jobs(run_id)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        rows = list(self.db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
+        if not rows:
+            raise RunNotFound(f"no run {run_id!r} in this database (see `tvdb runs`)")
+        return rows[0]
+
+    def set_run(self, run_id: str, **fields: Any) -> None:
+        with transaction(self.db):
+            self.db.table("runs").update(run_id, fields)
+
+    def jobs(self, run_id: str) -> list[Job]:
+        return [Job.from_row(r) for r in
+                self.db.query("SELECT * FROM jobs WHERE run_id = ? ORDER BY ordinal", [run_id])]
+
+    def job(self, job_id: str) -> Job:
+        rows = list(self.db.query("SELECT * FROM jobs WHERE job_id = ?", [job_id]))
+        return Job.from_row(rows[0])
+
+    def transition(self, job: Job, to: JobState, *, detail: str | None = None, **fields: Any) -> Job:
+        """Move `job` to `to` (checked against the table), update `fields`, log an event; one transaction."""
+        now = iso(self.clock.now())
+        with transaction(self.db):
+            row = self.db.execute("SELECT state FROM jobs WHERE job_id = ?", [job.job_id]).fetchone()
+            current = JobState(row[0])
+            if to not in TRANSITIONS[current]:
+                raise IllegalTransition(f"job {job.job_id}: {current} → {to} is not allowed")
+            self.db.table("jobs").update(job.job_id, {**fields, "state": to.value, "updated_at": now})
+            self._event(job.run_id, job.job_id, job.correlation_id, current, to, detail, now)
+        return self.job(job.job_id)
+
+    def update(self, job: Job, **fields: Any) -> None:
+        """Change a job's columns without a state change (e.g. stage timings)."""
+        with transaction(self.db):
+            self.db.table("jobs").update(job.job_id, {**fields, "updated_at": iso(self.clock.now())})
+
+    def add_stage_time(self, job: Job, stage: str, ms: float) -> None:
+        current = dict(self.job(job.job_id).stage_ms or {})
+        current[stage] = current.get(stage, 0.0) + ms
+        self.update(job, stage_ms_json=json.dumps(current, sort_keys=True))
+
+    def note(self, job: Job, detail: str) -> None:
+        """An event without a state change (e.g. a resumed stage)."""
+        with transaction(self.db):
+            self._event(job.run_id, job.job_id, job.correlation_id, job.state, job.state, detail,
+                        iso(self.clock.now()))
+
+    def _event(self, run_id: str, job_id: str, correlation_id: str, frm: JobState | None, to: JobState,
+               detail: str | None, ts: str) -> None:
+        self.db.table("events").insert({
+            "ts": ts, "run_id": run_id, "job_id": job_id, "correlation_id": correlation_id,
+            "from_state": frm.value if frm else None, "to_state": to.value, "detail": detail,
+        })
+
+    def find_reusable(self, sha256: str, settings_key: str, exclude_run: str) -> Job | None:
+        """A completed job of an earlier run with identical bytes and ingestion settings."""
+        rows = list(self.db.query(
+            "SELECT * FROM jobs WHERE sha256 = ? AND settings_key = ? AND state = 'complete' "
+            "AND run_id != ? AND reused_from IS NULL ORDER BY created_at LIMIT 1",
+            [sha256, settings_key, exclude_run],
+        ))
+        return Job.from_row(rows[0]) if rows else None

@@ -1,0 +1,62 @@
+"""Drives every job of a run through the stages, stage by stage, from wherever each job stands.
+
+The same function starts a run and resumes one: a job is picked up in whatever state it was left
+(`parsing` re-parses, `embedding` embeds only the chunks without vectors), finished jobs are left
+alone. Documents are processed concurrently within a stage; embedding is one batched stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from tvdb.domain import JobState, Stage
+from tvdb.pipeline import stages
+from tvdb.pipeline.context import PipelineContext
+from tvdb.pipeline.embed import embed_stage
+from tvdb.pipeline.jobs import Job
+
+
+async def _each(
+    jobs: list[Job], states: set[JobState], limit: int, step: Callable[[Job], Awaitable[Job]]
+) -> None:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(job: Job) -> None:
+        async with semaphore:
+            await step(job)
+
+    await asyncio.gather(*(one(j) for j in jobs if j.state in states))
+
+
+async def run_pipeline(ctx: PipelineContext) -> list[Job]:
+    """Run (or resume) every job of `ctx.run_id` to a final state; returns the jobs as they end.
+
+    Deferred jobs (budget window full) come back first; if their window is still full they are
+    deferred again by the stage that is refused.
+    """
+    for job in ctx.jobs.jobs(ctx.run_id):
+        if job.state is JobState.DEFERRED and job.deferred_from:
+            ctx.changed(ctx.jobs.transition(job, JobState(job.deferred_from), detail="resumed after deferral",
+                                            deferred_from=None, error_code=None, error_message=None))
+
+    def current() -> list[Job]:
+        return ctx.jobs.jobs(ctx.run_id)
+
+    # Upload sequentially: it is I/O on local files and keeps object writes simple to reason about.
+    await _each(current(), {JobState.PENDING}, 1, lambda j: stages.upload(ctx, j))
+    ctx.after_stage(Stage.UPLOAD)
+    await _each(current(), {JobState.UPLOADED, JobState.PARSING}, ctx.settings.parse.concurrency,
+                lambda j: stages.parse(ctx, j))
+    ctx.after_stage(Stage.PARSE)
+    for job in current():
+        if job.state is JobState.PARSED:
+            stages.chunk(ctx, job)
+    ctx.after_stage(Stage.CHUNK)
+    await embed_stage(ctx, [j for j in current() if j.state in (JobState.CHUNKED, JobState.EMBEDDING)])
+    ctx.after_stage(Stage.EMBED)
+    for job in current():
+        if job.state is JobState.EMBEDDED:
+            stages.validate_and_store(ctx, job)
+    ctx.after_stage(Stage.STORE)
+    return current()

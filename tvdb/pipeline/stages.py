@@ -1,0 +1,188 @@
+"""The per-document stages: upload, parse, chunk, and validate+store. Embedding is batched across
+documents and lives in `tvdb.pipeline.embed`.
+
+Each stage moves one job forward and commits its output, its usage row and its state transition in
+one transaction, so a crash between stages loses nothing and a resumed job never redoes a stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+from tvdb.db import transaction
+from tvdb.domain import JobState, Page, ParseRequest, ParseResult, Stage
+from tvdb.errors import (
+    CostLimitExceeded,
+    DocumentError,
+    ErrorCode,
+    PriceUnknownError,
+    RateLimitExceeded,
+    ServiceError,
+    SignedUrlError,
+    TvdbError,
+    VectorValidationError,
+)
+from tvdb.ledger.prices import LLAMAPARSE
+from tvdb.pipeline.context import PipelineContext, settings_key
+from tvdb.pipeline.jobs import Job
+from tvdb.services.calls import CallScope, CallSpec
+
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+
+
+def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
+    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead."""
+    if isinstance(exc, CostLimitExceeded | RateLimitExceeded) and _is_budget_refusal(exc):
+        if ctx.settings.on_budget_exceeded == "defer" and job.state in (
+            JobState.UPLOADED, JobState.PARSING, JobState.PARSED, JobState.CHUNKED, JobState.EMBEDDING
+        ):
+            back = {JobState.PARSING: JobState.UPLOADED, JobState.EMBEDDING: JobState.CHUNKED}.get(
+                job.state, job.state
+            )
+            return ctx.changed(ctx.jobs.transition(
+                job, JobState.DEFERRED, detail=str(exc), deferred_from=back.value,
+                error_code=ErrorCode.BUDGET.value, error_message=str(exc),
+            ))
+        code = ErrorCode.BUDGET
+    elif isinstance(exc, DocumentError):
+        code = exc.code
+    elif isinstance(exc, ServiceError):
+        code = exc.error_code
+    elif isinstance(exc, SignedUrlError | VectorValidationError | PriceUnknownError):
+        code = exc.code if not isinstance(exc, PriceUnknownError) else exc.error_code
+    else:
+        code = ErrorCode.INTERNAL
+    return ctx.changed(ctx.jobs.transition(
+        job, JobState.FAILED, detail=f"{code}: {exc}", error_code=code.value, error_message=str(exc)
+    ))
+
+
+def _is_budget_refusal(exc: TvdbError) -> bool:
+    # a 429 from the service is a ServiceError too; only our own guard's refusal (no HTTP status) defers
+    return isinstance(exc, CostLimitExceeded) or getattr(exc, "status", None) is None
+
+
+async def upload(ctx: PipelineContext, job: Job) -> Job:
+    """pending → uploaded: size limit, type from the bytes, sha256, content-addressed store; or reuse."""
+    start = ctx.clock.monotonic()
+    path = Path(job.path)
+    try:
+        size = path.stat().st_size
+        limit = ctx.settings.max_document_bytes
+        if size > limit:
+            raise DocumentError(ErrorCode.TOO_LARGE, f"{size:,} bytes is over the {limit:,}-byte limit "
+                                f"(max_document_mb = {ctx.settings.max_document_mb:g})", path=job.path)
+        data = await asyncio.to_thread(path.read_bytes)
+        from tvdb.pipeline.detect import detect_media_type
+
+        media_type = detect_media_type(data, path.name)
+        key = await asyncio.to_thread(ctx.objects.put, data)
+    except FileNotFoundError:
+        return fail(ctx, job, DocumentError(ErrorCode.NOT_FOUND, "the document no longer exists", path=job.path))
+    except TvdbError as exc:
+        return fail(ctx, job, exc)
+    skey = settings_key(ctx.settings, ctx.services)
+    job = ctx.changed(ctx.jobs.transition(
+        job, JobState.UPLOADED, sha256=key, size_bytes=len(data), media_type=media_type, object_key=key,
+        settings_key=skey,
+    ))
+    ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
+    earlier = ctx.jobs.find_reusable(key, skey, exclude_run=ctx.run_id)
+    if earlier is not None:
+        job = ctx.changed(ctx.jobs.transition(
+            job, JobState.COMPLETE, detail=f"reused: identical document and settings in job {earlier.job_id}",
+            reused_from=earlier.job_id, pages=earlier.pages, chunks=earlier.chunks, tokens=earlier.tokens,
+        ))
+    return job
+
+
+def estimate_pages(data: bytes, media_type: str) -> int:
+    """A cheap page count for budget estimates (exact count comes from the parse)."""
+    if media_type == "application/pdf":
+        return max(1, len(_PDF_PAGE.findall(data)))
+    return 1
+
+
+async def parse(ctx: PipelineContext, job: Job) -> Job:
+    """uploaded → parsing → parsed: read through a verified signed URL, parse, store pages."""
+    start = ctx.clock.monotonic()
+    if job.state is JobState.UPLOADED:
+        job = ctx.changed(ctx.jobs.transition(job, JobState.PARSING))
+    else:
+        ctx.jobs.note(job, "resumed parse")
+    assert job.object_key is not None and job.media_type is not None
+    try:
+        url = ctx.objects.signed_url(job.object_key, ctx.settings.signed_url_ttl_s)
+        data = await asyncio.to_thread(ctx.objects.read, url)
+        parser = ctx.services.parser
+        request = ParseRequest(data, Path(job.path).name, job.media_type, ctx.settings.parse.tier)
+        spec: CallSpec[ParseResult] = CallSpec(
+            service=LLAMAPARSE, implementation=parser.implementation, model=ctx.settings.parse.tier,
+            unit="pages", estimate_units=estimate_pages(data, job.media_type),
+            send=lambda: parser.parse(request), actual_units=lambda r: r.pages_billed,
+            usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
+            provenance=ctx.services.parser_provenance, run_budget_usd=ctx.settings.budget.max_usd,
+        )
+        done = await ctx.caller.call(
+            CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id), spec
+        )
+    except TvdbError as exc:
+        return fail(ctx, job, exc)
+    pages = done.value.document.pages
+    with transaction(ctx.db):
+        ctx.db.table("pages").insert_all(
+            ({"job_id": job.job_id, "number": p.number, "text": p.text} for p in pages), replace=True
+        )
+        done.commit(ctx.db, ctx.caller.budget)
+        detail = "; ".join(done.value.document.warnings)[:2000] or None
+        job = ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+    ctx.jobs.add_stage_time(job, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
+    return ctx.changed(job)
+
+
+def chunk(ctx: PipelineContext, job: Job) -> Job:
+    """parsed → chunked: token windows over the stored pages (no service call)."""
+    from tvdb.pipeline.chunk import chunk_pages
+
+    start = ctx.clock.monotonic()
+    pages = [Page(r["number"], r["text"]) for r in
+             ctx.db.query("SELECT number, text FROM pages WHERE job_id = ? ORDER BY number", [job.job_id])]
+    s = ctx.settings
+    chunks = chunk_pages(pages, max_tokens=s.chunking.max_tokens, overlap_tokens=s.chunking.overlap_tokens,
+                         model=s.embedding.model)
+    if not chunks:
+        return fail(ctx, job, DocumentError(ErrorCode.NO_TEXT, "no text to chunk", path=job.path))
+    with transaction(ctx.db):
+        ctx.db.table("chunks").insert_all(
+            ({"chunk_id": f"{job.job_id}:{c.index}", "job_id": job.job_id, "idx": c.index, "text": c.text,
+              "token_count": c.token_count, "pages": json.dumps(list(c.pages))} for c in chunks),
+            replace=True,
+        )
+        job = ctx.jobs.transition(job, JobState.CHUNKED, chunks=len(chunks),
+                                  tokens=sum(c.token_count for c in chunks))
+    ctx.jobs.add_stage_time(job, Stage.CHUNK, (ctx.clock.monotonic() - start) * 1000)
+    return ctx.changed(job)
+
+
+def validate_and_store(ctx: PipelineContext, job: Job) -> Job:
+    """embedded → stored → complete: check every vector, then make the document searchable."""
+    from tvdb.pipeline.validate import validate_vectors
+    from tvdb.pipeline.store import load_matrix
+
+    start = ctx.clock.monotonic()
+    dims = ctx.settings.embedding.resolved_dimensions
+    matrix = load_matrix(ctx.db, [job.job_id], dims)
+    try:
+        if matrix.shape[0] != (job.chunks or 0):
+            raise VectorValidationError(f"{matrix.shape[0]} vectors for {job.chunks} chunks")
+        validate_vectors(matrix, dimensions=dims)
+    except VectorValidationError as exc:
+        return fail(ctx, job, exc)
+    ctx.jobs.add_stage_time(job, Stage.VALIDATE, (ctx.clock.monotonic() - start) * 1000)
+    with transaction(ctx.db):
+        job = ctx.jobs.transition(job, JobState.STORED, detail=f"{matrix.shape[0]} vectors stored")
+        job = ctx.jobs.transition(job, JobState.COMPLETE)
+    return ctx.changed(job)

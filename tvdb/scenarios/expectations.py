@@ -1,0 +1,168 @@
+"""Judge a finished run against its scenario's expectations.
+
+Document status: each document gets the status of the most specific matching entry that states
+one (an exact path beats a glob, a longer glob beats a shorter one); with none, `complete` is
+expected, so a failed document fails the run unless the scenario says it should fail.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from tvdb.catalog import embedding_model
+from tvdb.domain import EmbeddingRequest, EmbeddingResult
+from tvdb.errors import TvdbError
+from tvdb.pipeline.context import PipelineContext
+from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
+from tvdb.scenarios.schema import DocumentExpectation, Expectations, RequestExpectation
+from tvdb.services.calls import CallScope, CallSpec
+
+
+def matches(pattern: str, path: str, base: Path) -> bool:
+    """Does `pattern` (relative to the scenario dir, absolute, or a bare file name/glob) name `path`?"""
+    if pattern in ("*", "**"):
+        return True
+    full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+    return fnmatch.fnmatchcase(path, full) or fnmatch.fnmatchcase(Path(path).name, pattern)
+
+
+def _specificity(pattern: str) -> tuple[int, int]:
+    has_glob = any(ch in pattern for ch in "*?[")
+    return (0 if has_glob else 1, len(pattern))
+
+
+def _short(path: str, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path
+
+
+def document_expectations(
+    entries: Sequence[DocumentExpectation], documents: Sequence[DocumentResult], base: Path
+) -> list[ExpectationResult]:
+    out: list[ExpectationResult] = []
+    for entry in entries:
+        if not any(matches(entry.document, d.path, base) for d in documents):
+            out.append(ExpectationResult(f"documents matching {entry.document!r}", False, "no document matches"))
+    for doc in documents:
+        name = _short(doc.path, base)
+        stated = [e for e in entries if e.status is not None and matches(e.document, doc.path, base)]
+        rule = max(stated, key=lambda e: _specificity(e.document)) if stated else None
+        want = rule.status if rule else "complete"
+        code = rule.error_code if rule else None
+        if want == "complete":
+            ok = doc.status == "complete"
+            desc = f"{name}: complete"
+        else:
+            ok = doc.status == "failed" and (code is None or doc.error_code == code)
+            desc = f"{name}: failed" + (f" with {code}" if code else "")
+        got = doc.status + (f" ({doc.error_code}: {doc.error_message})" if doc.error_code else "")
+        out.append(ExpectationResult(desc, ok, "" if ok else f"got {got}"))
+        for e in entries:
+            if not matches(e.document, doc.path, base):
+                continue
+            if e.min_chunks is not None:
+                out.append(ExpectationResult(f"{name}: at least {e.min_chunks} chunks", doc.chunks >= e.min_chunks,
+                                             f"got {doc.chunks}"))
+            if e.max_chunks is not None:
+                out.append(ExpectationResult(f"{name}: at most {e.max_chunks} chunks", doc.chunks <= e.max_chunks,
+                                             f"got {doc.chunks}"))
+    return out
+
+
+def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
+    where, args = ["run_id = ?", "service = ?"], [ctx.run_id, e.service]
+    if e.status:
+        where.append("status = ?")
+        args.append(e.status)
+    if e.retries:
+        where.append("attempt > 1")
+    n = int(ctx.db.execute(f"SELECT COUNT(*) FROM usage WHERE {' AND '.join(where)}", args).fetchone()[0])
+    what = f"{e.service} {'retries' if e.retries else 'requests'}" + (f" with status {e.status}" if e.status else "")
+    bounds = [f"≥ {e.min}" if e.min is not None else "", f"≤ {e.max}" if e.max is not None else ""]
+    ok = (e.min is None or n >= e.min) and (e.max is None or n <= e.max)
+    return ExpectationResult(f"{what} {' and '.join(b for b in bounds if b)}".strip(), ok, f"got {n}")
+
+
+async def evaluate(
+    ctx: PipelineContext, expectations: Expectations, documents: Sequence[DocumentResult],
+    usage: UsageSummary, base: Path,
+) -> list[ExpectationResult]:
+    """Every expectation's verdict, in the order the scenario states them."""
+    out = document_expectations(expectations.documents, documents, base)
+    complete = [d for d in documents if d.status == "complete"]
+    if expectations.vectors is not None:
+        out.extend(_vector_checks(ctx, expectations, complete))
+    if expectations.max_cost_usd is not None:
+        limit = expectations.max_cost_usd
+        cost = usage.would_cost_usd
+        ok = cost is not None and cost <= limit
+        detail = f"would cost ${cost:.6f}" if cost is not None else f"{usage.unpriced_calls} calls have no known price"
+        out.append(ExpectationResult(f"run costs at most ${limit} at live prices", ok, detail))
+    for r in expectations.retrieval:
+        out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base))
+    out.extend(_requests(ctx, e) for e in expectations.requests)
+    return out
+
+
+def _vector_checks(
+    ctx: PipelineContext, expectations: Expectations, complete: Sequence[DocumentResult]
+) -> list[ExpectationResult]:
+    import numpy as np
+
+    from tvdb.pipeline.store import load_matrix
+
+    spec = expectations.vectors
+    assert spec is not None
+    dims = spec.dimension or ctx.settings.embedding.resolved_dimensions
+    matrix = load_matrix(ctx.db, [d.reused_from or d.job_id for d in complete], ctx.settings.embedding.resolved_dimensions)
+    out = [ExpectationResult(f"vectors have dimension {dims}", matrix.shape[1] == dims and matrix.shape[0] > 0,
+                             f"{matrix.shape[0]} vectors of dimension {matrix.shape[1]}")]
+    if spec.finite:
+        bad = int((~np.isfinite(matrix)).any(axis=1).sum()) if matrix.size else 0
+        out.append(ExpectationResult("vectors are all finite", bad == 0, f"{bad} with NaN/inf"))
+    if spec.unit_norm:
+        norms = np.linalg.norm(matrix, axis=1) if matrix.size else np.zeros(0)
+        worst = float(np.max(np.abs(norms - 1))) if norms.size else 0.0
+        ok = norms.size > 0 and math.isfinite(worst) and worst <= 1e-3
+        out.append(ExpectationResult("vectors have unit norm", ok, f"largest |norm - 1| = {worst:.2e}"))
+    return out
+
+
+async def _retrieval(
+    ctx: PipelineContext, query: str, document: str, k: int, complete: Sequence[DocumentResult], base: Path
+) -> ExpectationResult:
+    import numpy as np
+
+    from tvdb.pipeline.store import search
+    from tvdb.tokens import count_tokens
+
+    desc = f"query {query!r} finds {document} in the top {k}"
+    wanted = {d.reused_from or d.job_id for d in complete if matches(document, d.path, base)}
+    if not wanted:
+        return ExpectationResult(desc, False, f"no complete document matches {document!r}")
+    s = ctx.settings.embedding
+    embedder = ctx.services.embedder
+    tokens = count_tokens([query], embedding_model(s.model).encoding)[0]
+    request = EmbeddingRequest((query,), s.model, s.resolved_dimensions, tokens)
+    spec: CallSpec[EmbeddingResult] = CallSpec(
+        service=embedder.service, implementation=embedder.implementation, model=s.model, unit="tokens",
+        estimate_units=tokens, send=lambda: embedder.embed(request), actual_units=lambda r: r.prompt_tokens,
+        usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
+        provenance=ctx.services.embedder_provenance, run_budget_usd=ctx.settings.budget.max_usd,
+    )
+    try:
+        done = await ctx.caller.call(CallScope(ctx.run_id, ctx.scenario, "query"), spec)
+    except TvdbError as exc:
+        return ExpectationResult(desc, False, f"embedding the query failed: {exc}")
+    done.commit(ctx.db, ctx.caller.budget)
+    sources = [d.reused_from or d.job_id for d in complete]
+    hits = search(ctx.db, sources, np.asarray(done.value.vectors[0], dtype=np.float32), k)
+    ok = any(h.job_id in wanted for h in hits)
+    by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
+    got = ", ".join(f"{by_job.get(h.job_id, h.job_id)}#{h.chunk_index} ({h.score:.3f})" for h in hits)
+    return ExpectationResult(desc, ok, f"top {k}: {got}")

@@ -1,0 +1,123 @@
+"""Load a scenario file: YAML (safe) → validated `Scenario` → resolved document paths.
+
+Every error is a ScenarioError naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from tvdb.errors import ScenarioError
+from tvdb.scenarios.schema import Scenario
+from tvdb.yamlfile import YamlDocument, load_yaml
+
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A scenario with its source (for line numbers) and its documents resolved to absolute paths."""
+
+    scenario: Scenario
+    source: YamlDocument
+    documents: tuple[Path, ...]
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+
+def load_scenario(path: Path) -> LoadedScenario:
+    """Read and validate `path`. Raises ScenarioError (file, line, key) for any problem."""
+    path = path.resolve()
+    try:
+        doc = load_yaml(path)
+    except FileNotFoundError:
+        raise ScenarioError("no such scenario file", path=path) from None
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the scenario file: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError:
+        raise ScenarioError("the scenario file is not UTF-8 text", path=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"invalid YAML: {problem}", path=path, line=line) from None
+    if not isinstance(doc.data, dict):
+        raise ScenarioError("a scenario must be a mapping with at least `name` and `documents`", path=path, line=1)
+    try:
+        scenario = Scenario.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _scenario_error(exc, doc) from None
+    return LoadedScenario(scenario, doc, resolve_documents(scenario.documents, doc))
+
+
+def _scenario_error(exc: ValidationError, doc: YamlDocument) -> ScenarioError:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        message = f"unknown key {loc[-1]!r}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = err["msg"]
+    return ScenarioError(message, path=doc.path, line=doc.line_of(loc), key=key)
+
+
+def _allowed_keys(parent: tuple[object, ...]) -> list[str]:
+    model: type = Scenario
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        candidates = [ann, *args]
+        nested = [c for c in candidates if isinstance(c, type) and hasattr(c, "model_fields")]
+        if not nested:
+            inner = [a for c in candidates for a in getattr(c, "__args__", ()) if hasattr(a, "model_fields")]
+            nested = inner
+        if not nested:
+            return []
+        model = nested[0]
+    return list(getattr(model, "model_fields", {}))
+
+
+def resolve_documents(entries: list[str], doc: YamlDocument) -> tuple[Path, ...]:
+    """Absolute paths, or paths and globs relative to the scenario file; sorted per glob, de-duplicated."""
+    base = doc.path.parent
+    seen: dict[Path, None] = {}
+    for i, entry in enumerate(entries):
+        pattern = Path(entry).expanduser()
+        full = pattern if pattern.is_absolute() else base / pattern
+        if _GLOB_CHARS & set(entry):
+            matches = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
+            if not matches:
+                raise ScenarioError(
+                    f"the pattern {entry!r} matches no file (relative to {base})",
+                    path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
+                )
+        else:
+            if not full.exists():
+                raise ScenarioError(
+                    f"no such document: {entry!r} (resolved to {full})",
+                    path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
+                )
+            if full.is_dir():
+                raise ScenarioError(
+                    f"{entry!r} is a directory; use a glob such as '{entry.rstrip('/')}/*'",
+                    path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
+                )
+            matches = [full]
+        for m in matches:
+            seen.setdefault(m.resolve(), None)
+    return tuple(seen)

@@ -1,0 +1,108 @@
+"""What a run produced, as plain values: per-document outcomes, expectation verdicts, money.
+
+`RunResult.as_json()` is the `tvdb run --json` contract; its keys are stable (more may be added):
+run_id, scenario, mode, passed, cost_usd, would_cost_usd, documents[{path, status, error_code,
+pages, chunks, tokens, …}], expectations[{description, passed, …}].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERRUPTED, EXIT_OK, ErrorCode
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentResult:
+    path: str
+    job_id: str
+    correlation_id: str
+    status: str  # complete | failed | deferred | (an in-progress state if interrupted)
+    error_code: str | None
+    error_message: str | None
+    media_type: str | None
+    pages: int
+    chunks: int
+    tokens: int
+    vectors: int
+    would_cost_usd: float | None  # parse cost + this document's share of the embedding requests
+    reused_from: str | None
+    stage_ms: Mapping[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "status": self.status, "error_code": self.error_code,
+            "error_message": self.error_message, "pages": self.pages, "chunks": self.chunks,
+            "tokens": self.tokens, "vectors": self.vectors, "media_type": self.media_type,
+            "would_cost_usd": self.would_cost_usd, "reused_from": self.reused_from,
+            "job_id": self.job_id, "correlation_id": self.correlation_id, "stage_ms": dict(self.stage_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectationResult:
+    description: str
+    passed: bool
+    detail: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"description": self.description, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    """Money of a run. USD floats computed from exact nano-dollar sums; None when a price is unknown."""
+
+    cost_usd: float
+    would_cost_usd: float | None
+    unpriced_calls: int
+    requests: Mapping[str, int]  # "<stage>/<implementation>" → request attempts
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    scenario: str
+    mode: str
+    status: str  # finished | interrupted
+    documents: tuple[DocumentResult, ...]
+    expectations: tuple[ExpectationResult, ...]
+    usage: UsageSummary
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "finished" and all(e.passed for e in self.expectations)
+
+    @property
+    def budget_refused(self) -> bool:
+        return any(d.error_code == ErrorCode.BUDGET for d in self.documents)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return EXIT_INTERRUPTED
+        if self.budget_refused:
+            return EXIT_BUDGET
+        return EXIT_OK if self.passed else EXIT_EXPECTATION_FAILED
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "scenario": self.scenario,
+            "mode": self.mode,
+            "status": self.status,
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+            "cost_usd": self.usage.cost_usd,
+            "would_cost_usd": self.usage.would_cost_usd,
+            "unpriced_calls": self.usage.unpriced_calls,
+            "requests": dict(self.usage.requests),
+            "provenance": dict(self.provenance),
+            "documents": [d.as_json() for d in self.documents],
+            "expectations": [e.as_json() for e in self.expectations],
+            "notes": list(self.notes),
+        }

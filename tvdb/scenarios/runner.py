@@ -1,0 +1,179 @@
+"""Runs a scenario end to end, or resumes an interrupted run, and returns a `RunResult`. No printing.
+
+A run's resolved settings (without secrets) and scenario are stored with it, so `tvdb resume`
+continues with exactly what the run started with, taking only secrets from the current environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from tvdb.clock import Clock, iso
+from tvdb.config import Settings
+from tvdb.db import open_db
+from tvdb.domain import Stage
+from tvdb.ledger.prices import PriceTable, nusd_to_usd
+from tvdb.pipeline.context import NullProgress, PipelineContext, ProgressSink
+from tvdb.pipeline.jobs import Job, JobStore
+from tvdb.pipeline.objects import ObjectStore, load_or_create_secret
+from tvdb.pipeline.runner import run_pipeline
+from tvdb.scenarios.expectations import evaluate
+from tvdb.scenarios.loader import LoadedScenario
+from tvdb.scenarios.results import DocumentResult, RunResult, UsageSummary
+from tvdb.scenarios.schema import Scenario
+from tvdb.services.calls import ServiceCaller
+from tvdb.services.router import build_services
+
+SECRET_KEYS: tuple[tuple[str, ...], ...] = (
+    ("openai_api_key",), ("llama_cloud_api_key",), ("signing_secret",),
+    ("alerts", "slack_webhook_url"), ("alerts", "smtp", "password"),
+)
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    progress: ProgressSink = field(default_factory=NullProgress)
+    after_stage: Callable[[Stage], None] = lambda stage: None
+    on_start: Callable[[str, Sequence[Job]], None] = lambda run_id, jobs: None
+
+
+def public_settings(settings: Settings) -> dict[str, Any]:
+    """Settings as JSON with every secret removed (safe to store and to print)."""
+    data = settings.model_dump(mode="json")
+    for path in SECRET_KEYS:
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1], None)
+    return data
+
+
+def restore_settings(stored: Mapping[str, Any], current: Settings) -> Settings:
+    """A stored run's settings with the secrets of the current environment put back."""
+    data = json.loads(json.dumps(stored))
+    for path in SECRET_KEYS:
+        value: Any = current
+        for key in path:
+            value = getattr(value, key)
+        node = data
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value.get_secret_value() if value is not None else None
+    return Settings.model_validate(data)
+
+
+def new_run_id(clock: Clock) -> str:
+    return f"{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id: str, scenario: Scenario,
+             hooks: RunHooks) -> PipelineContext:
+    from tvdb.services.factory import build_budget, build_faults, build_retry
+
+    secret = (settings.signing_secret.get_secret_value().encode() if settings.signing_secret
+              else load_or_create_secret(settings.data_dir))
+    faults = build_faults(scenario.faults)
+    caller = ServiceCaller(db=db, prices=PriceTable.load(settings.prices), clock=clock,
+                           retry=build_retry(settings, clock), budget=build_budget(db, settings, clock))
+    return PipelineContext(
+        settings=settings, db=db, clock=clock, jobs=JobStore(db, clock),
+        objects=ObjectStore(settings.object_store_dir, secret, clock), caller=caller,
+        services=build_services(settings, faults=faults), run_id=run_id, scenario=scenario.name,
+        progress=hooks.progress, after_stage=hooks.after_stage,
+    )
+
+
+async def start_run(loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks()) -> RunResult:
+    """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything."""
+    db = open_db(settings.database_path)
+    run_id = new_run_id(clock)
+    ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks)
+    spec = {
+        "scenario": loaded.scenario.model_dump(mode="json"), "scenario_path": str(loaded.path),
+        "documents": [str(p) for p in loaded.documents], "settings": public_settings(settings),
+    }
+    jobs = ctx.jobs.create_run(run_id=run_id, scenario=loaded.scenario.name, scenario_path=str(loaded.path),
+                               mode=str(settings.mode), spec=spec, documents=spec["documents"])
+    hooks.on_start(run_id, jobs)
+    return await _execute(ctx, loaded.scenario, loaded.path.parent)
+
+
+async def resume_run(run_id: str, current: Settings, *, clock: Clock, hooks: RunHooks = RunHooks()) -> RunResult:
+    """Continue `run_id` from each job's last completed state. Raises RunNotFound."""
+    db = open_db(current.database_path)
+    row = JobStore(db, clock).run(run_id)
+    spec = json.loads(row["spec_json"])
+    settings = restore_settings(spec["settings"], current)
+    scenario = Scenario.model_validate(spec["scenario"])
+    ctx = _context(settings, db, clock, run_id, scenario, hooks)
+    ctx.jobs.set_run(run_id, status="running", finished_at=None)
+    hooks.on_start(run_id, ctx.jobs.jobs(run_id))
+    return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent)
+
+
+async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path) -> RunResult:
+    try:
+        jobs = await run_pipeline(ctx)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
+        raise
+    usage = summarize_usage(ctx.db, ctx.run_id)
+    documents = tuple(document_results(ctx.db, jobs))
+    verdicts = await evaluate(ctx, scenario.expectations, documents, usage, base)
+    usage = summarize_usage(ctx.db, ctx.run_id)  # retrieval queries add requests
+    result = RunResult(
+        run_id=ctx.run_id, scenario=scenario.name, mode=str(ctx.settings.mode), status="finished",
+        documents=documents, expectations=tuple(verdicts), usage=usage,
+        provenance={"parser": ctx.services.parser_provenance, "embedder": ctx.services.embedder_provenance},
+    )
+    ctx.jobs.set_run(ctx.run_id, status="finished", finished_at=iso(ctx.clock.now()), passed=int(result.passed),
+                     result_json=json.dumps(result.as_json()))
+    return result
+
+
+def summarize_usage(db: sqlite_utils.Database, run_id: str) -> UsageSummary:
+    row = db.execute(
+        "SELECT COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(would_cost_nusd), 0), "
+        "SUM(CASE WHEN would_cost_nusd IS NULL AND status = 'ok' THEN 1 ELSE 0 END) "
+        "FROM usage WHERE run_id = ?", [run_id],
+    ).fetchone()
+    unpriced = int(row[2] or 0)
+    requests = {f"{r[0]}/{r[1]}": int(r[2]) for r in db.execute(
+        "SELECT stage, implementation, COUNT(*) FROM usage WHERE run_id = ? GROUP BY 1, 2 ORDER BY 1, 2", [run_id])}
+    return UsageSummary(nusd_to_usd(int(row[0])), None if unpriced else nusd_to_usd(int(row[1])), unpriced, requests)
+
+
+def document_results(db: sqlite_utils.Database, jobs: Sequence[Job]) -> list[DocumentResult]:
+    """Per-document outcome; a document's cost is its parse plus its token share of the run's embedding."""
+    if not jobs:
+        return []
+    run_id = jobs[0].run_id
+    embed_nusd, embed_unknown = db.execute(
+        "SELECT COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
+        "FROM usage WHERE run_id = ? AND stage = 'embed' AND status = 'ok'", [run_id]).fetchone()
+    embedded = [j for j in jobs if j.reused_from is None and j.tokens]
+    total_tokens = sum(j.tokens or 0 for j in embedded) or 1
+    out = []
+    for job in jobs:
+        parse_nusd, parse_unknown = db.execute(
+            "SELECT COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
+            "FROM usage WHERE job_id = ? AND stage = 'parse' AND status = 'ok'", [job.job_id]).fetchone()
+        vectors = int(db.execute("SELECT COUNT(*) FROM vectors WHERE job_id = ?", [job.source_job_id]).fetchone()[0])
+        share = int(embed_nusd) * (job.tokens or 0) / total_tokens if job in embedded else 0
+        unknown = (parse_unknown or 0) or (embed_unknown and job in embedded)
+        out.append(DocumentResult(
+            path=job.path, job_id=job.job_id, correlation_id=job.correlation_id, status=job.state.value,
+            error_code=job.error_code, error_message=job.error_message, media_type=job.media_type,
+            pages=job.pages or 0, chunks=job.chunks or 0, tokens=job.tokens or 0, vectors=vectors,
+            would_cost_usd=None if unknown else nusd_to_usd(int(parse_nusd)) + share / 1e9,
+            reused_from=job.reused_from, stage_ms=dict(job.stage_ms or {}),
+        ))
+    return out

@@ -1,0 +1,116 @@
+"""The scenario file format (YAML), validated with pydantic. Only `name` and `documents` are required.
+
+    name: quickstart                 # required
+    description: ...                 # optional text
+    mode: mock                       # mock | real | hybrid (default: mock, or tvdb.yaml / TVDB_MODE)
+    documents: [docs/*.md, /abs/x.pdf]   # required: paths or globs, relative to this file
+    parse: {tier: fast}              # fast | cost_effective | agentic | agentic_plus
+    chunking: {max_tokens: 512, overlap_tokens: 64}
+    embedding: {model: text-embedding-3-small, dimensions: 1536}
+    budget: {max_usd: 0.05}          # per-run budget in USD
+    services: {parser: mock, embedder: real}   # per-service mode overrides
+    faults: [...]                    # fault plan (see tvdb.faults)
+    expectations: {...}              # see Expectations
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tvdb.errors import ErrorCode
+
+DocumentStatus = Literal["complete", "failed"]
+_FAILURE_CODES = {c.value for c in ErrorCode}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DocumentExpectation(_Strict):
+    """Expectations for the documents matching `document` (a path or glob; `*` = all documents)."""
+
+    document: str = "*"
+    status: DocumentStatus | None = None
+    error_code: str | None = None
+    min_chunks: int | None = Field(None, ge=0)
+    max_chunks: int | None = Field(None, ge=0)
+
+    @field_validator("error_code")
+    @classmethod
+    def _known_code(cls, value: str | None) -> str | None:
+        if value is not None and value not in _FAILURE_CODES:
+            raise ValueError(f"unknown error code {value!r}; one of: {', '.join(sorted(_FAILURE_CODES))}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DocumentExpectation:
+        if self.error_code is not None and self.status == "complete":
+            raise ValueError("error_code only makes sense with status: failed")
+        if self.min_chunks is not None and self.max_chunks is not None and self.min_chunks > self.max_chunks:
+            raise ValueError("min_chunks is larger than max_chunks")
+        return self
+
+
+class VectorExpectation(_Strict):
+    dimension: int | None = Field(None, ge=1)
+    finite: bool = True
+    unit_norm: bool = True
+
+
+class RetrievalExpectation(_Strict):
+    """`query` embedded like the chunks must find a chunk of `document` among the `top_k` results."""
+
+    query: str = Field(min_length=1)
+    document: str
+    top_k: int = Field(3, ge=1)
+
+
+class RequestExpectation(_Strict):
+    """Count of request attempts (ledger rows) of this run, e.g. to assert on retries."""
+
+    service: Literal["openai", "llamaparse"]
+    status: Literal["ok", "error"] | None = None
+    retries: bool = False  # count only attempts after the first (attempt > 1)
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+class Expectations(_Strict):
+    documents: list[DocumentExpectation] = []
+    vectors: VectorExpectation | None = None
+    max_cost_usd: float | None = Field(None, ge=0)
+    retrieval: list[RetrievalExpectation] = []
+    requests: list[RequestExpectation] = []
+
+
+class Scenario(_Strict):
+    """A validated scenario. Settings keys are kept raw (`settings`) for the config layering."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    documents: list[str] = Field(min_length=1)
+    expectations: Expectations = Expectations()
+    faults: list[dict[str, Any]] = []
+    # settings sections (validated by tvdb.config.Settings in the layered merge)
+    mode: str | None = None
+    parse: dict[str, Any] | None = None
+    chunking: dict[str, Any] | None = None
+    embedding: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+    services: dict[str, Any] | None = None
+
+    @field_validator("documents")
+    @classmethod
+    def _non_empty_entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry.strip():
+                raise ValueError("a documents entry is empty")
+        return value
+
+    def settings_layer(self) -> dict[str, Any]:
+        """The settings this scenario states, for `resolve_settings(scenario=...)`."""
+        keys = ("mode", "parse", "chunking", "embedding", "budget", "services")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}

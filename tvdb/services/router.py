@@ -1,0 +1,57 @@
+"""Chooses the implementation of each service for a run, and says why (provenance).
+
+mode (or the per-service override in `services:`) decides: `mock` → the local parser and the
+hash embedder; `real` → the real client; `hybrid` → not available yet (the router issue adds
+per-call fallback). Scenario faults wrap whichever implementation was chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tvdb.config import Settings
+from tvdb.domain import Mode
+from tvdb.errors import ConfigError
+from tvdb.pipeline.context import Services
+
+
+def _mode_of(settings: Settings, service: str) -> tuple[Mode, str]:
+    override = getattr(settings.services, service)
+    if override is not None:
+        return Mode(override), f"services.{service}: {override}"
+    return settings.mode, f"mode {settings.mode}"
+
+
+def build_services(settings: Settings, *, faults: Any = None) -> Services:
+    """The parser and embedder for `settings`. Raises ConfigError for a combination not available."""
+    parser_mode, parser_why = _mode_of(settings, "parser")
+    embedder_mode, embedder_why = _mode_of(settings, "embedder")
+    for mode in (parser_mode, embedder_mode):
+        if mode is Mode.HYBRID:
+            raise ConfigError(
+                "hybrid mode is not available yet; use mode: mock, or mode: real with services.parser: mock"
+            )
+    if parser_mode is Mode.REAL:
+        raise ConfigError(
+            "real parsing with LlamaParse is not available yet; keep the parser local with "
+            "`services: {parser: mock}` in the scenario (or TVDB_SERVICES_PARSER=mock)"
+        )
+    from tvdb.services.local.embedder import HashEmbedder
+    from tvdb.services.local.parser import LocalParser
+
+    parser: Any = LocalParser()
+    if embedder_mode is Mode.REAL:
+        from tvdb.services.remote.openai_embedder import build_openai_embedder
+
+        embedder: Any = build_openai_embedder(settings, faults=faults)
+        embedder_why += " (OpenAI API at " + (settings.openai_base_url or "https://api.openai.com/v1") + ")"
+    else:
+        embedder = HashEmbedder()
+    if faults is not None:
+        from tvdb.faults import FaultyEmbedder, FaultyParser
+
+        parser = FaultyParser(parser, faults)
+        if embedder_mode is not Mode.REAL:
+            embedder = FaultyEmbedder(embedder, faults)
+    return Services(parser, embedder, f"{parser.implementation}: {parser_why}",
+                    f"{embedder.implementation}: {embedder_why}")
