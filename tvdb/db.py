@@ -125,3 +125,67 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+# Migrations m010+ belong to reports, retention, repricing and alerts (tvdb/ledger/{retention,
+# reprice,alerts}.py); they are numbered from 10 so that budget migrations can use m003…m009.
+
+
+@migrations()
+def m010_alerts(db: sqlite_utils.Database) -> None:
+    """Alerts (one per threshold per window: `key` is unique), their deliveries, and mute windows."""
+    db.table("alerts").create(
+        {
+            "alert_id": int, "key": str, "kind": str, "severity": str, "title": str, "message": str,
+            "created_at": str, "window_label": str, "window_start": str, "window_end": str,
+            "details_json": str, "muted": int, "delivery_status": str, "acknowledged_at": str,
+        },
+        pk="alert_id",
+    )
+    db.table("alerts").create_index(["key"], unique=True)
+    db.table("alerts").create_index(["acknowledged_at"])
+    db.table("alert_deliveries").create(
+        {
+            "id": int, "alert_id": int, "channel": str, "status": str, "attempts": int, "reason": str,
+            "at": str,
+        },
+        pk="id",
+    )
+    db.table("alert_deliveries").create_index(["alert_id"])
+    db.table("alert_mutes").create(
+        {"id": int, "created_at": str, "until": str, "reason": str, "ended_at": str}, pk="id"
+    )
+
+
+@migrations()
+def m011_usage_daily(db: sqlite_utils.Database) -> None:
+    """Pruned usage folded into one row per local day and group (`key` = JSON of day + group columns).
+
+    Sums are integer nano-USD over the calls whose price was known; `*_unknown` count the others.
+    """
+    db.table("usage_daily").create(
+        {
+            "key": str, "day": str, "timezone": str, "start_ts": str, "end_ts": str,
+            "service": str, "model": str, "scenario": str, "implementation": str, "run_id": str,
+            "stage": str, "unit": str, "price_version": str,
+            "calls": int, "errors": int, "units": float,
+            "cost_nusd": int, "would_cost_nusd": int, "cost_unknown": int, "would_cost_unknown": int,
+        },
+        pk="key",
+    )
+    db.table("usage_daily").create_index(["start_ts"])
+
+
+@migrations()
+def m012_reprices(db: sqlite_utils.Database) -> None:
+    """Old values of repriced rows (`source` usage | usage_daily, `row_ref` its id or key)."""
+    db.table("usage_reprices").create(
+        {
+            "id": int, "reprice_id": str, "repriced_at": str, "source": str, "row_ref": str,
+            "old_price_version": str, "old_cost_nusd": int, "old_would_cost_nusd": int,
+            "new_price_version": str, "new_cost_nusd": int, "new_would_cost_nusd": int,
+        },
+        pk="id",
+    )
+    db.table("usage_reprices").create_index(["reprice_id"])
+    db.table("usage_reprices").create_index(["source", "row_ref"])

@@ -2,6 +2,226 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
-app = typer.Typer(help="Cost ledger: reports, pruning, repricing.", no_args_is_help=True)
+if TYPE_CHECKING:
+    import sqlite_utils
+    from rich.console import Console
+
+    from tvdb.config import Settings
+
+app = typer.Typer(
+    help="Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def _open(ctx: typer.Context) -> tuple[Settings, sqlite_utils.Database]:
+    from tvdb.config import resolve_settings
+    from tvdb.db import open_db
+
+    settings = resolve_settings(cwd=Path.cwd(), environ=os.environ, config_file=(ctx.obj or {}).get("config"))
+    return settings, open_db(settings.database_path)
+
+
+def _now(now: str | None) -> dt.datetime:
+    """The current time, or the hidden `--now` (reproducible reports and tests); naive = UTC."""
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    value = dt.datetime.fromisoformat(now)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+_NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Compute as of this UTC instant.")]
+
+REPORT_HELP = """Spend per group over a period, today's budget, and a bar chart of spend per day.
+
+Real money ("spent") is shown apart from what mock and replay calls would have cost. A call whose
+price is unknown is counted as unpriced, never as $0. Days are calendar days in the configured
+time zone (`timezone`, default UTC). Without --since/--until/--day: the last 7 days.
+
+[b]Examples[/b]
+
+  tvdb cost report                                   # last 7 days by service
+  tvdb cost report --day 2026-11-29 --by model
+  tvdb cost report --since 30d --by day --by mode    # several --by allowed
+  tvdb cost report --since 2026-11-01 --until 2026-11-30 --service openai --mode real
+  tvdb cost report --by run --format json | jq '.rows[] | {run, spent_usd}'
+  tvdb cost report --by day --format csv > spend.csv
+"""
+
+
+@app.command("report", help=REPORT_HELP)
+def report(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Start: a date (its local midnight), a datetime, or a duration back from now (7d, 12h)."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="End: a date (inclusive, whole day) or a datetime (exclusive).")
+    ] = None,
+    day: Annotated[str | None, typer.Option(help="One local calendar day, e.g. 2026-11-29.")] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            help="Group by day|service|model|scenario|mode|run; repeat or comma-separate. Default: service.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table (default), json (one object) or csv.")
+    ] = Format.TABLE,
+    service: Annotated[
+        list[str] | None, typer.Option(help="Only this service (openai, llamaparse); repeatable.")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help="Only this model or parse tier; repeatable.")
+    ] = None,
+    scenario: Annotated[list[str] | None, typer.Option(help="Only this scenario; repeatable.")] = None,
+    run: Annotated[list[str] | None, typer.Option("--run", help="Only this run id; repeatable.")] = None,
+    mode: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mode", "--implementation", help="Only calls answered by real, mock or replay; repeatable."
+        ),
+    ] = None,
+    now: _NowOption = None,
+) -> None:
+    from tvdb.cli import render_cost
+    from tvdb.ledger.periods import parse_period
+    from tvdb.ledger.reports import ReportFilters, build_report
+
+    settings, db = _open(ctx)
+    at = _now(now)
+    period = parse_period(since=since, until=until, day=day, timezone=settings.timezone, now=at)
+    groups = [g.strip() for item in (by or ["service"]) for g in item.split(",") if g.strip()]
+    filters = ReportFilters(
+        services=tuple(service or ()),
+        models=tuple(model or ()),
+        scenarios=tuple(scenario or ()),
+        runs=tuple(run or ()),
+        implementations=tuple(mode or ()),
+    )
+    result = build_report(
+        db,
+        period=period,
+        now=at,
+        daily_budget_usd=settings.daily_budget_usd,
+        timezone=settings.timezone,
+        by=groups,
+        filters=filters,
+    )
+    if fmt is Format.JSON:
+        sys.stdout.write(render_cost.report_json(result) + "\n")
+    elif fmt is Format.CSV:
+        sys.stdout.write(render_cost.report_csv(result))
+    else:
+        render_cost.print_report(result, _console())
+
+
+PRUNE_HELP = """Fold per-call usage rows older than a duration into one row per day and group.
+
+Reports over those days stay exact (they read the daily aggregates); the database stays small.
+Only whole days in the configured time zone are folded; running it again changes nothing.
+
+[b]Examples[/b]
+
+  tvdb cost prune --older-than 90d
+  tvdb cost prune --older-than 30d --dry-run
+"""
+
+
+@app.command("prune", help=PRUNE_HELP)
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option(help="Age of rows to fold: 90d, 12w, 36h (at least 1d).")
+    ] = "90d",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be folded; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    now: _NowOption = None,
+) -> None:
+    import json
+
+    from tvdb.cli import render_cost
+    from tvdb.ledger.periods import parse_duration
+    from tvdb.ledger.retention import prune as do_prune
+
+    age = parse_duration(older_than, what="--older-than")
+    settings, db = _open(ctx)
+    result = do_prune(db, age, _now(now), timezone=settings.timezone, dry_run=dry_run)
+    if as_json:
+        sys.stdout.write(json.dumps(render_cost.prune_dict(result), indent=2) + "\n")
+    else:
+        render_cost.print_prune(result, _console())
+
+
+REPRICE_HELP = """Recompute the cost of stored rows under a price version, from their stored units.
+
+For a price that was wrong (e.g. a per-1M figure entered per token): fix the price table or the
+`prices:` key of tvdb.yaml, then reprice. No row is deleted; the old values are kept in the
+`usage_reprices` table. Rows with no price in that version are left unchanged.
+
+[b]Examples[/b]
+
+  tvdb cost reprice --dry-run                     # newest version, show what would change
+  tvdb cost reprice --price-version 2026-11-01
+  tvdb cost reprice --price-version 2026-11-01+config --from-version 2026-11-01
+"""
+
+
+@app.command("reprice", help=REPRICE_HELP)
+def reprice(
+    ctx: typer.Context,
+    price_version: Annotated[
+        str | None,
+        typer.Option(help="Price version to apply (default: the newest, including tvdb.yaml overrides)."),
+    ] = None,
+    from_version: Annotated[
+        str | None, typer.Option(help="Only rows currently priced under this version.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    now: _NowOption = None,
+) -> None:
+    import json
+
+    from tvdb.cli import render_cost
+    from tvdb.ledger.prices import PriceTable
+    from tvdb.ledger.reprice import reprice as do_reprice
+
+    settings, db = _open(ctx)
+    prices = PriceTable.load(settings.prices)
+    version = price_version or prices.versions[-1]
+    result = do_reprice(db, prices, version, now=_now(now), from_version=from_version, dry_run=dry_run)
+    if as_json:
+        sys.stdout.write(json.dumps(render_cost.reprice_dict(result), indent=2) + "\n")
+    else:
+        render_cost.print_reprice(result, _console())

@@ -1,0 +1,247 @@
+"""Rendering of cost reports, prune and reprice results: Rich tables, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tvdb.ledger.prices import nusd_to_usd
+from tvdb.ledger.reports import Amount, CostReport, ReportRow, report_to_dict, row_to_dict
+from tvdb.ledger.reprice import RepriceResult
+from tvdb.ledger.retention import PruneResult
+
+CSV_METRICS = (
+    "calls",
+    "errors",
+    "spent_usd",
+    "would_cost_usd",
+    "mock_would_cost_usd",
+    "replay_would_cost_usd",
+    "unknown_price_calls",
+)
+_BAR_WIDTH = 30
+
+
+def usd(value: float | None) -> str:
+    """`$1.2345`, `$0.000042`; None → `unknown` (a missing price is never shown as $0)."""
+    if value is None:
+        return "unknown"
+    if value == 0:
+        return "$0"
+    text = f"{value:,.9f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    if abs(value) >= 1:
+        frac = frac[:4]
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
+def _amount(a: Amount) -> str:
+    text = usd(a.usd)
+    if a.unknown and a.known:
+        text += f" (+{a.unknown} unpriced)"
+    return text
+
+
+def report_json(report: CostReport) -> str:
+    return json.dumps(report_to_dict(report), indent=2)
+
+
+def report_csv(report: CostReport) -> str:
+    """One line per group: the group keys, then CSV_METRICS; unknown amounts are empty cells."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*report.by, *CSV_METRICS])
+    for row in report.rows:
+        data = row_to_dict(row)
+        writer.writerow(
+            [
+                *("" if v is None else v for v in row.keys.values()),
+                *("" if data[m] is None else data[m] for m in CSV_METRICS),
+            ]
+        )
+    return buf.getvalue()
+
+
+def _period(report: CostReport) -> str:
+    p = report.period
+    since = p.since.isoformat(timespec="seconds") if p.since else "the beginning"
+    until = p.until.isoformat(timespec="seconds") if p.until else "now"
+    return f"{since} → {until}"
+
+
+def _groups_table(report: CostReport) -> Table:
+    t = Table(
+        title=f"Spend by {', '.join(report.by) or 'nothing'} · {_period(report)}",
+        show_footer=True,
+        title_justify="left",
+    )
+    totals = report.totals
+    for i, name in enumerate(report.by):
+        t.add_column(name, footer="total" if i == 0 else "")
+    t.add_column("calls", justify="right", footer=str(totals.calls))
+    t.add_column("errors", justify="right", footer=str(totals.errors))
+    t.add_column("spent (real)", justify="right", footer=_amount(totals.spent))
+    t.add_column("would cost: mock", justify="right", footer=_amount(totals.mock_would_cost))
+    t.add_column("would cost: replay", justify="right", footer=_amount(totals.replay_would_cost))
+    t.add_column("unpriced", justify="right", footer=str(totals.unknown_price_calls))
+    for row in report.rows:
+        t.add_row(*_cells(row))
+    return t
+
+
+def _cells(row: ReportRow) -> list[str]:
+    return [
+        *("—" if v is None else v for v in row.keys.values()),
+        str(row.calls),
+        str(row.errors),
+        _amount(row.spent),
+        _amount(row.mock_would_cost),
+        _amount(row.replay_would_cost),
+        str(row.unknown_price_calls),
+    ]
+
+
+def _budget_panel(report: CostReport) -> Panel:
+    b = report.budget
+    pct = "n/a ($0 budget)" if b.percent_used is None else f"{b.percent_used:.1f}%"
+    proj_pct = "" if b.projected_percent is None else f" ({b.projected_percent:.0f}% of budget)"
+    style = "green" if (b.percent_used or 0) < 80 else "yellow" if (b.percent_used or 0) < 100 else "red"
+    lines = [
+        Text.assemble(
+            "spent today   ",
+            (f"{usd(nusd_to_usd(b.spent_today_nusd))} of {usd(nusd_to_usd(b.daily_nusd))} ({pct})", style),
+        ),
+        Text(f"reserved      {usd(nusd_to_usd(b.reserved_nusd))} (calls in flight)"),
+        Text(f"remaining     {usd(nusd_to_usd(b.remaining_nusd))}"),
+        Text(f"projected     {usd(nusd_to_usd(b.projected_nusd))} by end of day at today's rate{proj_pct}"),
+    ]
+    if b.unknown_today:
+        lines.append(Text(f"unpriced      {b.unknown_today} real call(s) today have no known price", "red"))
+    return Panel(Group(*lines), title=f"Daily budget · {b.window_label}", title_align="left", expand=False)
+
+
+def _chart(report: CostReport) -> Table | None:
+    points = report.daily[-31:]
+    if not points:
+        return None
+    top = max(max(p.spent_nusd for p in points), 1)
+    t = Table(
+        title="Real spend per day (last 31 days of the period)",
+        title_justify="left",
+        box=None,
+        show_header=False,
+        pad_edge=False,
+    )
+    t.add_column("day")
+    t.add_column("bar")
+    t.add_column("spent", justify="right")
+    t.add_column("not spent (mock/replay)", justify="right", style="dim")
+    for p in points:
+        n = round(_BAR_WIDTH * p.spent_nusd / top)
+        bar = "█" * n if n else ("▏" if p.spent_nusd else "")
+        t.add_row(
+            p.day.isoformat(),
+            Text(bar.ljust(_BAR_WIDTH), "cyan"),
+            usd(nusd_to_usd(p.spent_nusd)),
+            f"+{usd(nusd_to_usd(p.not_spent_nusd))}" if p.not_spent_nusd else "",
+        )
+    return t
+
+
+def print_report(report: CostReport, console: Console) -> None:
+    console.print(_groups_table(report))
+    if report.aggregated_rows:
+        console.print(f"[dim]includes {report.aggregated_rows} daily aggregate row(s) of pruned days[/]")
+    console.print(_budget_panel(report))
+    chart = _chart(report)
+    if chart is not None:
+        console.print(chart)
+
+
+def prune_dict(result: PruneResult) -> dict[str, Any]:
+    return {
+        "cutoff": result.cutoff.isoformat(),
+        "timezone": result.timezone,
+        "rows_folded": result.rows_folded,
+        "aggregates": result.aggregates,
+        "first_day": result.first_day.isoformat() if result.first_day else None,
+        "last_day": result.last_day.isoformat() if result.last_day else None,
+        "spent_usd": nusd_to_usd(result.spent_nusd),
+        "would_cost_usd": nusd_to_usd(result.would_cost_nusd),
+        "dry_run": result.dry_run,
+    }
+
+
+def print_prune(result: PruneResult, console: Console) -> None:
+    verb = "would fold" if result.dry_run else "folded"
+    if not result.rows_folded:
+        console.print(
+            f"nothing to prune: no usage rows before {result.cutoff.isoformat()} ({result.timezone})"
+        )
+        return
+    console.print(
+        f"{verb} {result.rows_folded} usage row(s) from {result.first_day} to {result.last_day} "
+        f"into {result.aggregates} daily aggregate(s) "
+        f"(before {result.cutoff.isoformat()}, {result.timezone}); "
+        f"real spend {usd(nusd_to_usd(result.spent_nusd))} and totals are kept exactly",
+        highlight=False,
+    )
+
+
+def reprice_dict(result: RepriceResult) -> dict[str, Any]:
+    return {
+        "reprice_id": result.reprice_id,
+        "version": result.version,
+        "examined": result.examined,
+        "changed": result.changed,
+        "unpriced": result.unpriced,
+        "dry_run": result.dry_run,
+        "changes": [
+            {
+                "service": c.service,
+                "model": c.model,
+                "old_version": c.old_version,
+                "rows": c.rows,
+                "old_spent_usd": nusd_to_usd(c.old_spent_nusd),
+                "new_spent_usd": nusd_to_usd(c.new_spent_nusd),
+                "old_would_cost_usd": nusd_to_usd(c.old_would_cost_nusd),
+                "new_would_cost_usd": nusd_to_usd(c.new_would_cost_nusd),
+                "previously_unpriced": c.old_unknown,
+            }
+            for c in result.changes
+        ],
+    }
+
+
+def print_reprice(result: RepriceResult, console: Console) -> None:
+    verb = "would change" if result.dry_run else "changed"
+    console.print(
+        f"price version {result.version}: {verb} {result.changed} of {result.examined} row(s) "
+        f"with billable units; {result.unpriced} left unchanged (no price in that version)",
+        highlight=False,
+    )
+    if not result.changes:
+        return
+    t = Table(title="Repriced rows", title_justify="left")
+    for col in ("service", "model", "old version", "rows", "spent: old → new", "would cost: old → new"):
+        t.add_column(col, justify="right" if col == "rows" else "left")
+    for c in result.changes:
+        t.add_row(
+            c.service,
+            c.model,
+            c.old_version or "—",
+            str(c.rows),
+            f"{usd(nusd_to_usd(c.old_spent_nusd))} → {usd(nusd_to_usd(c.new_spent_nusd))}",
+            f"{usd(nusd_to_usd(c.old_would_cost_nusd))} → {usd(nusd_to_usd(c.new_would_cost_nusd))}"
+            + (f" ({c.old_unknown} were unpriced)" if c.old_unknown else ""),
+        )
+    console.print(t)
+    if result.reprice_id:
+        console.print(f"old values kept in usage_reprices (reprice_id {result.reprice_id})", highlight=False)

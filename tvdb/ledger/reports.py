@@ -1,0 +1,321 @@
+"""Cost reports over the ledger: where every cent went, grouped and filtered, plus today's budget.
+
+`build_report` reads per-call `usage` rows and, for pruned periods, the daily aggregates in
+`usage_daily` (see tvdb.ledger.retention), so totals stay exact after pruning. Money is summed in
+integer nano-USD; a call whose price is unknown is counted in `unknown`, never as $0, and an amount
+made only of unknown prices is `None`.
+
+Aggregated days are included when their local midnight lies in the period, and grouped by the day
+they were folded into (in the zone configured when `tvdb cost prune` ran).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from tvdb.clock import iso
+from tvdb.errors import ConfigError
+from tvdb.ledger.periods import Period, local_day, local_day_start
+from tvdb.ledger.prices import nusd_to_usd
+from tvdb.ledger.today import BudgetStatus, budget_status
+
+# --by name → usage column (`mode` is the implementation that answered: real / mock / replay)
+GROUP_COLUMNS: Mapping[str, str] = {
+    "day": "day", "service": "service", "model": "model", "scenario": "scenario",
+    "mode": "implementation", "run": "run_id",
+}
+_MAX_SERIES_DAYS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilters:
+    """Only rows matching every non-empty filter (any of its values) are reported."""
+
+    services: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+    implementations: tuple[str, ...] = ()
+
+    def clauses(self) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, values in (
+            ("service", self.services), ("model", self.models), ("scenario", self.scenarios),
+            ("run_id", self.runs), ("implementation", self.implementations),
+        ):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                args += list(values)
+        return where, args
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A sum of money: `nusd` over `known` priced calls, plus `unknown` calls without a price."""
+
+    nusd: int = 0
+    known: int = 0
+    unknown: int = 0
+
+    @property
+    def usd(self) -> float | None:
+        """USD, unrounded; None when every call counted had an unknown price."""
+        return None if self.known == 0 and self.unknown > 0 else nusd_to_usd(self.nusd)
+
+    def add(self, nusd: int | None, calls: int = 1, unknown: int | None = None) -> Amount:
+        unk = (calls if nusd is None else 0) if unknown is None else unknown
+        return Amount(self.nusd + (nusd or 0), self.known + calls - unk, self.unknown + unk)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One group: `group` pairs (--by name, value) in --by order; amounts by kind of call.
+
+    `spent` is real money (real calls' cost); `would_cost` the live-price value of every call;
+    `mock_would_cost`/`replay_would_cost` the part answered by mocks / cassettes (money not spent).
+    """
+
+    group: tuple[tuple[str, str | None], ...]
+    calls: int = 0
+    errors: int = 0
+    spent: Amount = Amount()
+    would_cost: Amount = Amount()
+    mock_would_cost: Amount = Amount()
+    replay_would_cost: Amount = Amount()
+
+    @property
+    def keys(self) -> dict[str, str | None]:
+        return dict(self.group)
+
+    @property
+    def spent_usd(self) -> float | None:
+        return self.spent.usd
+
+    @property
+    def would_cost_usd(self) -> float | None:
+        return self.would_cost.usd
+
+    @property
+    def unknown_price_calls(self) -> int:
+        return self.would_cost.unknown
+
+
+@dataclass(frozen=True, slots=True)
+class DayPoint:
+    """One local day of the spend series: real spend and the mock/replay value not spent."""
+
+    day: dt.date
+    calls: int
+    spent_nusd: int
+    not_spent_nusd: int
+
+
+@dataclass(frozen=True, slots=True)
+class CostReport:
+    period: Period
+    timezone: str
+    by: tuple[str, ...]
+    filters: ReportFilters
+    rows: tuple[ReportRow, ...]
+    totals: ReportRow
+    budget: BudgetStatus
+    daily: tuple[DayPoint, ...]
+    generated_at: dt.datetime
+    aggregated_rows: int = 0  # rows of usage_daily (pruned days) that contributed
+
+
+@dataclass
+class _Fact:
+    """Calls of one usage row or one aggregate row, normalised."""
+
+    day: dt.date
+    keys: dict[str, str | None]
+    calls: int
+    errors: int
+    cost: int | None
+    would: int | None
+    cost_unknown: int
+    would_unknown: int
+
+
+@dataclass
+class _Acc:
+    row: ReportRow
+
+    def add(self, f: _Fact) -> None:
+        r = self.row
+        impl = f.keys["mode"]
+        spent = r.spent.add(f.cost, f.calls, f.cost_unknown) if impl == "real" else r.spent
+        would = r.would_cost.add(f.would, f.calls, f.would_unknown)
+        mock, replay = r.mock_would_cost, r.replay_would_cost
+        if impl == "mock":
+            mock = mock.add(f.would, f.calls, f.would_unknown)
+        elif impl == "replay":
+            replay = replay.add(f.would, f.calls, f.would_unknown)
+        self.row = ReportRow(r.group, r.calls + f.calls, r.errors + f.errors, spent, would, mock, replay)
+
+
+def _ts(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _facts(
+    db: sqlite_utils.Database, period: Period, filters: ReportFilters, timezone: str, counter: list[int]
+) -> Iterator[_Fact]:
+    where, args = filters.clauses()
+    raw_where, agg_where = list(where), list(where)
+    raw_args, agg_args = list(args), list(args)
+    if period.since is not None:
+        raw_where.append("ts >= ?")
+        agg_where.append("start_ts >= ?")
+        raw_args.append(iso(period.since))
+        agg_args.append(iso(period.since))
+    if period.until is not None:
+        raw_where.append("ts < ?")
+        agg_where.append("start_ts < ?")
+        raw_args.append(iso(period.until))
+        agg_args.append(iso(period.until))
+    cond = " WHERE " + " AND ".join(raw_where) if raw_where else ""
+    for ts, service, model, scenario, impl, run_id, status, cost, would in db.execute(
+        "SELECT ts, service, model, scenario, implementation, run_id, status, cost_nusd, would_cost_nusd "
+        f"FROM usage{cond}", raw_args
+    ):
+        day = local_day(_ts(ts), timezone)
+        keys = {"day": day.isoformat(), "service": service, "model": model, "scenario": scenario,
+                "mode": impl, "run": run_id}
+        yield _Fact(day, keys, 1, int(status == "error"), cost, would,
+                    int(cost is None), int(would is None))
+    cond = " WHERE " + " AND ".join(agg_where) if agg_where else ""
+    for day_s, service, model, scenario, impl, run_id, calls, errors, cost, would, cu, wu in db.execute(
+        "SELECT day, service, model, scenario, implementation, run_id, calls, errors, cost_nusd, "
+        f"would_cost_nusd, cost_unknown, would_cost_unknown FROM usage_daily{cond}", agg_args
+    ):
+        counter[0] += 1
+        keys = {"day": day_s, "service": service, "model": model, "scenario": scenario,
+                "mode": impl, "run": run_id}
+        yield _Fact(dt.date.fromisoformat(day_s), keys, calls, errors, cost, would, cu, wu)
+
+
+def build_report(
+    db: sqlite_utils.Database,
+    *,
+    period: Period,
+    now: dt.datetime,
+    daily_budget_usd: float,
+    timezone: str = "UTC",
+    by: Sequence[str] = ("service",),
+    filters: ReportFilters = ReportFilters(),
+) -> CostReport:
+    """Spend in `period` grouped by `by` (names of GROUP_COLUMNS), with totals, today's budget and a
+    per-day series. Raises ConfigError for an unknown group name."""
+    by = tuple(dict.fromkeys(by))
+    unknown = [b for b in by if b not in GROUP_COLUMNS]
+    if unknown:
+        raise ConfigError(f"--by: unknown group {unknown[0]!r}; use one of {', '.join(GROUP_COLUMNS)}")
+    groups: dict[tuple[str | None, ...], _Acc] = {}
+    total = _Acc(ReportRow(()))
+    days: dict[dt.date, list[int]] = {}
+    counter = [0]
+    for f in _facts(db, period, filters, timezone, counter):
+        gkey = tuple(f.keys[b] for b in by)
+        acc = groups.get(gkey)
+        if acc is None:
+            acc = groups[gkey] = _Acc(ReportRow(tuple(zip(by, gkey, strict=True))))
+        acc.add(f)
+        total.add(f)
+        point = days.setdefault(f.day, [0, 0, 0])
+        point[0] += f.calls
+        if f.keys["mode"] == "real":
+            point[1] += f.cost or 0
+        else:
+            point[2] += f.would or 0
+    rows = tuple(groups[k].row for k in sorted(groups, key=lambda k: tuple((v is None, v or "") for v in k)))
+    return CostReport(
+        period=period, timezone=timezone, by=by, filters=filters, rows=rows, totals=total.row,
+        budget=budget_status(db, daily_budget_usd=daily_budget_usd, timezone=timezone, now=now),
+        daily=_series(days, period, timezone, now), generated_at=now, aggregated_rows=counter[0],
+    )
+
+
+def _series(days: Mapping[dt.date, list[int]], period: Period, timezone: str,
+            now: dt.datetime) -> tuple[DayPoint, ...]:
+    """Every local day of the period (days without calls as zeros), at most the last 400."""
+    first = local_day(period.since, timezone) if period.since else min(days, default=None)
+    if period.until is not None:
+        last: dt.date | None = local_day(period.until - dt.timedelta(microseconds=1), timezone)
+    else:
+        last = max([*days, local_day(now, timezone)])
+    if first is None or last is None or last < first:
+        return ()
+    first = max(first, last - dt.timedelta(days=_MAX_SERIES_DAYS - 1))
+    out = []
+    d = first
+    while d <= last:
+        calls, spent, not_spent = days.get(d, [0, 0, 0])
+        out.append(DayPoint(d, calls, spent, not_spent))
+        d += dt.timedelta(days=1)
+    return tuple(out)
+
+
+def _amount(a: Amount) -> float | None:
+    return a.usd
+
+
+def row_to_dict(row: ReportRow) -> dict[str, Any]:
+    """A row as JSON-ready data: group keys, calls, spent_usd, would_cost_usd, … (USD unrounded)."""
+    return {
+        **row.keys,
+        "calls": row.calls,
+        "errors": row.errors,
+        "spent_usd": _amount(row.spent),
+        "would_cost_usd": _amount(row.would_cost),
+        "mock_would_cost_usd": _amount(row.mock_would_cost),
+        "replay_would_cost_usd": _amount(row.replay_would_cost),
+        "unknown_price_calls": row.unknown_price_calls,
+        "spent_nusd": row.spent.nusd,
+        "would_cost_nusd": row.would_cost.nusd,
+    }
+
+
+def report_to_dict(report: CostReport) -> dict[str, Any]:
+    """The whole report as one JSON-ready object: period, rows, totals, budget, daily."""
+    b = report.budget
+    return {
+        "period": {
+            "since": iso(report.period.since) if report.period.since else None,
+            "until": iso(report.period.until) if report.period.until else None,
+            "timezone": report.timezone,
+        },
+        "by": list(report.by),
+        "rows": [row_to_dict(r) for r in report.rows],
+        "totals": row_to_dict(report.totals),
+        "budget": {
+            "daily_usd": nusd_to_usd(b.daily_nusd),
+            "spent_today_usd": nusd_to_usd(b.spent_today_nusd),
+            "reserved_usd": nusd_to_usd(b.reserved_nusd),
+            "remaining_usd": nusd_to_usd(b.remaining_nusd),
+            "percent_used": b.percent_used,
+            "projected_end_of_day_usd": nusd_to_usd(b.projected_nusd),
+            "unknown_price_calls_today": b.unknown_today,
+            "window": b.window_label,
+        },
+        "daily": [
+            {"day": p.day.isoformat(), "calls": p.calls, "spent_usd": nusd_to_usd(p.spent_nusd),
+             "not_spent_usd": nusd_to_usd(p.not_spent_nusd)}
+            for p in report.daily
+        ],
+        "aggregated_rows": report.aggregated_rows,
+        "generated_at": iso(report.generated_at),
+    }
+
+
+__all__ = [
+    "GROUP_COLUMNS", "Amount", "BudgetStatus", "CostReport", "DayPoint", "ReportFilters", "ReportRow",
+    "budget_status", "build_report", "report_to_dict", "row_to_dict",
+]

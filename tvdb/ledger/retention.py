@@ -1,0 +1,125 @@
+"""Retention: fold old per-call usage rows into daily aggregates so the database stays small.
+
+`prune` moves every `usage` row older than the cutoff into `usage_daily`, one row per local day
+and group (service, model, scenario, implementation, run, stage, unit, price version), in one
+transaction, then deletes the folded rows. Reports read both tables, so their sums stay exact.
+Only whole local days are folded (the cutoff is rounded down to midnight), and running it again
+folds nothing new: it is idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from tvdb.clock import iso
+from tvdb.db import transaction
+from tvdb.errors import ConfigError
+from tvdb.ledger.periods import local_day, local_day_start
+
+MIN_AGE = dt.timedelta(days=1)
+_GROUP = ("service", "model", "scenario", "implementation", "run_id", "stage", "unit", "price_version")
+_SUMS = ("calls", "errors", "units", "cost_nusd", "would_cost_nusd", "cost_unknown", "would_cost_unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What `prune` folded: rows with `ts < cutoff` (a local midnight in `timezone`), in nano-USD."""
+
+    cutoff: dt.datetime
+    timezone: str
+    rows_folded: int
+    aggregates: int  # distinct day+group keys written or added to
+    first_day: dt.date | None
+    last_day: dt.date | None
+    spent_nusd: int  # real money in the folded rows (unchanged by folding)
+    would_cost_nusd: int
+    dry_run: bool = False
+
+
+@dataclass
+class _Agg:
+    day: dt.date
+    group: tuple[object, ...]
+    calls: int = 0
+    errors: int = 0
+    units: float = 0.0
+    cost_nusd: int = 0
+    would_cost_nusd: int = 0
+    cost_unknown: int = 0
+    would_cost_unknown: int = 0
+
+    def add(self, status: str, units: float | None, cost: int | None, would: int | None) -> None:
+        self.calls += 1
+        self.errors += int(status == "error")
+        self.units += float(units or 0)
+        self.cost_nusd += cost or 0
+        self.would_cost_nusd += would or 0
+        self.cost_unknown += int(cost is None)
+        self.would_cost_unknown += int(would is None)
+
+    def record(self, timezone: str) -> list[object]:
+        """Values for: day, timezone, start_ts, end_ts, *_GROUP, *_SUMS."""
+        return [
+            self.day.isoformat(), timezone, iso(local_day_start(self.day, timezone)),
+            iso(local_day_start(self.day + dt.timedelta(days=1), timezone)), *self.group,
+            self.calls, self.errors, self.units, self.cost_nusd, self.would_cost_nusd,
+            self.cost_unknown, self.would_cost_unknown,
+        ]
+
+
+def prune_cutoff(older_than: dt.timedelta, now: dt.datetime, timezone: str) -> dt.datetime:
+    """The local midnight at or before `now - older_than`."""
+    return local_day_start(local_day(now - older_than, timezone), timezone)
+
+
+def prune(
+    db: sqlite_utils.Database, older_than: dt.timedelta, now: dt.datetime, *, timezone: str = "UTC",
+    dry_run: bool = False,
+) -> PruneResult:
+    """Fold usage rows of whole local days older than `older_than` into `usage_daily`.
+
+    Raises ConfigError when `older_than` is under one day (today's rows feed the daily budget,
+    hourly limits and error-rate alerts). With `dry_run` nothing is written.
+    """
+    if older_than < MIN_AGE:
+        raise ConfigError(
+            "--older-than must be at least 1d: recent rows feed the daily budget, hourly limits and alerts"
+        )
+    cutoff = prune_cutoff(older_than, now, timezone)
+    with transaction(db):
+        groups: dict[str, _Agg] = {}
+        rows = spent = would_total = 0
+        for rec in db.execute(
+            f"SELECT ts, status, units, cost_nusd, would_cost_nusd, {', '.join(_GROUP)} "
+            "FROM usage WHERE ts < ?",
+            [iso(cutoff)],
+        ):
+            ts, status, units, cost, would, *group = rec
+            day = local_day(dt.datetime.fromisoformat(ts), timezone)
+            key = json.dumps([day.isoformat(), timezone, *group])
+            agg = groups.get(key)
+            if agg is None:
+                agg = groups[key] = _Agg(day, tuple(group))
+            agg.add(status, units, cost, would)
+            rows += 1
+            spent += (cost or 0) if group[_GROUP.index("implementation")] == "real" else 0
+            would_total += would or 0
+        if not dry_run and groups:
+            columns = ["key", "day", "timezone", "start_ts", "end_ts", *_GROUP, *_SUMS]
+            updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+            db.conn.executemany(
+                f"INSERT INTO usage_daily ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+                f"ON CONFLICT(key) DO UPDATE SET {updates}",
+                [[key, *agg.record(timezone)] for key, agg in groups.items()],
+            )
+            db.conn.execute("DELETE FROM usage WHERE ts < ?", [iso(cutoff)])
+    days = [agg.day for agg in groups.values()]
+    return PruneResult(
+        cutoff=cutoff, timezone=timezone, rows_folded=rows, aggregates=len(groups),
+        first_day=min(days, default=None), last_day=max(days, default=None), spent_nusd=spent,
+        would_cost_nusd=would_total, dry_run=dry_run,
+    )
