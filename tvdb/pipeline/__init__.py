@@ -1,0 +1,1 @@
+"""The pipeline stages (upload, parse, chunk, embed, validate, store) and the job state machine."""

@@ -1,0 +1,78 @@
+"""`LocalParser`: the mock-mode stand-in for LlamaParse that really extracts text, offline.
+
+It bills what LlamaParse would bill (one unit per page) so that mock runs price their parse
+calls truthfully, and fails a document with the same DocumentError codes a real run would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from tvdb.domain import Implementation, ParsedDocument, ParseRequest, ParseResult
+from tvdb.errors import DocumentError, ErrorCode
+from tvdb.services.local.formats import (
+    DOCX,
+    HTML,
+    MARKDOWN,
+    PDF,
+    PLAIN,
+    SUPPORTED_DESCRIPTION,
+)
+
+if TYPE_CHECKING:
+    from tvdb.services.protocols import Parser
+
+
+def parse_document(data: bytes, filename: str, media_type: str) -> ParsedDocument:
+    """Extract the per-page text of a document (synchronous, CPU-bound).
+
+    `media_type` is one of `tvdb.services.local.formats.SUPPORTED_MEDIA_TYPES` (as returned by
+    `tvdb.pipeline.detect.detect_media_type`); parameters such as ``; charset=`` are ignored.
+    `filename` names the document in errors and is not read.
+
+    Raises DocumentError with code UNSUPPORTED_TYPE, ENCRYPTED, CORRUPT or NO_TEXT; nothing else.
+    """
+    kind = media_type.split(";", 1)[0].strip().lower()
+    if kind == PDF:
+        from tvdb.services.local.formats.pdf import parse_pdf
+
+        return parse_pdf(data, path=filename)
+    if kind == DOCX:
+        from tvdb.services.local.formats.word import parse_docx
+
+        return parse_docx(data, path=filename)
+    if kind == HTML:
+        from tvdb.services.local.formats.html import parse_html
+
+        return parse_html(data, path=filename)
+    if kind in (MARKDOWN, PLAIN):
+        from tvdb.services.local.formats.text import parse_text
+
+        return parse_text(data, kind, path=filename)
+    raise DocumentError(
+        ErrorCode.UNSUPPORTED_TYPE,
+        f"cannot parse media type {media_type!r} (supported: {SUPPORTED_DESCRIPTION})",
+        path=filename,
+    )
+
+
+class LocalParser:
+    """The `Parser` used by mock mode and hybrid fallback: real text, no network, no cost.
+
+    `parse` returns every page's text (1-based `Page` numbers), `pages_billed` = the page count
+    (LlamaParse bills per page whatever the tier; the tier does not change local extraction)
+    and ``usage={"pages": n}``. Errors: see `parse_document`.
+    """
+
+    service: str = "llamaparse"
+    implementation: Implementation = Implementation.MOCK
+
+    async def parse(self, request: ParseRequest) -> ParseResult:
+        document = await asyncio.to_thread(parse_document, request.data, request.filename, request.media_type)
+        pages = len(document.pages)
+        return ParseResult(document=document, pages_billed=pages, usage={"pages": pages})
+
+
+if TYPE_CHECKING:
+    _satisfies_protocol: Parser = LocalParser()
