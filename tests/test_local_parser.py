@@ -147,6 +147,20 @@ def test_pypdf_warnings_become_document_warnings_not_log_lines(
     assert not [h for h in pypdf_logger.handlers if type(h).__name__ == "_ThreadCollector"]
 
 
+def test_concurrent_parses_keep_their_own_pypdf_warnings(documents_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    clean = (documents_dir / "minimal-document.pdf").read_bytes()
+    broken = re.sub(rb"startxref\s+\d+", b"startxref\n1", clean)
+    jobs = [broken if i % 2 else clean for i in range(16)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        documents = list(pool.map(lambda data: parse_document(data, "x.pdf", PDF), jobs))
+    for i, document in enumerate(documents):
+        pypdf_notes = [w for w in document.warnings if w.startswith("pypdf:")]
+        assert bool(pypdf_notes) == bool(i % 2), (i, document.warnings)
+    assert logging.getLogger("pypdf").propagate is True
+
+
 # --- DOCX -----------------------------------------------------------------------------------
 
 
