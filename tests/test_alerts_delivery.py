@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlite_utils
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.ledger_rows import add, at
+from tests.receivers import Mailbox, Receiver, authenticator_for, free_port
 from tvdb.alerts.channels import Channel, configured_channels
 from tvdb.alerts.delivery import deliver_alerts, make_test_alert
 from tvdb.clock import FakeClock
@@ -35,41 +32,6 @@ SLACK_SECRET = "T0CANARY/B0CANARY/sk-canary-slack-4f9c2e"
 SMTP_PASSWORD = "sk-canary-smtp-pw-77d1"
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records POSTs and answers with scripted statuses."""
-
-    def __init__(self, statuses: list[int], delay_s: float = 0.0) -> None:
-        self.requests: list[tuple[str, dict[str, str], Any]] = []
-        self.statuses = statuses
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.requests.append((self.path, dict(self.headers), json.loads(body)))
-                time.sleep(delay_s)
-                status = receiver.statuses[min(len(receiver.requests), len(receiver.statuses)) - 1]
-                self.send_response(status)
-                self.send_header("content-type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"error")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver([200])
@@ -77,40 +39,16 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Mailbox:
-    def __init__(self, replies: list[str] | None = None) -> None:
-        self.messages: list[Any] = []
-        self.replies = replies or ["250 OK"]
-        self.data_calls = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.data_calls += 1
-        reply = self.replies[min(self.data_calls, len(self.replies)) - 1]
-        if reply.startswith("250"):
-            self.messages.append(envelope)
-        return reply
-
-
-def _auth(expected: str) -> Any:
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.password.decode() == expected
-        return AuthResult(success=ok, handled=False)
-
-    return authenticator
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     box = Mailbox()
     port = free_port()
     controller = Controller(
-        box, hostname="127.0.0.1", port=port, authenticator=_auth(SMTP_PASSWORD), auth_require_tls=False
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator_for(SMTP_PASSWORD),
+        auth_require_tls=False,
     )
     controller.start()
     yield box, port

@@ -49,7 +49,15 @@ def _now(now: str | None) -> dt.datetime:
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # markup off: alert text, reasons and names are data, and "[Errno 111]" or "[info]" must print as is
+    return Console(highlight=False, markup=False)
+
+
+def _error(message: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message))
 
 
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
@@ -57,11 +65,12 @@ _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 
 def _print_alerts(alerts: list[Alert], console: Console, muted_until: dt.datetime | None) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     if muted_until is not None:
         console.print(
-            f"[yellow]muted until {muted_until.isoformat(timespec='minutes')}[/] "
-            "(alerts are stored, not sent)"
+            Text(f"muted until {muted_until.isoformat(timespec='minutes')}", "yellow"),
+            "(alerts are stored, not sent)",
         )
     if not alerts:
         console.print("no alerts")
@@ -72,9 +81,9 @@ def _print_alerts(alerts: list[Alert], console: Console, muted_until: dt.datetim
     for a in alerts:
         t.add_row(
             str(a.alert_id),
-            f"[{_SEVERITY_STYLE.get(str(a.severity), '')}]{a.severity}[/]",
+            Text(str(a.severity), _SEVERITY_STYLE.get(str(a.severity), "")),
             a.created_at.strftime("%Y-%m-%d %H:%M"),
-            f"[b]{a.title}[/b]\n{a.message}",
+            Text.assemble((a.title, "bold"), "\n", a.message),
             a.delivery_status,
             a.acknowledged_at.strftime("%Y-%m-%d %H:%M") if a.acknowledged_at else "",
         )
@@ -126,14 +135,15 @@ def ack(
     from tvdb.ledger.alerts import acknowledge
 
     if bool(ids) == all_:
-        raise typer.BadParameter("give alert ids or --all (not both)", param_hint="IDS")
+        _error("give alert ids or --all (not both); see tvdb alerts list")
+        raise typer.Exit(2)
     _, db = _open(ctx)
     done = acknowledge(db, None if all_ else list(ids or []), now=_now(now))
     missing = sorted(set(ids or []) - set(done))
     console = _console()
     console.print(f"acknowledged {len(done)} alert(s)" + (f": {', '.join(map(str, done))}" if done else ""))
     if missing:
-        console.print(f"[yellow]no open alert with id {', '.join(map(str, missing))}[/]")
+        _error(f"no open alert with id {', '.join(map(str, missing))}")
         raise typer.Exit(2)
 
 
@@ -176,9 +186,11 @@ def unmute(ctx: typer.Context, now: _NowOption = None) -> None:
 
 def _print_deliveries(results: list[DeliveryResult], console: Console) -> None:
     for r in results:
-        mark = "[green]delivered[/]" if r.status == "delivered" else f"[red]{r.status}[/]"
+        from rich.text import Text
+
         why = f" ({r.reason})" if r.reason else ""
-        console.print(f"{r.target}: {mark} after {r.attempts} attempt(s){why}")
+        mark = Text(r.status, "green" if r.status == "delivered" else "red")
+        console.print(Text.assemble(f"{r.target}: ", mark, f" after {r.attempts} attempt(s){why}"))
 
 
 @app.command(

@@ -49,7 +49,8 @@ def _now(now: str | None) -> dt.datetime:
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # markup off: group values and versions are data ("[x]" must print as is)
+    return Console(highlight=False, markup=False)
 
 
 _NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Compute as of this UTC instant.")]

@@ -158,7 +158,7 @@ def _chart(report: CostReport) -> Table | None:
 def print_report(report: CostReport, console: Console) -> None:
     console.print(_groups_table(report))
     if report.aggregated_rows:
-        console.print(f"[dim]includes {report.aggregated_rows} daily aggregate row(s) of pruned days[/]")
+        console.print(Text(f"includes {report.aggregated_rows} daily aggregate row(s) of pruned days", "dim"))
     console.print(_budget_panel(report))
     chart = _chart(report)
     if chart is not None:
