@@ -128,7 +128,9 @@ def list_(
 )
 def ack(
     ctx: typer.Context,
-    ids: Annotated[list[int] | None, typer.Argument(help="Alert ids (see tvdb alerts list).")] = None,
+    ids: Annotated[
+        list[int] | None, typer.Argument(metavar="ID...", help="Alert ids (see tvdb alerts list).")
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Acknowledge every unacknowledged alert.")] = False,
     now: _NowOption = None,
 ) -> None:
@@ -159,8 +161,8 @@ MUTE_HELP = """Stop sending alerts for a while; they are still raised and stored
 @app.command("mute", help=MUTE_HELP)
 def mute(
     ctx: typer.Context,
-    for_: Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1d.")],
-    reason: Annotated[str | None, typer.Option(help="Why (shown in the ledger).")] = None,
+    for_: Annotated[str, typer.Option("--for", metavar="DURATION", help="How long: 30m, 2h, 1d.")],
+    reason: Annotated[str | None, typer.Option(metavar="TEXT", help="Why (shown in the ledger).")] = None,
     now: _NowOption = None,
 ) -> None:
     from tvdb.ledger.alerts import mute as do_mute

@@ -78,17 +78,22 @@ def report(
     since: Annotated[
         str | None,
         typer.Option(
-            help="Start: a date (its local midnight), a datetime, or a duration back from now (7d, 12h)."
+            metavar="WHEN",
+            help="Start: a date (its local midnight), a datetime, or a duration back from now (7d, 12h).",
         ),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="End: a date (inclusive, whole day) or a datetime (exclusive).")
+        str | None,
+        typer.Option(metavar="WHEN", help="End: a date (inclusive, whole day) or a datetime (exclusive)."),
     ] = None,
-    day: Annotated[str | None, typer.Option(help="One local calendar day, e.g. 2026-11-29.")] = None,
+    day: Annotated[
+        str | None, typer.Option(metavar="DATE", help="One local calendar day, e.g. 2026-11-29.")
+    ] = None,
     by: Annotated[
         list[str] | None,
         typer.Option(
             "--by",
+            metavar="GROUP",
             help="Group by day|service|model|scenario|mode|run; repeat or comma-separate. Default: service.",
         ),
     ] = None,
@@ -96,17 +101,25 @@ def report(
         Format, typer.Option("--format", help="table (default), json (one object) or csv.")
     ] = Format.TABLE,
     service: Annotated[
-        list[str] | None, typer.Option(help="Only this service (openai, llamaparse); repeatable.")
+        list[str] | None,
+        typer.Option(metavar="NAME", help="Only this service (openai, llamaparse); repeatable."),
     ] = None,
     model: Annotated[
-        list[str] | None, typer.Option(help="Only this model or parse tier; repeatable.")
+        list[str] | None, typer.Option(metavar="NAME", help="Only this model or parse tier; repeatable.")
     ] = None,
-    scenario: Annotated[list[str] | None, typer.Option(help="Only this scenario; repeatable.")] = None,
-    run: Annotated[list[str] | None, typer.Option("--run", help="Only this run id; repeatable.")] = None,
+    scenario: Annotated[
+        list[str] | None, typer.Option(metavar="NAME", help="Only this scenario; repeatable.")
+    ] = None,
+    run: Annotated[
+        list[str] | None, typer.Option("--run", metavar="RUN_ID", help="Only this run id; repeatable.")
+    ] = None,
     mode: Annotated[
         list[str] | None,
         typer.Option(
-            "--mode", "--implementation", help="Only calls answered by real, mock or replay; repeatable."
+            "--mode",
+            "--implementation",
+            metavar="MODE",
+            help="Only calls answered by real, mock or replay; repeatable.",
         ),
     ] = None,
     now: _NowOption = None,
@@ -159,7 +172,7 @@ Only whole days in the configured time zone are folded; running it again changes
 def prune(
     ctx: typer.Context,
     older_than: Annotated[
-        str, typer.Option(help="Age of rows to fold: 90d, 12w, 36h (at least 1d).")
+        str, typer.Option(metavar="DURATION", help="Age of rows to fold: 90d, 12w, 36h (at least 1d).")
     ] = "90d",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be folded; write nothing.")
@@ -201,10 +214,13 @@ def reprice(
     ctx: typer.Context,
     price_version: Annotated[
         str | None,
-        typer.Option(help="Price version to apply (default: the newest, including tvdb.yaml overrides)."),
+        typer.Option(
+            metavar="VERSION",
+            help="Price version to apply (default: the newest, including tvdb.yaml overrides).",
+        ),
     ] = None,
     from_version: Annotated[
-        str | None, typer.Option(help="Only rows currently priced under this version.")
+        str | None, typer.Option(metavar="VERSION", help="Only rows currently priced under this version.")
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
