@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from typing import Any
@@ -70,10 +71,20 @@ def report_csv(report: CostReport) -> str:
 
 
 def _period(report: CostReport) -> str:
+    """`2026-01-04 … 2026-01-10 (UTC)` for whole local days, else local datetimes."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(report.timezone)
     p = report.period
-    since = p.since.isoformat(timespec="seconds") if p.since else "the beginning"
-    until = p.until.isoformat(timespec="seconds") if p.until else "now"
-    return f"{since} → {until}"
+    since = p.since.astimezone(tz) if p.since else None
+    until = p.until.astimezone(tz) if p.until else None
+    if all(t is None or t.time() == dt.time(0) for t in (since, until)):
+        first = since.date().isoformat() if since else "the beginning"
+        last = (until.date() - dt.timedelta(days=1)).isoformat() if until else "now"
+    else:
+        first = since.isoformat(timespec="minutes") if since else "the beginning"
+        last = until.isoformat(timespec="minutes") if until else "now"
+    return f"{first} … {last} ({report.timezone})"
 
 
 def _groups_table(report: CostReport) -> Table:
