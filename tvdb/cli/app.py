@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from tvdb.errors import TvdbError, exit_code_for
 
@@ -39,30 +40,23 @@ def _global(
 
 
 def handle_errors(application: typer.Typer) -> int:
-    """Run the app; a TvdbError becomes a one-line message on stderr and its exit code."""
-    from rich.console import Console
+    """Run the app; a TvdbError becomes a one-line message on stderr and its exit code.
 
+    Typer's standalone mode already turns usage errors into exit 2 with a message, and
+    `typer.Exit(code)` into that code; only our own errors need mapping, here and nowhere else.
+    """
     try:
-        result = application(standalone_mode=False)
+        application(standalone_mode=True)
     except TvdbError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return exit_code_for(exc)
     except KeyboardInterrupt as exc:
         return exit_code_for(exc)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 0
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
-    return result if isinstance(result, int) else 0
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 def cwd() -> Path:

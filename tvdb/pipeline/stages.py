@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from tvdb.clock import iso
 from tvdb.db import transaction
 from tvdb.domain import JobState, Page, ParseRequest, ParseResult, Stage
 from tvdb.errors import (
@@ -36,15 +37,16 @@ _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
     """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead."""
     if isinstance(exc, CostLimitExceeded | RateLimitExceeded) and _is_budget_refusal(exc):
-        if ctx.settings.on_budget_exceeded == "defer" and job.state in (
+        until = getattr(ctx.caller.budget, "deferred_until", lambda e: None)(exc)
+        if ctx.settings.on_budget_exceeded == "defer" and until is not None and job.state in (
             JobState.UPLOADED, JobState.PARSING, JobState.PARSED, JobState.CHUNKED, JobState.EMBEDDING
         ):
             back = {JobState.PARSING: JobState.UPLOADED, JobState.EMBEDDING: JobState.CHUNKED}.get(
                 job.state, job.state
             )
             return ctx.changed(ctx.jobs.transition(
-                job, JobState.DEFERRED, detail=str(exc), deferred_from=back.value,
-                error_code=ErrorCode.BUDGET.value, error_message=str(exc),
+                job, JobState.DEFERRED, detail=f"{exc}; deferred until {iso(until)}", deferred_from=back.value,
+                deferred_until=iso(until), error_code=ErrorCode.BUDGET.value, error_message=str(exc),
             ))
         code = ErrorCode.BUDGET
     elif isinstance(exc, DocumentError):

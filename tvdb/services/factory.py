@@ -9,7 +9,7 @@ import sqlite_utils
 
 from tvdb.clock import Clock
 from tvdb.config import Settings
-from tvdb.services.calls import BudgetGuard, NoBudget, NoRetry, RetryPolicy
+from tvdb.services.calls import BudgetGuard, NoRetry, RetryPolicy
 
 
 def build_retry(settings: Settings, clock: Clock) -> RetryPolicy:
@@ -17,7 +17,10 @@ def build_retry(settings: Settings, clock: Clock) -> RetryPolicy:
 
 
 def build_budget(db: sqlite_utils.Database, settings: Settings, clock: Clock) -> BudgetGuard:
-    return NoBudget()
+    """The ledger's guard: daily and run budgets, hourly request limits, reserved before real calls."""
+    from tvdb.ledger.budget import LedgerBudget
+
+    return LedgerBudget(db, settings, clock)
 
 
 def build_faults(faults: Sequence[dict[str, Any]]) -> Any:

@@ -1,0 +1,59 @@
+"""Rendering of `tvdb run --estimate`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tvdb.config import Settings
+    from tvdb.scenarios.loader import LoadedScenario
+
+
+def print_estimate(loaded: LoadedScenario, settings: Settings, *, as_json: bool) -> int:
+    """Print the forecast; returns 0 when it fits every budget, 3 when it does not."""
+    from tvdb.clock import SystemClock
+    from tvdb.scenarios.estimate import estimate
+
+    est = estimate(loaded, settings, SystemClock())
+    if as_json:
+        sys.stdout.write(json.dumps(est.as_json(), indent=2) + "\n")
+        return 0 if est.forecast.fits else 3
+    console = Console()
+    docs = Table(title=f"Estimate for scenario {est.scenario} (nothing spent, nothing written)", title_justify="left")
+    for col in ("document", "status", "pages", "chunks", "tokens"):
+        docs.add_column(col, justify="left" if col in ("document", "status") else "right")
+    base = loaded.path.parent
+    for d in est.documents:
+        name = str(Path(d.path).relative_to(base)) if Path(d.path).is_relative_to(base) else d.path
+        docs.add_row(name, d.status if not d.error_code else f"failed: {d.error_code}", str(d.pages),
+                     str(d.chunks), str(d.tokens))
+    console.print(docs)
+    by_stage = est.forecast.by_stage_nusd
+    console.print(
+        f"A real run would send {est.requests['parse']} parse and {est.requests['embed']} embedding requests, "
+        f"costing ${est.forecast.total_usd:.6f} at live prices "
+        f"(parse ${by_stage.get('parse', 0) / 1e9:.6f}, embed ${by_stage.get('embed', 0) / 1e9:.6f}).",
+        highlight=False,
+    )
+    for service, model in est.forecast.unpriced:
+        console.print(f"[red]✗[/] no known price for {service} {model}: real calls would be refused")
+    budgets = Table(title="Budgets", title_justify="left")
+    for col in ("budget", "window", "limit", "used", "reserved", "this run", "fits"):
+        budgets.add_column(col)
+    for c in est.forecast.checks:
+        d = c.as_dict()
+        fmt = (lambda v: f"${v:.6f}") if d["unit"] == "usd" else str
+        suffix = "_usd" if d["unit"] == "usd" else ""
+        budgets.add_row(c.name, c.window, fmt(d["limit" + suffix]), fmt(d["used" + suffix]),
+                        fmt(d["reserved" + suffix]), fmt(d["requested" + suffix]),
+                        "[green]yes[/]" if c.fits else "[red]no[/]")
+    console.print(budgets)
+    if settings.mode == "mock":
+        console.print("[dim]This scenario runs in mock mode, which spends nothing; the forecast is for a real run.[/]")
+    return 0 if est.forecast.fits else 3
