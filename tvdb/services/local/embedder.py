@@ -1,0 +1,307 @@
+"""`HashEmbedder`: the deterministic local stand-in for OpenAI embeddings (mock mode and the emulator).
+
+A text's vector is a signed feature-hashing projection of its lowercased words (the "hashing trick"):
+
+- each distinct word adds its unigram feature and its character 3- and 4-grams (of ``<word>``), so
+  inflections and shared stems ("embed", "embeddings") land near each other; the weight of a word is
+  sublinear in its count, 1 + ln(count), and a short list of English function words is damped, so
+  "the" and "of" do not make unrelated texts look alike;
+- consecutive content words (function words skipped) add a bigram feature, so a phrase taken from a
+  text matches that text more than another text with the same words in other places.
+
+Every feature is hashed with blake2b (never Python's per-process salted ``hash()``) into 64 bits:
+the index is ``h mod dimensions`` and the sign is the top bit. Rows are summed in a fixed order
+(a text's features in first-occurrence order) in float64 and L2-normalised, so a text's vector is
+bit-identical across processes, instances, batch compositions and call histories.
+
+Speed: an instance caches each word's feature hashes (and, per dimension, their folded indices and
+signed weights) once, and a batch is projected with numpy gathers and one ``bincount`` per block of
+rows, so repeated words cost no Python hashing. Measured figures are in the report of issue 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from tvdb.catalog import embedding_model
+from tvdb.domain import EmbeddingRequest, EmbeddingResult, Implementation
+from tvdb.errors import PermanentServiceError
+from tvdb.tokens import count_tokens
+
+MAX_DIMENSIONS = 3072  # the widest model in tvdb.catalog (text-embedding-3-large)
+
+_WORD = re.compile(r"\w+")
+_NGRAM_SIZES = (3,)
+_NGRAM_NORM = 0.7  # L2 weight of a word's n-gram block relative to its unigram (1.0)
+_STOPWORD_WEIGHT = 0.15
+_BIGRAM_WEIGHT = 0.5
+_ROW_BLOCK = 1024  # rows per bincount: bounds the dense float64 scratch to 1024 × dimensions
+# Function words that would otherwise dominate every text's vector (no IDF in a stateless embedder).
+_STOPWORDS = frozenset(
+    "a an and are as at be been but by can do does for from had has have he her his i if in into is it "
+    "its me my no not of on or our she so than that the their them then there these they this those to "
+    "was we were what when which while who will with would you your".split()
+)
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio constant of splitmix64
+_TOP_BIT = np.uint64(63)
+
+
+class HashEmbedder:
+    """Deterministic, content-derived embeddings, wire-compatible in shape with OpenAI's.
+
+    One instance may be shared by threads (a lock guards its caches). Memory grows with the number
+    of distinct words seen (a few hundred bytes each).
+    """
+
+    service = "openai"
+    implementation = Implementation.MOCK
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._vocab = _Vocabulary()
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embed one request as the API would: float32 (len(texts), request.dimensions) unit rows.
+
+        `prompt_tokens` is the tiktoken count of the inputs (encode_ordinary, as the API counts).
+        Raises PermanentServiceError (status 400, the API's message) for a request the API refuses:
+        no inputs or more than the model's inputs per request, an input over the per-input token
+        cap, over the per-request token cap, or `dimensions` the model does not allow; ValueError
+        for an empty or whitespace-only input (the chunker must never produce one).
+        ConfigError for a model unknown to tvdb.catalog.
+        """
+        spec = embedding_model(request.model)
+        texts = list(request.texts)
+        _check_blank(texts)
+        if not 1 <= len(texts) <= spec.max_inputs_per_request:
+            raise _bad_request(
+                "'$.input' is invalid. Please check the API reference: "
+                "https://platform.openai.com/docs/api-reference."
+            )
+        if request.dimensions != spec.default_dimensions and not spec.supports_dimensions:
+            raise _bad_request("This model does not support specifying dimensions.")
+        if not 1 <= request.dimensions <= spec.default_dimensions:
+            raise _bad_request(
+                f"Invalid value for 'dimensions' = {request.dimensions}. "
+                f"It must be between 1 and {spec.default_dimensions}."
+            )
+        counts = count_tokens(texts, spec.encoding)
+        for count in counts:
+            if count > spec.max_input_tokens:
+                raise _bad_request(
+                    f"This model's maximum context length is {spec.max_input_tokens} tokens, however you "
+                    f"requested {count} tokens ({count} in your prompt; 0 for the completion). "
+                    "Please reduce your prompt; or completion length."
+                )
+        total = sum(counts)
+        if total > spec.max_tokens_per_request:
+            raise _bad_request(
+                f"Requested {total} tokens, max {spec.max_tokens_per_request} tokens per request",
+                code="max_tokens_per_request",
+            )
+        vectors = self.embed_texts(texts, request.dimensions)
+        return EmbeddingResult(
+            vectors=vectors,
+            prompt_tokens=total,
+            model=request.model,
+            usage={"prompt_tokens": total, "total_tokens": total},
+        )
+
+    def embed_texts(self, texts: Sequence[str], dimensions: int) -> npt.NDArray[np.float32]:
+        """Vectors of `texts`: float32 array of shape (len(texts), dimensions), each row of unit L2 norm.
+
+        Raises ValueError for an empty or whitespace-only text (naming its index) or `dimensions`
+        outside 1..3072. No token limits are checked here (the caller, e.g. the emulator, does).
+        """
+        if not 1 <= dimensions <= MAX_DIMENSIONS:
+            raise ValueError(f"dimensions must be between 1 and {MAX_DIMENSIONS}, got {dimensions}")
+        texts = list(texts)
+        _check_blank(texts)
+        out = np.empty((len(texts), dimensions), dtype=np.float32)
+        with self._lock:
+            for start in range(0, len(texts), _ROW_BLOCK):
+                block = texts[start : start + _ROW_BLOCK]
+                out[start : start + len(block)] = self._project(block, dimensions)
+        return out
+
+    def _project(self, texts: list[str], dimensions: int) -> npt.NDArray[np.float64]:
+        """Unit float64 rows for one block of texts (see the module docstring for the features)."""
+        vocab = self._vocab
+        words: list[str] = []
+        lengths: list[int] = []
+        for text in texts:
+            found = _WORD.findall(text.lower()) or [text.strip().lower()]
+            words.extend(found)
+            lengths.append(len(found))
+        seq = vocab.lookup(words)
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+
+        # Distinct (text, word) pairs with their counts, in first-occurrence order: the summation
+        # order must not depend on word ids, which depend on the instance's history.
+        size = np.int64(vocab.size)
+        pairs, first, counts = np.unique(rows * size + seq, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        pairs, counts = pairs[order], counts[order]
+        word_rows, word_ids = pairs // size, pairs % size
+
+        table = vocab.folded(dimensions)
+        starts = table.ptr[word_ids]
+        n_features = table.ptr[word_ids + 1] - starts
+        # Feature positions of each pair: starts[k] .. starts[k] + n_features[k], concatenated.
+        ends = np.cumsum(n_features)
+        positions = np.arange(int(ends[-1]), dtype=np.int64)
+        positions += np.repeat(starts - (ends - n_features), n_features)
+        keys = [np.repeat(word_rows * dimensions, n_features) + table.index[positions]]
+        values = [table.value[positions] * np.repeat(1.0 + np.log(counts), n_features)]
+
+        # Bigrams of consecutive content words (function words skipped) within one text.
+        content = ~vocab.stop_array()[seq]
+        content_ids, content_rows = seq[content], rows[content]
+        same_text = content_rows[1:] == content_rows[:-1]
+        if same_text.any():
+            hashes = vocab.hash_array()
+            pair_hash = _pair_hash(hashes[content_ids[:-1][same_text]], hashes[content_ids[1:][same_text]])
+            folded = (pair_hash % np.uint64(dimensions)).astype(np.int64)
+            keys.append(content_rows[1:][same_text] * dimensions + folded)
+            values.append(np.where(pair_hash >> _TOP_BIT, -_BIGRAM_WEIGHT, _BIGRAM_WEIGHT))
+
+        summed = np.bincount(
+            np.concatenate(keys), weights=np.concatenate(values), minlength=len(texts) * dimensions
+        )
+        dense = np.asarray(summed, dtype=np.float64).reshape(len(texts), dimensions)
+        norms = np.sqrt(np.einsum("ij,ij->i", dense, dense))
+        zero = norms == 0.0  # every feature cancelled (possible only for tiny dimensions)
+        dense[zero, 0] = 1.0
+        norms[zero] = 1.0
+        dense /= norms[:, None]
+        return dense
+
+
+class _Folded:
+    """A vocabulary's features folded into one dimension: CSR pointers, indices, signed weights."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self.words = 0
+        self.ptr = np.zeros(1, dtype=np.int64)
+        self.index = np.zeros(0, dtype=np.int64)
+        self.value = np.zeros(0, dtype=np.float64)
+
+
+class _Vocabulary:
+    """Per-instance cache: word → id, each word's 64-bit hash, and its features (hash, weight).
+
+    Features of word i are `feature_hash[ptr[i]:ptr[i+1]]`; arrays grow append-only, so ids and
+    folded tables stay valid as new words arrive.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self._word_hash: list[int] = []
+        self._stop: list[bool] = []
+        self._feature_hash: list[int] = []
+        self._feature_weight: list[float] = []
+        self._ptr: list[int] = [0]
+        self._gram_hash: dict[str, int] = {}
+        self._folded: dict[int, _Folded] = {}
+        self._hash_array = np.zeros(0, dtype=np.uint64)
+        self._stop_array = np.zeros(0, dtype=bool)
+
+    @property
+    def size(self) -> int:
+        return len(self._word_hash)
+
+    def lookup(self, words: list[str]) -> npt.NDArray[np.int64]:
+        """Ids of `words` (int64 array, same order), adding the words not seen before."""
+        ids = self.ids
+        try:
+            return np.fromiter(map(ids.__getitem__, words), dtype=np.int64, count=len(words))
+        except KeyError:
+            for word in words:
+                if word not in ids:
+                    self._add(word)
+            return np.fromiter(map(ids.__getitem__, words), dtype=np.int64, count=len(words))
+
+    def stop_array(self) -> npt.NDArray[np.bool_]:
+        if len(self._stop_array) != len(self._stop):
+            self._stop_array = np.array(self._stop, dtype=bool)
+        return self._stop_array
+
+    def hash_array(self) -> npt.NDArray[np.uint64]:
+        if len(self._hash_array) != len(self._word_hash):
+            self._hash_array = np.array(self._word_hash, dtype=np.uint64)
+        return self._hash_array
+
+    def folded(self, dimensions: int) -> _Folded:
+        """The folded table for `dimensions`, extended to every word seen so far."""
+        table = self._folded.setdefault(dimensions, _Folded(dimensions))
+        words = len(self._word_hash)
+        if table.words < words:
+            lo, hi = self._ptr[table.words], self._ptr[words]
+            hashes = np.array(self._feature_hash[lo:hi], dtype=np.uint64)
+            weights = np.array(self._feature_weight[lo:hi], dtype=np.float64)
+            table.index = np.concatenate([table.index, (hashes % np.uint64(dimensions)).astype(np.int64)])
+            table.value = np.concatenate([table.value, np.where(hashes >> _TOP_BIT, -weights, weights)])
+            table.ptr = np.array(self._ptr, dtype=np.int64)
+            table.words = words
+        return table
+
+    def _add(self, word: str) -> None:
+        self.ids[word] = len(self._word_hash)
+        word_hash = _blake(b"w\x00" + word.encode("utf-8", "surrogatepass"))
+        stop = word in _STOPWORDS
+        self._word_hash.append(word_hash)
+        self._stop.append(stop)
+        self._feature_hash.append(word_hash)
+        self._feature_weight.append(_STOPWORD_WEIGHT if stop else 1.0)
+        if not stop:
+            grams = _ngrams(word)
+            weight = _NGRAM_NORM / math.sqrt(len(grams)) if grams else 0.0
+            for gram in grams:
+                gram_hash = self._gram_hash.get(gram)
+                if gram_hash is None:
+                    gram_hash = _blake(b"g\x00" + gram.encode("utf-8", "surrogatepass"))
+                    self._gram_hash[gram] = gram_hash
+                self._feature_hash.append(gram_hash)
+                self._feature_weight.append(weight)
+        self._ptr.append(len(self._feature_hash))
+
+
+def _ngrams(word: str) -> list[str]:
+    marked = f"<{word}>"
+    grams = [marked[i : i + n] for n in _NGRAM_SIZES for i in range(len(marked) - n + 1)]
+    return grams or [marked]
+
+
+def _blake(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _pair_hash(left: npt.NDArray[np.uint64], right: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """A stable 64-bit hash of an ordered pair of word hashes (splitmix64 finaliser over a mix)."""
+    with np.errstate(over="ignore"):
+        x = left * _MIX ^ ((right << np.uint64(17)) | (right >> np.uint64(47)))
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        result: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return result
+
+
+def _check_blank(texts: list[str]) -> None:
+    for i, text in enumerate(texts):
+        if not text or text.isspace():
+            raise ValueError(
+                f"input {i} is empty or whitespace-only; the embeddings API refuses empty strings "
+                "and tvdb never sends blank chunks"
+            )
+
+
+def _bad_request(message: str, *, code: str | None = None) -> PermanentServiceError:
+    return PermanentServiceError(message, service="openai", status=400, code=code)

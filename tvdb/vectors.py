@@ -1,0 +1,74 @@
+"""Vector storage format and search: little-endian float32 blobs, and top-k cosine similarity.
+
+A vector of d dimensions is stored as 4·d bytes of IEEE-754 float32, little-endian (the same layout
+as the OpenAI API's base64 `encoding_format`), whatever the machine's byte order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from tvdb.errors import VectorValidationError
+
+_WIRE = np.dtype("<f4")
+
+
+def encode_vector(vector: npt.ArrayLike) -> bytes:
+    """The blob of a 1-D vector: 4 bytes per value, float32 little-endian. ValueError if not 1-D."""
+    array = np.asarray(vector)
+    if array.ndim != 1:
+        raise ValueError(f"encode_vector takes one 1-D vector, got shape {array.shape}")
+    return array.astype(_WIRE, copy=False).tobytes()
+
+
+def decode_vector(blob: bytes, dimensions: int) -> npt.NDArray[np.float32]:
+    """The float32 vector (native byte order, writable) stored in `blob`.
+
+    Raises VectorValidationError when the blob does not hold exactly `dimensions` float32 values.
+    """
+    if len(blob) != 4 * dimensions:
+        raise VectorValidationError(
+            f"a stored vector of {dimensions} dimensions takes {4 * dimensions} bytes, got {len(blob)}"
+        )
+    return np.frombuffer(blob, dtype=_WIRE).astype(np.float32)
+
+
+def decode_vectors(blobs: Sequence[bytes], dimensions: int) -> npt.NDArray[np.float32]:
+    """A (len(blobs), dimensions) float32 matrix of stored vectors; errors as `decode_vector`."""
+    matrix = np.empty((len(blobs), dimensions), dtype=np.float32)
+    for row, blob in enumerate(blobs):
+        matrix[row] = decode_vector(blob, dimensions)
+    return matrix
+
+
+def top_k(query: npt.ArrayLike, matrix: npt.ArrayLike, k: int) -> list[tuple[int, float]]:
+    """The k rows of `matrix` most cosine-similar to `query`, best first: [(row, cosine), ...].
+
+    Rows need not be unit vectors (each is divided by its norm). Rows that are all zeros or hold a
+    NaN/inf have no defined cosine and are never returned; ties go to the lower row. Returns fewer
+    than k pairs when fewer rows qualify, and [] when k ≤ 0. Raises ValueError on a shape mismatch
+    or a query whose norm is zero or not finite.
+    """
+    m = np.asarray(matrix)
+    if m.dtype not in (np.float32, np.float64):
+        m = m.astype(np.float64)
+    q = np.asarray(query, dtype=m.dtype)  # float32 stays float32: no copy of a large matrix
+    if q.ndim != 1:
+        raise ValueError(f"query must be a 1-D vector, got shape {q.shape}")
+    if m.ndim != 2 or m.shape[1] != q.shape[0]:
+        raise ValueError(f"matrix must have shape (rows, {q.shape[0]}), got {m.shape}")
+    q_norm = float(np.linalg.norm(q.astype(np.float64)))
+    if not np.isfinite(q_norm) or q_norm == 0.0:
+        raise ValueError("the query vector has a zero or non-finite norm")
+    if k <= 0 or m.shape[0] == 0:
+        return []
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", m, m, dtype=np.float64))
+        scores = (m @ q).astype(np.float64) / (norms * q_norm)
+    valid = np.flatnonzero(np.isfinite(scores) & (norms > 0.0))
+    # Sort by descending score, then ascending row, so ties are deterministic.
+    order = np.lexsort((valid, -scores[valid]))[:k]
+    return [(int(valid[i]), float(scores[valid[i]])) for i in order]
