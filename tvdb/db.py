@@ -94,6 +94,15 @@ def m002_reservations(db: sqlite_utils.Database) -> None:
     db.table("reservations").create_index(["run_id"])
 
 
+@migrations()
+def m003_budget_index(db: sqlite_utils.Database) -> None:
+    """A covering index for the two sums every budget check runs (`tvdb.ledger.budget`): today's
+    real spend (implementation, ts range, cost_nusd) and a service's real attempts in the last hour."""
+    db.table("usage").create_index(
+        ["implementation", "ts", "service", "cost_nusd"], index_name="idx_usage_budget"
+    )
+
+
 def open_db(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database at `path` with WAL, a busy timeout and the current schema."""
     path = Path(path)

@@ -27,7 +27,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -113,6 +113,12 @@ class BudgetForecast:
 def usd_limit_nusd(usd: float) -> int:
     """A USD limit in nano-USD, rounded down so that a limit never admits more than was set."""
     return int((Decimal(str(usd)) * NANO_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
+
+
+# Slots held in the sliding hour: real request attempts since (now − 1 h), and reservations still
+# active. Parameters: service, hour start, now, service.
+_ATTEMPTS_SQL = "SELECT {} FROM usage WHERE implementation = 'real' AND service = ? AND ts > ?"
+_HELD_SQL = "SELECT {} FROM reservations WHERE status = 'active' AND expires_at > ? AND service = ?"
 
 
 def _parse_ts(text: str) -> dt.datetime:
@@ -300,25 +306,21 @@ class LedgerBudget:
         limit = self.hourly_limits.get(service)
         if limit is None:
             return None
-        attempts = self._column(
-            "SELECT ts FROM usage WHERE implementation = 'real' AND service = ? AND ts > ? ORDER BY ts",
-            [service, iso(now - dt.timedelta(seconds=HOUR_S))],
-        )
-        held = self._column(
-            "SELECT created_at FROM reservations WHERE status = 'active' AND expires_at > ? AND service = ? "
-            "ORDER BY created_at",
-            [iso(now), service],
-        )
-        check = BudgetCheck(f"hourly {service}", "hour", REQUESTS, limit, len(attempts), len(held), requested)
+        args = [service, iso(now - dt.timedelta(seconds=HOUR_S)), iso(now), service]
+        used, reserved = self.db.conn.execute(
+            f"SELECT ({_ATTEMPTS_SQL.format('COUNT(*)')}), ({_HELD_SQL.format('COUNT(*)')})", args
+        ).fetchone()
+        check = BudgetCheck(f"hourly {service}", "hour", REQUESTS, limit, used, reserved, requested)
         if check.fits or limit == 0 or requested > limit:
             return check, None
         # The slot that must free last is the (used + reserved + requested − limit)-th oldest.
-        occupied = sorted(_parse_ts(t) for t in (*attempts, *held))
-        frees_at = occupied[len(occupied) + requested - limit - 1] + dt.timedelta(seconds=HOUR_S)
+        oldest = self.db.conn.execute(
+            f"SELECT t FROM ({_ATTEMPTS_SQL.format('ts AS t')} UNION ALL {_HELD_SQL.format('created_at')}) "
+            "ORDER BY t LIMIT 1 OFFSET ?",
+            [*args, used + reserved + requested - limit - 1],
+        ).fetchone()[0]
+        frees_at = _parse_ts(oldest) + dt.timedelta(seconds=HOUR_S)
         return check, max(1.0, (frees_at - now).total_seconds())
-
-    def _column(self, sql: str, args: Iterable[Any]) -> list[str]:
-        return [row[0] for row in self.db.conn.execute(sql, list(args))]
 
     def _insert(self, reservation_id: str, now: dt.datetime, request: SpendRequest) -> None:
         scope = request.scope
