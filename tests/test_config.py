@@ -96,5 +96,7 @@ def test_list_settings_from_env(tmp_path: Path) -> None:
 
 
 def test_settings_are_frozen() -> None:
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         Settings().mode = "real"  # type: ignore[misc]

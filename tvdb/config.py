@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from tvdb import catalog
 from tvdb.domain import Mode
 from tvdb.errors import ConfigError, ScenarioError
+from tvdb.validation import describe, dotted
 from tvdb.yamlfile import YamlDocument, load_yaml
 
 CONFIG_FILENAME = "tvdb.yaml"
@@ -215,7 +216,10 @@ def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None
     target[path[-1]] = value
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any], prefix: tuple[str, ...], origins: dict[tuple[str, ...], _Layer], layer: _Layer) -> None:
+def _merge(
+    base: dict[str, Any], over: Mapping[str, Any], prefix: tuple[str, ...],
+    origins: dict[tuple[str, ...], _Layer], layer: _Layer,
+) -> None:
     for key, value in over.items():
         path = (*prefix, key)
         if isinstance(value, Mapping) and key != "prices":
@@ -313,8 +317,8 @@ def resolve_settings(
 def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
     err = exc.errors()[0]
     loc = tuple(str(p) for p in err["loc"])
-    key = ".".join(loc)
-    msg = err["msg"]
+    key = dotted(err["loc"])
+    msg = describe(err, Settings)
     layer = None
     for n in range(len(loc), 0, -1):
         layer = origins.get(loc[:n])

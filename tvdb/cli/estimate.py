@@ -47,12 +47,11 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, as_json: bool)
     for col in ("budget", "window", "limit", "used", "reserved", "this run", "fits"):
         budgets.add_column(col)
     for c in est.forecast.checks:
-        d = c.as_dict()
-        fmt = (lambda v: f"${v:.6f}") if d["unit"] == "usd" else str
-        suffix = "_usd" if d["unit"] == "usd" else ""
-        budgets.add_row(c.name, c.window, fmt(d["limit" + suffix]), fmt(d["used" + suffix]),
-                        fmt(d["reserved" + suffix]), fmt(d["requested" + suffix]),
-                        "[green]yes[/]" if c.fits else "[red]no[/]")
+        row = c.as_dict()
+        usd = row["unit"] == "usd"
+        suffix = "_usd" if usd else ""
+        cells = [f"${row[k + suffix]:.6f}" if usd else str(row[k]) for k in ("limit", "used", "reserved", "requested")]
+        budgets.add_row(c.name, c.window, *cells, "[green]yes[/]" if c.fits else "[red]no[/]")
     console.print(budgets)
     if settings.mode == "mock":
         console.print("[dim]This scenario runs in mock mode, which spends nothing; the forecast is for a real run.[/]")

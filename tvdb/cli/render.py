@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -71,32 +72,40 @@ def _short(path: str, base: Path | None) -> str:
 
 
 def render_result(console: Console, result: RunResult, *, base: Path | None = None) -> None:
-    docs = Table(title=f"Run {result.run_id} · scenario {result.scenario} · mode {result.mode}", title_justify="left")
-    for col in ("document", "status", "pages", "chunks", "tokens", "vectors", "would cost"):
-        docs.add_column(col, justify="right" if col not in ("document", "status") else "left")
+    names = [Path(d.path).name for d in result.documents]
+    if len(set(names)) == len(names):  # bare file names read best in a narrow terminal
+        base = None
+    docs = Table(title=f"Run {result.run_id} · scenario {result.scenario} · mode {result.mode}",
+                 title_justify="left")
+    for col in ("document", "status", "pages", "chunks", "tokens", "vectors", "would cost", "ms"):
+        docs.add_column(col, justify="left" if col in ("document", "status") else "right",
+                        overflow="fold" if col == "document" else "ellipsis")
+    times = Table(title="Time per stage (ms)", title_justify="left")
+    times.add_column("document", overflow="fold")
     for stage in STAGES:
-        docs.add_column(f"{stage} ms", justify="right", style="dim")
+        times.add_column(stage, justify="right")
     for d in result.documents:
         status = d.status if not d.error_code else f"{d.status}: {d.error_code}"
         if d.reused_from:
             status += " (reused)"
+        name = _short(d.path, base)
         docs.add_row(
-            _short(d.path, base), f"[{_STYLE.get(d.status, 'white')}]{status}[/]", str(d.pages), str(d.chunks),
-            str(d.tokens), str(d.vectors), _money(d.would_cost_usd),
-            *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES),
+            name, f"[{_STYLE.get(d.status, 'white')}]{status}[/]", str(d.pages), str(d.chunks), str(d.tokens),
+            str(d.vectors), _money(d.would_cost_usd), f"{sum(d.stage_ms.values()):.0f}",
         )
+        times.add_row(name, *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES))
     console.print(docs)
-    failed_docs = [d for d in result.documents if d.error_message]
-    for d in failed_docs:
-        console.print(f"  [red]✗[/] {_short(d.path, base)}: {d.error_message}", highlight=False)
+    for d in result.documents:
+        if d.error_message:
+            console.print(f"  [red]✗[/] {escape(_short(d.path, base))}: {escape(d.error_message)}", highlight=False)
+    if console.width >= 100 or len(result.documents) <= 10:
+        console.print(times)
     if result.expectations:
-        exp = Table(title="Expectations", title_justify="left", show_header=False, box=None, padding=(0, 1))
-        exp.add_column()
-        exp.add_column()
-        exp.add_column(style="dim")
+        console.print("[bold]Expectations[/]")
         for e in result.expectations:
-            exp.add_row("[green]✓[/]" if e.passed else "[red]✗[/]", e.description, e.detail)
-        console.print(exp)
+            mark = "[green]✓[/]" if e.passed else "[red]✗[/]"
+            detail = f" [dim]— {escape(e.detail)}[/]" if e.detail else ""
+            console.print(f" {mark} {escape(e.description)}{detail}", highlight=False)
     u = result.usage
     console.print(
         f"Spent {_money(u.cost_usd)} · the real services would have charged {_money(u.would_cost_usd)}"
@@ -104,7 +113,7 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         highlight=False,
     )
     for service, why in result.provenance.items():
-        console.print(f"  {service}: {why}", style="dim", highlight=False)
+        console.print(f"  {service}: {escape(why)}", style="dim", highlight=False)
     verdict = {0: "[bold green]PASSED[/]", 1: "[bold red]FAILED[/]", 3: "[bold yellow]BUDGET REFUSED[/]"}
     console.print(verdict.get(result.exit_code, f"exit {result.exit_code}") + f"  (exit code {result.exit_code})")
 

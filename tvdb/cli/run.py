@@ -36,12 +36,14 @@ def _settings(ctx: typer.Context, flags: dict[str, Any], loaded: Any = None) -> 
 
 
 def _crash_hook() -> Callable[[Stage], None]:
-    """Chaos knob for resume tests: SIGKILL this process right after the named stage finished."""
-    target = os.environ.get(CRASH_ENV)
+    """Chaos knob for resume tests: `TVDB_CRASH_AFTER_STAGE=parse` SIGKILLs this process right after
+    the parse stage finished for every document; `parse:INT` sends SIGINT instead (a Ctrl-C)."""
+    target, _, sig = (os.environ.get(CRASH_ENV) or "").partition(":")
+    signum = getattr(signal, f"SIG{sig or 'KILL'}")
 
     def hook(stage: Stage) -> None:
         if target and stage.value == target:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signum)
 
     return hook
 
@@ -70,7 +72,8 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: b
         if show:
             bars.stop()
         if run_ids:
-            err.print(f"\n[yellow]Interrupted.[/] Nothing done is lost. Continue with:  tvdb resume {run_ids[0]}")
+            err.print("\n[yellow]Interrupted.[/] Nothing done is lost. Continue with:")
+            err.print(f"  tvdb resume {run_ids[0]}", soft_wrap=True, highlight=False)
         return 130
     if show:
         bars.stop()
@@ -79,7 +82,8 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: b
     else:
         render_result(out, result, base=base)
         if result.exit_code == 3 and any(d.status == "deferred" for d in result.documents):
-            out.print(f"Deferred documents continue when the budget has room: tvdb resume {result.run_id}")
+            out.print("Deferred documents continue when the budget has room again:")
+            out.print(f"  tvdb resume {result.run_id}", soft_wrap=True, highlight=False)
     return result.exit_code
 
 
@@ -88,7 +92,9 @@ def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file, e.g. scenarios/quickstart.yaml.")],
     mode: Annotated[Mode | None, typer.Option("--mode", "-m", help="Override the scenario's mode.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the stable CI contract).")] = False,
-    estimate: Annotated[bool, typer.Option("--estimate", help="Forecast the cost; spend nothing, write nothing.")] = False,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="Forecast the cost; spend nothing, write nothing.")
+    ] = False,
     max_usd: Annotated[float | None, typer.Option("--max-usd", help="Per-run budget in USD.")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,

@@ -156,7 +156,7 @@ class LedgerBudget:
             raise PriceUnknownError(request.service, request.model)
         if request.estimate_nusd < 0:
             raise ValueError(f"negative estimate {request.estimate_nusd} nano-USD")
-        now = self.clock.now()
+        now = request.at or self.clock.now()
         refusal: Refusal | None = None
         reservation_id = uuid.uuid4().hex
         with transaction(self.db):

@@ -171,8 +171,8 @@ def chunk(ctx: PipelineContext, job: Job) -> Job:
 
 def validate_and_store(ctx: PipelineContext, job: Job) -> Job:
     """embedded → stored → complete: check every vector, then make the document searchable."""
-    from tvdb.pipeline.validate import validate_vectors
     from tvdb.pipeline.store import load_matrix
+    from tvdb.pipeline.validate import validate_vectors
 
     start = ctx.clock.monotonic()
     dims = ctx.settings.embedding.resolved_dimensions
@@ -184,7 +184,9 @@ def validate_and_store(ctx: PipelineContext, job: Job) -> Job:
     except VectorValidationError as exc:
         return fail(ctx, job, exc)
     ctx.jobs.add_stage_time(job, Stage.VALIDATE, (ctx.clock.monotonic() - start) * 1000)
+    start = ctx.clock.monotonic()
     with transaction(ctx.db):
         job = ctx.jobs.transition(job, JobState.STORED, detail=f"{matrix.shape[0]} vectors stored")
         job = ctx.jobs.transition(job, JobState.COMPLETE)
-    return ctx.changed(job)
+    ctx.jobs.add_stage_time(job, Stage.STORE, (ctx.clock.monotonic() - start) * 1000)
+    return ctx.changed(ctx.jobs.job(job.job_id))

@@ -39,12 +39,23 @@ def insert_vectors(
     )
 
 
-def _rows(db: sqlite_utils.Database, job_ids: Sequence[str]) -> list[dict[str, object]]:
+@dataclass(frozen=True, slots=True)
+class _Row:
+    job_id: str
+    idx: int
+    text: str
+    blob: bytes
+
+
+def _rows(db: sqlite_utils.Database, job_ids: Sequence[str]) -> list[_Row]:
+    if not job_ids:
+        return []
     marks = ", ".join("?" for _ in job_ids)
-    return list(db.query(
-        f"SELECT v.job_id, c.idx, c.text, v.vector, v.dimensions FROM vectors v JOIN chunks c USING (chunk_id) "
+    cur = db.execute(
+        f"SELECT v.job_id, c.idx, c.text, v.vector FROM vectors v JOIN chunks c USING (chunk_id) "
         f"WHERE v.job_id IN ({marks}) ORDER BY v.job_id, c.idx", list(job_ids),
-    ))
+    )
+    return [_Row(str(j), int(i), str(t), bytes(b)) for j, i, t, b in cur.fetchall()]
 
 
 def load_matrix(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> npt.NDArray[np.float32]:
@@ -56,10 +67,10 @@ def load_matrix(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: i
 
     from tvdb.vectors import decode_vector
 
-    rows = _rows(db, job_ids) if job_ids else []
+    rows = _rows(db, job_ids)
     if not rows:
         return np.zeros((0, dimensions), dtype=np.float32)
-    decoded = [decode_vector(bytes(r["vector"]), len(bytes(r["vector"])) // 4) for r in rows]  # type: ignore[arg-type]
+    decoded = [decode_vector(r.blob, len(r.blob) // 4) for r in rows]
     if any(d.shape[0] != dimensions for d in decoded):
         width = max(d.shape[0] for d in decoded)
         out = np.full((len(decoded), width), np.nan, dtype=np.float32)
@@ -73,13 +84,12 @@ def search(
     db: sqlite_utils.Database, job_ids: Sequence[str], query: npt.NDArray[np.float32], k: int
 ) -> list[Hit]:
     """Top-k chunks of `job_ids` by cosine similarity to `query` (shape (dimensions,))."""
-    from tvdb.vectors import decode_vector, top_k
-
     import numpy as np
 
-    rows = _rows(db, job_ids) if job_ids else []
+    from tvdb.vectors import decode_vector, top_k
+
+    rows = _rows(db, job_ids)
     if not rows:
         return []
-    matrix = np.vstack([decode_vector(bytes(r["vector"]), int(r["dimensions"])) for r in rows])  # type: ignore[arg-type, call-overload]
-    return [Hit(str(rows[i]["job_id"]), int(rows[i]["idx"]), score, str(rows[i]["text"]))  # type: ignore[call-overload]
-            for i, score in top_k(query, matrix, k)]
+    matrix = np.vstack([decode_vector(r.blob, len(r.blob) // 4) for r in rows])
+    return [Hit(rows[i].job_id, rows[i].idx, score, rows[i].text) for i, score in top_k(query, matrix, k)]

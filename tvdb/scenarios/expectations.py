@@ -34,6 +34,10 @@ def _specificity(pattern: str) -> tuple[int, int]:
     return (0 if has_glob else 1, len(pattern))
 
 
+def _chunks(n: int) -> str:
+    return f"{n} chunk" + ("" if n == 1 else "s")
+
+
 def _short(path: str, base: Path) -> str:
     try:
         return str(Path(path).relative_to(base))
@@ -66,10 +70,10 @@ def document_expectations(
             if not matches(e.document, doc.path, base):
                 continue
             if e.min_chunks is not None:
-                out.append(ExpectationResult(f"{name}: at least {e.min_chunks} chunks", doc.chunks >= e.min_chunks,
+                out.append(ExpectationResult(f"{name}: at least {_chunks(e.min_chunks)}", doc.chunks >= e.min_chunks,
                                              f"got {doc.chunks}"))
             if e.max_chunks is not None:
-                out.append(ExpectationResult(f"{name}: at most {e.max_chunks} chunks", doc.chunks <= e.max_chunks,
+                out.append(ExpectationResult(f"{name}: at most {_chunks(e.max_chunks)}", doc.chunks <= e.max_chunks,
                                              f"got {doc.chunks}"))
     return out
 
@@ -119,7 +123,8 @@ def _vector_checks(
     spec = expectations.vectors
     assert spec is not None
     dims = spec.dimension or ctx.settings.embedding.resolved_dimensions
-    matrix = load_matrix(ctx.db, [d.reused_from or d.job_id for d in complete], ctx.settings.embedding.resolved_dimensions)
+    sources = [d.reused_from or d.job_id for d in complete]
+    matrix = load_matrix(ctx.db, sources, ctx.settings.embedding.resolved_dimensions)
     out = [ExpectationResult(f"vectors have dimension {dims}", matrix.shape[1] == dims and matrix.shape[0] > 0,
                              f"{matrix.shape[0]} vectors of dimension {matrix.shape[1]}")]
     if spec.finite:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from tvdb.errors import ScenarioError
 from tvdb.scenarios.schema import Scenario
+from tvdb.validation import describe, dotted
 from tvdb.yamlfile import YamlDocument, load_yaml
 
 _GLOB_CHARS = set("*?[")
@@ -60,36 +61,7 @@ def load_scenario(path: Path) -> LoadedScenario:
 def _scenario_error(exc: ValidationError, doc: YamlDocument) -> ScenarioError:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
-    key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        message = f"unknown key {loc[-1]!r}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-    elif err["type"] == "missing":
-        message = "required key is missing"
-    else:
-        message = err["msg"]
-    return ScenarioError(message, path=doc.path, line=doc.line_of(loc), key=key)
-
-
-def _allowed_keys(parent: tuple[object, ...]) -> list[str]:
-    model: type = Scenario
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        candidates = [ann, *args]
-        nested = [c for c in candidates if isinstance(c, type) and hasattr(c, "model_fields")]
-        if not nested:
-            inner = [a for c in candidates for a in getattr(c, "__args__", ()) if hasattr(a, "model_fields")]
-            nested = inner
-        if not nested:
-            return []
-        model = nested[0]
-    return list(getattr(model, "model_fields", {}))
+    return ScenarioError(describe(err, Scenario), path=doc.path, line=doc.line_of(loc), key=dotted(loc))
 
 
 def resolve_documents(entries: list[str], doc: YamlDocument) -> tuple[Path, ...]:

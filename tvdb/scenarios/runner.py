@@ -91,7 +91,9 @@ def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id
     )
 
 
-async def start_run(loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks()) -> RunResult:
+async def start_run(
+    loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks()
+) -> RunResult:
     """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything."""
     db = open_db(settings.database_path)
     run_id = new_run_id(clock)

@@ -50,6 +50,9 @@ class SpendRequest:
     estimate_nusd: int | None  # None: the price is unknown
     scope: CallScope
     run_budget_usd: float | None = None
+    # the instant the call's usage row will carry, so the reservation and the row fall in the same
+    # budget window even when a call straddles midnight
+    at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +172,7 @@ class ServiceCaller:
                 estimate = self._price(spec, spec.estimate_units, now.date())
                 reservation = self.budget.reserve(
                     SpendRequest(spec.service, spec.model, spec.estimate_units, spec.unit,
-                                 estimate.would_cost_nusd, scope, spec.run_budget_usd)
+                                 estimate.would_cost_nusd, scope, spec.run_budget_usd, at=now)
                 )
             started = self.clock.monotonic()
             try:

@@ -1,0 +1,135 @@
+"""`tvdb run` end to end through the CLI: the quickstart, the --json contract, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
+
+
+def tvdb(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "TVDB_DATA_DIR": str(cwd / ".tvdb"), **env}
+    return subprocess.run([sys.executable, "-m", "tvdb", *args], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def quickstart_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    cwd = tmp_path_factory.mktemp("qs")
+    done = tvdb(["run", str(QUICKSTART), "--json"], cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)  # stdout holds exactly one JSON object
+
+
+def test_quickstart_passes_with_the_stable_json_keys(quickstart_json: dict[str, object]) -> None:
+    r = quickstart_json
+    for key in ("run_id", "scenario", "mode", "passed", "cost_usd", "would_cost_usd", "documents", "expectations"):
+        assert key in r
+    assert (r["scenario"], r["mode"], r["passed"], r["cost_usd"]) == ("quickstart", "mock", True, 0)
+    docs = r["documents"]
+    assert isinstance(docs, list) and len(docs) == 4
+    for d in docs:
+        assert set(d) >= {"path", "status", "error_code", "pages", "chunks", "tokens"}
+        assert d["status"] == "complete" and d["error_code"] is None and d["chunks"] >= 1
+        assert Path(d["path"]).is_absolute() and Path(d["path"]).exists()
+    pdf = next(d for d in docs if d["path"].endswith("field-guide.pdf"))
+    assert pdf["pages"] == 3
+    exps = r["expectations"]
+    assert isinstance(exps, list) and exps and all(set(e) >= {"description", "passed"} for e in exps)
+    assert all(e["passed"] for e in exps)
+
+
+def test_quickstart_would_cost_matches_live_prices(quickstart_json: dict[str, object]) -> None:
+    docs = quickstart_json["documents"]
+    assert isinstance(docs, list)
+    pages = sum(d["pages"] for d in docs)
+    tokens = sum(d["tokens"] for d in docs)
+    # fast tier: 1 credit per page at $1.25 per 1,000 credits; text-embedding-3-small $0.02 per 1M tokens
+    # the two retrieval queries are embedded too, and cost like any other request
+    from tvdb.tokens import count_tokens
+
+    queries = sum(count_tokens(["clean barnacles off the sensor window", "download water-level history as CSV"]))
+    parse = pages * 0.00125
+    expected = parse + (tokens + queries) * 0.02 / 1e6
+    assert quickstart_json["would_cost_usd"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert 0 < float(quickstart_json["would_cost_usd"]) < 0.01  # type: ignore[arg-type]
+
+
+def test_human_output_shows_table_and_verdict(tmp_path: Path) -> None:
+    done = tvdb(["run", str(QUICKSTART), "--no-progress"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "field-guide.pdf" in done.stdout and "PASSED" in done.stdout
+    assert "Expectations" in done.stdout
+
+
+def test_rerun_reuses_documents_and_writes_no_duplicate_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    first = tvdb(["run", str(QUICKSTART), "--json"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    db = tmp_path / ".tvdb" / "tvdb.db"
+    with sqlite3.connect(db) as conn:
+        counts = [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("chunks", "vectors", "pages")]
+    second = tvdb(["run", str(QUICKSTART), "--json"], tmp_path)
+    assert second.returncode == 0, second.stderr
+    r2 = json.loads(second.stdout)
+    assert all(d["status"] == "complete" and d["reused_from"] for d in r2["documents"])
+    assert all(e["passed"] for e in r2["expectations"])  # retrieval works over reused vectors
+    with sqlite3.connect(db) as conn:
+        assert [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("chunks", "vectors", "pages")] == counts
+        stages = conn.execute("SELECT DISTINCT stage FROM usage WHERE run_id = ?", [r2["run_id"]]).fetchall()
+    assert stages == [("query",)]  # only the retrieval queries; nothing parsed or embedded again
+
+
+def test_failed_document_fails_the_run_unless_expected(tmp_path: Path) -> None:
+    (tmp_path / "ok.md").write_text("# fine\nSome real text here.")
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4\nnot a pdf\n%%EOF\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: plain\ndocuments: [ok.md, bad.pdf]\n")
+    done = tvdb(["run", str(plain), "--json"], tmp_path)
+    assert done.returncode == 1
+    r = json.loads(done.stdout)
+    bad = next(d for d in r["documents"] if d["path"].endswith("bad.pdf"))
+    assert (bad["status"], bad["error_code"]) == ("failed", "corrupt")
+    ok = next(d for d in r["documents"] if d["path"].endswith("ok.md"))
+    assert ok["status"] == "complete"
+
+    stated = tmp_path / "stated.yaml"
+    stated.write_text("name: stated\ndocuments: [ok.md, bad.pdf]\nexpectations:\n  documents:\n"
+                      "    - document: bad.pdf\n      status: failed\n      error_code: corrupt\n")
+    assert tvdb(["run", str(stated), "--json"], tmp_path).returncode == 0
+
+
+def test_bad_scenario_exits_2_naming_file_line_and_key(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("x")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndocuments: [a.md]\nchunking:\n  max_tokenz: 5\n")
+    done = tvdb(["run", str(bad)], tmp_path)
+    assert done.returncode == 2
+    assert f"{bad}:4: chunking.max_tokenz: unknown key" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_real_and_hybrid_modes_say_what_is_missing(tmp_path: Path) -> None:
+    done = tvdb(["run", str(QUICKSTART), "--mode", "hybrid"], tmp_path)
+    assert done.returncode == 2 and "not available yet" in done.stderr
+    done = tvdb(["run", str(QUICKSTART)], tmp_path, TVDB_MODE="real")
+    assert done.returncode == 2 and "LlamaParse is not available yet" in done.stderr
+
+
+def test_help_is_fast_and_imports_no_heavy_sdk() -> None:
+    code = ("import sys, tvdb.cli.app; heavy = [m for m in ('openai', 'numpy', 'pypdf', 'tiktoken', 'docx') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+    help_text = subprocess.run([sys.executable, "-m", "tvdb", "run", "--help"], capture_output=True, text=True,
+                               timeout=60)
+    assert help_text.returncode == 0 and "Exit codes" in help_text.stdout
