@@ -112,6 +112,8 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else ""),
         highlight=False,
     )
+    for line in result.alerts:
+        console.print(f"[bold yellow]alert:[/] {escape(line)}", highlight=False)
     for service, why in result.provenance.items():
         console.print(f"  {service}: {escape(why)}", style="dim", highlight=False)
     verdict = {0: "[bold green]PASSED[/]", 1: "[bold red]FAILED[/]", 3: "[bold yellow]BUDGET REFUSED[/]"}

@@ -72,6 +72,7 @@ class RunResult:
     usage: UsageSummary
     provenance: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()  # alerts this run raised (budget thresholds, error rates), one line each
 
     @property
     def passed(self) -> bool:
@@ -105,4 +106,5 @@ class RunResult:
             "documents": [d.as_json() for d in self.documents],
             "expectations": [e.as_json() for e in self.expectations],
             "notes": list(self.notes),
+            "alerts": list(self.alerts),
         }

@@ -135,10 +135,22 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path) -> RunR
         run_id=ctx.run_id, scenario=scenario.name, mode=str(ctx.settings.mode), status="finished",
         documents=documents, expectations=tuple(verdicts), usage=usage,
         provenance={"parser": ctx.services.parser_provenance, "embedder": ctx.services.embedder_provenance},
+        alerts=await _raise_alerts(ctx),
     )
     ctx.jobs.set_run(ctx.run_id, status="finished", finished_at=iso(ctx.clock.now()), passed=int(result.passed),
                      result_json=json.dumps(result.as_json()))
     return result
+
+
+async def _raise_alerts(ctx: PipelineContext) -> tuple[str, ...]:
+    """New budget/error-rate alerts, delivered to the configured channels; delivery never fails the run."""
+    from tvdb.alerts.delivery import deliver_alerts
+    from tvdb.ledger.alerts import evaluate_alerts, format_alert
+
+    new = evaluate_alerts(ctx.db, ctx.settings, ctx.clock)
+    if new:
+        await asyncio.to_thread(deliver_alerts, new, ctx.settings, db=ctx.db, clock=ctx.clock)
+    return tuple(format_alert(a) for a in new)
 
 
 def summarize_usage(db: sqlite_utils.Database, run_id: str) -> UsageSummary:
