@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 PAGE_SEPARATOR = "\n\n"
 _PARALLEL_CHARS = 1_000_000  # texts at least this long are encoded in two halves on two threads
-_FIRST_BLOCK = 16  # windows planned before the first count: small documents plan little ahead
+# Windows planned ahead of counting: from 16 (a small document, or just after a window had to be
+# shortened, which moves every later window) doubling up to 512 while windows keep fitting.
+_FIRST_BLOCK = 16
 _BLOCK = 512
 _MIN_PARALLEL = 64  # fewer texts than twice this are counted on the calling thread only
 
@@ -85,7 +87,8 @@ class _Windows:
     starts at the last boundary ≤ b - overlap (always after a). For speed, windows are planned in
     blocks assuming no step-back and counted on a thread pool (tiktoken releases the GIL); the walk
     accepts windows up to the first that does not fit and redoes that one sequentially, so the result
-    is exactly the sequential one.
+    is exactly the sequential one. Blocks shrink after a step-back and grow while none happens, so
+    text where step-backs are frequent costs at most about twice the sequential work.
     """
 
     def __init__(
@@ -133,8 +136,10 @@ class _Windows:
                     return
                 a = self._next(pos, end)
                 if shrunk:
-                    break  # the next start moved: re-plan from it
-            block = _BLOCK
+                    block = _FIRST_BLOCK  # the next start moved: re-plan from it, briefly
+                    break
+            else:
+                block = min(2 * block, _BLOCK)  # all planned windows fit: plan further ahead
 
     def _end(self, pos: int) -> int:
         limit = int(self.boundaries[pos]) + self.max_tokens

@@ -6,16 +6,18 @@ So n inputs totalling T tokens need at least
 
     lower_bound = max(⌈n / max_inputs⌉, ⌈T / max_tokens⌉)
 
-requests. `plan_batches` tries k = lower_bound first and k + 1, k + 2, ... only when no plan with k
-requests is found, so it issues exactly the lower bound whenever packing allows (with inputs of at
-most 8,192 tokens against 300,000 per request, it almost always does; equal inputs of 8,000 tokens are
-the classic exception: 37 fit in a request, so 5,000 of them need 136 requests, not ⌈40M/300k⌉ = 134).
+requests. `plan_batches` tries k = lower_bound first and k + 1, k + 2, ... only when it finds no plan
+with k requests, so it issues exactly the lower bound wherever its packers find a packing. Bin
+packing is NP-hard, but with inputs of at most 8,192 tokens against 300,000 per request they
+practically always do when one exists. Equal inputs of 8,000 tokens show where none exists: 37 fit in
+a request, so 5,000 of them need 136 requests, not ⌈40M / 300k⌉ = 134.
 
 For a given k it first looks for k *contiguous* requests (consecutive inputs, so one document's
 chunks share few requests and a failed request touches few documents), each cut as close as
-possible to an equal share of the remaining tokens; if contiguous cuts cannot fit in k requests, it
-packs with a balanced decreasing first-fit (largest input first, into the least-loaded request that
-has room). Either way the tokens are spread evenly across requests, which are sent concurrently.
+possible to an equal share of the remaining tokens; failing that, it packs largest input first into
+the least-loaded request that has room (balanced decreasing first-fit), and failing that, into the
+first request that has room (first-fit decreasing). The first two spread tokens evenly across
+requests, which are sent concurrently.
 """
 
 from __future__ import annotations
@@ -67,7 +69,11 @@ def plan_batches(token_counts: Sequence[int], spec: EmbeddingModelSpec) -> list[
         return []
     k = lower_bound(counts, spec)
     while True:  # ends: with k = len(counts) every input gets its own request
-        plan = _contiguous(counts, k, spec) or _decreasing_first_fit(counts, k, spec)
+        plan = (
+            _contiguous(counts, k, spec)
+            or _decreasing_first_fit(counts, k, spec, balanced=True)
+            or _decreasing_first_fit(counts, k, spec, balanced=False)
+        )
         if plan is not None:
             return plan
         k += 1
@@ -117,18 +123,40 @@ def _first_at_most(values: list[int], limit: int, lo: int, hi: int) -> int:
     return lo
 
 
-def _decreasing_first_fit(counts: list[int], k: int, spec: EmbeddingModelSpec) -> list[list[int]] | None:
-    """k requests packed largest input first into the least-loaded request with room, or None."""
-    loads = [(0, b) for b in range(k)]  # (tokens, request) heap: least-loaded first
+def _decreasing_first_fit(
+    counts: list[int], k: int, spec: EmbeddingModelSpec, *, balanced: bool
+) -> list[list[int]] | None:
+    """k requests packed largest input first, or None when an input finds no room.
+
+    balanced: into the least-loaded request with room (even loads); otherwise into the first
+    request with room (classic first-fit decreasing, which packs tight cases the balanced rule
+    misses, e.g. [10, 8, 7, 6, 6] into two requests of 20).
+    """
+    order = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
     members: list[list[int]] = [[] for _ in range(k)]
-    for index in sorted(range(len(counts)), key=lambda i: (-counts[i], i)):
-        while loads and len(members[loads[0][1]]) >= spec.max_inputs_per_request:
-            heapq.heappop(loads)  # full on inputs: never a candidate again
-        if not loads or loads[0][0] + counts[index] > spec.max_tokens_per_request:
-            return None  # the least-loaded request has no room, so none has
-        tokens, request = heapq.heappop(loads)
-        members[request].append(index)
-        heapq.heappush(loads, (tokens + counts[index], request))
+    loads = [0] * k
+    if balanced:
+        heap = [(0, b) for b in range(k)]  # (tokens, request): least-loaded first
+        for index in order:
+            while heap and len(members[heap[0][1]]) >= spec.max_inputs_per_request:
+                heapq.heappop(heap)  # full on inputs: never a candidate again
+            if not heap or heap[0][0] + counts[index] > spec.max_tokens_per_request:
+                return None  # the least-loaded request has no room, so none has
+            tokens, request = heapq.heappop(heap)
+            members[request].append(index)
+            heapq.heappush(heap, (tokens + counts[index], request))
+    else:
+        for index in order:
+            for request in range(k):
+                if (
+                    len(members[request]) < spec.max_inputs_per_request
+                    and loads[request] + counts[index] <= spec.max_tokens_per_request
+                ):
+                    members[request].append(index)
+                    loads[request] += counts[index]
+                    break
+            else:
+                return None
     plan = [sorted(m) for m in members if m]
     plan.sort(key=lambda m: m[0])
     return plan
