@@ -219,9 +219,9 @@ def _reference_windows(
     """The window walk written plainly, one window at a time (no planning ahead, no threads)."""
     import numpy as np
 
-    tokens = enc.real.encode_to_numpy(text, disallowed_special=())
-    boundaries, char_at = _safe_boundaries("cl100k_base", tokens)
-    last, a, out = len(boundaries) - 1, 0, []
+    boundaries, char_at = _safe_boundaries("cl100k_base", enc.real.encode_to_numpy(text, disallowed_special=()))
+    last, a = len(boundaries) - 1, 0
+    out: list[tuple[str, int]] = []
     while True:
         b = int(np.searchsorted(boundaries, boundaries[a] + max_tokens, side="right")) - 1
         while True:

@@ -46,7 +46,7 @@ def validate_vectors(
         row = int(np.flatnonzero(~finite)[0])
         column = int(np.flatnonzero(~np.isfinite(array[row]))[0])
         raise VectorValidationError(
-            f"vector {row} has a non-finite value ({array[row, column]!r} at index {column})"
+            f"vector {row} has a non-finite value ({float(array[row, column])} at index {column})"
         )
     norms = np.linalg.norm(array.astype(np.float64, copy=False), axis=1)
     off = np.abs(norms - 1.0) > norm_tolerance
