@@ -153,15 +153,18 @@ def test_a_five_word_query_from_a_document_finds_it_first() -> None:
     assert checked == 4 * len(DOCUMENTS)
 
 
-def test_vectors_do_not_depend_on_batch_history_or_instance() -> None:
+@pytest.mark.parametrize("dimensions", [512, 769])  # 769: rows at odd offsets in a batch
+def test_vectors_do_not_depend_on_batch_history_or_instance(dimensions: int) -> None:
     texts = list(DOCUMENTS.values())
-    fresh = HashEmbedder().embed_texts(texts, 512)
+    fresh = HashEmbedder().embed_texts(texts, dimensions)
     busy = HashEmbedder()
-    busy.embed_texts(["unrelated words first, to shift every word id", *PARAPHRASES[0]], 512)
+    busy.embed_texts(["unrelated words first, to shift every word id", *PARAPHRASES[0]], dimensions)
     busy.embed_texts(texts[::-1], 256)
-    assert np.array_equal(busy.embed_texts(texts, 512), fresh)
-    one_at_a_time = np.vstack([HashEmbedder().embed_texts([t], 512) for t in texts])
+    assert np.array_equal(busy.embed_texts(texts, dimensions), fresh)
+    one_at_a_time = np.vstack([HashEmbedder().embed_texts([t], dimensions) for t in texts])
     assert np.array_equal(one_at_a_time, fresh)
+    padded = busy.embed_texts(["padding"] * 300 + texts, dimensions)  # across a 256-row block edge
+    assert np.array_equal(padded[300:], fresh)
 
 
 _SUBPROCESS = """
