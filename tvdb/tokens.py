@@ -42,6 +42,5 @@ def get_encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
 def count_tokens(texts: list[str], encoding: str = "cl100k_base") -> list[int]:
     """Token counts of `texts` as the embeddings API counts them (no special tokens)."""
     enc = get_encoding(encoding)
-    return [len(t) for t in enc.encode_ordinary_batch(texts)] if len(texts) > 8 else [
-        len(enc.encode_ordinary(t)) for t in texts
-    ]
+    # a plain loop: tiktoken's 8-thread batch API measured slower on 2 cores
+    return [len(enc.encode_ordinary(t)) for t in texts]
