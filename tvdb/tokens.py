@@ -34,8 +34,9 @@ def get_encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
         raise TokenizerUnavailable(
             f"tiktoken could not load the {name!r} vocabulary ({type(exc).__name__}). "
             f"It downloads it on first use; offline, point TIKTOKEN_CACHE_DIR at a folder that holds "
-            f"tiktoken's cache file {file} (TIKTOKEN_CACHE_DIR is {cache}). "
-            f"In this repository: export TIKTOKEN_CACHE_DIR=../shared/tiktoken_cache"
+            f"tiktoken's cache file {file} (TIKTOKEN_CACHE_DIR is {cache}), e.g. "
+            f"export TIKTOKEN_CACHE_DIR=../shared/tiktoken_cache in a checkout beside the shared corpus; "
+            f"with network access, unset it and tiktoken downloads the file itself"
         ) from None
 
 

@@ -20,7 +20,7 @@ _STEP = {
     JobState.PENDING: 0, JobState.UPLOADED: 1, JobState.PARSING: 1, JobState.PARSED: 2, JobState.CHUNKED: 3,
     JobState.EMBEDDING: 3, JobState.EMBEDDED: 4, JobState.STORED: 6, JobState.COMPLETE: 6,
 }
-_STYLE = {"complete": "green", "failed": "red", "deferred": "yellow"}
+_STYLE = {"complete": "green", "reused": "green", "failed": "red", "deferred": "yellow"}
 
 
 class RichProgress:
@@ -77,9 +77,9 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         base = None
     docs = Table(title=f"Run {result.run_id} · scenario {result.scenario} · mode {result.mode}",
                  title_justify="left")
-    for col in ("document", "status", "pages", "chunks", "tokens", "vectors", "would cost", "ms"):
+    for col in ("document", "status", "pages", "chunks", "tokens", "vectors", "would cost"):
         docs.add_column(col, justify="left" if col in ("document", "status") else "right",
-                        overflow="fold" if col == "document" else "ellipsis")
+                        overflow="fold", no_wrap=col != "document" and col != "status")
     times = Table(title="Time per stage (ms)", title_justify="left")
     times.add_column("document", overflow="fold")
     for stage in STAGES:
@@ -87,11 +87,11 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
     for d in result.documents:
         status = d.status if not d.error_code else f"{d.status}: {d.error_code}"
         if d.reused_from:
-            status += " (reused)"
+            status = "reused"  # complete: identical bytes and settings were ingested by an earlier run
         name = _short(d.path, base)
         docs.add_row(
-            name, f"[{_STYLE.get(d.status, 'white')}]{status}[/]", str(d.pages), str(d.chunks), str(d.tokens),
-            str(d.vectors), _money(d.would_cost_usd), f"{sum(d.stage_ms.values()):.0f}",
+            name, f"[{_STYLE.get(d.status, 'white')}]{escape(status)}[/]", str(d.pages), str(d.chunks), str(d.tokens),
+            str(d.vectors), _money(d.would_cost_usd),
         )
         times.add_row(name, *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES))
     console.print(docs)

@@ -95,6 +95,10 @@ async def start_run(
     loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks()
 ) -> RunResult:
     """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything."""
+    from tvdb.catalog import embedding_model
+    from tvdb.tokens import get_encoding
+
+    get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
     db = open_db(settings.database_path)
     run_id = new_run_id(clock)
     ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks)
