@@ -1,9 +1,50 @@
-"""`tvdb emulate`: serve wire-exact fakes of the paid APIs on 127.0.0.1."""
+"""`tvdb emulate`: serve wire-exact fakes of the paid APIs on 127.0.0.1 until Ctrl-C."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("emulate")(emulate)
+
+
+def emulate(
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on (0: any free port).")] = 8089,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (keep it on loopback).")] = "127.0.0.1",
+    latency_ms: Annotated[
+        float | None, typer.Option("--latency-ms", help="Delay added to every response, in ms.", min=0)
+    ] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", help="Requests per minute before a 429.", min=1)] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", help="Tokens per minute before a 429.", min=1)] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML with rpm/tpm/latency_ms/gzip and a `faults:` list (scenario format)."),
+    ] = None,
+) -> None:
+    """Serve the OpenAI embeddings API (POST /v1/embeddings) as the real one answers, until Ctrl-C.
+
+    Any `sk-…` key is accepted. Point tvdb and the OpenAI SDK at it with the printed OPENAI_BASE_URL.
+    """
+    from rich.console import Console
+
+    from tvdb.emulator.config import EmulatorConfig, build_server, load_emulator_config
+
+    cfg = load_emulator_config(config) if config is not None else EmulatorConfig()
+    overrides = {k: v for k, v in {"rpm": rpm, "tpm": tpm, "latency_ms": latency_ms}.items() if v is not None}
+    if overrides:
+        cfg = cfg.model_copy(update=overrides)
+    server = build_server(cfg, host=host, port=port)
+    console = Console(highlight=False, soft_wrap=True)
+    limits = ", ".join(f"{k} {v}" for k, v in (("rpm", cfg.rpm), ("tpm", cfg.tpm)) if v) or "no rate limits"
+    console.print(f"tvdb emulator: OpenAI embeddings at {server.openai_base_url} "
+                  f"({limits}, latency {cfg.latency_ms:g} ms, {len(cfg.faults)} faults)")
+    console.print(f"export OPENAI_BASE_URL={server.openai_base_url}")
+    console.print("Any sk-… key is accepted. Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")

@@ -1,0 +1,79 @@
+"""`tvdb emulate --config FILE`: the emulator's settings as YAML, faults in the scenarios' format.
+
+    rpm: 3000            # requests per minute (sliding 60 s window); omit for no limit
+    tpm: 1000000         # tokens per minute
+    latency_ms: 150      # added to every response
+    gzip: false          # gzip bodies for clients that accept it (the real API does)
+    seed: 0              # RNG seed for `rate` faults
+    faults:              # same format as a scenario's `faults:` (tvdb.faults.plan)
+      - {service: openai, kind: status, status: 429, retry_after: 1, nth: 1}
+
+Command-line flags override the file's values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tvdb.errors import ConfigError
+from tvdb.faults.plan import Fault, FaultPlan
+
+if TYPE_CHECKING:
+    from tvdb.emulator.server import EmulatorServer
+
+
+class EmulatorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    latency_ms: float = Field(0.0, ge=0)
+    gzip: bool = False
+    seed: int = 0
+    faults: list[Fault] = []
+
+    @property
+    def fault_plan(self) -> FaultPlan:
+        return FaultPlan(faults=self.faults, seed=self.seed)
+
+
+def load_emulator_config(path: Path) -> EmulatorConfig:
+    """Read and validate `path`; raises ConfigError naming the file, the line and the key."""
+    from tvdb.yamlfile import load_yaml
+
+    try:
+        doc = load_yaml(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read emulator config: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the emulator config must be a mapping of keys to values")
+    try:
+        return EmulatorConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        line = doc.line_of(loc)
+        key = ".".join(str(p) for p in loc)
+        raise ConfigError(f"{path}:{line}: {key}: {err['msg']}") from None
+
+
+def build_server(
+    config: EmulatorConfig, *, host: str = "127.0.0.1", port: int = 0,
+    clock: Callable[[], float] = time.monotonic,
+) -> EmulatorServer:
+    """An (unstarted) server with the OpenAI emulator mounted at /v1."""
+    from tvdb.emulator.openai import OpenAIEmulator
+    from tvdb.emulator.server import EmulatorServer
+
+    openai = OpenAIEmulator(rpm=config.rpm, tpm=config.tpm, latency_s=config.latency_ms / 1000,
+                            faults=config.fault_plan, clock=clock)
+    return EmulatorServer([openai], host=host, port=port, gzip_responses=config.gzip)

@@ -1,0 +1,200 @@
+"""The emulator's HTTP server: stdlib `ThreadingHTTPServer`, HTTP/1.1 keep-alive, on 127.0.0.1.
+
+    with EmulatorServer([OpenAIEmulator(latency_s=0.01)]) as server:
+        client = AsyncOpenAI(base_url=server.openai_base_url, api_key="sk-test")
+        ...
+        server.counts["POST /v1/embeddings"]
+
+Services are mounted by path prefix (OpenAI at /v1; a LlamaParse emulator can be mounted beside it at
+/api). Each connection is served by its own thread, so concurrent clients are answered concurrently.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import threading
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tvdb.emulator.base import EmulatedService, EmulatorRequest, Reply
+from tvdb.emulator.bodies import openai_error, request_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    """What the server received (headers lower-cased; the body only by size)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body_bytes: int
+    status: int | None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        request = EmulatorRequest(self.command, path, headers, body, query)
+        owner = self.server.owner
+        reply = owner.dispatch(request)
+        owner.record(SeenRequest(self.command, path, headers, len(body),
+                                 reply.status if reply.action == "respond" else None))
+        if reply.delay_s and owner.stopping.wait(reply.delay_s):
+            reply = Reply(action="disconnect")  # the server is stopping
+        if reply.action != "respond":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        payload = reply.body
+        out_headers = dict(reply.headers)
+        if owner.gzip_responses and "gzip" in headers.get("accept-encoding", "") and payload:
+            payload = gzip.compress(payload, compresslevel=1)
+            out_headers["content-encoding"] = "gzip"
+        self.send_response(reply.status)
+        for name, value in out_headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+    owner: EmulatorServer
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.owner.track(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.owner.untrack(request)
+        super().shutdown_request(request)
+
+
+class EmulatorServer:
+    """Serves `services` on `host:port` (port 0: a free port). Use as a context manager in tests, or
+    `serve_forever()` from the CLI. `counts` counts requests per "METHOD /path"; `requests` keeps the
+    last 1,000 `SeenRequest`s."""
+
+    def __init__(self, services: Sequence[EmulatedService], *, host: str = "127.0.0.1", port: int = 0,
+                 gzip_responses: bool = False) -> None:
+        self.services = list(services)
+        self.gzip_responses = gzip_responses
+        self.counts: Counter[str] = Counter()
+        self.requests: deque[SeenRequest] = deque(maxlen=1000)
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: set[Any] = set()
+        self._thread: threading.Thread | None = None
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.owner = self
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """The value for OPENAI_BASE_URL."""
+        return self.base_url + "/v1"
+
+    def dispatch(self, request: EmulatorRequest) -> Reply:
+        for service in self.services:
+            if request.path == service.prefix or request.path.startswith(service.prefix + "/"):
+                try:
+                    return service.handle(request)
+                except Exception:  # an emulator bug must answer 500, not kill the connection thread
+                    log.exception("emulated %s failed on %s %s", service.name, request.method, request.path)
+                    err = openai_error(500, "The server had an error while processing your request. Sorry "
+                                       "about that!", type="server_error")
+                    return Reply(500, {"content-type": "application/json", "x-request-id": request_id()},
+                                 err.body)
+        err = openai_error(404, f"Invalid URL ({request.method} {request.path})",
+                           type="invalid_request_error")
+        return Reply(404, {"content-type": "application/json", "x-request-id": request_id()}, err.body)
+
+    def record(self, seen: SeenRequest) -> None:
+        with self._lock:
+            self.counts[f"{seen.method} {seen.path}"] += 1
+            self.requests.append(seen)
+
+    def track(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def untrack(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def count(self, key: str = "POST /v1/embeddings") -> int:
+        with self._lock:
+            return self.counts[key]
+
+    def start(self) -> EmulatorServer:
+        """Serve in a background daemon thread; returns self."""
+        # a short poll interval: `stop()` waits for the serving loop to notice, and tests stop often
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="tvdb-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until `stop()` or KeyboardInterrupt."""
+        try:
+            self._httpd.serve_forever()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop accepting, drop open keep-alive connections, release the port."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._httpd.server_close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,152 @@
+"""The one fault plan format: a scenario's `faults:` list and `tvdb emulate --config FILE` both use it.
+
+    faults:
+      - {service: openai, kind: status, status: 429, retry_after: 1, nth: 1}
+      - {service: openai, kind: status, status: 429, type: insufficient_quota, nth: [3, 4]}
+      - {service: openai, kind: latency, latency_s: 0.2, rate: 0.1}
+      - {service: llamaparse, kind: timeout, times: 1}
+
+`nth` counts the calls to that service (1-based, in the order they start); `rate` fires with that
+probability from a seeded RNG (deterministic for a given plan and call order); with neither, the fault
+fires on every call. `times` caps how often a fault fires. A `latency` fault delays the call and
+combines with at most one other fault; of the others the first that fires decides the outcome.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Service = Literal["openai", "llamaparse"]
+FaultKind = Literal["status", "latency", "timeout", "disconnect", "malformed_body", "bad_vector"]
+
+
+class Fault(BaseModel):
+    """One fault. `status`, `code`/`type` and `retry_after` (seconds) shape an error response."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: Service
+    kind: FaultKind
+    nth: int | list[int] | None = Field(None, description="1-based call number(s) it fires on")
+    rate: float | None = Field(None, ge=0, le=1, description="probability per call (seeded RNG)")
+    status: int | None = Field(None, ge=400, le=599)
+    code: str | None = None
+    type: str | None = None
+    message: str | None = None
+    retry_after: float | None = Field(None, ge=0)
+    latency_s: float | None = Field(None, ge=0)
+    times: int | None = Field(None, ge=1, description="fire at most this many times")
+    vector: Literal["nan", "wrong_dimension"] = "nan"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Fault:
+        if self.nth is not None and self.rate is not None:
+            raise ValueError("give either `nth` or `rate`, not both")
+        nths = self.nth_set
+        if any(n < 1 for n in nths):
+            raise ValueError("`nth` counts calls from 1")
+        if self.kind == "status" and self.status is None:
+            raise ValueError("a `status` fault needs `status` (e.g. 429, 500)")
+        if self.kind == "latency" and self.latency_s is None:
+            raise ValueError("a `latency` fault needs `latency_s`")
+        if self.kind == "bad_vector" and self.service != "openai":
+            raise ValueError("`bad_vector` applies to the openai (embedding) service only")
+        return self
+
+    @property
+    def nth_set(self) -> frozenset[int]:
+        if self.nth is None:
+            return frozenset()
+        return frozenset([self.nth] if isinstance(self.nth, int) else self.nth)
+
+
+class FaultPlan(BaseModel):
+    """A list of faults plus the seed of the RNG that `rate` faults draw from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    faults: list[Fault] = []
+    seed: int = 0
+
+    @classmethod
+    def of(cls, faults: list[Fault] | list[dict[str, object]] | None, *, seed: int = 0) -> FaultPlan:
+        """Build from a scenario's `faults:` list (dicts or `Fault`s); raises pydantic ValidationError."""
+        return cls.model_validate({"faults": list(faults or []), "seed": seed})
+
+    def for_service(self, service: str) -> list[Fault]:
+        return [f for f in self.faults if f.service == service]
+
+    def schedule(self) -> FaultSchedule:
+        return FaultSchedule(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happens to one call: extra latency, and at most one failure (None: the call goes through)."""
+
+    call: int
+    latency_s: float = 0.0
+    fault: Fault | None = None
+
+    @property
+    def clean(self) -> bool:
+        return self.fault is None and self.latency_s == 0
+
+
+class FaultSchedule:
+    """The running state of a plan: calls per service, firings per fault, the seeded RNGs.
+
+    Thread-safe (the emulator serves requests from several threads). One schedule per run or server.
+    """
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+        self._fired = [0] * len(plan.faults)
+        # one RNG per fault so that adding a fault does not change when the others fire
+        self._rngs = [random.Random(f"{plan.seed}:{i}") for i in range(len(plan.faults))]
+
+    def calls(self, service: str) -> int:
+        with self._lock:
+            return self._calls.get(service, 0)
+
+    @property
+    def fired(self) -> tuple[int, ...]:
+        """How many times each fault of the plan has fired, in plan order."""
+        with self._lock:
+            return tuple(self._fired)
+
+    def next(self, service: str) -> Decision:
+        """Count one call to `service` and decide its faults."""
+        with self._lock:
+            n = self._calls.get(service, 0) + 1
+            self._calls[service] = n
+            latency = 0.0
+            outcome: Fault | None = None
+            for i, fault in enumerate(self.plan.faults):
+                if fault.service != service:
+                    continue
+                if fault.times is not None and self._fired[i] >= fault.times:
+                    continue
+                if fault.nth is not None:
+                    hit = n in fault.nth_set
+                elif fault.rate is not None:
+                    hit = self._rngs[i].random() < fault.rate
+                else:
+                    hit = True
+                if not hit:
+                    continue
+                if fault.kind == "latency":
+                    latency += fault.latency_s or 0.0
+                elif outcome is None:
+                    outcome = fault
+                else:
+                    continue  # a second failure on the same call does not fire
+                self._fired[i] += 1
+            return Decision(n, latency, outcome)

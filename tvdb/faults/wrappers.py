@@ -1,0 +1,135 @@
+"""Faults for local services, raising exactly the typed errors the real clients raise for the same fault.
+
+`FaultyEmbedder(inner, plan)` and `FaultyParser(inner, plan)` satisfy the `Embedder` / `Parser`
+protocols, so a scenario's `faults:` behave the same in mock, real and hybrid mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from tvdb.domain import EmbeddingRequest, EmbeddingResult, Implementation, ParseRequest, ParseResult
+from tvdb.errors import MalformedResponseError, ServiceError, ServiceTimeoutError, ServiceUnavailableError
+from tvdb.faults.plan import Fault, FaultPlan, FaultSchedule
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from tvdb.services.protocols import Embedder, Parser
+
+Sleep = Callable[[float], Awaitable[None]]
+FAULT_REQUEST_ID = "req_fault_injected"
+
+
+def as_schedule(plan: FaultPlan | FaultSchedule) -> FaultSchedule:
+    return plan if isinstance(plan, FaultSchedule) else plan.schedule()
+
+
+def fault_error(fault: Fault, service: str) -> ServiceError:
+    """The typed error a real client raises when the service answers with `fault` (not bad_vector)."""
+    from tvdb.emulator.bodies import status_fault
+    from tvdb.services.remote.status import error_for_status
+
+    if fault.kind == "status":
+        wire = status_fault(fault)
+        body = json.loads(wire.body)
+        err = body.get("error") if isinstance(body.get("error"), dict) else {"message": body.get("detail")}
+        return error_for_status(
+            service, wire.status, message=str(err.get("message")), code=err.get("code"), type=err.get("type"),
+            request_id=FAULT_REQUEST_ID, retry_after=fault.retry_after,
+        )
+    if fault.kind == "timeout":
+        return ServiceTimeoutError(f"{service}: request timed out (injected fault)", service=service)
+    if fault.kind == "disconnect":
+        return ServiceUnavailableError(
+            f"{service}: server disconnected without sending a response (injected fault)", service=service)
+    return MalformedResponseError(
+        f"{service}: response body is not valid JSON (injected fault)", service=service, status=200,
+        request_id=FAULT_REQUEST_ID)
+
+
+def corrupt_vectors(vectors: npt.NDArray[np.float32], how: Literal["nan", "wrong_dimension"]) -> Any:
+    """A copy of `vectors` with a NaN in the first value, or one dimension short in every row."""
+    import numpy as np
+
+    if how == "wrong_dimension":
+        return np.ascontiguousarray(vectors[:, :-1])
+    out = vectors.copy()
+    if out.size:
+        out.flat[0] = np.nan
+    return out
+
+
+def corrupt_embedding_body(body: bytes, how: Literal["nan", "wrong_dimension"]) -> bytes:
+    """An OpenAI embeddings response body with its vectors corrupted (base64 or float format)."""
+    import numpy as np
+
+    data = json.loads(body)
+    for item in data.get("data", []):
+        emb = item.get("embedding")
+        if isinstance(emb, str):
+            vec = np.frombuffer(base64.b64decode(emb), dtype="<f4")[None, :]
+            item["embedding"] = base64.b64encode(corrupt_vectors(vec, how).astype("<f4").tobytes()).decode()
+        elif isinstance(emb, list):
+            vec = np.asarray(emb, dtype=np.float32)[None, :]
+            item["embedding"] = [float(x) for x in corrupt_vectors(vec, how)[0]]
+        if how == "nan":
+            break  # one bad value is enough; a wrong dimension hits every row
+    return json.dumps(data).encode()  # NaN becomes the `NaN` literal that json.loads accepts
+
+
+class FaultyEmbedder:
+    """An `Embedder` that applies `plan`'s faults for the inner embedder's service before calling it."""
+
+    def __init__(
+        self, inner: Embedder, plan: FaultPlan | FaultSchedule, *, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self.inner = inner
+        self.schedule = as_schedule(plan)
+        self.service: str = inner.service
+        self.implementation: Implementation = inner.implementation
+        self._sleep = sleep
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        decision = self.schedule.next(self.service)
+        if decision.latency_s:
+            await self._sleep(decision.latency_s)
+        fault = decision.fault
+        if fault is None:
+            return await self.inner.embed(request)
+        if fault.kind == "bad_vector":
+            result = await self.inner.embed(request)
+            return replace(result, vectors=corrupt_vectors(result.vectors, fault.vector))
+        if fault.kind == "timeout" and fault.latency_s:
+            await self._sleep(fault.latency_s)
+        raise fault_error(fault, self.service)
+
+
+class FaultyParser:
+    """A `Parser` that applies `plan`'s faults for the inner parser's service before calling it."""
+
+    def __init__(
+        self, inner: Parser, plan: FaultPlan | FaultSchedule, *, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self.inner = inner
+        self.schedule = as_schedule(plan)
+        self.service: str = inner.service
+        self.implementation: Implementation = inner.implementation
+        self._sleep = sleep
+
+    async def parse(self, request: ParseRequest) -> ParseResult:
+        decision = self.schedule.next(self.service)
+        if decision.latency_s:
+            await self._sleep(decision.latency_s)
+        fault = decision.fault
+        if fault is None or fault.kind == "bad_vector":
+            return await self.inner.parse(request)
+        if fault.kind == "timeout" and fault.latency_s:
+            await self._sleep(fault.latency_s)
+        raise fault_error(fault, self.service)

@@ -1,0 +1,250 @@
+"""The batched embedding driver used by the pipeline's embed stage and by `bench/embed.py`.
+
+    texts ─► token counts (given, or tiktoken) ─► plan_batches (fewest requests the limits allow)
+          ─► per request: RPM/TPM pacing ─► ServiceCaller.call (retry policy, budget, usage rows)
+          ─► validate vectors ─► on_batch(indices, completed)   (store + commit, one transaction)
+          ─► optional consistency check ─► float32 (n, d) in input order
+
+At most `settings.embedding.concurrency` requests are in flight. When
+`settings.limits.openai_requests_per_minute` / `openai_tokens_per_minute` are set, requests wait
+(on the injected clock) until sending keeps the last 60 s inside them: the client-side TPM guard.
+Inputs the API would refuse (empty, or over the model's per-input cap) are never sent.
+
+A request that fails for good is reported to `on_error(indices, error)` and its rows are NaN in the
+returned array; with no `on_error` the first such error is raised after in-flight requests end.
+Errors that doom every later request (quota exhausted, bad key, unknown model, budget refused) stop
+the requests not yet sent: they are reported with the same error, without a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from tvdb import catalog
+from tvdb.clock import Clock
+from tvdb.domain import EmbeddingRequest, EmbeddingResult, Stage
+from tvdb.errors import (
+    CostLimitExceeded,
+    PermanentServiceError,
+    PriceUnknownError,
+    QuotaExhausted,
+    TvdbError,
+    VectorValidationError,
+)
+from tvdb.services.calls import CallScope, CallSpec, Completed, ServiceCaller
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from tvdb.config import Settings
+    from tvdb.services.protocols import Embedder
+
+OnBatch = Callable[[Sequence[int], Completed[EmbeddingResult]], None]
+OnError = Callable[[Sequence[int], TvdbError], None]
+log = logging.getLogger(__name__)
+WINDOW_S = 60.0
+
+
+class RatePacer:
+    """Client-side sliding-window guard: `acquire(tokens)` waits until one more request of `tokens`
+    keeps the last 60 s within `rpm` requests and `tpm` tokens (None: no limit)."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, clock: Clock) -> None:
+        self.rpm, self.tpm, self.clock = rpm, tpm, clock
+        self._sent: deque[tuple[float, int]] = deque()
+        self._tokens = 0
+
+    def _wait_s(self, tokens: int) -> float:
+        now = self.clock.monotonic()
+        while self._sent and self._sent[0][0] <= now - WINDOW_S:
+            self._tokens -= self._sent.popleft()[1]
+        wait = 0.0
+        if self.rpm is not None and len(self._sent) >= self.rpm:
+            wait = self._sent[len(self._sent) - self.rpm][0] + WINDOW_S - now
+        if self.tpm is not None and self._tokens + tokens > self.tpm and self._sent:
+            freed = 0
+            for t, n in self._sent:
+                freed += n
+                if self._tokens - freed + tokens <= self.tpm:
+                    wait = max(wait, t + WINDOW_S - now)
+                    break
+            else:
+                wait = max(wait, self._sent[-1][0] + WINDOW_S - now)
+        return wait
+
+    async def acquire(self, tokens: int) -> None:
+        if self.rpm is None and self.tpm is None:
+            return
+        while (wait := self._wait_s(tokens)) > 0:
+            log.info("pacing: waiting %.3fs to stay inside the per-minute limits", wait)
+            await self.clock.sleep(wait)
+        self._sent.append((self.clock.monotonic(), tokens))
+        self._tokens += tokens
+
+
+def _stops_everything(exc: TvdbError) -> bool:
+    if isinstance(exc, QuotaExhausted | CostLimitExceeded | PriceUnknownError):
+        return True
+    return isinstance(exc, PermanentServiceError) and exc.status in (401, 403, 404)
+
+
+async def embed_batches(
+    texts: Sequence[str],
+    *,
+    embedder: Embedder,
+    caller: ServiceCaller,
+    settings: Settings,
+    clock: Clock,
+    token_counts: Sequence[int] | None = None,
+    scope: CallScope | None = None,
+    scope_for: Callable[[Sequence[int]], CallScope] | None = None,
+    on_batch: OnBatch | None = None,
+    on_error: OnError | None = None,
+    provenance: str | None = None,
+) -> npt.NDArray[np.float32]:
+    """Embed `texts` in the fewest requests; float32 (len(texts), d), NaN rows for failed inputs.
+
+    `scope_for(indices)` (or the fixed `scope`) names the run/jobs of each request's usage rows.
+    `on_batch` stores a batch's vectors and must commit `completed.commit(db, budget)` in the same
+    transaction; by default only the usage row is committed. Raises the first failure when
+    `on_error` is None; VectorValidationError when the consistency check fails.
+    """
+    import numpy as np
+
+    from tvdb.services.batching import plan_batches
+    from tvdb.tokens import count_tokens
+
+    s = settings.embedding
+    spec = catalog.embedding_model(s.model)
+    dims = s.resolved_dimensions
+    n = len(texts)
+    counts = list(token_counts) if token_counts is not None else count_tokens(list(texts), spec.encoding)
+    if len(counts) != n:
+        raise ValueError(f"{len(counts)} token counts for {n} texts")
+    out = np.empty((n, dims), dtype=np.float32)
+    filled = np.zeros(n, dtype=bool)
+    errors: list[TvdbError] = []
+
+    def fail(indices: Sequence[int], exc: TvdbError) -> None:
+        if on_error is None:
+            errors.append(exc)
+        else:
+            on_error(indices, exc)
+
+    sendable: list[int] = []
+    for i, (text, count) in enumerate(zip(texts, counts, strict=True)):
+        if not text.strip() or count > spec.max_input_tokens:
+            why = "is empty" if not text.strip() else f"has {count} tokens, over the {spec.max_input_tokens} cap"
+            fail([i], PermanentServiceError(f"{embedder.service}: input {i} {why}; not sent",
+                                            service=embedder.service, code="invalid_input"))
+        else:
+            sendable.append(i)
+    plan = plan_batches([counts[i] for i in sendable], spec)
+    batches = [[sendable[j] for j in batch] for batch in plan]
+    log.info("embedding %d inputs (%d tokens) in %d requests", len(sendable),
+             sum(counts[i] for i in sendable), len(batches))
+
+    pacer = RatePacer(settings.limits.openai_requests_per_minute, settings.limits.openai_tokens_per_minute, clock)
+    gate = asyncio.Semaphore(s.concurrency)
+    stopped: list[TvdbError] = []
+    commit: OnBatch = on_batch or (lambda _i, done: done.commit(caller.db, caller.budget))
+
+    def call_spec(batch: Sequence[int]) -> CallSpec[EmbeddingResult]:
+        tokens = sum(counts[i] for i in batch)
+        request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens)
+
+        async def send() -> EmbeddingResult:
+            await pacer.acquire(tokens)  # every attempt counts against the per-minute limits
+            return await embedder.embed(request)
+
+        return CallSpec(
+            service=embedder.service, implementation=embedder.implementation, model=s.model, unit="tokens",
+            estimate_units=tokens, send=send, actual_units=lambda r: r.prompt_tokens,
+            usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id, provenance=provenance,
+            run_budget_usd=settings.budget.max_usd,
+        )
+
+    def scope_of(batch: Sequence[int]) -> CallScope:
+        if scope_for is not None:
+            return scope_for(batch)
+        return scope or CallScope(None, None, Stage.EMBED)
+
+    async def run(batch: list[int]) -> None:
+        async with gate:
+            if stopped:
+                fail(batch, stopped[0])
+                return
+            try:
+                done = await caller.call(scope_of(batch), call_spec(batch))
+            except TvdbError as exc:
+                if _stops_everything(exc) and not stopped:
+                    stopped.append(exc)
+                fail(batch, exc)
+                return
+            try:
+                vectors = _validated(done.value.vectors, len(batch), dims)
+            except VectorValidationError as exc:
+                done.commit(caller.db, caller.budget)  # the request was paid for all the same
+                fail(batch, exc)
+                return
+            commit(batch, done)
+            out[batch] = vectors
+            filled[batch] = True
+
+    await asyncio.gather(*(run(b) for b in batches))
+    out[~filled] = np.nan
+    if s.consistency_check.sample and not errors:
+        await _consistency_check(texts, counts, out, embedder=embedder, caller=caller, settings=settings,
+                                 scope=scope_of, fail=fail, provenance=provenance)
+    if errors:
+        raise errors[0]
+    return out
+
+
+def _validated(vectors: npt.NDArray[np.float32], rows: int, dims: int) -> npt.NDArray[np.float32]:
+    from tvdb.pipeline.validate import validate_vectors
+
+    validate_vectors(vectors, expected_rows=rows, dimensions=dims)
+    return vectors
+
+
+async def _consistency_check(
+    texts: Sequence[str], counts: Sequence[int], first: npt.NDArray[np.float32], *, embedder: Embedder,
+    caller: ServiceCaller, settings: Settings, scope: Callable[[Sequence[int]], CallScope],
+    fail: OnError, provenance: str | None,
+) -> None:
+    """Re-embed an evenly spaced sample in one request; each cosine with the first result must reach
+    `min_cosine`, else VectorValidationError for the inputs that drifted."""
+    import numpy as np
+
+    check = settings.embedding.consistency_check
+    done_rows = [i for i in range(len(texts)) if not np.isnan(first[i]).any()]
+    if not done_rows:
+        return
+    step = max(1, len(done_rows) // check.sample)
+    sample = done_rows[::step][: check.sample]
+    tokens = sum(counts[i] for i in sample)
+    request = EmbeddingRequest(tuple(texts[i] for i in sample), settings.embedding.model,
+                               settings.embedding.resolved_dimensions, tokens)
+    spec: CallSpec[EmbeddingResult] = CallSpec(
+        service=embedder.service, implementation=embedder.implementation, model=settings.embedding.model,
+        unit="tokens", estimate_units=tokens, send=lambda: embedder.embed(request),
+        actual_units=lambda r: r.prompt_tokens, usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
+        provenance=(provenance or "") + " consistency check", run_budget_usd=settings.budget.max_usd,
+    )
+    done = await caller.call(scope(sample), spec)
+    done.commit(caller.db, caller.budget)
+    again = np.asarray(done.value.vectors, dtype=np.float32)
+    a, b = first[sample], again
+    cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    drifted = [i for i, c in zip(sample, cos, strict=True) if not c >= check.min_cosine]
+    if drifted:
+        worst = float(np.nanmin(cos))
+        fail(drifted, VectorValidationError(
+            f"consistency check: re-embedding {len(sample)} inputs gave cosine {worst:.4f} < "
+            f"{check.min_cosine} for {len(drifted)} of them (inputs {drifted[:5]})"))
