@@ -13,7 +13,8 @@ Inputs the API would refuse (empty, or over the model's per-input cap) are never
 A request that fails for good is reported to `on_error(indices, error)` and its rows are NaN in the
 returned array; with no `on_error` the first such error is raised after in-flight requests end.
 Errors that doom every later request (quota exhausted, bad key, unknown model, budget refused) stop
-the requests not yet sent: they are reported with the same error, without a request.
+the requests not yet sent: they are reported with the same error, without a request. The first
+request is sent alone for that reason, so a run with no quota makes exactly one request.
 """
 
 from __future__ import annotations
@@ -196,7 +197,11 @@ async def embed_batches(
             out[batch] = vectors
             filled[batch] = True
 
-    await asyncio.gather(*(run(b) for b in batches))
+    if batches:
+        # The first request goes alone: if the key, the model or the quota is bad, that one request
+        # says so and nothing else is sent (CASES C07); then the rest go `concurrency` at a time.
+        await run(batches[0])
+        await asyncio.gather(*(run(b) for b in batches[1:]))
     out[~filled] = np.nan
     if s.consistency_check.sample and not errors:
         await _consistency_check(texts, counts, out, embedder=embedder, caller=caller, settings=settings,
