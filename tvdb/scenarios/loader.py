@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tvdb.errors import ScenarioError
 from tvdb.scenarios.schema import Scenario
@@ -54,14 +54,20 @@ def load_scenario(path: Path) -> LoadedScenario:
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
-        raise _scenario_error(exc, doc) from None
+        raise _scenario_error(exc, doc, Scenario) from None
+    from tvdb.faults.plan import FaultPlan
+
+    try:
+        FaultPlan.of(scenario.faults)
+    except ValidationError as exc:
+        raise _scenario_error(exc, doc, FaultPlan) from None
     return LoadedScenario(scenario, doc, resolve_documents(scenario.documents, doc))
 
 
-def _scenario_error(exc: ValidationError, doc: YamlDocument) -> ScenarioError:
+def _scenario_error(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]) -> ScenarioError:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
-    return ScenarioError(describe(err, Scenario), path=doc.path, line=doc.line_of(loc), key=dotted(loc))
+    return ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc))
 
 
 def resolve_documents(entries: list[str], doc: YamlDocument) -> tuple[Path, ...]:

@@ -86,7 +86,7 @@ def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id
     return PipelineContext(
         settings=settings, db=db, clock=clock, jobs=JobStore(db, clock),
         objects=ObjectStore(settings.object_store_dir, secret, clock), caller=caller,
-        services=build_services(settings, faults=faults), run_id=run_id, scenario=scenario.name,
+        services=build_services(settings, faults=faults, clock=clock), run_id=run_id, scenario=scenario.name,
         progress=hooks.progress, after_stage=hooks.after_stage,
     )
 

@@ -7,12 +7,16 @@ per-call fallback). Scenario faults wrap whichever implementation was chosen.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tvdb.clock import Clock, SystemClock
 from tvdb.config import Settings
 from tvdb.domain import Mode
 from tvdb.errors import ConfigError
 from tvdb.pipeline.context import Services
+
+if TYPE_CHECKING:
+    from tvdb.faults.plan import FaultSchedule
 
 
 def _mode_of(settings: Settings, service: str) -> tuple[Mode, str]:
@@ -22,7 +26,7 @@ def _mode_of(settings: Settings, service: str) -> tuple[Mode, str]:
     return settings.mode, f"mode {settings.mode}"
 
 
-def build_services(settings: Settings, *, faults: Any = None) -> Services:
+def build_services(settings: Settings, *, faults: FaultSchedule | None = None, clock: Clock | None = None) -> Services:
     """The parser and embedder for `settings`. Raises ConfigError for a combination not available."""
     parser_mode, parser_why = _mode_of(settings, "parser")
     embedder_mode, embedder_why = _mode_of(settings, "embedder")
@@ -48,10 +52,11 @@ def build_services(settings: Settings, *, faults: Any = None) -> Services:
     else:
         embedder = HashEmbedder()
     if faults is not None:
-        from tvdb.faults import FaultyEmbedder, FaultyParser
+        from tvdb.faults.wrappers import FaultyEmbedder, FaultyParser
 
-        parser = FaultyParser(parser, faults)
-        if embedder_mode is not Mode.REAL:
-            embedder = FaultyEmbedder(embedder, faults)
+        sleep = (clock or SystemClock()).sleep
+        parser = FaultyParser(parser, faults, sleep=sleep)
+        if embedder_mode is not Mode.REAL:  # the real client gets them as an HTTP transport wrapper
+            embedder = FaultyEmbedder(embedder, faults, sleep=sleep)
     return Services(parser, embedder, f"{parser.implementation}: {parser_why}",
                     f"{embedder.implementation}: {embedder_why}")
