@@ -365,3 +365,26 @@ def test_emulator_service_can_be_driven_without_http() -> None:
     reply = service.handle(EmulatorRequest("POST", "/v1/embeddings", {"authorization": f"Bearer {KEY}"},
                                            json.dumps({"model": MODEL, "input": "x"}).encode()))
     assert reply.status == 200 and json.loads(reply.body)["usage"] == {"prompt_tokens": 1, "total_tokens": 1}
+
+
+def test_memo_gives_the_same_answers_and_stays_bounded() -> None:
+    from tvdb.emulator.base import EmulatorRequest
+    from tvdb.emulator.memo import Memo
+
+    def ask(service: OpenAIEmulator, texts: list[str], fmt: str) -> dict[str, object]:
+        body = json.dumps({"model": MODEL, "input": texts, "encoding_format": fmt, "dimensions": 64}).encode()
+        reply = service.handle(EmulatorRequest("POST", "/v1/embeddings", {"authorization": f"Bearer {KEY}"}, body))
+        return json.loads(reply.body)  # type: ignore[no-any-return]
+
+    plain, memo = OpenAIEmulator(), OpenAIEmulator(memo_entries=2)
+    texts = ["one text", "two texts", "three texts here"]
+    for fmt in ("base64", "float", "base64"):
+        assert ask(memo, texts, fmt) == ask(plain, texts, fmt)
+    memo.prime(["primed text"], MODEL, 64)
+    assert ask(memo, ["primed text"], "float") == ask(plain, ["primed text"], "float")
+
+    calls: list[list[int]] = []
+    lru = Memo(2)
+    for keys in (["a", "b"], ["a", "c"], ["b"]):
+        lru.many(keys, lambda miss, keys=keys: calls.append(miss) or [k.upper() for k in (keys[i] for i in miss)])
+    assert calls == [[0, 1], [1], [0]]  # "b" was evicted by "c" (least recently used)

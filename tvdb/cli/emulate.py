@@ -32,8 +32,10 @@ def emulate(
     from rich.console import Console
 
     from tvdb.emulator.config import EmulatorConfig, build_server, load_emulator_config
+    from tvdb.tokens import get_encoding
 
     cfg = load_emulator_config(config) if config is not None else EmulatorConfig()
+    get_encoding()  # fail now, with the fix, rather than answer every request with a 500
     overrides = {k: v for k, v in {"rpm": rpm, "tpm": tpm, "latency_ms": latency_ms}.items() if v is not None}
     if overrides:
         cfg = cfg.model_copy(update=overrides)

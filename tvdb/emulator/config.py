@@ -4,6 +4,7 @@
     tpm: 1000000         # tokens per minute
     latency_ms: 150      # added to every response
     gzip: false          # gzip bodies for clients that accept it (the real API does)
+    memo_entries: 0      # remember this many texts' counts and vectors (0: off; see tvdb.emulator.memo)
     seed: 0              # RNG seed for `rate` faults
     faults:              # same format as a scenario's `faults:` (tvdb.faults.plan)
       - {service: openai, kind: status, status: 429, retry_after: 1, nth: 1}
@@ -35,6 +36,7 @@ class EmulatorConfig(BaseModel):
     tpm: int | None = Field(None, ge=1)
     latency_ms: float = Field(0.0, ge=0)
     gzip: bool = False
+    memo_entries: int = Field(0, ge=0)
     seed: int = 0
     faults: list[Fault] = []
 
@@ -75,5 +77,5 @@ def build_server(
     from tvdb.emulator.server import EmulatorServer
 
     openai = OpenAIEmulator(rpm=config.rpm, tpm=config.tpm, latency_s=config.latency_ms / 1000,
-                            faults=config.fault_plan, clock=clock)
+                            faults=config.fault_plan, clock=clock, memo_entries=config.memo_entries)
     return EmulatorServer([openai], host=host, port=port, gzip_responses=config.gzip)

@@ -70,7 +70,8 @@ class OpenAIEmulator:
             # one instance: it caches word features, and is thread-safe
             embed_texts = HashEmbedder().embed_texts
         self._embed_texts = embed_texts
-        self._memo = Memo(memo_entries)
+        # one memo per kind, so that `memo_entries` texts keep both their count and their vector
+        self._counts, self._rows = Memo(memo_entries), Memo(memo_entries)
 
     def handle(self, request: EmulatorRequest) -> Reply:
         rid = bodies.request_id()
@@ -152,12 +153,17 @@ class OpenAIEmulator:
                 model, window=admission.window or "requests", limit=admission.limit, used=admission.used,
                 requested=1 if admission.window == "requests" else total, retry_after=admission.retry_after)
             return err.status, err.body, {**admission.headers, **err.headers}
-        vectors = self._vectors(model, texts, dimensions or spec.default_dimensions)
-        if bad_vector is not None:
-            from tvdb.faults.wrappers import corrupt_vectors
+        dims = dimensions or spec.default_dimensions
+        if fmt == "base64" and bad_vector is None and self._rows.entries > 0:
+            embeddings: Sequence[bytes | memoryview] = self._encoded_rows(model, texts, dims)
+        else:
+            vectors = self._vectors(model, texts, dims)
+            if bad_vector is not None:
+                from tvdb.faults.wrappers import corrupt_vectors
 
-            vectors = corrupt_vectors(vectors, "nan" if bad_vector == "nan" else "wrong_dimension")
-        body = _embeddings_body(vectors, model, total, base64_format=fmt == "base64")
+                vectors = corrupt_vectors(vectors, "nan" if bad_vector == "nan" else "wrong_dimension")
+            embeddings = _base64_rows(vectors) if fmt == "base64" else _float_rows(vectors)
+        body = _embeddings_body(embeddings, model, total, quoted=fmt == "base64")
         return 200, body, {**admission.headers, "openai-model": model}
 
 
@@ -169,28 +175,36 @@ class OpenAIEmulator:
         for start in range(0, len(texts), spec.max_inputs_per_request):
             block = list(texts[start:start + spec.max_inputs_per_request])
             self._token_counts(block, [None] * len(block), spec.encoding)
-            self._vectors(model, block, dimensions or spec.default_dimensions)
+            self._encoded_rows(model, block, dimensions or spec.default_dimensions)
 
     def _token_counts(self, texts: list[str], known: list[int | None], encoding: str) -> list[int]:
         """cl100k counts as the API bills them; token-array inputs are counted by their length."""
         todo = [i for i, k in enumerate(known) if k is None]
-        counted = self._memo.many([("tokens", encoding, texts[i]) for i in todo],
+        counted = self._counts.many([(encoding, texts[i]) for i in todo],
                                   lambda miss: _count([texts[todo[j]] for j in miss], encoding))
         counts = list(known)
         for i, n in zip(todo, counted, strict=True):
             counts[i] = n
         return [int(n or 0) for n in counts]
 
+    def _encoded_rows(self, model: str, texts: list[str], dimensions: int) -> list[bytes]:
+        """Each text's vector as base64 little-endian float32, through the memo (what it stores)."""
+        import numpy as np
+
+        def compute(miss: list[int]) -> list[bytes]:
+            rows = np.asarray(self._embed_texts([texts[i] for i in miss], dimensions), dtype="<f4")
+            return [binascii.b2a_base64(row.tobytes(), newline=False) for row in rows]
+
+        return self._rows.many([(model, dimensions, t) for t in texts], compute)
+
     def _vectors(self, model: str, texts: list[str], dimensions: int) -> Any:
         """float32 (n, dimensions) rows from the embedder (through the memo when it is on)."""
         import numpy as np
 
-        if self._memo.entries <= 0:
+        if self._rows.entries <= 0:
             return np.asarray(self._embed_texts(texts, dimensions), dtype="<f4")
-        rows = self._memo.many(
-            [("vector", model, dimensions, t) for t in texts],
-            lambda miss: list(np.asarray(self._embed_texts([texts[i] for i in miss], dimensions), dtype="<f4")),
-        )
+        encoded = self._encoded_rows(model, texts, dimensions)
+        rows = [np.frombuffer(binascii.a2b_base64(b), dtype="<f4") for b in encoded]
         return np.vstack(rows) if rows else np.zeros((0, dimensions), dtype="<f4")
 
 
@@ -228,23 +242,28 @@ def _inputs(raw: Any, spec: catalog.EmbeddingModelSpec) -> tuple[list[str], list
     return texts, known
 
 
-def _embeddings_body(vectors: Any, model: str, tokens: int, *, base64_format: bool) -> bytes:
-    """The 200 body, built by hand because this is the hot path: base64 strings need no escaping, and
-    when a row is a whole number of base64 quanta (4·d divisible by 3) all rows are encoded at once."""
+def _base64_rows(vectors: Any) -> Sequence[bytes | memoryview]:
+    """Each row as base64 little-endian float32; when a row is a whole number of base64 quanta
+    (4·d divisible by 3, e.g. d = 1536) all rows are encoded in one call and sliced."""
     import numpy as np
 
     rows = np.ascontiguousarray(vectors, dtype="<f4")
     n = len(rows)
-    pieces: list[bytes | memoryview] = [b'{"object":"list","data":[']
-    if base64_format and n and (4 * rows.shape[1]) % 3 == 0:
+    if n and (4 * rows.shape[1]) % 3 == 0:
         encoded = memoryview(binascii.b2a_base64(rows.tobytes(), newline=False))
         width = len(encoded) // n
-        embeddings: Sequence[bytes | memoryview] = [encoded[i * width:(i + 1) * width] for i in range(n)]
-    elif base64_format:
-        embeddings = [binascii.b2a_base64(row.tobytes(), newline=False) for row in rows]
-    else:
-        embeddings = [json.dumps([float(x) for x in row]).encode() for row in rows]
-    quote = b'"' if base64_format else b""
+        return [encoded[i * width:(i + 1) * width] for i in range(n)]
+    return [binascii.b2a_base64(row.tobytes(), newline=False) for row in rows]
+
+
+def _float_rows(vectors: Any) -> list[bytes]:
+    return [json.dumps([float(x) for x in row]).encode() for row in vectors]
+
+
+def _embeddings_body(embeddings: Sequence[bytes | memoryview], model: str, tokens: int, *, quoted: bool) -> bytes:
+    """The 200 body, joined by hand: this is the hot path, and base64 strings need no escaping."""
+    quote = b'"' if quoted else b""
+    pieces: list[bytes | memoryview] = [b'{"object":"list","data":[']
     for i, emb in enumerate(embeddings):
         pieces += (b',{"object":"embedding","index":' if i else b'{"object":"embedding","index":',
                    str(i).encode(), b',"embedding":', quote, emb, quote, b"}")
