@@ -275,3 +275,41 @@ async def test_mock_embedder_with_faults_goes_through_the_same_driver(tmp_path: 
     assert [(r["implementation"], r["status"], r["cost_nusd"]) for r in rows] == [
         ("mock", "error", 0), ("mock", "ok", 0)]
     assert rows[1]["would_cost_nusd"] > 0
+
+
+async def test_without_on_error_the_first_failure_stops_the_rest(tmp_path: Path) -> None:
+    clock = FakeClock()
+    caller = metered_caller(tmp_path, clock)
+    faults = [{"service": "openai", "kind": "status", "status": 400, "nth": 2}]
+    with emulator(faults=faults) as server:
+        with pytest.raises(PermanentServiceError):
+            await run(settings_for(server, embedding={"concurrency": 1}), caller, clock, texts_of(3 * 2048))
+        assert server.count() == 2  # the probe, the failing request; the third is never sent
+
+
+async def test_an_unexpected_exception_cancels_the_requests_in_flight(tmp_path: Path) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    caller = metered_caller(tmp_path, clock)
+    finished: list[int] = []
+
+    class _Broken:
+        service = "openai"
+        implementation = Implementation.MOCK
+        calls = 0
+
+        async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("a bug")
+            if self.calls > 1:
+                await asyncio.sleep(5)  # cancelled long before this ends
+            finished.append(self.calls)
+            vectors = HashEmbedder().embed_texts(list(request.texts), request.dimensions)
+            return EmbeddingResult(vectors, request.token_count, request.model)
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await asyncio.wait_for(embed_batches(texts_of(4 * 2048), embedder=_Broken(), caller=caller,
+                                             settings=Settings(), clock=clock), timeout=3)
+    assert finished == [1]

@@ -388,3 +388,11 @@ def test_memo_gives_the_same_answers_and_stays_bounded() -> None:
     for keys in (["a", "b"], ["a", "c"], ["b"]):
         lru.many(keys, lambda miss, keys=keys: calls.append(miss) or [k.upper() for k in (keys[i] for i in miss)])
     assert calls == [[0, 1], [1], [0]]  # "b" was evicted by "c" (least recently used)
+
+
+def test_400_for_an_unknown_request_argument() -> None:
+    with emulator() as server:
+        e = raised(lambda: sdk(server).embeddings.create(input="x", model=MODEL, extra_body={"temperature": 0}))
+    assert isinstance(e, openai.BadRequestError)
+    assert (e.status_code, e.code, e.type) == (400, None, "invalid_request_error")
+    assert e.body["message"] == "Unrecognized request argument supplied: temperature"  # type: ignore[index]

@@ -33,6 +33,7 @@ BAD_JSON_MESSAGE = (
     "If you have trouble figuring out how to fix this, please contact us through our help center at "
     "help.openai.com.)"
 )
+_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})  # contracts.md §1.2
 # A request must hang longer than any client timeout to be a "timeout"; tests set short client timeouts.
 DEFAULT_HANG_S = 30.0
 
@@ -115,6 +116,10 @@ class OpenAIEmulator:
             return _err(bodies.openai_error(400, BAD_JSON_MESSAGE, type="invalid_request_error"))
         if not isinstance(payload, dict):
             return _err(bodies.openai_error(400, BAD_JSON_MESSAGE, type="invalid_request_error"))
+        unknown = sorted(set(payload) - _FIELDS)
+        if unknown:
+            return _err(bodies.openai_error(400, f"Unrecognized request argument supplied: {unknown[0]}",
+                                            type="invalid_request_error"))
         model = payload.get("model")
         if not isinstance(model, str) or not model:
             return _err(bodies.openai_error(400, "you must provide a model parameter",

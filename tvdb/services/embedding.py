@@ -11,7 +11,8 @@ At most `settings.embedding.concurrency` requests are in flight. When
 Inputs the API would refuse (empty, or over the model's per-input cap) are never sent.
 
 A request that fails for good is reported to `on_error(indices, error)` and its rows are NaN in the
-returned array; with no `on_error` the first such error is raised after in-flight requests end.
+returned array; with no `on_error` nothing more is sent and the first error is raised once the
+requests in flight end.
 Errors that doom every later request (quota exhausted, bad key, unknown model, budget refused) stop
 the requests not yet sent: they are reported with the same error, without a request. The first
 request is sent alone for that reason, so a run with no quota makes exactly one request.
@@ -22,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
 from tvdb.clock import Clock
@@ -183,7 +184,8 @@ async def embed_batches(
             try:
                 done = await caller.call(scope_of(batch), call_spec(batch))
             except TvdbError as exc:
-                if _stops_everything(exc) and not stopped:
+                # without on_error the call raises anyway: nothing more is worth sending
+                if (on_error is None or _stops_everything(exc)) and not stopped:
                     stopped.append(exc)
                 fail(batch, exc)
                 return
@@ -201,7 +203,7 @@ async def embed_batches(
         # The first request goes alone: if the key, the model or the quota is bad, that one request
         # says so and nothing else is sent (CASES C07); then the rest go `concurrency` at a time.
         await run(batches[0])
-        await asyncio.gather(*(run(b) for b in batches[1:]))
+        await _all([run(b) for b in batches[1:]])
     out[~filled] = np.nan
     if s.consistency_check.sample and not errors:
         await _consistency_check(texts, counts, out, embedder=embedder, caller=caller, settings=settings,
@@ -209,6 +211,19 @@ async def embed_batches(
     if errors:
         raise errors[0]
     return out
+
+
+async def _all(coroutines: list[Coroutine[Any, Any, None]]) -> None:
+    """Run them concurrently; if one raises (a bug, a cassette miss, Ctrl-C), cancel and await the
+    others before re-raising, so no request is left running unobserved."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _validated(vectors: npt.NDArray[np.float32], rows: int, dims: int) -> npt.NDArray[np.float32]:
