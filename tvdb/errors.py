@@ -35,6 +35,8 @@ EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130
+# `code` of the RateLimitExceeded that tvdb's own hourly request limit raises (not an HTTP 429)
+LOCAL_REQUEST_LIMIT = "local_request_limit"
 
 
 class ErrorCode(StrEnum):

@@ -38,7 +38,7 @@ import sqlite_utils
 from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import transaction
-from tvdb.errors import CostLimitExceeded, PriceUnknownError, RateLimitExceeded
+from tvdb.errors import LOCAL_REQUEST_LIMIT, CostLimitExceeded, PriceUnknownError, RateLimitExceeded
 from tvdb.ledger.prices import LLAMAPARSE, NANO_PER_USD, OPENAI, nusd_to_usd
 from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
 from tvdb.services.calls import Reservation, SpendRequest
@@ -271,7 +271,7 @@ class LedgerBudget:
                 f"requests in the last hour and {check.reserved} in flight{wait} "
                 f"(limits.{request.service}_requests_per_hour)",
                 limit=check.limit, window="hour", retry_after=retry_after, service=request.service,
-                code="local_request_limit",
+                code=LOCAL_REQUEST_LIMIT,
             )
         return None
 

@@ -20,7 +20,7 @@ import sqlite_utils
 
 from tvdb.clock import iso
 from tvdb.errors import ConfigError
-from tvdb.ledger.periods import Period, local_day, local_day_start
+from tvdb.ledger.periods import Period, local_day
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.ledger.today import BudgetStatus, budget_status
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +38,12 @@ class Services:
     embedder: Embedder
     parser_provenance: str
     embedder_provenance: str
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+    async def aclose(self) -> None:
+        """Release network clients (connection pools) at the end of a run."""
+        for close in self.closers:
+            await close()
 
 
 @dataclass

@@ -33,12 +33,19 @@ def load_or_create_secret(data_dir: Path) -> bytes:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(32).encode()
+    # write a private temp file, then link it into place: the key file appears complete or not at all,
+    # and when processes race, exactly one link wins and everyone reads the winner's secret
+    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".signing-")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race; use its secret
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        os.unlink(tmp)
     return secret
 
 

@@ -16,6 +16,7 @@ from tvdb.clock import iso
 from tvdb.db import transaction
 from tvdb.domain import JobState, Page, ParseRequest, ParseResult, Stage
 from tvdb.errors import (
+    LOCAL_REQUEST_LIMIT,
     CostLimitExceeded,
     DocumentError,
     ErrorCode,
@@ -63,8 +64,8 @@ def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
 
 
 def _is_budget_refusal(exc: TvdbError) -> bool:
-    # a 429 from the service is a ServiceError too; only our own guard's refusal (no HTTP status) defers
-    return isinstance(exc, CostLimitExceeded) or getattr(exc, "status", None) is None
+    # a 429 from the service is a RateLimitExceeded too; only our own guard's refusals are budget matters
+    return isinstance(exc, CostLimitExceeded) or getattr(exc, "code", None) == LOCAL_REQUEST_LIMIT
 
 
 async def upload(ctx: PipelineContext, job: Job) -> Job:

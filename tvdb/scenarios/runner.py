@@ -127,10 +127,15 @@ async def resume_run(run_id: str, current: Settings, *, clock: Clock, hooks: Run
 
 async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path) -> RunResult:
     try:
-        jobs = await run_pipeline(ctx)
+        return await _finish(ctx, scenario, base, await run_pipeline(ctx))
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
         raise
+    finally:
+        await ctx.services.aclose()
+
+
+async def _finish(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: list[Job]) -> RunResult:
     usage = summarize_usage(ctx.db, ctx.run_id)
     documents = tuple(document_results(ctx.db, jobs))
     verdicts = await evaluate(ctx, scenario.expectations, documents, usage, base)

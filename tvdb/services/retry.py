@@ -21,11 +21,11 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
 from tvdb.config import RetrySettings
-from tvdb.errors import ServiceError, TransientServiceError
+from tvdb.errors import LOCAL_REQUEST_LIMIT, ServiceError, TransientServiceError
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -47,6 +47,12 @@ class _RetryAfterTooLong(stop_base):
         exc = _error(retry_state)
         after = getattr(exc, "retry_after", None)
         return after is not None and after > self.limit_s
+
+
+def _retryable(exc: BaseException) -> bool:
+    # our own budget guard's refusal (an hourly request limit) is a policy decision, not a flaky
+    # service: it fails or defers the job (on_budget_exceeded) instead of sleeping here
+    return isinstance(exc, TransientServiceError) and exc.code != LOCAL_REQUEST_LIMIT
 
 
 class ServiceRetryPolicy:
@@ -95,7 +101,7 @@ class ServiceRetryPolicy:
             stop=(stop_after_attempt(self.settings.max_attempts)
                   | _RetryAfterTooLong(self.settings.max_retry_after_s)),
             wait=self._wait,
-            retry=retry_if_exception_type(TransientServiceError),
+            retry=retry_if_exception(_retryable),
             before_sleep=self._log_retry,
             reraise=True,
         )

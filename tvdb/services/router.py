@@ -44,10 +44,12 @@ def build_services(settings: Settings, *, faults: FaultSchedule | None = None, c
     from tvdb.services.local.parser import LocalParser
 
     parser: Any = LocalParser()
+    closers = []
     if embedder_mode is Mode.REAL:
         from tvdb.services.remote.openai_embedder import build_openai_embedder
 
         embedder: Any = build_openai_embedder(settings, faults=faults)
+        closers.append(embedder.aclose)
         embedder_why += " (OpenAI API at " + (settings.openai_base_url or "https://api.openai.com/v1") + ")"
     else:
         embedder = HashEmbedder()
@@ -59,4 +61,4 @@ def build_services(settings: Settings, *, faults: FaultSchedule | None = None, c
         if embedder_mode is not Mode.REAL:  # the real client gets them as an HTTP transport wrapper
             embedder = FaultyEmbedder(embedder, faults, sleep=sleep)
     return Services(parser, embedder, f"{parser.implementation}: {parser_why}",
-                    f"{embedder.implementation}: {embedder_why}")
+                    f"{embedder.implementation}: {embedder_why}", tuple(closers))
