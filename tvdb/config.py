@@ -255,17 +255,18 @@ def _env_layer(environ: Mapping[str, str]) -> _Layer:
     return _Layer(data, "env", names=names)
 
 
-def read_config_file(path: Path) -> YamlDocument:
+def read_config_file(path: Path, what: str = "config file") -> YamlDocument:
+    """A YAML mapping with line numbers; raises ConfigError naming the file (and line) otherwise."""
     try:
         doc = load_yaml(path)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if doc.data is None:
         return YamlDocument(path, {}, {})
     if not isinstance(doc.data, dict):
-        raise ConfigError(f"{path}:1: the config file must be a mapping of keys to values")
+        raise ConfigError(f"{path}:1: the {what} must be a mapping of keys to values")
     return doc
 
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tvdb.cli.common import NowOption as _NowOption
+from tvdb.cli.common import now_or as _now
+from tvdb.cli.common import open_ledger as _open
+from tvdb.cli.common import plain_console as _console
+
 if TYPE_CHECKING:
-    import sqlite_utils
     from rich.console import Console
 
     from tvdb.alerts.delivery import DeliveryResult
-    from tvdb.config import Settings
     from tvdb.ledger.alerts import Alert
 
 app = typer.Typer(
@@ -27,30 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-
-_NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Act as of this UTC instant.")]
-
-
-def _open(ctx: typer.Context) -> tuple[Settings, sqlite_utils.Database]:
-    from tvdb.config import resolve_settings
-    from tvdb.db import open_db
-
-    settings = resolve_settings(cwd=Path.cwd(), environ=os.environ, config_file=(ctx.obj or {}).get("config"))
-    return settings, open_db(settings.database_path)
-
-
-def _now(now: str | None) -> dt.datetime:
-    if now is None:
-        return dt.datetime.now(dt.UTC)
-    value = dt.datetime.fromisoformat(now)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    # markup off: alert text, reasons and names are data, and "[Errno 111]" or "[info]" must print as is
-    return Console(highlight=False, markup=False)
 
 
 def _error(message: str) -> None:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import sys
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    import sqlite_utils
-    from rich.console import Console
-
-    from tvdb.config import Settings
+from tvdb.cli.common import NowOption as _NowOption
+from tvdb.cli.common import now_or as _now
+from tvdb.cli.common import open_ledger as _open
+from tvdb.cli.common import plain_console as _console
 
 app = typer.Typer(
     help="Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice).",
@@ -29,31 +25,6 @@ class Format(StrEnum):
     JSON = "json"
     CSV = "csv"
 
-
-def _open(ctx: typer.Context) -> tuple[Settings, sqlite_utils.Database]:
-    from tvdb.config import resolve_settings
-    from tvdb.db import open_db
-
-    settings = resolve_settings(cwd=Path.cwd(), environ=os.environ, config_file=(ctx.obj or {}).get("config"))
-    return settings, open_db(settings.database_path)
-
-
-def _now(now: str | None) -> dt.datetime:
-    """The current time, or the hidden `--now` (reproducible reports and tests); naive = UTC."""
-    if now is None:
-        return dt.datetime.now(dt.UTC)
-    value = dt.datetime.fromisoformat(now)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    # markup off: group values and versions are data ("[x]" must print as is)
-    return Console(highlight=False, markup=False)
-
-
-_NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Compute as of this UTC instant.")]
 
 REPORT_HELP = """Spend per group over a period, today's budget, and a bar chart of spend per day.
 

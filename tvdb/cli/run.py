@@ -14,25 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from tvdb.cli.common import settings_for
 from tvdb.domain import Mode
 
 if TYPE_CHECKING:
-    from tvdb.config import Settings
     from tvdb.domain import Stage
     from tvdb.pipeline.jobs import Job
     from tvdb.scenarios.results import RunResult
 
 CRASH_ENV = "TVDB_CRASH_AFTER_STAGE"
-
-
-def _settings(ctx: typer.Context, flags: dict[str, Any], loaded: Any = None) -> Settings:
-    from tvdb.config import resolve_settings
-
-    return resolve_settings(
-        cwd=Path.cwd(), environ=os.environ, config_file=ctx.obj.get("config"), flags=flags,
-        scenario=loaded.scenario.settings_layer() if loaded else None,
-        scenario_doc=loaded.source if loaded else None,
-    )
 
 
 def _crash_hook() -> Callable[[Stage], None]:
@@ -114,7 +104,7 @@ def run(
     flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
     if max_usd is not None:
         flags["budget"] = {"max_usd": max_usd}
-    settings = _settings(ctx, flags, loaded)
+    settings = settings_for(ctx, flags, loaded)
     if estimate:
         from tvdb.cli.estimate import print_estimate
 
@@ -139,7 +129,7 @@ def resume(
     """
     from tvdb.scenarios.runner import resume_run
 
-    settings = _settings(ctx, {"data_dir": data_dir})
+    settings = settings_for(ctx, {"data_dir": data_dir})
     code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1]), as_json=as_json,
                   progress=progress, base=None)
     raise typer.Exit(code)
@@ -155,7 +145,7 @@ def runs(
     from tvdb.cli.render import render_runs
     from tvdb.db import open_db
 
-    settings = _settings(ctx, {"data_dir": data_dir})
+    settings = settings_for(ctx, {"data_dir": data_dir})
     db = open_db(settings.database_path)
     rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at FROM runs "
                          "ORDER BY started_at DESC LIMIT ?", [limit]))

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tvdb.errors import ConfigError
@@ -47,25 +46,16 @@ class EmulatorConfig(BaseModel):
 
 def load_emulator_config(path: Path) -> EmulatorConfig:
     """Read and validate `path`; raises ConfigError naming the file, the line and the key."""
-    from tvdb.yamlfile import load_yaml
+    from tvdb.config import read_config_file
+    from tvdb.validation import describe, dotted
 
+    doc = read_config_file(path, "emulator config")
     try:
-        doc = load_yaml(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read emulator config: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    data = doc.data if doc.data is not None else {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the emulator config must be a mapping of keys to values")
-    try:
-        return EmulatorConfig.model_validate(data)
+        return EmulatorConfig.model_validate(doc.data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
-        line = doc.line_of(loc)
-        key = ".".join(str(p) for p in loc)
-        raise ConfigError(f"{path}:{line}: {key}: {err['msg']}") from None
+        raise ConfigError(f"{path}:{doc.line_of(loc)}: {dotted(loc)}: {describe(err, EmulatorConfig)}") from None
 
 
 def build_server(

@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from tvdb.domain import EmbeddingRequest, EmbeddingResult, Implementation, ParseRequest, ParseResult
 from tvdb.errors import MalformedResponseError, ServiceError, ServiceTimeoutError, ServiceUnavailableError
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tvdb.services.protocols import Embedder, Parser
 
 Sleep = Callable[[float], Awaitable[None]]
+S = TypeVar("S", bound="Embedder | Parser")
 FAULT_REQUEST_ID = "req_fault_injected"
 
 
@@ -84,23 +85,28 @@ def corrupt_embedding_body(body: bytes, how: Literal["nan", "wrong_dimension"]) 
     return json.dumps(data).encode()  # NaN becomes the `NaN` literal that json.loads accepts
 
 
-class FaultyEmbedder:
-    """An `Embedder` that applies `plan`'s faults for the inner embedder's service before calling it."""
+class _Faulty(Generic[S]):
+    """Counts each call to the inner service in the schedule and applies its latency first."""
 
-    def __init__(
-        self, inner: Embedder, plan: FaultPlan | FaultSchedule, *, sleep: Sleep = asyncio.sleep
-    ) -> None:
+    def __init__(self, inner: S, plan: FaultPlan | FaultSchedule, *, sleep: Sleep = asyncio.sleep) -> None:
         self.inner = inner
         self.schedule = as_schedule(plan)
         self.service: str = inner.service
         self.implementation: Implementation = inner.implementation
         self._sleep = sleep
 
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+    async def _decide(self) -> Fault | None:
         decision = self.schedule.next(self.service)
         if decision.latency_s:
             await self._sleep(decision.latency_s)
-        fault = decision.fault
+        return decision.fault
+
+
+class FaultyEmbedder(_Faulty["Embedder"]):
+    """An `Embedder` that applies `plan`'s faults for the inner embedder's service before calling it."""
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        fault = await self._decide()
         if fault is None:
             return await self.inner.embed(request)
         if fault.kind == "bad_vector":
@@ -111,23 +117,11 @@ class FaultyEmbedder:
         raise fault_error(fault, self.service)
 
 
-class FaultyParser:
+class FaultyParser(_Faulty["Parser"]):
     """A `Parser` that applies `plan`'s faults for the inner parser's service before calling it."""
 
-    def __init__(
-        self, inner: Parser, plan: FaultPlan | FaultSchedule, *, sleep: Sleep = asyncio.sleep
-    ) -> None:
-        self.inner = inner
-        self.schedule = as_schedule(plan)
-        self.service: str = inner.service
-        self.implementation: Implementation = inner.implementation
-        self._sleep = sleep
-
     async def parse(self, request: ParseRequest) -> ParseResult:
-        decision = self.schedule.next(self.service)
-        if decision.latency_s:
-            await self._sleep(decision.latency_s)
-        fault = decision.fault
+        fault = await self._decide()
         if fault is None or fault.kind == "bad_vector":
             return await self.inner.parse(request)
         if fault.kind == "timeout" and fault.latency_s:

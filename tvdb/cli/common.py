@@ -1,0 +1,53 @@
+"""What every command shares: settings from the global options, the ledger, the clock, consoles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    import sqlite_utils
+    from rich.console import Console
+
+    from tvdb.config import Settings
+    from tvdb.scenarios.loader import LoadedScenario
+
+NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Act as of this UTC instant.")]
+
+
+def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,
+                 loaded: LoadedScenario | None = None) -> Settings:
+    """Settings for this command: defaults < tvdb.yaml (or --config) < scenario < environment < flags."""
+    from tvdb.config import resolve_settings
+
+    return resolve_settings(
+        cwd=Path.cwd(), environ=os.environ, config_file=(ctx.obj or {}).get("config"), flags=flags,
+        scenario=loaded.scenario.settings_layer() if loaded else None,
+        scenario_doc=loaded.source if loaded else None,
+    )
+
+
+def open_ledger(ctx: typer.Context) -> tuple[Settings, sqlite_utils.Database]:
+    from tvdb.db import open_db
+
+    settings = settings_for(ctx)
+    return settings, open_db(settings.database_path)
+
+
+def now_or(now: str | None) -> dt.datetime:
+    """The current time, or the hidden `--now` (reproducible reports and tests); naive = UTC."""
+    if now is None:
+        return dt.datetime.now(dt.UTC)
+    value = dt.datetime.fromisoformat(now)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def plain_console() -> Console:
+    from rich.console import Console
+
+    # markup off: names, reasons and versions are data, and "[Errno 111]" or "[x]" must print as is
+    return Console(highlight=False, markup=False)
