@@ -133,3 +133,34 @@ def test_help_is_fast_and_imports_no_heavy_sdk() -> None:
     help_text = subprocess.run([sys.executable, "-m", "tvdb", "run", "--help"], capture_output=True, text=True,
                                timeout=60)
     assert help_text.returncode == 0 and "Exit codes" in help_text.stdout
+
+
+def test_chunk_bounds_for_all_documents_skip_the_ones_expected_to_fail(tmp_path: Path) -> None:
+    (tmp_path / "ok.md").write_text("# fine\nSome real text here.")
+    (tmp_path / "blank.txt").write_text("\n\n\n")
+    s = tmp_path / "s.yaml"
+    s.write_text("name: s\ndocuments: [ok.md, blank.txt]\nexpectations:\n  documents:\n"
+                 "    - {document: '*', status: complete, min_chunks: 1}\n"
+                 "    - {document: blank.txt, status: failed, error_code: no_text}\n")
+    done = tvdb(["run", str(s), "--json"], tmp_path)
+    assert done.returncode == 0, done.stdout
+    descriptions = [e["description"] for e in json.loads(done.stdout)["expectations"]]
+    assert "blank.txt: failed with no_text" in descriptions
+    assert not any("blank.txt: at least" in d for d in descriptions)
+
+
+def test_estimate_counts_only_real_services_against_budgets(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# title\n" + "tide sensor reading " * 300)
+    s = tmp_path / "s.yaml"
+    s.write_text("name: s\nmode: real\nservices: {parser: mock, embedder: real}\ndocuments: [a.md]\n"
+                 "parse: {tier: agentic_plus}\nbudget: {max_usd: 0.001}\n")
+    done = tvdb(["run", str(s), "--estimate", "--json"], tmp_path)
+    est = json.loads(done.stdout)
+    assert done.returncode == 0, est  # the mock parse ($0.05625 at live prices) is not real spend
+    assert est["fits"] is True and est["modes"] == {"parser": "mock", "embedder": "real"}
+    assert est["by_stage_usd"]["parse"] == pytest.approx(45 * 1.25 / 1000)
+    assert est["real_spend_usd"] == pytest.approx(est["by_stage_usd"]["embed"])
+    assert not (tmp_path / ".tvdb" / "tvdb.db").exists()  # nothing written
+    s.write_text(s.read_text().replace("max_usd: 0.001", "max_usd: 0.000001"))
+    refused = tvdb(["run", str(s), "--estimate", "--json"], tmp_path)
+    assert refused.returncode == 3 and json.loads(refused.stdout)["fits"] is False

@@ -77,3 +77,21 @@ def test_bad_fault_is_a_scenario_error_with_line(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert info.value.line == 5 and info.value.key == "faults[0].kind"
+
+
+def test_nth_faults_hit_the_same_documents_every_time(tmp_path: Path) -> None:
+    """Parse calls start in document order even with 4 in flight, so `nth` names documents reliably."""
+    for attempt in range(5):
+        run_dir = tmp_path / str(attempt)
+        run_dir.mkdir()
+        for i in range(8):
+            (run_dir / f"d{i}.txt").write_text(f"document number {i} about harbour sensor {i}")
+        path = run_dir / "s.yaml"
+        path.write_text("name: nth\ndocuments: ['d*.txt']\nparse: {concurrency: 4}\n"
+                        "faults:\n  - {service: llamaparse, kind: status, status: 400, nth: [3, 6]}\n")
+        loaded = load_scenario(path)
+        settings = resolve_settings(cwd=run_dir, environ={"TVDB_DATA_DIR": str(run_dir / ".tvdb")},
+                                    scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+        result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+        failed = sorted(Path(d.path).name for d in result.documents if d.status == "failed")
+        assert failed == ["d2.txt", "d5.txt"], attempt

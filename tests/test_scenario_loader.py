@@ -91,3 +91,20 @@ def test_shipped_scenarios_are_valid() -> None:
     for path in sorted((REPO / "scenarios").glob("*.yaml")):
         loaded = load_scenario(path)
         assert loaded.documents, path
+
+
+@pytest.mark.parametrize(
+    ("expectations", "line", "key"),
+    [
+        ("  documents:\n    - document: docs/typo.md\n      status: complete\n", 5,
+         "expectations.documents[0].document"),
+        ("  retrieval:\n    - query: text of\n      document: nope.md\n", 6, "expectations.retrieval[0].document"),
+    ],
+)
+def test_expectation_naming_no_document_is_caught_before_running(
+    tmp_path: Path, expectations: str, line: int, key: str
+) -> None:
+    path = write(tmp_path, "name: s\ndocuments: ['docs/*']\nexpectations:\n" + expectations)
+    with pytest.raises(ScenarioError, match="names none of the scenario's 3 documents") as info:
+        load_scenario(path)
+    assert (info.value.line, info.value.key) == (line, key)

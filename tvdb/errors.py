@@ -94,6 +94,7 @@ class DocumentError(TvdbError):
     def __init__(self, code: ErrorCode, message: str, *, path: str | None = None) -> None:
         self.code = code
         self.path = path
+        self.message = message
         super().__init__(f"{path}: {message}" if path else message)
 
 

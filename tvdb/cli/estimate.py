@@ -23,7 +23,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, as_json: bool)
     est = estimate(loaded, settings, SystemClock())
     if as_json:
         sys.stdout.write(json.dumps(est.as_json(), indent=2) + "\n")
-        return 0 if est.forecast.fits else 3
+        return 0 if est.fits else 3
     console = Console()
     docs = Table(title=f"Estimate for scenario {est.scenario} (nothing spent, nothing written)", title_justify="left")
     for col in ("document", "status", "pages", "chunks", "tokens"):
@@ -34,15 +34,19 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, as_json: bool)
         docs.add_row(name, d.status if not d.error_code else f"failed: {d.error_code}", str(d.pages),
                      str(d.chunks), str(d.tokens))
     console.print(docs)
-    by_stage = est.forecast.by_stage_nusd
+    by_stage = est.would_cost_nusd
+    modes = ", ".join(f"{k} {v}" for k, v in est.modes.items())
     console.print(
-        f"A real run would send {est.requests['parse']} parse and {est.requests['embed']} embedding requests, "
-        f"costing ${est.forecast.total_usd:.6f} at live prices "
-        f"(parse ${by_stage.get('parse', 0) / 1e9:.6f}, embed ${by_stage.get('embed', 0) / 1e9:.6f}).",
+        f"The run would send {est.requests['parse']} parse and {est.requests['embed']} embedding requests "
+        f"({modes}), worth ${sum(by_stage.values()) / 1e9:.6f} at live prices "
+        f"(parse ${by_stage['parse'] / 1e9:.6f}, embed ${by_stage['embed'] / 1e9:.6f}); "
+        f"real spend ${est.forecast.total_usd:.6f}.",
         highlight=False,
     )
-    for service, model in est.forecast.unpriced:
-        console.print(f"[red]✗[/] no known price for {service} {model}: real calls would be refused")
+    for service, model in est.unpriced:
+        blocked = any(service == s for s, _ in est.forecast.unpriced)
+        console.print(f"[red]✗[/] no known price for {service} {model}"
+                      + (": real calls would be refused" if blocked else " (mock: shown as unknown)"))
     budgets = Table(title="Budgets", title_justify="left")
     for col in ("budget", "window", "limit", "used", "reserved", "this run", "fits"):
         budgets.add_column(col)
@@ -53,6 +57,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, as_json: bool)
         cells = [f"${row[k + suffix]:.6f}" if usd else str(row[k]) for k in ("limit", "used", "reserved", "requested")]
         budgets.add_row(c.name, c.window, *cells, "[green]yes[/]" if c.fits else "[red]no[/]")
     console.print(budgets)
-    if settings.mode == "mock":
-        console.print("[dim]This scenario runs in mock mode, which spends nothing; the forecast is for a real run.[/]")
-    return 0 if est.forecast.fits else 3
+    if not est.forecast.total_nusd:
+        console.print("[dim]No service runs in real mode, so this run spends nothing; "
+                      "in real mode it would spend the amount above.[/]")
+    return 0 if est.fits else 3

@@ -58,8 +58,10 @@ def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
         code = exc.code if not isinstance(exc, PriceUnknownError) else exc.error_code
     else:
         code = ErrorCode.INTERNAL
+    # the job names its document already; keep the message free of a repeated path
+    message = exc.message if isinstance(exc, DocumentError) else str(exc)
     return ctx.changed(ctx.jobs.transition(
-        job, JobState.FAILED, detail=f"{code}: {exc}", error_code=code.value, error_message=str(exc)
+        job, JobState.FAILED, detail=f"{code}: {message}", error_code=code.value, error_message=message
     ))
 
 
@@ -119,7 +121,9 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
     assert job.object_key is not None and job.media_type is not None
     try:
         url = ctx.objects.signed_url(job.object_key, ctx.settings.signed_url_ttl_s)
-        data = await asyncio.to_thread(ctx.objects.read, url)
+        # read without yielding to the event loop: parse calls then start in document order, which
+        # keeps `nth` faults and request numbering deterministic under concurrency
+        data = ctx.objects.read(url)
         parser = ctx.services.parser
         request = ParseRequest(data, Path(job.path).name, job.media_type, ctx.settings.parse.tier)
         spec: CallSpec[ParseResult] = CallSpec(

@@ -1,5 +1,9 @@
-"""`tvdb run --estimate`: parse and chunk locally, then forecast what a real run would cost and
-whether it fits the budgets. Spends nothing and writes nothing to the ledger.
+"""`tvdb run --estimate`: parse and chunk locally, then forecast what the run's calls would cost and
+whether its real calls fit the budgets. Spends nothing and writes nothing to the ledger.
+
+Only services that run in real mode count against budgets, exactly as in a run; mock services'
+calls are priced as "would cost" only. A document the local parser finds no text in (a scanned
+page) still counts as a parse request when the parser is real, since LlamaParse would OCR and bill it.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ from pathlib import Path
 from tvdb.catalog import embedding_model
 from tvdb.clock import Clock
 from tvdb.config import Settings
-from tvdb.domain import ParseRequest
-from tvdb.errors import DocumentError
+from tvdb.domain import Mode, ParseRequest
+from tvdb.errors import DocumentError, ErrorCode
 from tvdb.ledger.budget import BudgetForecast, LedgerBudget
-from tvdb.ledger.prices import LLAMAPARSE, OPENAI, PriceTable
+from tvdb.ledger.prices import LLAMAPARSE, OPENAI, PriceTable, UnitPrice, nusd_to_usd
 from tvdb.scenarios.loader import LoadedScenario
 from tvdb.services.calls import CallScope, SpendRequest
 
@@ -22,7 +26,7 @@ from tvdb.services.calls import CallScope, SpendRequest
 @dataclass(frozen=True, slots=True)
 class DocumentEstimate:
     path: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok" or "failed" (locally)
     error_code: str | None
     pages: int
     chunks: int
@@ -31,21 +35,30 @@ class DocumentEstimate:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A forecast at live prices. `requests` counts the API requests a real run would send."""
+    """A forecast at live prices: what every call would cost, and whether the real ones fit."""
 
     scenario: str
+    modes: dict[str, str]  # service → mock | real
     documents: tuple[DocumentEstimate, ...]
-    requests: dict[str, int]
-    forecast: BudgetForecast
+    requests: dict[str, int]  # stage → API requests the run would send
+    would_cost_nusd: dict[str, int]  # stage → cost at live prices, real and mock together
+    unpriced: tuple[tuple[str, str], ...]
+    forecast: BudgetForecast  # the real calls against every budget
+
+    @property
+    def fits(self) -> bool:
+        return self.forecast.fits
 
     def as_json(self) -> dict[str, object]:
         return {
             "scenario": self.scenario,
-            "fits": self.forecast.fits,
-            "would_cost_usd": self.forecast.total_usd,
-            "by_stage_usd": {k: v / 1e9 for k, v in self.forecast.by_stage_nusd.items()},
+            "fits": self.fits,
+            "modes": self.modes,
+            "would_cost_usd": nusd_to_usd(sum(self.would_cost_nusd.values())),
+            "by_stage_usd": {k: nusd_to_usd(v) for k, v in self.would_cost_nusd.items()},
+            "real_spend_usd": self.forecast.total_usd,
             "requests": self.requests,
-            "unpriced": [list(p) for p in self.forecast.unpriced],
+            "unpriced": [list(p) for p in self.unpriced],
             "budgets": [c.as_dict() for c in self.forecast.checks],
             "documents": [asdict(d) for d in self.documents],
         }
@@ -54,54 +67,70 @@ class Estimate:
 async def _local_document(path: Path, settings: Settings) -> tuple[DocumentEstimate, list[int]]:
     from tvdb.pipeline.chunk import chunk_pages
     from tvdb.pipeline.detect import detect_media_type
+    from tvdb.pipeline.stages import estimate_pages
     from tvdb.services.local.parser import LocalParser
 
+    media_type = ""
+    data = b""
     try:
         data = path.read_bytes()
         if len(data) > settings.max_document_bytes:
-            return DocumentEstimate(str(path), "failed", "too_large", 0, 0, 0), []
+            return DocumentEstimate(str(path), "failed", ErrorCode.TOO_LARGE.value, 0, 0, 0), []
         media_type = detect_media_type(data, path.name)
         result = await LocalParser().parse(ParseRequest(data, path.name, media_type, settings.parse.tier))
     except DocumentError as exc:
-        return DocumentEstimate(str(path), "failed", exc.code.value, 0, 0, 0), []
+        pages = estimate_pages(data, media_type) if exc.code is ErrorCode.NO_TEXT else 0
+        return DocumentEstimate(str(path), "failed", exc.code.value, pages, 0, 0), []
     chunks = chunk_pages(result.document.pages, max_tokens=settings.chunking.max_tokens,
                          overlap_tokens=settings.chunking.overlap_tokens, model=settings.embedding.model)
     counts = [c.token_count for c in chunks]
     return DocumentEstimate(str(path), "ok", None, result.pages_billed, len(chunks), sum(counts)), counts
 
 
+def _request(service: str, model: str, units: int, unit: str, price: UnitPrice | None, scope: CallScope,
+             settings: Settings) -> SpendRequest:
+    return SpendRequest(service, model, units, unit, price.cost_nusd(units) if price else None, scope,
+                        settings.budget.max_usd)
+
+
 def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estimate:
-    """Forecast a real run of `loaded` under `settings` (budget state read from the ledger, if any)."""
+    """Forecast `loaded` under `settings` (today's spend read from the ledger, if there is one)."""
     from tvdb.db import open_db
     from tvdb.services.batching import plan_batches
+    from tvdb.services.router import service_mode
 
     async def gather() -> list[tuple[DocumentEstimate, list[int]]]:
         return await asyncio.gather(*(_local_document(p, settings) for p in loaded.documents))
 
     results = asyncio.run(gather())
+    modes = {"parser": service_mode(settings, "parser")[0], "embedder": service_mode(settings, "embedder")[0]}
     prices = PriceTable.load(settings.prices)
     day = clock.now().date()
-    tier = settings.parse.tier
-    model = settings.embedding.model
-    scope_parse = CallScope(None, loaded.scenario.name, "parse")
-    scope_embed = CallScope(None, loaded.scenario.name, "embed")
-    requests: list[SpendRequest] = []
-    parse_price = prices.lookup(LLAMAPARSE, tier, day=day)
-    for doc, _ in results:
-        if doc.status == "ok":
-            requests.append(SpendRequest(LLAMAPARSE, tier, doc.pages, "pages",
-                                         parse_price.cost_nusd(doc.pages) if parse_price else None,
-                                         scope_parse, settings.budget.max_usd))
+    tier, model = settings.parse.tier, settings.embedding.model
+    parse_price, embed_price = prices.lookup(LLAMAPARSE, tier, day=day), prices.lookup(OPENAI, model, day=day)
+    scope = CallScope(None, loaded.scenario.name, "parse")
+    parse_requests = [
+        _request(LLAMAPARSE, tier, doc.pages, "pages", parse_price, scope, settings) for doc, _ in results
+        if doc.status == "ok" or (doc.error_code == ErrorCode.NO_TEXT and modes["parser"] is Mode.REAL)
+    ]
     counts = [c for _, cs in results for c in cs]
-    batches = plan_batches(counts, embedding_model(model)) if counts else []
-    embed_price = prices.lookup(OPENAI, model, day=day)
-    for batch in batches:
-        tokens = sum(counts[i] for i in batch)
-        requests.append(SpendRequest(OPENAI, model, tokens, "tokens",
-                                     embed_price.cost_nusd(tokens) if embed_price else None,
-                                     scope_embed, settings.budget.max_usd))
+    scope = CallScope(None, loaded.scenario.name, "embed")
+    embed_requests = [
+        _request(OPENAI, model, sum(counts[i] for i in batch), "tokens", embed_price, scope, settings)
+        for batch in (plan_batches(counts, embedding_model(model)) if counts else [])
+    ]
+    real = [*(parse_requests if modes["parser"] is Mode.REAL else []),
+            *(embed_requests if modes["embedder"] is Mode.REAL else [])]
     # an existing ledger gives today's real spend; without one, nothing has been spent
     path = settings.database_path if settings.database_path.exists() else Path(":memory:")
-    forecast = LedgerBudget(open_db(path), settings, clock).forecast(requests)
-    return Estimate(loaded.scenario.name, tuple(d for d, _ in results),
-                    {"parse": sum(1 for r in requests if r.service == LLAMAPARSE), "embed": len(batches)}, forecast)
+    forecast = LedgerBudget(open_db(path), settings, clock).forecast(real)
+    every = [*parse_requests, *embed_requests]
+    return Estimate(
+        scenario=loaded.scenario.name, modes={k: str(v) for k, v in modes.items()},
+        documents=tuple(d for d, _ in results),
+        requests={"parse": len(parse_requests), "embed": len(embed_requests)},
+        would_cost_nusd={"parse": sum(r.estimate_nusd or 0 for r in parse_requests),
+                         "embed": sum(r.estimate_nusd or 0 for r in embed_requests)},
+        unpriced=tuple(sorted({(r.service, r.model) for r in every if r.estimate_nusd is None})),
+        forecast=forecast,
+    )

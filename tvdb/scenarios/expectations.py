@@ -7,7 +7,6 @@ expected, so a failed document fails the run unless the scenario says it should 
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,22 +15,10 @@ from tvdb.catalog import embedding_model
 from tvdb.domain import EmbeddingRequest, EmbeddingResult
 from tvdb.errors import TvdbError
 from tvdb.pipeline.context import PipelineContext
+from tvdb.scenarios.patterns import matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
 from tvdb.scenarios.schema import DocumentExpectation, Expectations, RequestExpectation
 from tvdb.services.calls import CallScope, CallSpec
-
-
-def matches(pattern: str, path: str, base: Path) -> bool:
-    """Does `pattern` (relative to the scenario dir, absolute, or a bare file name/glob) name `path`?"""
-    if pattern in ("*", "**"):
-        return True
-    full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-    return fnmatch.fnmatchcase(path, full) or fnmatch.fnmatchcase(Path(path).name, pattern)
-
-
-def _specificity(pattern: str) -> tuple[int, int]:
-    has_glob = any(ch in pattern for ch in "*?[")
-    return (0 if has_glob else 1, len(pattern))
 
 
 def _chunks(n: int) -> str:
@@ -55,7 +42,7 @@ def document_expectations(
     for doc in documents:
         name = _short(doc.path, base)
         stated = [e for e in entries if e.status is not None and matches(e.document, doc.path, base)]
-        rule = max(stated, key=lambda e: _specificity(e.document)) if stated else None
+        rule = max(stated, key=lambda e: specificity(e.document)) if stated else None
         want = rule.status if rule else "complete"
         code = rule.error_code if rule else None
         if want == "complete":
@@ -66,6 +53,8 @@ def document_expectations(
             desc = f"{name}: failed" + (f" with {code}" if code else "")
         got = doc.status + (f" ({doc.error_code}: {doc.error_message})" if doc.error_code else "")
         out.append(ExpectationResult(desc, ok, "" if ok else f"got {got}"))
+        if want == "failed":
+            continue  # chunk bounds describe documents that are meant to complete
         for e in entries:
             if not matches(e.document, doc.path, base):
                 continue

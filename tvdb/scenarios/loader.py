@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tvdb.errors import ScenarioError
+from tvdb.scenarios.patterns import matches
 from tvdb.scenarios.schema import Scenario
 from tvdb.validation import describe, dotted
 from tvdb.yamlfile import YamlDocument, load_yaml
@@ -61,7 +62,24 @@ def load_scenario(path: Path) -> LoadedScenario:
         FaultPlan.of(scenario.faults)
     except ValidationError as exc:
         raise _scenario_error(exc, doc, FaultPlan) from None
-    return LoadedScenario(scenario, doc, resolve_documents(scenario.documents, doc))
+    documents = resolve_documents(scenario.documents, doc)
+    _check_expectation_names(scenario, doc, documents)
+    return LoadedScenario(scenario, doc, documents)
+
+
+def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: tuple[Path, ...]) -> None:
+    """A typo in an expectation's document name is caught before anything runs (or is paid for)."""
+    named = [(("expectations", "documents", i, "document"), e.document)
+             for i, e in enumerate(scenario.expectations.documents)]
+    named += [(("expectations", "retrieval", i, "document"), r.document)
+              for i, r in enumerate(scenario.expectations.retrieval)]
+    base = doc.path.parent
+    for loc, pattern in named:
+        if not any(matches(pattern, str(p), base) for p in documents):
+            raise ScenarioError(
+                f"{pattern!r} names none of the scenario's {len(documents)} documents",
+                path=doc.path, line=doc.line_of(loc), key=dotted(loc),
+            )
 
 
 def _scenario_error(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]) -> ScenarioError:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from tvdb.faults.plan import FaultSchedule
 
 
-def _mode_of(settings: Settings, service: str) -> tuple[Mode, str]:
+def service_mode(settings: Settings, service: str) -> tuple[Mode, str]:
+    """The mode `service` (parser | embedder) runs in, and why (its provenance)."""
     override = getattr(settings.services, service)
     if override is not None:
         return Mode(override), f"services.{service}: {override}"
@@ -28,8 +29,8 @@ def _mode_of(settings: Settings, service: str) -> tuple[Mode, str]:
 
 def build_services(settings: Settings, *, faults: FaultSchedule | None = None, clock: Clock | None = None) -> Services:
     """The parser and embedder for `settings`. Raises ConfigError for a combination not available."""
-    parser_mode, parser_why = _mode_of(settings, "parser")
-    embedder_mode, embedder_why = _mode_of(settings, "embedder")
+    parser_mode, parser_why = service_mode(settings, "parser")
+    embedder_mode, embedder_why = service_mode(settings, "embedder")
     for mode in (parser_mode, embedder_mode):
         if mode is Mode.HYBRID:
             raise ConfigError(
