@@ -164,3 +164,44 @@ def test_estimate_counts_only_real_services_against_budgets(tmp_path: Path) -> N
     s.write_text(s.read_text().replace("max_usd: 0.001", "max_usd: 0.000001"))
     refused = tvdb(["run", str(s), "--estimate", "--json"], tmp_path)
     assert refused.returncode == 3 and json.loads(refused.stdout)["fits"] is False
+
+
+def test_json_mode_prints_one_object_even_on_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("x")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndocuments: [a.md]\nparse: {tier: turbo}\n")
+    done = tvdb(["run", str(bad), "--json"], tmp_path)
+    assert done.returncode == 2
+    out = json.loads(done.stdout)
+    assert out["passed"] is False and out["exit_code"] == 2
+    assert (out["error"]["type"], out["error"]["line"], out["error"]["key"]) == ("ScenarioError", 3, "parse.tier")
+
+
+def test_sigterm_stops_like_ctrl_c_and_runs_shows_killed_runs(tmp_path: Path) -> None:
+    import sqlite3
+
+    stopped = tvdb(["run", str(QUICKSTART), "--json"], tmp_path, TVDB_CRASH_AFTER_STAGE="chunk:TERM")
+    assert stopped.returncode == 130
+    out = json.loads(stopped.stdout)
+    assert out["status"] == "interrupted" and out["resume_command"] == f"tvdb resume {out['run_id']}"
+    (tmp_path / "k").mkdir()
+    killed = tvdb(["run", str(QUICKSTART), "--json"], tmp_path / "k", TVDB_CRASH_AFTER_STAGE="parse")
+    assert killed.returncode == -9
+    with sqlite3.connect(tmp_path / "k" / ".tvdb" / "tvdb.db") as conn:
+        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "running"
+    listed = json.loads(tvdb(["runs", "--json"], tmp_path / "k").stdout)
+    assert [r["status"] for r in listed] == ["interrupted"]
+
+
+def test_unknown_tvdb_variables_are_warned_about(tmp_path: Path) -> None:
+    done = tvdb(["runs"], tmp_path, TVDB_CHUNKING_MAX_TOKENZ="5")
+    assert done.returncode == 0
+    assert "TVDB_CHUNKING_MAX_TOKENZ is not a tvdb setting (did you mean TVDB_CHUNKING_MAX_TOKENS?)" in done.stderr
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("x")
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("name: a\ndocuments: [a.md]\nname: b\n")
+    done = tvdb(["run", str(dup)], tmp_path)
+    assert done.returncode == 2 and f"{dup}:3: invalid YAML: duplicate key 'name'" in done.stderr

@@ -241,7 +241,24 @@ def _is_list_field(path: tuple[str, ...]) -> bool:
     return getattr(model.model_fields[path[-1]].annotation, "__origin__", None) is list
 
 
-def _env_layer(environ: Mapping[str, str]) -> _Layer:
+# TVDB_* variables that are not settings: the chaos knob of the resume tests, the tests' corpus path
+NON_SETTING_VARS = frozenset({"TVDB_CRASH_AFTER_STAGE", "TVDB_SHARED_DIR"})
+
+
+def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """`TVDB_*` variables that name no setting (a typo is otherwise silently ignored), with a hint."""
+    import difflib
+
+    known = env_var_names()
+    out = []
+    for var in sorted(environ):
+        if var.startswith("TVDB_") and var not in known and var not in NON_SETTING_VARS:
+            close = difflib.get_close_matches(var, list(known), n=1)
+            out.append(f"{var} is not a tvdb setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    return out
+
+
+def _env_layer(environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()) -> _Layer:
     data: dict[str, Any] = {}
     names: dict[tuple[str, ...], str] = {}
     # aliases first so that an explicit TVDB_ variable wins over the SDK's standard name
@@ -251,7 +268,7 @@ def _env_layer(environ: Mapping[str, str]) -> _Layer:
             # lists are written comma-separated in the environment: TVDB_ALERTS_THRESHOLDS_PCT=50,80,100
             parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if _is_list_field(path) else value
             _set_path(data, path, parsed)
-            names[path] = var
+            names[path] = f"{var} (in .env)" if var in from_dotenv else var
     return _Layer(data, "env", names=names)
 
 
@@ -297,8 +314,9 @@ def resolve_settings(
         from dotenv import dotenv_values
 
         env.update({k: v for k, v in dotenv_values(cwd / ".env").items() if v is not None})
+    from_dotenv = frozenset(k for k in env if k not in environ)
     env.update(environ)
-    layers.append(_env_layer(env))
+    layers.append(_env_layer(env, from_dotenv))
     if flags:
         layers.append(_Layer({k: v for k, v in flags.items() if v is not None}, "flag"))
 

@@ -219,3 +219,10 @@ def m012_reprices(db: sqlite_utils.Database) -> None:
     )
     db.table("usage_reprices").create_index(["reprice_id"])
     db.table("usage_reprices").create_index(["source", "row_ref"])
+
+
+@migrations()
+def m013_run_owner(db: sqlite_utils.Database) -> None:
+    """Which process runs a run (pid, host), so `tvdb runs` can tell a live run from a killed one."""
+    db.table("runs").add_column("pid", int)
+    db.table("runs").add_column("host", str)

@@ -30,11 +30,19 @@ class YamlDocument:
         return self.lines.get((), None)
 
 
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """A mapping states the same key twice; YAML would silently keep the last one."""
+
+
 def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
     out.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            if key in seen and key != "<<":
+                raise DuplicateKeyError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
             out[(*loc, key)] = key_node.start_mark.line + 1
             _walk(value_node, (*loc, key), out)
             # the key's own line is more useful than the value's for "unknown key" errors
@@ -46,7 +54,7 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
 
 
 def load_yaml(path: Path, *, text: str | None = None) -> YamlDocument:
-    """Parse `path` safely; raises yaml.YAMLError (with its own mark) on a syntax error."""
+    """Parse `path` safely; raises yaml.YAMLError (with its own mark) on a syntax error or a duplicate key."""
     source = path.read_text("utf-8") if text is None else text
     loader = yaml.SafeLoader(source)
     try:

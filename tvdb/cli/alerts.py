@@ -119,10 +119,10 @@ def ack(
     _, db = _open(ctx)
     done = acknowledge(db, None if all_ else list(ids or []), now=_now(now))
     missing = sorted(set(ids or []) - set(done))
-    console = _console()
-    console.print(f"acknowledged {len(done)} alert(s)" + (f": {', '.join(map(str, done))}" if done else ""))
+    if done or not missing:
+        _console().print(f"acknowledged {len(done)} alert(s)" + (f": {', '.join(map(str, done))}" if done else ""))
     if missing:
-        _error(f"no open alert with id {', '.join(map(str, missing))}")
+        _error(f"no open alert with id {', '.join(map(str, missing))} (see `tvdb alerts list --all`)")
         raise typer.Exit(2)
 
 

@@ -26,15 +26,29 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from tvdb import __version__
+
+        typer.echo(f"tvdb {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Config file (default: ./tvdb.yaml if present).")
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the database and uploads live (default .tvdb).")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Log debug detail and show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
-    ctx.obj = {"config": config, "debug": debug}
+    ctx.obj = {"config": config, "data_dir": data_dir, "debug": debug}
     if debug:
         logging.basicConfig(level=logging.DEBUG)
 

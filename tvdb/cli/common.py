@@ -22,10 +22,18 @@ NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Act a
 def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,
                  loaded: LoadedScenario | None = None) -> Settings:
     """Settings for this command: defaults < tvdb.yaml (or --config) < scenario < environment < flags."""
-    from tvdb.config import resolve_settings
+    from tvdb.config import resolve_settings, unknown_env_vars
 
+    obj = ctx.obj or {}
+    for warning in unknown_env_vars(os.environ):
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    flags = dict(flags or {})
+    if flags.get("data_dir") is None:
+        flags["data_dir"] = obj.get("data_dir")
     return resolve_settings(
-        cwd=Path.cwd(), environ=os.environ, config_file=(ctx.obj or {}).get("config"), flags=flags,
+        cwd=Path.cwd(), environ=os.environ, config_file=obj.get("config"), flags=flags,
         scenario=loaded.scenario.settings_layer() if loaded else None,
         scenario_doc=loaded.source if loaded else None,
     )

@@ -32,6 +32,7 @@ def emulate(
     from rich.console import Console
 
     from tvdb.emulator.config import EmulatorConfig, build_server, load_emulator_config
+    from tvdb.errors import ConfigError
     from tvdb.tokens import get_encoding
 
     cfg = load_emulator_config(config) if config is not None else EmulatorConfig()
@@ -39,7 +40,11 @@ def emulate(
     overrides = {k: v for k, v in {"rpm": rpm, "tpm": tpm, "latency_ms": latency_ms}.items() if v is not None}
     if overrides:
         cfg = cfg.model_copy(update=overrides)
-    server = build_server(cfg, host=host, port=port)
+    try:
+        server = build_server(cfg, host=host, port=port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another with --port "
+                          "(--port 0 takes any free port)") from None
     console = Console(highlight=False, soft_wrap=True)
     limits = ", ".join(f"{k} {v}" for k, v in (("rpm", cfg.rpm), ("tpm", cfg.tpm)) if v) or "no rate limits"
     console.print(f"tvdb emulator: OpenAI embeddings at {server.openai_base_url} "

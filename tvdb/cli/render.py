@@ -122,9 +122,11 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
 
 def render_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     table = Table(title="Runs", title_justify="left")
-    for col in ("run_id", "scenario", "mode", "status", "passed", "started_at"):
-        table.add_column(col)
+    table.add_column("run_id", no_wrap=True)  # people copy it into `tvdb resume`
+    for col in ("scenario", "mode", "status", "passed", "started_at"):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        passed = {1: "[green]yes[/]", 0: "[red]no[/]"}.get(r.get("passed"), "–")  # type: ignore[arg-type]
-        table.add_row(r["run_id"], r["scenario"], r["mode"], r["status"], passed, r["started_at"])
+        passed = {True: "[green]yes[/]", False: "[red]no[/]"}.get(r.get("passed"), "–")  # type: ignore[arg-type]
+        started = str(r["started_at"] or "")[:16].replace("T", " ")  # minutes are enough to find a run
+        table.add_row(r["run_id"], r["scenario"], r["mode"], r["status"], passed, started)
     console.print(table)

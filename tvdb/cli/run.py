@@ -7,7 +7,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from tvdb.cli.common import settings_for
 from tvdb.domain import Mode
+from tvdb.errors import EXIT_INTERRUPTED, ScenarioError, TvdbError, exit_code_for
 
 if TYPE_CHECKING:
     from tvdb.domain import Stage
@@ -38,6 +40,25 @@ def _crash_hook() -> Callable[[Stage], None]:
     return hook
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def json_errors(as_json: bool) -> Iterator[None]:
+    """With --json, an error still prints one JSON object on stdout (and its message on stderr)."""
+    try:
+        yield
+    except TvdbError as exc:
+        if as_json:
+            error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+            if isinstance(exc, ScenarioError):
+                error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key)
+            sys.stdout.write(json.dumps({"passed": False, "exit_code": exit_code_for(exc), "error": error},
+                                        indent=2) + "\n")
+        raise
+
+
 def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: bool, progress: bool,
            base: Path | None) -> int:
     from tvdb.cli.render import RichProgress, render_result
@@ -56,15 +77,25 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: b
             bars.start(jobs)
 
     hooks = RunHooks(progress=bars if show else RunHooks().progress, after_stage=_crash_hook(), on_start=on_start)
+    # SIGTERM (a CI job cancelled, `kill`) stops as cleanly as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = asyncio.run(start((SystemClock(), hooks)))
     except KeyboardInterrupt:
         if show:
             bars.stop()
-        if run_ids:
+        resume_cmd = f"tvdb resume {run_ids[0]}" if run_ids else None
+        if as_json:
+            sys.stdout.write(json.dumps({
+                "run_id": run_ids[0] if run_ids else None, "status": "interrupted", "passed": False,
+                "exit_code": EXIT_INTERRUPTED, "resume_command": resume_cmd,
+            }, indent=2) + "\n")
+        if resume_cmd:
             err.print("\n[yellow]Interrupted.[/] Nothing done is lost. Continue with:")
-            err.print(f"  tvdb resume {run_ids[0]}", soft_wrap=True, highlight=False)
-        return 130
+            err.print(f"  {resume_cmd}", soft_wrap=True, highlight=False)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if show:
         bars.stop()
     if as_json:
@@ -99,20 +130,20 @@ def run(
                TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
     """
     from tvdb.scenarios.loader import load_scenario
-
-    loaded = load_scenario(scenario)
-    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
-    if max_usd is not None:
-        flags["budget"] = {"max_usd": max_usd}
-    settings = settings_for(ctx, flags, loaded)
-    if estimate:
-        from tvdb.cli.estimate import print_estimate
-
-        raise typer.Exit(print_estimate(loaded, settings, as_json=as_json))
     from tvdb.scenarios.runner import start_run
 
-    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1]), as_json=as_json,
-                  progress=progress, base=loaded.path.parent)
+    with json_errors(as_json):
+        loaded = load_scenario(scenario)
+        flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
+        if max_usd is not None:
+            flags["budget"] = {"max_usd": max_usd}
+        settings = settings_for(ctx, flags, loaded)
+        if estimate:
+            from tvdb.cli.estimate import print_estimate
+
+            raise typer.Exit(print_estimate(loaded, settings, as_json=as_json))
+        code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1]), as_json=as_json,
+                      progress=progress, base=loaded.path.parent)
     raise typer.Exit(code)
 
 
@@ -129,26 +160,33 @@ def resume(
     """
     from tvdb.scenarios.runner import resume_run
 
-    settings = settings_for(ctx, {"data_dir": data_dir})
-    code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1]), as_json=as_json,
-                  progress=progress, base=None)
+    with json_errors(as_json):
+        settings = settings_for(ctx, {"data_dir": data_dir})
+        code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1]), as_json=as_json,
+                      progress=progress, base=None)
     raise typer.Exit(code)
 
 
 def runs(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of runs.")] = False,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
 ) -> None:
-    """List recent runs, newest first."""
+    """List recent runs, newest first. A run whose process is gone (killed) shows as interrupted."""
     from tvdb.cli.render import render_runs
     from tvdb.db import open_db
+    from tvdb.pipeline.jobs import owner_alive
 
     settings = settings_for(ctx, {"data_dir": data_dir})
     db = open_db(settings.database_path)
-    rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at FROM runs "
-                         "ORDER BY started_at DESC LIMIT ?", [limit]))
+    rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, host "
+                         "FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
+    for r in rows:
+        if r["status"] == "running" and owner_alive(r) is False:
+            r["status"] = "interrupted"  # killed (kill -9, a crash): `tvdb resume` continues it
+        r["passed"] = None if r["passed"] is None else bool(r["passed"])
+        del r["pid"], r["host"]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:

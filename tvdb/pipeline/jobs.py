@@ -11,6 +11,8 @@ A transition that the table does not allow raises `IllegalTransition`; it is a b
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,24 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     S.FAILED: frozenset(),
 }
 FINAL = frozenset({S.COMPLETE, S.FAILED})
+
+
+def process_owner() -> dict[str, Any]:
+    """The pid and host of this process, recorded on a running run."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def owner_alive(row: Mapping[str, Any]) -> bool | None:
+    """Is the process that runs this run still alive? None when it cannot be told (another host)."""
+    if row.get("host") != socket.gethostname() or not row.get("pid"):
+        return None
+    try:
+        os.kill(int(row["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class IllegalTransition(RuntimeError):
@@ -93,6 +113,7 @@ class JobStore:
             self.db.table("runs").insert({
                 "run_id": run_id, "scenario": scenario, "scenario_path": scenario_path, "mode": mode,
                 "status": "running", "started_at": now, "spec_json": json.dumps(spec, sort_keys=True),
+                **process_owner(),
             })
             for ordinal, path in enumerate(documents):
                 job_id = f"{run_id}-{ordinal:03d}"

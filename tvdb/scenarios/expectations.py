@@ -123,7 +123,8 @@ def _vector_checks(
         norms = np.linalg.norm(matrix, axis=1) if matrix.size else np.zeros(0)
         worst = float(np.max(np.abs(norms - 1))) if norms.size else 0.0
         ok = norms.size > 0 and math.isfinite(worst) and worst <= 1e-3
-        out.append(ExpectationResult("vectors have unit norm", ok, f"largest |norm - 1| = {worst:.2e}"))
+        detail = f"largest |norm - 1| = {worst:.2e}" if norms.size else "no vectors"
+        out.append(ExpectationResult("vectors have unit norm", ok, detail))
     return out
 
 

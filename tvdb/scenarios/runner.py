@@ -22,7 +22,7 @@ from tvdb.db import open_db
 from tvdb.domain import Stage
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
 from tvdb.pipeline.context import NullProgress, PipelineContext, ProgressSink
-from tvdb.pipeline.jobs import Job, JobStore
+from tvdb.pipeline.jobs import Job, JobStore, process_owner
 from tvdb.pipeline.objects import ObjectStore, load_or_create_secret
 from tvdb.pipeline.runner import run_pipeline
 from tvdb.scenarios.expectations import evaluate
@@ -120,7 +120,7 @@ async def resume_run(run_id: str, current: Settings, *, clock: Clock, hooks: Run
     settings = restore_settings(spec["settings"], current)
     scenario = Scenario.model_validate(spec["scenario"])
     ctx = _context(settings, db, clock, run_id, scenario, hooks)
-    ctx.jobs.set_run(run_id, status="running", finished_at=None)
+    ctx.jobs.set_run(run_id, status="running", finished_at=None, **process_owner())
     hooks.on_start(run_id, ctx.jobs.jobs(run_id))
     return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent)
 
