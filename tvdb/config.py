@@ -36,7 +36,17 @@ ENV_ALIASES = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf/NaN: an infinite budget is a typo, and nano-dollar arithmetic cannot hold it
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: Any) -> Any:
+        # YAML `true` would otherwise pass as the number 1 (`max_tokens: true` → 1)
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and annotation in (int, float, int | None, float | None):
+            raise ValueError("expected a number, got a boolean")
+        return value
 
 
 class ParseSettings(_Section):
@@ -172,6 +182,16 @@ class Settings(_Section):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
         return value
 
+    @model_validator(mode="after")
+    def _reservation_outlives_a_call(self) -> Settings:
+        longest = max(self.parse.timeout_s, self.embedding.timeout_s)
+        if self.reservation_ttl_s <= longest:
+            raise ValueError(
+                f"reservation_ttl_s ({self.reservation_ttl_s}) must be longer than the longest request "
+                f"timeout ({longest:g} s), or a call still running would stop counting against budgets"
+            )
+        return self
+
     @property
     def database_path(self) -> Path:
         return self.db_path or self.data_dir / "tvdb.db"
@@ -184,6 +204,9 @@ class Settings(_Section):
     def max_document_bytes(self) -> int:
         return int(self.max_document_mb * 1024 * 1024)
 
+
+# command-line flags that set a key under another name
+_FLAGS = {"budget.max_usd": "--max-usd"}
 
 # Keys that a scenario may set (the rest are machine/team settings for tvdb.yaml and the environment).
 SCENARIO_SETTING_KEYS = ("mode", "parse", "chunking", "embedding", "budget", "services")
@@ -278,6 +301,8 @@ def read_config_file(path: Path, what: str = "config file") -> YamlDocument:
         doc = load_yaml(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the {what} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if doc.data is None:
@@ -358,4 +383,5 @@ def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) ->
     if layer.origin == "env" and layer.names:
         name = next((v for p, v in layer.names.items() if p[: len(loc)] == loc or loc[: len(p)] == p), key)
         return ConfigError(f"environment variable {name}: {msg}")
-    return ConfigError(f"--{key.replace('_', '-')}: {msg}")
+    flag = _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
+    return ConfigError(f"{flag}: {msg}")

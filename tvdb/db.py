@@ -15,6 +15,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from tvdb.errors import ConfigError
+
 BUSY_TIMEOUT_MS = 30_000
 
 migrations = Migrations("tvdb")
@@ -105,7 +107,16 @@ def m003_budget_index(db: sqlite_utils.Database) -> None:
 
 def open_db(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database at `path` with WAL, a busy timeout and the current schema."""
-    path = Path(path)
+    try:
+        return _open(Path(path))
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise ConfigError(
+            f"cannot open the tvdb database {path}: {exc}; point --data-dir / TVDB_DATA_DIR (or TVDB_DB_PATH) "
+            "at a directory of its own"
+        ) from None
+
+
+def _open(path: Path) -> sqlite_utils.Database:
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `transaction`), so a
     # writer takes the lock up front instead of failing half-way with "database is locked".

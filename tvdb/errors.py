@@ -18,6 +18,7 @@
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
     ├── RunNotFound
+    ├── RunBusy                          another process is working on that run
     └── CassetteError
         └── CassetteMiss
 
@@ -34,6 +35,7 @@ EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUDGET = 3
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, reported without a traceback unless --debug
 EXIT_INTERRUPTED = 130
 # `code` of the RateLimitExceeded that tvdb's own hourly request limit raises (not an HTTP 429)
 LOCAL_REQUEST_LIMIT = "local_request_limit"
@@ -220,6 +222,10 @@ class PriceUnknownError(TvdbError):
 
 class RunNotFound(TvdbError):
     """No run with that id in the database."""
+
+
+class RunBusy(TvdbError):
+    """Another live process is working on that run (two resumes would pay twice)."""
 
 
 class CassetteError(TvdbError):

@@ -34,6 +34,43 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
     """A mapping states the same key twice; YAML would silently keep the last one."""
 
 
+# Aliases let a few hundred bytes of YAML expand into billions of values ("billion laughs"); a
+# scenario or config never needs more than this many values once aliases are expanded.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse recursive aliases and documents whose aliases expand past MAX_EXPANDED_NODES."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[id(node)] > MAX_EXPANDED_NODES:
+                raise yaml.MarkedYAMLError(None, None, f"aliases expand to more than {MAX_EXPANDED_NODES:,} "
+                                           "values; refusing (a YAML alias bomb?)", node.start_mark)
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise yaml.MarkedYAMLError(None, None, "a recursive alias (a node that contains itself)",
+                                       node.start_mark)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
 def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
     out.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -61,6 +98,7 @@ def load_yaml(path: Path, *, text: str | None = None) -> YamlDocument:
         node = loader.get_single_node()
         if node is None:
             return YamlDocument(path, None, {})
+        _check_aliases(node)
         data = loader.construct_document(node)
     finally:
         loader.dispose()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tvdb.cli.common import NowOption as _NowOption
-from tvdb.cli.common import now_or as _now
+from tvdb.cli.common import now_or
 from tvdb.cli.common import open_ledger as _open
 from tvdb.cli.common import plain_console as _console
 
@@ -28,6 +28,21 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+
+
+_SQLITE_MAX_INT = 2**63 - 1  # larger ids or limits make sqlite3 raise OverflowError
+
+
+def _now(now: str | None) -> dt.datetime:
+    """The current time or the hidden --now, which must be readable and within the supported range."""
+    from tvdb.errors import ConfigError
+    from tvdb.ledger.periods import check_instant
+
+    try:
+        value = now_or(now)
+    except ValueError:
+        raise ConfigError(f"--now: {now!r} is not an ISO 8601 datetime") from None
+    return check_instant(value, "--now", now)
 
 
 def _error(message: str) -> None:
@@ -83,7 +98,9 @@ def list_(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON object {alerts, muted_until}.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="At most this many (0 = no limit).")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=0, max=_SQLITE_MAX_INT, help="At most this many (0 = no limit).")
+    ] = 50,
     now: _NowOption = None,
 ) -> None:
     from tvdb.ledger.alerts import list_alerts, muted_until
@@ -106,7 +123,10 @@ def list_(
 def ack(
     ctx: typer.Context,
     ids: Annotated[
-        list[int] | None, typer.Argument(metavar="ID...", help="Alert ids (see tvdb alerts list).")
+        list[int] | None,
+        typer.Argument(
+            metavar="ID...", min=-_SQLITE_MAX_INT, max=_SQLITE_MAX_INT, help="Alert ids (see tvdb alerts list)."
+        ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Acknowledge every unacknowledged alert.")] = False,
     now: _NowOption = None,
@@ -143,11 +163,13 @@ def mute(
     now: _NowOption = None,
 ) -> None:
     from tvdb.ledger.alerts import mute as do_mute
-    from tvdb.ledger.periods import parse_duration
+    from tvdb.ledger.periods import parse_duration, shift
 
     duration = parse_duration(for_, what="--for")
+    at = _now(now)
+    shift(at, duration, "--for", for_)  # the end of the mute must be a date, not an OverflowError
     _, db = _open(ctx)
-    until = do_mute(db, now=_now(now), duration=duration, reason=reason)
+    until = do_mute(db, now=at, duration=duration, reason=reason)
     _console().print(
         f"alerts muted until {until.isoformat(timespec='minutes')} "
         "(still stored; `tvdb alerts unmute` ends it)"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from tvdb.errors import TvdbError, exit_code_for
+from tvdb.errors import EXIT_INTERNAL, TvdbError, exit_code_for
 
 app = typer.Typer(
     name="tvdb",
@@ -70,6 +71,15 @@ def handle_errors(application: typer.Typer) -> int:
         return exit_code_for(exc)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:
+        if "--debug" in sys.argv:
+            raise
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+            "This is a bug in tvdb; rerun with --debug for the traceback and report it.", soft_wrap=True)
+        return EXIT_INTERNAL
     return 0
 
 

@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tvdb.cli.common import NowOption as _NowOption
-from tvdb.cli.common import now_or as _now
+from tvdb.cli.common import now_or
 from tvdb.cli.common import open_ledger as _open
 from tvdb.cli.common import plain_console as _console
+
+if TYPE_CHECKING:
+    import datetime as dt
 
 app = typer.Typer(
     help="Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+
+
+def _now(now: str | None) -> dt.datetime:
+    """The current time or the hidden --now, which must be readable and within the supported range."""
+    from tvdb.errors import ConfigError
+    from tvdb.ledger.periods import check_instant
+
+    try:
+        value = now_or(now)
+    except ValueError:
+        raise ConfigError(f"--now: {now!r} is not an ISO 8601 datetime") from None
+    return check_instant(value, "--now", now)
 
 
 class Format(StrEnum):
@@ -154,12 +169,14 @@ def prune(
     import json
 
     from tvdb.cli import render_cost
-    from tvdb.ledger.periods import parse_duration
+    from tvdb.ledger.periods import parse_duration, shift
     from tvdb.ledger.retention import prune as do_prune
 
     age = parse_duration(older_than, what="--older-than")
+    at = _now(now)
+    shift(at, -age, "--older-than", older_than)  # the cutoff must be a date, not an OverflowError
     settings, db = _open(ctx)
-    result = do_prune(db, age, _now(now), timezone=settings.timezone, dry_run=dry_run)
+    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run)
     if as_json:
         sys.stdout.write(json.dumps(render_cost.prune_dict(result), indent=2) + "\n")
     else:

@@ -42,8 +42,9 @@ def emulate(
         cfg = cfg.model_copy(update=overrides)
     try:
         server = build_server(cfg, host=host, port=port)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another with --port "
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}; pick another with --port "
                           "(--port 0 takes any free port)") from None
     console = Console(highlight=False, soft_wrap=True)
     limits = ", ".join(f"{k} {v}" for k, v in (("rpm", cfg.rpm), ("tpm", cfg.tpm)) if v) or "no rate limits"

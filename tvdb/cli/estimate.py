@@ -35,11 +35,16 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, as_json: bool)
                      str(d.chunks), str(d.tokens))
     console.print(docs)
     by_stage = est.would_cost_nusd
+    unknown = {"parse" if s == "llamaparse" else "embed" for s, _ in est.unpriced}
+
+    def usd(stage: str) -> str:
+        return "unknown" if stage in unknown else f"${by_stage[stage] / 1e9:.6f}"
+
     modes = ", ".join(f"{k} {v}" for k, v in est.modes.items())
+    total = "unknown" if unknown else f"${sum(by_stage.values()) / 1e9:.6f}"
     console.print(
         f"The run would send {est.requests['parse']} parse and {est.requests['embed']} embedding requests "
-        f"({modes}), worth ${sum(by_stage.values()) / 1e9:.6f} at live prices "
-        f"(parse ${by_stage['parse'] / 1e9:.6f}, embed ${by_stage['embed'] / 1e9:.6f}); "
+        f"({modes}), worth {total} at live prices (parse {usd('parse')}, embed {usd('embed')}); "
         f"real spend ${est.forecast.total_usd:.6f}.",
         highlight=False,
     )
@@ -52,9 +57,10 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, as_json: bool)
         budgets.add_column(col)
     for c in est.forecast.checks:
         row = c.as_dict()
-        usd = row["unit"] == "usd"
-        suffix = "_usd" if usd else ""
-        cells = [f"${row[k + suffix]:.6f}" if usd else str(row[k]) for k in ("limit", "used", "reserved", "requested")]
+        money = row["unit"] == "usd"
+        suffix = "_usd" if money else ""
+        cells = [f"${row[k + suffix]:.6f}" if money else str(row[k])
+                 for k in ("limit", "used", "reserved", "requested")]
         budgets.add_row(c.name, c.window, *cells, "[green]yes[/]" if c.fits else "[red]no[/]")
     console.print(budgets)
     if not est.forecast.total_nusd:

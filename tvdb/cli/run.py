@@ -152,7 +152,8 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue (printed when it stopped; see `tvdb runs`).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Take over a run whose process cannot be checked.")] = False,
 ) -> None:
     """Continue an interrupted or deferred run: each job goes on from its last completed state.
 
@@ -162,7 +163,7 @@ def resume(
 
     with json_errors(as_json):
         settings = settings_for(ctx, {"data_dir": data_dir})
-        code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1]), as_json=as_json,
+        code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1], force=force), as_json=as_json,
                       progress=progress, base=None)
     raise typer.Exit(code)
 

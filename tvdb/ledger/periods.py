@@ -16,11 +16,20 @@ from tvdb.errors import ConfigError
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 
+MAX_DURATION = dt.timedelta(days=36_500)
+"""The longest duration accepted (100 years): longer ones only overflow dates (ConfigError)."""
+
+# Instants must leave a margin of a few days inside datetime's range (years 1–9999): periods add a
+# day for inclusive dates, shift into the configured zone and step back a microsecond.
+_EARLIEST = dt.datetime(1, 1, 3, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9999, 12, 29, tzinfo=dt.UTC)
+_RANGE = "0001-01-03 … 9999-12-28"
+
 
 def parse_duration(text: str, *, what: str = "duration") -> dt.timedelta:
     """`90d`, `2h`, `30m`, `45s`, `1w`, `1h30m` → timedelta. Raises ConfigError naming `what`."""
     s = text.strip().lower().replace(" ", "")
-    pos, total = 0, 0.0
+    pos, total = 0, 0.0  # a float: "1.5h"; a huge number of digits becomes inf, caught below
     for m in _PART.finditer(s):
         if m.start() != pos:
             break
@@ -32,7 +41,39 @@ def parse_duration(text: str, *, what: str = "duration") -> dt.timedelta:
         )
     if total <= 0:
         raise ConfigError(f"{what}: {text!r} must be longer than zero")
+    if total > MAX_DURATION.total_seconds():  # also inf; timedelta() would raise OverflowError
+        raise ConfigError(f"{what}: {text!r} is too long (at most {MAX_DURATION.days}d, 100 years)")
     return dt.timedelta(seconds=total)
+
+
+def check_instant(value: dt.datetime, option: str, text: str | None = None) -> dt.datetime:
+    """`value` if it lies within 0001-01-03 … 9999-12-28 UTC, where every period computation is
+    safe; else ConfigError naming `option` and `text` (the value as the user wrote it)."""
+    if not _EARLIEST <= value <= _LATEST:
+        shown = text if text is not None else value.isoformat()
+        raise ConfigError(f"{option}: {shown!r} is out of range (use instants within {_RANGE})")
+    return value
+
+
+def shift(value: dt.datetime, delta: dt.timedelta, option: str, text: str) -> dt.datetime:
+    """`value + delta`, checked with `check_instant`: a ConfigError naming `option`/`text` instead
+    of an OverflowError when the result leaves the supported range."""
+    try:
+        moved = value + delta
+    except OverflowError:
+        raise ConfigError(f"{option}: {text!r} is out of range (use instants within {_RANGE})") from None
+    return check_instant(moved, option, text)
+
+
+def _day_start(now: dt.datetime, days: int, timezone: str) -> dt.datetime:
+    """The start of the local day `days` days after the one holding `now` (ConfigError naming
+    --now when that leaves the supported range)."""
+    text = now.isoformat()
+    try:
+        return check_instant(local_day_start(local_day(now, timezone) + dt.timedelta(days=days), timezone),
+                             "--now", text)
+    except OverflowError:
+        raise ConfigError(f"--now: {text!r} is out of range (use instants within {_RANGE})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +97,25 @@ def local_day(ts: dt.datetime, timezone: str) -> dt.date:
 
 
 def _parse_point(text: str, timezone: str, option: str) -> tuple[dt.datetime, bool]:
-    """(instant, was_a_date)."""
+    """(instant, was_a_date). For a date, also checks that its next midnight is in range."""
     raw = text.strip()
     try:
         if len(raw) == 10:
-            return local_day_start(dt.date.fromisoformat(raw), timezone), True
+            day = dt.date.fromisoformat(raw)
+            value = check_instant(local_day_start(day, timezone), option, text)
+            check_instant(local_day_start(day + dt.timedelta(days=1), timezone), option, text)
+            return value, True
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo(timezone))
+        return check_instant(value.astimezone(dt.UTC), option, text), False
     except ValueError:
         raise ConfigError(
             f"{option}: {text!r} is not a date (2026-01-31) or datetime (2026-01-31T14:00, "
             "2026-01-31T14:00+01:00)"
         ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(timezone))
-    return value.astimezone(dt.UTC), False
+    except OverflowError:  # year 1 or 9999 moved across midnight or into UTC
+        raise ConfigError(f"{option}: {text!r} is out of range (use instants within {_RANGE})") from None
 
 
 def parse_period(
@@ -97,7 +143,7 @@ def parse_period(
         if since.strip()[-1:].lower() in _UNITS and not since.strip()[:1].isalpha() and "-" not in since:
             if now is None:
                 raise ConfigError("--since: a relative duration needs the current time")
-            start_ts = now - parse_duration(since, what="--since")
+            start_ts = shift(now, -parse_duration(since, what="--since"), "--since", since)
         else:
             start_ts, _ = _parse_point(since, timezone, "--since")
     if until is not None:
@@ -106,9 +152,9 @@ def parse_period(
             d = dt.date.fromisoformat(until.strip())
             end_ts = local_day_start(d + dt.timedelta(days=1), timezone)
     if since is None and until is None and default_days is not None and now is not None:
-        today = local_day(now, timezone)
-        start_ts = local_day_start(today - dt.timedelta(days=default_days - 1), timezone)
-        end_ts = local_day_start(today + dt.timedelta(days=1), timezone)
+        # The hidden --now is the only way `now` gets near the ends of the calendar.
+        start_ts = _day_start(now, -(default_days - 1), timezone)
+        end_ts = _day_start(now, 1, timezone)
     if start_ts is not None and end_ts is not None and end_ts <= start_ts:
         raise ConfigError("the period is empty: --until must be after --since")
     return Period(start_ts, end_ts)

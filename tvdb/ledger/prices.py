@@ -118,12 +118,20 @@ class PriceTable:
         raw = json.loads(resources.files("tvdb.ledger").joinpath("prices.json").read_text("utf-8"))
         versions = [PriceVersion.from_dict(v) for v in raw["versions"]]
         if overrides:
+            if not isinstance(overrides, Mapping):
+                raise ConfigError("prices: must be a mapping shaped like tvdb/ledger/prices.json")
             merged = _merge(raw["versions"][-1], overrides)
             merged.setdefault("version", f"{versions[-1].version}+config")
             if merged["version"] == versions[-1].version:
                 merged["version"] = f"{versions[-1].version}+config"
             merged["effective_from"] = str(versions[-1].effective_from)
-            versions.append(PriceVersion.from_dict(merged))
+            try:
+                versions.append(PriceVersion.from_dict(merged))
+            except (TypeError, AttributeError, ValueError) as exc:
+                raise ConfigError(
+                    f"prices: {exc.__class__.__name__}: {exc}; expected the shape of tvdb/ledger/prices.json, e.g. "
+                    "{openai: {my-model: {usd_per_1m_tokens: '0.05'}}}"
+                ) from None
         return cls(versions)
 
     @property

@@ -40,7 +40,7 @@ def price_call(
 ) -> Pricing:
     """What the call cost (`cost`: real money) and would cost at live prices (`would_cost`)."""
     unit_price = prices.lookup(service, model, day=day)
-    if unit_price is None:
+    if unit_price is None:  # unknown is never $0: the row's costs stay NULL (issue: money under control)
         return Pricing(None, None, None)
     would = unit_price.cost_nusd(units)
     cost = would if implementation is Implementation.REAL else 0

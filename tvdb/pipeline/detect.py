@@ -121,10 +121,16 @@ def _zip_type(data: bytes, filename: str, extension: str) -> str:
             names = set(archive.namelist())
             content_types = _read_small(archive, "[Content_Types].xml")
             mimetype = _read_small(archive, "mimetype", limit=256).strip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+    except Exception as exc:  # noqa: BLE001 — zipfile raises many types on damaged archives
+        # Damaged archives make zipfile raise far more than BadZipFile: zlib.error (bad deflate
+        # data), EOFError, NotImplementedError (unknown compression), RuntimeError (encrypted
+        # member), OSError, ValueError, struct.error... Detection must only ever fail a job.
         if extension == ".docx":
             return DOCX  # a damaged Word file: the parser reports it as corrupt
-        raise _unsupported(filename, "a damaged ZIP archive") from None
+        detail = str(exc).strip()
+        raise _unsupported(
+            filename, f"a damaged ZIP archive ({type(exc).__name__}{': ' + detail if detail else ''})"
+        ) from None
     declared_other = "macroEnabled" in content_types or "template.main" in content_types
     if _WORD_MAIN_CONTENT_TYPE in content_types or ("word/document.xml" in names and not declared_other):
         return DOCX

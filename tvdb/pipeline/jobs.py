@@ -23,7 +23,7 @@ import sqlite_utils
 from tvdb.clock import Clock, iso
 from tvdb.db import transaction
 from tvdb.domain import JobState
-from tvdb.errors import RunNotFound
+from tvdb.errors import RunBusy, RunNotFound
 
 S = JobState
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
@@ -131,6 +131,24 @@ class JobStore:
         if not rows:
             raise RunNotFound(f"no run {run_id!r} in this database (see `tvdb runs`)")
         return rows[0]
+
+    def claim_run(self, run_id: str, *, force: bool = False) -> dict[str, Any]:
+        """Make this process the run's owner, atomically. Raises RunNotFound, or RunBusy when another
+        live process owns it (unless `force`): two processes working on one run would pay twice."""
+        with transaction(self.db):
+            row = self.run(run_id)
+            me = process_owner()
+            theirs = (row.get("pid"), row.get("host")) != (me["pid"], me["host"])
+            if row["status"] == "running" and theirs and not force:
+                alive = owner_alive(row)
+                if alive is not False:
+                    where = f"pid {row.get('pid')}" + ("" if alive else f" on host {row.get('host')}")
+                    raise RunBusy(
+                        f"run {run_id} is being worked on by {where}; wait for it, or stop it first"
+                        + ("" if alive else " (or pass --force if that process is gone)")
+                    )
+            self.db.table("runs").update(run_id, {"status": "running", "finished_at": None, **me})
+        return row
 
     def set_run(self, run_id: str, **fields: Any) -> None:
         with transaction(self.db):

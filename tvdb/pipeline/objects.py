@@ -24,6 +24,11 @@ _KEY = re.compile(r"^[0-9a-f]{64}$")
 SECRET_FILENAME = "signing.key"
 
 
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The signing secret kept in the data dir (created once, mode 0600) when config gives none."""
     path = data_dir / SECRET_FILENAME
@@ -69,8 +74,8 @@ class ObjectStore:
         """Store `data` (idempotent); returns its key, the sha256 hex digest."""
         key = hashlib.sha256(data).hexdigest()
         target = self.path_of(key)
-        if target.exists() and target.stat().st_size == len(data):
-            return key
+        if target.exists() and target.stat().st_size == len(data) and _sha256(target) == key:
+            return key  # already stored and intact (a damaged copy is rewritten below)
         target.parent.mkdir(parents=True, exist_ok=True)
         # write-then-rename so a crash never leaves a half-written object under its final name
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")

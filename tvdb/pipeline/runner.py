@@ -8,25 +8,50 @@ alone. Documents are processed concurrently within a stage; embedding is one bat
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from tvdb.domain import JobState, Stage
 from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.embed import embed_stage
-from tvdb.pipeline.jobs import Job
+from tvdb.pipeline.jobs import FINAL, Job
+
+log = logging.getLogger(__name__)
+
+
+def _contained(ctx: PipelineContext, job: Job, exc: Exception) -> None:
+    """A bug or an unexpected library error while handling one document fails that job (`internal`)."""
+    log.error("job %s (%s) failed unexpectedly: %s: %s", job.job_id, job.path, type(exc).__name__, exc,
+              exc_info=log.isEnabledFor(logging.DEBUG))
+    current = ctx.jobs.job(job.job_id)
+    if current.state not in FINAL:
+        stages.fail(ctx, current, exc)
 
 
 async def _each(
-    jobs: list[Job], states: set[JobState], limit: int, step: Callable[[Job], Awaitable[Job]]
+    ctx: PipelineContext, jobs: list[Job], states: set[JobState], limit: int,
+    step: Callable[[Job], Awaitable[Job]],
 ) -> None:
     semaphore = asyncio.Semaphore(limit)
 
     async def one(job: Job) -> None:
         async with semaphore:
-            await step(job)
+            try:
+                await step(job)
+            except Exception as exc:  # noqa: BLE001 — contained to this document, logged above
+                _contained(ctx, job, exc)
 
     await asyncio.gather(*(one(j) for j in jobs if j.state in states))
+
+
+def _each_sync(ctx: PipelineContext, state: JobState, step: Callable[[PipelineContext, Job], Job]) -> None:
+    for job in ctx.jobs.jobs(ctx.run_id):
+        if job.state is state:
+            try:
+                step(ctx, job)
+            except Exception as exc:  # noqa: BLE001 — contained to this document
+                _contained(ctx, job, exc)
 
 
 async def run_pipeline(ctx: PipelineContext) -> list[Job]:
@@ -44,19 +69,20 @@ async def run_pipeline(ctx: PipelineContext) -> list[Job]:
         return ctx.jobs.jobs(ctx.run_id)
 
     # Upload sequentially: it is I/O on local files and keeps object writes simple to reason about.
-    await _each(current(), {JobState.PENDING}, 1, lambda j: stages.upload(ctx, j))
+    await _each(ctx, current(), {JobState.PENDING}, 1, lambda j: stages.upload(ctx, j))
     ctx.after_stage(Stage.UPLOAD)
-    await _each(current(), {JobState.UPLOADED, JobState.PARSING}, ctx.settings.parse.concurrency,
+    await _each(ctx, current(), {JobState.UPLOADED, JobState.PARSING}, ctx.settings.parse.concurrency,
                 lambda j: stages.parse(ctx, j))
     ctx.after_stage(Stage.PARSE)
-    for job in current():
-        if job.state is JobState.PARSED:
-            stages.chunk(ctx, job)
+    _each_sync(ctx, JobState.PARSED, stages.chunk)
     ctx.after_stage(Stage.CHUNK)
-    await embed_stage(ctx, [j for j in current() if j.state in (JobState.CHUNKED, JobState.EMBEDDING)])
+    waiting = [j for j in current() if j.state in (JobState.CHUNKED, JobState.EMBEDDING)]
+    try:
+        await embed_stage(ctx, waiting)
+    except Exception as exc:  # noqa: BLE001 — a bug while embedding fails those documents, not the run
+        for job in waiting:
+            _contained(ctx, job, exc)
     ctx.after_stage(Stage.EMBED)
-    for job in current():
-        if job.state is JobState.EMBEDDED:
-            stages.validate_and_store(ctx, job)
+    _each_sync(ctx, JobState.EMBEDDED, stages.validate_and_store)
     ctx.after_stage(Stage.STORE)
     return current()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import stat
 from pathlib import Path
 
 from tvdb.clock import iso
@@ -70,23 +71,42 @@ def _is_budget_refusal(exc: TvdbError) -> bool:
     return isinstance(exc, CostLimitExceeded) or getattr(exc, "code", None) == LOCAL_REQUEST_LIMIT
 
 
+def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; DocumentError for anything else.
+
+    Reads at most limit + 1 bytes, so a file that grows, or a device that reports size 0 and never
+    ends (/dev/zero), cannot exhaust memory; a FIFO or directory is refused before opening.
+    """
+    too_large = f"is over the {limit:,}-byte limit (max_document_mb = {limit_mb:g})"
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
+            raise DocumentError(ErrorCode.UNSUPPORTED_TYPE, f"is {kind}", path=str(path))
+        if st.st_size > limit:
+            raise DocumentError(ErrorCode.TOO_LARGE, f"{st.st_size:,} bytes {too_large}", path=str(path))
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise DocumentError(ErrorCode.NOT_FOUND, "the document no longer exists", path=str(path)) from None
+    except OSError as exc:
+        raise DocumentError(ErrorCode.NOT_FOUND, f"cannot be read: {exc.strerror}", path=str(path)) from None
+    if len(data) > limit:
+        raise DocumentError(ErrorCode.TOO_LARGE, f"grew while being read and {too_large}", path=str(path))
+    return data
+
+
 async def upload(ctx: PipelineContext, job: Job) -> Job:
     """pending → uploaded: size limit, type from the bytes, sha256, content-addressed store; or reuse."""
     start = ctx.clock.monotonic()
     path = Path(job.path)
     try:
-        size = path.stat().st_size
-        limit = ctx.settings.max_document_bytes
-        if size > limit:
-            raise DocumentError(ErrorCode.TOO_LARGE, f"{size:,} bytes is over the {limit:,}-byte limit "
-                                f"(max_document_mb = {ctx.settings.max_document_mb:g})", path=job.path)
-        data = await asyncio.to_thread(path.read_bytes)
+        data = await asyncio.to_thread(read_document, path, ctx.settings.max_document_bytes,
+                                       ctx.settings.max_document_mb)
         from tvdb.pipeline.detect import detect_media_type
 
         media_type = detect_media_type(data, path.name)
         key = await asyncio.to_thread(ctx.objects.put, data)
-    except FileNotFoundError:
-        return fail(ctx, job, DocumentError(ErrorCode.NOT_FOUND, "the document no longer exists", path=job.path))
     except TvdbError as exc:
         return fail(ctx, job, exc)
     skey = settings_key(ctx.settings, ctx.services)

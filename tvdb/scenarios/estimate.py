@@ -49,13 +49,19 @@ class Estimate:
     def fits(self) -> bool:
         return self.forecast.fits
 
+    @property
+    def _unpriced_stages(self) -> set[str]:
+        return {"parse" if service == LLAMAPARSE else "embed" for service, _ in self.unpriced}
+
     def as_json(self) -> dict[str, object]:
         return {
             "scenario": self.scenario,
             "fits": self.fits,
             "modes": self.modes,
-            "would_cost_usd": nusd_to_usd(sum(self.would_cost_nusd.values())),
-            "by_stage_usd": {k: nusd_to_usd(v) for k, v in self.would_cost_nusd.items()},
+            # an unknown price makes the figure unknown (null), never a smaller-looking number
+            "would_cost_usd": None if self.unpriced else nusd_to_usd(sum(self.would_cost_nusd.values())),
+            "by_stage_usd": {k: None if k in self._unpriced_stages else nusd_to_usd(v)
+                             for k, v in self.would_cost_nusd.items()},
             "real_spend_usd": self.forecast.total_usd,
             "requests": self.requests,
             "unpriced": [list(p) for p in self.unpriced],

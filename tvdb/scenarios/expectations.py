@@ -97,7 +97,11 @@ async def evaluate(
         detail = f"would cost ${cost:.6f}" if cost is not None else f"{usage.unpriced_calls} calls have no known price"
         out.append(ExpectationResult(f"run costs at most ${limit} at live prices", ok, detail))
     for r in expectations.retrieval:
-        out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base))
+        try:
+            out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base))
+        except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
+            out.append(ExpectationResult(f"query {r.query!r} finds {r.document} in the top {r.top_k}", False,
+                                         f"could not be evaluated: {type(exc).__name__}: {exc}"))
     out.extend(_requests(ctx, e) for e in expectations.requests)
     return out
 
@@ -155,6 +159,12 @@ async def _retrieval(
     except TvdbError as exc:
         return ExpectationResult(desc, False, f"embedding the query failed: {exc}")
     done.commit(ctx.db, ctx.caller.budget)
+    from tvdb.pipeline.validate import validate_vectors
+
+    try:
+        validate_vectors(done.value.vectors, dimensions=s.resolved_dimensions)
+    except TvdbError as exc:
+        return ExpectationResult(desc, False, f"the query's embedding is invalid: {exc}")
     sources = [d.reused_from or d.job_id for d in complete]
     hits = search(ctx.db, sources, np.asarray(done.value.vectors[0], dtype=np.float32), k)
     ok = any(h.job_id in wanted for h in hits)

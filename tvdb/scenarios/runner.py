@@ -22,7 +22,7 @@ from tvdb.db import open_db
 from tvdb.domain import Stage
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
 from tvdb.pipeline.context import NullProgress, PipelineContext, ProgressSink
-from tvdb.pipeline.jobs import Job, JobStore, process_owner
+from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore, load_or_create_secret
 from tvdb.pipeline.runner import run_pipeline
 from tvdb.scenarios.expectations import evaluate
@@ -32,10 +32,11 @@ from tvdb.scenarios.schema import Scenario
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.router import build_services
 
-SECRET_KEYS: tuple[tuple[str, ...], ...] = (
-    ("openai_api_key",), ("llama_cloud_api_key",), ("signing_secret",),
-    ("alerts", "slack_webhook_url"), ("alerts", "smtp", "password"),
-)
+# What a run keeps of its settings, so that `tvdb resume` ingests exactly as the run started: the
+# keys that decide chunks, vectors and which services run. Everything else — budgets, limits, keys,
+# paths, alert channels, prices — comes from the environment of the resuming process, so a resume
+# obeys today's budget and never stores a secret.
+INGESTION_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget")
 
 
 @dataclass(frozen=True)
@@ -45,28 +46,15 @@ class RunHooks:
     on_start: Callable[[str, Sequence[Job]], None] = lambda run_id, jobs: None
 
 
-def public_settings(settings: Settings) -> dict[str, Any]:
-    """Settings as JSON with every secret removed (safe to store and to print)."""
-    data = settings.model_dump(mode="json")
-    for path in SECRET_KEYS:
-        node = data
-        for key in path[:-1]:
-            node = node[key]
-        node.pop(path[-1], None)
-    return data
+def ingestion_settings(settings: Settings) -> dict[str, Any]:
+    """The settings a run stores (JSON): its ingestion keys only, no secrets."""
+    return settings.model_dump(mode="json", include=set(INGESTION_KEYS))
 
 
 def restore_settings(stored: Mapping[str, Any], current: Settings) -> Settings:
-    """A stored run's settings with the secrets of the current environment put back."""
-    data = json.loads(json.dumps(stored))
-    for path in SECRET_KEYS:
-        value: Any = current
-        for key in path:
-            value = getattr(value, key)
-        node = data
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value.get_secret_value() if value is not None else None
+    """The current settings with a stored run's ingestion keys put back."""
+    data = current.model_dump()
+    data.update({k: v for k, v in stored.items() if k in INGESTION_KEYS})
     return Settings.model_validate(data)
 
 
@@ -104,7 +92,7 @@ async def start_run(
     ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks)
     spec = {
         "scenario": loaded.scenario.model_dump(mode="json"), "scenario_path": str(loaded.path),
-        "documents": [str(p) for p in loaded.documents], "settings": public_settings(settings),
+        "documents": [str(p) for p in loaded.documents], "settings": ingestion_settings(settings),
     }
     jobs = ctx.jobs.create_run(run_id=run_id, scenario=loaded.scenario.name, scenario_path=str(loaded.path),
                                mode=str(settings.mode), spec=spec, documents=spec["documents"])
@@ -112,15 +100,17 @@ async def start_run(
     return await _execute(ctx, loaded.scenario, loaded.path.parent)
 
 
-async def resume_run(run_id: str, current: Settings, *, clock: Clock, hooks: RunHooks = RunHooks()) -> RunResult:
-    """Continue `run_id` from each job's last completed state. Raises RunNotFound."""
+async def resume_run(
+    run_id: str, current: Settings, *, clock: Clock, hooks: RunHooks = RunHooks(), force: bool = False
+) -> RunResult:
+    """Continue `run_id` from each job's last completed state, with the run's ingestion settings and
+    the current budgets. Raises RunNotFound, or RunBusy when another live process works on it."""
     db = open_db(current.database_path)
-    row = JobStore(db, clock).run(run_id)
+    row = JobStore(db, clock).claim_run(run_id, force=force)
     spec = json.loads(row["spec_json"])
     settings = restore_settings(spec["settings"], current)
     scenario = Scenario.model_validate(spec["scenario"])
     ctx = _context(settings, db, clock, run_id, scenario, hooks)
-    ctx.jobs.set_run(run_id, status="running", finished_at=None, **process_owner())
     hooks.on_start(run_id, ctx.jobs.jobs(run_id))
     return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent)
 
@@ -174,6 +164,10 @@ def summarize_usage(db: sqlite_utils.Database, run_id: str) -> UsageSummary:
     return UsageSummary(nusd_to_usd(int(row[0])), None if unpriced else nusd_to_usd(int(row[1])), unpriced, requests)
 
 
+def _has_vectors(db: sqlite_utils.Database, job_id: str) -> bool:
+    return db.execute("SELECT 1 FROM vectors WHERE job_id = ? LIMIT 1", [job_id]).fetchone() is not None
+
+
 def document_results(db: sqlite_utils.Database, jobs: Sequence[Job]) -> list[DocumentResult]:
     """Per-document outcome; a document's cost is its parse plus its token share of the run's embedding."""
     if not jobs:
@@ -182,7 +176,7 @@ def document_results(db: sqlite_utils.Database, jobs: Sequence[Job]) -> list[Doc
     embed_nusd, embed_unknown = db.execute(
         "SELECT COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
         "FROM usage WHERE run_id = ? AND stage = 'embed' AND status = 'ok'", [run_id]).fetchone()
-    embedded = [j for j in jobs if j.reused_from is None and j.tokens]
+    embedded = [j for j in jobs if j.reused_from is None and j.tokens and _has_vectors(db, j.job_id)]
     total_tokens = sum(j.tokens or 0 for j in embedded) or 1
     out = []
     for job in jobs:

@@ -77,6 +77,12 @@ class RequestExpectation(_Strict):
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=0)
 
+    @model_validator(mode="after")
+    def _bounds(self) -> RequestExpectation:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is larger than max")
+        return self
+
 
 class Expectations(_Strict):
     documents: list[DocumentExpectation] = []

@@ -12,6 +12,8 @@ a recorded result unstored. Failed attempts are written at once (one row per att
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,6 +28,7 @@ from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,13 @@ class ServiceCaller:
                 raise
             latency = (self.clock.monotonic() - started) * 1000
             units = spec.actual_units(value)
+            if not math.isfinite(units) or units < 0:
+                log.warning("%s reported %r %s for one call; recording the estimate %s instead",
+                            spec.service, units, spec.unit, spec.estimate_units)
+                units = spec.estimate_units
+            elif spec.estimate_units and units > 1.5 * spec.estimate_units:
+                log.warning("%s billed %s %s, %.1fx the %s reserved for", spec.service, units, spec.unit,
+                            units / spec.estimate_units, spec.estimate_units)
             row = replace(
                 base, units=units, pricing=self._price(spec, units, now.date()), latency_ms=latency,
                 usage=spec.usage_of(value), request_id=spec.request_id_of(value),

@@ -89,8 +89,7 @@ class OpenAIEmbedder:
         A model unknown to tvdb.catalog is checked against the common limits and sent as is: the API
         answers 404 model_not_found, a PermanentServiceError (settings refuse such models earlier).
         """
-        spec = catalog.EMBEDDING_MODELS.get(request.model) or catalog.EmbeddingModelSpec(
-            request.model, request.dimensions, True)
+        spec = _spec(request)
 
         def refuse(message: str, code: str) -> PermanentServiceError:
             return PermanentServiceError(f"openai: not sent: {message}", service=SERVICE, code=code)
@@ -182,6 +181,12 @@ class OpenAIEmbedder:
             log.warning("openai response %s has no usage.prompt_tokens; billing our tiktoken count %d",
                         request_id, request.token_count)
             prompt_tokens = request.token_count
+        elif not 0 <= prompt_tokens <= min(2 * request.token_count + 16, _spec(request).max_tokens_per_request):
+            # the API cannot bill a negative count or far more than the inputs hold; a proxy or a bug
+            # that says so must not drive the ledger (and with it every budget) off a cliff
+            log.warning("openai usage.prompt_tokens %d is implausible for %d input tokens (request %s); "
+                        "billing our tiktoken count", prompt_tokens, request.token_count, request_id)
+            prompt_tokens = request.token_count
         elif prompt_tokens != request.token_count:
             log.warning("openai usage.prompt_tokens %d != tiktoken count %d (request %s)",
                         prompt_tokens, request.token_count, request_id)
@@ -222,6 +227,12 @@ def _decode(data: list[Any], n: int, malformed: Any) -> npt.NDArray[np.float32]:
     if len(dims) != 1:
         raise malformed(f"embeddings of different lengths {sorted(dims)}")
     return np.vstack(rows).astype(np.float32, copy=False) if n else np.zeros((0, 0), np.float32)
+
+
+def _spec(request: EmbeddingRequest) -> catalog.EmbeddingModelSpec:
+    """The model's limits from the catalog; a model unknown there gets the common limits."""
+    return catalog.EMBEDDING_MODELS.get(request.model) or catalog.EmbeddingModelSpec(
+        request.model, request.dimensions, True)
 
 
 def build_openai_embedder(

@@ -1,0 +1,217 @@
+"""Regressions for what an adversarial tester found: hostile input, odd files, concurrent resumes,
+resume under today's budget, broken configuration — each fails cleanly and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.openai_support import KEY, emulator
+from tvdb.clock import FakeClock
+from tvdb.config import resolve_settings
+from tvdb.db import open_db
+from tvdb.domain import Stage
+from tvdb.errors import ConfigError, DocumentError, RunBusy, ScenarioError
+from tvdb.pipeline.jobs import JobStore
+from tvdb.pipeline.objects import ObjectStore
+from tvdb.pipeline.stages import read_document
+from tvdb.scenarios.loader import load_scenario
+from tvdb.scenarios.runner import RunHooks, resume_run, start_run
+
+BOMB = "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n" for i in range(9)
+)
+
+
+def _settings(tmp_path: Path, scenario_path: Path, **env: str):  # type: ignore[no-untyped-def]
+    loaded = load_scenario(scenario_path)
+    environ = {"TVDB_DATA_DIR": str(tmp_path / ".tvdb"), **env}
+    return loaded, resolve_settings(cwd=tmp_path, environ=environ, scenario=loaded.scenario.settings_layer(),
+                                    scenario_doc=loaded.source)
+
+
+@pytest.mark.parametrize("text", [BOMB + "name: s\ndocuments: [a.md]\n", "name: &a [*a]\ndocuments: [a.md]\n"])
+def test_yaml_alias_bombs_and_cycles_are_refused_quickly(tmp_path: Path, text: str) -> None:
+    (tmp_path / "a.md").write_text("x")
+    (tmp_path / "s.yaml").write_text(text)
+    with pytest.raises(ScenarioError, match="alias"):
+        load_scenario(tmp_path / "s.yaml")
+    (tmp_path / "tvdb.yaml").write_text(text.replace("name: s\ndocuments: [a.md]\n", "mode: mock\n"))
+    with pytest.raises(ConfigError, match="alias"):
+        resolve_settings(cwd=tmp_path, environ={})
+
+
+def test_odd_files_fail_their_own_job(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(DocumentError, match="not a regular file") as info:
+        read_document(fifo, 1000, 0.001)
+    assert info.value.code == "unsupported_type"
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    with pytest.raises(DocumentError) as info:
+        read_document(tmp_path / "zero.txt", 1000, 0.001)
+    assert info.value.code == "unsupported_type"
+    (tmp_path / "dir.md").mkdir()
+    with pytest.raises(DocumentError, match="a directory"):
+        read_document(tmp_path / "dir.md", 1000, 0.001)
+
+
+def test_a_document_replaced_by_a_directory_mid_run_fails_alone(tmp_path: Path) -> None:
+    for name in ("a.md", "b.md"):
+        (tmp_path / name).write_text(f"# {name}\nharbour sensors measure tides")
+    s = tmp_path / "s.yaml"
+    s.write_text("name: s\ndocuments: [a.md, b.md]\n")
+    loaded, settings = _settings(tmp_path, s)
+    (tmp_path / "b.md").unlink()
+    (tmp_path / "b.md").mkdir()
+    result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+    assert {Path(d.path).name: (d.status, d.error_code) for d in result.documents} == {
+        "a.md": ("complete", None), "b.md": ("failed", "unsupported_type")}
+
+
+def test_a_document_the_chunker_cannot_cut_fails_alone(tmp_path: Path) -> None:
+    (tmp_path / "ok.md").write_text("plain words")
+    (tmp_path / "odd.md").write_text("𒀀" * 3)  # one character, several tokens
+    s = tmp_path / "s.yaml"
+    s.write_text("name: s\ndocuments: [ok.md, odd.md]\nchunking: {max_tokens: 2, overlap_tokens: 0}\n")
+    loaded, settings = _settings(tmp_path, s)
+    result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+    outcome = {Path(d.path).name: d.status for d in result.documents}
+    assert outcome["ok.md"] == "complete"
+    assert outcome["odd.md"] in ("complete", "failed")  # either way, the run finished
+
+
+def test_a_bad_query_vector_fails_its_expectation_not_the_run(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# Alpha\nthe alpha document talks about tide sensors")
+    s = tmp_path / "s.yaml"
+    s.write_text("name: s\ndocuments: [a.md]\nfaults:\n  - {service: openai, kind: bad_vector, vector: nan, nth: 2}\n"
+                 "expectations:\n  retrieval:\n    - {query: tide sensors, document: a.md}\n")
+    loaded, settings = _settings(tmp_path, s)
+    result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+    (retrieval,) = [e for e in result.expectations if e.description.startswith("query")]
+    assert not retrieval.passed and "invalid" in retrieval.detail
+    assert result.status == "finished" and result.exit_code == 1
+
+
+def test_a_second_process_cannot_work_on_a_live_run(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "t.db")
+    store = JobStore(db, FakeClock())
+    store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={}, documents=[])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        store.set_run("r1", pid=sleeper.pid)
+        with pytest.raises(RunBusy, match=f"pid {sleeper.pid}"):
+            store.claim_run("r1")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert store.claim_run("r1")["run_id"] == "r1"  # its owner is gone: taken over
+    store.set_run("r1", host="elsewhere.example", pid=1)
+    with pytest.raises(RunBusy, match="--force"):
+        store.claim_run("r1")
+    store.claim_run("r1", force=True)
+
+
+def test_resume_obeys_todays_budget_not_the_one_the_run_started_with(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(" ".join(f"alpha{i} tide" for i in range(1000)))
+    s = tmp_path / "s.yaml"
+    s.write_text("name: s\nmode: real\nservices: {parser: mock, embedder: real}\ndocuments: [a.txt]\n")
+
+    def stop_after_chunk(stage: Stage) -> None:
+        if stage is Stage.CHUNK:
+            raise KeyboardInterrupt
+
+    with emulator() as server:
+        env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.openai_base_url}
+        loaded, generous = _settings(tmp_path, s, TVDB_DAILY_BUDGET_USD="1", **env)
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(start_run(loaded, generous, clock=FakeClock(), hooks=RunHooks(after_stage=stop_after_chunk)))
+        run_id = open_db(generous.database_path).execute("SELECT run_id FROM runs").fetchone()[0]
+        _, strict = _settings(tmp_path, s, TVDB_DAILY_BUDGET_USD="0.000001", **env)
+        result = asyncio.run(resume_run(run_id, strict, clock=FakeClock()))
+        assert server.count() == 0
+    assert result.documents[0].error_code == "budget" and result.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TVDB_DAILY_BUDGET_USD": "inf"}, "TVDB_DAILY_BUDGET_USD"),
+        ({"TVDB_DAILY_BUDGET_USD": "1e309"}, "TVDB_DAILY_BUDGET_USD"),
+        ({"TVDB_RESERVATION_TTL_S": "10"}, "must be longer than the longest request timeout"),
+    ],
+)
+def test_impossible_settings_are_config_errors(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_settings(cwd=tmp_path, environ=env)
+
+
+def test_run_budget_flag_errors_name_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="^--max-usd: "):
+        resolve_settings(cwd=tmp_path, environ={}, flags={"budget": {"max_usd": float("inf")}})
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (b"mode: mock\n# caf\xe9\n", "not UTF-8"),
+        (b"prices:\n  openai:\n    text-embedding-3-small: null\n", "prices"),
+        (b"chunking:\n  max_tokens: true\n", "expected a number, got a boolean"),
+    ],
+)
+def test_bad_config_files_are_config_errors(tmp_path: Path, config: bytes, message: str) -> None:
+    from tvdb.ledger.prices import PriceTable
+
+    (tmp_path / "tvdb.yaml").write_bytes(config)
+    with pytest.raises(ConfigError, match=message):
+        settings = resolve_settings(cwd=tmp_path, environ={})
+        PriceTable.load(settings.prices)
+
+
+def test_unusable_database_locations_are_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot open the tvdb database"):
+        open_db(tmp_path / "file" / "tvdb.db")
+    (tmp_path / "garbage.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError, match="cannot open the tvdb database"):
+        open_db(tmp_path / "garbage.db")
+
+
+def test_a_damaged_stored_object_is_repaired_on_the_next_upload(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path, b"k", FakeClock())
+    key = store.put(b"original bytes")
+    store.path_of(key).write_bytes(b"originaX bytes")  # same size, one byte flipped
+    assert store.put(b"original bytes") == key
+    assert store.read(store.signed_url(key, 60)) == b"original bytes"
+
+
+def test_request_expectation_bounds_must_make_sense(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("x")
+    (tmp_path / "s.yaml").write_text("name: s\ndocuments: [a.md]\nexpectations:\n  requests:\n"
+                                     "    - {service: openai, min: 5, max: 1}\n")
+    with pytest.raises(ScenarioError, match="min is larger than max"):
+        load_scenario(tmp_path / "s.yaml")
+
+
+def test_unexpected_errors_are_reported_without_a_traceback(tmp_path: Path) -> None:
+    import typer
+
+    from tvdb.cli.app import handle_errors
+
+    boom = typer.Typer()
+
+    @boom.command()
+    def explode() -> None:
+        raise RuntimeError("kaboom")
+
+    old = sys.argv
+    sys.argv = ["tvdb"]
+    try:
+        assert handle_errors(boom) == 70
+    finally:
+        sys.argv = old
