@@ -1,0 +1,186 @@
+"""Every setting of tvdb with its default and its validation (pydantic, frozen).
+
+How the values are layered from files, the scenario, the environment and flags is
+`tvdb.config`; this module only says what a valid configuration is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from tvdb import catalog
+from tvdb.domain import Mode
+from tvdb.errors import ConfigError
+
+
+class _Section(BaseModel):
+    # no inf/NaN: an infinite budget is a typo, and nano-dollar arithmetic cannot hold it
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: Any) -> Any:
+        # YAML `true` would otherwise pass as the number 1 (`max_tokens: true` → 1)
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and annotation in (int, float, int | None, float | None):
+            raise ValueError("expected a number, got a boolean")
+        return value
+
+
+class ParseSettings(_Section):
+    tier: Literal["fast", "cost_effective", "agentic", "agentic_plus"] = "fast"
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_s: float = Field(300.0, gt=0)
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(512, ge=1, le=8192)
+    overlap_tokens: int = Field(64, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_max(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError("overlap_tokens must be smaller than max_tokens")
+        return self
+
+
+class ConsistencyCheckSettings(_Section):
+    """Re-embed `sample` texts and require cosine ≥ `min_cosine` with the first result (0 = off)."""
+
+    sample: int = Field(0, ge=0)
+    min_cosine: float = Field(0.99, ge=-1, le=1)
+
+
+class EmbeddingSettings(_Section):
+    model: str = catalog.DEFAULT_EMBEDDING_MODEL
+    dimensions: int | None = None
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_s: float = Field(60.0, gt=0)
+    consistency_check: ConsistencyCheckSettings = ConsistencyCheckSettings()
+
+    @model_validator(mode="after")
+    def _known_model(self) -> EmbeddingSettings:
+        try:
+            catalog.resolve_dimensions(self.model, self.dimensions)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def resolved_dimensions(self) -> int:
+        return catalog.resolve_dimensions(self.model, self.dimensions)
+
+
+class BudgetSettings(_Section):
+    max_usd: float | None = Field(None, ge=0)
+
+
+class LimitsSettings(_Section):
+    """Request and token limits enforced before real calls (None = no limit)."""
+
+    openai_requests_per_hour: int | None = Field(None, ge=0)
+    llamaparse_requests_per_hour: int | None = Field(None, ge=0)
+    openai_requests_per_minute: int | None = Field(None, ge=1)
+    openai_tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class ServicesSettings(_Section):
+    """Per-service mode overrides; None follows `mode`."""
+
+    parser: Mode | None = None
+    embedder: Mode | None = None
+
+
+class RetrySettings(_Section):
+    """The one retry policy (tenacity) for every service call; SDK retries are off."""
+
+    max_attempts: int = Field(5, ge=1, le=20)
+    initial_backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(8.0, ge=0)
+    max_retry_after_s: float = Field(120.0, ge=0)
+
+
+class SmtpSettings(_Section):
+    host: str | None = None
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = "tvdb@localhost"
+    recipients: list[str] = []
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+
+
+class AlertSettings(_Section):
+    thresholds_pct: list[float] = [50.0, 80.0, 100.0]
+    error_rate_threshold: float = Field(0.2, gt=0, le=1)
+    error_rate_min_calls: int = Field(5, ge=1)
+    error_rate_window_s: int = Field(3600, ge=1)
+    webhook_url: str | None = None
+    slack_webhook_url: SecretStr | None = None
+    smtp: SmtpSettings = SmtpSettings()
+    delivery_attempts: int = Field(3, ge=1, le=10)
+
+
+class Settings(_Section):
+    """Every setting with its default. Paths are absolute after `resolve_settings`."""
+
+    mode: Mode = Mode.MOCK
+    data_dir: Path = Path(".tvdb")
+    db_path: Path | None = None
+    objects_dir: Path | None = None
+    max_document_mb: float = Field(50.0, gt=0)
+    signing_secret: SecretStr | None = None
+    signed_url_ttl_s: int = Field(900, ge=1)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llama_cloud_api_key: SecretStr | None = None
+    llama_cloud_base_url: str | None = None
+    daily_budget_usd: float = Field(1.0, ge=0)
+    timezone: str = "UTC"
+    on_budget_exceeded: Literal["fail", "defer"] = "fail"
+    reservation_ttl_s: int = Field(600, ge=1)
+    parse: ParseSettings = ParseSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    budget: BudgetSettings = BudgetSettings()
+    limits: LimitsSettings = LimitsSettings()
+    services: ServicesSettings = ServicesSettings()
+    retry: RetrySettings = RetrySettings()
+    alerts: AlertSettings = AlertSettings()
+    prices: dict[str, Any] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _reservation_outlives_a_call(self) -> Settings:
+        longest = max(self.parse.timeout_s, self.embedding.timeout_s)
+        if self.reservation_ttl_s <= longest:
+            raise ValueError(
+                f"reservation_ttl_s ({self.reservation_ttl_s}) must be longer than the longest request "
+                f"timeout ({longest:g} s), or a call still running would stop counting against budgets"
+            )
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.db_path or self.data_dir / "tvdb.db"
+
+    @property
+    def object_store_dir(self) -> Path:
+        return self.objects_dir or self.data_dir / "objects"
+
+    @property
+    def max_document_bytes(self) -> int:
+        return int(self.max_document_mb * 1024 * 1024)
