@@ -17,6 +17,7 @@ from tvdb.errors import DocumentError, ErrorCode
 from tvdb.services.local.formats import DOCX, HTML, MARKDOWN, PDF, PLAIN, SUPPORTED_DESCRIPTION
 from tvdb.services.local.formats.pdf import HEADER_WINDOW, PDF_HEADER
 from tvdb.services.local.formats.text import sniff_text
+from tvdb.services.local.formats.ziplimits import read_member
 
 SNIFF_BYTES = 8 * 1024
 _PDF_WINDOW = 1024  # Acrobat accepts the header anywhere in the first KB
@@ -109,9 +110,9 @@ def _read_small(archive: zipfile.ZipFile, name: str, limit: int = 1 << 20) -> st
         info = archive.getinfo(name)
     except KeyError:
         return ""
-    if info.file_size > limit:  # a zip bomb posing as a manifest
-        return ""
-    return archive.read(info).decode("utf-8", errors="replace")
+    # Bounded: a zip bomb posing as a manifest is not inflated (ZipFile.read would, up to 2 GiB).
+    data = read_member(archive, info, limit)
+    return "" if data is None else data.decode("utf-8", errors="replace")
 
 
 def _zip_type(data: bytes, filename: str, extension: str) -> str:

@@ -5,11 +5,11 @@ directly because ``Document.paragraphs`` skips tables and ``_Row.cells`` repeats
 Explicit page breaks (``<w:br w:type="page"/>``, ``pageBreakBefore``) in body paragraphs
 start a new page; otherwise the document is one page. Headers, footers, footnotes and
 comments are not extracted. WordprocessingML: ECMA-376 Part 1, §17.3 (paragraphs), §17.4 (tables).
+Zip bombs are refused before python-docx opens the package (see `ziplimits`).
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import zipfile
 from collections.abc import Iterator
@@ -19,14 +19,11 @@ from tvdb.domain import ParsedDocument
 from tvdb.errors import DocumentError, ErrorCode
 from tvdb.services.local.formats import DOCX
 from tvdb.services.local.formats.pagetext import make_document
+from tvdb.services.local.formats.ziplimits import check_expansion
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _PAGE_BREAK = "\f"  # internal page separator; clean_page_text never sees it
-
-MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
-"""The most a DOCX package may expand to (all members together); more is a zip bomb (TOO_LARGE)."""
-_READ_CHUNK = 1024 * 1024
 _CELL_SEPARATOR = " | "
 
 # Wrappers whose children belong to the surrounding block or row.
@@ -104,85 +101,22 @@ def _blocks(container: Any, *, in_body: bool) -> str:
     return "\n".join(blocks)
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):,.1f}".removesuffix(".0") + " MiB"
-
-
-def _too_large(path: str, what: str) -> DocumentError:
-    return DocumentError(
-        ErrorCode.TOO_LARGE,
-        f"{what}; a DOCX may expand to at most {_mib(MAX_UNCOMPRESSED_BYTES)} in all (a zip bomb?)",
-        path=path,
-    )
-
-
-def _expanded_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> int:
-    """How many bytes `info` really decompresses to, reading at most `budget` + 1 of them.
-
-    zipfile stops at the size the header declares; a copy of the entry declaring `budget` + 1
-    bytes instead lets a member that lies about its size be measured without trusting it.
-    """
-    probe = copy.copy(info)
-    probe.file_size = budget + 1
-    total = 0
-    with archive.open(probe) as stream:
-        while total <= budget and (chunk := stream.read(_READ_CHUNK)):
-            total += len(chunk)
-    return total
-
-
-def _check_expansion(data: bytes, path: str) -> None:
-    """Raise DocumentError(TOO_LARGE) before python-docx inflates a zip bomb.
-
-    First the sizes the members declare (cheap, no decompression), then the XML parts (the main
-    document, styles, ...; what gets parsed into trees) are inflated as a stream within what is
-    left of the cap, in case their headers understate them. Damage is left to python-docx.
-    """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = archive.infolist()
-            declared = sum(i.file_size for i in infos)
-            if declared > MAX_UNCOMPRESSED_BYTES:
-                biggest = max(infos, key=lambda i: i.file_size)
-                raise _too_large(
-                    path,
-                    f"the package expands to {_mib(declared)} ({biggest.filename} alone to "
-                    f"{_mib(biggest.file_size)}, declared in its ZIP directory)",
-                )
-            budget = MAX_UNCOMPRESSED_BYTES - sum(i.file_size for i in infos if not _is_xml(i))
-            for info in infos:
-                if _is_xml(info):
-                    size = _expanded_size(archive, info, budget)
-                    if size > budget:
-                        raise _too_large(
-                            path,
-                            f"{info.filename} declares {info.file_size:,} bytes but expands to more "
-                            f"than {_mib(budget)}",
-                        )
-                    budget -= size
-    except DocumentError:
-        raise
-    except Exception:  # noqa: BLE001 — a damaged package is python-docx's to report as corrupt
-        pass
-
-
-def _is_xml(info: zipfile.ZipInfo) -> bool:
-    return info.filename.lower().endswith((".xml", ".rels"))
-
-
 def parse_docx(data: bytes, *, path: str) -> ParsedDocument:
     """The text of a DOCX: one page, or one per explicit page break.
 
-    Raises DocumentError: TOO_LARGE (the package expands beyond MAX_UNCOMPRESSED_BYTES, a zip
-    bomb), CORRUPT (not a readable Word package), NO_TEXT (no text at all).
+    Raises DocumentError: TOO_LARGE (the package declares or really expands to more than
+    `MAX_UNCOMPRESSED_BYTES`: a zip bomb), CORRUPT (not a readable Word package), NO_TEXT (no text).
     """
     import docx
 
-    _check_expansion(data, path)
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            check_expansion(archive, path=path)  # before python-docx inflates anything
         document = docx.Document(io.BytesIO(data))
         body = document.element.body
-    except Exception as exc:  # BadZipFile, KeyError (missing part), XMLSyntaxError, ValueError...
+    except DocumentError:
+        raise
+    except Exception as exc:  # BadZipFile, zlib.error, KeyError (missing part), XMLSyntaxError...
         detail = str(exc).strip()
         raise DocumentError(
             ErrorCode.CORRUPT,
