@@ -67,7 +67,9 @@ def test_report_json_is_one_object_with_rows_and_budget(cli: Cli, db: sqlite_uti
     assert set(rows) == {("openai", "real"), ("openai", "mock"), ("openai", "replay"), ("llamaparse", "real")}
     real = rows[("openai", "real")]
     assert real["calls"] == 3 and real["unknown_price_calls"] == 1
-    assert real["spent_usd"] == 0.12469134  # unrounded
+    assert real["spent_usd"] is None and real["spent_nusd"] is None  # one call has no price…
+    assert real["spent_known_usd"] == 0.12469134  # …the priced ones, unrounded
+    assert data["totals"]["spent_usd"] is None and data["totals"]["spent_known_usd"] == 0.12969134
     assert rows[("openai", "mock")]["spent_usd"] == 0.0 and rows[("openai", "mock")]["would_cost_usd"] == 0.06
     assert rows[("openai", "replay")]["would_cost_usd"] == 0.04
     assert data["totals"]["calls"] == 6 and "total" not in json.dumps(data["rows"])
@@ -100,9 +102,15 @@ def test_report_csv_header_and_unknown_as_empty(cli: Cli, db: sqlite_utils.Datab
         "mock_would_cost_usd",
         "replay_would_cost_usd",
         "unknown_price_calls",
+        "spent_known_usd",
+        "would_cost_known_usd",
+        "mock_would_cost_known_usd",
+        "replay_would_cost_known_usd",
     ]
-    assert ["2026-01-10", "text-embedding-9-mystery", "1", "0", "", "", "0.0", "0.0", "1"] in lines
-    assert ["2026-01-10", "fast", "1", "0", "0.005", "0.005", "0.0", "0.0", "0"] in lines
+    unpriced = ["2026-01-10", "text-embedding-9-mystery", "1", "0", "", "", "0.0", "0.0", "1"]
+    assert [*unpriced, "0.0", "0.0", "0.0", "0.0"] in lines
+    priced = ["2026-01-10", "fast", "1", "0", "0.005", "0.005", "0.0", "0.0", "0"]
+    assert [*priced, "0.005", "0.005", "0.0", "0.0"] in lines
     assert len(lines) == 4
 
 
@@ -135,6 +143,46 @@ def test_report_usage_errors_exit_2(cli: Cli, db: sqlite_utils.Database) -> None
     assert code == 2 and "--by: unknown group 'colour'" in err
     code, _, err = cli("cost", "report", "--since", "last tuesday")
     assert code == 2 and "--since" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("cost", "report", "--since", "99999999d"), "--since: '99999999d' is too long"),
+        (("cost", "report", "--until", "9999-12-31"), "--until: '9999-12-31' is out of range"),
+        (("cost", "report", "--day", "0001-01-01", "--now", NOW), "--day: '0001-01-01' is out of range"),
+        (("cost", "report", "--now", "9999-12-31T23:00"), "--now: '9999-12-31T23:00' is out of range"),
+        (("cost", "report", "--now", "soon"), "--now: 'soon' is not an ISO 8601 datetime"),
+        (("cost", "prune", "--older-than", "99999999d"), "--older-than: '99999999d' is too long"),
+        (("cost", "prune", "--older-than", "36500d", "--now", "0050-01-01T00:00"),
+         "--older-than: '36500d' is out of range"),
+        (("alerts", "mute", "--for", "99999999d"), "--for: '99999999d' is too long"),
+        (("alerts", "mute", "--for", "9999d", "--now", "9990-01-01T00:00"), "--for: '9999d' is out of range"),
+        (("alerts", "list", "--now", "0001-01-01T00:00"), "--now: '0001-01-01T00:00' is out of range"),
+    ],
+)
+def test_huge_or_extreme_values_are_usage_errors_not_tracebacks(
+    cli: Cli, db: sqlite_utils.Database, args: tuple[str, ...], message: str
+) -> None:
+    code, out, err = cli(*args)
+    assert code == 2, (out, err)
+    assert message in err and "Traceback" not in err and "OverflowError" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("alerts", "list", "--limit", "99999999999999999999999"), "--limit"),
+        (("alerts", "list", "--limit", "-3"), "--limit"),
+        (("alerts", "ack", "99999999999999999999999"), "ID..."),
+    ],
+)
+def test_numbers_sqlite_cannot_hold_are_usage_errors(
+    cli: Cli, db: sqlite_utils.Database, args: tuple[str, ...], option: str
+) -> None:
+    code, out, err = cli(*args)
+    assert code == 2, (out, err)
+    assert f"Invalid value for '{option}'" in err and "Traceback" not in err
 
 
 def test_prune_then_report_is_unchanged(cli: Cli, db: sqlite_utils.Database) -> None:

@@ -100,11 +100,49 @@ def test_unknown_prices_are_unknown_never_zero(db: sqlite_utils.Database) -> Non
     assert mystery.spent_usd is None and mystery.would_cost_usd is None
     assert mystery.unknown_price_calls == 2
     assert r.totals.spent.nusd == NUSD_PER_1M_TOKENS and r.totals.spent.unknown == 1
-    assert r.totals.spent_usd == 0.02  # known part; the unknown count travels with it
+    assert r.totals.spent_usd is None  # a partial sum is not the total…
+    assert r.totals.spent.known_usd == 0.02  # …it is given as the known part
     data = report_to_dict(r)
     row = next(x for x in data["rows"] if x["model"] == "text-embedding-9-mystery")
     assert row["spent_usd"] is None and row["unknown_price_calls"] == 2
+    assert row["would_cost_usd"] is None and row["would_cost_nusd"] is None  # not 0
     assert data["budget"]["unknown_price_calls_today"] == 1
+
+
+def test_totals_with_unpriced_calls_give_the_known_sum_under_its_own_name(db: sqlite_utils.Database) -> None:
+    add(db, "2026-01-10T08:00", model="text-embedding-9-mystery")  # real, no price
+    add(db, "2026-01-10T08:05", model="text-embedding-9-mystery", impl="mock")  # mock, no price
+    add(db, "2026-01-10T08:10")  # real $0.02
+    add(db, "2026-01-10T08:20", impl="mock", units=3_000_000)  # mock: would $0.06
+    data = report_to_dict(_report(db, by=("service",), period=parse_period(timezone="UTC", now=NOW)))
+    (row,) = data["rows"]
+    for group in (row, data["totals"]):  # one group holding priced and unpriced calls, and the totals
+        assert group["calls"] == 4
+        assert group["spent_usd"] is None and group["spent_nusd"] is None
+        assert group["spent_known_usd"] == 0.02 and group["spent_known_nusd"] == NUSD_PER_1M_TOKENS
+        assert group["would_cost_usd"] is None and group["would_cost_nusd"] is None
+        assert group["would_cost_known_usd"] == 0.08 and group["would_cost_known_nusd"] == 4 * NUSD_PER_1M_TOKENS
+        assert group["mock_would_cost_usd"] is None and group["mock_would_cost_known_usd"] == 0.06
+        assert group["replay_would_cost_usd"] == 0.0  # no replay calls at all: exactly $0
+        assert group["unknown_price_calls"] == 2 and group["unknown_price_real_calls"] == 1
+    today = data["daily"][-1]
+    assert today == {
+        "day": "2026-01-10", "calls": 4, "spent_usd": None, "not_spent_usd": None, "unknown_price_calls": 2,
+        "spent_known_usd": 0.02, "not_spent_known_usd": 0.06,
+    }
+    assert data["daily"][0]["spent_usd"] == 0.0 and data["daily"][0]["unknown_price_calls"] == 0
+
+
+def test_a_full_figure_and_its_nano_twin_are_null_together(db: sqlite_utils.Database) -> None:
+    _seed(db)
+    add(db, "2026-01-10T11:00", model="text-embedding-9-mystery")
+    data = report_to_dict(_report(db, by=("model", "mode")))
+    for group in [*data["rows"], data["totals"]]:
+        for name in ("spent", "would_cost"):
+            full, nano, known = group[f"{name}_usd"], group[f"{name}_nusd"], group[f"{name}_known_nusd"]
+            assert (full is None) == (nano is None)
+            assert nano is None or (nano == known and full == known / 1e9)
+        assert (group["would_cost_usd"] is None) == (group["unknown_price_calls"] > 0)
 
 
 def test_day_edges_follow_the_configured_time_zone(db: sqlite_utils.Database) -> None:
@@ -218,3 +256,36 @@ def test_parse_duration() -> None:
     for bad in ("", "90", "d", "1y", "0h", "5d3"):
         with pytest.raises(ConfigError, match="duration|longer than zero"):
             parse_duration(bad)
+
+
+@pytest.mark.parametrize("text", ["99999999d", "36501d", "1" + "0" * 400 + "s", "5300w1d"])
+def test_a_duration_too_long_is_a_config_error_naming_the_option(text: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^--for: '{text}' is too long \(at most 36500d"):
+        parse_duration(text, what="--for")
+    assert parse_duration("36500d", what="--for") == dt.timedelta(days=36_500)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option", "value"),
+    [
+        ({"since": "99999999d"}, "--since", "99999999d"),
+        ({"since": "0001-01-01"}, "--since", "0001-01-01"),
+        ({"since": "0001-01-01T00:00+05:00"}, "--since", "0001-01-01T00:00+05:00"),
+        ({"until": "9999-12-31"}, "--until", "9999-12-31"),
+        ({"day": "9999-12-31"}, "--day", "9999-12-31"),
+        ({"day": "0001-01-01"}, "--day", "0001-01-01"),
+    ],
+)
+def test_periods_past_the_calendar_are_config_errors(kwargs: dict[str, str], option: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_period(timezone="Asia/Kolkata", now=NOW, **kwargs)
+    assert str(info.value).startswith(f"{option}: '{value}' is ")
+
+
+def test_relative_since_and_default_period_near_the_ends_of_the_calendar() -> None:
+    with pytest.raises(ConfigError, match=r"^--since: '30d' is out of range"):
+        parse_period(since="30d", now=at("0001-01-20T00:00"))
+    with pytest.raises(ConfigError, match=r"^--now: '9999-12-31T12:00:00\+00:00' is out of range"):
+        parse_period(now=at("9999-12-31T12:00"))
+    p = parse_period(since="2026-01-01", until="9999-12-27", timezone="Pacific/Kiritimati")
+    assert p.until is not None and p.until.year == 9999

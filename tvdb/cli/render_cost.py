@@ -26,6 +26,11 @@ CSV_METRICS = (
     "mock_would_cost_usd",
     "replay_would_cost_usd",
     "unknown_price_calls",
+    # the sums over priced calls: the columns above are empty when a group has an unpriced call
+    "spent_known_usd",
+    "would_cost_known_usd",
+    "mock_would_cost_known_usd",
+    "replay_would_cost_known_usd",
 )
 _BAR_WIDTH = 30
 
@@ -44,10 +49,10 @@ def usd(value: float | None) -> str:
 
 
 def _amount(a: Amount) -> str:
-    text = usd(a.usd)
-    if a.unknown and a.known:
-        text += f" (+{a.unknown} unpriced)"
-    return text
+    """The amount; with unpriced calls, the sum of the priced ones and how many are missing."""
+    if not a.unknown:
+        return usd(a.usd)
+    return _unpriced_note(usd(a.known_usd), a.unknown) if a.known else "unknown"
 
 
 def report_json(report: CostReport) -> str:
@@ -138,6 +143,11 @@ def _budget_panel(report: CostReport) -> Panel:
     return Panel(Group(*lines), title=f"Daily budget · {b.window_label}", title_align="left", expand=False)
 
 
+def _unpriced_note(text: str, unknown: int) -> str:
+    """`text`, followed by how many calls it leaves out for want of a price."""
+    return " ".join(part for part in (text, f"(+{unknown} unpriced)" if unknown else "") if part)
+
+
 def _chart(report: CostReport) -> Table | None:
     points = report.daily[-31:]
     if not points:
@@ -157,12 +167,10 @@ def _chart(report: CostReport) -> Table | None:
     for p in points:
         n = round(_BAR_WIDTH * p.spent_nusd / top)
         bar = "█" * n if n else ("▏" if p.spent_nusd else "")
-        t.add_row(
-            p.day.isoformat(),
-            Text(bar.ljust(_BAR_WIDTH), "cyan"),
-            usd(nusd_to_usd(p.spent_nusd)),
-            f"+{usd(nusd_to_usd(p.not_spent_nusd))}" if p.not_spent_nusd else "",
-        )
+        spent = _unpriced_note(usd(nusd_to_usd(p.spent_nusd)), p.spent_unknown)
+        not_spent = _unpriced_note(f"+{usd(nusd_to_usd(p.not_spent_nusd))}" if p.not_spent_nusd else "",
+                                   p.not_spent_unknown)
+        t.add_row(p.day.isoformat(), Text(bar.ljust(_BAR_WIDTH), "cyan"), spent, not_spent)
     return t
 
 

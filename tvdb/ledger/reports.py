@@ -2,8 +2,9 @@
 
 `build_report` reads per-call `usage` rows and, for pruned periods, the daily aggregates in
 `usage_daily` (see tvdb.ledger.retention), so totals stay exact after pruning. Money is summed in
-integer nano-USD; a call whose price is unknown is counted in `unknown`, never as $0, and an amount
-made only of unknown prices is `None`.
+integer nano-USD; a call whose price is unknown is counted in `unknown`, never as $0. An amount
+that includes any unpriced call has no full figure (`None`, in USD and nano-USD alike); the sum of
+its priced calls is still given, under its own name (`known_usd`, ``*_known_usd`` in JSON).
 
 Aggregated days are included when their local midnight lies in the period, and grouped by the day
 they were folded into (in the zone configured when `tvdb cost prune` ran).
@@ -64,9 +65,20 @@ class Amount:
     unknown: int = 0
 
     @property
+    def total_nusd(self) -> int | None:
+        """The whole amount in nano-USD; None when any call counted has no price."""
+        return None if self.unknown else self.nusd
+
+    @property
     def usd(self) -> float | None:
-        """USD, unrounded; None when every call counted had an unknown price."""
-        return None if self.known == 0 and self.unknown > 0 else nusd_to_usd(self.nusd)
+        """The whole amount in USD, unrounded; None when any call counted has no price (a partial
+        sum is never presented as the full figure: see `known_usd`)."""
+        return None if self.unknown else nusd_to_usd(self.nusd)
+
+    @property
+    def known_usd(self) -> float:
+        """USD over the priced calls only (all of it when `unknown` is 0)."""
+        return nusd_to_usd(self.nusd)
 
     def add(self, nusd: int | None, calls: int = 1, unknown: int | None = None) -> Amount:
         unk = (calls if nusd is None else 0) if unknown is None else unknown
@@ -108,12 +120,15 @@ class ReportRow:
 
 @dataclass(frozen=True, slots=True)
 class DayPoint:
-    """One local day of the spend series: real spend and the mock/replay value not spent."""
+    """One local day of the spend series: real spend and the mock/replay value not spent, both in
+    nano-USD over priced calls; `spent_unknown`/`not_spent_unknown` count the calls without a price."""
 
     day: dt.date
     calls: int
     spent_nusd: int
     not_spent_nusd: int
+    spent_unknown: int = 0
+    not_spent_unknown: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +235,7 @@ def build_report(
         raise ConfigError(f"--by: unknown group {unknown[0]!r}; use one of {', '.join(GROUP_COLUMNS)}")
     groups: dict[tuple[str | None, ...], _Acc] = {}
     total = _Acc(ReportRow(()))
-    days: dict[dt.date, list[int]] = {}
+    days: dict[dt.date, list[int]] = {}  # calls, spent, not spent, spent unknown, not spent unknown
     counter = [0]
     for f in _facts(db, period, filters, timezone, counter):
         gkey = tuple(f.keys[b] for b in by)
@@ -229,12 +244,14 @@ def build_report(
             acc = groups[gkey] = _Acc(ReportRow(tuple(zip(by, gkey, strict=True))))
         acc.add(f)
         total.add(f)
-        point = days.setdefault(f.day, [0, 0, 0])
+        point = days.setdefault(f.day, [0, 0, 0, 0, 0])
         point[0] += f.calls
         if f.keys["mode"] == "real":
             point[1] += f.cost or 0
+            point[3] += f.cost_unknown
         else:
             point[2] += f.would or 0
+            point[4] += f.would_unknown
     rows = tuple(groups[k].row for k in sorted(groups, key=lambda k: tuple((v is None, v or "") for v in k)))
     return CostReport(
         period=period, timezone=timezone, by=by, filters=filters, rows=rows, totals=total.row,
@@ -257,29 +274,48 @@ def _series(days: Mapping[dt.date, list[int]], period: Period, timezone: str,
     out = []
     d = first
     while d <= last:
-        calls, spent, not_spent = days.get(d, [0, 0, 0])
-        out.append(DayPoint(d, calls, spent, not_spent))
+        calls, spent, not_spent, spent_unknown, not_spent_unknown = days.get(d, [0, 0, 0, 0, 0])
+        out.append(DayPoint(d, calls, spent, not_spent, spent_unknown, not_spent_unknown))
         d += dt.timedelta(days=1)
     return tuple(out)
 
 
-def _amount(a: Amount) -> float | None:
-    return a.usd
+AMOUNTS = ("spent", "would_cost", "mock_would_cost", "replay_would_cost")
+"""The amounts of a row; each appears in JSON as ``<name>_usd`` (None unless every call is priced)
+and ``<name>_known_usd`` (the sum over priced calls)."""
 
 
 def row_to_dict(row: ReportRow) -> dict[str, Any]:
-    """A row as JSON-ready data: group keys, calls, spent_usd, would_cost_usd, … (USD unrounded)."""
+    """A row as JSON-ready data (USD unrounded): group keys, calls, errors; per amount of AMOUNTS
+    ``<name>_usd`` — null when any of its calls has no price — and ``<name>_known_usd``;
+    ``unknown_price_calls`` (all calls without a price) and ``unknown_price_real_calls``; and
+    ``spent_nusd``/``would_cost_nusd`` (null exactly when their USD twins are) with their
+    ``*_known_nusd`` sums."""
+    amounts: dict[str, Amount] = {name: getattr(row, name) for name in AMOUNTS}
     return {
         **row.keys,
         "calls": row.calls,
         "errors": row.errors,
-        "spent_usd": _amount(row.spent),
-        "would_cost_usd": _amount(row.would_cost),
-        "mock_would_cost_usd": _amount(row.mock_would_cost),
-        "replay_would_cost_usd": _amount(row.replay_would_cost),
+        **{f"{name}_usd": a.usd for name, a in amounts.items()},
         "unknown_price_calls": row.unknown_price_calls,
-        "spent_nusd": row.spent.nusd,
-        "would_cost_nusd": row.would_cost.nusd,
+        "unknown_price_real_calls": row.spent.unknown,
+        **{f"{name}_known_usd": a.known_usd for name, a in amounts.items()},
+        "spent_nusd": row.spent.total_nusd,
+        "would_cost_nusd": row.would_cost.total_nusd,
+        "spent_known_nusd": row.spent.nusd,
+        "would_cost_known_nusd": row.would_cost.nusd,
+    }
+
+
+def _day_to_dict(p: DayPoint) -> dict[str, Any]:
+    return {
+        "day": p.day.isoformat(),
+        "calls": p.calls,
+        "spent_usd": None if p.spent_unknown else nusd_to_usd(p.spent_nusd),
+        "not_spent_usd": None if p.not_spent_unknown else nusd_to_usd(p.not_spent_nusd),
+        "unknown_price_calls": p.spent_unknown + p.not_spent_unknown,
+        "spent_known_usd": nusd_to_usd(p.spent_nusd),
+        "not_spent_known_usd": nusd_to_usd(p.not_spent_nusd),
     }
 
 
@@ -305,17 +341,13 @@ def report_to_dict(report: CostReport) -> dict[str, Any]:
             "unknown_price_calls_today": b.unknown_today,
             "window": b.window_label,
         },
-        "daily": [
-            {"day": p.day.isoformat(), "calls": p.calls, "spent_usd": nusd_to_usd(p.spent_nusd),
-             "not_spent_usd": nusd_to_usd(p.not_spent_nusd)}
-            for p in report.daily
-        ],
+        "daily": [_day_to_dict(p) for p in report.daily],
         "aggregated_rows": report.aggregated_rows,
         "generated_at": iso(report.generated_at),
     }
 
 
 __all__ = [
-    "GROUP_COLUMNS", "Amount", "BudgetStatus", "CostReport", "DayPoint", "ReportFilters", "ReportRow",
+    "AMOUNTS", "GROUP_COLUMNS", "Amount", "BudgetStatus", "CostReport", "DayPoint", "ReportFilters", "ReportRow",
     "budget_status", "build_report", "report_to_dict", "row_to_dict",
 ]
