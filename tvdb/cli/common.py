@@ -50,7 +50,12 @@ def now_or(now: str | None) -> dt.datetime:
     """The current time, or the hidden `--now` (reproducible reports and tests); naive = UTC."""
     if now is None:
         return dt.datetime.now(dt.UTC)
-    value = dt.datetime.fromisoformat(now)
+    try:
+        value = dt.datetime.fromisoformat(now)
+    except ValueError:
+        from tvdb.errors import ConfigError
+
+        raise ConfigError(f"--now: {now!r} is not an ISO 8601 date-time (e.g. 2026-11-29T12:00:00)") from None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
