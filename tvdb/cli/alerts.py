@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tvdb.cli.common import NowOption as _NowOption
-from tvdb.cli.common import now_or
+from tvdb.cli.common import now_or as _now
 from tvdb.cli.common import open_ledger as _open
 from tvdb.cli.common import plain_console as _console
 
@@ -31,18 +31,6 @@ app = typer.Typer(
 
 
 _SQLITE_MAX_INT = 2**63 - 1  # larger ids or limits make sqlite3 raise OverflowError
-
-
-def _now(now: str | None) -> dt.datetime:
-    """The current time or the hidden --now, which must be readable and within the supported range."""
-    from tvdb.errors import ConfigError
-    from tvdb.ledger.periods import check_instant
-
-    try:
-        value = now_or(now)
-    except ValueError:
-        raise ConfigError(f"--now: {now!r} is not an ISO 8601 datetime") from None
-    return check_instant(value, "--now", now)
 
 
 def _error(message: str) -> None:

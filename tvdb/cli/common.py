@@ -47,16 +47,19 @@ def open_ledger(ctx: typer.Context) -> tuple[Settings, sqlite_utils.Database]:
 
 
 def now_or(now: str | None) -> dt.datetime:
-    """The current time, or the hidden `--now` (reproducible reports and tests); naive = UTC."""
+    """The current time, or the hidden `--now` (reproducible reports and tests); naive = UTC.
+
+    Raises ConfigError for an unreadable or out-of-range `--now`."""
     if now is None:
         return dt.datetime.now(dt.UTC)
+    from tvdb.errors import ConfigError
+    from tvdb.ledger.periods import check_instant
+
     try:
         value = dt.datetime.fromisoformat(now)
     except ValueError:
-        from tvdb.errors import ConfigError
-
-        raise ConfigError(f"--now: {now!r} is not an ISO 8601 date-time (e.g. 2026-11-29T12:00:00)") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        raise ConfigError(f"--now: {now!r} is not an ISO 8601 datetime (e.g. 2026-11-29T12:00:00)") from None
+    return check_instant(value if value.tzinfo else value.replace(tzinfo=dt.UTC), "--now", now)
 
 
 def plain_console() -> Console:

@@ -9,30 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tvdb.cli.common import NowOption as _NowOption
-from tvdb.cli.common import now_or
+from tvdb.cli.common import now_or as _now
 from tvdb.cli.common import open_ledger as _open
 from tvdb.cli.common import plain_console as _console
 
 if TYPE_CHECKING:
-    import datetime as dt
+    pass
 
 app = typer.Typer(
     help="Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-
-
-def _now(now: str | None) -> dt.datetime:
-    """The current time or the hidden --now, which must be readable and within the supported range."""
-    from tvdb.errors import ConfigError
-    from tvdb.ledger.periods import check_instant
-
-    try:
-        value = now_or(now)
-    except ValueError:
-        raise ConfigError(f"--now: {now!r} is not an ISO 8601 datetime") from None
-    return check_instant(value, "--now", now)
 
 
 class Format(StrEnum):
