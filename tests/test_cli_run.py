@@ -184,6 +184,7 @@ def test_sigterm_stops_like_ctrl_c_and_runs_shows_killed_runs(tmp_path: Path) ->
     assert stopped.returncode == 130
     out = json.loads(stopped.stdout)
     assert out["status"] == "interrupted" and out["resume_command"] == f"tvdb resume {out['run_id']}"
+    assert "Traceback" not in stopped.stderr and "never retrieved" not in stopped.stderr
     (tmp_path / "k").mkdir()
     killed = tvdb(["run", str(QUICKSTART), "--json"], tmp_path / "k", TVDB_CRASH_AFTER_STAGE="parse")
     assert killed.returncode == -9

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -199,14 +200,13 @@ async def test_connection_refused_is_unavailable() -> None:
     assert isinstance(err, ServiceUnavailableError) and "cannot reach" in str(err)
 
 
-def test_factory_reads_key_and_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tvdb.config import Settings
+def test_factory_reads_key_and_base_url_from_the_environment(tmp_path: Path) -> None:
+    from tvdb.config import Settings, resolve_settings
 
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         build_openai_embedder(Settings())
-    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
-    embedder = build_openai_embedder(Settings())
+    env = {"OPENAI_API_KEY": CANARY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1/"}
+    embedder = build_openai_embedder(resolve_settings(cwd=tmp_path, environ=env))
     assert isinstance(embedder, OpenAIEmbedder)
     assert (embedder.service, embedder.implementation) == ("openai", Implementation.REAL)
     assert embedder.base_url == "http://127.0.0.1:9/v1"

@@ -49,7 +49,7 @@ def test_yaml_alias_bombs_and_cycles_are_refused_quickly(tmp_path: Path, text: s
 def test_odd_files_fail_their_own_job(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.txt"
     os.mkfifo(fifo)
-    with pytest.raises(DocumentError, match="not a regular file") as info:
+    with pytest.raises(DocumentError, match="is a FIFO") as info:
         read_document(fifo, 1000, 0.001)
     assert info.value.code == "unsupported_type"
     (tmp_path / "zero.txt").symlink_to("/dev/zero")
@@ -104,7 +104,9 @@ def test_a_second_process_cannot_work_on_a_live_run(tmp_path: Path) -> None:
     store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={}, documents=[])
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        store.set_run("r1", pid=sleeper.pid)
+        from tvdb.pipeline.jobs import _started
+
+        store.set_run("r1", pid=sleeper.pid, pid_started=_started(sleeper.pid))
         with pytest.raises(RunBusy, match=f"pid {sleeper.pid}"):
             store.claim_run("r1")
     finally:
@@ -215,3 +217,75 @@ def test_unexpected_errors_are_reported_without_a_traceback(tmp_path: Path) -> N
         assert handle_errors(boom) == 70
     finally:
         sys.argv = old
+
+
+@pytest.mark.parametrize("key", ["sk-canary-ROBUST-1 x", "sk-canary-ROBUST-1\r\nX-Evil: 1", "sk-canary-ROBUSTé"])
+def test_unusable_api_keys_are_refused_without_being_echoed(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY") as info:
+        resolve_settings(cwd=tmp_path, environ={"OPENAI_API_KEY": key})
+    assert "canary" not in str(info.value)
+
+
+def test_a_trailing_newline_on_a_key_is_forgiven(tmp_path: Path) -> None:
+    s = resolve_settings(cwd=tmp_path, environ={"OPENAI_API_KEY": "sk-canary-ROBUST-2\n"})
+    assert s.openai_api_key is not None and s.openai_api_key.get_secret_value() == "sk-canary-ROBUST-2"
+
+
+def test_credentials_in_a_base_url_are_refused_without_being_echoed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must not carry credentials") as info:
+        resolve_settings(cwd=tmp_path, environ={"OPENAI_BASE_URL": "http://u:sk-canary-URL@127.0.0.1:9/v1"})
+    assert "canary" not in str(info.value)
+
+
+def test_a_rule_across_keys_is_reported_without_a_bogus_flag(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="^configuration: reservation_ttl_s"):
+        resolve_settings(cwd=tmp_path, environ={"TVDB_EMBEDDING_TIMEOUT_S": "1e9"})
+
+
+def test_scenario_paths_that_are_not_small_regular_files_are_scenario_errors(tmp_path: Path) -> None:
+    fifo = tmp_path / "s.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ScenarioError, match="FIFO"):
+        load_scenario(fifo)
+    with pytest.raises(ScenarioError, match="device"):
+        load_scenario(Path("/dev/zero"))
+    with pytest.raises(ConfigError, match="device"):
+        resolve_settings(cwd=tmp_path, environ={}, config_file=Path("/dev/zero"))
+
+
+def test_a_reused_pid_does_not_hold_a_run(tmp_path: Path) -> None:
+    from tvdb.pipeline.jobs import owner_alive, process_owner
+
+    me = process_owner()
+    assert owner_alive(me) is True
+    assert owner_alive({**me, "pid_started": "1"}) is False  # same pid, another process
+
+
+async def test_a_real_call_stopped_midway_keeps_its_reservation(tmp_path: Path) -> None:
+    """Ctrl-C/SIGTERM while a paid request is in flight: the provider may bill it, so the money stays
+    reserved (until it expires) instead of being released back to the budget."""
+    from tvdb.domain import Implementation
+    from tvdb.ledger.budget import LedgerBudget
+    from tvdb.ledger.prices import PriceTable
+    from tvdb.services.calls import CallScope, CallSpec, ServiceCaller
+
+    db = open_db(tmp_path / "t.db")
+    settings = resolve_settings(cwd=tmp_path, environ={})
+    clock = FakeClock()
+    caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=LedgerBudget(db, settings, clock))
+    started = asyncio.Event()
+
+    async def send() -> int:
+        started.set()
+        await asyncio.sleep(3600)
+        return 0
+
+    spec: CallSpec[int] = CallSpec(service="openai", implementation=Implementation.REAL,
+                                   model="text-embedding-3-small", unit="tokens", estimate_units=1000,
+                                   send=send, actual_units=lambda r: r)
+    task = asyncio.create_task(caller.call(CallScope("r", "s", "embed"), spec))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert db.execute("SELECT status, amount_nusd FROM reservations").fetchall() == [("active", 20_000)]

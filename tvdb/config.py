@@ -146,12 +146,14 @@ def read_config_file(path: Path, what: str = "config file") -> YamlDocument:
     """A YAML mapping with line numbers; raises ConfigError naming the file (and line) otherwise."""
     try:
         doc = load_yaml(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the {what} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     if doc.data is None:
         return YamlDocument(path, {}, {})
     if not isinstance(doc.data, dict):
@@ -221,6 +223,8 @@ def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) ->
         if children:
             path, layer = max(children, key=lambda c: rank[c[1].origin])
             loc = path[: len(loc)] if layer.origin == "env" else loc
+    if not loc:  # a rule across several keys (e.g. reservation_ttl_s vs the timeouts)
+        return ConfigError(f"configuration: {msg}")
     if layer is None:
         return ConfigError(f"{key}: {msg}")
     if layer.origin == "scenario" and layer.doc is not None:

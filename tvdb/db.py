@@ -237,3 +237,9 @@ def m013_run_owner(db: sqlite_utils.Database) -> None:
     """Which process runs a run (pid, host), so `tvdb runs` can tell a live run from a killed one."""
     db.table("runs").add_column("pid", int)
     db.table("runs").add_column("host", str)
+
+
+@migrations()
+def m014_run_owner_started(db: sqlite_utils.Database) -> None:
+    """The owner's process start time: a pid reused by another process does not hold the run."""
+    db.table("runs").add_column("pid_started", str)

@@ -152,6 +152,30 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     prices: dict[str, Any] | None = None
 
+    @field_validator("openai_api_key", "llama_cloud_api_key", mode="before")
+    @classmethod
+    def _usable_key(cls, value: Any) -> Any:
+        # a key pasted with a newline or a stray space would fail every request as a "connection
+        # error" (an illegal header) and show up in debug logs; the message never repeats the key
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        key = value.strip()
+        if not key:
+            return None
+        if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
+            raise ValueError("the API key contains spaces, line breaks or non-ASCII characters (not shown)")
+        return key
+
+    @field_validator("openai_base_url", "llama_cloud_base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        if value and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("the base URL must not carry credentials (user:password@); "
+                             "set the API key on its own (not shown)")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -37,6 +37,7 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
 # Aliases let a few hundred bytes of YAML expand into billions of values ("billion laughs"); a
 # scenario or config never needs more than this many values once aliases are expanded.
 MAX_EXPANDED_NODES = 100_000
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a scenario or config file; anything bigger is a mistake
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -91,8 +92,12 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
 
 
 def load_yaml(path: Path, *, text: str | None = None) -> YamlDocument:
-    """Parse `path` safely; raises yaml.YAMLError (with its own mark) on a syntax error or a duplicate key."""
-    source = path.read_text("utf-8") if text is None else text
+    """Parse `path` safely; raises yaml.YAMLError (with its own mark) on a syntax error or a duplicate key,
+    OSError (tvdb.files.NotARegularFile, FileTooLarge) for a path that is not a small regular file, and
+    UnicodeDecodeError for a file that is not UTF-8."""
+    from tvdb.files import read_regular_file
+
+    source = read_regular_file(path, MAX_FILE_BYTES).decode("utf-8") if text is None else text
     loader = yaml.SafeLoader(source)
     try:
         node = loader.get_single_node()

@@ -40,10 +40,6 @@ def _crash_hook() -> Callable[[Stage], None]:
     return hook
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 @contextmanager
 def json_errors(as_json: bool) -> Iterator[None]:
     """With --json, an error still prints one JSON object on stdout (and its message on stderr)."""
@@ -77,11 +73,21 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: b
             bars.start(jobs)
 
     hooks = RunHooks(progress=bars if show else RunHooks().progress, after_stage=_crash_hook(), on_start=on_start)
-    # SIGTERM (a CI job cancelled, `kill`) stops as cleanly as Ctrl-C does
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    async def main() -> RunResult:
+        # SIGTERM (a cancelled CI job, `kill`) stops as cleanly as Ctrl-C: the event loop cancels the
+        # run at its next await, rather than an exception landing in the middle of a transaction
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await start((SystemClock(), hooks))
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
     try:
-        result = asyncio.run(start((SystemClock(), hooks)))
-    except KeyboardInterrupt:
+        result = asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         if show:
             bars.stop()
         resume_cmd = f"tvdb resume {run_ids[0]}" if run_ids else None
@@ -94,8 +100,6 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: b
             err.print("\n[yellow]Interrupted.[/] Nothing done is lost. Continue with:")
             err.print(f"  {resume_cmd}", soft_wrap=True, highlight=False)
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if show:
         bars.stop()
     if as_json:
@@ -181,13 +185,13 @@ def runs(
 
     settings = settings_for(ctx, {"data_dir": data_dir})
     db = open_db(settings.database_path)
-    rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, host "
-                         "FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
+    rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, "
+                         "pid_started, host FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
     for r in rows:
         if r["status"] == "running" and owner_alive(r) is False:
             r["status"] = "interrupted"  # killed (kill -9, a crash): `tvdb resume` continues it
         r["passed"] = None if r["passed"] is None else bool(r["passed"])
-        del r["pid"], r["host"]
+        del r["pid"], r["pid_started"], r["host"]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:

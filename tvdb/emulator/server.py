@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import sys
 import threading
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -93,6 +94,13 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         self.owner.untrack(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that hangs up mid-response (Ctrl-C, a timeout) is normal traffic, not a server fault
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
 
 class EmulatorServer:

@@ -127,10 +127,11 @@ class PriceTable:
             merged["effective_from"] = str(versions[-1].effective_from)
             try:
                 versions.append(PriceVersion.from_dict(merged))
-            except (TypeError, AttributeError, ValueError) as exc:
+            except (TypeError, AttributeError, ValueError):
                 raise ConfigError(
-                    f"prices: {exc.__class__.__name__}: {exc}; expected the shape of tvdb/ledger/prices.json, e.g. "
-                    "{openai: {my-model: {usd_per_1m_tokens: '0.05'}}}"
+                    "prices: an entry is empty or not shaped like tvdb/ledger/prices.json; e.g. "
+                    "{openai: {my-model: {usd_per_1m_tokens: '0.05'}}, "
+                    "llamaparse: {usd_per_1000_credits: '1.25', credits_per_page: {fast: 1}}}"
                 ) from None
         return cls(versions)
 

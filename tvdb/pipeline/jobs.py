@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -42,21 +43,34 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
 FINAL = frozenset({S.COMPLETE, S.FAILED})
 
 
+def _started(pid: int) -> str | None:
+    """When process `pid` started (Linux: clock ticks since boot), to tell it from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22, counted after the command name
+
+
 def process_owner() -> dict[str, Any]:
-    """The pid and host of this process, recorded on a running run."""
-    return {"pid": os.getpid(), "host": socket.gethostname()}
+    """The pid, its start time and the host of this process, recorded on a running run."""
+    return {"pid": os.getpid(), "pid_started": _started(os.getpid()), "host": socket.gethostname()}
 
 
 def owner_alive(row: Mapping[str, Any]) -> bool | None:
     """Is the process that runs this run still alive? None when it cannot be told (another host)."""
     if row.get("host") != socket.gethostname() or not row.get("pid"):
         return None
+    pid = int(row["pid"])
     try:
-        os.kill(int(row["pid"]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    recorded = row.get("pid_started")
+    if recorded and _started(pid) not in (None, recorded):
+        return False  # the pid now belongs to another process
     return True
 
 
@@ -144,8 +158,8 @@ class JobStore:
                 if alive is not False:
                     where = f"pid {row.get('pid')}" + ("" if alive else f" on host {row.get('host')}")
                     raise RunBusy(
-                        f"run {run_id} is being worked on by {where}; wait for it, or stop it first"
-                        + ("" if alive else " (or pass --force if that process is gone)")
+                        f"run {run_id} is being worked on by {where}; wait for it or stop it first "
+                        "(if you are sure that process is not working on it, pass --force)"
                     )
             self.db.table("runs").update(run_id, {"status": "running", "finished_at": None, **me})
         return row

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import stat
 from pathlib import Path
 
 from tvdb.clock import iso
@@ -72,28 +71,19 @@ def _is_budget_refusal(exc: TvdbError) -> bool:
 
 
 def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; DocumentError for anything else.
+    """The bytes of a regular file of at most `limit` bytes; DocumentError for anything else."""
+    from tvdb.files import FileTooLarge, NotARegularFile, read_regular_file
 
-    Reads at most limit + 1 bytes, so a file that grows, or a device that reports size 0 and never
-    ends (/dev/zero), cannot exhaust memory; a FIFO or directory is refused before opening.
-    """
-    too_large = f"is over the {limit:,}-byte limit (max_document_mb = {limit_mb:g})"
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
-            raise DocumentError(ErrorCode.UNSUPPORTED_TYPE, f"is {kind}", path=str(path))
-        if st.st_size > limit:
-            raise DocumentError(ErrorCode.TOO_LARGE, f"{st.st_size:,} bytes {too_large}", path=str(path))
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
+        return read_regular_file(path, limit)
     except FileNotFoundError:
         raise DocumentError(ErrorCode.NOT_FOUND, "the document no longer exists", path=str(path)) from None
+    except NotARegularFile as exc:
+        raise DocumentError(ErrorCode.UNSUPPORTED_TYPE, str(exc), path=str(path)) from None
+    except FileTooLarge as exc:
+        raise DocumentError(ErrorCode.TOO_LARGE, f"{exc} (max_document_mb = {limit_mb:g})", path=str(path)) from None
     except OSError as exc:
-        raise DocumentError(ErrorCode.NOT_FOUND, f"cannot be read: {exc.strerror}", path=str(path)) from None
-    if len(data) > limit:
-        raise DocumentError(ErrorCode.TOO_LARGE, f"grew while being read and {too_large}", path=str(path))
-    return data
+        raise DocumentError(ErrorCode.NOT_FOUND, f"cannot be read: {exc.strerror or exc}", path=str(path)) from None
 
 
 async def upload(ctx: PipelineContext, job: Job) -> Job:

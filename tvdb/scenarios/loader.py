@@ -42,7 +42,7 @@ def load_scenario(path: Path) -> LoadedScenario:
     except FileNotFoundError:
         raise ScenarioError("no such scenario file", path=path) from None
     except OSError as exc:
-        raise ScenarioError(f"cannot read the scenario file: {exc.strerror}", path=path) from None
+        raise ScenarioError(f"cannot read the scenario file: {exc.strerror or exc}", path=path) from None
     except UnicodeDecodeError:
         raise ScenarioError("the scenario file is not UTF-8 text", path=path) from None
     except yaml.YAMLError as exc:

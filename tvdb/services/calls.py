@@ -11,6 +11,7 @@ a recorded result unstored. Failed attempts are written at once (one row per att
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import math
@@ -194,6 +195,11 @@ class ServiceCaller:
                     ))
                     if reservation is not None:
                         self.budget.release(reservation)
+                raise
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                # stopped mid-call (Ctrl-C, SIGTERM): the provider may have answered, and billed, a
+                # request we never read. Keep the reservation held until it expires, as after kill -9,
+                # so that money can never slip past a budget; `tvdb resume` re-sends the work.
                 raise
             except BaseException:
                 if reservation is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import binascii
 import json
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
@@ -250,13 +249,13 @@ def build_openai_embedder(
     from tvdb.http import ACCEPT_ENCODING, AsyncClient, AsyncHTTPTransport, Limits, Timeout
 
     secret = settings.openai_api_key
-    key = secret.get_secret_value() if secret is not None else os.environ.get("OPENAI_API_KEY")
+    key = secret.get_secret_value() if secret is not None else None  # settings read OPENAI_API_KEY
     if not key:
         raise ConfigError(
             "real embeddings need an OpenAI API key: set OPENAI_API_KEY (or openai_api_key in tvdb.yaml); "
             "to try real mode offline, start `tvdb emulate` and set OPENAI_BASE_URL to its address"
         )
-    base_url = (settings.openai_base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    base_url = (settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/")
     concurrency = settings.embedding.concurrency
     pool = max(10, 2 * concurrency)
     inner: AsyncBaseTransport = transport or AsyncHTTPTransport(
