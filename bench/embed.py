@@ -60,7 +60,7 @@ from tvdb.emulator.ratelimit import SlidingWindowLimiter  # noqa: E402
 from tvdb.emulator.server import EmulatorServer  # noqa: E402
 
 MODEL = "text-embedding-3-small"
-KEY = "sk-bench-not-a-real-key"
+KEY = "sk-fake-bench-not-a-real-key"
 SIZES = (1_000, 20_000)
 LATENCY_S = 0.150
 RPM = 3_000

@@ -20,7 +20,7 @@ from tvdb.ledger.prices import PriceTable
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.retry import ServiceRetryPolicy
 
-KEY = "sk-test-0123456789abcdef"
+KEY = "sk-fake-test-0123456789abcdef"
 CANARY = "sk-canary-7f3a9c1e5b2d8046aa11"
 MODEL = "text-embedding-3-small"
 
