@@ -9,7 +9,8 @@
     ├── VectorValidationError            a vector of the wrong shape, NaN/inf, bad norm
     ├── ServiceError(service, status, request_id, code)
     │   ├── TransientServiceError(retry_after)      worth retrying
-    │   │   ├── RateLimitExceeded(limit, window)    HTTP 429 rate_limit_exceeded, or a local hourly cap
+    │   │   ├── RateLimitExceeded(limit, window)    HTTP 429 rate_limit_exceeded
+    │   │   │   └── LocalRequestLimitExceeded       tvdb's own hourly request limit
     │   │   ├── ServiceUnavailableError             HTTP 5xx, connection errors
     │   │   ├── ServiceTimeoutError                 no answer in time
     │   │   └── MalformedResponseError              a body that is not what the API documents
@@ -62,7 +63,9 @@ class ErrorCode(StrEnum):
 
 
 class TvdbError(Exception):
-    """Base of every error tvdb raises on purpose."""
+    """Base of every error tvdb raises on purpose. `error_code` is what a job that fails with it records."""
+
+    error_code: ErrorCode = ErrorCode.INTERNAL
 
 
 class ConfigError(TvdbError):
@@ -95,6 +98,7 @@ class DocumentError(TvdbError):
 
     def __init__(self, code: ErrorCode, message: str, *, path: str | None = None) -> None:
         self.code = code
+        self.error_code = code
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
@@ -103,13 +107,13 @@ class DocumentError(TvdbError):
 class SignedUrlError(TvdbError):
     """A signed URL was tampered with or has expired."""
 
-    code = ErrorCode.SIGNED_URL
+    code = error_code = ErrorCode.SIGNED_URL
 
 
 class VectorValidationError(TvdbError):
     """An embedding vector has the wrong dimension, a NaN/inf, or a norm far from 1."""
 
-    code = ErrorCode.INVALID_VECTOR
+    code = error_code = ErrorCode.INVALID_VECTOR
 
 
 class ServiceError(TvdbError):
@@ -168,6 +172,14 @@ class RateLimitExceeded(TransientServiceError):
         super().__init__(message, retry_after=retry_after, **kwargs)
 
 
+class LocalRequestLimitExceeded(RateLimitExceeded):
+    """tvdb's own hourly request limit refused a call before it was sent (no HTTP 429 involved).
+
+    A budget matter, not a flaky service: it is never retried, and `on_budget_exceeded` decides."""
+
+    error_code = ErrorCode.BUDGET
+
+
 class ServiceUnavailableError(TransientServiceError):
     """HTTP 5xx or a dropped connection."""
 
@@ -194,6 +206,8 @@ class PermanentServiceError(ServiceError):
 
 class CostLimitExceeded(TvdbError):
     """A budget refused a call before any money was spent. Amounts in USD."""
+
+    error_code = ErrorCode.BUDGET
 
     def __init__(
         self, *, spent: float, reserved: float, limit: float, requested: float, window: str

@@ -38,7 +38,13 @@ import sqlite_utils
 from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import transaction
-from tvdb.errors import LOCAL_REQUEST_LIMIT, CostLimitExceeded, PriceUnknownError, RateLimitExceeded
+from tvdb.errors import (
+    LOCAL_REQUEST_LIMIT,
+    CostLimitExceeded,
+    LocalRequestLimitExceeded,
+    PriceUnknownError,
+    RateLimitExceeded,
+)
 from tvdb.ledger.prices import LLAMAPARSE, NANO_PER_USD, OPENAI, nusd_to_usd
 from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
 from tvdb.services.calls import Reservation, SpendRequest
@@ -266,7 +272,7 @@ class LedgerBudget:
         if hourly is not None and not hourly[0].fits:
             check, retry_after = hourly
             wait = "" if retry_after is None else f"; a slot frees in {retry_after:.0f} s"
-            return RateLimitExceeded(
+            return LocalRequestLimitExceeded(
                 f"{request.service} hourly request limit of {check.limit} reached: {check.used} real "
                 f"requests in the last hour and {check.reserved} in flight{wait} "
                 f"(limits.{request.service}_requests_per_hour)",

@@ -16,14 +16,10 @@ from tvdb.clock import iso
 from tvdb.db import transaction
 from tvdb.domain import JobState, Page, ParseRequest, ParseResult, Stage
 from tvdb.errors import (
-    LOCAL_REQUEST_LIMIT,
     CostLimitExceeded,
     DocumentError,
     ErrorCode,
-    PriceUnknownError,
-    RateLimitExceeded,
-    ServiceError,
-    SignedUrlError,
+    LocalRequestLimitExceeded,
     TvdbError,
     VectorValidationError,
 )
@@ -37,8 +33,9 @@ _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
     """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead."""
-    if isinstance(exc, CostLimitExceeded | RateLimitExceeded) and _is_budget_refusal(exc):
-        until = getattr(ctx.caller.budget, "deferred_until", lambda e: None)(exc)
+    code = exc.error_code if isinstance(exc, TvdbError) else ErrorCode.INTERNAL
+    if isinstance(exc, CostLimitExceeded | LocalRequestLimitExceeded):
+        until = ctx.caller.budget.deferred_until(exc)
         if ctx.settings.on_budget_exceeded == "defer" and until is not None and job.state in (
             JobState.UPLOADED, JobState.PARSING, JobState.PARSED, JobState.CHUNKED, JobState.EMBEDDING
         ):
@@ -47,27 +44,13 @@ def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
             )
             return ctx.changed(ctx.jobs.transition(
                 job, JobState.DEFERRED, detail=f"{exc}; deferred until {iso(until)}", deferred_from=back.value,
-                deferred_until=iso(until), error_code=ErrorCode.BUDGET.value, error_message=str(exc),
+                deferred_until=iso(until), error_code=code.value, error_message=str(exc),
             ))
-        code = ErrorCode.BUDGET
-    elif isinstance(exc, DocumentError):
-        code = exc.code
-    elif isinstance(exc, ServiceError):
-        code = exc.error_code
-    elif isinstance(exc, SignedUrlError | VectorValidationError | PriceUnknownError):
-        code = exc.code if not isinstance(exc, PriceUnknownError) else exc.error_code
-    else:
-        code = ErrorCode.INTERNAL
     # the job names its document already; keep the message free of a repeated path
     message = exc.message if isinstance(exc, DocumentError) else str(exc)
     return ctx.changed(ctx.jobs.transition(
         job, JobState.FAILED, detail=f"{code}: {message}", error_code=code.value, error_message=message
     ))
-
-
-def _is_budget_refusal(exc: TvdbError) -> bool:
-    # a 429 from the service is a RateLimitExceeded too; only our own guard's refusals are budget matters
-    return isinstance(exc, CostLimitExceeded) or getattr(exc, "code", None) == LOCAL_REQUEST_LIMIT
 
 
 def read_document(path: Path, limit: int, limit_mb: float) -> bytes:

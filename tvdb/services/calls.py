@@ -24,7 +24,7 @@ import sqlite_utils
 from tvdb.clock import Clock
 from tvdb.db import transaction
 from tvdb.domain import Implementation
-from tvdb.errors import DocumentError, ServiceError
+from tvdb.errors import CostLimitExceeded, DocumentError, RateLimitExceeded, ServiceError
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
 
@@ -78,6 +78,10 @@ class BudgetGuard(Protocol):
 
     def release(self, reservation: Reservation) -> None: ...
 
+    def deferred_until(self, exc: CostLimitExceeded | RateLimitExceeded) -> dt.datetime | None:
+        """When a refused call could fit again (UTC), or None when waiting cannot help."""
+        ...
+
 
 class RetryPolicy(Protocol):
     """Runs `attempt(n)` (n = 1, 2, …) until it succeeds or the policy gives up; re-raises the last error."""
@@ -95,6 +99,9 @@ class NoBudget:
         return None
 
     def release(self, reservation: Reservation) -> None:
+        return None
+
+    def deferred_until(self, exc: CostLimitExceeded | RateLimitExceeded) -> dt.datetime | None:
         return None
 
 

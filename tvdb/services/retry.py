@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from tvdb.config import RetrySettings
-from tvdb.errors import LOCAL_REQUEST_LIMIT, ServiceError, TransientServiceError
+from tvdb.errors import LocalRequestLimitExceeded, ServiceError, TransientServiceError
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -52,7 +52,7 @@ class _RetryAfterTooLong(stop_base):
 def _retryable(exc: BaseException) -> bool:
     # our own budget guard's refusal (an hourly request limit) is a policy decision, not a flaky
     # service: it fails or defers the job (on_budget_exceeded) instead of sleeping here
-    return isinstance(exc, TransientServiceError) and exc.code != LOCAL_REQUEST_LIMIT
+    return isinstance(exc, TransientServiceError) and not isinstance(exc, LocalRequestLimitExceeded)
 
 
 class ServiceRetryPolicy:
