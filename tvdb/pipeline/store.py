@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -39,57 +39,58 @@ def insert_vectors(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    job_id: str
-    idx: int
-    text: str
-    blob: bytes
-
-
-def _rows(db: sqlite_utils.Database, job_ids: Sequence[str]) -> list[_Row]:
+def _blobs(db: sqlite_utils.Database, job_ids: Sequence[str], columns: str) -> list[tuple[Any, ...]]:
     if not job_ids:
         return []
     marks = ", ".join("?" for _ in job_ids)
-    cur = db.execute(
-        f"SELECT v.job_id, c.idx, c.text, v.vector FROM vectors v JOIN chunks c USING (chunk_id) "
+    return db.execute(
+        f"SELECT {columns}, v.vector FROM vectors v JOIN chunks c USING (chunk_id) "
         f"WHERE v.job_id IN ({marks}) ORDER BY v.job_id, c.idx", list(job_ids),
-    )
-    return [_Row(str(j), int(i), str(t), bytes(b)) for j, i, t, b in cur.fetchall()]
+    ).fetchall()
+
+
+def _matrix(blobs: Sequence[bytes], dimensions: int) -> npt.NDArray[np.float32]:
+    """Rows of the stored blobs. A blob of another size keeps its own length (NaN-padded), so that
+    validation can report the wrong dimension instead of failing to decode."""
+    import numpy as np
+
+    from tvdb.vectors import decode_vector, decode_vectors
+
+    if not blobs:
+        return np.zeros((0, dimensions), dtype=np.float32)
+    if all(len(b) == 4 * dimensions for b in blobs):
+        return decode_vectors(blobs, dimensions)
+    decoded = [decode_vector(b, len(b) // 4) for b in blobs]
+    out = np.full((len(decoded), max(d.shape[0] for d in decoded)), np.nan, dtype=np.float32)
+    for i, d in enumerate(decoded):
+        out[i, : d.shape[0]] = d
+    return out
 
 
 def load_matrix(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> npt.NDArray[np.float32]:
-    """The stored vectors of `job_ids`, shape (n, dimensions), in job then chunk order.
-
-    A blob of another size decodes to its own length, so validation can report the wrong dimension.
-    """
-    import numpy as np
-
-    from tvdb.vectors import decode_vector
-
-    rows = _rows(db, job_ids)
-    if not rows:
-        return np.zeros((0, dimensions), dtype=np.float32)
-    decoded = [decode_vector(r.blob, len(r.blob) // 4) for r in rows]
-    if any(d.shape[0] != dimensions for d in decoded):
-        width = max(d.shape[0] for d in decoded)
-        out = np.full((len(decoded), width), np.nan, dtype=np.float32)
-        for i, d in enumerate(decoded):
-            out[i, : d.shape[0]] = d
-        return out
-    return np.vstack(decoded).astype(np.float32, copy=False)
+    """The stored vectors of `job_ids`, shape (n, dimensions), in job then chunk order."""
+    return _matrix([bytes(r[-1]) for r in _blobs(db, job_ids, "v.job_id")], dimensions)
 
 
-def search(
-    db: sqlite_utils.Database, job_ids: Sequence[str], query: npt.NDArray[np.float32], k: int
-) -> list[Hit]:
-    """Top-k chunks of `job_ids` by cosine similarity to `query` (shape (dimensions,))."""
-    import numpy as np
+@dataclass(frozen=True)
+class VectorIndex:
+    """The vectors of some jobs loaded once, with their chunks, for checks and top-k search."""
 
-    from tvdb.vectors import decode_vector, top_k
+    hits: tuple[Hit, ...]  # one per row, score 0
+    matrix: npt.NDArray[np.float32]
 
-    rows = _rows(db, job_ids)
-    if not rows:
-        return []
-    matrix = np.vstack([decode_vector(r.blob, len(r.blob) // 4) for r in rows])
-    return [Hit(rows[i].job_id, rows[i].idx, score, rows[i].text) for i, score in top_k(query, matrix, k)]
+    def search(self, query: npt.NDArray[np.float32], k: int) -> list[Hit]:
+        """Top-k chunks by cosine similarity to `query` (shape (dimensions,)), best first."""
+        from dataclasses import replace
+
+        from tvdb.vectors import top_k
+
+        if not self.hits:
+            return []
+        return [replace(self.hits[i], score=score) for i, score in top_k(query, self.matrix, k)]
+
+
+def load_index(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> VectorIndex:
+    rows = _blobs(db, job_ids, "v.job_id, c.idx, c.text")
+    hits = tuple(Hit(str(r[0]), int(r[1]), 0.0, str(r[2])) for r in rows)
+    return VectorIndex(hits, _matrix([bytes(r[3]) for r in rows], dimensions))

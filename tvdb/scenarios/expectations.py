@@ -10,15 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tvdb.catalog import embedding_model
-from tvdb.domain import EmbeddingRequest, EmbeddingResult
+from tvdb.domain import EmbeddingRequest
 from tvdb.errors import TvdbError
 from tvdb.pipeline.context import PipelineContext
 from tvdb.scenarios.patterns import matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
 from tvdb.scenarios.schema import DocumentExpectation, Expectations, RequestExpectation
-from tvdb.services.calls import CallScope, CallSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from tvdb.pipeline.store import VectorIndex
+
+from tvdb.services.calls import CallScope
 
 
 def _chunks(n: int) -> str:
@@ -86,10 +94,17 @@ async def evaluate(
     usage: UsageSummary, base: Path,
 ) -> list[ExpectationResult]:
     """Every expectation's verdict, in the order the scenario states them."""
+    from tvdb.pipeline.store import load_index
+
     out = document_expectations(expectations.documents, documents, base)
     complete = [d for d in documents if d.status == "complete"]
+    index: VectorIndex | None = None
+    if expectations.vectors is not None or expectations.retrieval:  # read the run's vectors once
+        index = load_index(ctx.db, [d.reused_from or d.job_id for d in complete],
+                           ctx.settings.embedding.resolved_dimensions)
     if expectations.vectors is not None:
-        out.extend(_vector_checks(ctx, expectations, complete))
+        assert index is not None
+        out.extend(_vector_checks(ctx, expectations, index.matrix))
     if expectations.max_cost_usd is not None:
         limit = expectations.max_cost_usd
         cost = usage.would_cost_usd
@@ -98,7 +113,8 @@ async def evaluate(
         out.append(ExpectationResult(f"run costs at most ${limit} at live prices", ok, detail))
     for r in expectations.retrieval:
         try:
-            out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base))
+            assert index is not None
+            out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base, index))
         except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
             out.append(ExpectationResult(f"query {r.query!r} finds {r.document} in the top {r.top_k}", False,
                                          f"could not be evaluated: {type(exc).__name__}: {exc}"))
@@ -107,17 +123,13 @@ async def evaluate(
 
 
 def _vector_checks(
-    ctx: PipelineContext, expectations: Expectations, complete: Sequence[DocumentResult]
+    ctx: PipelineContext, expectations: Expectations, matrix: npt.NDArray[np.float32]
 ) -> list[ExpectationResult]:
     import numpy as np
-
-    from tvdb.pipeline.store import load_matrix
 
     spec = expectations.vectors
     assert spec is not None
     dims = spec.dimension or ctx.settings.embedding.resolved_dimensions
-    sources = [d.reused_from or d.job_id for d in complete]
-    matrix = load_matrix(ctx.db, sources, ctx.settings.embedding.resolved_dimensions)
     out = [ExpectationResult(f"vectors have dimension {dims}", matrix.shape[1] == dims and matrix.shape[0] > 0,
                              f"{matrix.shape[0]} vectors of dimension {matrix.shape[1]}")]
     if spec.finite:
@@ -133,11 +145,12 @@ def _vector_checks(
 
 
 async def _retrieval(
-    ctx: PipelineContext, query: str, document: str, k: int, complete: Sequence[DocumentResult], base: Path
+    ctx: PipelineContext, query: str, document: str, k: int, complete: Sequence[DocumentResult], base: Path,
+    index: VectorIndex,
 ) -> ExpectationResult:
     import numpy as np
 
-    from tvdb.pipeline.store import search
+    from tvdb.services.embedding import embedding_call_spec
     from tvdb.tokens import count_tokens
 
     desc = f"query {query!r} finds {document} in the top {k}"
@@ -148,12 +161,7 @@ async def _retrieval(
     embedder = ctx.services.embedder
     tokens = count_tokens([query], embedding_model(s.model).encoding)[0]
     request = EmbeddingRequest((query,), s.model, s.resolved_dimensions, tokens)
-    spec: CallSpec[EmbeddingResult] = CallSpec(
-        service=embedder.service, implementation=embedder.implementation, model=s.model, unit="tokens",
-        estimate_units=tokens, send=lambda: embedder.embed(request), actual_units=lambda r: r.prompt_tokens,
-        usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
-        provenance=ctx.services.embedder_provenance, run_budget_usd=ctx.settings.budget.max_usd,
-    )
+    spec = embedding_call_spec(embedder, request, ctx.settings, provenance=ctx.services.embedder_provenance)
     try:
         done = await ctx.caller.call(CallScope(ctx.run_id, ctx.scenario, "query"), spec)
     except TvdbError as exc:
@@ -165,8 +173,7 @@ async def _retrieval(
         validate_vectors(done.value.vectors, dimensions=s.resolved_dimensions)
     except TvdbError as exc:
         return ExpectationResult(desc, False, f"the query's embedding is invalid: {exc}")
-    sources = [d.reused_from or d.job_id for d in complete]
-    hits = search(ctx.db, sources, np.asarray(done.value.vectors[0], dtype=np.float32), k)
+    hits = index.search(np.asarray(done.value.vectors[0], dtype=np.float32), k)
     ok = any(h.job_id in wanted for h in hits)
     by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
     got = ", ".join(f"{by_job.get(h.job_id, h.job_id)}#{h.chunk_index} ({h.score:.3f})" for h in hits)

@@ -164,10 +164,6 @@ def summarize_usage(db: sqlite_utils.Database, run_id: str) -> UsageSummary:
     return UsageSummary(nusd_to_usd(int(row[0])), None if unpriced else nusd_to_usd(int(row[1])), unpriced, requests)
 
 
-def _has_vectors(db: sqlite_utils.Database, job_id: str) -> bool:
-    return db.execute("SELECT 1 FROM vectors WHERE job_id = ? LIMIT 1", [job_id]).fetchone() is not None
-
-
 def document_results(db: sqlite_utils.Database, jobs: Sequence[Job]) -> list[DocumentResult]:
     """Per-document outcome; a document's cost is its parse plus its token share of the run's embedding."""
     if not jobs:
@@ -176,21 +172,27 @@ def document_results(db: sqlite_utils.Database, jobs: Sequence[Job]) -> list[Doc
     embed_nusd, embed_unknown = db.execute(
         "SELECT COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
         "FROM usage WHERE run_id = ? AND stage = 'embed' AND status = 'ok'", [run_id]).fetchone()
-    embedded = [j for j in jobs if j.reused_from is None and j.tokens and _has_vectors(db, j.job_id)]
-    total_tokens = sum(j.tokens or 0 for j in embedded) or 1
+    parse = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
+        "SELECT job_id, COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
+        "FROM usage WHERE run_id = ? AND stage = 'parse' AND status = 'ok' GROUP BY job_id", [run_id])}
+    sources = sorted({j.source_job_id for j in jobs})
+    marks = ", ".join("?" for _ in sources)
+    vectors = dict(db.execute(
+        f"SELECT job_id, COUNT(*) FROM vectors WHERE job_id IN ({marks}) GROUP BY job_id", sources).fetchall())
+    embedded = {j.job_id for j in jobs if j.reused_from is None and j.tokens and vectors.get(j.job_id)}
+    total_tokens = sum(j.tokens or 0 for j in jobs if j.job_id in embedded) or 1
     out = []
     for job in jobs:
-        parse_nusd, parse_unknown = db.execute(
-            "SELECT COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
-            "FROM usage WHERE job_id = ? AND stage = 'parse' AND status = 'ok'", [job.job_id]).fetchone()
-        vectors = int(db.execute("SELECT COUNT(*) FROM vectors WHERE job_id = ?", [job.source_job_id]).fetchone()[0])
-        share = int(embed_nusd) * (job.tokens or 0) / total_tokens if job in embedded else 0
-        unknown = (parse_unknown or 0) or (embed_unknown and job in embedded)
+        parse_nusd, parse_unknown = parse.get(job.job_id, (0, 0))
+        mine = job.job_id in embedded
+        share = int(embed_nusd) * (job.tokens or 0) / total_tokens if mine else 0
+        unknown = parse_unknown or (embed_unknown and mine)
         out.append(DocumentResult(
             path=job.path, job_id=job.job_id, correlation_id=job.correlation_id, status=job.state.value,
             error_code=job.error_code, error_message=job.error_message, media_type=job.media_type,
-            pages=job.pages or 0, chunks=job.chunks or 0, tokens=job.tokens or 0, vectors=vectors,
-            would_cost_usd=None if unknown else nusd_to_usd(int(parse_nusd)) + share / 1e9,
+            pages=job.pages or 0, chunks=job.chunks or 0, tokens=job.tokens or 0,
+            vectors=int(vectors.get(job.source_job_id, 0)),
+            would_cost_usd=None if unknown else nusd_to_usd(parse_nusd) + share / 1e9,
             reused_from=job.reused_from, stage_ms=dict(job.stage_ms or {}),
         ))
     return out

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
@@ -95,6 +95,20 @@ def _stops_everything(exc: TvdbError) -> bool:
     return isinstance(exc, PermanentServiceError) and exc.status in (401, 403, 404)
 
 
+def embedding_call_spec(
+    embedder: Embedder, request: EmbeddingRequest, settings: Settings, *, provenance: str | None = None,
+    send: Callable[[], Awaitable[EmbeddingResult]] | None = None,
+) -> CallSpec[EmbeddingResult]:
+    """The metered call for one embeddings request: estimated at its tiktoken count, billed at the
+    response's `usage.prompt_tokens`. `send` replaces the plain `embedder.embed(request)`."""
+    return CallSpec(
+        service=embedder.service, implementation=embedder.implementation, model=request.model, unit="tokens",
+        estimate_units=request.token_count, send=send or (lambda: embedder.embed(request)),
+        actual_units=lambda r: r.prompt_tokens, usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
+        provenance=provenance, run_budget_usd=settings.budget.max_usd,
+    )
+
+
 async def embed_batches(
     texts: Sequence[str],
     *,
@@ -164,12 +178,7 @@ async def embed_batches(
             await pacer.acquire(tokens)  # every attempt counts against the per-minute limits
             return await embedder.embed(request)
 
-        return CallSpec(
-            service=embedder.service, implementation=embedder.implementation, model=s.model, unit="tokens",
-            estimate_units=tokens, send=send, actual_units=lambda r: r.prompt_tokens,
-            usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id, provenance=provenance,
-            run_budget_usd=settings.budget.max_usd,
-        )
+        return embedding_call_spec(embedder, request, settings, provenance=provenance, send=send)
 
     def scope_of(batch: Sequence[int]) -> CallScope:
         if scope_for is not None:
@@ -251,12 +260,7 @@ async def _consistency_check(
     tokens = sum(counts[i] for i in sample)
     request = EmbeddingRequest(tuple(texts[i] for i in sample), settings.embedding.model,
                                settings.embedding.resolved_dimensions, tokens)
-    spec: CallSpec[EmbeddingResult] = CallSpec(
-        service=embedder.service, implementation=embedder.implementation, model=settings.embedding.model,
-        unit="tokens", estimate_units=tokens, send=lambda: embedder.embed(request),
-        actual_units=lambda r: r.prompt_tokens, usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
-        provenance=(provenance or "") + " consistency check", run_budget_usd=settings.budget.max_usd,
-    )
+    spec = embedding_call_spec(embedder, request, settings, provenance=(provenance or "") + " consistency check")
     done = await caller.call(scope(sample), spec)
     done.commit(caller.db, caller.budget)
     again = np.asarray(done.value.vectors, dtype=np.float32)
