@@ -24,7 +24,7 @@ from tvdb.errors import (
     TvdbError,
 )
 from tvdb.services.calls import CallScope, CallSpec, RetryPolicy
-from tvdb.services.retry import ServiceRetryPolicy, build_retry_policy
+from tvdb.services.retry import ServiceRetryPolicy
 
 
 def failing(errors: list[BaseException], result: str = "ok") -> tuple[Callable[[int], object], list[int]]:
@@ -49,7 +49,7 @@ def rate_limited(after: float | None) -> RateLimitExceeded:
 
 
 def test_satisfies_the_protocol() -> None:
-    checked: RetryPolicy = build_retry_policy(RetrySettings(), sleep=FakeClock().sleep)
+    checked: RetryPolicy = ServiceRetryPolicy(RetrySettings(), sleep=FakeClock().sleep)
     assert isinstance(checked, ServiceRetryPolicy)
 
 

@@ -55,8 +55,6 @@ ENV_ALIASES = {
 # command-line flags that set a key under another name
 _FLAGS = {"budget.max_usd": "--max-usd"}
 
-# Keys that a scenario may set (the rest are machine/team settings for tvdb.yaml and the environment).
-SCENARIO_SETTING_KEYS = ("mode", "parse", "chunking", "embedding", "budget", "services")
 _PATH_KEYS = ("data_dir", "db_path", "objects_dir")
 
 

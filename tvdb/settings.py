@@ -31,13 +31,20 @@ class _Section(BaseModel):
 
 
 class ParseSettings(_Section):
-    tier: Literal["fast", "cost_effective", "agentic", "agentic_plus"] = "fast"
+    tier: str = "fast"
     concurrency: int = Field(4, ge=1, le=64)
     timeout_s: float = Field(300.0, gt=0)
 
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, value: str) -> str:
+        if value not in catalog.PARSE_TIERS:
+            raise ValueError(f"unknown parse tier {value!r}; one of: {', '.join(catalog.PARSE_TIERS)}")
+        return value
+
 
 class ChunkingSettings(_Section):
-    max_tokens: int = Field(512, ge=1, le=8192)
+    max_tokens: int = Field(512, ge=1)  # ≤ the embedding model's input cap: checked in Settings
     overlap_tokens: int = Field(64, ge=0)
 
     @model_validator(mode="after")
@@ -186,6 +193,14 @@ class Settings(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
         return value
+
+    @model_validator(mode="after")
+    def _chunks_fit_the_model(self) -> Settings:
+        cap = catalog.embedding_model(self.embedding.model).max_input_tokens
+        if self.chunking.max_tokens > cap:
+            raise ValueError(f"chunking.max_tokens ({self.chunking.max_tokens}) is over the {cap}-token input "
+                             f"cap of {self.embedding.model}")
+        return self
 
     @model_validator(mode="after")
     def _reservation_outlives_a_call(self) -> Settings:

@@ -12,7 +12,7 @@ URL under `--debug`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from tvdb.config import AlertSettings
 from tvdb.ledger.alerts import Alert
+from tvdb.services.remote.status import redact
 
 DEFAULT_TIMEOUT_S = 10.0
 _RETRYABLE_HTTP = {408, 425, 429}
@@ -33,13 +34,6 @@ class DeliveryError(Exception):
         self.reason = reason
         self.retryable = retryable
         super().__init__(reason)
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 @dataclass(frozen=True)

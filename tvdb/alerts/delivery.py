@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from tvdb.alerts.channels import DEFAULT_TIMEOUT_S, Channel, DeliveryError, configured_channels, redact
+from tvdb.alerts.channels import DEFAULT_TIMEOUT_S, Channel, DeliveryError, configured_channels
 from tvdb.clock import Clock
 from tvdb.config import AlertSettings, Settings
 from tvdb.ledger.alerts import Alert, Severity, muted_until, record_deliveries
+from tvdb.services.remote.status import redact
 
 _log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -81,10 +80,6 @@ def handle_errors(application: typer.Typer) -> int:
             "This is a bug in tvdb; rerun with --debug for the traceback and report it.", soft_wrap=True)
         return EXIT_INTERNAL
     return 0
-
-
-def cwd() -> Path:
-    return Path(os.getcwd())
 
 
 from tvdb.cli import alerts, cost, emulate, run  # noqa: E402  (registers the commands)

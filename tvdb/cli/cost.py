@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -12,9 +12,6 @@ from tvdb.cli.common import NowOption as _NowOption
 from tvdb.cli.common import now_or as _now
 from tvdb.cli.common import open_ledger as _open
 from tvdb.cli.common import plain_console as _console
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(
     help="Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice).",

@@ -11,11 +11,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tvdb.domain import JobState
+from tvdb.domain import JobState, Stage
 from tvdb.pipeline.jobs import Job
 from tvdb.scenarios.results import RunResult
 
-STAGES = ("upload", "parse", "chunk", "embed", "validate", "store")
+STAGES = tuple(s.value for s in Stage)
 _STEP = {
     JobState.PENDING: 0, JobState.UPLOADED: 1, JobState.PARSING: 1, JobState.PARSED: 2, JobState.CHUNKED: 3,
     JobState.EMBEDDING: 3, JobState.EMBEDDED: 4, JobState.STORED: 6, JobState.COMPLETE: 6,

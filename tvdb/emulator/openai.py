@@ -24,6 +24,8 @@ from tvdb.emulator.base import EmulatorRequest, Reply
 from tvdb.emulator.memo import Memo
 from tvdb.emulator.ratelimit import SlidingWindowLimiter
 from tvdb.faults.plan import FaultPlan, FaultSchedule
+from tvdb.faults.wrappers import as_schedule
+from tvdb.tokens import count_tokens
 
 EmbedTexts = Callable[[Sequence[str], int], Any]  # (texts, dimensions) -> float32 (n, d)
 JSON_CT = "application/json"
@@ -36,13 +38,6 @@ BAD_JSON_MESSAGE = (
 _FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})  # contracts.md §1.2
 # A request must hang longer than any client timeout to be a "timeout"; tests set short client timeouts.
 DEFAULT_HANG_S = 30.0
-
-
-def _count(texts: Sequence[str], encoding: str) -> list[int]:
-    from tvdb.tokens import get_encoding
-
-    enc = get_encoding(encoding)
-    return [len(enc.encode_ordinary(t)) for t in texts]
 
 
 class OpenAIEmulator:
@@ -64,7 +59,7 @@ class OpenAIEmulator:
     ) -> None:
         self.limiter = SlidingWindowLimiter(rpm, tpm, clock)
         self.latency_s = latency_s
-        self.schedule = (faults if isinstance(faults, FaultSchedule) else (faults or FaultPlan()).schedule())
+        self.schedule = as_schedule(faults or FaultPlan())
         if embed_texts is None:
             from tvdb.services.local.embedder import HashEmbedder
 
@@ -186,7 +181,7 @@ class OpenAIEmulator:
         """cl100k counts as the API bills them; token-array inputs are counted by their length."""
         todo = [i for i, k in enumerate(known) if k is None]
         counted = self._counts.many([(encoding, texts[i]) for i in todo],
-                                  lambda miss: _count([texts[todo[j]] for j in miss], encoding))
+                                  lambda miss: count_tokens([texts[todo[j]] for j in miss], encoding))
         counts = list(known)
         for i, n in zip(todo, counted, strict=True):
             counts[i] = n

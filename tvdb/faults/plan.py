@@ -78,9 +78,6 @@ class FaultPlan(BaseModel):
         """Build from a scenario's `faults:` list (dicts or `Fault`s); raises pydantic ValidationError."""
         return cls.model_validate({"faults": list(faults or []), "seed": seed})
 
-    def for_service(self, service: str) -> list[Fault]:
-        return [f for f in self.faults if f.service == service]
-
     def schedule(self) -> FaultSchedule:
         return FaultSchedule(self)
 

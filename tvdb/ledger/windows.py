@@ -44,15 +44,10 @@ def day_window(now: dt.datetime, timezone: str = "UTC") -> Window:
     )
 
 
-def sliding_window(now: dt.datetime, seconds: int, label: str) -> Window:
-    return Window(now - dt.timedelta(seconds=seconds), now, label)
-
-
 def real_spend_nusd(
     db: sqlite_utils.Database, window: Window | None = None, *, run_id: str | None = None,
-    service: str | None = None,
 ) -> int:
-    """Money actually spent (real calls' `cost_nusd`) in `window`, optionally for one run/service."""
+    """Money actually spent (real calls' `cost_nusd`) in `window`, optionally for one run."""
     where, args = ["implementation = 'real'", "cost_nusd IS NOT NULL"], []
     if window is not None:
         where.append("ts >= ? AND ts < ?")
@@ -60,24 +55,18 @@ def real_spend_nusd(
     if run_id is not None:
         where.append("run_id = ?")
         args.append(run_id)
-    if service is not None:
-        where.append("service = ?")
-        args.append(service)
     row = db.execute(f"SELECT COALESCE(SUM(cost_nusd), 0) FROM usage WHERE {' AND '.join(where)}", args).fetchone()
     return int(row[0])
 
 
 def active_reservations_nusd(
-    db: sqlite_utils.Database, now: dt.datetime, *, run_id: str | None = None, service: str | None = None
+    db: sqlite_utils.Database, now: dt.datetime, *, run_id: str | None = None
 ) -> int:
     """Money held by reservations that are active and not yet expired at `now`."""
     where, args = ["status = 'active'", "expires_at > ?"], [iso(now)]
     if run_id is not None:
         where.append("run_id = ?")
         args.append(run_id)
-    if service is not None:
-        where.append("service = ?")
-        args.append(service)
     row = db.execute(
         f"SELECT COALESCE(SUM(amount_nusd), 0) FROM reservations WHERE {' AND '.join(where)}", args
     ).fetchone()

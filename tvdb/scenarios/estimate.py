@@ -73,15 +73,13 @@ class Estimate:
 async def _local_document(path: Path, settings: Settings) -> tuple[DocumentEstimate, list[int]]:
     from tvdb.pipeline.chunk import chunk_pages
     from tvdb.pipeline.detect import detect_media_type
-    from tvdb.pipeline.stages import estimate_pages
+    from tvdb.pipeline.stages import estimate_pages, read_document
     from tvdb.services.local.parser import LocalParser
 
     media_type = ""
     data = b""
     try:
-        data = path.read_bytes()
-        if len(data) > settings.max_document_bytes:
-            return DocumentEstimate(str(path), "failed", ErrorCode.TOO_LARGE.value, 0, 0, 0), []
+        data = read_document(path, settings.max_document_bytes, settings.max_document_mb)
         media_type = detect_media_type(data, path.name)
         result = await LocalParser().parse(ParseRequest(data, path.name, media_type, settings.parse.tier))
     except DocumentError as exc:

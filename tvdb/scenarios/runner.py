@@ -28,15 +28,14 @@ from tvdb.pipeline.runner import run_pipeline
 from tvdb.scenarios.expectations import evaluate
 from tvdb.scenarios.loader import LoadedScenario
 from tvdb.scenarios.results import DocumentResult, RunResult, UsageSummary
-from tvdb.scenarios.schema import Scenario
+from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.router import build_services
 
-# What a run keeps of its settings, so that `tvdb resume` ingests exactly as the run started: the
-# keys that decide chunks, vectors and which services run. Everything else — budgets, limits, keys,
-# paths, alert channels, prices — comes from the environment of the resuming process, so a resume
-# obeys today's budget and never stores a secret.
-INGESTION_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget")
+# A run keeps only its ingestion settings; budgets, limits, keys, paths, alert channels and prices
+# come from the environment of a resuming process, so a resume obeys today's budget and a run never
+# stores a secret.
+INGESTION_KEYS = SETTINGS_KEYS
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tvdb.errors import ErrorCode
 
 DocumentStatus = Literal["complete", "failed"]
+# The settings a scenario may state: they decide how documents are ingested, so a run stores them
+# and `tvdb resume` restores them (the rest — budgets, keys, paths — is the machine's).
+SETTINGS_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget")
 _FAILURE_CODES = {c.value for c in ErrorCode}
 
 
@@ -118,5 +121,4 @@ class Scenario(_Strict):
 
     def settings_layer(self) -> dict[str, Any]:
         """The settings this scenario states, for `resolve_settings(scenario=...)`."""
-        keys = ("mode", "parse", "chunking", "embedding", "budget", "services")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in SETTINGS_KEYS if getattr(self, k) is not None}

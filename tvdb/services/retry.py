@@ -109,9 +109,3 @@ class ServiceRetryPolicy:
             with trial:
                 return await attempt(trial.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
-
-
-def build_retry_policy(settings: RetrySettings, *, sleep: Sleep = asyncio.sleep,
-                       rng: random.Random | None = None) -> ServiceRetryPolicy:
-    """The policy for a run; same as `ServiceRetryPolicy(settings, sleep=sleep, rng=rng)`."""
-    return ServiceRetryPolicy(settings, sleep=sleep, rng=rng)

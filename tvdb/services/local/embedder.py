@@ -35,12 +35,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from tvdb.catalog import embedding_model
+from tvdb.catalog import EMBEDDING_MODELS, embedding_model
 from tvdb.domain import EmbeddingRequest, EmbeddingResult, Implementation
 from tvdb.errors import PermanentServiceError
 from tvdb.tokens import get_encoding
 
-MAX_DIMENSIONS = 3072  # the widest model in tvdb.catalog (text-embedding-3-large)
+MAX_DIMENSIONS = max(spec.default_dimensions for spec in EMBEDDING_MODELS.values())
 
 _NGRAM_SIZES = (3,)
 _NGRAM_NORM = 0.7  # L2 weight of a word's n-gram block relative to its unigram (1.0)
