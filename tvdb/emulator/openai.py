@@ -4,9 +4,10 @@ Validation and its errors follow contracts.md §1.3/§1.5 (status, `type`, `code
 a key that does not start with `sk-` → 401 invalid_api_key; unknown model → 404 model_not_found;
 more than 2048 inputs or an empty string → 400 `'$.input' is invalid`; an input over 8192 tokens →
 400 "maximum context length"; more than 300,000 tokens → 400 max_tokens_per_request; `dimensions`
-on a model without it → 400, and of the wrong JSON type (`true`, 1.5) → 400 invalid_type; a token id that
-is negative, a boolean or outside the vocabulary → 400 `'$.input' is invalid`; a body that is not JSON
-or nested past the parser's stack → 400 "could not parse the JSON body". Then the RPM/TPM window (429 rate_limit_exceeded with retry-after),
+on a model without it → 400, and of the wrong JSON type (`true`, 1.5) → 400 invalid_type; a token
+id that is negative, a boolean or outside the vocabulary → 400 `'$.input' is invalid`; a body that is
+not JSON or nested past the parser's stack → 400 "could not parse the JSON body". Then the RPM/TPM
+window (429 rate_limit_exceeded with retry-after),
 then vectors from the same `HashEmbedder` mock mode uses, as base64 little-endian float32 or float
 lists; a token array gets the vector of the text it decodes to. `usage.prompt_tokens` is the cl100k
 count (a token array's length). Every response has an `x-request-id`.

@@ -39,6 +39,7 @@ class SeenRequest:
     headers: dict[str, str]
     body_bytes: int
     status: int | None
+    query: str = ""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -63,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length) if length else b""
             reply = owner.dispatch(EmulatorRequest(self.command, path, headers, body, query))
         owner.record(SeenRequest(self.command, path, headers, len(body),
-                                 reply.status if reply.action == "respond" else None))
+                                 reply.status if reply.action == "respond" else None, query))
         if reply.delay_s and owner.stopping.wait(reply.delay_s):
             reply = Reply(action="disconnect")  # the server is stopping
         if reply.action != "respond":
