@@ -120,6 +120,9 @@ def run(
     max_usd: Annotated[float | None, typer.Option("--max-usd", help="Per-run budget in USD.")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", "--no-reuse",
+        help="Parse and embed every document again instead of reusing identical stored work.")] = False,
 ) -> None:
     """Run a scenario through upload → parse → chunk → embed → validate → store.
 
@@ -132,6 +135,7 @@ def run(
       tvdb run scenarios/quickstart.yaml
       tvdb run scenarios/quickstart.yaml --json > result.json
       tvdb run scenarios/quickstart.yaml --estimate
+      tvdb run scenarios/quickstart.yaml --fresh      # re-parse and re-embed, reuse nothing
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
     """
     from tvdb.scenarios.loader import load_scenario
@@ -147,7 +151,7 @@ def run(
         from tvdb.cli.estimate import print_estimate
 
         raise typer.Exit(print_estimate(loaded, settings, fmt=chosen))
-    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1]), fmt=chosen,
+    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], fresh=fresh), fmt=chosen,
                   progress=progress, base=loaded.path.parent, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
 

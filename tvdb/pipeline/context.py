@@ -58,6 +58,8 @@ class PipelineContext:
     run_id: str
     scenario: str
     progress: ProgressSink = field(default_factory=NullProgress)
+    # False for `tvdb run --fresh`: parse and embed every document even if identical work is stored
+    reuse: bool = True
     # called after each stage finished for every job; the CLI's crash knob hooks in here
     after_stage: Callable[[Stage], None] = lambda stage: None
 
