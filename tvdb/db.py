@@ -243,3 +243,22 @@ def m013_run_owner(db: sqlite_utils.Database) -> None:
 def m014_run_owner_started(db: sqlite_utils.Database) -> None:
     """The owner's process start time: a pid reused by another process does not hold the run."""
     db.table("runs").add_column("pid_started", str)
+
+
+# m020+ belong to the service router (tvdb/services/router.py): embedding spaces.
+
+
+@migrations()
+def m020_vector_space(db: sqlite_utils.Database) -> None:
+    """Every vector records its embedding space: the implementation that made it (real | mock |
+    replay) beside its model and dimensions, so mock and real vectors are never compared.
+
+    Vectors stored before this come from the run's successful embedding row that carried their job
+    (mock when none is found: before the router, only mock runs could lack one)."""
+    db.table("vectors").add_column("implementation", str)
+    db.execute(
+        "UPDATE vectors SET implementation = COALESCE((SELECT u.implementation FROM usage u "
+        "WHERE u.stage = 'embed' AND u.status = 'ok' AND u.job_ids LIKE '%\"' || vectors.job_id || '\"%' "
+        "ORDER BY u.id DESC LIMIT 1), 'mock')"
+    )
+    db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")

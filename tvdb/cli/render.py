@@ -114,10 +114,29 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
     )
     for line in result.alerts:
         console.print(f"[bold yellow]alert:[/] {escape(line)}", highlight=False)
-    for service, why in result.provenance.items():
-        console.print(f"  {service}: {escape(why)}", style="dim", highlight=False)
+    render_provenance(console, result)
     verdict = {0: "[bold green]PASSED[/]", 1: "[bold red]FAILED[/]", 3: "[bold yellow]BUDGET REFUSED[/]"}
     console.print(verdict.get(result.exit_code, f"exit {result.exit_code}") + f"  (exit code {result.exit_code})")
+
+
+def render_provenance(console: Console, result: RunResult) -> None:
+    """Which implementation served each stage's calls and why; vectors per embedding space; fallbacks."""
+    if result.provenance:
+        table = Table(title="Provenance", title_justify="left")
+        for col in ("stage", "implementation", "reason", "calls"):
+            table.add_column(col, justify="right" if col == "calls" else "left", overflow="fold")
+        for p in result.provenance:
+            style = "green" if p.implementation == "real" else "cyan"
+            calls = f"{p.calls}" + (f" ({p.errors} failed)" if p.errors else "")
+            table.add_row(p.stage, f"[{style}]{p.implementation}[/]", escape(p.reason), calls)
+        console.print(table)
+    if result.spaces:
+        spaces = " · ".join(f"{escape(sp.label)}: {n}" for sp, n in result.spaces)
+        console.print(f"Vectors per space: {spaces}", highlight=False)
+        if len(result.spaces) > 1:
+            console.print("  [dim]searches compare a query only with vectors of its own space[/]", highlight=False)
+    if result.fallbacks:
+        console.print(f"[yellow]{result.fallbacks} calls fell back to local[/] (hybrid mode)", highlight=False)
 
 
 def render_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:

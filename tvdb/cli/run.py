@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from tvdb.cli.common import settings_for
+from tvdb.cli.common import ServiceOption, service_flags, settings_for
 from tvdb.domain import Mode
 from tvdb.errors import EXIT_INTERRUPTED, ScenarioError, TvdbError, exit_code_for
 
@@ -116,6 +116,7 @@ def run(
     ctx: typer.Context,
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file, e.g. scenarios/quickstart.yaml.")],
     mode: Annotated[Mode | None, typer.Option("--mode", "-m", help="Override the scenario's mode.")] = None,
+    service: ServiceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the stable CI contract).")] = False,
     estimate: Annotated[
         bool, typer.Option("--estimate", help="Forecast the cost; spend nothing, write nothing.")
@@ -132,13 +133,14 @@ def run(
     Examples:  tvdb run scenarios/quickstart.yaml
                tvdb run scenarios/quickstart.yaml --json > result.json
                TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
+               tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
     """
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run
 
     with json_errors(as_json):
         loaded = load_scenario(scenario)
-        flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
+        flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir, "services": service_flags(service)}
         if max_usd is not None:
             flags["budget"] = {"max_usd": max_usd}
         settings = settings_for(ctx, flags, loaded)
