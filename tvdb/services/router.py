@@ -148,9 +148,9 @@ class ServiceRouter:
         route = await self.route(lane, want=want, why=why)
         may_fall_back = lane.mode is Mode.HYBRID and want is None
         if route.provenance.implementation is not Implementation.REAL or not may_fall_back:
-            return await self._send(lane, route, scope, spec_for)
+            return await self._send(lane, route, scope, spec_for, may_fall_back=False)
         try:
-            return await self._send(lane, route, scope, spec_for)
+            return await self._send(lane, route, scope, spec_for, may_fall_back=True)
         except CostLimitExceeded as exc:
             kind = exc.window.split(" ", 1)[0]
             reason = f"{kind} budget ${exc.limit:g} reached"
@@ -162,7 +162,8 @@ class ServiceRouter:
         return await self.caller.call(scope, spec_for(lane.local, fallback))
 
     async def _send(
-        self, lane: Lane[S], route: Route[S], scope: CallScope, spec_for: Callable[[S, Provenance], CallSpec[T]],
+        self, lane: Lane[S], route: Route[S], scope: CallScope, spec_for: Callable[[S, Provenance], CallSpec[T]], *,
+        may_fall_back: bool,
     ) -> Completed[T]:
         spec = spec_for(route.impl, route.provenance)
         if route.provenance.implementation is not Implementation.REAL:
@@ -182,7 +183,7 @@ class ServiceRouter:
             raise
         except TransientServiceError as exc:
             lane.breaker.failure()
-            if lane.mode is Mode.HYBRID:
+            if may_fall_back:
                 raise _Exhausted(exc, attempts) from exc
             raise
         except (ServiceError, DocumentError) as exc:
