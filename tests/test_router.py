@@ -99,6 +99,8 @@ async def test_mode_override_reason_matrix(
         router = _router(settings, FakeClock())
         p = await router.route(router.parser)
         e = await router.route(router.embedder)
+        if embedder[0] == "real" and not embedder[1].startswith("hybrid"):  # real mode names the endpoint
+            embedder = (embedder[0], f"{embedder[1]} (OpenAI API at {server.openai_base_url})")
         assert (str(p.provenance.implementation), p.provenance.reason) == parser
         assert (str(e.provenance.implementation), e.provenance.reason) == embedder
         done = await _embed(router)

@@ -262,3 +262,16 @@ def m020_vector_space(db: sqlite_utils.Database) -> None:
         "ORDER BY u.id DESC LIMIT 1), 'mock')"
     )
     db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")
+
+
+def schema_status(path: Path) -> tuple[list[str], list[str]]:
+    """(pending, unknown) migration names of the database at `path`, read-only: pending ones are
+    applied on the next open; unknown ones were applied by a newer tvdb. Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db = sqlite_utils.Database(conn)
+        known = {m.name for m in migrations._migrations}
+        applied = [m.name for m in migrations.applied(db)]
+        return [m.name for m in migrations.pending(db)], [n for n in applied if n not in known]
+    finally:
+        conn.close()

@@ -99,7 +99,9 @@ def build_router(
             local = (FaultyParser if role == "parser" else FaultyEmbedder)(local, faults, sleep=sleep)
         breaker = CircuitBreaker(info.service, failure_threshold=settings.router.failure_threshold,
                                  cooldown_s=settings.router.cooldown_s, clock=clock)
-        return Lane(role, mode, why, local, real, breaker, health, None if real is not None else unavailable)
+        shown = getattr(real, "shown_url", None)  # redacted: a token in the URL is a secret
+        where = f" ({'OpenAI API' if role == 'embedder' else 'LlamaParse'} at {shown})" if shown else ""
+        return Lane(role, mode, why, local, real, breaker, health, None if real is not None else unavailable, where)
 
     def real_embedder() -> Any:
         from tvdb.services.remote.openai_embedder import build_openai_embedder

@@ -65,17 +65,26 @@ async def probe_url(
     return Health(healthy, detail, latency)
 
 
+def join_url(base: str, path: str, **params: str) -> str:
+    """`path` appended to `base`'s path; `base`'s query (a gateway's token) is kept, `params` added."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path, query=urlencode(query), fragment=""))
+
+
 def openai_probe(settings: Settings, key: str, clock: Clock, transport: AsyncBaseTransport | None = None) -> Probe:
-    base = (settings.openai_base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
-    return lambda: probe_url(f"{base}/models", key, connect_timeout_s=settings.router.probe_timeout_s, clock=clock,
+    url = join_url(settings.openai_base_url or DEFAULT_OPENAI_BASE_URL, "/models")
+    return lambda: probe_url(url, key, connect_timeout_s=settings.router.probe_timeout_s, clock=clock,
                              transport=transport)
 
 
 def llamaparse_probe(settings: Settings, key: str, clock: Clock,
                      transport: AsyncBaseTransport | None = None) -> Probe:
-    base = (settings.llama_cloud_base_url or DEFAULT_LLAMA_CLOUD_BASE_URL).rstrip("/")
-    return lambda: probe_url(f"{base}/api/v2/parse?page_size=1", key, clock=clock,
-                             connect_timeout_s=settings.router.probe_timeout_s, transport=transport)
+    url = join_url(settings.llama_cloud_base_url or DEFAULT_LLAMA_CLOUD_BASE_URL, "/api/v2/parse", page_size="1")
+    return lambda: probe_url(url, key, clock=clock, connect_timeout_s=settings.router.probe_timeout_s,
+                             transport=transport)
 
 
 class HealthCheck:

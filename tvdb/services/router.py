@@ -73,6 +73,7 @@ class Lane(Generic[S]):
     breaker: CircuitBreaker
     health: HealthCheck | None = None
     unavailable: str | None = None
+    where: str = ""  # " (OpenAI API at <redacted base URL>)": real mode's reason names the endpoint
 
     @property
     def service(self) -> str:
@@ -110,7 +111,7 @@ class ServiceRouter:
                 return Route(lane.local, Provenance(Implementation.MOCK, lane.unavailable or "unavailable"))
             raise ConfigError(f"{lane.role}: {lane.unavailable}")
         if want is Implementation.REAL or lane.mode is Mode.REAL:
-            return Route(lane.real, Provenance(Implementation.REAL, why or lane.mode_reason))
+            return Route(lane.real, Provenance(Implementation.REAL, why or lane.mode_reason + lane.where))
         return await self._hybrid(lane, lane.real)
 
     async def _hybrid(self, lane: Lane[S], real: S) -> Route[S]:
