@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -36,6 +37,7 @@ def doctor(
     service: ServiceOption = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
 ) -> None:
     """Check that what the configured mode needs is there: config, data dir, database schema, keys
     (masked), the offline tokenizer, each service's mode, health and latency, today's budget and limits.
@@ -56,7 +58,7 @@ def doctor(
     checks: list[Check] = []
     code = EXIT_OK
     try:
-        settings = settings_for(ctx, {"mode": mode, "services": service_flags(service)})
+        settings = settings_for(ctx, {"mode": mode, "services": service_flags(service), "data_dir": data_dir})
     except ConfigError as exc:
         checks.append(Check("config", "fail", str(exc), "fix the file, variable or flag the message names"))
         code = EXIT_USAGE
@@ -71,8 +73,6 @@ def doctor(
 
 
 def _has_yaml() -> bool:
-    from pathlib import Path
-
     return (Path.cwd() / "tvdb.yaml").is_file()
 
 
