@@ -36,10 +36,14 @@ def process_owner() -> dict[str, Any]:
 def owner_alive(row: Mapping[str, Any]) -> bool | None:
     """Is the process recorded in `row` (pid, pid_started, host) still alive?
 
-    None when it cannot be told (another host, or no pid recorded). A zombie (killed, not yet reaped
-    by its parent) is dead: it will never finish what it started.
+    None when it cannot be told (another host). A row that records no owner was written by a tvdb
+    older than owner tracking, which only ever left such a row open when its process died: it has no
+    live owner (False). A zombie (killed, not yet reaped by its parent) is dead: it will never finish
+    what it started.
     """
-    if row.get("host") != socket.gethostname() or not row.get("pid"):
+    if not row.get("pid") or not row.get("host"):
+        return False
+    if row.get("host") != socket.gethostname():
         return None
     pid = int(row["pid"])
     try:
