@@ -197,11 +197,15 @@ def prune_dict(result: PruneResult) -> dict[str, Any]:
         "spent_usd": nusd_to_usd(result.spent_nusd),
         "would_cost_usd": nusd_to_usd(result.would_cost_nusd),
         "dry_run": result.dry_run,
+        "protected": result.protected,
     }
 
 
 def print_prune(result: PruneResult, console: Console) -> None:
     verb = "would fold" if result.dry_run else "folded"
+    if result.protected:
+        console.print(f"kept everything from {result.cutoff.isoformat()} ({result.timezone}): today's budget "
+                      "window and the last hour are never folded", highlight=False)
     if not result.rows_folded:
         console.print(
             f"nothing to prune: no usage rows before {result.cutoff.isoformat()} ({result.timezone})"
