@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     ENCRYPTED = "encrypted"
     CORRUPT = "corrupt"
     NO_TEXT = "no_text"
+    EMPTY = "empty"  # a 0-byte file
     UNSUPPORTED_TYPE = "unsupported_type"
     TOO_LARGE = "too_large"
     BUDGET = "budget"
