@@ -90,3 +90,44 @@ def test_a_zero_byte_file_is_empty_not_a_scan(tmp_path: Path) -> None:
                                 scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
     result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
     assert result.documents[0].error_code == "empty" and result.passed
+
+
+def test_a_consistency_sample_over_the_model_limit_is_refused_before_anything_is_paid(tmp_path: Path) -> None:
+    from tvdb.errors import ScenarioError
+
+    (tmp_path / "a.md").write_text("# Alpha\nTide sensors.")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: big-sample\ndocuments: [a.md]\nembedding:\n  consistency_check: {sample: 2049}\n")
+    loaded = load_scenario(path)
+    with pytest.raises(ScenarioError) as refused:
+        resolve_settings(cwd=tmp_path, environ={}, scenario=loaded.scenario.settings_layer(),
+                         scenario_doc=loaded.source)
+    assert "2048" in str(refused.value) and "s.yaml" in str(refused.value)
+    Settings(embedding={"consistency_check": {"sample": 2048}})  # the limit itself is fine
+
+
+async def test_a_check_that_cannot_be_made_never_fails_paid_vectors(tmp_path: Path) -> None:
+    """The budget fits the embedding request but not the consistency check's: the vectors stand."""
+    import numpy as np
+
+    from tests.openai_support import metered_caller, settings_for
+    from tvdb.ledger.budget import LedgerBudget
+    from tvdb.ledger.guard import CallScope
+    from tvdb.services.embedding import embed_batches
+    from tvdb.services.remote.openai_embedder import build_openai_embedder
+
+    clock = FakeClock()
+    texts = [f"tide sensor note {i}" for i in range(4)]
+    with emulator() as server:
+        settings = settings_for(server, daily_budget_usd=24 * 20 / 1e9,
+                                embedding={"consistency_check": {"sample": 4}})
+        caller = metered_caller(tmp_path, clock)
+        caller.budget = LedgerBudget(caller.db, settings, clock)
+        embedder = build_openai_embedder(settings)
+        try:
+            vectors = await embed_batches(texts, embedder=embedder, caller=caller, settings=settings, clock=clock,
+                                          token_counts=[5] * 4, scope=CallScope("r", "s", "embed"))
+        finally:
+            await embedder.aclose()
+        assert server.count() == 1  # the check was refused before sending
+    assert vectors.shape == (4, 1536) and not np.isnan(vectors).any()

@@ -76,6 +76,15 @@ class EmbeddingSettings(_Section):
             raise ValueError(str(exc)) from None
         return self
 
+    @model_validator(mode="after")
+    def _sample_fits_one_request(self) -> EmbeddingSettings:
+        # refused here, before anything is paid for: the check re-embeds its sample in one request
+        cap = catalog.embedding_model(self.model).max_inputs_per_request
+        if self.consistency_check.sample > cap:
+            raise ValueError(f"consistency_check.sample ({self.consistency_check.sample}) is over the {cap} "
+                             f"inputs one {self.model} request takes; use at most {cap}")
+        return self
+
     @property
     def resolved_dimensions(self) -> int:
         return catalog.resolve_dimensions(self.model, self.dimensions)
