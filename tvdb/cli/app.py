@@ -82,9 +82,10 @@ def handle_errors(application: typer.Typer) -> int:
     return 0
 
 
-from tvdb.cli import alerts, cost, emulate, run  # noqa: E402  (registers the commands)
+from tvdb.cli import alerts, cost, emulate, run, runs  # noqa: E402  (registers the commands)
 
 app.add_typer(cost.app, name="cost")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(runs.app, name="runs")
 for _module in (run, emulate):
     _module.register(app)

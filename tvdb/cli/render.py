@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -118,15 +117,3 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         console.print(f"  {service}: {escape(why)}", style="dim", highlight=False)
     verdict = {0: "[bold green]PASSED[/]", 1: "[bold red]FAILED[/]", 3: "[bold yellow]BUDGET REFUSED[/]"}
     console.print(verdict.get(result.exit_code, f"exit {result.exit_code}") + f"  (exit code {result.exit_code})")
-
-
-def render_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
-    table = Table(title="Runs", title_justify="left")
-    table.add_column("run_id", no_wrap=True)  # people copy it into `tvdb resume`
-    for col in ("scenario", "mode", "status", "passed", "started_at"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        passed = {True: "[green]yes[/]", False: "[red]no[/]"}.get(r.get("passed"), "–")  # type: ignore[arg-type]
-        started = str(r["started_at"] or "")[:16].replace("T", " ")  # minutes are enough to find a run
-        table.add_row(r["run_id"], r["scenario"], r["mode"], r["status"], passed, started)
-    console.print(table)

@@ -1,4 +1,4 @@
-"""`tvdb run`, `tvdb resume` and `tvdb runs`."""
+"""`tvdb run` and `tvdb resume` (run history is `tvdb runs`, in runs.py)."""
 
 from __future__ import annotations
 
@@ -172,33 +172,6 @@ def resume(
     raise typer.Exit(code)
 
 
-def runs(
-    ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of runs.")] = False,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
-) -> None:
-    """List recent runs, newest first. A run whose process is gone (killed) shows as interrupted."""
-    from tvdb.cli.render import render_runs
-    from tvdb.db import open_db
-    from tvdb.pipeline.jobs import owner_alive
-
-    settings = settings_for(ctx, {"data_dir": data_dir})
-    db = open_db(settings.database_path)
-    rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, "
-                         "pid_started, host FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
-    for r in rows:
-        if r["status"] == "running" and owner_alive(r) is False:
-            r["status"] = "interrupted"  # killed (kill -9, a crash): `tvdb resume` continues it
-        r["passed"] = None if r["passed"] is None else bool(r["passed"])
-        del r["pid"], r["pid_started"], r["host"]
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-    else:
-        render_runs(Console(), rows)
-
-
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("resume")(resume)
-    app.command("runs")(runs)
