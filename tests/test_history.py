@@ -178,3 +178,32 @@ def test_percentiles_and_p95_threshold() -> None:
     tiny_a = stage_metrics([_doc("a", chunk=0.2)], [])[0]
     tiny_b = stage_metrics([_doc("a", chunk=0.9)], [])[0]
     assert _stage_delta("chunk", tiny_a, tiny_b, 20).regression is None  # +350 %, but under 1 ms
+
+
+def test_views_daily_spend_and_run_summary(history: History) -> None:
+    with sqlite3.connect(history.db_path) as conn:
+        conn.row_factory = sqlite3.Row
+        days = {(r["day"], r["service"], r["implementation"]): dict(r)
+                for r in conn.execute("SELECT * FROM daily_spend")}
+        summary = [dict(r) for r in conn.execute("SELECT * FROM run_summary ORDER BY started_at")]
+        stages = conn.execute("SELECT COUNT(*), COUNT(DISTINCT stage) FROM job_stages WHERE run_id = ?",
+                              [history.ids[0]]).fetchone()
+    parse_05 = days[("2026-01-05", "llamaparse", "mock")]
+    assert (parse_05["calls"], parse_05["spent_usd"]) == (8, 0)
+    assert parse_05["would_cost_usd"] == pytest.approx(PAGES * (NUSD_FAST_PAGE + NUSD_AGENTIC_PAGE) / 1e9)
+    real_06 = days[("2026-01-06", "openai", "real")]
+    assert (real_06["calls"], real_06["errors"]) == (5, 2)  # R3: 429 + embed + query; R4: 429 + query
+    assert real_06["spent_usd"] == pytest.approx(summary[2]["spent_usd"] + summary[3]["spent_usd"])
+    assert [s["run_id"] for s in summary] == list(history.ids)
+    assert tuple(stages) == (4 * 6, 6)  # every document timed in all six stages
+
+
+def test_a_call_of_unknown_price_makes_view_amounts_null(tmp_path: Path) -> None:
+    from tests.ledger_rows import add
+    from tvdb.db import open_db
+
+    db = open_db(tmp_path / "t.db")
+    add(db, "2026-01-05T10:00", units=1_000_000)
+    add(db, "2026-01-05T11:00", model="text-embedding-9-mystery")
+    (row,) = db.query("SELECT * FROM daily_spend")
+    assert (row["spent_usd"], row["spent_known_usd"], row["unknown_price_calls"]) == (None, 0.02, 1)
