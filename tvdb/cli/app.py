@@ -50,7 +50,11 @@ def _global(
 ) -> None:
     ctx.obj = {"config": config, "data_dir": data_dir, "debug": debug}
     if debug:
+        from tvdb.redaction import RedactingFilter
+
         logging.basicConfig(level=logging.DEBUG)
+        for handler in logging.getLogger().handlers:  # a URL's token or a key must not reach the log
+            handler.addFilter(RedactingFilter())
 
 
 def handle_errors(application: typer.Typer) -> int:

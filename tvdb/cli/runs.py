@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
+from tvdb.cli.run import json_errors
 
 app = typer.Typer(
     help="Run history: list runs, show one stage by stage, compare two. A run id prefix works wherever a "
@@ -45,12 +46,13 @@ def _list(ctx: typer.Context, scenario: str | None, since: str | None, limit: in
     from tvdb.history.detail import recent_runs
     from tvdb.ledger.periods import parse_period
 
-    settings, store = _store(ctx, data_dir)
-    start = None
-    if since is not None:
-        period = parse_period(since=since, timezone=settings.timezone, now=now_or(now), default_days=None)
-        start = iso(period.since) if period.since else None
-    rows = recent_runs(store, scenario=scenario, since=start, limit=limit)
+    with json_errors(as_json):
+        settings, store = _store(ctx, data_dir)
+        start = None
+        if since is not None:
+            period = parse_period(since=since, timezone=settings.timezone, now=now_or(now), default_days=None)
+            start = iso(period.since) if period.since else None
+        rows = recent_runs(store, scenario=scenario, since=start, limit=limit)
     if as_json:
         _emit([r.as_json() for r in rows])
     else:
@@ -101,8 +103,9 @@ def show(
     from tvdb.cli.render_history import print_run_detail
     from tvdb.history.detail import run_detail
 
-    _, store = _store(ctx, data_dir)
-    detail = run_detail(store, run)
+    with json_errors(as_json):
+        _, store = _store(ctx, data_dir)
+        detail = run_detail(store, run)
     if as_json:
         _emit(detail.as_json())
     else:
@@ -134,8 +137,9 @@ def compare(
     from tvdb.cli.render_history import print_comparison
     from tvdb.history.compare import compare_runs
 
-    _, store = _store(ctx, data_dir)
-    result = compare_runs(store, run_a, run_b, threshold_pct=threshold)
+    with json_errors(as_json):
+        _, store = _store(ctx, data_dir)
+        result = compare_runs(store, run_a, run_b, threshold_pct=threshold)
     if as_json:
         _emit(result.as_json())
     else:

@@ -30,7 +30,8 @@ from tvdb.errors import (
     ServiceTimeoutError,
     ServiceUnavailableError,
 )
-from tvdb.services.remote.status import error_for_status, parse_retry_after, redact
+from tvdb.redaction import redact, redact_url
+from tvdb.services.remote.status import error_for_status, parse_retry_after
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,19 +60,27 @@ class OpenAIEmbedder:
     def __init__(
         self, *, api_key: str, base_url: str, http_client: AsyncClient, timeout_s: float = 60.0
     ) -> None:
+        from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
         from openai import AsyncOpenAI
 
         self.base_url = base_url
+        self.shown_url = redact_url(base_url)  # for messages: a token in the query or path is a secret
         self._key = api_key
         self._http = http_client
         self._timeout_s = timeout_s
+        # the SDK appends `/embeddings` to the base URL's text, query and all; a query (a gateway's
+        # `?api-key=…`) goes on every request instead
+        parts = urlsplit(base_url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self._client: AsyncOpenAI = AsyncOpenAI(
-            api_key=api_key, base_url=base_url, http_client=http_client, max_retries=0,
-            timeout=timeout_s, default_headers={"Accept-Encoding": "gzip"},
+            api_key=api_key, base_url=urlunsplit(parts._replace(query="", fragment="")), http_client=http_client,
+            max_retries=0, timeout=timeout_s, default_headers={"Accept-Encoding": "gzip"},
+            default_query=query or None,
         )
 
     def __repr__(self) -> str:
-        return f"OpenAIEmbedder(base_url={self.base_url!r})"
+        return f"OpenAIEmbedder(base_url={self.shown_url!r})"
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -139,12 +148,12 @@ class OpenAIEmbedder:
             raise self._status_error(exc) from None
         except openai.APITimeoutError:
             raise ServiceTimeoutError(
-                f"openai: no response within {self._timeout_s:g}s from {self.base_url}", service=SERVICE,
+                f"openai: no response within {self._timeout_s:g}s from {self.shown_url}", service=SERVICE,
             ) from None
         except openai.APIConnectionError as exc:
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
             raise ServiceUnavailableError(
-                f"openai: cannot reach {self.base_url} ({cause})", service=SERVICE,
+                f"openai: cannot reach {self.shown_url} ({cause})", service=SERVICE,
             ) from None
         return self._result(request, response.content, response.headers.get("x-request-id"))
 
