@@ -61,7 +61,7 @@ def recent_runs(store: RunStore, *, scenario: str | None = None, since: str | No
     """Runs newest first; a `running` run whose process is gone (kill -9, a crash) is `interrupted`."""
     from dataclasses import replace
 
-    from tvdb.pipeline.jobs import owner_alive
+    from tvdb.owner import owner_alive
 
     runs = store.list_runs(scenario=scenario, since=since, limit=limit)
     owners = store.owners(r.run_id for r in runs if r.status == "running")
