@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from tvdb.bounds import MAX_COUNT
 from tvdb.cli.common import settings_for
 from tvdb.domain import Mode
 from tvdb.errors import EXIT_INTERRUPTED, ScenarioError, TvdbError, exit_code_for
@@ -174,7 +175,7 @@ def resume(
 
 def runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.", min=1, max=MAX_COUNT)] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of runs.")] = False,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
 ) -> None:
