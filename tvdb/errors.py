@@ -32,6 +32,8 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+from tvdb.money import format_usd
+
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
@@ -218,8 +220,8 @@ class CostLimitExceeded(TvdbError):
         self.requested = requested
         self.window = window
         super().__init__(
-            f"{window} budget ${limit:.6f} would be exceeded: spent ${spent:.6f}, "
-            f"reserved ${reserved:.6f}, requested ${requested:.6f}"
+            f"{window} budget {format_usd(limit)} would be exceeded: spent {format_usd(spent)}, "
+            f"reserved {format_usd(reserved)}, requested {format_usd(requested)}"
         )
 
 

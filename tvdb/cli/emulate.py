@@ -11,7 +11,7 @@ from tvdb.bounds import MAX_COUNT, MAX_LATENCY_MS, MAX_PORT
 
 
 def register(app: typer.Typer) -> None:
-    app.command("emulate")(emulate)
+    app.command("emulate", short_help="Serve a wire-exact OpenAI embeddings API on loopback.")(emulate)
 
 
 def emulate(
