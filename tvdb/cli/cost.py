@@ -124,7 +124,9 @@ def report(
 PRUNE_HELP = """Fold per-call usage rows older than a duration into one row per day and group.
 
 Reports over those days stay exact (they read the daily aggregates); the database stays small.
-Only whole days in the configured time zone are folded; running it again changes nothing.
+Only whole days in the configured time zone are folded; running it again changes nothing. Today
+(in the budget's time zone, by the real clock and by --now) and the last hour are never folded,
+and budget checks read the aggregates too, so pruning never hides spend from a budget.
 
 
 Examples:
@@ -155,7 +157,10 @@ def prune(
     at = _now(now)
     shift(at, -age, "--older-than", older_than)  # the cutoff must be a date, not an OverflowError
     settings, db = _open(ctx)
-    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run)
+    from tvdb.clock import SystemClock
+
+    # the real clock too: a --now in the future must not fold the windows today's budget reads
+    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run, also_now=(SystemClock().now(),))
     if as_json:
         sys.stdout.write(json.dumps(render_cost.prune_dict(result), indent=2) + "\n")
     else:

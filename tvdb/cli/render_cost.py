@@ -121,6 +121,8 @@ def _budget_panel(report: CostReport) -> Panel:
             "spent today   ",
             (f"{usd(nusd_to_usd(b.spent_today_nusd))} of {usd(nusd_to_usd(b.daily_nusd))} ({pct})", style),
         ),
+        *([Text(f"  assumed     {usd(nusd_to_usd(b.assumed_today_nusd))} of it: estimates of requests that may "
+                 "have been billed (tvdb cost reconcile corrects them)", "yellow")] if b.assumed_today_nusd else []),
         Text(f"reserved      {usd(nusd_to_usd(b.reserved_nusd))} (calls in flight)"),
         Text(f"remaining     {usd(nusd_to_usd(b.remaining_nusd))}"),
         Text(f"projected     {usd(nusd_to_usd(b.projected_nusd))} by end of day at today's rate{proj_pct}"),
@@ -174,11 +176,15 @@ def prune_dict(result: PruneResult) -> dict[str, Any]:
         "spent_usd": nusd_to_usd(result.spent_nusd),
         "would_cost_usd": nusd_to_usd(result.would_cost_nusd),
         "dry_run": result.dry_run,
+        "protected": result.protected,
     }
 
 
 def print_prune(result: PruneResult, console: Console) -> None:
     verb = "would fold" if result.dry_run else "folded"
+    if result.protected:
+        console.print(f"kept everything from {result.cutoff.isoformat()} ({result.timezone}): today's budget "
+                      "window and the last hour are never folded", highlight=False)
     if not result.rows_folded:
         console.print(
             f"nothing to prune: no usage rows before {result.cutoff.isoformat()} ({result.timezone})"

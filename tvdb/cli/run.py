@@ -188,7 +188,7 @@ def runs(
     """List recent runs, newest first. A run whose process is gone (killed) shows as interrupted."""
     from tvdb.cli.render import runs_table
     from tvdb.db import open_db
-    from tvdb.pipeline.jobs import owner_alive
+    from tvdb.owner import owner_alive
 
     settings = settings_for(ctx, {"data_dir": data_dir})
     db = open_db(settings.database_path)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from tvdb.pipeline.store import VectorIndex
 
-from tvdb.services.calls import CallScope
+from tvdb.ledger.guard import CallScope
 
 
 def _chunks(n: int) -> str:
