@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tvdb.bounds import MAX_COUNT
 from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 
@@ -19,7 +20,7 @@ app = typer.Typer(
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", metavar="NAME", help="Only this scenario.")]
 SinceOpt = Annotated[str | None, typer.Option(
     "--since", metavar="WHEN", help="Only runs started since a date, a datetime or a duration back (7d, 12h).")]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=MAX_COUNT, help="How many runs, newest first.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")]
 
 
