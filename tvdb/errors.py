@@ -19,6 +19,7 @@
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
     ├── RunNotFound
+    │   └── AmbiguousRunId               a run id prefix that matches several runs
     ├── RunBusy                          another process is working on that run
     └── CassetteError
         └── CassetteMiss
@@ -246,6 +247,10 @@ class PriceUnknownError(TvdbError):
 
 class RunNotFound(TvdbError):
     """No run with that id in the database."""
+
+
+class AmbiguousRunId(RunNotFound):
+    """A run id prefix (or correlation ID prefix) that matches more than one."""
 
 
 class RunBusy(TvdbError):
