@@ -82,7 +82,8 @@ def m001_core(db: sqlite_utils.Database) -> None:
 def m002_reservations(db: sqlite_utils.Database) -> None:
     """Budget reservations: money and request slots held for a real call until it settles.
 
-    status: active → settled | released | expired. Amounts in integer nano-USD.
+    status: active → settled | released | assumed (`expired` in databases of older versions).
+    Amounts in integer nano-USD.
     """
     db.table("reservations").create(
         {
@@ -168,6 +169,18 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     conn.execute("COMMIT")
 
 
+@migrations()
+def m004_assumed_spend(db: sqlite_utils.Database) -> None:
+    """Assumed spend (tvdb.ledger.guard): a usage row whose cost is the estimate of a request that may
+    have been billed (`assumed` = 1, `reservation_id` its reservation), and reservation owners
+    (stage, correlation id, pid start time, host) so that a dead owner's reservation is assumed spent."""
+    db.table("usage").add_column("assumed", int, not_null_default=0)
+    db.table("usage").add_column("reservation_id", str)
+    db.table("usage").create_index(["reservation_id"])
+    for column in ("stage", "correlation_id", "pid_started", "host"):
+        db.table("reservations").add_column(column, str)
+
+
 # Migrations m010+ belong to reports, retention, repricing and alerts (tvdb/ledger/{retention,
 # reprice,alerts}.py); they are numbered from 10 so that budget migrations can use m003…m009.
 
@@ -245,11 +258,98 @@ def m014_run_owner_started(db: sqlite_utils.Database) -> None:
     db.table("runs").add_column("pid_started", str)
 
 
-# m020+ belong to the service router (tvdb/services/router.py): embedding spaces.
+@migrations()
+def m015_usage_daily_assumed(db: sqlite_utils.Database) -> None:
+    """Assumed spend folded into daily aggregates (part of `cost_nusd`, shown apart)."""
+    db.table("usage_daily").add_column("assumed_nusd", int, not_null_default=0)
+
+
+# Migrations m020–m029 belong to run history and monitoring (tvdb/history).
 
 
 @migrations()
-def m020_vector_space(db: sqlite_utils.Database) -> None:
+def m020_run_metrics(db: sqlite_utils.Database) -> None:
+    """Per-stage metrics as rows (`job_stages`: one per job and stage, milliseconds of wall time) and
+    the LlamaParse credits of each usage row (`usage.credits`), so both are queryable with SQL.
+
+    `job_stages` is backfilled from `jobs.stage_ms_json`; credits of older rows stay NULL."""
+    db.table("job_stages").create(
+        {"job_id": str, "stage": str, "run_id": str, "correlation_id": str, "ms": float, "updated_at": str},
+        pk=("job_id", "stage"),
+    )
+    db.table("job_stages").create_index(["run_id", "stage"])
+    db.execute(
+        "INSERT INTO job_stages (job_id, stage, run_id, correlation_id, ms, updated_at) "
+        "SELECT j.job_id, s.key, j.run_id, j.correlation_id, s.value, j.updated_at "
+        "FROM jobs j, json_each(COALESCE(j.stage_ms_json, '{}')) s"
+    )
+    db.table("usage").add_column("credits", float)
+    db.table("events").create_index(["correlation_id"])
+    db.table("events").create_index(["run_id"])
+
+
+# The views every standard tool (datasette, sqlite-utils, sqlite3) sees at once. Amounts follow the
+# reports' rule: a group with a call of unknown price has NULL `spent_usd` / `would_cost_usd` (never a
+# smaller number that looks complete); `*_known_usd` hold the priced part.
+_USAGE_ALL = """
+  SELECT substr(ts, 1, 10) AS day, run_id, service, implementation, 1 AS calls,
+         (status = 'error') AS errors, (COALESCE(attempt, 1) > 1) AS retries,
+         cost_nusd, would_cost_nusd, (status = 'ok' AND would_cost_nusd IS NULL) AS unknown
+  FROM usage
+  UNION ALL
+  SELECT day, run_id, service, implementation, calls, errors, 0, cost_nusd, would_cost_nusd,
+         would_cost_unknown
+  FROM usage_daily
+"""
+_MONEY = """
+  CASE WHEN SUM(unknown) > 0 THEN NULL ELSE COALESCE(SUM(cost_nusd), 0) / 1e9 END AS spent_usd,
+  CASE WHEN SUM(unknown) > 0 THEN NULL ELSE COALESCE(SUM(would_cost_nusd), 0) / 1e9 END AS would_cost_usd,
+  COALESCE(SUM(cost_nusd), 0) / 1e9 AS spent_known_usd,
+  COALESCE(SUM(would_cost_nusd), 0) / 1e9 AS would_cost_known_usd,
+  SUM(unknown) AS unknown_price_calls
+"""
+DAILY_SPEND_SQL = f"""
+SELECT day, service, implementation, SUM(calls) AS calls, SUM(errors) AS errors, {_MONEY}
+FROM ({_USAGE_ALL}) GROUP BY day, service, implementation
+"""
+RUN_SUMMARY_SQL = f"""
+SELECT r.run_id, r.scenario, r.mode, r.status, r.passed, r.started_at, r.finished_at,
+  ROUND((julianday(r.finished_at) - julianday(r.started_at)) * 86400.0, 3) AS duration_s,
+  COALESCE(j.documents, 0) AS documents, COALESCE(j.complete, 0) AS complete,
+  COALESCE(j.failed, 0) AS failed, COALESCE(j.deferred, 0) AS deferred, COALESCE(j.reused, 0) AS reused,
+  COALESCE(j.pages, 0) AS pages, COALESCE(j.chunks, 0) AS chunks, COALESCE(j.tokens, 0) AS tokens,
+  COALESCE(u.calls, 0) AS calls, COALESCE(u.errors, 0) AS errors, COALESCE(u.retries, 0) AS retries,
+  CASE WHEN u.run_id IS NULL THEN 0.0 ELSE u.spent_usd END AS spent_usd,
+  CASE WHEN u.run_id IS NULL THEN 0.0 ELSE u.would_cost_usd END AS would_cost_usd,
+  COALESCE(u.spent_known_usd, 0.0) AS spent_known_usd,
+  COALESCE(u.would_cost_known_usd, 0.0) AS would_cost_known_usd,
+  COALESCE(u.unknown_price_calls, 0) AS unknown_price_calls
+FROM runs r
+LEFT JOIN (
+  SELECT run_id, COUNT(*) AS documents, SUM(state = 'complete') AS complete, SUM(state = 'failed') AS failed,
+         SUM(state = 'deferred') AS deferred, SUM(reused_from IS NOT NULL) AS reused,
+         SUM(COALESCE(pages, 0)) AS pages, SUM(COALESCE(chunks, 0)) AS chunks, SUM(COALESCE(tokens, 0)) AS tokens
+  FROM jobs GROUP BY run_id
+) j ON j.run_id = r.run_id
+LEFT JOIN (
+  SELECT run_id, SUM(calls) AS calls, SUM(errors) AS errors, SUM(retries) AS retries, {_MONEY}
+  FROM ({_USAGE_ALL}) WHERE run_id IS NOT NULL GROUP BY run_id
+) u ON u.run_id = r.run_id
+"""
+
+
+@migrations()
+def m021_views(db: sqlite_utils.Database) -> None:
+    """`daily_spend` (UTC day × service × implementation) and `run_summary` (one row per run)."""
+    db.create_view("daily_spend", DAILY_SPEND_SQL, replace=True)
+    db.create_view("run_summary", RUN_SUMMARY_SQL, replace=True)
+
+
+# Migrations m030–m039 belong to the service router (tvdb/services/router.py): embedding spaces.
+
+
+@migrations()
+def m030_vector_space(db: sqlite_utils.Database) -> None:
     """Every vector records its embedding space: the implementation that made it (real | mock |
     replay) beside its model and dimensions, so mock and real vectors are never compared.
 

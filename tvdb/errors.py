@@ -19,6 +19,7 @@
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
     ├── RunNotFound
+    │   └── AmbiguousRunId               a run id prefix that matches several runs
     ├── RunBusy                          another process is working on that run
     └── CassetteError
         └── CassetteMiss
@@ -50,6 +51,7 @@ class ErrorCode(StrEnum):
     ENCRYPTED = "encrypted"
     CORRUPT = "corrupt"
     NO_TEXT = "no_text"
+    EMPTY = "empty"  # a 0-byte file
     UNSUPPORTED_TYPE = "unsupported_type"
     TOO_LARGE = "too_large"
     BUDGET = "budget"
@@ -123,6 +125,11 @@ class ServiceError(TvdbError):
 
     `status` is the HTTP status when there was one; `code` the provider's error code
     (e.g. ``rate_limit_exceeded``); `request_id` the provider's ``x-request-id``.
+    `maybe_billed` is True when the provider may have processed, and billed, the request although
+    we have no usable answer: a timeout or a lost connection after the request was sent, a 200
+    whose body cannot be read. False only when it provably was not processed: refused before
+    sending, connection refused, or an error status the provider does not bill. The budget then
+    counts the call's estimate as spent (`assumed`) instead of releasing it (tvdb.ledger.guard).
     """
 
     error_code: ErrorCode = ErrorCode.SERVICE_ERROR
@@ -136,8 +143,10 @@ class ServiceError(TvdbError):
         status: int | None = None,
         request_id: str | None = None,
         code: str | None = None,
+        maybe_billed: bool = False,
     ) -> None:
         self.message = message
+        self.maybe_billed = maybe_billed
         self.service = service
         self.status = status
         self.request_id = request_id
@@ -238,6 +247,10 @@ class PriceUnknownError(TvdbError):
 
 class RunNotFound(TvdbError):
     """No run with that id in the database."""
+
+
+class AmbiguousRunId(RunNotFound):
+    """A run id prefix (or correlation ID prefix) that matches more than one."""
 
 
 class RunBusy(TvdbError):

@@ -30,7 +30,8 @@ from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import transaction
 from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
-from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
+from tvdb.ledger.reservations import ReservationStore
+from tvdb.ledger.windows import day_window, real_spend_nusd
 from tvdb.money import format_usd
 
 
@@ -158,7 +159,7 @@ def _budget_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.da
     if spent == 0:
         return []
     pct = float("inf") if budget == 0 else 100 * spent / budget
-    reserved = active_reservations_nusd(db, now)
+    reserved = ReservationStore(db).held_nusd()
     out = []
     for threshold in sorted(set(settings.alerts.thresholds_pct)):
         if pct < threshold:

@@ -55,19 +55,28 @@ class PipelineContext:
 
 
 def settings_key(settings: Settings, router: ServiceRouter) -> str:
-    """Identity of the ingestion settings: same bytes + same key ⇒ identical chunks and vectors.
+    """The reuse key: same bytes + same key ⇒ identical pages, chunks and vectors.
 
-    It holds each service's mode, not the implementation a call ended up with: a hybrid run reuses
-    only what an earlier hybrid run stored (whose vectors say their space). For mock and real the
-    strings equal the implementation names keys were made of before the router, so those stay reusable."""
+    It covers everything that changes a stored result: each service's mode and identity (class,
+    base URL, library versions; in hybrid mode both implementations'), the parse tier, the chunking,
+    the tokenizer, the embedding model and dimensions. It holds the mode, not the implementation a
+    call ended up with: a hybrid run reuses only what an earlier hybrid run stored, whose vectors say
+    their space. A cache that tvdb adds must key on the same material (peers reused results across
+    endpoints: litellm#9844, llama_index#16394).
+    """
+    from tvdb import catalog
+
     modes = router.modes
     material = {
         "tier": settings.parse.tier,
         "parser": str(modes["parser"]),
+        "parser_identity": router.parser.identity,
         "chunking": settings.chunking.model_dump(),
+        "tokenizer": catalog.embedding_model(settings.embedding.model).encoding,
         "model": settings.embedding.model,
         "dimensions": settings.embedding.resolved_dimensions,
         "embedder": str(modes["embedder"]),
+        "embedder_identity": router.embedder.identity,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 

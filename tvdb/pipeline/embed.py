@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from tvdb.db import transaction
 from tvdb.domain import EmbeddingResult, Implementation, JobState, Stage
 from tvdb.errors import TvdbError
+from tvdb.ledger.guard import CallScope
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import Job
 from tvdb.pipeline.stages import fail
 from tvdb.pipeline.store import delete_vectors, insert_vectors, spaces_by_job
-from tvdb.services.calls import CallScope, Completed
+from tvdb.services.calls import Completed
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +95,9 @@ async def _embed(
         return CallScope(ctx.run_id, ctx.scenario, Stage.EMBED, job_ids, correlation)
 
     def on_batch(indices: Sequence[int], done: Completed[EmbeddingResult]) -> None:
-        with transaction(ctx.db):
-            insert_vectors(ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices],
-                           done.value.vectors, s.embedding.model, done.row.implementation)
-            done.commit(ctx.db, ctx.caller.budget)
+        done.commit_with(ctx.db, ctx.caller.budget, lambda: insert_vectors(
+            ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices], done.value.vectors,
+            s.embedding.model, done.row.implementation))
 
     def on_error(indices: Sequence[int], exc: TvdbError) -> None:
         for i in indices:

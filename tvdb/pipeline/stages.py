@@ -23,10 +23,11 @@ from tvdb.errors import (
     TvdbError,
     VectorValidationError,
 )
+from tvdb.ledger.guard import CallScope
 from tvdb.ledger.prices import LLAMAPARSE
 from tvdb.pipeline.context import PipelineContext, settings_key
 from tvdb.pipeline.jobs import Job
-from tvdb.services.calls import CallScope, CallSpec
+from tvdb.services.calls import CallSpec
 from tvdb.services.protocols import Parser
 from tvdb.services.router import Provenance
 
@@ -56,11 +57,12 @@ def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
 
 
 def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; DocumentError for anything else."""
+    """The bytes of a regular file of 1 to `limit` bytes; DocumentError for anything else (EMPTY for a
+    0-byte file)."""
     from tvdb.files import FileTooLarge, NotARegularFile, read_regular_file
 
     try:
-        return read_regular_file(path, limit)
+        data = read_regular_file(path, limit)
     except FileNotFoundError:
         raise DocumentError(ErrorCode.NOT_FOUND, "the document no longer exists", path=str(path)) from None
     except NotARegularFile as exc:
@@ -69,6 +71,9 @@ def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
         raise DocumentError(ErrorCode.TOO_LARGE, f"{exc} (max_document_mb = {limit_mb:g})", path=str(path)) from None
     except OSError as exc:
         raise DocumentError(ErrorCode.NOT_FOUND, f"cannot be read: {exc.strerror or exc}", path=str(path)) from None
+    if not data:  # not a scan that would need OCR: there is nothing at all to parse
+        raise DocumentError(ErrorCode.EMPTY, "the file is empty (0 bytes)", path=str(path))
+    return data
 
 
 async def upload(ctx: PipelineContext, job: Job) -> Job:
@@ -100,9 +105,15 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
 
 
 def estimate_pages(data: bytes, media_type: str) -> int:
-    """A cheap page count for budget estimates (exact count comes from the parse)."""
+    """Pages to reserve for parsing `data`: a PDF's page count as pypdf reads its page tree (a raw
+    count of `/Type /Page` misses pages in compressed object streams: pdflatex output counts 0 for
+    4). Only for a PDF pypdf cannot open, the larger of 1 and that raw count, so a damaged file is
+    still never reserved for less than it might be billed. Any other type: 1 page."""
     if media_type == "application/pdf":
-        return max(1, len(_PDF_PAGE.findall(data)))
+        from tvdb.services.local.formats.pdf import count_pdf_pages
+
+        pages = count_pdf_pages(data)
+        return max(1, pages if pages is not None else len(_PDF_PAGE.findall(data)))
     return 1
 
 
@@ -139,13 +150,15 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
     except TvdbError as exc:
         return fail(ctx, job, exc)
     pages = done.value.document.pages
-    with transaction(ctx.db):
+    detail = "; ".join(done.value.document.warnings)[:2000] or None
+
+    def store() -> Job:
         ctx.db.table("pages").insert_all(
             ({"job_id": job.job_id, "number": p.number, "text": p.text} for p in pages), replace=True
         )
-        done.commit(ctx.db, ctx.caller.budget)
-        detail = "; ".join(done.value.document.warnings)[:2000] or None
-        job = ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+
+    job = done.commit_with(ctx.db, ctx.caller.budget, store)
     ctx.jobs.add_stage_time(job, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
     return ctx.changed(job)
 

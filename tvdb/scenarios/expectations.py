@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
     from tvdb.pipeline.store import VectorIndex
 
-from tvdb.services.calls import CallScope
+from tvdb.ledger.guard import CallScope
 from tvdb.services.modes import STAGE_ROLE
+
+RETRIEVAL = "retrieval"  # ExpectationResult.kind of retrieval expectations
 
 
 def _chunks(n: int) -> str:
@@ -120,7 +122,7 @@ async def evaluate(
             out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base, index))
         except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
             out.append(ExpectationResult(f"query {r.query!r} finds {r.document} in the top {r.top_k}", False,
-                                         f"could not be evaluated: {type(exc).__name__}: {exc}"))
+                                         f"could not be evaluated: {type(exc).__name__}: {exc}", RETRIEVAL))
     out.extend(_requests(ctx, e) for e in expectations.requests)
     if expectations.provenance is not None:
         out.extend(_provenance(ctx, expectations.provenance))
@@ -201,10 +203,10 @@ async def _retrieval(
     desc = f"query {query!r} finds {document} in the top {k}"
     wanted = {d.reused_from or d.job_id for d in complete if matches(document, d.path, base)}
     if not wanted:
-        return ExpectationResult(desc, False, f"no complete document matches {document!r}")
+        return ExpectationResult(desc, False, f"no complete document matches {document!r}", RETRIEVAL)
     spaces = index.spaces
     if not spaces:
-        return ExpectationResult(desc, False, "no vectors to search")
+        return ExpectationResult(desc, False, "no vectors to search", RETRIEVAL)
     by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
     ok, details = False, []
     for space in spaces:

@@ -1,7 +1,8 @@
 """The batched embedding driver used by the pipeline's embed stage and by `bench/embed.py`.
 
     texts ─► token counts (given, or tiktoken) ─► plan_batches (fewest requests the limits allow)
-          ─► per request: RPM/TPM pacing ─► ServiceCaller.call (retry policy, budget, usage rows)
+          ─► per request: ServiceCaller.call (retry policy; per attempt RPM/TPM pacing, then the
+             budget reservation, then the request; usage rows)
           ─► validate vectors ─► on_batch(indices, completed)   (store + commit, one transaction)
           ─► optional consistency check ─► float32 (n, d) in input order
 
@@ -24,6 +25,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
@@ -37,7 +39,8 @@ from tvdb.errors import (
     TvdbError,
     VectorValidationError,
 )
-from tvdb.services.calls import CallScope, CallSpec, Completed, ServiceCaller
+from tvdb.ledger.guard import CallScope
+from tvdb.services.calls import CallSpec, Completed, ServiceCaller
 
 if TYPE_CHECKING:
     import numpy as np
@@ -188,12 +191,14 @@ async def embed_batches(
         request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens)
 
         def make(embedder: Embedder, provenance: Provenance) -> CallSpec[EmbeddingResult]:
-            async def send() -> EmbeddingResult:
-                if provenance.implementation is Implementation.REAL:
-                    await pacer.acquire(tokens)  # every real attempt counts against the per-minute limits
-                return await embedder.embed(request)
+            spec = embedding_call_spec(embedder, request, settings, provenance=provenance)
+            if provenance.implementation is not Implementation.REAL:
+                return spec  # the per-minute limits are the real API's
 
-            return embedding_call_spec(embedder, request, settings, provenance=provenance, send=send)
+            async def pace() -> None:
+                await pacer.acquire(tokens)  # every real attempt counts against the per-minute limits
+
+            return replace(spec, before_send=pace)  # paced before its reservation is taken
 
         return make
 
@@ -275,13 +280,24 @@ async def _consistency_check(
         return
     step = max(1, len(done_rows) // check.sample)
     sample = done_rows[::step][: check.sample]
+    cap = catalog.embedding_model(settings.embedding.model).max_tokens_per_request
+    while sum(counts[i] for i in sample) > cap:  # long chunks: a smaller sample, still one request
+        sample = sample[: len(sample) // 2]
     tokens = sum(counts[i] for i in sample)
     request = EmbeddingRequest(tuple(texts[i] for i in sample), settings.embedding.model,
                                settings.embedding.resolved_dimensions, tokens)
-    done = await router.call(
-        router.embedder, scope(sample),
-        lambda embedder, prov: embedding_call_spec(embedder, request, settings, provenance=prov),
-        want=space, why="consistency check: re-embedding a sample")
+    try:
+        done = await router.call(
+            router.embedder, scope(sample),
+            lambda embedder, prov: embedding_call_spec(embedder, request, settings, provenance=prov),
+            want=space, why="consistency check: re-embedding a sample")
+    except StorageError:
+        raise
+    except TvdbError as exc:
+        # the vectors are paid for and valid: a check that cannot be made (refused by a budget, a
+        # service error) does not fail them
+        log.warning("consistency check not made, the vectors stand: %s", exc)
+        return
     done.commit(router.caller.db, router.caller.budget)
     again = np.asarray(done.value.vectors, dtype=np.float32)
     a, b = first[sample], again

@@ -11,9 +11,10 @@ from tvdb.clock import Clock
 from tvdb.config import Settings
 from tvdb.domain import Mode
 from tvdb.errors import ConfigError
+from tvdb.ledger.guard import BudgetGuard
 from tvdb.ledger.prices import LLAMAPARSE, OPENAI
 from tvdb.services.breaker import CircuitBreaker
-from tvdb.services.calls import BudgetGuard, RetryPolicy, ServiceCaller
+from tvdb.services.calls import RetryPolicy, ServiceCaller
 from tvdb.services.health import Probe, llamaparse_probe, openai_probe
 from tvdb.services.modes import ROLE_INFO, Role, api_key, service_mode
 

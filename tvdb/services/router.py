@@ -37,7 +37,8 @@ from tvdb.errors import (
     TransientServiceError,
 )
 from tvdb.services.breaker import CircuitBreaker
-from tvdb.services.calls import CallScope, CallSpec, Completed, ServiceCaller
+from tvdb.ledger.guard import CallScope
+from tvdb.services.calls import CallSpec, Completed, ServiceCaller
 from tvdb.services.health import HealthCheck
 from tvdb.services.modes import ROLE_INFO, Role
 from tvdb.services.protocols import Embedder, Parser
@@ -78,6 +79,14 @@ class Lane(Generic[S]):
     @property
     def service(self) -> str:
         return ROLE_INFO[self.role].service
+
+    @property
+    def identity(self) -> str:
+        """What the stored results of this service depend on (part of the reuse key)."""
+        if self.mode is Mode.MOCK:
+            return self.local.identity
+        real = self.real.identity if self.real is not None else f"unavailable ({self.unavailable})"
+        return real if self.mode is Mode.REAL else f"hybrid: {real} | {self.local.identity}"
 
 
 @dataclass
