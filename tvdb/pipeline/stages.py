@@ -20,6 +20,7 @@ from tvdb.errors import (
     DocumentError,
     ErrorCode,
     LocalRequestLimitExceeded,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -33,7 +34,12 @@ _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
-    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead."""
+    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead.
+
+    A StorageError (full or read-only disk) is not the document's fault: it is raised again, the
+    run stops, and the job stays where it was so that `tvdb resume` finishes it."""
+    if isinstance(exc, StorageError):
+        raise exc
     code = exc.error_code if isinstance(exc, TvdbError) else ErrorCode.INTERNAL
     if isinstance(exc, CostLimitExceeded | LocalRequestLimitExceeded):
         until = ctx.caller.budget.deferred_until(exc)
@@ -143,13 +149,15 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
     except TvdbError as exc:
         return fail(ctx, job, exc)
     pages = done.value.document.pages
-    with transaction(ctx.db):
+    detail = "; ".join(done.value.document.warnings)[:2000] or None
+
+    def store() -> Job:
         ctx.db.table("pages").insert_all(
             ({"job_id": job.job_id, "number": p.number, "text": p.text} for p in pages), replace=True
         )
-        done.commit(ctx.db, ctx.caller.budget)
-        detail = "; ".join(done.value.document.warnings)[:2000] or None
-        job = ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+
+    job = done.commit_with(ctx.db, ctx.caller.budget, store)
     ctx.jobs.add_stage_time(job, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
     return ctx.changed(job)
 

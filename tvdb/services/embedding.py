@@ -36,6 +36,7 @@ from tvdb.errors import (
     PermanentServiceError,
     PriceUnknownError,
     QuotaExhausted,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -195,6 +196,8 @@ async def embed_batches(
                 return
             try:
                 done = await caller.call(scope_of(batch), call_spec(batch))
+            except StorageError:
+                raise  # nothing more is sent while the ledger cannot be written
             except TvdbError as exc:
                 # without on_error the call raises anyway: nothing more is worth sending
                 if (on_error is None or _stops_everything(exc)) and not stopped:
@@ -269,6 +272,8 @@ async def _consistency_check(
     spec = embedding_call_spec(embedder, request, settings, provenance=(provenance or "") + " consistency check")
     try:
         done = await caller.call(scope(sample), spec)
+    except StorageError:
+        raise
     except TvdbError as exc:
         # the vectors are paid for and valid: a check that cannot be made (refused by a budget, a
         # service error) does not fail them
