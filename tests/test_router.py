@@ -19,9 +19,10 @@ from tvdb.domain import EmbeddingRequest, Implementation
 from tvdb.emulator.server import EmulatorServer
 from tvdb.errors import ConfigError, PermanentServiceError, ServiceUnavailableError
 from tvdb.ledger.budget import LedgerBudget
+from tvdb.ledger.guard import CallScope
 from tvdb.ledger.prices import PriceTable
 from tvdb.services.breaker import CircuitBreaker
-from tvdb.services.calls import CallScope, Completed, ServiceCaller
+from tvdb.services.calls import Completed, ServiceCaller
 from tvdb.services.embedding import embedding_call_spec
 from tvdb.services.factory import build_router
 from tvdb.services.retry import ServiceRetryPolicy

@@ -12,7 +12,15 @@ import typer
 from rich.text import Text
 
 from tvdb.cli.output import clean, make_console, stdout_json
-from tvdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ScenarioError, TvdbError, exit_code_for
+from tvdb.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ScenarioError,
+    StorageError,
+    TvdbError,
+    exit_code_for,
+)
 
 app = typer.Typer(
     name="tvdb",
@@ -96,6 +104,8 @@ def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any)
     error: dict[str, Any] = {"type": type(exc).__name__, "message": clean(exc), **extra}
     if isinstance(exc, ScenarioError):
         error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key)
+    if isinstance(exc, StorageError):
+        error.update(path=exc.path, reason=exc.reason, resume_command=exc.resume_command)
     out: dict[str, Any] = {"error": error, "exit_code": code}
     if _command(args) in ("run", "resume"):
         out = {"passed": False, **out}

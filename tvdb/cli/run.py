@@ -16,7 +16,7 @@ from rich.text import Text
 from tvdb.cli.common import ServiceOption, service_flags, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, make_console, pick_format, stdout_json
 from tvdb.domain import Mode
-from tvdb.errors import EXIT_INTERRUPTED
+from tvdb.errors import EXIT_INTERRUPTED, StorageError
 
 if TYPE_CHECKING:
     from tvdb.domain import Stage
@@ -84,6 +84,12 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
 
     try:
         result = asyncio.run(main())
+    except StorageError as exc:
+        if show:
+            bars.stop()
+        if run_ids:  # the message (and --json) then says how to continue once there is space
+            raise exc.with_resume(resume_cmd(run_ids[0])) from None
+        raise
     except (KeyboardInterrupt, asyncio.CancelledError):
         if show:
             bars.stop()

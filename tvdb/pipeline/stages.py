@@ -20,6 +20,7 @@ from tvdb.errors import (
     DocumentError,
     ErrorCode,
     LocalRequestLimitExceeded,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -35,7 +36,12 @@ _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
-    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead."""
+    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead.
+
+    A StorageError (full or read-only disk) is not the document's fault: it is raised again, the
+    run stops, and the job stays where it was so that `tvdb resume` finishes it."""
+    if isinstance(exc, StorageError):
+        raise exc
     code = exc.error_code if isinstance(exc, TvdbError) else ErrorCode.INTERNAL
     if isinstance(exc, CostLimitExceeded | LocalRequestLimitExceeded):
         until = ctx.caller.budget.deferred_until(exc)

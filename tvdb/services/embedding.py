@@ -36,6 +36,7 @@ from tvdb.errors import (
     PermanentServiceError,
     PriceUnknownError,
     QuotaExhausted,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -214,6 +215,8 @@ async def embed_batches(
                 return
             try:
                 done = await router.call(router.embedder, scope_of(batch), spec_maker(batch), want=want, why=why)
+            except StorageError:
+                raise  # nothing more is sent while the ledger cannot be written
             except TvdbError as exc:
                 # without on_error the call raises anyway: nothing more is worth sending
                 if (on_error is None or _stops_everything(exc)) and not stopped:

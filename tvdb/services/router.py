@@ -36,8 +36,8 @@ from tvdb.errors import (
     ServiceError,
     TransientServiceError,
 )
-from tvdb.services.breaker import CircuitBreaker
 from tvdb.ledger.guard import CallScope
+from tvdb.services.breaker import CircuitBreaker
 from tvdb.services.calls import CallSpec, Completed, ServiceCaller
 from tvdb.services.health import HealthCheck
 from tvdb.services.modes import ROLE_INFO, Role
