@@ -98,7 +98,7 @@ class ProvenanceExpectation(_Strict):
 
     require_real: list[Literal["parse", "embed", "query"]] = []
     max_mock_fraction: float | None = Field(None, ge=0, le=1)
-    max_fallbacks: int | None = Field(None, ge=0)
+    max_fallbacks: int | None = Field(None, ge=0, le=MAX_COUNT)
 
 
 class Expectations(_Strict):
