@@ -149,6 +149,7 @@ def prune(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     now: _NowOption = None,
 ) -> None:
+    import datetime as dt
     import json
 
     from tvdb.cli import render_cost
@@ -162,7 +163,8 @@ def prune(
     from tvdb.clock import SystemClock
 
     # the real clock too: a --now in the future must not fold the windows today's budget reads
-    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run, also_now=(SystemClock().now(),))
+    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run, also_now=(SystemClock().now(),),
+                      recent=dt.timedelta(seconds=settings.alerts.error_rate_window_s))
     if as_json:
         sys.stdout.write(json.dumps(render_cost.prune_dict(result), indent=2) + "\n")
     else:
