@@ -96,7 +96,9 @@ def test_hybrid_finishes_locally_when_the_service_goes_down_mid_run(tmp_path: Pa
     # the query is embedded in each space: the real one cannot be now, the mock one finds c.txt
     retrieval = result.expectations[-1]
     assert retrieval.passed, retrieval.detail
-    assert "real/text-embedding-3-small/1536: embedding the query in real failed" in retrieval.detail
+    assert ("real/text-embedding-3-small/1536: embedding the query in real failed: openai unhealthy: "
+            "connection refused") in retrieval.detail
+    assert not [p for p in result.provenance if p.stage == "query" and p.implementation == "real"]  # not sent
     assert "mock/text-embedding-3-small/1536: top 3 of" in retrieval.detail
     data = result.as_json()
     assert data["fallbacks"] == 2
