@@ -184,3 +184,22 @@ def test_provenance_expectations_pass_when_everything_ran_real(tmp_path: Path) -
     data = json.loads(json.dumps(result.as_json()))
     assert {(p["stage"], p["implementation"], p["reason"]) for p in data["provenance"]} == {
         ("parse", "mock", "set by scenario: services.parser"), ("embed", "real", "hybrid: openai available")}
+
+
+def test_estimate_counts_hybrid_as_real_spend_that_falls_back_instead_of_being_refused(tmp_path: Path) -> None:
+    from tvdb.clock import FakeClock
+    from tvdb.scenarios.estimate import estimate
+
+    (tmp_path / "c.txt").write_text("clean barnacles off the sensor window every week")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: est\ndocuments: [c.txt]\nservices: {parser: mock}\n")
+    loaded = load_scenario(path)
+    out = {}
+    for mode in ("hybrid", "real"):
+        settings = resolve_settings(cwd=tmp_path, environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb"),
+                                                           "TVDB_MODE": mode, "TVDB_DAILY_BUDGET_USD": "0"},
+                                    scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+        out[mode] = estimate(loaded, settings, FakeClock())
+    assert out["hybrid"].forecast.total_nusd == out["real"].forecast.total_nusd > 0
+    assert not out["hybrid"].forecast.fits and out["hybrid"].fits  # over budget: it would run local
+    assert not out["real"].fits  # real would be refused (exit 3)
