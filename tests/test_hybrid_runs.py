@@ -203,3 +203,25 @@ def test_estimate_counts_hybrid_as_real_spend_that_falls_back_instead_of_being_r
     assert out["hybrid"].forecast.total_nusd == out["real"].forecast.total_nusd > 0
     assert not out["hybrid"].forecast.fits and out["hybrid"].fits  # over budget: it would run local
     assert not out["real"].fits  # real would be refused (exit 3)
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(503, "complete"), (400, "failed")])
+def test_scenario_faults_hit_the_real_service_in_hybrid_and_only_transient_ones_fall_back(
+    tmp_path: Path, status: int, outcome: str,
+) -> None:
+    (tmp_path / "c.txt").write_text("clean barnacles off the sensor window every week")
+    body = (f"name: faults\ndocuments: [c.txt]\nservices: {{parser: mock}}\n"
+            f"faults: [{{service: openai, kind: status, status: {status}}}]\n")
+    with emulator() as server:
+        env = {"TVDB_MODE": "hybrid", "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.openai_base_url}
+        result = _run(tmp_path, body, env)
+        assert server.count() == 0  # the fault plan answered on the client's transport
+    assert [d.status for d in result.documents] == [outcome]
+    embed = {(p.implementation, p.reason): (p.calls, p.errors) for p in result.provenance if p.stage == "embed"}
+    if status == 503:  # retried, then local; the local fallback is never faulted
+        assert embed == {("real", "hybrid: openai available"): (5, 5),
+                         ("mock", "openai failed after 5 attempts: 503"): (1, 0)}
+        assert result.fallbacks == 1
+    else:  # a request the service refuses is not hidden by a fallback: the job fails as in real mode
+        assert embed == {("real", "hybrid: openai available"): (1, 1)}
+        assert result.documents[0].error_code == "service_error" and result.fallbacks == 0
