@@ -23,7 +23,8 @@ from tvdb.errors import (
     VectorValidationError,
 )
 from tvdb.faults import FaultPlan, FaultyEmbedder
-from tvdb.services.calls import CallScope, Completed, ServiceCaller
+from tvdb.ledger.guard import CallScope
+from tvdb.services.calls import Completed, ServiceCaller
 from tvdb.services.embedding import RatePacer, embed_batches
 from tvdb.services.local.embedder import HashEmbedder
 from tvdb.services.remote.openai_embedder import build_openai_embedder
@@ -245,6 +246,7 @@ class _Drifting:
 
     service = "openai"
     implementation = Implementation.MOCK
+    identity = "test fake"
 
     def __init__(self) -> None:
         self.calls = 0
@@ -297,6 +299,7 @@ async def test_an_unexpected_exception_cancels_the_requests_in_flight(tmp_path: 
     class _Broken:
         service = "openai"
         implementation = Implementation.MOCK
+        identity = "test fake"
         calls = 0
 
         async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:

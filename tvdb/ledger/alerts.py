@@ -30,7 +30,8 @@ from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import transaction
 from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
-from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
+from tvdb.ledger.reservations import ReservationStore
+from tvdb.ledger.windows import day_window, real_spend_nusd
 from tvdb.money import format_usd
 
 
@@ -158,7 +159,7 @@ def _budget_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.da
     if spent == 0:
         return []
     pct = float("inf") if budget == 0 else 100 * spent / budget
-    reserved = active_reservations_nusd(db, now)
+    reserved = ReservationStore(db).held_nusd()
     out = []
     for threshold in sorted(set(settings.alerts.thresholds_pct)):
         if pct < threshold:
@@ -189,7 +190,7 @@ def _refusal_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.d
     window = day_window(now, settings.timezone)
     budget = usd_to_nusd(Decimal(str(settings.daily_budget_usd)))
     spent = real_spend_nusd(db, window)
-    reserved = active_reservations_nusd(db, now)
+    reserved = ReservationStore(db).held_nusd()
     details = {
         "threshold_pct": 100.0, "percent_used": None if budget == 0 else 100 * spent / budget,
         "spent_usd": nusd_to_usd(spent), "daily_budget_usd": nusd_to_usd(budget),

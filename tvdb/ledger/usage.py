@@ -7,7 +7,10 @@ provenance (why that implementation ran), model (model or tier), units + unit (`
 `pages`), usage_json (the provider's raw `usage`), cost_usd (money actually spent: 0 for mock
 and replay), would_cost_usd (live price of the call), both NULL when the price is unknown,
 never 0; the same amounts as integer nano-dollars (`*_nusd`); price_version, status
-(`ok`/`error`), error_code, http_status, latency_ms, request_id, attempt (1-based).
+(`ok`/`error`), error_code, http_status, latency_ms, request_id, attempt (1-based), assumed
+(1: the cost is the estimate of a request that may have been billed but whose answer was never
+read — tvdb.ledger.guard), reservation_id (the budget reservation the call was made under), credits
+(LlamaParse credits used or, for mock and replay, that would have been used; NULL for tokens).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import sqlite_utils
@@ -28,11 +32,13 @@ from tvdb.ledger.prices import PriceTable, nusd_to_usd
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """Cost of one call in nano-dollars; None means the price is unknown."""
+    """Cost of one call in nano-dollars; None means the price is unknown. `credits`: the LlamaParse
+    credits the call used (real) or would have used (mock, replay); None for token-priced calls."""
 
     cost_nusd: int | None
     would_cost_nusd: int | None
     price_version: str | None
+    credits: float | None = None
 
 
 def price_call(
@@ -44,7 +50,9 @@ def price_call(
         return Pricing(None, None, None)
     would = unit_price.cost_nusd(units)
     cost = would if implementation is Implementation.REAL else 0
-    return Pricing(cost, would, unit_price.version)
+    per = unit_price.credits_per_unit
+    credits = None if per is None else float(per * Decimal(str(units)))
+    return Pricing(cost, would, unit_price.version, credits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,9 @@ class UsageRow:
     latency_ms: float | None = None
     request_id: str | None = None
     attempt: int = 1
+    # the cost is the estimate of a request that may have been billed (tvdb.ledger.guard)
+    assumed: bool = False
+    reservation_id: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         p = self.pricing
@@ -92,12 +103,15 @@ class UsageRow:
             "cost_nusd": p.cost_nusd,
             "would_cost_nusd": p.would_cost_nusd,
             "price_version": p.price_version,
+            "credits": p.credits,
             "status": self.status,
             "error_code": self.error_code,
             "http_status": self.http_status,
             "latency_ms": self.latency_ms,
             "request_id": self.request_id,
             "attempt": self.attempt,
+            "assumed": int(self.assumed),
+            "reservation_id": self.reservation_id,
         }
 
 

@@ -11,12 +11,9 @@ A transition that the table does not allow raises `IllegalTransition`; it is a b
 from __future__ import annotations
 
 import json
-import os
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -25,6 +22,7 @@ from tvdb.clock import Clock, iso
 from tvdb.db import transaction
 from tvdb.domain import JobState
 from tvdb.errors import RunBusy, RunNotFound
+from tvdb.owner import owner_alive, process_owner
 
 S = JobState
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
@@ -41,43 +39,6 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     S.FAILED: frozenset(),
 }
 FINAL = frozenset({S.COMPLETE, S.FAILED})
-
-
-def _started(pid: int) -> str | None:
-    """When process `pid` started (Linux: clock ticks since boot), to tell it from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19]  # field 22, counted after the command name
-
-
-def process_owner() -> dict[str, Any]:
-    """The pid, its start time and the host of this process, recorded on a running run."""
-    return {"pid": os.getpid(), "pid_started": _started(os.getpid()), "host": socket.gethostname()}
-
-
-def owner_alive(row: Mapping[str, Any]) -> bool | None:
-    """Is the process that runs this run still alive? None when it cannot be told (another host).
-
-    A run that records no owner was written by a tvdb older than owner tracking, which only ever
-    left a run `running` when its process died: it has no live owner (False), so it shows as
-    interrupted and `tvdb resume` takes it over."""
-    if not row.get("pid") or not row.get("host"):
-        return False
-    if row.get("host") != socket.gethostname():
-        return None
-    pid = int(row["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    recorded = row.get("pid_started")
-    if recorded and _started(pid) not in (None, recorded):
-        return False  # the pid now belongs to another process
-    return True
 
 
 class IllegalTransition(RuntimeError):
@@ -202,9 +163,19 @@ class JobStore:
             self.db.table("jobs").update(job.job_id, {**fields, "updated_at": iso(self.clock.now())})
 
     def add_stage_time(self, job: Job, stage: str, ms: float) -> None:
-        current = dict(self.job(job.job_id).stage_ms or {})
-        current[stage] = current.get(stage, 0.0) + ms
-        self.update(job, stage_ms_json=json.dumps(current, sort_keys=True))
+        """Add `ms` of wall time to the job's `stage`: on the job (stage_ms_json) and as a `job_stages`
+        row, which run history reads (p50/p95 per stage) and SQL tools can query."""
+        now = iso(self.clock.now())
+        with transaction(self.db):
+            current = dict(self.job(job.job_id).stage_ms or {})
+            current[stage] = current.get(stage, 0.0) + ms
+            self.db.table("jobs").update(job.job_id, {"stage_ms_json": json.dumps(current, sort_keys=True),
+                                                      "updated_at": now})
+            self.db.table("job_stages").upsert(
+                {"job_id": job.job_id, "stage": str(stage), "run_id": job.run_id,
+                 "correlation_id": job.correlation_id, "ms": current[stage], "updated_at": now},
+                pk=("job_id", "stage"),
+            )
 
     def note(self, job: Job, detail: str) -> None:
         """An event without a state change (e.g. a resumed stage)."""

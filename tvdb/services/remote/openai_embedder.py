@@ -9,7 +9,9 @@ and decoded with numpy; a base64 *string* is never handed on as a vector (CASES 
 Errors (tvdb.services.remote.status): 429 rate_limit_exceeded → RateLimitExceeded(retry_after);
 429 insufficient_quota / 402 → QuotaExhausted; 5xx and connection errors → ServiceUnavailableError;
 timeouts → ServiceTimeoutError; an unreadable body or the wrong number of vectors →
-MalformedResponseError; other 4xx (bad request, bad key, model_not_found) → PermanentServiceError.
+MalformedResponseError; timeouts and lost connections after sending and unreadable 200s are
+`maybe_billed` (their estimate counts as spent); other 4xx (bad request, bad key,
+model_not_found) → PermanentServiceError.
 Every error carries status, provider code and request id, and never the API key.
 """
 
@@ -79,6 +81,11 @@ class OpenAIEmbedder:
             default_query=query or None,
         )
 
+    @property
+    def identity(self) -> str:
+        """The client and its endpoint: vectors from another base URL are another source."""
+        return f"OpenAIEmbedder {self.base_url.rstrip('/')}"
+
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(base_url={self.shown_url!r})"
 
@@ -128,7 +135,7 @@ class OpenAIEmbedder:
         """Embed `request.texts` in one request; float32 (n, d) rows in input order."""
         import openai
 
-        from tvdb.http import Response
+        from tvdb.http import ConnectError, ConnectTimeout, PoolTimeout, Response
 
         spec = self._check(request)
         # The wire body `embeddings.create` sends, in its key order (contracts.md §1.2). We post it
@@ -146,14 +153,20 @@ class OpenAIEmbedder:
             )
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            # a connect or pool timeout never sent the request; any later one may have been billed
+            unsent = isinstance(exc.__cause__, ConnectTimeout | PoolTimeout)
             raise ServiceTimeoutError(
-                f"openai: no response within {self._timeout_s:g}s from {self.shown_url}", service=SERVICE,
+                f"openai: no response within {self._timeout_s:g}s from {self.shown_url}"
+                + (" (could not connect)" if unsent else ""), service=SERVICE, maybe_billed=not unsent,
             ) from None
         except openai.APIConnectionError as exc:
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
+            unsent = isinstance(exc.__cause__, ConnectError)  # refused / unreachable: nothing was sent
             raise ServiceUnavailableError(
-                f"openai: cannot reach {self.shown_url} ({cause})", service=SERVICE,
+                f"openai: cannot reach {self.shown_url} ({cause})" if unsent else
+                f"openai: connection to {self.shown_url} lost after sending ({cause})",
+                service=SERVICE, maybe_billed=not unsent,
             ) from None
         return self._result(request, response.content, response.headers.get("x-request-id"))
 
@@ -169,8 +182,9 @@ class OpenAIEmbedder:
 
     def _result(self, request: EmbeddingRequest, content: bytes, request_id: str | None) -> EmbeddingResult:
         def malformed(why: str) -> MalformedResponseError:
+            # a 200 is an answer the provider billed, whatever we could make of its body
             return MalformedResponseError(f"openai: malformed embeddings response: {why}", service=SERVICE,
-                                          status=200, request_id=request_id)
+                                          status=200, request_id=request_id, maybe_billed=True)
 
         try:
             payload = json.loads(content)
