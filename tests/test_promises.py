@@ -123,9 +123,14 @@ def test_mock_mode_prints_no_billing_warnings_and_page_counts_agree(tmp_path: Pa
 
 
 def test_estimate_refuses_what_the_run_refuses(tmp_path: Path) -> None:
-    for args in (["--mode", "hybrid"], []):
-        env = {"TVDB_SERVICES_PARSER": "real"} if not args else {}
-        run = tvdb(["run", str(QUICKSTART), "--json", *args], tmp_path, **env)
-        est = tvdb(["run", str(QUICKSTART), "--json", "--estimate", *args], tmp_path, **env)
-        assert run.returncode == est.returncode == 2
-        assert json.loads(run.stdout)["error"]["message"] == json.loads(est.stdout)["error"]["message"]
+    # real parsing with a (fake) key: refused before anything runs while real LlamaParse is not available
+    env = {"TVDB_MODE": "real", "TVDB_SERVICES_EMBEDDER": "mock", "LLAMA_CLOUD_API_KEY": "llx-fake-key-for-test",
+           "LLAMA_CLOUD_BASE_URL": "http://127.0.0.1:9"}
+    run = tvdb(["run", str(QUICKSTART), "--json"], tmp_path, **env)
+    est = tvdb(["run", str(QUICKSTART), "--json", "--estimate"], tmp_path, **env)
+    assert run.returncode == est.returncode == 2, (run.stdout, est.stdout)
+    assert json.loads(run.stdout)["error"]["message"] == json.loads(est.stdout)["error"]["message"]
+    # a forecast needs no key: the run refuses for want of one, the estimate still forecasts
+    keyless = tvdb(["run", str(QUICKSTART), "--json", "--estimate"], tmp_path, TVDB_MODE="real",
+                   TVDB_SERVICES_PARSER="mock")
+    assert keyless.returncode == 0 and json.loads(keyless.stdout)["real_spend_usd"] > 0

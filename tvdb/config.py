@@ -82,6 +82,8 @@ class _Layer:
     origin: str  # "tvdb.yaml", "scenario", "env", "flag"
     doc: YamlDocument | None = None
     names: Mapping[tuple[str, ...], str] | None = None  # key path → env var / flag name
+    # key path → how an error shows where the value came from: "TVDB_X=5 (environment)", secrets masked
+    shown: Mapping[tuple[str, ...], str] | None = None
 
 
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -146,6 +148,7 @@ def unknown_env_vars(environ: Mapping[str, str], dotenv: Mapping[str, str] | Non
 def _env_layer(environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()) -> _Layer:
     data: dict[str, Any] = {}
     names: dict[tuple[str, ...], str] = {}
+    shown_as: dict[tuple[str, ...], str] = {}
     # aliases first so that an explicit TVDB_ variable wins over the SDK's standard name
     for var, path in [*ENV_ALIASES.items(), *env_var_names().items()]:
         value = environ.get(var)
@@ -153,9 +156,10 @@ def _env_layer(environ: Mapping[str, str], from_dotenv: frozenset[str] = frozens
             # lists are written comma-separated in the environment: TVDB_ALERTS_THRESHOLDS_PCT=50,80,100
             parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if _is_list_field(path) else value
             _set_path(data, path, parsed)
+            names[path] = f"{var} (in .env)" if var in from_dotenv else var
             shown = "****" if _is_secret_field(path) else redact(value)
-            names[path] = f"{var}={shown} ({'.env' if var in from_dotenv else 'environment'})"
-    return _Layer(data, "env", names=names)
+            shown_as[path] = f"{var}={shown} ({'.env' if var in from_dotenv else 'environment'})"
+    return _Layer(data, "env", names=names, shown=shown_as)
 
 
 def read_config_file(path: Path, what: str = "config file") -> YamlDocument:
@@ -265,8 +269,8 @@ def _origin(layer: _Layer, path: tuple[str, ...], merged: Mapping[str, Any]) -> 
 def _source(path: tuple[str, ...], layer: _Layer) -> str:
     """Where a key's value came from: `TVDB_X=5 (environment)`, `tvdb.yaml:3`, `scenario s.yaml:4`, `--flag`."""
     key = ".".join(path)
-    if layer.origin == "env" and layer.names and path in layer.names:
-        return layer.names[path]
+    if layer.origin == "env" and layer.shown and path in layer.shown:
+        return layer.shown[path]
     if layer.doc is not None:
         return f"{key} in {layer.doc.path}:{layer.doc.line_of(path)}"
     return _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
@@ -297,8 +301,8 @@ def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) ->
         return ScenarioError(msg, path=layer.doc.path, line=layer.doc.line_of(loc), key=key)
     if layer.doc is not None:
         return ConfigError(f"{layer.doc.path}:{layer.doc.line_of(loc)}: {key}: {msg}")
-    if layer.origin == "env" and layer.names:
-        name = next((v for p, v in layer.names.items() if p[: len(loc)] == loc or loc[: len(p)] == p), key)
+    if layer.origin == "env" and layer.shown:
+        name = next((v for p, v in layer.shown.items() if p[: len(loc)] == loc or loc[: len(p)] == p), key)
         return ConfigError(f"{name}: {msg}")
     flag = _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
     return ConfigError(f"{flag}: {msg}")

@@ -156,7 +156,9 @@ async def resume_run(
     store = JobStore(db, clock)
     stored = store.run(run_id)
     if stored["status"] == "finished" and stored.get("result_json"):
-        return _already_finished(stored, store.jobs(run_id))
+        jobs = store.jobs(run_id)
+        if all(j.state.value in ("complete", "failed") for j in jobs):  # nothing deferred or half-done
+            return _already_finished(stored, jobs)
     row = store.claim_run(run_id, force=force)
     spec = json.loads(row["spec_json"])
     settings = restore_settings(spec["settings"], current)
