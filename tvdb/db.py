@@ -6,6 +6,7 @@ schema is created and evolved by named sqlite-utils migrations.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from tvdb.errors import ConfigError
+from tvdb.errors import ConfigError, StorageError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -106,11 +107,43 @@ def m003_budget_index(db: sqlite_utils.Database) -> None:
     )
 
 
+# SQLite primary result codes that mean the storage, not tvdb, is at fault
+_STORAGE_CODES = {13: "the disk is full (SQLITE_FULL)", 8: "the database is read-only (SQLITE_READONLY)",
+                  10: "disk I/O error (SQLITE_IOERR)"}
+_STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                   errno.EROFS: "read-only file system", errno.EFBIG: "file too large"}
+
+
+def storage_error(exc: BaseException, path: Path | str) -> StorageError | None:
+    """The StorageError for `exc` if it means a full, read-only or failing disk, else None."""
+    if isinstance(exc, sqlite3.Error):
+        reason = _STORAGE_CODES.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+    elif isinstance(exc, OSError):
+        reason = _STORAGE_ERRNOS.get(exc.errno or -1)
+    else:
+        reason = None
+    return None if reason is None else StorageError(str(path), reason)
+
+
+def database_file(db: sqlite_utils.Database) -> str:
+    """The file of the connection's main database (for messages)."""
+    try:
+        rows = db.conn.execute("PRAGMA database_list").fetchall()
+    except sqlite3.Error:
+        return "the tvdb database"
+    return next((str(r[2]) for r in rows if r[1] == "main" and r[2]), "the tvdb database")
+
+
 def open_db(path: Path | str) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at `path` with WAL, a busy timeout and the current schema."""
+    """Open (creating if needed) the database at `path` with WAL, a busy timeout and the current schema.
+
+    Raises StorageError for a full or read-only disk, ConfigError for a path that cannot hold a database."""
     try:
         return _open(Path(path))
     except (OSError, sqlite3.DatabaseError) as exc:
+        full = storage_error(exc, path)
+        if full is not None:
+            raise full from None
         raise ConfigError(
             f"cannot open the tvdb database {path}: {exc}; point --data-dir / TVDB_DATA_DIR (or TVDB_DB_PATH) "
             "at a directory of its own"
@@ -155,18 +188,28 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception. Nested use joins the outer one."""
+    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception. Nested use joins the outer one.
+
+    A full, read-only or failing disk raises StorageError naming the database file (SQLite may
+    already have rolled back by itself then, so ROLLBACK is only sent while a transaction is open)."""
     conn = db.conn
     if conn.in_transaction:
         yield db
         return
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        full = storage_error(exc, database_file(db))
+        if full is None:
+            raise
+        raise full from exc
 
 
 @migrations()
@@ -343,3 +386,35 @@ def m021_views(db: sqlite_utils.Database) -> None:
     """`daily_spend` (UTC day × service × implementation) and `run_summary` (one row per run)."""
     db.create_view("daily_spend", DAILY_SPEND_SQL, replace=True)
     db.create_view("run_summary", RUN_SUMMARY_SQL, replace=True)
+
+
+# Migrations m030–m039 belong to the service router (tvdb/services/router.py): embedding spaces.
+
+
+@migrations()
+def m030_vector_space(db: sqlite_utils.Database) -> None:
+    """Every vector records its embedding space: the implementation that made it (real | mock |
+    replay) beside its model and dimensions, so mock and real vectors are never compared.
+
+    Vectors stored before this come from the run's successful embedding row that carried their job
+    (mock when none is found: before the router, only mock runs could lack one)."""
+    db.table("vectors").add_column("implementation", str)
+    db.execute(
+        "UPDATE vectors SET implementation = COALESCE((SELECT u.implementation FROM usage u "
+        "WHERE u.stage = 'embed' AND u.status = 'ok' AND u.job_ids LIKE '%\"' || vectors.job_id || '\"%' "
+        "ORDER BY u.id DESC LIMIT 1), 'mock')"
+    )
+    db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")
+
+
+def schema_status(path: Path) -> tuple[list[str], list[str]]:
+    """(pending, unknown) migration names of the database at `path`, read-only: pending ones are
+    applied on the next open; unknown ones were applied by a newer tvdb. Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db = sqlite_utils.Database(conn)
+        known = {m.name for m in migrations._migrations}
+        applied = [m.name for m in migrations.applied(db)]
+        return [m.name for m in migrations.pending(db)], [n for n in applied if n not in known]
+    finally:
+        conn.close()

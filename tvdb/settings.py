@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from tvdb import catalog
 from tvdb.bounds import MAX_COUNT, MAX_USD, MAX_WAIT_S
@@ -75,6 +75,15 @@ class EmbeddingSettings(_Section):
             raise ValueError(str(exc)) from None
         return self
 
+    @model_validator(mode="after")
+    def _sample_fits_one_request(self) -> EmbeddingSettings:
+        # refused here, before anything is paid for: the check re-embeds its sample in one request
+        cap = catalog.embedding_model(self.model).max_inputs_per_request
+        if self.consistency_check.sample > cap:
+            raise ValueError(f"consistency_check.sample ({self.consistency_check.sample}) is over the {cap} "
+                             f"inputs one {self.model} request takes; use at most {cap}")
+        return self
+
     @property
     def resolved_dimensions(self) -> int:
         return catalog.resolve_dimensions(self.model, self.dimensions)
@@ -98,6 +107,22 @@ class ServicesSettings(_Section):
 
     parser: Mode | None = None
     embedder: Mode | None = None
+
+
+class RouterSettings(_Section):
+    """The service router's circuit breaker and health probes (see tvdb.services.router)."""
+
+    failure_threshold: int = Field(5, ge=1, le=MAX_COUNT)  # consecutive transient failures (after retries)
+    cooldown_s: float = Field(30.0, ge=0, le=MAX_WAIT_S)  # open this long, then one trial call (half-open)
+    health_ttl_s: float = Field(60.0, ge=0, le=MAX_WAIT_S)  # a probe's result is reused this long
+    probe_timeout_s: float = Field(2.0, gt=0, le=60)  # connect timeout of a health probe (the read gets 2x)
+
+
+class HybridSettings(_Section):
+    """Hybrid mode: real when it can and should be used, local otherwise."""
+
+    # once today's real spend (and reservations) pass this share of the daily budget, new calls go local
+    real_until_pct: float | None = Field(None, gt=0, le=100)
 
 
 class RetrySettings(_Section):
@@ -155,8 +180,13 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     services: ServicesSettings = ServicesSettings()
     retry: RetrySettings = RetrySettings()
+    router: RouterSettings = RouterSettings()
+    hybrid: HybridSettings = HybridSettings()
     alerts: AlertSettings = AlertSettings()
     prices: dict[str, Any] | None = None
+    # Where `mode` and `services.*` came from ("scenario", "TVDB_MODE", "--mode", …), filled in by
+    # `tvdb.config.resolve_settings`; the router names it in provenance. Not a setting.
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("openai_api_key", "llama_cloud_api_key", mode="before")
     @classmethod
@@ -210,6 +240,16 @@ class Settings(_Section):
                 f"timeout ({longest:g} s): a request is cut off when its budget reservation's lease ends"
             )
         return self
+
+    def origin_of(self, key: str) -> str | None:
+        """Which layer set `key` (dotted: "mode", "services.parser"); None for the built-in default."""
+        return self._origins.get(key)
+
+    def with_origins(self, origins: dict[str, str]) -> Settings:
+        """A copy that remembers where its mode keys came from (see `origin_of`)."""
+        out = self.model_copy()
+        out._origins = dict(origins)
+        return out
 
     @property
     def database_path(self) -> Path:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
-from tvdb.cli.common import settings_for
+from tvdb.cli.common import ServiceOption, service_flags, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, make_console, pick_format, stdout_json
 from tvdb.domain import Mode
-from tvdb.errors import EXIT_INTERRUPTED
+from tvdb.errors import EXIT_INTERRUPTED, StorageError
 
 if TYPE_CHECKING:
     from tvdb.domain import Stage
@@ -84,6 +84,12 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
 
     try:
         result = asyncio.run(main())
+    except StorageError as exc:
+        if show:
+            bars.stop()
+        if run_ids:  # the message (and --json) then says how to continue once there is space
+            raise exc.with_resume(resume_cmd(run_ids[0])) from None
+        raise
     except (KeyboardInterrupt, asyncio.CancelledError):
         if show:
             bars.stop()
@@ -112,6 +118,7 @@ def run(
         Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file, e.g. scenarios/quickstart.yaml.")
     ],
     mode: Annotated[Mode | None, typer.Option("--mode", "-m", help="Override the scenario's mode.")] = None,
+    service: ServiceOption = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     estimate: Annotated[
@@ -133,13 +140,14 @@ def run(
       tvdb run scenarios/quickstart.yaml --json > result.json
       tvdb run scenarios/quickstart.yaml --estimate
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
+      tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
     """
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run
 
     chosen = pick_format(fmt, as_json)
     loaded = load_scenario(scenario)
-    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
+    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir, "services": service_flags(service)}
     if max_usd is not None:
         flags["budget"] = {"max_usd": max_usd}
     settings = settings_for(ctx, flags, loaded)
