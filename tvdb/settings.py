@@ -131,6 +131,12 @@ class AlertSettings(_Section):
     delivery_attempts: int = Field(3, ge=1, le=10)
 
 
+class RecordingSettings(_Section):
+    """Where cassettes live: `<cassette_dir>/<scenario name>.yaml`, relative to the working directory."""
+
+    cassette_dir: Path = Path("cassettes")
+
+
 class Settings(_Section):
     """Every setting with its default. Paths are absolute after `resolve_settings`."""
 
@@ -157,6 +163,7 @@ class Settings(_Section):
     services: ServicesSettings = ServicesSettings()
     retry: RetrySettings = RetrySettings()
     alerts: AlertSettings = AlertSettings()
+    recording: RecordingSettings = RecordingSettings()
     prices: dict[str, Any] | None = None
 
     @field_validator("openai_api_key", "llama_cloud_api_key", mode="before")

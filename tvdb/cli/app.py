@@ -82,9 +82,9 @@ def handle_errors(application: typer.Typer) -> int:
     return 0
 
 
-from tvdb.cli import alerts, cost, emulate, run  # noqa: E402  (registers the commands)
+from tvdb.cli import alerts, cassette, cost, emulate, run  # noqa: E402  (registers the commands)
 
 app.add_typer(cost.app, name="cost")
 app.add_typer(alerts.app, name="alerts")
-for _module in (run, emulate):
+for _module in (run, emulate, cassette):
     _module.register(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +112,23 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else ""),
         highlight=False,
     )
+    if result.tape:
+        console.print(tape_line(result.tape), highlight=False)
     for line in result.alerts:
         console.print(f"[bold yellow]alert:[/] {escape(line)}", highlight=False)
     for service, why in result.provenance.items():
         console.print(f"  {service}: {escape(why)}", style="dim", highlight=False)
     verdict = {0: "[bold green]PASSED[/]", 1: "[bold red]FAILED[/]", 3: "[bold yellow]BUDGET REFUSED[/]"}
     console.print(verdict.get(result.exit_code, f"exit {result.exit_code}") + f"  (exit code {result.exit_code})")
+
+
+def tape_line(tape: Mapping[str, Any]) -> str:
+    """One line on a run's cassette: "replayed N calls, avoided $X" or "recorded N calls …"."""
+    where = escape(str(tape.get("cassette")))
+    if "replayed_calls" in tape:
+        return f"Replayed {tape['replayed_calls']} calls, avoided {_money(tape.get('avoided_usd'))} · from {where}"
+    return (f"Recorded {tape.get('recorded_calls', 0)} calls worth {_money(tape.get('recorded_cost_usd'))} "
+            f"· to {where}")
 
 
 def render_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:

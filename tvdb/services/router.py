@@ -27,8 +27,11 @@ def service_mode(settings: Settings, service: str) -> tuple[Mode, str]:
     return settings.mode, f"mode {settings.mode}"
 
 
-def build_services(settings: Settings, *, faults: FaultSchedule | None = None, clock: Clock | None = None) -> Services:
-    """The parser and embedder for `settings`. Raises ConfigError for a combination not available."""
+def build_services(settings: Settings, *, faults: FaultSchedule | None = None, clock: Clock | None = None,
+                   replay: bool = False) -> Services:
+    """The parser and embedder for `settings`. Raises ConfigError for a combination not available.
+
+    `replay`: the real clients, answered from a cassette (their calls are `replay` in the ledger)."""
     parser_mode, parser_why = service_mode(settings, "parser")
     embedder_mode, embedder_why = service_mode(settings, "embedder")
     for mode in (parser_mode, embedder_mode):
@@ -47,11 +50,14 @@ def build_services(settings: Settings, *, faults: FaultSchedule | None = None, c
     parser: Any = LocalParser()
     closers = []
     if embedder_mode is Mode.REAL:
+        from tvdb.domain import Implementation
         from tvdb.services.remote.openai_embedder import build_openai_embedder
 
-        embedder: Any = build_openai_embedder(settings, faults=faults)
+        impl = Implementation.REPLAY if replay else Implementation.REAL
+        embedder: Any = build_openai_embedder(settings, faults=faults, implementation=impl)
         closers.append(embedder.aclose)
-        embedder_why += " (OpenAI API at " + (settings.openai_base_url or "https://api.openai.com/v1") + ")"
+        embedder_why += (" (OpenAI API, answered from the cassette)" if replay else
+                         " (OpenAI API at " + (settings.openai_base_url or "https://api.openai.com/v1") + ")")
     else:
         embedder = HashEmbedder()
     if faults is not None:
