@@ -29,6 +29,10 @@ _SECRET_NAME = r"(?:api[_-]?key|apikey|key|token|access[_-]?token|[a-z_]*_token|
                r"signature|sig|auth|credential|client[_-]?secret)"
 _QUERY = re.compile(r"([?&;]" + _SECRET_NAME + r"=)([^&#\s\"'<>\\]+)", re.I)
 _JSON_FIELD = re.compile(r'("' + _SECRET_NAME + r'"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.I)
+# substrings without which no rule below can apply: a few fast `in` tests spare most values and
+# bodies the regular expressions
+_HINTS = ("sk-", "llx-", "whsec_", "bearer", "webhook", "key", "token", "secret", "password", "sig", "auth",
+          "credential")
 _WEBHOOK_URL = re.compile(r'("webhook_url"\s*:\s*"https?://[^/"]+)(/[^"]*)(")', re.I)
 KEY_SHAPES = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
@@ -68,6 +72,9 @@ class Scrubber:
     def text(self, value: str) -> str:
         if self._literal is not None:
             value = self._literal.sub(PLACEHOLDER, value)
+        low = value.lower()
+        if not any(hint in low for hint in _HINTS):
+            return value
         for shape in KEY_SHAPES:
             value = shape.sub(_keep_prefix, value)
         value = _QUERY.sub(lambda m: m.group(1) + PLACEHOLDER, value)
@@ -82,11 +89,14 @@ class Scrubber:
             return self.text(bytes(body).decode("latin-1")).encode("latin-1")
         return body
 
-    def request(self, request: Any) -> Any:
-        """A vcrpy Request with secret headers dropped and URI, header values and body scrubbed."""
+    def request(self, request: Any, *, header_values: bool = True) -> Any:
+        """A vcrpy Request with secret headers dropped and URI, header values and body scrubbed.
+
+        `header_values=False` leaves the other headers' values alone: what replay matching needs
+        (headers are never part of a key), since every write scrubs them all again."""
         for name in [n for n in request.headers if n.lower() in DROPPED_HEADERS]:
             del request.headers[name]
-        for name in list(request.headers):
+        for name in list(request.headers) if header_values else ():
             value = request.headers[name]
             request.headers[name] = ([self.text(str(v)) for v in value] if isinstance(value, list)
                                      else self.text(str(value)))
@@ -95,6 +105,10 @@ class Scrubber:
         if isinstance(body, str | bytes):
             request.body = self.body(body)
         return request
+
+    def match_request(self, request: Any) -> Any:
+        """The scrub vcrpy runs on every request it records or matches (see `request`)."""
+        return self.request(request, header_values=False)
 
     def response(self, response: dict[str, Any]) -> dict[str, Any]:
         """A vcrpy response dict with secret headers dropped, values and body scrubbed, and

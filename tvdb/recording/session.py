@@ -135,7 +135,7 @@ def use_tape(tape: Tape, settings: Settings, prices: PriceTable,
     scrub = store.scrubber
     recorder = vcr.VCR(
         record_mode="all" if tape.fresh else tape.record_mode, match_on=(),
-        before_record_request=[scrub.request], before_record_response=[decode_body, scrub.response],
+        before_record_response=[decode_body, scrub.response],  # requests: store.match_filter
         record_on_exception=False,
     )
     config = functools.partial(recorder.get_merged_config, path=str(tape.path), persister=store)

@@ -193,6 +193,7 @@ class CassetteStore:
         self.now = now
         self.loaded: CassetteFile | None = None
         self.rerecord_hint: str | None = None  # how to re-record, for miss messages
+        self.match_filter = self.scrubber.match_request  # what the cassette runs on each request
         self.saves = 0
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any = None) -> tuple[Any, ...]:
