@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
-from tvdb.cli.run import _drive, json_errors
+from tvdb.cli.output import (
+    Col,
+    Format,
+    FormatOption,
+    JsonOption,
+    Kind,
+    TableData,
+    emit_table,
+    make_console,
+    pick_format,
+)
+from tvdb.cli.run import _drive, resume_command
 
 if TYPE_CHECKING:
     from tvdb.recording.info import CassetteSummary
@@ -41,7 +52,8 @@ def replay(
     scenario: Annotated[Path | None, typer.Option(
         "--scenario", "-s", help="Scenario to replay (cassette: <recording.cassette_dir>/<name>.yaml).")] = None,
     cassette_option: Annotated[Path | None, typer.Option("--cassette", help="Cassette for --scenario.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (same contract as tvdb run).")] = False,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
 ) -> None:
@@ -61,25 +73,25 @@ def replay(
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run
 
-    with json_errors(as_json):
-        if (cassette is None) == (scenario is None):
-            raise ConfigError("tvdb replay needs a CASSETTE or --scenario SCENARIO (one of them)")
-        if cassette is not None and cassette_option is not None:
-            raise ConfigError("give the cassette once: as the argument or with --cassette")
-        scenario_file = scenario if scenario is not None else _scenario_of(cassette)  # type: ignore[arg-type]
-        loaded = load_scenario(scenario_file)
-        settings = settings_for(ctx, {"data_dir": data_dir}, loaded)
-        path = cassette or cassette_path(settings, loaded.scenario.name, cassette_option)
-        if not path.is_file():
-            from tvdb.errors import CassetteError
+    chosen = pick_format(fmt, as_json)
+    if (cassette is None) == (scenario is None):
+        raise ConfigError("tvdb replay needs a CASSETTE or --scenario SCENARIO (one of them)")
+    if cassette is not None and cassette_option is not None:
+        raise ConfigError("give the cassette once: as the argument or with --cassette")
+    scenario_file = scenario if scenario is not None else _scenario_of(cassette)  # type: ignore[arg-type]
+    loaded = load_scenario(scenario_file)
+    settings = settings_for(ctx, {"data_dir": data_dir}, loaded)
+    path = cassette or cassette_path(settings, loaded.scenario.name, cassette_option)
+    if not path.is_file():
+        from tvdb.errors import CassetteError
 
-            raise CassetteError(f"{path}: no such cassette; record one with `tvdb run {scenario_file} --record` "
-                                "(real mode: it spends money once)")
-        read_cassette(path)  # a hostile or malformed cassette fails before a run is created
-        tape = Tape(path=path, record_mode="none", scenario=loaded.scenario.name,
-                    scenario_path=str(loaded.path))
-        code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), as_json=as_json,
-                      progress=progress, base=loaded.path.parent, clock=VirtualClock())
+        raise CassetteError(f"{path}: no such cassette; record one with `tvdb run {scenario_file} --record` "
+                            "(real mode: it spends money once)")
+    read_cassette(path)  # a hostile or malformed cassette fails before a run is created
+    tape = Tape(path=path, record_mode="none", scenario=loaded.scenario.name, scenario_path=str(loaded.path))
+    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
+                  progress=progress, base=loaded.path.parent,
+                  resume_cmd=lambda r: resume_command(ctx, r, data_dir), clock=VirtualClock())
     raise typer.Exit(code)
 
 
@@ -123,26 +135,24 @@ def _summaries(paths: list[Path]) -> tuple[list[CassetteSummary], list[str]]:
     return out, errors
 
 
-def _render(summaries: list[CassetteSummary], errors: list[str], *, now: Any, max_age: Any, as_json: bool,
+def _render(summaries: list[CassetteSummary], errors: list[str], *, now: Any, max_age: Any, fmt: Format,
             detail: bool) -> int:
-    from rich.table import Table
+    from tvdb.money import format_usd
 
     stale = [s for s in summaries if max_age is not None and s.age(now) > max_age]
-    if as_json:
-        sys.stdout.write(json.dumps({"cassettes": [s.as_json(now, max_age) for s in summaries], "errors": errors,
-                                     "stale": [str(s.path) for s in stale]}, indent=2) + "\n")
-    else:
+    cols = [Col("cassette", Kind.PATH), Col("scenario", Kind.TEXT), Col("interactions", Kind.NUM),
+            Col("by service", Kind.TEXT), Col("age", Kind.NUM, key="age_days"),
+            Col("recorded cost", Kind.MONEY, key="recorded_cost_usd"), Col("stale", Kind.WORD)]
+    rows = [[str(s.path), s.scenario or "–", str(s.interactions),
+             ", ".join(f"{k} {v}" for k, v in s.by_service.items()), f"{s.age(now).total_seconds() / 86400:.1f} d",
+             "unknown" if s.recorded_cost_usd is None else format_usd(s.recorded_cost_usd),
+             "STALE" if s in stale else ""] for s in summaries]
+    table = TableData(cols, rows, title="Cassettes")
+    emit_table(make_console(), table, fmt, json_obj={
+        "cassettes": [s.as_json(now, max_age) for s in summaries], "errors": errors,
+        "stale": [str(s.path) for s in stale]})
+    if fmt in (Format.TABLE, Format.PLAIN):
         out = plain_console()
-        table = Table(title="Cassettes", title_justify="left")
-        for col in ("cassette", "scenario", "interactions", "by service", "age", "recorded cost", ""):
-            table.add_column(col, overflow="fold")
-        for s in summaries:
-            days = s.age(now).total_seconds() / 86400
-            cost = "unknown" if s.recorded_cost_usd is None else f"${s.recorded_cost_usd:.6f}"
-            table.add_row(str(s.path), s.scenario or "–", str(s.interactions),
-                          ", ".join(f"{k} {v}" for k, v in s.by_service.items()), f"{days:.1f} d", cost,
-                          "STALE" if s in stale else "")
-        out.print(table)
         if detail:
             for s in summaries:
                 out.print(f"{s.path}: recorded {s.recorded_at:%Y-%m-%d %H:%M} UTC ({s.recorded_at_source}); "
@@ -172,14 +182,16 @@ def list_cassettes(
     ctx: typer.Context,
     folder: Annotated[Path | None, typer.Argument(help="Folder (default: recording.cassette_dir).")] = None,
     max_age: MaxAge = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
     now: NowOption = None,
 ) -> None:
     """What each cassette holds: interactions per service, scenario, age, recorded cost."""
     root = folder or settings_for(ctx).recording.cassette_dir
     paths = sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")) if root.is_dir() else []
     summaries, errors = _summaries(paths)
-    raise typer.Exit(_render(summaries, errors, now=now_or(now), max_age=_max_age(max_age), as_json=as_json,
+    raise typer.Exit(_render(summaries, errors, now=now_or(now), max_age=_max_age(max_age),
+                             fmt=pick_format(fmt, as_json),
                              detail=False))
 
 
@@ -187,7 +199,8 @@ def list_cassettes(
 def show(
     cassette: Annotated[Path, typer.Argument(help="The cassette file.")],
     max_age: MaxAge = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
     now: NowOption = None,
 ) -> None:
     """One cassette in detail: scenario, recorded_at, versions, interactions per service, recorded cost."""
@@ -196,7 +209,8 @@ def show(
         from tvdb.errors import CassetteError
 
         raise CassetteError(errors[0])
-    raise typer.Exit(_render(summaries, errors, now=now_or(now), max_age=_max_age(max_age), as_json=as_json,
+    raise typer.Exit(_render(summaries, errors, now=now_or(now), max_age=_max_age(max_age),
+                             fmt=pick_format(fmt, as_json),
                              detail=True))
 
 

@@ -56,8 +56,8 @@ def build_services(settings: Settings, *, faults: FaultSchedule | None = None, c
         impl = Implementation.REPLAY if replay else Implementation.REAL
         embedder: Any = build_openai_embedder(settings, faults=faults, implementation=impl)
         closers.append(embedder.aclose)
-        embedder_why += (" (OpenAI API, answered from the cassette)" if replay else
-                         " (OpenAI API at " + (settings.openai_base_url or "https://api.openai.com/v1") + ")")
+        embedder_why += (" (OpenAI API, answered from the cassette)" if replay
+                         else f" (OpenAI API at {embedder.shown_url})")
     else:
         embedder = HashEmbedder()
     if faults is not None:
