@@ -95,7 +95,7 @@ def replay(
     raise typer.Exit(code)
 
 
-@app.command("check")
+@app.command("check", short_help="Scan cassettes for API keys (exit 1 on a hit).")
 def check(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Cassette files (or folders of them) to scan.")],
@@ -177,7 +177,7 @@ def _max_age(text: str | None) -> Any:
 MaxAge = Annotated[str | None, typer.Option("--max-age", help="Flag cassettes older than this (e.g. 30d); exit 1.")]
 
 
-@app.command("list")
+@app.command("list", short_help="What each cassette holds, its age and recorded cost.")
 def list_cassettes(
     ctx: typer.Context,
     folder: Annotated[Path | None, typer.Argument(help="Folder (default: recording.cassette_dir).")] = None,
@@ -195,7 +195,7 @@ def list_cassettes(
                              detail=False))
 
 
-@app.command("show")
+@app.command("show", short_help="One cassette in detail.")
 def show(
     cassette: Annotated[Path, typer.Argument(help="The cassette file.")],
     max_age: MaxAge = None,
@@ -215,5 +215,5 @@ def show(
 
 
 def register(application: typer.Typer) -> None:
-    application.command("replay")(replay)
-    application.add_typer(app, name="cassette")
+    application.command("replay", short_help="Replay a scenario from its cassette: real clients, no network.")(replay)
+    application.add_typer(app, name="cassette", short_help="Cassettes: check for keys, list, show.")

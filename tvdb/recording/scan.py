@@ -22,6 +22,7 @@ _SHAPES = (
     ("OpenAI key", re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")),
     ("LlamaCloud key", re.compile(r"\bllx-[A-Za-z0-9_\-]{16,}")),
     ("webhook signing secret", re.compile(r"\bwhsec_[A-Za-z0-9+/=_\-]{16,}")),
+    ("Slack token", re.compile(r"\bxox[a-z]-[A-Za-z0-9\-]{16,}")),
     ("bearer token", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{12,}=*")),
 )
 _ALLOWED = re.compile(r"(?i)fake|SCRUBBED|REDACTED")

@@ -9,7 +9,9 @@ the configured secrets themselves (plain, URL-encoded and base64), key-shaped st
 and the path of a `webhook_url` (webhook URLs carry their token in the path or query).
 
 The same scrub runs on the request tvdb is about to match, so a key in a query string scrubs to the
-same placeholder on both sides and still matches.
+same placeholder on both sides and still matches. That is why this is not `tvdb.redaction.redact`
+(the helper for messages and logs): it masks every token-like path segment, which would turn every
+parse job id in a status-poll URL into `***` and make the polls of two jobs indistinguishable.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ _QUERY = re.compile(r"([?&;]" + _SECRET_NAME + r"=)([^&#\s\"'<>\\]+)", re.I)
 _JSON_FIELD = re.compile(r'("' + _SECRET_NAME + r'"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.I)
 # substrings without which no rule below can apply: a few fast `in` tests spare most values and
 # bodies the regular expressions
-_HINTS = ("sk-", "llx-", "whsec_", "bearer", "webhook", "key", "token", "secret", "password", "sig", "auth",
-          "credential")
+_HINTS = ("sk-", "llx-", "whsec_", "xox", "bearer", "webhook", "key", "token", "secret", "password", "sig",
+          "auth", "credential")
 _WEBHOOK_URL = re.compile(r'("webhook_url"\s*:\s*"https?://[^/"]+)(/[^"]*)(")', re.I)
 KEY_SHAPES = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"\bllx-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"\bwhsec_[A-Za-z0-9+/=_\-]{8,}"),
+    re.compile(r"\bxox[a-z]-[A-Za-z0-9\-]{8,}"),  # Slack tokens
     re.compile(r"(?i)\bbearer\s+(?!<)[A-Za-z0-9._~+/\-]{8,}=*"),
 )
 
