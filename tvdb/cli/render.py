@@ -203,13 +203,3 @@ def tape_line(tape: Mapping[str, Any]) -> str:
     return (f"Recorded {tape.get('recorded_calls', 0)} calls worth {format_usd(tape.get('recorded_cost_usd'))} "
             f"· to {where}")
 
-
-def runs_table(rows: Sequence[dict[str, Any]]) -> TableData:
-    cols = [Col("run_id", Kind.ID), Col("scenario", Kind.TEXT), Col("mode", Kind.WORD), Col("status", Kind.WORD),
-            Col("passed", Kind.WORD), Col("started_at", Kind.ID)]
-    cells = []
-    for r in rows:
-        passed = {True: Text("yes", "green"), False: Text("no", "red")}.get(r.get("passed"), Text("–"))  # type: ignore[arg-type]
-        started = str(r["started_at"] or "")[:16].replace("T", " ")  # minutes are enough to find a run
-        cells.append([r["run_id"], r["scenario"], r["mode"], r["status"], passed, started])
-    return TableData(cols, cells, title="Runs", values=[[r.get(c.field) for c in cols] for r in rows])

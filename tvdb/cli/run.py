@@ -1,4 +1,4 @@
-"""`tvdb run`, `tvdb resume` and `tvdb runs`."""
+"""`tvdb run` and `tvdb resume` (run history is `tvdb runs`, in runs.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import typer
 from rich.text import Text
 
 from tvdb.cli.common import settings_for
-from tvdb.cli.output import Format, FormatOption, JsonOption, emit_table, make_console, pick_format, stdout_json
+from tvdb.cli.output import Format, FormatOption, JsonOption, make_console, pick_format, stdout_json
 from tvdb.domain import Mode
-from tvdb.errors import EXIT_INTERRUPTED
+from tvdb.errors import EXIT_INTERRUPTED, StorageError
 
 if TYPE_CHECKING:
     from tvdb.clock import Clock
@@ -89,6 +89,12 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
 
     try:
         result = asyncio.run(main())
+    except StorageError as exc:
+        if show:
+            bars.stop()
+        if run_ids:  # the message (and --json) then says how to continue once there is space
+            raise exc.with_resume(resume_cmd(run_ids[0])) from None
+        raise
     except (KeyboardInterrupt, asyncio.CancelledError):
         if show:
             bars.stop()
@@ -236,31 +242,6 @@ def resume(
     raise typer.Exit(code)
 
 
-def runs(
-    ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.")] = 20,
-    as_json: JsonOption = False,
-    fmt: FormatOption = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
-) -> None:
-    """List recent runs, newest first. A run whose process is gone (killed) shows as interrupted."""
-    from tvdb.cli.render import runs_table
-    from tvdb.db import open_db
-    from tvdb.owner import owner_alive
-
-    settings = settings_for(ctx, {"data_dir": data_dir})
-    db = open_db(settings.database_path)
-    rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, "
-                         "pid_started, host FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
-    for r in rows:
-        if r["status"] == "running" and owner_alive(r) is False:
-            r["status"] = "interrupted"  # killed (kill -9, a crash): `tvdb resume` continues it
-        r["passed"] = None if r["passed"] is None else bool(r["passed"])
-        del r["pid"], r["pid_started"], r["host"]
-    emit_table(make_console(), runs_table(rows), pick_format(fmt, as_json), json_obj=rows)
-
-
 def register(app: typer.Typer) -> None:
     app.command("run", short_help="Run a scenario (mock, real or hybrid) and check its expectations.")(run)
     app.command("resume", short_help="Continue an interrupted or deferred run.")(resume)
-    app.command("runs", short_help="List recent runs.")(runs)

@@ -69,13 +69,24 @@ class PipelineContext:
 
 
 def settings_key(settings: Settings, services: Services) -> str:
-    """Identity of the ingestion settings: same bytes + same key ⇒ identical chunks and vectors."""
+    """The reuse key: same bytes + same key ⇒ identical pages, chunks and vectors.
+
+    It covers everything that changes a stored result: each service's implementation and identity
+    (class, base URL, library versions), the parse tier, the chunking, the tokenizer, the embedding
+    model and dimensions. A cache that tvdb adds must key on the same material (peers reused
+    results across endpoints: litellm#9844, llama_index#16394).
+    """
+    from tvdb import catalog
+
     material = {
         "tier": settings.parse.tier,
         "parser": str(services.parser.implementation),
+        "parser_identity": services.parser.identity,
         "chunking": settings.chunking.model_dump(),
+        "tokenizer": catalog.embedding_model(settings.embedding.model).encoding,
         "model": settings.embedding.model,
         "dimensions": settings.embedding.resolved_dimensions,
         "embedder": str(services.embedder.implementation),
+        "embedder_identity": services.embedder.identity,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tvdb.db import transaction
 from tvdb.domain import EmbeddingResult, JobState, Stage
 from tvdb.errors import TvdbError
 from tvdb.ledger.guard import CallScope
@@ -67,10 +66,9 @@ async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:
         return CallScope(ctx.run_id, ctx.scenario, Stage.EMBED, job_ids, correlation)
 
     def on_batch(indices: Sequence[int], done: Completed[EmbeddingResult]) -> None:
-        with transaction(ctx.db):
-            insert_vectors(ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices],
-                           done.value.vectors, s.embedding.model)
-            done.commit(ctx.db, ctx.caller.budget)
+        done.commit_with(ctx.db, ctx.caller.budget, lambda: insert_vectors(
+            ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices], done.value.vectors,
+            s.embedding.model))
 
     def on_error(indices: Sequence[int], exc: TvdbError) -> None:
         for i in indices:

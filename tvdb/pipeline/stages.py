@@ -20,6 +20,7 @@ from tvdb.errors import (
     DocumentError,
     ErrorCode,
     LocalRequestLimitExceeded,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -33,7 +34,12 @@ _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
-    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead."""
+    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead.
+
+    A StorageError (full or read-only disk) is not the document's fault: it is raised again, the
+    run stops, and the job stays where it was so that `tvdb resume` finishes it."""
+    if isinstance(exc, StorageError):
+        raise exc
     code = exc.error_code if isinstance(exc, TvdbError) else ErrorCode.INTERNAL
     if isinstance(exc, CostLimitExceeded | LocalRequestLimitExceeded):
         until = ctx.caller.budget.deferred_until(exc)
@@ -55,11 +61,12 @@ def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
 
 
 def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; DocumentError for anything else."""
+    """The bytes of a regular file of 1 to `limit` bytes; DocumentError for anything else (EMPTY for a
+    0-byte file)."""
     from tvdb.files import FileTooLarge, NotARegularFile, read_regular_file
 
     try:
-        return read_regular_file(path, limit)
+        data = read_regular_file(path, limit)
     except FileNotFoundError:
         raise DocumentError(ErrorCode.NOT_FOUND, "the document no longer exists", path=str(path)) from None
     except NotARegularFile as exc:
@@ -68,6 +75,9 @@ def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
         raise DocumentError(ErrorCode.TOO_LARGE, f"{exc} (max_document_mb = {limit_mb:g})", path=str(path)) from None
     except OSError as exc:
         raise DocumentError(ErrorCode.NOT_FOUND, f"cannot be read: {exc.strerror or exc}", path=str(path)) from None
+    if not data:  # not a scan that would need OCR: there is nothing at all to parse
+        raise DocumentError(ErrorCode.EMPTY, "the file is empty (0 bytes)", path=str(path))
+    return data
 
 
 async def upload(ctx: PipelineContext, job: Job) -> Job:
@@ -99,9 +109,15 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
 
 
 def estimate_pages(data: bytes, media_type: str) -> int:
-    """A cheap page count for budget estimates (exact count comes from the parse)."""
+    """Pages to reserve for parsing `data`: a PDF's page count as pypdf reads its page tree (a raw
+    count of `/Type /Page` misses pages in compressed object streams: pdflatex output counts 0 for
+    4). Only for a PDF pypdf cannot open, the larger of 1 and that raw count, so a damaged file is
+    still never reserved for less than it might be billed. Any other type: 1 page."""
     if media_type == "application/pdf":
-        return max(1, len(_PDF_PAGE.findall(data)))
+        from tvdb.services.local.formats.pdf import count_pdf_pages
+
+        pages = count_pdf_pages(data)
+        return max(1, pages if pages is not None else len(_PDF_PAGE.findall(data)))
     return 1
 
 
@@ -133,13 +149,15 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
     except TvdbError as exc:
         return fail(ctx, job, exc)
     pages = done.value.document.pages
-    with transaction(ctx.db):
+    detail = "; ".join(done.value.document.warnings)[:2000] or None
+
+    def store() -> Job:
         ctx.db.table("pages").insert_all(
             ({"job_id": job.job_id, "number": p.number, "text": p.text} for p in pages), replace=True
         )
-        done.commit(ctx.db, ctx.caller.budget)
-        detail = "; ".join(done.value.document.warnings)[:2000] or None
-        job = ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+
+    job = done.commit_with(ctx.db, ctx.caller.budget, store)
     ctx.jobs.add_stage_time(job, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
     return ctx.changed(job)
 

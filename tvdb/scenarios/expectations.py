@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 from tvdb.ledger.guard import CallScope
 
+RETRIEVAL = "retrieval"  # ExpectationResult.kind of retrieval expectations
+
 
 def _chunks(n: int) -> str:
     return f"{n} chunk" + ("" if n == 1 else "s")
@@ -119,7 +121,7 @@ async def evaluate(
             out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base, index))
         except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
             out.append(ExpectationResult(f"query {r.query!r} finds {r.document} in the top {r.top_k}", False,
-                                         f"could not be evaluated: {type(exc).__name__}: {exc}"))
+                                         f"could not be evaluated: {type(exc).__name__}: {exc}", RETRIEVAL))
     out.extend(_requests(ctx, e) for e in expectations.requests)
     return out
 
@@ -158,7 +160,7 @@ async def _retrieval(
     desc = f"query {query!r} finds {document} in the top {k}"
     wanted = {d.reused_from or d.job_id for d in complete if matches(document, d.path, base)}
     if not wanted:
-        return ExpectationResult(desc, False, f"no complete document matches {document!r}")
+        return ExpectationResult(desc, False, f"no complete document matches {document!r}", RETRIEVAL)
     s = ctx.settings.embedding
     embedder = ctx.services.embedder
     tokens = count_tokens([query], embedding_model(s.model).encoding)[0]
@@ -167,16 +169,16 @@ async def _retrieval(
     try:
         done = await ctx.caller.call(CallScope(ctx.run_id, ctx.scenario, "query"), spec)
     except TvdbError as exc:
-        return ExpectationResult(desc, False, f"embedding the query failed: {exc}")
+        return ExpectationResult(desc, False, f"embedding the query failed: {exc}", RETRIEVAL)
     done.commit(ctx.db, ctx.caller.budget)
     from tvdb.pipeline.validate import validate_vectors
 
     try:
         validate_vectors(done.value.vectors, dimensions=s.resolved_dimensions)
     except TvdbError as exc:
-        return ExpectationResult(desc, False, f"the query's embedding is invalid: {exc}")
+        return ExpectationResult(desc, False, f"the query's embedding is invalid: {exc}", RETRIEVAL)
     hits = index.search(np.asarray(done.value.vectors[0], dtype=np.float32), k)
     ok = any(h.job_id in wanted for h in hits)
     by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
     got = ", ".join(f"{by_job.get(h.job_id, h.job_id)}#{h.chunk_index} ({h.score:.3f})" for h in hits)
-    return ExpectationResult(desc, ok, f"top {k}: {got}")
+    return ExpectationResult(desc, ok, f"top {k}: {got}", RETRIEVAL)

@@ -46,9 +46,10 @@ class ExpectationResult:
     description: str
     passed: bool
     detail: str = ""
+    kind: str = ""  # "retrieval" for retrieval expectations (run comparisons measure their recall)
 
     def as_json(self) -> dict[str, Any]:
-        return {"description": self.description, "passed": self.passed, "detail": self.detail}
+        return {"description": self.description, "passed": self.passed, "detail": self.detail, "kind": self.kind}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import open_db
 from tvdb.domain import Stage
+from tvdb.errors import StorageError
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
 from tvdb.pipeline.context import NullProgress, PipelineContext, ProgressSink
 from tvdb.pipeline.jobs import Job, JobStore
@@ -146,6 +147,12 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
         return await _finish(ctx, scenario, documents, verdicts, tape)
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
+        raise
+    except StorageError:
+        try:  # may not fit either; a run whose process ended shows as interrupted all the same
+            ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
+        except StorageError:
+            pass
         raise
     finally:
         await ctx.services.aclose()

@@ -36,6 +36,7 @@ from tvdb.errors import (
     PermanentServiceError,
     PriceUnknownError,
     QuotaExhausted,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -195,6 +196,8 @@ async def embed_batches(
                 return
             try:
                 done = await caller.call(scope_of(batch), call_spec(batch))
+            except StorageError:
+                raise  # nothing more is sent while the ledger cannot be written
             except TvdbError as exc:
                 # without on_error the call raises anyway: nothing more is worth sending
                 if (on_error is None or _stops_everything(exc)) and not stopped:
@@ -260,11 +263,22 @@ async def _consistency_check(
         return
     step = max(1, len(done_rows) // check.sample)
     sample = done_rows[::step][: check.sample]
+    cap = catalog.embedding_model(settings.embedding.model).max_tokens_per_request
+    while sum(counts[i] for i in sample) > cap:  # long chunks: a smaller sample, still one request
+        sample = sample[: len(sample) // 2]
     tokens = sum(counts[i] for i in sample)
     request = EmbeddingRequest(tuple(texts[i] for i in sample), settings.embedding.model,
                                settings.embedding.resolved_dimensions, tokens)
     spec = embedding_call_spec(embedder, request, settings, provenance=(provenance or "") + " consistency check")
-    done = await caller.call(scope(sample), spec)
+    try:
+        done = await caller.call(scope(sample), spec)
+    except StorageError:
+        raise
+    except TvdbError as exc:
+        # the vectors are paid for and valid: a check that cannot be made (refused by a budget, a
+        # service error) does not fail them
+        log.warning("consistency check not made, the vectors stand: %s", exc)
+        return
     done.commit(caller.db, caller.budget)
     again = np.asarray(done.value.vectors, dtype=np.float32)
     a, b = first[sample], again
