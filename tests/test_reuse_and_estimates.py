@@ -12,17 +12,21 @@ import pytest
 from tests.openai_support import KEY, emulator
 from tvdb.clock import FakeClock
 from tvdb.config import Settings, resolve_settings
+from tvdb.db import open_db
 from tvdb.errors import DocumentError, ErrorCode
-from tvdb.pipeline.context import Services, settings_key
+from tvdb.ledger.prices import PriceTable
+from tvdb.pipeline.context import settings_key
 from tvdb.pipeline.stages import estimate_pages, read_document
 from tvdb.scenarios.loader import load_scenario
 from tvdb.scenarios.runner import start_run
+from tvdb.services.calls import ServiceCaller
 from tvdb.services.local.embedder import HashEmbedder
-from tvdb.services.local.parser import LocalParser
+from tvdb.services.router import ServiceRouter, fixed_router
 
 
-def _services(embedder: Any) -> Services:
-    return Services(LocalParser(), embedder, "p", "e")
+def _services(embedder: Any) -> ServiceRouter:
+    caller = ServiceCaller(db=open_db(":memory:"), prices=PriceTable.load(), clock=FakeClock())
+    return fixed_router(caller, embedder=embedder)
 
 
 def _key(settings: Settings, embedder: Any = None) -> str:

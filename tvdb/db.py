@@ -386,3 +386,35 @@ def m021_views(db: sqlite_utils.Database) -> None:
     """`daily_spend` (UTC day × service × implementation) and `run_summary` (one row per run)."""
     db.create_view("daily_spend", DAILY_SPEND_SQL, replace=True)
     db.create_view("run_summary", RUN_SUMMARY_SQL, replace=True)
+
+
+# Migrations m030–m039 belong to the service router (tvdb/services/router.py): embedding spaces.
+
+
+@migrations()
+def m030_vector_space(db: sqlite_utils.Database) -> None:
+    """Every vector records its embedding space: the implementation that made it (real | mock |
+    replay) beside its model and dimensions, so mock and real vectors are never compared.
+
+    Vectors stored before this come from the run's successful embedding row that carried their job
+    (mock when none is found: before the router, only mock runs could lack one)."""
+    db.table("vectors").add_column("implementation", str)
+    db.execute(
+        "UPDATE vectors SET implementation = COALESCE((SELECT u.implementation FROM usage u "
+        "WHERE u.stage = 'embed' AND u.status = 'ok' AND u.job_ids LIKE '%\"' || vectors.job_id || '\"%' "
+        "ORDER BY u.id DESC LIMIT 1), 'mock')"
+    )
+    db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")
+
+
+def schema_status(path: Path) -> tuple[list[str], list[str]]:
+    """(pending, unknown) migration names of the database at `path`, read-only: pending ones are
+    applied on the next open; unknown ones were applied by a newer tvdb. Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db = sqlite_utils.Database(conn)
+        known = {m.name for m in migrations._migrations}
+        applied = [m.name for m in migrations.applied(db)]
+        return [m.name for m in migrations.pending(db)], [n for n in applied if n not in known]
+    finally:
+        conn.close()

@@ -25,6 +25,26 @@ class Implementation(StrEnum):
     MOCK = "mock"
     REPLAY = "replay"
 
+    @property
+    def space(self) -> Implementation:
+        """The embedding space of the vectors it returns: a replay answers with the real model's vectors."""
+        return Implementation.REAL if self is Implementation.REPLAY else self
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EmbeddingSpace:
+    """Where a vector lives: vectors of different spaces are not comparable (a mock vector and a
+    real vector of the same text have nothing in common), so search never mixes them."""
+
+    implementation: Implementation
+    model: str
+    dimensions: int
+
+    @property
+    def label(self) -> str:
+        """"real/text-embedding-3-small/1536"."""
+        return f"{self.implementation}/{self.model}/{self.dimensions}"
+
 
 class Stage(StrEnum):
     UPLOAD = "upload"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from tvdb import catalog
 from tvdb.bounds import MAX_COUNT, MAX_USD, MAX_WAIT_S
@@ -109,6 +109,22 @@ class ServicesSettings(_Section):
     embedder: Mode | None = None
 
 
+class RouterSettings(_Section):
+    """The service router's circuit breaker and health probes (see tvdb.services.router)."""
+
+    failure_threshold: int = Field(5, ge=1, le=MAX_COUNT)  # consecutive transient failures (after retries)
+    cooldown_s: float = Field(30.0, ge=0, le=MAX_WAIT_S)  # open this long, then one trial call (half-open)
+    health_ttl_s: float = Field(60.0, ge=0, le=MAX_WAIT_S)  # a probe's result is reused this long
+    probe_timeout_s: float = Field(2.0, gt=0, le=60)  # connect timeout of a health probe (the read gets 2x)
+
+
+class HybridSettings(_Section):
+    """Hybrid mode: real when it can and should be used, local otherwise."""
+
+    # once today's real spend (and reservations) pass this share of the daily budget, new calls go local
+    real_until_pct: float | None = Field(None, gt=0, le=100)
+
+
 class RetrySettings(_Section):
     """The one retry policy (tenacity) for every service call; SDK retries are off."""
 
@@ -170,9 +186,14 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     services: ServicesSettings = ServicesSettings()
     retry: RetrySettings = RetrySettings()
+    router: RouterSettings = RouterSettings()
+    hybrid: HybridSettings = HybridSettings()
     alerts: AlertSettings = AlertSettings()
     recording: RecordingSettings = RecordingSettings()
     prices: dict[str, Any] | None = None
+    # Where `mode` and `services.*` came from ("scenario", "TVDB_MODE", "--mode", …), filled in by
+    # `tvdb.config.resolve_settings`; the router names it in provenance. Not a setting.
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("openai_api_key", "llama_cloud_api_key", mode="before")
     @classmethod
@@ -226,6 +247,16 @@ class Settings(_Section):
                 f"timeout ({longest:g} s): a request is cut off when its budget reservation's lease ends"
             )
         return self
+
+    def origin_of(self, key: str) -> str | None:
+        """Which layer set `key` (dotted: "mode", "services.parser"); None for the built-in default."""
+        return self._origins.get(key)
+
+    def with_origins(self, origins: dict[str, str]) -> Settings:
+        """A copy that remembers where its mode keys came from (see `origin_of`)."""
+        out = self.model_copy()
+        out._origins = dict(origins)
+        return out
 
     @property
     def database_path(self) -> Path:

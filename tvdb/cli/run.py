@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
-from tvdb.cli.common import settings_for
+from tvdb.cli.common import ServiceOption, service_flags, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, make_console, pick_format, stdout_json
 from tvdb.domain import Mode
 from tvdb.errors import EXIT_INTERRUPTED, StorageError
@@ -123,6 +123,7 @@ def run(
         Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file, e.g. scenarios/quickstart.yaml.")
     ],
     mode: Annotated[Mode | None, typer.Option("--mode", "-m", help="Override the scenario's mode.")] = None,
+    service: ServiceOption = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     estimate: Annotated[
@@ -150,6 +151,7 @@ def run(
       tvdb run scenarios/quickstart.yaml --json > result.json
       tvdb run scenarios/quickstart.yaml --estimate
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
+      tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
       tvdb run scenarios/x.yaml --mode real --record    # then: tvdb replay cassettes/x.yaml
     """
     from tvdb.scenarios.loader import load_scenario
@@ -157,7 +159,7 @@ def run(
 
     chosen = pick_format(fmt, as_json)
     loaded = load_scenario(scenario)
-    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
+    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir, "services": service_flags(service)}
     if max_usd is not None:
         flags["budget"] = {"max_usd": max_usd}
     settings = settings_for(ctx, flags, loaded)
@@ -186,7 +188,7 @@ def recording_tape(loaded: LoadedScenario, settings: Settings, *, record: bool, 
     Raises ConfigError when recording cannot mean anything (no real service, or with --estimate)."""
     from tvdb.errors import ConfigError
     from tvdb.recording.session import Tape, cassette_path
-    from tvdb.services.router import service_mode
+    from tvdb.services.modes import service_mode
 
     if not record and record_mode is None:
         if cassette is not None:

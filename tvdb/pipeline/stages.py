@@ -29,6 +29,8 @@ from tvdb.ledger.prices import LLAMAPARSE
 from tvdb.pipeline.context import PipelineContext, settings_key
 from tvdb.pipeline.jobs import Job
 from tvdb.services.calls import CallSpec
+from tvdb.services.protocols import Parser
+from tvdb.services.router import Provenance
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
@@ -93,7 +95,7 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
         key = await asyncio.to_thread(ctx.objects.put, data)
     except TvdbError as exc:
         return fail(ctx, job, exc)
-    skey = settings_key(ctx.settings, ctx.services)
+    skey = settings_key(ctx.settings, ctx.router)
     job = ctx.changed(ctx.jobs.transition(
         job, JobState.UPLOADED, sha256=key, size_bytes=len(data), media_type=media_type, object_key=key,
         settings_key=skey,
@@ -134,17 +136,22 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
         # read without yielding to the event loop: parse calls then start in document order, which
         # keeps `nth` faults and request numbering deterministic under concurrency
         data = ctx.objects.read(url)
-        parser = ctx.services.parser
-        request = ParseRequest(data, Path(job.path).name, job.media_type, ctx.settings.parse.tier)
-        spec: CallSpec[ParseResult] = CallSpec(
-            service=LLAMAPARSE, implementation=parser.implementation, model=ctx.settings.parse.tier,
-            unit="pages", estimate_units=estimate_pages(data, job.media_type),
-            send=lambda: parser.parse(request), actual_units=lambda r: r.pages_billed,
-            usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
-            provenance=ctx.services.parser_provenance, run_budget_usd=ctx.settings.budget.max_usd,
-        )
-        done = await ctx.caller.call(
-            CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id), spec
+        media_type = job.media_type
+        request = ParseRequest(data, Path(job.path).name, media_type, ctx.settings.parse.tier)
+
+        def spec_for(parser: Parser, provenance: Provenance) -> CallSpec[ParseResult]:
+            return CallSpec(
+                service=LLAMAPARSE, implementation=provenance.implementation, model=ctx.settings.parse.tier,
+                unit="pages", estimate_units=estimate_pages(data, media_type),
+                send=lambda: parser.parse(request), actual_units=lambda r: r.pages_billed,
+                usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
+                provenance=provenance.reason, run_budget_usd=ctx.settings.budget.max_usd,
+            )
+
+        # routed per job: a run that starts real continues local if the service goes down (hybrid)
+        done = await ctx.router.call(
+            ctx.router.parser, CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id),
+            spec_for,
         )
     except TvdbError as exc:
         return fail(ctx, job, exc)

@@ -90,12 +90,24 @@ class RequestExpectation(_Strict):
         return self
 
 
+class ProvenanceExpectation(_Strict):
+    """Which implementations served the run's calls (successful calls; a failed attempt is not served).
+
+    `require_real`: every call of these stages ran real (and there was one) · `max_mock_fraction`:
+    at most this share of all calls ran mock · `max_fallbacks`: at most this many hybrid fallbacks."""
+
+    require_real: list[Literal["parse", "embed", "query"]] = []
+    max_mock_fraction: float | None = Field(None, ge=0, le=1)
+    max_fallbacks: int | None = Field(None, ge=0, le=MAX_COUNT)
+
+
 class Expectations(_Strict):
     documents: list[DocumentExpectation] = []
     vectors: VectorExpectation | None = None
     max_cost_usd: float | None = Field(None, ge=0, le=MAX_USD)
     retrieval: list[RetrievalExpectation] = []
     requests: list[RequestExpectation] = []
+    provenance: ProvenanceExpectation | None = None
 
 
 class Scenario(_Strict):
