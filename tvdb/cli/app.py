@@ -178,7 +178,7 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
 
 from tvdb.cli import alerts, cassette, cost, doctor, emulate, run, runs  # noqa: E402  (registers the commands)
 
-app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice.")
+app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice, reconcile.")
 app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
 app.add_typer(runs.app, name="runs", short_help="Run history: list, show, compare.")
 for _module in (run, emulate, doctor, cassette):

@@ -228,7 +228,7 @@ as spent until reconciled. FILE is a CSV with a header and the columns date (YYY
 --timezone), service (openai, llamaparse), model (model or parse tier) and cost_usd (what the
 provider billed that day for that model). Old values are kept; running it again changes nothing.
 
-
+
 Examples:
   tvdb cost reconcile openai-usage.csv --dry-run
   tvdb cost reconcile openai-usage.csv --json

@@ -122,8 +122,9 @@ def _budget_panel(report: CostReport) -> Panel:
             "spent today   ",
             (f"{usd(nusd_to_usd(b.spent_today_nusd))} of {usd(nusd_to_usd(b.daily_nusd))} ({pct})", style),
         ),
-        *([Text(f"  assumed     {usd(nusd_to_usd(b.assumed_today_nusd))} of it: estimates of requests that may "
-                 "have been billed (tvdb cost reconcile corrects them)", "yellow")] if b.assumed_today_nusd else []),
+        # estimates of requests that may have been billed, counted as spent until reconciled
+        *([Text(f"  assumed     {usd(nusd_to_usd(b.assumed_today_nusd))} of it (estimates: tvdb cost reconcile)",
+                "yellow")] if b.assumed_today_nusd else []),
         Text(f"reserved      {usd(nusd_to_usd(b.reserved_nusd))} (calls in flight)"),
         Text(f"remaining     {usd(nusd_to_usd(b.remaining_nusd))}"),
         Text(f"projected     {usd(nusd_to_usd(b.projected_nusd))} by end of day at today's rate{proj_pct}"),

@@ -33,8 +33,10 @@ import sqlite_utils
 
 from tvdb.clock import iso
 from tvdb.db import transaction
+from tvdb.domain import Implementation
 from tvdb.errors import ConfigError
 from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
+from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 from tvdb.ledger.windows import Window, day_window
 
 COLUMNS = ("date", "service", "model", "cost_usd")
@@ -187,10 +189,8 @@ def _set_assumed(db: sqlite_utils.Database, rows: list[tuple[int, int, int | Non
 
 
 def _add_adjustment(db: sqlite_utils.Database, entry: BilledDay, window: Window, amount: int, source: str) -> None:
-    db.conn.execute(
-        "INSERT INTO usage (ts, job_ids, stage, service, implementation, provenance, model, units, unit, "
-        "usage_json, cost_usd, would_cost_usd, cost_nusd, would_cost_nusd, status, attempt, assumed) "
-        "VALUES (?, '[]', 'reconcile', ?, 'real', ?, ?, 0, '', '{}', ?, ?, ?, ?, 'ok', 1, 0)",
-        [window.start_iso, entry.service, f"reconcile: the provider billed more than the ledger held ({source})",
-         entry.model, nusd_to_usd(amount), nusd_to_usd(amount), amount, amount],
-    )
+    insert_usage(db, UsageRow(
+        ts=window.start, run_id=None, stage="reconcile", service=entry.service, implementation=Implementation.REAL,
+        model=entry.model, units=0, unit="", pricing=Pricing(amount, amount, None),
+        provenance=f"reconcile: the provider billed more than the ledger held ({source})",
+    ))
