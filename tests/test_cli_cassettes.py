@@ -65,6 +65,9 @@ def test_record_append_rerecord_replay_report_never_leak_a_key(project: Path) ->
         outputs.append(appended)
         assert appended.returncode == 0, appended.stderr[-3000:]
         assert srv.count() - before == 1  # only the new query went out
+        # what the cassette answered cost nothing and says so; only the new query is real spend
+        requests = json.loads(appended.stdout)["requests"]
+        assert (requests["embed/replay"], requests["query/replay"], requests["query/real"]) == (1, 1, 1)
         assert len(yaml.safe_load(cassette.read_text())["interactions"]) == 4
         rerecorded = tvdb(project, "run", "canary.yaml", "--record", "--no-progress", **base)
         outputs.append(rerecorded)

@@ -144,3 +144,5 @@ class EmbeddingResult:
     model: str
     request_id: str | None = None
     usage: Mapping[str, Any] = field(default_factory=dict)
+    # answered from a cassette while recording (`--record-mode once | new_episodes`): no money moved
+    replayed: bool = False

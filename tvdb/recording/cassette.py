@@ -22,6 +22,7 @@ from vcr.record_mode import RecordMode
 
 from tvdb.errors import CassetteMiss
 from tvdb.recording.keys import RequestShape, content_type_of, difference, request_shape, similarity
+from tvdb.services.remote.openai_embedder import REPLAYED_HEADER  # noqa: I001
 
 _REPEATABLE = frozenset({"GET", "HEAD"})
 
@@ -101,7 +102,12 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
         if self.play_counts[i] == 0 and i < self._loaded_count:
             self._played_interactions.append(self.data[i])
         self.play_counts[i] += 1
-        return self.data[i][1]
+        response = self.data[i][1]
+        if self.record_mode == RecordMode.NONE:
+            return response
+        # recording (once / new_episodes): tell the client this answer cost nothing (a copy: the
+        # marker is never stored)
+        return {**response, "headers": {**response.get("headers", {}), REPLAYED_HEADER: ["1"]}}
 
     # -- saving (vcrpy compares all pairs here too; keys make it linear) ----------------------------
     def _new_interactions(self) -> list[Any]:

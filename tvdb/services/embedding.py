@@ -112,6 +112,7 @@ def embedding_call_spec(
         estimate_units=request.token_count, send=send or (lambda: embedder.embed(request)),
         actual_units=lambda r: r.prompt_tokens, usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
         provenance=provenance.reason if provenance else None, run_budget_usd=settings.budget.max_usd,
+        replayed=lambda r: r.replayed,
     )
 
 

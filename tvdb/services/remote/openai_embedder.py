@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 SERVICE = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REPLAY_KEY = "sk-fake-replay-needs-no-key"
+# set by tvdb.recording on responses it plays from a cassette (never stored, never sent)
+REPLAYED_HEADER = "x-tvdb-replayed"
 log = logging.getLogger(__name__)
 
 
@@ -172,7 +175,10 @@ class OpenAIEmbedder:
                 f"openai: connection to {self.shown_url} lost after sending ({cause})",
                 service=SERVICE, maybe_billed=not unsent,
             ) from None
-        return self._result(request, response.content, response.headers.get("x-request-id"))
+        result = self._result(request, response.content, response.headers.get("x-request-id"))
+        if REPLAYED_HEADER in response.headers:  # a recording session answered it from its cassette
+            result = replace(result, replayed=True)
+        return result
 
     def _status_error(self, exc: Any) -> ServiceError:
         body = exc.body if isinstance(exc.body, dict) else {}
