@@ -41,10 +41,11 @@ class PipelineContext:
     run_id: str
     scenario: str
     progress: ProgressSink = field(default_factory=NullProgress)
-    # False for `tvdb run --fresh`: parse and embed every document even if identical work is stored
-    reuse: bool = True
     # called after each stage finished for every job; the CLI's crash knob hooks in here
     after_stage: Callable[[Stage], None] = lambda stage: None
+    # False for recording and replay runs (every call is made: recorded, or served from the cassette)
+    # and for `tvdb run --fresh` (parse and embed every document even if identical work is stored)
+    reuse: bool = True
 
     @property
     def caller(self) -> ServiceCaller:
