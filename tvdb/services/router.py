@@ -192,6 +192,9 @@ class ServiceRouter:
         may_fall_back: bool,
     ) -> Completed[T]:
         spec = spec_for(route.impl, route.provenance)
+        if route.impl.implementation is Implementation.REPLAY:
+            # the real client, answered from a cassette: no reservation, no money, a `replay` row
+            spec = replace(spec, implementation=Implementation.REPLAY)
         if route.provenance.implementation is not Implementation.REAL:
             return await self.caller.call(scope, spec)
         attempts = 0
