@@ -49,6 +49,7 @@ ENV_ALIASES = {
     "OPENAI_BASE_URL": ("openai_base_url",),
     "LLAMA_CLOUD_API_KEY": ("llama_cloud_api_key",),
     "LLAMA_CLOUD_BASE_URL": ("llama_cloud_base_url",),
+    "LLAMA_CLOUD_WEBHOOK_SECRET": ("llama_cloud_webhook_secret",),
 }
 
 

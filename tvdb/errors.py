@@ -16,6 +16,7 @@
     │   │   └── MalformedResponseError              a body that is not what the API documents
     │   ├── QuotaExhausted                           HTTP 429 insufficient_quota / 402: permanent
     │   └── PermanentServiceError                    other 4xx (bad request, auth, model not found)
+    │       └── ParseJobError(error_code)            a parse job that ended FAILED/CANCELLED/timed out
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
     ├── RunNotFound
@@ -59,6 +60,8 @@ class ErrorCode(StrEnum):
     SIGNED_URL = "signed_url"
     PRICE_UNKNOWN = "price_unknown"
     NOT_FOUND = "not_found"
+    PARTIAL_PARSE = "partial_parse"
+    CANCELLED = "cancelled"
     INTERNAL = "internal"
 
 
@@ -125,6 +128,11 @@ class ServiceError(TvdbError):
 
     error_code: ErrorCode = ErrorCode.SERVICE_ERROR
     transient: bool = False
+    # What the failed request may have cost (the ledger settles its reservation from these):
+    # `billed_units` when the service said what it billed; `maybe_billed` when the request may have
+    # been processed and billed but nobody can tell how much (the reservation then stays held).
+    billed_units: float | None = None
+    maybe_billed: bool = False
 
     def __init__(
         self,
@@ -202,6 +210,21 @@ class QuotaExhausted(ServiceError):
 
 class PermanentServiceError(ServiceError):
     """A 4xx other than 408/409/429: bad request, bad key, unknown model. Never retried."""
+
+
+class ParseJobError(PermanentServiceError):
+    """A parse job the service accepted that did not complete: FAILED (`service_error`, or `encrypted`
+    for a protected PDF), CANCELLED (`cancelled`), timed out and cancelled by us (`timeout`), or too
+    many failed pages (`partial_parse`). Never retried: a new upload would be billed again."""
+
+    def __init__(
+        self, message: str, *, error_code: ErrorCode, billed_units: float | None = None,
+        maybe_billed: bool = False, **kwargs: object,
+    ) -> None:
+        self.error_code = error_code
+        self.billed_units = billed_units
+        self.maybe_billed = maybe_billed
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class CostLimitExceeded(TvdbError):

@@ -31,9 +31,21 @@ class _Section(BaseModel):
 
 
 class ParseSettings(_Section):
+    """LlamaParse (Parse API v2) settings; `timeout_s` bounds a whole job (upload to result)."""
+
     tier: str = "fast"
+    version: str = "latest"
     concurrency: int = Field(4, ge=1, le=64)
     timeout_s: float = Field(300.0, gt=0)
+    request_timeout_s: float = Field(60.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    max_poll_interval_s: float = Field(5.0, gt=0)
+    max_pages: int | None = Field(None, ge=1)
+    target_pages: str | None = None
+    max_page_failure_ratio: float = Field(0.5, ge=0, le=1)
+    webhook: bool = False
+    webhook_grace_s: float = Field(30.0, gt=0)
+    webhook_url: str | None = None
 
     @field_validator("tier")
     @classmethod
@@ -90,6 +102,7 @@ class LimitsSettings(_Section):
 
     openai_requests_per_hour: int | None = Field(None, ge=0)
     llamaparse_requests_per_hour: int | None = Field(None, ge=0)
+    llamaparse_requests_per_minute: int | None = Field(None, ge=1)
     openai_requests_per_minute: int | None = Field(None, ge=1)
     openai_tokens_per_minute: int | None = Field(None, ge=1)
 
@@ -145,6 +158,7 @@ class Settings(_Section):
     openai_base_url: str | None = None
     llama_cloud_api_key: SecretStr | None = None
     llama_cloud_base_url: str | None = None
+    llama_cloud_webhook_secret: SecretStr | None = None
     daily_budget_usd: float = Field(1.0, ge=0)
     timezone: str = "UTC"
     on_budget_exceeded: Literal["fail", "defer"] = "fail"

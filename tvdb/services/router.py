@@ -58,7 +58,8 @@ def build_services(settings: Settings, *, faults: FaultSchedule | None = None, c
         from tvdb.faults.wrappers import FaultyEmbedder, FaultyParser
 
         sleep = (clock or SystemClock()).sleep
-        parser = FaultyParser(parser, faults, sleep=sleep)
+        parser = FaultyParser(parser, faults, sleep=sleep,
+                              max_page_failure_ratio=settings.parse.max_page_failure_ratio)
         if embedder_mode is not Mode.REAL:  # the real client gets them as an HTTP transport wrapper
             embedder = FaultyEmbedder(embedder, faults, sleep=sleep)
     return Services(parser, embedder, f"{parser.implementation}: {parser_why}",
