@@ -39,7 +39,7 @@ from tvdb.yamlfile import YamlDocument, load_yaml
 __all__ = [
     "AlertSettings", "BudgetSettings", "ChunkingSettings", "ConsistencyCheckSettings", "EmbeddingSettings",
     "LimitsSettings", "ParseSettings", "RetrySettings", "ServicesSettings", "Settings", "SmtpSettings",
-    "env_var_names", "read_config_file", "resolve_settings", "unknown_env_vars",
+    "env_var_names", "read_config_file", "read_dotenv", "resolve_settings", "unknown_env_vars",
 ]
 
 CONFIG_FILENAME = "tvdb.yaml"
@@ -160,6 +160,32 @@ def read_config_file(path: Path, what: str = "config file") -> YamlDocument:
     return doc
 
 
+MAX_DOTENV_BYTES = 1024 * 1024
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The variables of a `.env` file (python-dotenv syntax). Raises ConfigError naming the file, and
+    the line of the first byte that is not UTF-8 (python-dotenv itself would crash on it)."""
+    import io
+
+    from dotenv import dotenv_values
+
+    from tvdb.files import read_regular_file
+
+    try:
+        raw = read_regular_file(path, MAX_DOTENV_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the .env file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}:{line}: the .env file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                          f"column {column}); save it as UTF-8") from None
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
 def resolve_settings(
     *,
     cwd: Path,
@@ -182,11 +208,7 @@ def resolve_settings(
         layers.append(_Layer(doc.data, CONFIG_FILENAME, doc=doc))
     if scenario:
         layers.append(_Layer(scenario, "scenario", doc=scenario_doc))
-    env: dict[str, str] = {}
-    if dotenv and (cwd / ".env").is_file():
-        from dotenv import dotenv_values
-
-        env.update({k: v for k, v in dotenv_values(cwd / ".env").items() if v is not None})
+    env: dict[str, str] = dict(read_dotenv(cwd / ".env")) if dotenv and (cwd / ".env").is_file() else {}
     from_dotenv = frozenset(k for k in env if k not in environ)
     env.update(environ)
     layers.append(_env_layer(env, from_dotenv))

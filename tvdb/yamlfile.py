@@ -38,6 +38,27 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
 # scenario or config never needs more than this many values once aliases are expanded.
 MAX_EXPANDED_NODES = 100_000
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a scenario or config file; anything bigger is a mistake
+# PyYAML composes (and we walk) nested collections recursively, so a few hundred `[` would end in a
+# RecursionError; no scenario or config needs more than a handful of levels.
+MAX_DEPTH = 64
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses collections nested deeper than MAX_DEPTH, at the offending line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self._depth >= MAX_DEPTH:
+            raise yaml.MarkedYAMLError(None, None, f"nested more than {MAX_DEPTH} levels deep; refusing "
+                                       "(flatten the structure)", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -92,13 +113,13 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
 
 
 def load_yaml(path: Path, *, text: str | None = None) -> YamlDocument:
-    """Parse `path` safely; raises yaml.YAMLError (with its own mark) on a syntax error or a duplicate key,
-    OSError (tvdb.files.NotARegularFile, FileTooLarge) for a path that is not a small regular file, and
-    UnicodeDecodeError for a file that is not UTF-8."""
+    """Parse `path` safely; raises yaml.YAMLError (with its own mark) on a syntax error, a duplicate key,
+    nesting deeper than MAX_DEPTH or an alias bomb; OSError (tvdb.files.NotARegularFile, FileTooLarge)
+    for a path that is not a small regular file; UnicodeDecodeError for a file that is not UTF-8."""
     from tvdb.files import read_regular_file
 
     source = read_regular_file(path, MAX_FILE_BYTES).decode("utf-8") if text is None else text
-    loader = yaml.SafeLoader(source)
+    loader = _DepthLimitedLoader(source)
     try:
         node = loader.get_single_node()
         if node is None:

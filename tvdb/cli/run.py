@@ -183,7 +183,8 @@ def runs(
     from tvdb.db import open_db
     from tvdb.pipeline.jobs import owner_alive
 
-    settings = settings_for(ctx, {"data_dir": data_dir})
+    with json_errors(as_json):
+        settings = settings_for(ctx, {"data_dir": data_dir})
     db = open_db(settings.database_path)
     rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, "
                          "pid_started, host FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))

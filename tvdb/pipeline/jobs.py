@@ -58,8 +58,14 @@ def process_owner() -> dict[str, Any]:
 
 
 def owner_alive(row: Mapping[str, Any]) -> bool | None:
-    """Is the process that runs this run still alive? None when it cannot be told (another host)."""
-    if row.get("host") != socket.gethostname() or not row.get("pid"):
+    """Is the process that runs this run still alive? None when it cannot be told (another host).
+
+    A run that records no owner was written by a tvdb older than owner tracking, which only ever
+    left a run `running` when its process died: it has no live owner (False), so it shows as
+    interrupted and `tvdb resume` takes it over."""
+    if not row.get("pid") or not row.get("host"):
+        return False
+    if row.get("host") != socket.gethostname():
         return None
     pid = int(row["pid"])
     try:
