@@ -51,8 +51,9 @@ async def _spend_round(worker: int, path: str, barrier: Any, sends: Any, round_n
     from tvdb.domain import Implementation
     from tvdb.errors import CostLimitExceeded, ServiceUnavailableError
     from tvdb.ledger.budget import LedgerBudget
+    from tvdb.ledger.guard import CallScope
     from tvdb.ledger.prices import PriceTable
-    from tvdb.services.calls import CallScope, CallSpec, ServiceCaller
+    from tvdb.services.calls import CallSpec, ServiceCaller
 
     barrier.wait(timeout=20)
     db = open_db(path)  # all eight open the new database file at once

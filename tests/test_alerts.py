@@ -55,7 +55,7 @@ def test_budget_thresholds_fire_once_per_threshold_per_day(db: sqlite_utils.Data
         ("budget", Severity.INFO, 50.0)
     ]
     assert first[0].key == "budget:2026-01-10T00:00:00.000000Z:50"
-    assert "spent $0.510000 of the $1.00 daily budget (51.0%)" in first[0].message
+    assert "spent $0.51 of the $1.00 daily budget (51.0%)" in first[0].message
     assert evaluate_alerts(db, s, clock) == []  # same window: not again
     spend(db, START, 0.30)  # 81 %
     assert [a.severity for a in evaluate_alerts(db, s, clock)] == [Severity.WARNING]
@@ -175,7 +175,7 @@ def test_acknowledge_by_id_and_all(db: sqlite_utils.Database) -> None:
     assert list_alerts(db) == []
     everything = list_alerts(db, include_acknowledged=True)
     assert len(everything) == 3 and all(x.acknowledged_at == START for x in everything)
-    assert format_alert(c).startswith(f"[critical] #{c.alert_id} Daily budget 100% used: spent $1.000000")
+    assert format_alert(c).startswith(f"[critical] #{c.alert_id} Daily budget 100% used: spent $1.00 of")
 
 
 def _evaluate_in_process(path: str, now: str, barrier: Any, queue: Any) -> None:

@@ -94,7 +94,7 @@ def test_webhook_and_slack_payloads(
     }
     assert hook["alert"]["details"]["spent_usd"] == 0.6
     assert slack_path == f"/services/{SLACK_SECRET}"
-    assert slack["text"].startswith("[tvdb info] Daily budget 50% used: spent $0.600000")
+    assert slack["text"].startswith("[tvdb info] Daily budget 50% used: spent $0.60 of")
     assert [b["type"] for b in slack["blocks"]] == ["header", "section", "context"]
     assert slack["blocks"][0]["text"] == {"type": "plain_text", "text": "Daily budget 50% used"}
     assert list_alerts(db)[0].delivery_status == "delivered"

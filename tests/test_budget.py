@@ -17,9 +17,10 @@ from tvdb.db import open_db, transaction
 from tvdb.domain import Implementation
 from tvdb.errors import CostLimitExceeded, PriceUnknownError, RateLimitExceeded, ServiceUnavailableError
 from tvdb.ledger.budget import LedgerBudget
+from tvdb.ledger.guard import CallScope, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
-from tvdb.services.calls import CallScope, CallSpec, Completed, Reservation, ServiceCaller, SpendRequest
+from tvdb.services.calls import CallSpec, Completed, ServiceCaller
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -199,28 +200,72 @@ def test_unknown_price_is_refused_not_free(db: sqlite_utils.Database) -> None:
     assert forecast.total_nusd == 5 and not forecast.fits
 
 
-def test_crash_left_reservations_expire_after_ttl(tmp_path: Path) -> None:
+def dead_owner() -> dict[str, Any]:
+    """The owner record of a process that has exited (and been reaped) on this host."""
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "pass"], check=True)
+    del proc
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return {"pid": child.pid, "pid_started": None, "host": socket.gethostname()}
+
+
+def test_a_dead_owners_reservation_is_assumed_spent_not_free_room(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     clock = FakeClock(T0)
-    cfg = settings(daily_budget_usd=0.0001, reservation_ttl_s=600)
+    cfg = settings(daily_budget_usd=0.0002, reservation_ttl_s=600)
     crashed = open_db(path)
-    LedgerBudget(crashed, cfg, clock).reserve(request(100_000))
-    crashed.close()  # the process dies without settling or releasing
+    LedgerBudget(crashed, cfg, clock, owner=dead_owner()).reserve(request(100_000))
+    crashed.close()  # kill -9: the process dies without settling or releasing
     db = open_db(path)
     guard = LedgerBudget(db, cfg, clock)
-    clock.advance(599.999)
+    clock.advance(3 * 600)  # long past the lease: the money still counts
+    assert daily(guard) == (0, 100_000)  # a read-only forecast shows it held until a sweep
     with pytest.raises(CostLimitExceeded) as refused:
-        guard.reserve(request(1))
-    assert refused.value.reserved == 0.0001
-    clock.advance(0.001)
-    late = guard.reserve(request(100_000))
-    assert statuses(db) == [("expired", None), ("active", None)]
-    # A call outliving its TTL that still settles is recorded as settled.
-    clock.advance(600)
-    assert guard.expire_stale() == 1
-    guard.settle(late, 90_000)
-    assert statuses(db) == [("expired", None), ("settled", 90_000)]
+        guard.reserve(request(100_001))
+    assert (refused.value.spent, refused.value.reserved) == (0.0001, 0.0)
+    assert statuses(db) == [("assumed", 100_000)]
+    row = db.execute("SELECT ts, status, error_code, assumed, cost_nusd, units, stage, run_id "
+                     "FROM usage").fetchall()
+    assert row == [("2026-11-29T12:00:00.000000Z", "error", "owner_gone", 1, 100_000, 1000.0, "embed", "r1")]
+    guard.reserve(request(100_000))  # exactly the rest of the budget
     db.close()
+
+
+def test_a_live_owners_reservation_never_lapses(db: sqlite_utils.Database) -> None:
+    """However long a live call takes (pacing, retries, a slow answer), its money stays held."""
+    clock = FakeClock(T0)
+    guard = LedgerBudget(db, settings(daily_budget_usd=0.0002, reservation_ttl_s=600), clock)
+    held = guard.reserve(request(100_000))
+    clock.advance(10 * 600)
+    with pytest.raises(CostLimitExceeded):
+        guard.reserve(request(100_001))
+    assert statuses(db) == [("active", None)]
+    guard.settle(held, 90_000)
+    assert statuses(db) == [("settled", 90_000)]
+
+
+def test_another_hosts_reservation_is_assumed_once_its_lease_ends(db: sqlite_utils.Database) -> None:
+    clock = FakeClock(T0)
+    cfg = settings(daily_budget_usd=0.0002, reservation_ttl_s=600)
+    remote = LedgerBudget(db, cfg, clock, owner={"pid": 1, "pid_started": "1", "host": "elsewhere.invalid"})
+    late = remote.reserve(request(100_000))
+    guard = LedgerBudget(db, cfg, clock)
+    clock.advance(599.999)
+    assert guard.sweep() == 0
+    clock.advance(0.001)
+    assert guard.sweep() == 1
+    assert daily(guard) == (100_000, 0)
+    # the owner was only slow: its answer replaces the assumed row with what was billed
+    late_row = UsageRow(ts=T0, run_id="r1", stage="embed", service="openai", implementation=Implementation.REAL,
+                        model="text-embedding-3-small", units=900, unit="tokens", pricing=Pricing(90_000, 90_000, "v"),
+                        reservation_id=late.reservation_id)
+    Completed(None, late_row, late).commit(db, remote)
+    assert statuses(db) == [("settled", 90_000)]
+    assert db.execute("SELECT status, assumed, cost_nusd FROM usage").fetchall() == [("ok", 0, 90_000)]
 
 
 def test_run_budget(db: sqlite_utils.Database) -> None:

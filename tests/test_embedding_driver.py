@@ -23,7 +23,8 @@ from tvdb.errors import (
     VectorValidationError,
 )
 from tvdb.faults import FaultPlan, FaultyEmbedder
-from tvdb.services.calls import CallScope, Completed, ServiceCaller
+from tvdb.ledger.guard import CallScope
+from tvdb.services.calls import Completed, ServiceCaller
 from tvdb.services.embedding import RatePacer, embed_batches
 from tvdb.services.local.embedder import HashEmbedder
 from tvdb.services.remote.openai_embedder import build_openai_embedder

@@ -15,7 +15,8 @@ import pytest
 
 from tvdb.clock import FakeClock
 from tvdb.db import open_db
-from tvdb.pipeline.jobs import JobStore, owner_alive, process_owner
+from tvdb.owner import owner_alive, process_owner
+from tvdb.pipeline.jobs import JobStore
 
 REPO = Path(__file__).resolve().parents[1]
 

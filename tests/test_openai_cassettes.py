@@ -19,7 +19,8 @@ from tvdb.clock import FakeClock
 from tvdb.domain import EmbeddingRequest, Implementation
 from tvdb.errors import PermanentServiceError
 from tvdb.http import Client, Response
-from tvdb.services.calls import CallScope, CallSpec
+from tvdb.ledger.guard import CallScope
+from tvdb.services.calls import CallSpec
 from tvdb.services.remote.openai_embedder import build_openai_embedder
 
 C01 = "dd-trace-py__embedding_b64.yaml"

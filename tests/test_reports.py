@@ -173,18 +173,20 @@ def test_budget_block_spent_reserved_remaining_and_projection(db: sqlite_utils.D
     add(db, "2026-01-09T23:59", units=50_000_000)  # yesterday: not today
     add(db, "2026-01-10T03:00", impl="mock", units=50_000_000)  # mock: never budget
     reserve(db, 50_000_000, now=NOW)
-    reserve(db, 70_000_000, now=NOW - dt.timedelta(hours=1))  # expired: not held
+    # past its lease, but active: held until the next reservation sweeps it into assumed spend
+    reserve(db, 20_000_000, now=NOW - dt.timedelta(hours=1))
     reserve(db, 90_000_000, now=NOW, status="settled")
+    reserve(db, 40_000_000, now=NOW, status="released")
     b = _report(db).budget
     assert b.daily_nusd == 1_000_000_000
     assert b.spent_today_nusd == 300_000_000
-    assert b.reserved_nusd == 50_000_000
-    assert b.remaining_nusd == 650_000_000
+    assert b.reserved_nusd == 70_000_000
+    assert b.remaining_nusd == 630_000_000
     assert b.percent_used == 30.0
     assert b.projected_nusd == 600_000_000  # half the day gone at 12:00 UTC
     data = report_to_dict(_report(db))["budget"]
     assert data["daily_usd"] == 1.0 and data["spent_today_usd"] == 0.3
-    assert data["reserved_usd"] == 0.05 and data["remaining_usd"] == 0.65
+    assert data["reserved_usd"] == 0.07 and data["remaining_usd"] == 0.63
     assert data["projected_end_of_day_usd"] == 0.6
 
 

@@ -23,7 +23,8 @@ from tvdb.errors import (
     ServiceUnavailableError,
     TvdbError,
 )
-from tvdb.services.calls import CallScope, CallSpec, RetryPolicy
+from tvdb.ledger.guard import CallScope
+from tvdb.services.calls import CallSpec, RetryPolicy
 from tvdb.services.retry import ServiceRetryPolicy
 
 

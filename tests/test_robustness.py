@@ -104,7 +104,7 @@ def test_a_second_process_cannot_work_on_a_live_run(tmp_path: Path) -> None:
     store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={}, documents=[])
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        from tvdb.pipeline.jobs import _started
+        from tvdb.owner import process_started as _started
 
         store.set_run("r1", pid=sleeper.pid, pid_started=_started(sleeper.pid))
         with pytest.raises(RunBusy, match=f"pid {sleeper.pid}"):
@@ -254,20 +254,21 @@ def test_scenario_paths_that_are_not_small_regular_files_are_scenario_errors(tmp
 
 
 def test_a_reused_pid_does_not_hold_a_run(tmp_path: Path) -> None:
-    from tvdb.pipeline.jobs import owner_alive, process_owner
+    from tvdb.owner import owner_alive, process_owner
 
     me = process_owner()
     assert owner_alive(me) is True
     assert owner_alive({**me, "pid_started": "1"}) is False  # same pid, another process
 
 
-async def test_a_real_call_stopped_midway_keeps_its_reservation(tmp_path: Path) -> None:
-    """Ctrl-C/SIGTERM while a paid request is in flight: the provider may bill it, so the money stays
-    reserved (until it expires) instead of being released back to the budget."""
+async def test_a_real_call_stopped_midway_counts_as_assumed_spend(tmp_path: Path) -> None:
+    """Ctrl-C/SIGTERM while a paid request is in flight: the provider may bill it, so its estimate is
+    settled as spent (`assumed`) instead of being released back to the budget."""
     from tvdb.domain import Implementation
     from tvdb.ledger.budget import LedgerBudget
+    from tvdb.ledger.guard import CallScope
     from tvdb.ledger.prices import PriceTable
-    from tvdb.services.calls import CallScope, CallSpec, ServiceCaller
+    from tvdb.services.calls import CallSpec, ServiceCaller
 
     db = open_db(tmp_path / "t.db")
     settings = resolve_settings(cwd=tmp_path, environ={})
@@ -288,4 +289,6 @@ async def test_a_real_call_stopped_midway_keeps_its_reservation(tmp_path: Path) 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert db.execute("SELECT status, amount_nusd FROM reservations").fetchall() == [("active", 20_000)]
+    assert db.execute("SELECT status, settled_nusd FROM reservations").fetchall() == [("assumed", 20_000)]
+    assert db.execute("SELECT status, error_code, assumed, cost_nusd FROM usage").fetchall() == [
+        ("error", "interrupted", 1, 20_000)]

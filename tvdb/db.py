@@ -82,7 +82,8 @@ def m001_core(db: sqlite_utils.Database) -> None:
 def m002_reservations(db: sqlite_utils.Database) -> None:
     """Budget reservations: money and request slots held for a real call until it settles.
 
-    status: active → settled | released | expired. Amounts in integer nano-USD.
+    status: active → settled | released | assumed (`expired` in databases of older versions).
+    Amounts in integer nano-USD.
     """
     db.table("reservations").create(
         {
@@ -168,6 +169,18 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     conn.execute("COMMIT")
 
 
+@migrations()
+def m004_assumed_spend(db: sqlite_utils.Database) -> None:
+    """Assumed spend (tvdb.ledger.guard): a usage row whose cost is the estimate of a request that may
+    have been billed (`assumed` = 1, `reservation_id` its reservation), and reservation owners
+    (stage, correlation id, pid start time, host) so that a dead owner's reservation is assumed spent."""
+    db.table("usage").add_column("assumed", int, not_null_default=0)
+    db.table("usage").add_column("reservation_id", str)
+    db.table("usage").create_index(["reservation_id"])
+    for column in ("stage", "correlation_id", "pid_started", "host"):
+        db.table("reservations").add_column(column, str)
+
+
 # Migrations m010+ belong to reports, retention, repricing and alerts (tvdb/ledger/{retention,
 # reprice,alerts}.py); they are numbered from 10 so that budget migrations can use m003…m009.
 
@@ -243,3 +256,9 @@ def m013_run_owner(db: sqlite_utils.Database) -> None:
 def m014_run_owner_started(db: sqlite_utils.Database) -> None:
     """The owner's process start time: a pid reused by another process does not hold the run."""
     db.table("runs").add_column("pid_started", str)
+
+
+@migrations()
+def m015_usage_daily_assumed(db: sqlite_utils.Database) -> None:
+    """Assumed spend folded into daily aggregates (part of `cost_nusd`, shown apart)."""
+    db.table("usage_daily").add_column("assumed_nusd", int, not_null_default=0)

@@ -33,6 +33,8 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+from tvdb.money import format_usd
+
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
@@ -124,6 +126,11 @@ class ServiceError(TvdbError):
 
     `status` is the HTTP status when there was one; `code` the provider's error code
     (e.g. ``rate_limit_exceeded``); `request_id` the provider's ``x-request-id``.
+    `maybe_billed` is True when the provider may have processed, and billed, the request although
+    we have no usable answer: a timeout or a lost connection after the request was sent, a 200
+    whose body cannot be read. False only when it provably was not processed: refused before
+    sending, connection refused, or an error status the provider does not bill. The budget then
+    counts the call's estimate as spent (`assumed`) instead of releasing it (tvdb.ledger.guard).
     """
 
     error_code: ErrorCode = ErrorCode.SERVICE_ERROR
@@ -142,8 +149,10 @@ class ServiceError(TvdbError):
         status: int | None = None,
         request_id: str | None = None,
         code: str | None = None,
+        maybe_billed: bool = False,
     ) -> None:
         self.message = message
+        self.maybe_billed = maybe_billed
         self.service = service
         self.status = status
         self.request_id = request_id
@@ -241,8 +250,8 @@ class CostLimitExceeded(TvdbError):
         self.requested = requested
         self.window = window
         super().__init__(
-            f"{window} budget ${limit:.6f} would be exceeded: spent ${spent:.6f}, "
-            f"reserved ${reserved:.6f}, requested ${requested:.6f}"
+            f"{window} budget {format_usd(limit)} would be exceeded: spent {format_usd(spent)}, "
+            f"reserved {format_usd(reserved)}, requested {format_usd(requested)}"
         )
 
 

@@ -222,7 +222,7 @@ class Settings(_Section):
         if self.reservation_ttl_s <= longest:
             raise ValueError(
                 f"reservation_ttl_s ({self.reservation_ttl_s}) must be longer than the longest request "
-                f"timeout ({longest:g} s), or a call still running would stop counting against budgets"
+                f"timeout ({longest:g} s): a request is cut off when its budget reservation's lease ends"
             )
         return self
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from tvdb.config import AlertSettings
 from tvdb.ledger.alerts import Alert
-from tvdb.services.remote.status import redact
+from tvdb.redaction import redact, redact_url
 
 DEFAULT_TIMEOUT_S = 10.0
 _RETRYABLE_HTTP = {408, 425, 429}
@@ -130,19 +130,15 @@ def _send_email(settings: AlertSettings, message: EmailMessage, *, timeout_s: fl
         raise DeliveryError(redact(f"{type(exc).__name__}: {exc}", [password]), retryable=True) from None
 
 
-def _safe_url(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else "(invalid URL)"
-
-
 def configured_channels(settings: AlertSettings, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Channel]:
     """Channels configured enough to send: webhook_url, slack_webhook_url, smtp.host + smtp.recipients."""
     out: list[Channel] = []
     if settings.webhook_url:
         url = settings.webhook_url
         out.append(Channel(
-            "webhook", f"webhook {_safe_url(url)}",
-            lambda a: _post_json(url, webhook_payload(a), timeout_s=timeout_s, secrets=()),
+            "webhook", f"webhook {redact_url(url)}",
+            lambda a: _post_json(url, webhook_payload(a), timeout_s=timeout_s, secrets=(url,)),
+            secrets=(url,),
         ))
     if settings.slack_webhook_url is not None:
         slack = settings.slack_webhook_url.get_secret_value()

@@ -23,7 +23,7 @@ from tvdb.alerts.channels import DEFAULT_TIMEOUT_S, Channel, DeliveryError, conf
 from tvdb.clock import Clock
 from tvdb.config import AlertSettings, Settings
 from tvdb.ledger.alerts import Alert, Severity, muted_until, record_deliveries
-from tvdb.services.remote.status import redact
+from tvdb.redaction import redact
 
 _log = logging.getLogger(__name__)
 

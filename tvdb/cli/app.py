@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
-from tvdb.errors import EXIT_INTERNAL, TvdbError, exit_code_for
+from tvdb.cli.output import clean, make_console, stdout_json
+from tvdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ScenarioError, TvdbError, exit_code_for
 
 app = typer.Typer(
     name="tvdb",
@@ -21,7 +23,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # click's plain help: rewrapped paragraphs, flags without a value, nothing cut
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -50,41 +52,123 @@ def _global(
 ) -> None:
     ctx.obj = {"config": config, "data_dir": data_dir, "debug": debug}
     if debug:
+        from tvdb.redaction import RedactingFilter
+
         logging.basicConfig(level=logging.DEBUG)
+        for handler in logging.getLogger().handlers:  # a URL's token or a key must not reach the log
+            handler.addFilter(RedactingFilter())
 
 
-def handle_errors(application: typer.Typer) -> int:
-    """Run the app; a TvdbError becomes a one-line message on stderr and its exit code.
+# Typer ≥ 0.22 vendors click (typer._click) and older ones use click itself: reach its exception
+# classes through typer.BadParameter so both work
+_CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_VALUE_OPTIONS = {"--config", "-c", "--data-dir"}  # global options that take a value
 
-    Typer's standalone mode already turns usage errors into exit 2 with a message, and
-    `typer.Exit(code)` into that code; only our own errors need mapping, here and nowhere else.
-    """
+
+def wants_json(args: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON (`--json`, `--format json`), read before parsing so that
+    a usage error, which happens before any command runs, still answers in JSON."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--json" or arg == "--format=json" or (arg == "--format" and args[i + 1:i + 2] == ["json"]):
+            return True
+    return False
+
+
+def _command(args: Sequence[str]) -> str | None:
+    """The (first-level) command name in `args`, skipping the global options."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any) -> None:
+    """The one JSON object on stdout for a failed command: `{"error": {"type", "message", ...}, "exit_code"}`
+    (`passed: false` too for run/resume, whose result objects carry it)."""
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": clean(exc), **extra}
+    if isinstance(exc, ScenarioError):
+        error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key)
+    out: dict[str, Any] = {"error": error, "exit_code": code}
+    if _command(args) in ("run", "resume"):
+        out = {"passed": False, **out}
+    stdout_json(out)
+
+
+def _param_name(exc: Exception) -> str | None:
+    param = getattr(exc, "param", None)
+    if param is None:
+        hint = getattr(exc, "param_hint", None)
+        return hint.strip("'") if isinstance(hint, str) else None
+    opts = getattr(param, "opts", None) or []
+    if getattr(param, "param_type_name", "") == "option" and opts:
+        return str(opts[0])
+    return str(getattr(param, "metavar", None) or str(getattr(param, "name", "")).upper())
+
+
+def _usage_error(args: Sequence[str], exc: Exception) -> int:
+    code = int(getattr(exc, "exit_code", EXIT_USAGE))
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        typer.echo(ctx.get_help(), err=True)  # `tvdb cost` alone: the help, exit 2
+    elif wants_json(args):
+        extra: dict[str, Any] = {}
+        if ctx is not None:
+            extra["command"] = ctx.command_path
+        if (param := _param_name(exc)) is not None:
+            extra["param"] = param
+        message = clean(exc.format_message())  # type: ignore[attr-defined]
+        error_json(args, exc, code, **({"message": message} | extra))
+        make_console(stderr=True).print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+    else:
+        exc.show()  # type: ignore[attr-defined]
+    return code
+
+
+def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -> int:
+    """Run the app and return its exit code; every error is mapped here and nowhere else.
+
+    A usage error (a bad option, a missing argument) prints click's usage message and exits 2; a
+    TvdbError prints one line on stderr and exits with its code; anything else is a bug (exit 70).
+    With `--json` or `--format json`, each of them also prints one JSON object on stdout."""
+    argv = list(sys.argv[1:] if args is None else args)
+    as_json = wants_json(argv)
     try:
-        application(standalone_mode=True)
+        rv = application(args=argv, prog_name="tvdb", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except _CLICK_ERROR as exc:
+        return _usage_error(argv, exc)
+    except typer.Abort:
+        return EXIT_INTERRUPTED
     except TvdbError as exc:
-        from rich.console import Console
-
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        return exit_code_for(exc)
+        code = exit_code_for(exc)
+        if as_json and not getattr(exc, "reported_as_json", False):
+            error_json(argv, exc, code)
+        make_console(stderr=True).print(Text.assemble(("error:", "bold red"), " ", clean(exc)), soft_wrap=True)
+        return code
     except KeyboardInterrupt as exc:
         return exit_code_for(exc)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
-        if "--debug" in sys.argv:
+        if "--debug" in argv:
             raise
-        from rich.console import Console
-
-        Console(stderr=True, highlight=False).print(
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
-            "This is a bug in tvdb; rerun with --debug for the traceback and report it.", soft_wrap=True)
+        if as_json:
+            error_json(argv, exc, EXIT_INTERNAL)
+        make_console(stderr=True).print(Text.assemble(
+            ("internal error:", "bold red"), f" {type(exc).__name__}: {clean(exc)}\n"
+            "This is a bug in tvdb; rerun with --debug for the traceback and report it."), soft_wrap=True)
         return EXIT_INTERNAL
-    return 0
 
 
 from tvdb.cli import alerts, cost, emulate, run  # noqa: E402  (registers the commands)
 
-app.add_typer(cost.app, name="cost")
-app.add_typer(alerts.app, name="alerts")
+app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice.")
+app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
 for _module in (run, emulate):
     _module.register(app)

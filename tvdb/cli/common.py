@@ -63,7 +63,7 @@ def now_or(now: str | None) -> dt.datetime:
 
 
 def plain_console() -> Console:
-    from rich.console import Console
+    from tvdb.cli.output import make_console
 
     # markup off: names, reasons and versions are data, and "[Errno 111]" or "[x]" must print as is
-    return Console(highlight=False, markup=False)
+    return make_console(markup=False)

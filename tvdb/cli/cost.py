@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -12,18 +11,12 @@ from tvdb.cli.common import NowOption as _NowOption
 from tvdb.cli.common import now_or as _now
 from tvdb.cli.common import open_ledger as _open
 from tvdb.cli.common import plain_console as _console
+from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 
 app = typer.Typer(
     help="Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice).",
     no_args_is_help=True,
-    rich_markup_mode="rich",
 )
-
-
-class Format(StrEnum):
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
 
 
 REPORT_HELP = """Spend per group over a period, today's budget, and a bar chart of spend per day.
@@ -32,18 +25,19 @@ Real money ("spent") is shown apart from what mock and replay calls would have c
 price is unknown is counted as unpriced, never as $0. Days are calendar days in the configured
 time zone (`timezone`, default UTC). Without --since/--until/--day: the last 7 days.
 
-[b]Examples[/b]
-
+
+Examples:
   tvdb cost report                                   # last 7 days by service
   tvdb cost report --day 2026-11-29 --by model
   tvdb cost report --since 30d --by day --by mode    # several --by allowed
   tvdb cost report --since 2026-11-01 --until 2026-11-30 --service openai --mode real
   tvdb cost report --by run --format json | jq '.rows[] | {run, spent_usd}'
   tvdb cost report --by day --format csv > spend.csv
+  tvdb cost report --json                            # same as --format json
 """
 
 
-@app.command("report", help=REPORT_HELP)
+@app.command("report", help=REPORT_HELP, short_help="Spend per group, today's budget, spend per day.")
 def report(
     ctx: typer.Context,
     since: Annotated[
@@ -68,9 +62,8 @@ def report(
             help="Group by day|service|model|scenario|mode|run; repeat or comma-separate. Default: service.",
         ),
     ] = None,
-    fmt: Annotated[
-        Format, typer.Option("--format", help="table (default), json (one object) or csv.")
-    ] = Format.TABLE,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
     service: Annotated[
         list[str] | None,
         typer.Option(metavar="NAME", help="Only this service (openai, llamaparse); repeatable."),
@@ -99,6 +92,7 @@ def report(
     from tvdb.ledger.periods import parse_period
     from tvdb.ledger.reports import ReportFilters, build_report
 
+    chosen = pick_format(fmt, as_json)
     settings, db = _open(ctx)
     at = _now(now)
     period = parse_period(since=since, until=until, day=day, timezone=settings.timezone, now=at)
@@ -119,27 +113,29 @@ def report(
         by=groups,
         filters=filters,
     )
-    if fmt is Format.JSON:
+    if chosen is Format.JSON:
         sys.stdout.write(render_cost.report_json(result) + "\n")
-    elif fmt is Format.CSV:
+    elif chosen is Format.CSV:
         sys.stdout.write(render_cost.report_csv(result))
     else:
-        render_cost.print_report(result, _console())
+        render_cost.print_report(result, _console(), plain=chosen is Format.PLAIN)
 
 
 PRUNE_HELP = """Fold per-call usage rows older than a duration into one row per day and group.
 
 Reports over those days stay exact (they read the daily aggregates); the database stays small.
-Only whole days in the configured time zone are folded; running it again changes nothing.
+Only whole days in the configured time zone are folded; running it again changes nothing. Today
+(in the budget's time zone, by the real clock and by --now) and the last hour are never folded,
+and budget checks read the aggregates too, so pruning never hides spend from a budget.
 
-[b]Examples[/b]
-
+
+Examples:
   tvdb cost prune --older-than 90d
   tvdb cost prune --older-than 30d --dry-run
 """
 
 
-@app.command("prune", help=PRUNE_HELP)
+@app.command("prune", help=PRUNE_HELP, short_help="Fold old usage rows into exact daily aggregates.")
 def prune(
     ctx: typer.Context,
     older_than: Annotated[
@@ -161,7 +157,10 @@ def prune(
     at = _now(now)
     shift(at, -age, "--older-than", older_than)  # the cutoff must be a date, not an OverflowError
     settings, db = _open(ctx)
-    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run)
+    from tvdb.clock import SystemClock
+
+    # the real clock too: a --now in the future must not fold the windows today's budget reads
+    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run, also_now=(SystemClock().now(),))
     if as_json:
         sys.stdout.write(json.dumps(render_cost.prune_dict(result), indent=2) + "\n")
     else:
@@ -174,15 +173,15 @@ For a price that was wrong (e.g. a per-1M figure entered per token): fix the pri
 `prices:` key of tvdb.yaml, then reprice. No row is deleted; the old values are kept in the
 `usage_reprices` table. Rows with no price in that version are left unchanged.
 
-[b]Examples[/b]
-
+
+Examples:
   tvdb cost reprice --dry-run                     # newest version, show what would change
   tvdb cost reprice --price-version 2026-11-01
   tvdb cost reprice --price-version 2026-11-01+config --from-version 2026-11-01
 """
 
 
-@app.command("reprice", help=REPRICE_HELP)
+@app.command("reprice", help=REPRICE_HELP, short_help="Recompute stored costs under a price version.")
 def reprice(
     ctx: typer.Context,
     price_version: Annotated[

@@ -9,7 +9,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    app.command("emulate")(emulate)
+    app.command("emulate", short_help="Serve a wire-exact OpenAI embeddings API on loopback.")(emulate)
 
 
 def emulate(

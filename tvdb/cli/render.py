@@ -1,65 +1,118 @@
-"""Rich rendering of runs: the live progress display and the end-of-run summary. No logic here."""
+"""Rendering of runs: the live progress display, the end-of-run summary and the runs list. No logic here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
+from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, print_table, stdout_json
 from tvdb.domain import JobState, Stage
+from tvdb.money import format_usd
 from tvdb.pipeline.jobs import Job
 from tvdb.scenarios.results import RunResult
 
 STAGES = tuple(s.value for s in Stage)
+# how many of the stages a job in this state has finished
 _STEP = {
     JobState.PENDING: 0, JobState.UPLOADED: 1, JobState.PARSING: 1, JobState.PARSED: 2, JobState.CHUNKED: 3,
     JobState.EMBEDDING: 3, JobState.EMBEDDED: 4, JobState.STORED: 6, JobState.COMPLETE: 6,
 }
+_DONE = (JobState.COMPLETE, JobState.FAILED, JobState.DEFERRED)
+_BUSY = {JobState.PENDING: "upload", JobState.UPLOADED: "parse", JobState.PARSING: "parse",
+         JobState.PARSED: "chunk", JobState.CHUNKED: "embed", JobState.EMBEDDING: "embed",
+         JobState.EMBEDDED: "store", JobState.STORED: "store"}
+_SHOWN_STAGES = (("parse", 2), ("chunk", 3), ("embed", 4), ("store", 6))
 _STYLE = {"complete": "green", "reused": "green", "failed": "red", "deferred": "yellow"}
+IN_FLIGHT_SHOWN = 4
+
+
+class _Display(Progress):
+    """Rich's Progress with the in-flight documents under its one bar."""
+
+    def __init__(self, extra: Any, *columns: Any, **kwargs: Any) -> None:
+        self._extra = extra
+        super().__init__(*columns, **kwargs)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield self._extra()
 
 
 class RichProgress:
-    """One bar per document, advancing through the stages; implements `ProgressSink`."""
+    """One overall bar for the run (implements `ProgressSink`): documents through each stage, the rate,
+    the ETA, and at most `IN_FLIGHT_SHOWN` documents in flight.
 
-    def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}", style="bold"), BarColumn(bar_width=24),
-            TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console, transient=False,
+    `job_changed` only updates counters (O(1)); drawing happens a few times a second on Rich's refresh
+    thread, so the display costs the same for 10 documents or 10,000 (see bench/progress.py)."""
+
+    def __init__(self, console: Console, *, refresh_per_second: float = 4) -> None:
+        self._task: TaskID | None = None
+        self._states: dict[str, JobState] = {}
+        self._names: dict[str, str] = {}
+        self._counts: Counter[JobState] = Counter()
+        self._busy: dict[str, None] = {}  # in flight, oldest first
+        self._start = 0.0
+        self._progress = _Display(
+            self._in_flight, TextColumn("[bold]run[/]"), BarColumn(bar_width=24),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"), TextColumn("{task.fields[stages]}"),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False, refresh_per_second=refresh_per_second,
         )
-        self._tasks: dict[str, TaskID] = {}
 
     def start(self, jobs: Sequence[Job]) -> None:
-        self._progress.start()
         for job in jobs:
-            self._tasks[job.job_id] = self._progress.add_task(
-                Path(job.path).name, total=len(STAGES), state=job.state.value
-            )
-            self.job_changed(job)
+            self._names[job.job_id] = clean(Path(job.path).name)
+            self._states[job.job_id] = job.state
+            self._counts[job.state] += 1
+        self._task = self._progress.add_task("run", total=len(jobs), stages=self._stages(), rate="")
+        self._start = self._progress.get_time()
+        self._progress.start()
 
     def stop(self) -> None:
+        self._update()
         self._progress.stop()
 
     def job_changed(self, job: Job) -> None:
-        task = self._tasks.get(job.job_id)
-        if task is None:
+        old = self._states.get(job.job_id)
+        if old is None:
             return
-        if job.state in (JobState.FAILED, JobState.DEFERRED):
-            label = f"[{_STYLE[job.state.value]}]{job.state.value}: {job.error_code}[/]"
-            self._progress.update(task, state=label)
-            self._progress.stop_task(task)
+        self._counts[old] -= 1
+        self._counts[job.state] += 1
+        self._states[job.job_id] = job.state
+        if job.state in _DONE:
+            self._busy.pop(job.job_id, None)
+        else:
+            self._busy.setdefault(job.job_id, None)
+        self._update()
+
+    def _stages(self) -> str:
+        total = len(self._states)
+        past = [sum(n for state, n in self._counts.items() if _STEP.get(state, 0) >= step) for _, step in _SHOWN_STAGES]
+        failed = self._counts[JobState.FAILED] + self._counts[JobState.DEFERRED]
+        parts = [f"{name} {n}/{total}" for (name, _), n in zip(_SHOWN_STAGES, past, strict=True)]
+        return " · ".join(parts + ([f"[red]failed {failed}[/]"] if failed else []))
+
+    def _update(self) -> None:
+        if self._task is None:
             return
-        done = job.state is JobState.COMPLETE
-        label = "[green]complete[/]" + (" (reused)" if job.reused_from else "") if done else job.state.value
-        self._progress.update(task, completed=_STEP.get(job.state, 0), state=label)
+        done = sum(self._counts[s] for s in _DONE)
+        elapsed = self._progress.get_time() - self._start
+        rate = f"{done / elapsed:.1f} docs/s" if done and elapsed > 0 else ""
+        self._progress.update(self._task, completed=done, stages=self._stages(), rate=rate)
 
-
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
+    def _in_flight(self) -> RenderableType:
+        ids = list(self._busy)[:IN_FLIGHT_SHOWN]
+        lines = [Text.assemble("  ", (f"{_BUSY.get(self._states[i], '')}", "dim"), " ", self._names[i]) for i in ids]
+        more = len(self._busy) - len(ids)
+        if more > 0:
+            lines.append(Text(f"  … and {more} more in flight", "dim"))
+        return Text("\n").join(lines)
 
 
 def _short(path: str, base: Path | None) -> str:
@@ -71,62 +124,81 @@ def _short(path: str, base: Path | None) -> str:
     return Path(path).name
 
 
-def render_result(console: Console, result: RunResult, *, base: Path | None = None) -> None:
+def document_table(result: RunResult, base: Path | None) -> TableData:
     names = [Path(d.path).name for d in result.documents]
     if len(set(names)) == len(names):  # bare file names read best in a narrow terminal
         base = None
-    docs = Table(title=f"Run {result.run_id} · scenario {result.scenario} · mode {result.mode}",
-                 title_justify="left")
-    for col in ("document", "status", "pages", "chunks", "tokens", "vectors", "would cost"):
-        docs.add_column(col, justify="left" if col in ("document", "status") else "right",
-                        overflow="fold", no_wrap=col != "document" and col != "status")
-    times = Table(title="Time per stage (ms)", title_justify="left")
-    times.add_column("document", overflow="fold")
-    for stage in STAGES:
-        times.add_column(stage, justify="right")
+    cols = [Col("document", Kind.PATH, "path"), Col("status", Kind.WORD), Col("pages", Kind.NUM),
+            Col("chunks", Kind.NUM), Col("tokens", Kind.NUM), Col("vectors", Kind.NUM),
+            Col("would cost", Kind.MONEY, "would_cost_usd")]
+    rows: list[list[str | Text | None]] = []
+    values: list[list[Any]] = []
     for d in result.documents:
         status = d.status if not d.error_code else f"{d.status}: {d.error_code}"
         if d.reused_from:
             status = "reused"  # complete: identical bytes and settings were ingested by an earlier run
-        name = _short(d.path, base)
-        docs.add_row(
-            name, f"[{_STYLE.get(d.status, 'white')}]{escape(status)}[/]", str(d.pages), str(d.chunks), str(d.tokens),
-            str(d.vectors), _money(d.would_cost_usd),
-        )
-        times.add_row(name, *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES))
-    console.print(docs)
+        rows.append([_short(d.path, base), data(status, _STYLE.get(d.status, "")), str(d.pages), str(d.chunks),
+                     str(d.tokens), str(d.vectors), format_usd(d.would_cost_usd)])
+        values.append([d.path, status, d.pages, d.chunks, d.tokens, d.vectors, d.would_cost_usd])
+    title = f"Run {result.run_id} · scenario {clean(result.scenario)} · mode {result.mode}"
+    return TableData(cols, rows, title=title, values=values)
+
+
+def _times_table(result: RunResult, base: Path | None) -> TableData:
+    names = [Path(d.path).name for d in result.documents]
+    if len(set(names)) == len(names):
+        base = None
+    cols = [Col("document", Kind.PATH), *(Col(s, Kind.NUM) for s in STAGES)]
+    rows = [[_short(d.path, base), *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES)]
+            for d in result.documents]
+    return TableData(cols, rows, title="Time per stage (ms)")
+
+
+def render_result(console: Console, result: RunResult, *, base: Path | None = None, fmt: Format = Format.TABLE
+                  ) -> None:
+    """The run as `fmt`: json is the `--json` contract, csv the documents table, table/plain the summary."""
+    if fmt is Format.JSON:
+        stdout_json(result.as_json())
+        return
+    if fmt is Format.CSV:
+        emit_table(console, document_table(result, base), fmt)
+        return
+    plain = fmt is Format.PLAIN
+    print_table(console, document_table(result, base), plain=plain)
     for d in result.documents:
         if d.error_message:
-            console.print(f"  [red]✗[/] {escape(_short(d.path, base))}: {escape(d.error_message)}", highlight=False)
+            console.print(Text.assemble("  ", ("✗", "red"), " ", data(_short(d.path, base)), ": ",
+                                        data(d.error_message)))
     if console.width >= 100 or len(result.documents) <= 10:
-        console.print(times)
+        print_table(console, _times_table(result, base), plain=plain)
     if result.expectations:
-        console.print("[bold]Expectations[/]")
+        console.print(Text("Expectations", "bold"))
         for e in result.expectations:
-            mark = "[green]✓[/]" if e.passed else "[red]✗[/]"
-            detail = f" [dim]— {escape(e.detail)}[/]" if e.detail else ""
-            console.print(f" {mark} {escape(e.description)}{detail}", highlight=False)
+            mark = Text("✓", "green") if e.passed else Text("✗", "red")
+            detail = Text.assemble(" ", ("— ", "dim"), data(e.detail, "dim")) if e.detail else Text("")
+            console.print(Text.assemble(" ", mark, " ", data(e.description), detail))
     u = result.usage
     console.print(
-        f"Spent {_money(u.cost_usd)} · the real services would have charged {_money(u.would_cost_usd)}"
+        f"Spent {format_usd(u.cost_usd)} · the real services would have charged {format_usd(u.would_cost_usd)}"
         + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else ""),
-        highlight=False,
     )
+    for note in result.notes:
+        console.print(Text.assemble(("note:", "bold"), " ", data(note)))
     for line in result.alerts:
-        console.print(f"[bold yellow]alert:[/] {escape(line)}", highlight=False)
+        console.print(Text.assemble(("alert:", "bold yellow"), " ", data(line)))
     for service, why in result.provenance.items():
-        console.print(f"  {service}: {escape(why)}", style="dim", highlight=False)
-    verdict = {0: "[bold green]PASSED[/]", 1: "[bold red]FAILED[/]", 3: "[bold yellow]BUDGET REFUSED[/]"}
-    console.print(verdict.get(result.exit_code, f"exit {result.exit_code}") + f"  (exit code {result.exit_code})")
+        console.print(Text.assemble(f"  {service}: ", data(why)), style="dim")
+    verdict = {0: ("PASSED", "bold green"), 1: ("FAILED", "bold red"), 3: ("BUDGET REFUSED", "bold yellow")}
+    word, style = verdict.get(result.exit_code, (f"exit {result.exit_code}", ""))
+    console.print(Text.assemble((word, style), f"  (exit code {result.exit_code})"))
 
 
-def render_runs(console: Console, rows: Sequence[dict[str, Any]]) -> None:
-    table = Table(title="Runs", title_justify="left")
-    table.add_column("run_id", no_wrap=True)  # people copy it into `tvdb resume`
-    for col in ("scenario", "mode", "status", "passed", "started_at"):
-        table.add_column(col, overflow="fold")
+def runs_table(rows: Sequence[dict[str, Any]]) -> TableData:
+    cols = [Col("run_id", Kind.ID), Col("scenario", Kind.TEXT), Col("mode", Kind.WORD), Col("status", Kind.WORD),
+            Col("passed", Kind.WORD), Col("started_at", Kind.ID)]
+    cells = []
     for r in rows:
-        passed = {True: "[green]yes[/]", False: "[red]no[/]"}.get(r.get("passed"), "–")  # type: ignore[arg-type]
+        passed = {True: Text("yes", "green"), False: Text("no", "red")}.get(r.get("passed"), Text("–"))  # type: ignore[arg-type]
         started = str(r["started_at"] or "")[:16].replace("T", " ")  # minutes are enough to find a run
-        table.add_row(r["run_id"], r["scenario"], r["mode"], r["status"], passed, started)
-    console.print(table)
+        cells.append([r["run_id"], r["scenario"], r["mode"], r["status"], passed, started])
+    return TableData(cols, cells, title="Runs", values=[[r.get(c.field) for c in cols] for r in rows])

@@ -10,13 +10,14 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
+from tvdb.cli.output import Col, Kind, TableData, print_table
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.ledger.reports import Amount, CostReport, ReportRow, report_to_dict, row_to_dict
 from tvdb.ledger.reprice import RepriceResult
 from tvdb.ledger.retention import PruneResult
+from tvdb.money import format_usd
 
 CSV_METRICS = (
     "calls",
@@ -35,17 +36,7 @@ CSV_METRICS = (
 _BAR_WIDTH = 30
 
 
-def usd(value: float | None) -> str:
-    """`$1.2345`, `$0.000042`; None → `unknown` (a missing price is never shown as $0)."""
-    if value is None:
-        return "unknown"
-    if value == 0:
-        return "$0"
-    text = f"{value:,.9f}".rstrip("0")
-    whole, _, frac = text.partition(".")
-    if abs(value) >= 1:
-        frac = frac[:4]
-    return f"${whole}.{frac.ljust(2, '0')}"
+usd = format_usd  # one formatter for every amount (tvdb.money)
 
 
 def _amount(a: Amount) -> str:
@@ -92,27 +83,23 @@ def _period(report: CostReport) -> str:
     return f"{first} … {last} ({report.timezone})"
 
 
-def _groups_table(report: CostReport) -> Table:
-    t = Table(
-        title=f"Spend by {', '.join(report.by) or 'nothing'} · {_period(report)}",
-        show_footer=True,
-        title_justify="left",
-    )
+def groups_table(report: CostReport) -> TableData:
+    """The groups of a report as a table (the shared renderer keeps keys and amounts whole)."""
     totals = report.totals
-    for i, name in enumerate(report.by):
-        t.add_column(name, footer="total" if i == 0 else "")
-    t.add_column("calls", justify="right", footer=str(totals.calls))
-    t.add_column("errors", justify="right", footer=str(totals.errors))
-    t.add_column("spent (real)", justify="right", footer=_amount(totals.spent))
-    t.add_column("would cost: mock", justify="right", footer=_amount(totals.mock_would_cost))
-    t.add_column("would cost: replay", justify="right", footer=_amount(totals.replay_would_cost))
-    t.add_column("unpriced", justify="right", footer=str(totals.unknown_price_calls))
-    for row in report.rows:
-        t.add_row(*_cells(row))
-    return t
+    cols = [
+        *(Col(name, Kind.ID, footer="total" if i == 0 else "") for i, name in enumerate(report.by)),
+        Col("calls", Kind.NUM, footer=str(totals.calls)),
+        Col("errors", Kind.NUM, footer=str(totals.errors)),
+        Col("spent (real)", Kind.MONEY, "spent_usd", footer=_amount(totals.spent)),
+        Col("would cost: mock", Kind.MONEY, "mock_would_cost_usd", footer=_amount(totals.mock_would_cost)),
+        Col("would cost: replay", Kind.MONEY, "replay_would_cost_usd", footer=_amount(totals.replay_would_cost)),
+        Col("unpriced", Kind.NUM, "unknown_price_calls", footer=str(totals.unknown_price_calls)),
+    ]
+    title = f"Spend by {', '.join(report.by) or 'nothing'} · {_period(report)}"
+    return TableData(cols, [_cells(row) for row in report.rows], title=title)
 
 
-def _cells(row: ReportRow) -> list[str]:
+def _cells(row: ReportRow) -> list[str | Text | None]:
     return [
         *("—" if v is None else v for v in row.keys.values()),
         str(row.calls),
@@ -134,6 +121,8 @@ def _budget_panel(report: CostReport) -> Panel:
             "spent today   ",
             (f"{usd(nusd_to_usd(b.spent_today_nusd))} of {usd(nusd_to_usd(b.daily_nusd))} ({pct})", style),
         ),
+        *([Text(f"  assumed     {usd(nusd_to_usd(b.assumed_today_nusd))} of it: estimates of requests that may "
+                 "have been billed (tvdb cost reconcile corrects them)", "yellow")] if b.assumed_today_nusd else []),
         Text(f"reserved      {usd(nusd_to_usd(b.reserved_nusd))} (calls in flight)"),
         Text(f"remaining     {usd(nusd_to_usd(b.remaining_nusd))}"),
         Text(f"projected     {usd(nusd_to_usd(b.projected_nusd))} by end of day at today's rate{proj_pct}"),
@@ -148,40 +137,32 @@ def _unpriced_note(text: str, unknown: int) -> str:
     return " ".join(part for part in (text, f"(+{unknown} unpriced)" if unknown else "") if part)
 
 
-def _chart(report: CostReport) -> Table | None:
+def _chart(report: CostReport) -> TableData | None:
     points = report.daily[-31:]
     if not points:
         return None
     top = max(max(p.spent_nusd for p in points), 1)
-    t = Table(
-        title="Real spend per day (last 31 days of the period)",
-        title_justify="left",
-        box=None,
-        show_header=False,
-        pad_edge=False,
-    )
-    t.add_column("day")
-    t.add_column("bar")
-    t.add_column("spent", justify="right")
-    t.add_column("not spent (mock/replay)", justify="right", style="dim")
+    cols = [Col("day", Kind.ID), Col("bar", Kind.WORD), Col("spent", Kind.MONEY),
+            Col("not spent (mock/replay)", Kind.MONEY)]
+    rows: list[list[str | Text | None]] = []
     for p in points:
         n = round(_BAR_WIDTH * p.spent_nusd / top)
         bar = "█" * n if n else ("▏" if p.spent_nusd else "")
         spent = _unpriced_note(usd(nusd_to_usd(p.spent_nusd)), p.spent_unknown)
         not_spent = _unpriced_note(f"+{usd(nusd_to_usd(p.not_spent_nusd))}" if p.not_spent_nusd else "",
                                    p.not_spent_unknown)
-        t.add_row(p.day.isoformat(), Text(bar.ljust(_BAR_WIDTH), "cyan"), spent, not_spent)
-    return t
+        rows.append([p.day.isoformat(), Text(bar.ljust(_BAR_WIDTH), "cyan"), spent, Text(not_spent, "dim")])
+    return TableData(cols, rows, title="Real spend per day (last 31 days of the period)")
 
 
-def print_report(report: CostReport, console: Console) -> None:
-    console.print(_groups_table(report))
+def print_report(report: CostReport, console: Console, *, plain: bool = False) -> None:
+    print_table(console, groups_table(report), plain=plain)
     if report.aggregated_rows:
         console.print(Text(f"includes {report.aggregated_rows} daily aggregate row(s) of pruned days", "dim"))
     console.print(_budget_panel(report))
     chart = _chart(report)
     if chart is not None:
-        console.print(chart)
+        print_table(console, chart, plain=True)
 
 
 def prune_dict(result: PruneResult) -> dict[str, Any]:
@@ -195,11 +176,15 @@ def prune_dict(result: PruneResult) -> dict[str, Any]:
         "spent_usd": nusd_to_usd(result.spent_nusd),
         "would_cost_usd": nusd_to_usd(result.would_cost_nusd),
         "dry_run": result.dry_run,
+        "protected": result.protected,
     }
 
 
 def print_prune(result: PruneResult, console: Console) -> None:
     verb = "would fold" if result.dry_run else "folded"
+    if result.protected:
+        console.print(f"kept everything from {result.cutoff.isoformat()} ({result.timezone}): today's budget "
+                      "window and the last hour are never folded", highlight=False)
     if not result.rows_folded:
         console.print(
             f"nothing to prune: no usage rows before {result.cutoff.isoformat()} ({result.timezone})"
@@ -248,11 +233,11 @@ def print_reprice(result: RepriceResult, console: Console) -> None:
     )
     if not result.changes:
         return
-    t = Table(title="Repriced rows", title_justify="left")
-    for col in ("service", "model", "old version", "rows", "spent: old → new", "would cost: old → new"):
-        t.add_column(col, justify="right" if col == "rows" else "left")
+    cols = [Col("service", Kind.ID), Col("model", Kind.ID), Col("old version", Kind.ID), Col("rows", Kind.NUM),
+            Col("spent: old → new", Kind.TEXT), Col("would cost: old → new", Kind.TEXT)]
+    rows: list[list[str | Text | None]] = []
     for c in result.changes:
-        t.add_row(
+        rows.append([
             c.service,
             c.model,
             c.old_version or "—",
@@ -260,7 +245,7 @@ def print_reprice(result: RepriceResult, console: Console) -> None:
             f"{usd(nusd_to_usd(c.old_spent_nusd))} → {usd(nusd_to_usd(c.new_spent_nusd))}",
             f"{usd(nusd_to_usd(c.old_would_cost_nusd))} → {usd(nusd_to_usd(c.new_would_cost_nusd))}"
             + (f" ({c.old_unknown} were unpriced)" if c.old_unknown else ""),
-        )
-    console.print(t)
+        ])
+    print_table(console, TableData(cols, rows, title="Repriced rows"))
     if result.reprice_id:
         console.print(f"old values kept in usage_reprices (reprice_id {result.reprice_id})", highlight=False)

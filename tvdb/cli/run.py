@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import shlex
 import signal
-import sys
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from tvdb.cli.common import settings_for
+from tvdb.cli.output import Format, FormatOption, JsonOption, emit_table, make_console, pick_format, stdout_json
 from tvdb.domain import Mode
-from tvdb.errors import EXIT_INTERRUPTED, ScenarioError, TvdbError, exit_code_for
+from tvdb.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from tvdb.domain import Stage
@@ -40,30 +39,28 @@ def _crash_hook() -> Callable[[Stage], None]:
     return hook
 
 
-@contextmanager
-def json_errors(as_json: bool) -> Iterator[None]:
-    """With --json, an error still prints one JSON object on stdout (and its message on stderr)."""
-    try:
-        yield
-    except TvdbError as exc:
-        if as_json:
-            error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-            if isinstance(exc, ScenarioError):
-                error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key)
-            sys.stdout.write(json.dumps({"passed": False, "exit_code": exit_code_for(exc), "error": error},
-                                        indent=2) + "\n")
-        raise
+def resume_command(ctx: typer.Context, run_id: str, data_dir: Path | None) -> str:
+    """`tvdb [--config F] [--data-dir D] resume RUN_ID`: what this process was told, so the command works."""
+    obj = ctx.obj or {}
+    parts = ["tvdb"]
+    if obj.get("config") is not None:
+        parts += ["--config", str(Path(obj["config"]).absolute())]
+    chosen = data_dir if data_dir is not None else obj.get("data_dir")
+    if chosen is not None:
+        parts += ["--data-dir", str(Path(chosen).absolute())]
+    return shlex.join([*parts, "resume", run_id])
 
 
-def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: bool, progress: bool,
-           base: Path | None) -> int:
+def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Format, progress: bool,
+           base: Path | None, resume_cmd: Callable[[str], str]) -> int:
     from tvdb.cli.render import RichProgress, render_result
     from tvdb.clock import SystemClock
     from tvdb.scenarios.runner import RunHooks
 
-    err = Console(stderr=True)
-    out = Console()
-    show = progress and err.is_terminal
+    err = make_console(stderr=True)
+    out = make_console()
+    as_json = fmt is Format.JSON
+    show = progress and err.is_interactive  # not in a pipe, a CI log or TERM=dumb
     bars = RichProgress(err)
     run_ids: list[str] = []
 
@@ -90,33 +87,33 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, as_json: b
     except (KeyboardInterrupt, asyncio.CancelledError):
         if show:
             bars.stop()
-        resume_cmd = f"tvdb resume {run_ids[0]}" if run_ids else None
+        command = resume_cmd(run_ids[0]) if run_ids else None
         if as_json:
-            sys.stdout.write(json.dumps({
+            stdout_json({
                 "run_id": run_ids[0] if run_ids else None, "status": "interrupted", "passed": False,
-                "exit_code": EXIT_INTERRUPTED, "resume_command": resume_cmd,
-            }, indent=2) + "\n")
-        if resume_cmd:
-            err.print("\n[yellow]Interrupted.[/] Nothing done is lost. Continue with:")
-            err.print(f"  {resume_cmd}", soft_wrap=True, highlight=False)
+                "exit_code": EXIT_INTERRUPTED, "resume_command": command,
+            })
+        if command:
+            err.print(Text.assemble("\n", ("Interrupted.", "yellow"), " Nothing done is lost. Continue with:"))
+            err.print(f"  {command}", soft_wrap=True, markup=False)
         return EXIT_INTERRUPTED
     if show:
         bars.stop()
-    if as_json:
-        sys.stdout.write(json.dumps(result.as_json(), indent=2) + "\n")
-    else:
-        render_result(out, result, base=base)
-        if result.exit_code == 3 and any(d.status == "deferred" for d in result.documents):
-            out.print("Deferred documents continue when the budget has room again:")
-            out.print(f"  tvdb resume {result.run_id}", soft_wrap=True, highlight=False)
+    render_result(out, result, base=base, fmt=fmt)
+    if not as_json and result.exit_code == 3 and any(d.status == "deferred" for d in result.documents):
+        out.print("Deferred documents continue when the budget has room again:")
+        out.print(f"  {resume_cmd(result.run_id)}", soft_wrap=True, markup=False)
     return result.exit_code
 
 
 def run(
     ctx: typer.Context,
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file, e.g. scenarios/quickstart.yaml.")],
+    scenario: Annotated[
+        Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file, e.g. scenarios/quickstart.yaml.")
+    ],
     mode: Annotated[Mode | None, typer.Option("--mode", "-m", help="Override the scenario's mode.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the stable CI contract).")] = False,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
     estimate: Annotated[
         bool, typer.Option("--estimate", help="Forecast the cost; spend nothing, write nothing.")
     ] = False,
@@ -126,35 +123,42 @@ def run(
 ) -> None:
     """Run a scenario through upload → parse → chunk → embed → validate → store.
 
-    Exit codes: 0 every expectation passed · 1 an expectation failed · 2 bad scenario, config or
-    usage · 3 a budget refused the run · 130 interrupted (resume with `tvdb resume RUN_ID`).
+    Exit codes: 0 every expectation passed; 1 an expectation failed; 2 bad scenario, config or usage;
+    3 a budget refused the run; 70 a bug in tvdb (rerun with --debug); 130 interrupted (continue with
+    the printed `tvdb resume` command).
 
-    Examples:  tvdb run scenarios/quickstart.yaml
-               tvdb run scenarios/quickstart.yaml --json > result.json
-               TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
+    \b
+    Examples:
+      tvdb run scenarios/quickstart.yaml
+      tvdb run scenarios/quickstart.yaml --json > result.json
+      tvdb run scenarios/quickstart.yaml --estimate
+      TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
     """
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run
 
-    with json_errors(as_json):
-        loaded = load_scenario(scenario)
-        flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
-        if max_usd is not None:
-            flags["budget"] = {"max_usd": max_usd}
-        settings = settings_for(ctx, flags, loaded)
-        if estimate:
-            from tvdb.cli.estimate import print_estimate
+    chosen = pick_format(fmt, as_json)
+    loaded = load_scenario(scenario)
+    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
+    if max_usd is not None:
+        flags["budget"] = {"max_usd": max_usd}
+    settings = settings_for(ctx, flags, loaded)
+    if estimate:
+        from tvdb.cli.estimate import print_estimate
 
-            raise typer.Exit(print_estimate(loaded, settings, as_json=as_json))
-        code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1]), as_json=as_json,
-                      progress=progress, base=loaded.path.parent)
+        raise typer.Exit(print_estimate(loaded, settings, fmt=chosen))
+    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1]), fmt=chosen,
+                  progress=progress, base=loaded.path.parent, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
 
 
 def resume(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run to continue (printed when it stopped; see `tvdb runs`).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run to continue (printed when it stopped; see `tvdb runs`).")
+    ],
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Take over a run whose process cannot be checked.")] = False,
@@ -162,29 +166,30 @@ def resume(
     """Continue an interrupted or deferred run: each job goes on from its last completed state.
 
     Nothing already done is redone: no stage's service is called again for work that is stored.
+    Exit codes as for `tvdb run`.
     """
     from tvdb.scenarios.runner import resume_run
 
-    with json_errors(as_json):
-        settings = settings_for(ctx, {"data_dir": data_dir})
-        code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1], force=force), as_json=as_json,
-                      progress=progress, base=None)
+    chosen = pick_format(fmt, as_json)
+    settings = settings_for(ctx, {"data_dir": data_dir})
+    code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1], force=force), fmt=chosen,
+                  progress=progress, base=None, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
 
 
 def runs(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of runs.")] = False,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
 ) -> None:
     """List recent runs, newest first. A run whose process is gone (killed) shows as interrupted."""
-    from tvdb.cli.render import render_runs
+    from tvdb.cli.render import runs_table
     from tvdb.db import open_db
-    from tvdb.pipeline.jobs import owner_alive
+    from tvdb.owner import owner_alive
 
-    with json_errors(as_json):
-        settings = settings_for(ctx, {"data_dir": data_dir})
+    settings = settings_for(ctx, {"data_dir": data_dir})
     db = open_db(settings.database_path)
     rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, "
                          "pid_started, host FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
@@ -193,13 +198,10 @@ def runs(
             r["status"] = "interrupted"  # killed (kill -9, a crash): `tvdb resume` continues it
         r["passed"] = None if r["passed"] is None else bool(r["passed"])
         del r["pid"], r["pid_started"], r["host"]
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-    else:
-        render_runs(Console(), rows)
+    emit_table(make_console(), runs_table(rows), pick_format(fmt, as_json), json_obj=rows)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
-    app.command("resume")(resume)
-    app.command("runs")(runs)
+    app.command("run", short_help="Run a scenario (mock, real or hybrid) and check its expectations.")(run)
+    app.command("resume", short_help="Continue an interrupted or deferred run.")(resume)
+    app.command("runs", short_help="List recent runs.")(runs)

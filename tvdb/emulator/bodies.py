@@ -103,6 +103,14 @@ def too_many_tokens(requested: int, limit: int) -> WireError:
     )
 
 
+def invalid_type(param: str, expected: str, value: object) -> WireError:
+    """400 for a field of the wrong JSON type, e.g. `dimensions: true`."""
+    got = {bool: "a boolean", str: "a string", float: "a number", list: "an array", dict: "an object"}.get(
+        type(value), "a value")
+    return openai_error(400, f"Invalid type for '{param}': expected {expected}, but got {got} instead.",
+                        type="invalid_request_error", code="invalid_type", param=param)
+
+
 def dimensions_unsupported() -> WireError:
     return openai_error(400, DIMENSIONS_MESSAGE, type="invalid_request_error")
 

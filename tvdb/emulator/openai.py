@@ -4,9 +4,13 @@ Validation and its errors follow contracts.md §1.3/§1.5 (status, `type`, `code
 a key that does not start with `sk-` → 401 invalid_api_key; unknown model → 404 model_not_found;
 more than 2048 inputs or an empty string → 400 `'$.input' is invalid`; an input over 8192 tokens →
 400 "maximum context length"; more than 300,000 tokens → 400 max_tokens_per_request; `dimensions`
-on a model without it → 400. Then the RPM/TPM window (429 rate_limit_exceeded with retry-after),
+on a model without it → 400, and of the wrong JSON type (`true`, 1.5) → 400 invalid_type; a token
+id that is negative, a boolean or outside the vocabulary → 400 `'$.input' is invalid`; a body that is
+not JSON or nested past the parser's stack → 400 "could not parse the JSON body". Then the RPM/TPM
+window (429 rate_limit_exceeded with retry-after),
 then vectors from the same `HashEmbedder` mock mode uses, as base64 little-endian float32 or float
-lists. `usage.prompt_tokens` is the cl100k count. Every response has an `x-request-id`.
+lists; a token array gets the vector of the text it decodes to. `usage.prompt_tokens` is the cl100k
+count (a token array's length). Every response has an `x-request-id`.
 A fault plan (tvdb.faults) is applied server-side. Pure request handling: the server does I/O.
 """
 
@@ -65,7 +69,7 @@ class OpenAIEmulator:
 
             # one instance: it caches word features, and is thread-safe
             embed_texts = HashEmbedder().embed_texts
-        self._embed_texts = embed_texts
+        self._embed_texts = _blank_safe(embed_texts)
         # one memo per kind, so that `memo_entries` texts keep both their count and their vector
         self._counts, self._rows = Memo(memo_entries), Memo(memo_entries)
 
@@ -107,7 +111,7 @@ class OpenAIEmulator:
             return _err(bodies.invalid_api_key(key))
         try:
             payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the stack
             return _err(bodies.openai_error(400, BAD_JSON_MESSAGE, type="invalid_request_error"))
         if not isinstance(payload, dict):
             return _err(bodies.openai_error(400, BAD_JSON_MESSAGE, type="invalid_request_error"))
@@ -130,7 +134,9 @@ class OpenAIEmulator:
         if dimensions is not None:
             if not spec.supports_dimensions:
                 return _err(bodies.dimensions_unsupported())
-            if not isinstance(dimensions, int) or not 1 <= dimensions <= spec.default_dimensions:
+            if isinstance(dimensions, bool) or not isinstance(dimensions, int):  # JSON `true` is no integer
+                return _err(bodies.invalid_type("dimensions", "an integer", dimensions))
+            if not 1 <= dimensions <= spec.default_dimensions:
                 return _err(bodies.openai_error(
                     400, f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and "
                     f"{spec.default_dimensions}.", type="invalid_request_error", param="dimensions"))
@@ -219,7 +225,7 @@ def _inputs(raw: Any, spec: catalog.EmbeddingModelSpec) -> tuple[list[str], list
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         return None
-    if all(isinstance(x, int) for x in raw):  # one array of token ids
+    if all(_is_token(x) for x in raw):  # one array of token ids
         raw = [raw]
     texts: list[str] = []
     known: list[int | None] = []
@@ -229,17 +235,36 @@ def _inputs(raw: Any, spec: catalog.EmbeddingModelSpec) -> tuple[list[str], list
                 return None
             texts.append(item)
             known.append(None)
-        elif isinstance(item, list) and item and all(isinstance(t, int) for t in item):
+        elif isinstance(item, list) and item and all(_is_token(t) for t in item):
             from tvdb.tokens import get_encoding
 
+            # the tokens' text, so a token array gets the vector of the string it encodes
             try:
                 texts.append(get_encoding(spec.encoding).decode(item))
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, OverflowError):  # an id outside the vocabulary
                 return None
             known.append(len(item))
         else:
             return None
     return texts, known
+
+
+def _is_token(value: object) -> bool:
+    """A token id as JSON has it: a non-negative integer (`true` is a boolean, not the token 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _blank_safe(embed_texts: EmbedTexts) -> EmbedTexts:
+    """`embed_texts` that also embeds whitespace-only inputs, which the API accepts (only "" is refused)
+    but HashEmbedder refuses: such a text is embedded by its escaped form (" " → "whitespace \\x20"),
+    the same whether it came as a string or as the tokens that decode to it."""
+
+    def embed(texts: Sequence[str], dimensions: int) -> Any:
+        stand_ins = [t if t.strip() else "whitespace " + t.encode("unicode_escape").decode("ascii")
+                     .replace(" ", "\\x20") for t in texts]
+        return embed_texts(stand_ins, dimensions)
+
+    return embed
 
 
 def _base64_rows(vectors: Any) -> Sequence[bytes | memoryview]:

@@ -26,6 +26,8 @@ from tvdb.emulator.base import EmulatedService, EmulatorRequest, Reply
 from tvdb.emulator.bodies import openai_error, request_id
 
 log = logging.getLogger(__name__)
+# 2,048 inputs of 8,192 tokens fit in a few MB of JSON (token arrays included); refuse more unread
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class SeenRequest:
     headers: dict[str, str]
     body_bytes: int
     status: int | None
+    query: str = ""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -47,15 +50,21 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
     def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = EmulatorRequest(self.command, path, headers, body, query)
         owner = self.server.owner
-        reply = owner.dispatch(request)
+        length, refusal = _body_length(headers.get("content-length"))
+        if refusal is not None:
+            # the body cannot be read (or skipped) reliably: answer, then close the connection
+            self.close_connection = True
+            reply = Reply(400, {"content-type": "application/json; charset=utf-8", "connection": "close",
+                                "x-request-id": request_id()}, refusal)
+            body = b""
+        else:
+            body = self.rfile.read(length) if length else b""
+            reply = owner.dispatch(EmulatorRequest(self.command, path, headers, body, query))
         owner.record(SeenRequest(self.command, path, headers, len(body),
-                                 reply.status if reply.action == "respond" else None))
+                                 reply.status if reply.action == "respond" else None, query))
         if reply.delay_s and owner.stopping.wait(reply.delay_s):
             reply = Reply(action="disconnect")  # the server is stopping
         if reply.action != "respond":
@@ -79,6 +88,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+
+
+def _body_length(raw: str | None) -> tuple[int, bytes | None]:
+    """The body length a `Content-Length` header declares, or the 400 body for one that is not a
+    non-negative decimal or is over MAX_BODY_BYTES (read as is, `-5` would block and a huge value
+    would allocate it)."""
+    if raw is None:
+        return 0, None
+    text = raw.strip()
+    if not text.isdigit() or not text.isascii():
+        message = f"Invalid Content-Length header {raw[:40]!r}: expected a non-negative number of bytes."
+    elif int(text) > MAX_BODY_BYTES:
+        message = (f"Request body of {int(text):,} bytes (Content-Length) is over the limit of "
+                   f"{MAX_BODY_BYTES:,} bytes.")
+    else:
+        return int(text), None
+    return 0, openai_error(400, message, type="invalid_request_error").body
 
 
 class _Server(ThreadingHTTPServer):

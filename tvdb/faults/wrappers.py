@@ -52,14 +52,18 @@ def fault_error(fault: Fault, service: str) -> ServiceError:
             service, wire.status, message=str(err.get("message")), code=err.get("code"), type=err.get("type"),
             request_id=FAULT_REQUEST_ID, retry_after=fault.retry_after,
         )
+    # as with the real clients: a timeout or a disconnect after sending, or an unreadable 200, may
+    # have been billed
     if fault.kind == "timeout":
-        return ServiceTimeoutError(f"{service}: request timed out (injected fault)", service=service)
+        return ServiceTimeoutError(f"{service}: request timed out (injected fault)", service=service,
+                                   maybe_billed=True)
     if fault.kind == "disconnect":
         return ServiceUnavailableError(
-            f"{service}: server disconnected without sending a response (injected fault)", service=service)
+            f"{service}: server disconnected without sending a response (injected fault)", service=service,
+            maybe_billed=True)
     return MalformedResponseError(
         f"{service}: response body is not valid JSON (injected fault)", service=service, status=200,
-        request_id=FAULT_REQUEST_ID)
+        request_id=FAULT_REQUEST_ID, maybe_billed=True)
 
 
 def corrupt_vectors(vectors: npt.NDArray[np.float32], how: Literal["nan", "wrong_dimension"]) -> Any:

@@ -30,7 +30,9 @@ from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import transaction
 from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
-from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
+from tvdb.ledger.reservations import ReservationStore
+from tvdb.ledger.windows import day_window, real_spend_nusd
+from tvdb.money import format_usd
 
 
 class Severity(StrEnum):
@@ -157,7 +159,7 @@ def _budget_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.da
     if spent == 0:
         return []
     pct = float("inf") if budget == 0 else 100 * spent / budget
-    reserved = active_reservations_nusd(db, now)
+    reserved = ReservationStore(db).held_nusd()
     out = []
     for threshold in sorted(set(settings.alerts.thresholds_pct)):
         if pct < threshold:
@@ -172,8 +174,8 @@ def _budget_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.da
             alert_id=0, key=f"budget:{window.start_iso}:{threshold:g}", kind="budget",
             severity=budget_severity(threshold), title=f"Daily budget {threshold:g}% used",
             message=(
-                f"spent ${nusd_to_usd(spent):.6f} of the ${nusd_to_usd(budget):.2f} daily budget "
-                f"({used}), {window.label}; ${nusd_to_usd(reserved):.6f} reserved by calls in flight"
+                f"spent {format_usd(nusd_to_usd(spent))} of the {format_usd(nusd_to_usd(budget))} daily budget "
+                f"({used}), {window.label}; {format_usd(nusd_to_usd(reserved))} reserved by calls in flight"
             ),
             created_at=now, window_label=window.label, window_start=window.start, window_end=window.end,
             details=details,

@@ -1,30 +1,36 @@
-"""Budgets and hourly request limits, enforced before every real call (the `BudgetGuard` of ServiceCaller).
+"""Budgets and hourly request limits, enforced before every real call (the `BudgetGuard` of
+ServiceCaller; the API and the rule "may have been billed counts as spent" are in tvdb.ledger.guard).
 
     reserve(request)   one BEGIN IMMEDIATE transaction:
-        1. mark crash-left reservations expired (still `active` past `expires_at`)
-        2. daily budget   real spend in today's window (`settings.timezone`) + active reservations
-                          + request  ≤ `daily_budget_usd`
+        1. sweep: reservations whose owner is gone (dead pid on this host, or an expired lease of
+           an owner on another host) become assumed spend at their estimate, never free room
+        2. daily budget   real spend in today's window (`settings.timezone`; assumed spend and
+                          pruned aggregates included) + active reservations + request ≤ `daily_budget_usd`
         3. run budget     the run's real spend + its active reservations + request ≤ the run budget
                           (`SpendRequest.run_budget_usd`, else `budget.max_usd`)
         4. hourly limit   the service's real request attempts in the last 3,600 s + its active
                           reservations + 1 ≤ `limits.<service>_requests_per_hour`
-        5. insert the reservation: `active`, expires at now + `reservation_ttl_s`
-    settle(r, actual)  → `settled` (the usage row written in the same transaction now carries the money)
-    release(r)         → `released`
+        5. insert the reservation: `active`, owned by this process, lease until now + `reservation_ttl_s`
+    settle(r, actual)  → `settled` (the usage row written in the same transaction carries the money)
+    settle_assumed(r)  → `assumed` (the caller's usage row carries the estimate, flagged `assumed`)
+    release(r)         → `released`: only for a request proven not processed
 
 The check and the insert happen under SQLite's write lock, so concurrent processes sharing the
 database file can never both spend the same headroom. All money is integer nano-USD; errors carry USD.
-Active reservations count against every window (also one opened before midnight): over-counting a
-call in flight for a moment is safe, under-counting is not. Only `implementation = 'real'` usage
-counts; mock and replay calls never reach the guard. A reservation must outlive its call: a call
-still running after `reservation_ttl_s` stops being counted.
+Active reservations count against every window (also one opened before midnight) for as long as
+they are active: over-counting a call in flight for a moment is safe, under-counting is not.
+Only `implementation = 'real'` usage counts; mock and replay calls never reach the guard.
+
+Why a live call's reservation never lapses: on this host the owner's liveness is read from the
+process itself (pid + start time), so no pacing wait, retry or slow answer can make a live call's
+reservation look abandoned; and ServiceCaller reserves only once pacing is over, right before the
+request is sent, and cancels a send that would outlive the lease (for owners on another host,
+which only the lease can vouch for).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -35,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from tvdb.clock import Clock, iso
+from tvdb.clock import Clock
 from tvdb.config import Settings
 from tvdb.db import transaction
 from tvdb.errors import (
@@ -45,9 +51,11 @@ from tvdb.errors import (
     PriceUnknownError,
     RateLimitExceeded,
 )
+from tvdb.ledger.guard import Reservation, SpendRequest
 from tvdb.ledger.prices import LLAMAPARSE, NANO_PER_USD, OPENAI, nusd_to_usd
-from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
-from tvdb.services.calls import Reservation, SpendRequest
+from tvdb.ledger.reservations import ReservationStore
+from tvdb.ledger.windows import attempt_times, day_window, real_attempts, real_spend_nusd
+from tvdb.owner import process_owner
 
 HOUR_S = 3600
 NUSD = "nusd"
@@ -121,12 +129,6 @@ def usd_limit_nusd(usd: float) -> int:
     return int((Decimal(str(usd)) * NANO_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
 
 
-# Slots held in the sliding hour: real request attempts since (now − 1 h), and reservations still
-# active. Parameters: service, hour start, now, service.
-_ATTEMPTS_SQL = "SELECT {} FROM usage WHERE implementation = 'real' AND service = ? AND ts > ?"
-_HELD_SQL = "SELECT {} FROM reservations WHERE status = 'active' AND expires_at > ? AND service = ?"
-
-
 def _parse_ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
@@ -138,9 +140,13 @@ class LedgerBudget:
     join its open transaction (a second connection would wait on the first one's write lock).
     """
 
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: sqlite_utils.Database, settings: Settings, clock: Clock,
+                 *, owner: dict[str, Any] | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.store = ReservationStore(db)
+        # pid, pid start time and host of the process the reservations belong to (tvdb.owner)
+        self.owner = owner or process_owner()
         self.timezone = settings.timezone
         self.daily_limit_nusd = usd_limit_nusd(settings.daily_budget_usd)
         self.default_run_budget_usd = settings.budget.max_usd
@@ -165,49 +171,38 @@ class LedgerBudget:
         now = request.at or self.clock.now()
         refusal: Refusal | None = None
         reservation_id = uuid.uuid4().hex
+        reservation = Reservation(reservation_id, request, now + self.ttl)
         with transaction(self.db):
-            self.expire_stale(now)
+            self.store.sweep(now)
             refusal = self._refusal(now, request)
             if refusal is None:
-                self._insert(reservation_id, now, request)
-        # Raised after COMMIT so that the expiries above are kept.
+                self.store.insert(reservation, now, self.owner)
+        # Raised after COMMIT so that the sweep above is kept.
         if refusal is not None:
             raise refusal
-        return Reservation(reservation_id, request)
+        return reservation
 
     def settle(self, reservation: Reservation, actual_nusd: int | None) -> None:
         """Mark the reservation settled with the actual cost (joins the caller's transaction)."""
-        if reservation.reservation_id is None:
-            return
-        with transaction(self.db):
-            self.db.conn.execute(
-                "UPDATE reservations SET status = 'settled', settled_nusd = ?, settled_at = ? "
-                "WHERE reservation_id = ? AND status IN ('active', 'expired')",
-                [actual_nusd, iso(self.clock.now()), reservation.reservation_id],
-            )
+        if reservation.reservation_id is not None:
+            self.store.settle(reservation.reservation_id, actual_nusd, self.clock.now())
+
+    def settle_assumed(self, reservation: Reservation) -> None:
+        """Settle at the reserved estimate as spent (`assumed`; joins the caller's transaction)."""
+        if reservation.reservation_id is not None:
+            self.store.assume(reservation.reservation_id, self.clock.now())
 
     def release(self, reservation: Reservation) -> None:
-        """Free the reservation of a call that failed (joins the caller's transaction)."""
-        if reservation.reservation_id is None:
-            return
-        with transaction(self.db):
-            self.db.conn.execute(
-                "UPDATE reservations SET status = 'released', settled_at = ? "
-                "WHERE reservation_id = ? AND status IN ('active', 'expired')",
-                [iso(self.clock.now()), reservation.reservation_id],
-            )
+        """Free the reservation of a call proven not processed (joins the caller's transaction)."""
+        if reservation.reservation_id is not None:
+            self.store.release(reservation.reservation_id, self.clock.now())
 
     # -- reading -----------------------------------------------------------------------------
 
-    def expire_stale(self, now: dt.datetime | None = None) -> int:
-        """Mark active reservations past `expires_at` (a crashed process's) expired; returns how many."""
-        now = now or self.clock.now()
+    def sweep(self, now: dt.datetime | None = None) -> int:
+        """Turn reservations whose owner is gone into assumed spend; returns how many."""
         with transaction(self.db):
-            cur = self.db.conn.execute(
-                "UPDATE reservations SET status = 'expired' WHERE status = 'active' AND expires_at <= ?",
-                [iso(now)],
-            )
-        return int(cur.rowcount)
+            return self.store.sweep(now or self.clock.now())
 
     def forecast(self, requests: Sequence[SpendRequest]) -> BudgetForecast:
         """Every budget that applies to `requests` taken together, and whether they fit. No writes.
@@ -285,7 +280,7 @@ class LedgerBudget:
         day = day_window(now, self.timezone)
         return BudgetCheck(
             "daily", day.label, NUSD, self.daily_limit_nusd, real_spend_nusd(self.db, day),
-            active_reservations_nusd(self.db, now), requested,
+            self.store.held_nusd(), requested,
         )
 
     def _run_check(
@@ -297,7 +292,7 @@ class LedgerBudget:
         used = reserved = 0
         if run_id is not None:  # no run yet (an estimate): only the requests themselves count
             used = real_spend_nusd(self.db, run_id=run_id)
-            reserved = active_reservations_nusd(self.db, now, run_id=run_id)
+            reserved = self.store.held_nusd(run_id=run_id)
         limit = usd_limit_nusd(budget)
         return BudgetCheck("run", f"run {run_id or '(new)'}", NUSD, limit, used, reserved, requested)
 
@@ -307,34 +302,21 @@ class LedgerBudget:
         """The sliding-hour check for `service` and the seconds until enough slots free (None: never).
 
         A request attempt at time t holds a slot during [t, t + 3600 s); a reservation holds one
-        from its creation until it settles (its usage row then holds it).
+        from its creation until it leaves `active` (its usage row then holds it).
         """
         limit = self.hourly_limits.get(service)
         if limit is None:
             return None
-        args = [service, iso(now - dt.timedelta(seconds=HOUR_S)), iso(now), service]
-        used, reserved = self.db.conn.execute(
-            f"SELECT ({_ATTEMPTS_SQL.format('COUNT(*)')}), ({_HELD_SQL.format('COUNT(*)')})", args
-        ).fetchone()
-        check = BudgetCheck(f"hourly {service}", "hour", REQUESTS, limit, used, reserved, requested)
+        since = now - dt.timedelta(seconds=HOUR_S)
+        rows, folded = real_attempts(self.db, service, since, now)
+        check = BudgetCheck(f"hourly {service}", "hour", REQUESTS, limit, rows + folded,
+                            self.store.held_slots(service), requested)
         if check.fits or limit == 0 or requested > limit:
             return check, None
+        if folded:  # aggregated attempts carry no times: assume they free last
+            return check, float(HOUR_S)
         # The slot that must free last is the (used + reserved + requested − limit)-th oldest.
-        oldest = self.db.conn.execute(
-            f"SELECT t FROM ({_ATTEMPTS_SQL.format('ts AS t')} UNION ALL {_HELD_SQL.format('created_at')}) "
-            "ORDER BY t LIMIT 1 OFFSET ?",
-            [*args, used + reserved + requested - limit - 1],
-        ).fetchone()[0]
+        times = sorted(attempt_times(self.db, service, since) + self.store.slot_times(service))
+        oldest = times[check.used + check.reserved + requested - limit - 1]
         frees_at = _parse_ts(oldest) + dt.timedelta(seconds=HOUR_S)
         return check, max(1.0, (frees_at - now).total_seconds())
-
-    def _insert(self, reservation_id: str, now: dt.datetime, request: SpendRequest) -> None:
-        scope = request.scope
-        self.db.conn.execute(
-            "INSERT INTO reservations (reservation_id, created_at, expires_at, service, model, run_id, "
-            "scenario, job_ids, units, unit, amount_nusd, status, pid) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)",
-            [reservation_id, iso(now), iso(now + self.ttl), request.service, request.model, scope.run_id,
-             scope.scenario, json.dumps(list(scope.job_ids)), request.units, request.unit,
-             request.estimate_nusd, os.getpid()],
-        )

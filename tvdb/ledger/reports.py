@@ -334,6 +334,7 @@ def report_to_dict(report: CostReport) -> dict[str, Any]:
         "budget": {
             "daily_usd": nusd_to_usd(b.daily_nusd),
             "spent_today_usd": nusd_to_usd(b.spent_today_nusd),
+            "assumed_usd": nusd_to_usd(b.assumed_today_nusd),
             "reserved_usd": nusd_to_usd(b.reserved_nusd),
             "remaining_usd": nusd_to_usd(b.remaining_nusd),
             "percent_used": b.percent_used,

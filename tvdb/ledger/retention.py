@@ -5,6 +5,12 @@ and group (service, model, scenario, implementation, run, stage, unit, price ver
 transaction, then deletes the folded rows. Reports read both tables, so their sums stay exact.
 Only whole local days are folded (the cutoff is rounded down to midnight), and running it again
 folds nothing new: it is idempotent.
+
+Never folded, whatever `--older-than` or `--now` say: a window that a budget or limit still reads —
+today in the budget's time zone and the sliding hour — at `now` or at any of the `also_now`
+instants the caller passes (the CLI passes the real clock, so a `--now` in the future cannot fold
+today). Budget checks read the aggregates as well as the rows anyway (tvdb.ledger.windows), so
+folding can never make spend disappear from a budget.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from tvdb.clock import iso
 from tvdb.db import transaction
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import local_day, local_day_start
+from tvdb.ledger.windows import day_window
 
 MIN_AGE = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
 _GROUP = ("service", "model", "scenario", "implementation", "run_id", "stage", "unit", "price_version")
-_SUMS = ("calls", "errors", "units", "cost_nusd", "would_cost_nusd", "cost_unknown", "would_cost_unknown")
+_SUMS = ("calls", "errors", "units", "cost_nusd", "would_cost_nusd", "cost_unknown", "would_cost_unknown",
+         "assumed_nusd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,8 @@ class PruneResult:
     spent_nusd: int  # real money in the folded rows (unchanged by folding)
     would_cost_nusd: int
     dry_run: bool = False
+    # True when the cutoff asked for was moved back so as not to fold a window budgets still read
+    protected: bool = False
 
 
 @dataclass
@@ -51,8 +62,9 @@ class _Agg:
     would_cost_nusd: int = 0
     cost_unknown: int = 0
     would_cost_unknown: int = 0
+    assumed_nusd: int = 0
 
-    def add(self, status: str, units: float | None, cost: int | None, would: int | None) -> None:
+    def add(self, status: str, units: float | None, cost: int | None, would: int | None, assumed: int) -> None:
         self.calls += 1
         self.errors += int(status == "error")
         self.units += float(units or 0)
@@ -60,6 +72,7 @@ class _Agg:
         self.would_cost_nusd += would or 0
         self.cost_unknown += int(cost is None)
         self.would_cost_unknown += int(would is None)
+        self.assumed_nusd += (cost or 0) if assumed else 0
 
     def record(self, timezone: str) -> list[object]:
         """Values for: day, timezone, start_ts, end_ts, *_GROUP, *_SUMS."""
@@ -67,7 +80,7 @@ class _Agg:
             self.day.isoformat(), timezone, iso(local_day_start(self.day, timezone)),
             iso(local_day_start(self.day + dt.timedelta(days=1), timezone)), *self.group,
             self.calls, self.errors, self.units, self.cost_nusd, self.would_cost_nusd,
-            self.cost_unknown, self.would_cost_unknown,
+            self.cost_unknown, self.would_cost_unknown, self.assumed_nusd,
         ]
 
 
@@ -76,35 +89,44 @@ def prune_cutoff(older_than: dt.timedelta, now: dt.datetime, timezone: str) -> d
     return local_day_start(local_day(now - older_than, timezone), timezone)
 
 
+def protected_from(instants: tuple[dt.datetime, ...], timezone: str) -> dt.datetime:
+    """The local midnight at or before the earliest instant a budget or limit reads at any of
+    `instants`: the start of that day in `timezone` (the daily budget) and one hour back (hourly limits)."""
+    earliest = min(min(day_window(t, timezone).start, t - HOUR) for t in instants)
+    return local_day_start(local_day(earliest, timezone), timezone)
+
+
 def prune(
     db: sqlite_utils.Database, older_than: dt.timedelta, now: dt.datetime, *, timezone: str = "UTC",
-    dry_run: bool = False,
+    dry_run: bool = False, also_now: tuple[dt.datetime, ...] = (),
 ) -> PruneResult:
     """Fold usage rows of whole local days older than `older_than` into `usage_daily`.
 
-    Raises ConfigError when `older_than` is under one day (today's rows feed the daily budget,
-    hourly limits and error-rate alerts). With `dry_run` nothing is written.
+    `timezone` is the budget's. Nothing a budget or limit reads at `now` or at `also_now` (e.g. the
+    real clock when `now` was given by hand) is folded. Raises ConfigError when `older_than` is
+    under one day. With `dry_run` nothing is written.
     """
     if older_than < MIN_AGE:
         raise ConfigError(
             "--older-than must be at least 1d: recent rows feed the daily budget, hourly limits and alerts"
         )
-    cutoff = prune_cutoff(older_than, now, timezone)
+    asked = prune_cutoff(older_than, now, timezone)
+    cutoff = min(asked, protected_from((now, *also_now), timezone))
     with transaction(db):
         groups: dict[str, _Agg] = {}
         rows = spent = would_total = 0
         for rec in db.execute(
-            f"SELECT ts, status, units, cost_nusd, would_cost_nusd, {', '.join(_GROUP)} "
+            f"SELECT ts, status, units, cost_nusd, would_cost_nusd, assumed, {', '.join(_GROUP)} "
             "FROM usage WHERE ts < ?",
             [iso(cutoff)],
         ):
-            ts, status, units, cost, would, *group = rec
+            ts, status, units, cost, would, assumed, *group = rec
             day = local_day(dt.datetime.fromisoformat(ts), timezone)
             key = json.dumps([day.isoformat(), timezone, *group])
             agg = groups.get(key)
             if agg is None:
                 agg = groups[key] = _Agg(day, tuple(group))
-            agg.add(status, units, cost, would)
+            agg.add(status, units, cost, would, assumed)
             rows += 1
             spent += (cost or 0) if group[_GROUP.index("implementation")] == "real" else 0
             would_total += would or 0
@@ -121,5 +143,5 @@ def prune(
     return PruneResult(
         cutoff=cutoff, timezone=timezone, rows_folded=rows, aggregates=len(groups),
         first_day=min(days, default=None), last_day=max(days, default=None), spent_nusd=spent,
-        would_cost_nusd=would_total, dry_run=dry_run,
+        would_cost_nusd=would_total, dry_run=dry_run, protected=cutoff < asked,
     )

@@ -13,15 +13,18 @@ from decimal import Decimal
 import sqlite_utils
 
 from tvdb.ledger.prices import usd_to_nusd
-from tvdb.ledger.windows import active_reservations_nusd, day_window, real_spend_nusd
+from tvdb.ledger.reservations import ReservationStore
+from tvdb.ledger.windows import assumed_spend_nusd, day_window, real_spend_nusd
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetStatus:
     """Today's daily budget (real money) in the configured zone; amounts in nano-USD.
 
-    `remaining` = budget − spent − reserved, never below 0. `projected` extrapolates today's average
-    rate so far to the end of the day. `unknown_today` counts real calls today with no price.
+    `spent_today` includes assumed spend (the estimates of requests that may have been billed,
+    tvdb.ledger.guard); `assumed_today` is that part of it. `remaining` = budget − spent − reserved,
+    never below 0. `projected` extrapolates today's average rate so far to the end of the day.
+    `unknown_today` counts real calls today with no price.
     """
 
     daily_nusd: int
@@ -33,6 +36,7 @@ class BudgetStatus:
     window_start: dt.datetime
     window_end: dt.datetime
     unknown_today: int = 0
+    assumed_today_nusd: int = 0
 
     @property
     def percent_used(self) -> float | None:
@@ -50,7 +54,7 @@ def budget_status(db: sqlite_utils.Database, *, daily_budget_usd: float, timezon
     window = day_window(now, timezone)
     budget = usd_to_nusd(Decimal(str(daily_budget_usd)))
     spent = real_spend_nusd(db, window)
-    reserved = active_reservations_nusd(db, now)
+    reserved = ReservationStore(db).held_nusd()
     unknown = db.execute(
         "SELECT COUNT(*) FROM usage WHERE implementation = 'real' AND cost_nusd IS NULL "
         "AND ts >= ? AND ts < ?",
@@ -63,5 +67,5 @@ def budget_status(db: sqlite_utils.Database, *, daily_budget_usd: float, timezon
         daily_nusd=budget, spent_today_nusd=spent, reserved_nusd=reserved,
         remaining_nusd=max(0, budget - spent - reserved), projected_nusd=projected,
         window_label=window.label, window_start=window.start, window_end=window.end,
-        unknown_today=int(unknown),
+        unknown_today=int(unknown), assumed_today_nusd=assumed_spend_nusd(db, window),
     )

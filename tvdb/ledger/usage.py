@@ -7,7 +7,9 @@ provenance (why that implementation ran), model (model or tier), units + unit (`
 `pages`), usage_json (the provider's raw `usage`), cost_usd (money actually spent: 0 for mock
 and replay), would_cost_usd (live price of the call), both NULL when the price is unknown,
 never 0; the same amounts as integer nano-dollars (`*_nusd`); price_version, status
-(`ok`/`error`), error_code, http_status, latency_ms, request_id, attempt (1-based).
+(`ok`/`error`), error_code, http_status, latency_ms, request_id, attempt (1-based), assumed
+(1: the cost is the estimate of a request that may have been billed but whose answer was never
+read — tvdb.ledger.guard), reservation_id (the budget reservation the call was made under).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class UsageRow:
     latency_ms: float | None = None
     request_id: str | None = None
     attempt: int = 1
+    # the cost is the estimate of a request that may have been billed (tvdb.ledger.guard)
+    assumed: bool = False
+    reservation_id: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         p = self.pricing
@@ -98,6 +103,8 @@ class UsageRow:
             "latency_ms": self.latency_ms,
             "request_id": self.request_id,
             "attempt": self.attempt,
+            "assumed": int(self.assumed),
+            "reservation_id": self.reservation_id,
         }
 
 

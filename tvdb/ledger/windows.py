@@ -1,4 +1,4 @@
-"""Budget windows and the two sums every budget decision starts from.
+"""Budget windows and the sums every budget decision starts from (spend, attempts).
 
 A daily budget covers one calendar day in the configured time zone (UTC by default); an hourly
 limit is a sliding 3,600-second window. Timestamps in the database are UTC ISO-8601 strings
@@ -47,27 +47,61 @@ def day_window(now: dt.datetime, timezone: str = "UTC") -> Window:
 def real_spend_nusd(
     db: sqlite_utils.Database, window: Window | None = None, *, run_id: str | None = None,
 ) -> int:
-    """Money actually spent (real calls' `cost_nusd`) in `window`, optionally for one run."""
-    where, args = ["implementation = 'real'", "cost_nusd IS NOT NULL"], []
-    if window is not None:
-        where.append("ts >= ? AND ts < ?")
-        args += [window.start_iso, window.end_iso]
-    if run_id is not None:
-        where.append("run_id = ?")
-        args.append(run_id)
-    row = db.execute(f"SELECT COALESCE(SUM(cost_nusd), 0) FROM usage WHERE {' AND '.join(where)}", args).fetchone()
-    return int(row[0])
+    """Money spent (real calls' `cost_nusd`, assumed spend included) in `window`, optionally for one run.
+
+    Reads the per-call rows and the daily aggregates `tvdb cost prune` folds them into: an aggregate
+    day that overlaps `window` counts in full (folding may over-count a window, never hide spend).
+    """
+    return sum(_spend(db, window, run_id, assumed_only=False))
 
 
-def active_reservations_nusd(
-    db: sqlite_utils.Database, now: dt.datetime, *, run_id: str | None = None
+def assumed_spend_nusd(
+    db: sqlite_utils.Database, window: Window | None = None, *, run_id: str | None = None,
 ) -> int:
-    """Money held by reservations that are active and not yet expired at `now`."""
-    where, args = ["status = 'active'", "expires_at > ?"], [iso(now)]
+    """The part of `real_spend_nusd` that is assumed: estimates of requests that may have been billed."""
+    return sum(_spend(db, window, run_id, assumed_only=True))
+
+
+def _spend(db: sqlite_utils.Database, window: Window | None, run_id: str | None, *,
+           assumed_only: bool) -> tuple[int, int]:
+    rows, rows_args = ["implementation = 'real'", "cost_nusd IS NOT NULL"], []
+    aggs: list[str] = ["implementation = 'real'"]
+    agg_args: list[str] = []
+    if assumed_only:
+        rows.append("assumed = 1")
+    if window is not None:
+        rows.append("ts >= ? AND ts < ?")
+        rows_args += [window.start_iso, window.end_iso]
+        aggs.append("start_ts < ? AND end_ts > ?")
+        agg_args += [window.end_iso, window.start_iso]
     if run_id is not None:
-        where.append("run_id = ?")
-        args.append(run_id)
+        rows.append("run_id = ?")
+        rows_args.append(run_id)
+        aggs.append("run_id = ?")
+        agg_args.append(run_id)
+    column = "assumed_nusd" if assumed_only else "cost_nusd"
     row = db.execute(
-        f"SELECT COALESCE(SUM(amount_nusd), 0) FROM reservations WHERE {' AND '.join(where)}", args
+        f"SELECT (SELECT COALESCE(SUM(cost_nusd), 0) FROM usage WHERE {' AND '.join(rows)}), "
+        f"(SELECT COALESCE(SUM({column}), 0) FROM usage_daily WHERE {' AND '.join(aggs)})",
+        rows_args + agg_args,
     ).fetchone()
-    return int(row[0])
+    return int(row[0]), int(row[1])
+
+
+def real_attempts(db: sqlite_utils.Database, service: str, since: dt.datetime, now: dt.datetime) -> tuple[int, int]:
+    """Real request attempts of `service` in (since, now]: (from per-call rows, from the daily
+    aggregates of days overlapping that range, whose calls all count)."""
+    row = db.execute(
+        "SELECT (SELECT COUNT(*) FROM usage WHERE implementation = 'real' AND service = ? AND ts > ?), "
+        "(SELECT COALESCE(SUM(calls), 0) FROM usage_daily WHERE implementation = 'real' AND service = ? "
+        "AND end_ts > ? AND start_ts <= ?)",
+        [service, iso(since), service, iso(since), iso(now)],
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def attempt_times(db: sqlite_utils.Database, service: str, since: dt.datetime) -> list[str]:
+    """Timestamps (ISO UTC, oldest first) of the per-call rows of real attempts of `service` after `since`."""
+    return [r[0] for r in db.execute(
+        "SELECT ts FROM usage WHERE implementation = 'real' AND service = ? AND ts > ? ORDER BY ts",
+        [service, iso(since)])]

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from tvdb.db import transaction
 from tvdb.domain import EmbeddingResult, JobState, Stage
 from tvdb.errors import TvdbError
+from tvdb.ledger.guard import CallScope
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import Job
 from tvdb.pipeline.stages import fail
 from tvdb.pipeline.store import insert_vectors
-from tvdb.services.calls import CallScope, Completed
+from tvdb.services.calls import Completed
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,9 @@ A transition that the table does not allow raises `IllegalTransition`; it is a b
 from __future__ import annotations
 
 import json
-import os
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -25,6 +22,7 @@ from tvdb.clock import Clock, iso
 from tvdb.db import transaction
 from tvdb.domain import JobState
 from tvdb.errors import RunBusy, RunNotFound
+from tvdb.owner import owner_alive, process_owner
 
 S = JobState
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
@@ -41,43 +39,6 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     S.FAILED: frozenset(),
 }
 FINAL = frozenset({S.COMPLETE, S.FAILED})
-
-
-def _started(pid: int) -> str | None:
-    """When process `pid` started (Linux: clock ticks since boot), to tell it from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19]  # field 22, counted after the command name
-
-
-def process_owner() -> dict[str, Any]:
-    """The pid, its start time and the host of this process, recorded on a running run."""
-    return {"pid": os.getpid(), "pid_started": _started(os.getpid()), "host": socket.gethostname()}
-
-
-def owner_alive(row: Mapping[str, Any]) -> bool | None:
-    """Is the process that runs this run still alive? None when it cannot be told (another host).
-
-    A run that records no owner was written by a tvdb older than owner tracking, which only ever
-    left a run `running` when its process died: it has no live owner (False), so it shows as
-    interrupted and `tvdb resume` takes it over."""
-    if not row.get("pid") or not row.get("host"):
-        return False
-    if row.get("host") != socket.gethostname():
-        return None
-    pid = int(row["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    recorded = row.get("pid_started")
-    if recorded and _started(pid) not in (None, recorded):
-        return False  # the pid now belongs to another process
-    return True
 
 
 class IllegalTransition(RuntimeError):

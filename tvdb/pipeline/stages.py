@@ -23,10 +23,11 @@ from tvdb.errors import (
     TvdbError,
     VectorValidationError,
 )
+from tvdb.ledger.guard import CallScope
 from tvdb.ledger.prices import LLAMAPARSE
 from tvdb.pipeline.context import PipelineContext, settings_key
 from tvdb.pipeline.jobs import Job
-from tvdb.services.calls import CallScope, CallSpec
+from tvdb.services.calls import CallSpec
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 

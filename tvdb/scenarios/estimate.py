@@ -18,9 +18,9 @@ from tvdb.config import Settings
 from tvdb.domain import Mode, ParseRequest
 from tvdb.errors import DocumentError, ErrorCode
 from tvdb.ledger.budget import BudgetForecast, LedgerBudget
+from tvdb.ledger.guard import CallScope, SpendRequest
 from tvdb.ledger.prices import LLAMAPARSE, OPENAI, PriceTable, UnitPrice, nusd_to_usd
 from tvdb.scenarios.loader import LoadedScenario
-from tvdb.services.calls import CallScope, SpendRequest
 
 
 @dataclass(frozen=True, slots=True)

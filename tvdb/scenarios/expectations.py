@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from tvdb.catalog import embedding_model
 from tvdb.domain import EmbeddingRequest
 from tvdb.errors import TvdbError
+from tvdb.money import format_usd
 from tvdb.pipeline.context import PipelineContext
 from tvdb.scenarios.patterns import matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from tvdb.pipeline.store import VectorIndex
 
-from tvdb.services.calls import CallScope
+from tvdb.ledger.guard import CallScope
 
 
 def _chunks(n: int) -> str:
@@ -109,8 +110,9 @@ async def evaluate(
         limit = expectations.max_cost_usd
         cost = usage.would_cost_usd
         ok = cost is not None and cost <= limit
-        detail = f"would cost ${cost:.6f}" if cost is not None else f"{usage.unpriced_calls} calls have no known price"
-        out.append(ExpectationResult(f"run costs at most ${limit} at live prices", ok, detail))
+        detail = (f"would cost {format_usd(cost)}" if cost is not None
+                  else f"{usage.unpriced_calls} calls have no known price")
+        out.append(ExpectationResult(f"run costs at most {format_usd(limit)} at live prices", ok, detail))
     for r in expectations.retrieval:
         try:
             assert index is not None

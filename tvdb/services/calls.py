@@ -1,12 +1,20 @@
 """Metered service calls: the one path every parse and embed request takes, mock or real.
 
-    retry policy ─┬─ attempt 1: reserve budget (real only) → call → usage row (error) / outcome
+    retry policy ─┬─ attempt 1: pacing (`before_send`) → reserve budget (real only) → send
+                  │              → usage row (error) / outcome
                   ├─ attempt 2: …
                   └─ success → `Completed` (usage row not yet written)
 
 A successful call's usage row is written, and its reservation settled, by the stage in the same
 transaction that stores the call's result, so a crash can never leave a paid result unrecorded or
-a recorded result unstored. Failed attempts are written at once (one row per attempt).
+a recorded result unstored. Failed attempts are written at once (one row per attempt). A failed
+attempt that may have been billed (tvdb.ledger.guard: `ServiceError.maybe_billed`, a Ctrl-C while
+in flight, an unexpected error) is recorded at its estimate as spent, flagged `assumed`; only one
+proven not processed releases its reservation.
+
+The reservation is taken after pacing, right before sending, and a send is cancelled (and counted
+as assumed) before the reservation's lease ends: a reservation is only ever held by a request
+that is actually in flight.
 """
 
 from __future__ import annotations
@@ -24,85 +32,20 @@ import sqlite_utils
 from tvdb.clock import Clock
 from tvdb.db import transaction
 from tvdb.domain import Implementation
-from tvdb.errors import CostLimitExceeded, DocumentError, RateLimitExceeded, ServiceError
+from tvdb.errors import DocumentError, ServiceError, ServiceTimeoutError
+from tvdb.ledger.guard import BudgetGuard, CallScope, NoBudget, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CallScope:
-    """Who a call is for: written on its usage rows."""
-
-    run_id: str | None
-    scenario: str | None
-    stage: str
-    job_ids: tuple[str, ...] = ()
-    correlation_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SpendRequest:
-    """What a real call is about to spend, estimated before the call. Amounts in nano-USD."""
-
-    service: str
-    model: str
-    units: float
-    unit: str
-    estimate_nusd: int | None  # None: the price is unknown
-    scope: CallScope
-    run_budget_usd: float | None = None
-    # the instant the call's usage row will carry, so the reservation and the row fall in the same
-    # budget window even when a call straddles midnight
-    at: dt.datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    reservation_id: str | None
-    request: SpendRequest
-
-
-class BudgetGuard(Protocol):
-    """Reserves money and request slots before a real call (see tvdb.ledger.budget).
-
-    `reserve` raises CostLimitExceeded, RateLimitExceeded or PriceUnknownError without spending.
-    `settle` and `release` must join the caller's open transaction (tvdb.db.transaction).
-    """
-
-    def reserve(self, request: SpendRequest) -> Reservation: ...
-
-    def settle(self, reservation: Reservation, actual_nusd: int | None) -> None: ...
-
-    def release(self, reservation: Reservation) -> None: ...
-
-    def deferred_until(self, exc: CostLimitExceeded | RateLimitExceeded) -> dt.datetime | None:
-        """When a refused call could fit again (UTC), or None when waiting cannot help."""
-        ...
+LEASE_MARGIN_S = 5.0  # a send ends this long (at most a tenth of the lease) before its lease
 
 
 class RetryPolicy(Protocol):
     """Runs `attempt(n)` (n = 1, 2, …) until it succeeds or the policy gives up; re-raises the last error."""
 
     async def run(self, attempt: Callable[[int], Awaitable[T]]) -> T: ...
-
-
-class NoBudget:
-    """A guard that admits everything (mock-only use, tests)."""
-
-    def reserve(self, request: SpendRequest) -> Reservation:
-        return Reservation(None, request)
-
-    def settle(self, reservation: Reservation, actual_nusd: int | None) -> None:
-        return None
-
-    def release(self, reservation: Reservation) -> None:
-        return None
-
-    def deferred_until(self, exc: CostLimitExceeded | RateLimitExceeded) -> dt.datetime | None:
-        return None
 
 
 class NoRetry:
@@ -141,6 +84,9 @@ class CallSpec(Generic[T]):
     request_id_of: Callable[[T], str | None] = field(default=lambda _: None)
     provenance: str | None = None
     run_budget_usd: float | None = None
+    # awaited before every attempt, before its reservation (client-side RPM/TPM pacing), so that a
+    # pacing wait never holds budget
+    before_send: Callable[[], Awaitable[None]] | None = None
 
 
 class ServiceCaller:
@@ -171,6 +117,8 @@ class ServiceCaller:
         """Run `spec.send` under the retry policy. Raises the last ServiceError, or a budget error."""
 
         async def attempt(n: int) -> Completed[T]:
+            if spec.before_send is not None:
+                await spec.before_send()
             now = self.clock.now()
             base = UsageRow(
                 ts=now, run_id=scope.run_id, stage=scope.stage, service=spec.service,
@@ -185,33 +133,31 @@ class ServiceCaller:
                     SpendRequest(spec.service, spec.model, spec.estimate_units, spec.unit,
                                  estimate.would_cost_nusd, scope, spec.run_budget_usd, at=now)
                 )
+                base = replace(base, reservation_id=reservation.reservation_id)
             started = self.clock.monotonic()
             try:
-                value = await spec.send()
+                value = await self._send(spec, reservation)
             except (ServiceError, DocumentError) as exc:
                 # a document the service refuses (encrypted, corrupt…) is a failed request too
-                latency = (self.clock.monotonic() - started) * 1000
                 if isinstance(exc, ServiceError):
                     code, status, request_id = exc.code or type(exc).__name__, exc.status, exc.request_id
                 else:
                     code, status, request_id = exc.code.value, None, None
-                with transaction(self.db):
-                    insert_usage(self.db, replace(
-                        base, status="error", error_code=code, http_status=status, latency_ms=latency,
-                        request_id=request_id,
-                    ))
-                    if reservation is not None:
-                        self.budget.release(reservation)
+                row = replace(base, status="error", error_code=code, http_status=status, request_id=request_id,
+                              latency_ms=(self.clock.monotonic() - started) * 1000)
+                self._failed(spec, row, reservation, maybe_billed=isinstance(exc, ServiceError) and exc.maybe_billed)
                 raise
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                # stopped mid-call (Ctrl-C, SIGTERM): the provider may have answered, and billed, a
-                # request we never read. Keep the reservation held until it expires, as after kill -9,
-                # so that money can never slip past a budget; `tvdb resume` re-sends the work.
-                raise
-            except BaseException:
-                if reservation is not None:
-                    with transaction(self.db):
-                        self.budget.release(reservation)
+            except BaseException as exc:
+                # stopped mid-call (Ctrl-C, SIGTERM, cancelled) or an error we did not expect: the
+                # provider may have answered, and billed, a request we never read
+                code = "interrupted" if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt) else "internal"
+                row = replace(base, status="error", error_code=code,
+                              latency_ms=(self.clock.monotonic() - started) * 1000)
+                try:
+                    self._failed(spec, row, reservation, maybe_billed=True)
+                except Exception:  # noqa: BLE001 - the original error matters; an active reservation
+                    # whose process ends is swept into assumed spend by the next reservation
+                    log.exception("could not record the interrupted %s call", spec.service)
                 raise
             latency = (self.clock.monotonic() - started) * 1000
             units = spec.actual_units(value)
@@ -229,3 +175,34 @@ class ServiceCaller:
             return Completed(value, row, reservation)
 
         return await self.retry.run(attempt)
+
+    async def _send(self, spec: CallSpec[T], reservation: Reservation | None) -> T:
+        """`spec.send()`, cancelled before the reservation's lease ends (it may then have been billed)."""
+        if reservation is None or reservation.expires_at is None:
+            return await spec.send()
+        lease_s = (reservation.expires_at - self.clock.now()).total_seconds()
+        limit_s = max(0.001, lease_s - min(LEASE_MARGIN_S, lease_s / 10))
+        try:
+            async with asyncio.timeout(limit_s):
+                return await spec.send()
+        except TimeoutError:
+            raise ServiceTimeoutError(
+                f"{spec.service}: no answer within {limit_s:g}s, the lease of its budget reservation "
+                "(reservation_ttl_s); counted as spent", service=spec.service, maybe_billed=True,
+            ) from None
+
+    def _failed(self, spec: CallSpec[Any], row: UsageRow, reservation: Reservation | None, *,
+                maybe_billed: bool) -> None:
+        """Record a failed attempt. One that may have been billed is settled at its estimate as spent
+        (`assumed`); one proven not processed releases its reservation."""
+        assumed = maybe_billed and reservation is not None
+        if assumed:
+            row = replace(row, units=spec.estimate_units, assumed=True,
+                          pricing=self._price(spec, spec.estimate_units, row.ts.date()))
+        with transaction(self.db):
+            insert_usage(self.db, row)
+            if reservation is not None:
+                if assumed:
+                    self.budget.settle_assumed(reservation)
+                else:
+                    self.budget.release(reservation)

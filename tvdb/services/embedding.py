@@ -1,7 +1,8 @@
 """The batched embedding driver used by the pipeline's embed stage and by `bench/embed.py`.
 
     texts ─► token counts (given, or tiktoken) ─► plan_batches (fewest requests the limits allow)
-          ─► per request: RPM/TPM pacing ─► ServiceCaller.call (retry policy, budget, usage rows)
+          ─► per request: ServiceCaller.call (retry policy; per attempt RPM/TPM pacing, then the
+             budget reservation, then the request; usage rows)
           ─► validate vectors ─► on_batch(indices, completed)   (store + commit, one transaction)
           ─► optional consistency check ─► float32 (n, d) in input order
 
@@ -24,6 +25,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
@@ -37,7 +39,8 @@ from tvdb.errors import (
     TvdbError,
     VectorValidationError,
 )
-from tvdb.services.calls import CallScope, CallSpec, Completed, ServiceCaller
+from tvdb.ledger.guard import CallScope
+from tvdb.services.calls import CallSpec, Completed, ServiceCaller
 
 if TYPE_CHECKING:
     import numpy as np
@@ -174,11 +177,11 @@ async def embed_batches(
         tokens = sum(counts[i] for i in batch)
         request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens)
 
-        async def send() -> EmbeddingResult:
+        async def pace() -> None:
             await pacer.acquire(tokens)  # every attempt counts against the per-minute limits
-            return await embedder.embed(request)
 
-        return embedding_call_spec(embedder, request, settings, provenance=provenance, send=send)
+        spec = embedding_call_spec(embedder, request, settings, provenance=provenance)
+        return replace(spec, before_send=pace)  # paced before its reservation is taken
 
     def scope_of(batch: Sequence[int]) -> CallScope:
         if scope_for is not None:

@@ -9,7 +9,8 @@ import sqlite_utils
 
 from tvdb.clock import Clock
 from tvdb.config import Settings
-from tvdb.services.calls import BudgetGuard, RetryPolicy
+from tvdb.ledger.guard import BudgetGuard
+from tvdb.services.calls import RetryPolicy
 
 if TYPE_CHECKING:
     from tvdb.faults.plan import FaultSchedule

@@ -51,7 +51,7 @@ def build_services(settings: Settings, *, faults: FaultSchedule | None = None, c
 
         embedder: Any = build_openai_embedder(settings, faults=faults)
         closers.append(embedder.aclose)
-        embedder_why += " (OpenAI API at " + (settings.openai_base_url or "https://api.openai.com/v1") + ")"
+        embedder_why += f" (OpenAI API at {embedder.shown_url})"
     else:
         embedder = HashEmbedder()
     if faults is not None:

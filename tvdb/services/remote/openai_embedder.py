@@ -9,7 +9,9 @@ and decoded with numpy; a base64 *string* is never handed on as a vector (CASES 
 Errors (tvdb.services.remote.status): 429 rate_limit_exceeded → RateLimitExceeded(retry_after);
 429 insufficient_quota / 402 → QuotaExhausted; 5xx and connection errors → ServiceUnavailableError;
 timeouts → ServiceTimeoutError; an unreadable body or the wrong number of vectors →
-MalformedResponseError; other 4xx (bad request, bad key, model_not_found) → PermanentServiceError.
+MalformedResponseError; timeouts and lost connections after sending and unreadable 200s are
+`maybe_billed` (their estimate counts as spent); other 4xx (bad request, bad key,
+model_not_found) → PermanentServiceError.
 Every error carries status, provider code and request id, and never the API key.
 """
 
@@ -30,7 +32,8 @@ from tvdb.errors import (
     ServiceTimeoutError,
     ServiceUnavailableError,
 )
-from tvdb.services.remote.status import error_for_status, parse_retry_after, redact
+from tvdb.redaction import redact, redact_url
+from tvdb.services.remote.status import error_for_status, parse_retry_after
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,19 +62,27 @@ class OpenAIEmbedder:
     def __init__(
         self, *, api_key: str, base_url: str, http_client: AsyncClient, timeout_s: float = 60.0
     ) -> None:
+        from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
         from openai import AsyncOpenAI
 
         self.base_url = base_url
+        self.shown_url = redact_url(base_url)  # for messages: a token in the query or path is a secret
         self._key = api_key
         self._http = http_client
         self._timeout_s = timeout_s
+        # the SDK appends `/embeddings` to the base URL's text, query and all; a query (a gateway's
+        # `?api-key=…`) goes on every request instead
+        parts = urlsplit(base_url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self._client: AsyncOpenAI = AsyncOpenAI(
-            api_key=api_key, base_url=base_url, http_client=http_client, max_retries=0,
-            timeout=timeout_s, default_headers={"Accept-Encoding": "gzip"},
+            api_key=api_key, base_url=urlunsplit(parts._replace(query="", fragment="")), http_client=http_client,
+            max_retries=0, timeout=timeout_s, default_headers={"Accept-Encoding": "gzip"},
+            default_query=query or None,
         )
 
     def __repr__(self) -> str:
-        return f"OpenAIEmbedder(base_url={self.base_url!r})"
+        return f"OpenAIEmbedder(base_url={self.shown_url!r})"
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -119,7 +130,7 @@ class OpenAIEmbedder:
         """Embed `request.texts` in one request; float32 (n, d) rows in input order."""
         import openai
 
-        from tvdb.http import Response
+        from tvdb.http import ConnectError, ConnectTimeout, PoolTimeout, Response
 
         spec = self._check(request)
         # The wire body `embeddings.create` sends, in its key order (contracts.md §1.2). We post it
@@ -137,14 +148,20 @@ class OpenAIEmbedder:
             )
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            # a connect or pool timeout never sent the request; any later one may have been billed
+            unsent = isinstance(exc.__cause__, ConnectTimeout | PoolTimeout)
             raise ServiceTimeoutError(
-                f"openai: no response within {self._timeout_s:g}s from {self.base_url}", service=SERVICE,
+                f"openai: no response within {self._timeout_s:g}s from {self.shown_url}"
+                + (" (could not connect)" if unsent else ""), service=SERVICE, maybe_billed=not unsent,
             ) from None
         except openai.APIConnectionError as exc:
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection error"
+            unsent = isinstance(exc.__cause__, ConnectError)  # refused / unreachable: nothing was sent
             raise ServiceUnavailableError(
-                f"openai: cannot reach {self.base_url} ({cause})", service=SERVICE,
+                f"openai: cannot reach {self.shown_url} ({cause})" if unsent else
+                f"openai: connection to {self.shown_url} lost after sending ({cause})",
+                service=SERVICE, maybe_billed=not unsent,
             ) from None
         return self._result(request, response.content, response.headers.get("x-request-id"))
 
@@ -160,8 +177,9 @@ class OpenAIEmbedder:
 
     def _result(self, request: EmbeddingRequest, content: bytes, request_id: str | None) -> EmbeddingResult:
         def malformed(why: str) -> MalformedResponseError:
+            # a 200 is an answer the provider billed, whatever we could make of its body
             return MalformedResponseError(f"openai: malformed embeddings response: {why}", service=SERVICE,
-                                          status=200, request_id=request_id)
+                                          status=200, request_id=request_id, maybe_billed=True)
 
         try:
             payload = json.loads(content)

@@ -12,8 +12,7 @@ same error whichever implementation ran. Sources: contracts.md §1.5 (OpenAI), �
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from tvdb.errors import (
     PermanentServiceError,
@@ -29,17 +28,6 @@ QUOTA_CODES = frozenset({
     "insufficient_quota", "credit_balance_exhausted", "organization_spend_limit_exceeded",
     "project_spend_limit_exceeded", "organization_usage_limit_exceeded",
 })
-
-_KEY_SHAPED = re.compile(r"\b(sk|llx)-[A-Za-z0-9_\-]{12,}")
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with every given secret and every key-shaped string (`sk-…`, `llx-…`) replaced by `***`."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return _KEY_SHAPED.sub(lambda m: f"{m.group(1)}-***", text)
-
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `retry-after-ms`, else `retry-after` (float seconds); None when absent or not a number.

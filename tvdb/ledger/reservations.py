@@ -1,0 +1,145 @@
+"""The `reservations` table: money and one request slot held for a real call until it settles.
+
+    active ─┬─ settled    the provider answered; `settled_nusd` is what it billed
+            ├─ assumed    it may have billed and we cannot tell: the estimate is spent (a usage row
+            │             with `assumed = 1` carries it), either because the call's outcome was
+            │             unreadable or because the reservation's owner is gone
+            └─ released   proven not processed: the money is free again
+
+An active reservation counts against every budget until it leaves `active`; it never lapses into
+free room. Its owner is "gone" when the process that took it is dead (pid and pid start time on
+this host: `tvdb.owner`) or, for an owner on another host, when its lease (`expires_at`) has
+passed. `sweep` turns such reservations into assumed spend. Rows written by older versions with
+status `expired` are swept the same way. All amounts are integer nano-USD.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import sqlite_utils
+
+from tvdb.clock import iso
+from tvdb.db import transaction
+from tvdb.ledger.guard import Reservation
+from tvdb.ledger.prices import nusd_to_usd
+from tvdb.owner import owner_alive
+
+OWNER_GONE = "owner_gone"  # error_code of the usage row that carries a swept reservation's estimate
+_OPEN = "('active', 'expired')"
+
+
+class ReservationStore:
+    """SQL for the `reservations` table. Every method joins the caller's open transaction."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def insert(self, reservation: Reservation, now: dt.datetime, owner: dict[str, Any]) -> None:
+        request, scope = reservation.request, reservation.request.scope
+        assert reservation.expires_at is not None
+        self.db.conn.execute(
+            "INSERT INTO reservations (reservation_id, created_at, expires_at, service, model, run_id, "
+            "scenario, stage, correlation_id, job_ids, units, unit, amount_nusd, status, pid, pid_started, "
+            "host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+            [reservation.reservation_id, iso(now), iso(reservation.expires_at), request.service,
+             request.model, scope.run_id, scope.scenario, scope.stage, scope.correlation_id,
+             json.dumps(list(scope.job_ids)), request.units, request.unit, request.estimate_nusd,
+             owner["pid"], owner["pid_started"], owner["host"]],
+        )
+
+    def settle(self, reservation_id: str, actual_nusd: int | None, now: dt.datetime) -> None:
+        """→ settled with what the provider billed. If a sweep had already taken the owner for gone
+        (a lease that ran out while the call was still alive), its assumed usage row is replaced by
+        the real one the caller writes in the same transaction."""
+        with transaction(self.db):
+            self.db.conn.execute(
+                f"DELETE FROM usage WHERE reservation_id = ? AND assumed = 1 AND error_code = '{OWNER_GONE}'",
+                [reservation_id],
+            )
+            self.db.conn.execute(
+                "UPDATE reservations SET status = 'settled', settled_nusd = ?, settled_at = ? "
+                "WHERE reservation_id = ? AND status IN ('active', 'expired', 'assumed')",
+                [actual_nusd, iso(now), reservation_id],
+            )
+
+    def assume(self, reservation_id: str, now: dt.datetime) -> None:
+        """→ assumed at the reserved amount (the caller writes the assumed usage row beside it)."""
+        with transaction(self.db):
+            self.db.conn.execute(
+                "UPDATE reservations SET status = 'assumed', settled_nusd = amount_nusd, settled_at = ? "
+                f"WHERE reservation_id = ? AND status IN {_OPEN}",
+                [iso(now), reservation_id],
+            )
+
+    def release(self, reservation_id: str, now: dt.datetime) -> None:
+        with transaction(self.db):
+            self.db.conn.execute(
+                "UPDATE reservations SET status = 'released', settled_at = ? "
+                f"WHERE reservation_id = ? AND status IN {_OPEN}",
+                [iso(now), reservation_id],
+            )
+
+    def sweep(self, now: dt.datetime) -> int:
+        """Turn the reservations whose owner is gone into assumed spend; returns how many.
+
+        Each becomes a usage row at its creation time (status `error`, error_code `owner_gone`,
+        `assumed` = 1, cost = the reserved estimate), so every budget, limit and report counts it
+        as spent, in the window the call was made in.
+        """
+        columns = ("reservation_id", "created_at", "expires_at", "service", "model", "run_id", "scenario",
+                   "stage", "correlation_id", "job_ids", "units", "unit", "amount_nusd", "pid",
+                   "pid_started", "host")
+        rows = [dict(zip(columns, r, strict=True)) for r in self.db.conn.execute(
+            f"SELECT {', '.join(columns)} FROM reservations WHERE status IN {_OPEN}")]
+        gone = [r for r in rows if _gone(r, now)]
+        if not gone:
+            return 0
+        with transaction(self.db):
+            for r in gone:
+                job_ids = json.loads(r["job_ids"] or "[]")
+                amount = r["amount_nusd"] or 0
+                self.db.conn.execute(
+                    "INSERT INTO usage (ts, run_id, job_id, job_ids, correlation_id, scenario, stage, service, "
+                    "implementation, provenance, model, units, unit, usage_json, cost_usd, would_cost_usd, "
+                    "cost_nusd, would_cost_nusd, status, error_code, attempt, assumed, reservation_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'real', ?, ?, ?, ?, '{}', ?, ?, ?, ?, 'error', ?, 1, 1, ?)",
+                    [r["created_at"], r["run_id"], job_ids[0] if len(job_ids) == 1 else None,
+                     json.dumps(job_ids), r["correlation_id"], r["scenario"], r["stage"] or "unknown",
+                     r["service"], "its process ended with the request in flight: the estimate counts as spent",
+                     r["model"], r["units"], r["unit"], nusd_to_usd(amount), nusd_to_usd(amount), amount, amount,
+                     OWNER_GONE, r["reservation_id"]],
+                )
+                self.assume(r["reservation_id"], now)
+        return len(gone)
+
+    def held_nusd(self, *, run_id: str | None = None) -> int:
+        """Money held by active reservations (optionally of one run): in flight, not yet settled."""
+        where, args = "status = 'active'", []
+        if run_id is not None:
+            where += " AND run_id = ?"
+            args.append(run_id)
+        row = self.db.conn.execute(
+            f"SELECT COALESCE(SUM(amount_nusd), 0) FROM reservations WHERE {where}", args).fetchone()
+        return int(row[0])
+
+    def held_slots(self, service: str) -> int:
+        """Request slots held by active reservations of `service` (each is a request in flight)."""
+        row = self.db.conn.execute(
+            "SELECT COUNT(*) FROM reservations WHERE status = 'active' AND service = ?", [service]).fetchone()
+        return int(row[0])
+
+    def slot_times(self, service: str) -> list[str]:
+        """Creation times of the active reservations of `service` (ISO UTC, oldest first)."""
+        return [r[0] for r in self.db.conn.execute(
+            "SELECT created_at FROM reservations WHERE status = 'active' AND service = ? ORDER BY created_at",
+            [service])]
+
+
+def _gone(row: dict[str, Any], now: dt.datetime) -> bool:
+    alive = owner_alive(row)
+    if alive is not None:
+        return not alive  # on this host the process itself says: a live owner never lapses
+    return bool(row["expires_at"]) and row["expires_at"] <= iso(now)
