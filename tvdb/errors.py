@@ -135,11 +135,9 @@ class ServiceError(TvdbError):
 
     error_code: ErrorCode = ErrorCode.SERVICE_ERROR
     transient: bool = False
-    # What the failed request may have cost (the ledger settles its reservation from these):
-    # `billed_units` when the service said what it billed; `maybe_billed` when the request may have
-    # been processed and billed but nobody can tell how much (the reservation then stays held).
+    # units the service says it billed for the failed request (a parse job's credits as pages):
+    # the ledger then settles at that amount instead of releasing or assuming
     billed_units: float | None = None
-    maybe_billed: bool = False
 
     def __init__(
         self,
@@ -232,8 +230,7 @@ class ParseJobError(PermanentServiceError):
     ) -> None:
         self.error_code = error_code
         self.billed_units = billed_units
-        self.maybe_billed = maybe_billed
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, maybe_billed=maybe_billed, **kwargs)  # type: ignore[arg-type]
 
 
 class CostLimitExceeded(TvdbError):
