@@ -280,3 +280,29 @@ def test_kill_9_mid_request_then_resume_after_the_ttl_never_exceeds_the_budget(t
     assert spent == assumed == billing.billed_nusd
     assert ledger.execute("SELECT status, error_code FROM usage WHERE assumed = 1").fetchall() == [
         ("error", "owner_gone")]
+
+
+@pytest.mark.parametrize(("error", "status", "cost"), [
+    (ServiceTimeoutError("llamaparse: job poll timed out", service="llamaparse", maybe_billed=True),
+     "assumed", 3 * 1_250_000),
+    (ServiceUnavailableError("llamaparse HTTP 503", service="llamaparse", status=503), "released", 0),
+])
+async def test_the_rule_holds_for_every_service(tmp_path: Path, error: Exception, status: str, cost: int) -> None:
+    """A LlamaParse upload (3 pages, fast tier) goes through the same guard: maybe billed → assumed."""
+    from tvdb.domain import Implementation
+    from tvdb.services.calls import CallSpec
+
+    clock = FakeClock()
+    settings = Settings(daily_budget_usd=1.0)
+    caller = caller_for(tmp_path, settings, clock)
+
+    async def send() -> int:
+        raise error
+
+    spec: CallSpec[int] = CallSpec(service="llamaparse", implementation=Implementation.REAL, model="fast",
+                                   unit="pages", estimate_units=3, send=send, actual_units=lambda r: r)
+    with pytest.raises(type(error)):
+        await caller.call(CallScope("r", "s", "parse", ("j",)), spec)
+    assert caller.db.execute("SELECT status FROM reservations").fetchall() == [(status,)]
+    assert caller.db.execute("SELECT cost_nusd, assumed, units FROM usage").fetchall() == [
+        (cost, int(bool(cost)), 3.0 if cost else 0.0)]

@@ -151,7 +151,8 @@ COMMANDS = sorted(" ".join(c) for c in _leaf_commands())
 
 
 def test_every_command_is_covered() -> None:
-    assert {"run", "resume", "runs", "emulate", "cost report", "alerts ack"} <= set(COMMANDS)
+    assert {"run", "resume", "runs list", "runs show", "runs compare", "emulate", "cost report", "alerts ack"} <= set(
+        COMMANDS)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -118,11 +118,30 @@ def test_bad_scenario_exits_2_naming_file_line_and_key(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_real_and_hybrid_modes_say_what_is_missing(tmp_path: Path) -> None:
-    done = tvdb(["run", str(QUICKSTART), "--mode", "hybrid"], tmp_path)
-    assert done.returncode == 2 and "not available yet" in done.stderr
-    done = tvdb(["run", str(QUICKSTART)], tmp_path, TVDB_MODE="real")
-    assert done.returncode == 2 and "LlamaParse is not available yet" in done.stderr
+def test_real_mode_without_a_key_exits_2_naming_the_variable_before_anything_runs(tmp_path: Path) -> None:
+    done = tvdb(["run", str(QUICKSTART), "--service", "parser=mock"], tmp_path, TVDB_MODE="real")
+    assert done.returncode == 2
+    assert "the embedder runs in real mode (set by TVDB_MODE) and needs an API key: set OPENAI_API_KEY" in done.stderr
+    done = tvdb(["run", str(QUICKSTART), "--mode", "real"], tmp_path)
+    assert done.returncode == 2 and "set LLAMA_CLOUD_API_KEY" in done.stderr and "(set by --mode)" in done.stderr
+    db = tmp_path / ".tvdb" / "tvdb.db"
+    if db.exists():  # nothing ran: no run, no job, no usage row
+        import sqlite3
+
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT (SELECT COUNT(*) FROM runs) + (SELECT COUNT(*) FROM usage)").fetchone() == (0,)
+    done = tvdb(["run", str(QUICKSTART), "--service", "parser=reall"], tmp_path)
+    assert done.returncode == 2 and "--service 'parser=reall': expected SERVICE=MODE" in done.stderr
+
+
+def test_hybrid_without_keys_runs_local_and_says_why(tmp_path: Path) -> None:
+    done = tvdb(["run", str(QUICKSTART), "--mode", "hybrid", "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    rows = {(p["stage"], p["implementation"], p["reason"]): p["calls"] for p in result["provenance"]}
+    assert rows[("embed", "mock", "no OPENAI_API_KEY")] == 1
+    assert rows[("parse", "mock", "no LLAMA_CLOUD_API_KEY")] == 4
+    assert result["fallbacks"] == 5  # 4 parse jobs + 1 embedding request; the 2 queries follow their space
 
 
 def test_help_is_fast_and_imports_no_heavy_sdk() -> None:

@@ -246,6 +246,7 @@ class _Drifting:
 
     service = "openai"
     implementation = Implementation.MOCK
+    identity = "test fake"
 
     def __init__(self) -> None:
         self.calls = 0
@@ -298,6 +299,7 @@ async def test_an_unexpected_exception_cancels_the_requests_in_flight(tmp_path: 
     class _Broken:
         service = "openai"
         implementation = Implementation.MOCK
+        identity = "test fake"
         calls = 0
 
         async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:

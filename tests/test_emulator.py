@@ -187,11 +187,22 @@ def test_400_for_a_body_that_is_not_json_and_404_for_an_unknown_route() -> None:
     with emulator() as server, Client() as http:
         bad = http.post(server.openai_base_url + "/embeddings", content=b"{not json",
                         headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
-        unknown = http.get(server.openai_base_url + "/models")
+        unknown = http.get(server.openai_base_url + "/files")
     assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("We could not parse the JSON body")
     assert unknown.status_code == 404
-    assert unknown.json()["error"]["message"] == "Invalid URL (GET /v1/models)"
+    assert unknown.json()["error"]["message"] == "Invalid URL (GET /v1/files)"
     assert REQUEST_ID.match(bad.headers["x-request-id"]) and REQUEST_ID.match(unknown.headers["x-request-id"])
+
+
+def test_models_list_is_the_free_authenticated_health_endpoint() -> None:
+    with emulator(faults=[{"service": "openai", "kind": "status", "status": 503}]) as server, Client() as http:
+        ok = http.get(server.openai_base_url + "/models", headers={"Authorization": f"Bearer {KEY}"})
+        refused = http.get(server.openai_base_url + "/models", headers={"Authorization": "Bearer nope"})
+        assert server.count() == 0  # not an embeddings call: the fault plan's counters are untouched
+    assert ok.status_code == 200 and ok.json()["object"] == "list"
+    assert {m["id"] for m in ok.json()["data"]} >= {"text-embedding-3-small", "text-embedding-3-large"}
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    assert REQUEST_ID.match(ok.headers["x-request-id"])
 
 
 # --- rate limits -------------------------------------------------------------------------------------------

@@ -214,6 +214,7 @@ async def test_faulty_embedder_bad_vectors_and_latency() -> None:
 class _Parser:
     service = "llamaparse"
     implementation = Implementation.MOCK
+    identity = "test fake"
 
     def __init__(self) -> None:
         self.calls = 0

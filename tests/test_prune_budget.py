@@ -89,3 +89,10 @@ async def test_prune_with_a_clock_ahead_then_spend_the_provider_billed_stays_wit
     assert billing.billed_requests == 2
     assert billing.billed_nusd <= 2.5 * 1000 * NUSD_PER_TOKEN
     assert real_spend_nusd(db) >= billing.billed_nusd
+
+
+def test_a_longer_error_rate_window_is_kept_too(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "t.db")
+    add(db, NOW - dt.timedelta(hours=30))  # two days back by the calendar, inside a 36 h window
+    assert prune(db, dt.timedelta(days=1), NOW, recent=dt.timedelta(hours=36)).rows_folded == 0
+    assert prune(db, dt.timedelta(days=1), NOW).rows_folded == 1

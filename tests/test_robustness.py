@@ -239,7 +239,7 @@ def test_credentials_in_a_base_url_are_refused_without_being_echoed(tmp_path: Pa
 
 def test_a_rule_across_keys_is_reported_without_a_bogus_flag(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="^configuration: reservation_ttl_s"):
-        resolve_settings(cwd=tmp_path, environ={"TVDB_EMBEDDING_TIMEOUT_S": "1e9"})
+        resolve_settings(cwd=tmp_path, environ={"TVDB_EMBEDDING_TIMEOUT_S": "900"})
 
 
 def test_scenario_paths_that_are_not_small_regular_files_are_scenario_errors(tmp_path: Path) -> None:

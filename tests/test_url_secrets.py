@@ -89,8 +89,9 @@ def test_a_token_in_the_base_url_query_is_sent_but_never_printed_logged_or_store
         assert secret not in done.stdout + done.stderr
         assert _leaks(tmp_path, secret) == []
     with sqlite3.connect(tmp_path / ".tvdb" / "tvdb.db") as db:
-        provenance = {row[0] for row in db.execute("SELECT provenance FROM usage WHERE implementation = 'real'")}
-    assert provenance == {f"real: services.embedder: real (OpenAI API at {server.openai_base_url}?api-key=***)"}
+        provenance = {row[0] for row in db.execute(
+            "SELECT provenance FROM usage WHERE implementation = 'real' AND stage = 'embed'")}
+    assert provenance == {f"set by scenario: services.embedder (OpenAI API at {server.openai_base_url}?api-key=***)"}
 
 
 @pytest.mark.slow

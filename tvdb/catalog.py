@@ -34,6 +34,10 @@ EMBEDDING_MODELS: dict[str, EmbeddingModelSpec] = {
 }
 
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
+# the largest of each limit over all models: the static bounds of settings (each model's own is checked too)
+MAX_INPUT_TOKENS = max(m.max_input_tokens for m in EMBEDDING_MODELS.values())
+MAX_INPUTS_PER_REQUEST = max(m.max_inputs_per_request for m in EMBEDDING_MODELS.values())
+MAX_DIMENSIONS = max(m.default_dimensions for m in EMBEDDING_MODELS.values())
 
 PARSE_TIERS: tuple[str, ...] = ("fast", "cost_effective", "agentic", "agentic_plus")
 

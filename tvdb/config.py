@@ -50,11 +50,16 @@ ENV_ALIASES = {
     "LLAMA_CLOUD_API_KEY": ("llama_cloud_api_key",),
     "LLAMA_CLOUD_BASE_URL": ("llama_cloud_base_url",),
     "LLAMA_CLOUD_WEBHOOK_SECRET": ("llama_cloud_webhook_secret",),
+    # the seed project's name for the mode; TVDB_MODE wins when both are set
+    "SERVICE_MODE": ("mode",),
 }
+# keys whose origin the router names in provenance ("set by scenario: services.parser")
+MODE_KEYS = (("mode",), ("services", "parser"), ("services", "embedder"))
 
 
 # command-line flags that set a key under another name
-_FLAGS = {"budget.max_usd": "--max-usd"}
+_FLAGS = {"budget.max_usd": "--max-usd", "services.parser": "--service parser=…",
+          "services.embedder": "--service embedder=…"}
 
 _PATH_KEYS = ("data_dir", "db_path", "objects_dir")
 
@@ -225,7 +230,24 @@ def resolve_settings(
         raise _explain(exc, origins) from None
     updates = {k: (cwd / v if v is not None and not v.is_absolute() else v)
                for k in _PATH_KEYS if (v := getattr(settings, k)) is not None}
-    return settings.model_copy(update=updates)
+    named = {".".join(p): _origin(origins[p], p, merged) for p in MODE_KEYS if p in origins}
+    return settings.model_copy(update=updates).with_origins(named)
+
+
+def _origin(layer: _Layer, path: tuple[str, ...], merged: Mapping[str, Any]) -> str:
+    """How provenance names the source of a mode key: "set by scenario: services.parser"."""
+    key = ".".join(path)
+    if layer.origin == "env" and layer.names:
+        return f"set by {layer.names.get(path, key)}"
+    if layer.origin == "flag":
+        if path == ("mode",):
+            return "set by --mode"
+        value: Any = merged
+        for part in path:
+            value = value[part]
+        return f"set by --service {path[-1]}={value}"
+    where = layer.doc.path.name if layer.origin == CONFIG_FILENAME and layer.doc is not None else layer.origin
+    return f"set by {where}: {key}"
 
 
 def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:

@@ -6,6 +6,7 @@ schema is created and evolved by named sqlite-utils migrations.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from tvdb.errors import ConfigError
+from tvdb.errors import ConfigError, StorageError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -106,11 +107,43 @@ def m003_budget_index(db: sqlite_utils.Database) -> None:
     )
 
 
+# SQLite primary result codes that mean the storage, not tvdb, is at fault
+_STORAGE_CODES = {13: "the disk is full (SQLITE_FULL)", 8: "the database is read-only (SQLITE_READONLY)",
+                  10: "disk I/O error (SQLITE_IOERR)"}
+_STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                   errno.EROFS: "read-only file system", errno.EFBIG: "file too large"}
+
+
+def storage_error(exc: BaseException, path: Path | str) -> StorageError | None:
+    """The StorageError for `exc` if it means a full, read-only or failing disk, else None."""
+    if isinstance(exc, sqlite3.Error):
+        reason = _STORAGE_CODES.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+    elif isinstance(exc, OSError):
+        reason = _STORAGE_ERRNOS.get(exc.errno or -1)
+    else:
+        reason = None
+    return None if reason is None else StorageError(str(path), reason)
+
+
+def database_file(db: sqlite_utils.Database) -> str:
+    """The file of the connection's main database (for messages)."""
+    try:
+        rows = db.conn.execute("PRAGMA database_list").fetchall()
+    except sqlite3.Error:
+        return "the tvdb database"
+    return next((str(r[2]) for r in rows if r[1] == "main" and r[2]), "the tvdb database")
+
+
 def open_db(path: Path | str) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at `path` with WAL, a busy timeout and the current schema."""
+    """Open (creating if needed) the database at `path` with WAL, a busy timeout and the current schema.
+
+    Raises StorageError for a full or read-only disk, ConfigError for a path that cannot hold a database."""
     try:
         return _open(Path(path))
     except (OSError, sqlite3.DatabaseError) as exc:
+        full = storage_error(exc, path)
+        if full is not None:
+            raise full from None
         raise ConfigError(
             f"cannot open the tvdb database {path}: {exc}; point --data-dir / TVDB_DATA_DIR (or TVDB_DB_PATH) "
             "at a directory of its own"
@@ -155,18 +188,28 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception. Nested use joins the outer one."""
+    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception. Nested use joins the outer one.
+
+    A full, read-only or failing disk raises StorageError naming the database file (SQLite may
+    already have rolled back by itself then, so ROLLBACK is only sent while a transaction is open)."""
     conn = db.conn
     if conn.in_transaction:
         yield db
         return
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        full = storage_error(exc, database_file(db))
+        if full is None:
+            raise
+        raise full from exc
 
 
 @migrations()
@@ -262,3 +305,116 @@ def m014_run_owner_started(db: sqlite_utils.Database) -> None:
 def m015_usage_daily_assumed(db: sqlite_utils.Database) -> None:
     """Assumed spend folded into daily aggregates (part of `cost_nusd`, shown apart)."""
     db.table("usage_daily").add_column("assumed_nusd", int, not_null_default=0)
+
+
+# Migrations m020–m029 belong to run history and monitoring (tvdb/history).
+
+
+@migrations()
+def m020_run_metrics(db: sqlite_utils.Database) -> None:
+    """Per-stage metrics as rows (`job_stages`: one per job and stage, milliseconds of wall time) and
+    the LlamaParse credits of each usage row (`usage.credits`), so both are queryable with SQL.
+
+    `job_stages` is backfilled from `jobs.stage_ms_json`; credits of older rows stay NULL."""
+    db.table("job_stages").create(
+        {"job_id": str, "stage": str, "run_id": str, "correlation_id": str, "ms": float, "updated_at": str},
+        pk=("job_id", "stage"),
+    )
+    db.table("job_stages").create_index(["run_id", "stage"])
+    db.execute(
+        "INSERT INTO job_stages (job_id, stage, run_id, correlation_id, ms, updated_at) "
+        "SELECT j.job_id, s.key, j.run_id, j.correlation_id, s.value, j.updated_at "
+        "FROM jobs j, json_each(COALESCE(j.stage_ms_json, '{}')) s"
+    )
+    db.table("usage").add_column("credits", float)
+    db.table("events").create_index(["correlation_id"])
+    db.table("events").create_index(["run_id"])
+
+
+# The views every standard tool (datasette, sqlite-utils, sqlite3) sees at once. Amounts follow the
+# reports' rule: a group with a call of unknown price has NULL `spent_usd` / `would_cost_usd` (never a
+# smaller number that looks complete); `*_known_usd` hold the priced part.
+_USAGE_ALL = """
+  SELECT substr(ts, 1, 10) AS day, run_id, service, implementation, 1 AS calls,
+         (status = 'error') AS errors, (COALESCE(attempt, 1) > 1) AS retries,
+         cost_nusd, would_cost_nusd, (status = 'ok' AND would_cost_nusd IS NULL) AS unknown
+  FROM usage
+  UNION ALL
+  SELECT day, run_id, service, implementation, calls, errors, 0, cost_nusd, would_cost_nusd,
+         would_cost_unknown
+  FROM usage_daily
+"""
+_MONEY = """
+  CASE WHEN SUM(unknown) > 0 THEN NULL ELSE COALESCE(SUM(cost_nusd), 0) / 1e9 END AS spent_usd,
+  CASE WHEN SUM(unknown) > 0 THEN NULL ELSE COALESCE(SUM(would_cost_nusd), 0) / 1e9 END AS would_cost_usd,
+  COALESCE(SUM(cost_nusd), 0) / 1e9 AS spent_known_usd,
+  COALESCE(SUM(would_cost_nusd), 0) / 1e9 AS would_cost_known_usd,
+  SUM(unknown) AS unknown_price_calls
+"""
+DAILY_SPEND_SQL = f"""
+SELECT day, service, implementation, SUM(calls) AS calls, SUM(errors) AS errors, {_MONEY}
+FROM ({_USAGE_ALL}) GROUP BY day, service, implementation
+"""
+RUN_SUMMARY_SQL = f"""
+SELECT r.run_id, r.scenario, r.mode, r.status, r.passed, r.started_at, r.finished_at,
+  ROUND((julianday(r.finished_at) - julianday(r.started_at)) * 86400.0, 3) AS duration_s,
+  COALESCE(j.documents, 0) AS documents, COALESCE(j.complete, 0) AS complete,
+  COALESCE(j.failed, 0) AS failed, COALESCE(j.deferred, 0) AS deferred, COALESCE(j.reused, 0) AS reused,
+  COALESCE(j.pages, 0) AS pages, COALESCE(j.chunks, 0) AS chunks, COALESCE(j.tokens, 0) AS tokens,
+  COALESCE(u.calls, 0) AS calls, COALESCE(u.errors, 0) AS errors, COALESCE(u.retries, 0) AS retries,
+  CASE WHEN u.run_id IS NULL THEN 0.0 ELSE u.spent_usd END AS spent_usd,
+  CASE WHEN u.run_id IS NULL THEN 0.0 ELSE u.would_cost_usd END AS would_cost_usd,
+  COALESCE(u.spent_known_usd, 0.0) AS spent_known_usd,
+  COALESCE(u.would_cost_known_usd, 0.0) AS would_cost_known_usd,
+  COALESCE(u.unknown_price_calls, 0) AS unknown_price_calls
+FROM runs r
+LEFT JOIN (
+  SELECT run_id, COUNT(*) AS documents, SUM(state = 'complete') AS complete, SUM(state = 'failed') AS failed,
+         SUM(state = 'deferred') AS deferred, SUM(reused_from IS NOT NULL) AS reused,
+         SUM(COALESCE(pages, 0)) AS pages, SUM(COALESCE(chunks, 0)) AS chunks, SUM(COALESCE(tokens, 0)) AS tokens
+  FROM jobs GROUP BY run_id
+) j ON j.run_id = r.run_id
+LEFT JOIN (
+  SELECT run_id, SUM(calls) AS calls, SUM(errors) AS errors, SUM(retries) AS retries, {_MONEY}
+  FROM ({_USAGE_ALL}) WHERE run_id IS NOT NULL GROUP BY run_id
+) u ON u.run_id = r.run_id
+"""
+
+
+@migrations()
+def m021_views(db: sqlite_utils.Database) -> None:
+    """`daily_spend` (UTC day × service × implementation) and `run_summary` (one row per run)."""
+    db.create_view("daily_spend", DAILY_SPEND_SQL, replace=True)
+    db.create_view("run_summary", RUN_SUMMARY_SQL, replace=True)
+
+
+# Migrations m030–m039 belong to the service router (tvdb/services/router.py): embedding spaces.
+
+
+@migrations()
+def m030_vector_space(db: sqlite_utils.Database) -> None:
+    """Every vector records its embedding space: the implementation that made it (real | mock |
+    replay) beside its model and dimensions, so mock and real vectors are never compared.
+
+    Vectors stored before this come from the run's successful embedding row that carried their job
+    (mock when none is found: before the router, only mock runs could lack one)."""
+    db.table("vectors").add_column("implementation", str)
+    db.execute(
+        "UPDATE vectors SET implementation = COALESCE((SELECT u.implementation FROM usage u "
+        "WHERE u.stage = 'embed' AND u.status = 'ok' AND u.job_ids LIKE '%\"' || vectors.job_id || '\"%' "
+        "ORDER BY u.id DESC LIMIT 1), 'mock')"
+    )
+    db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")
+
+
+def schema_status(path: Path) -> tuple[list[str], list[str]]:
+    """(pending, unknown) migration names of the database at `path`, read-only: pending ones are
+    applied on the next open; unknown ones were applied by a newer tvdb. Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db = sqlite_utils.Database(conn)
+        known = {m.name for m in migrations._migrations}
+        applied = [m.name for m in migrations.applied(db)]
+        return [m.name for m in migrations.pending(db)], [n for n in applied if n not in known]
+    finally:
+        conn.close()

@@ -26,6 +26,21 @@ class Implementation(StrEnum):
     REPLAY = "replay"
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class EmbeddingSpace:
+    """Where a vector lives: vectors of different spaces are not comparable (a mock vector and a
+    real vector of the same text have nothing in common), so search never mixes them."""
+
+    implementation: Implementation
+    model: str
+    dimensions: int
+
+    @property
+    def label(self) -> str:
+        """"real/text-embedding-3-small/1536"."""
+        return f"{self.implementation}/{self.model}/{self.dimensions}"
+
+
 class Stage(StrEnum):
     UPLOAD = "upload"
     PARSE = "parse"

@@ -19,13 +19,16 @@
     │       └── ParseJobError(error_code)            a parse job that ended FAILED/CANCELLED/timed out
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
+    ├── StorageError(path)               disk full / read-only: the run stops, resumable  exit 4
     ├── RunNotFound
+    │   └── AmbiguousRunId               a run id prefix that matches several runs
     ├── RunBusy                          another process is working on that run
     └── CassetteError
         └── CassetteMiss
 
 Exit codes (see ``exit_code_for``): 0 all expectations passed, 1 an expectation failed,
-2 usage/config/scenario error, 3 a budget refused the run, 130 interrupted (Ctrl-C).
+2 usage/config/scenario error, 3 a budget refused the run, 4 the disk is full or read-only,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUDGET = 3
+EXIT_STORAGE = 4  # the disk is full or read-only: nothing is lost, free space and resume
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, reported without a traceback unless --debug
 EXIT_INTERRUPTED = 130
 # `code` of the RateLimitExceeded that tvdb's own hourly request limit raises (not an HTTP 429)
@@ -51,6 +55,7 @@ class ErrorCode(StrEnum):
     ENCRYPTED = "encrypted"
     CORRUPT = "corrupt"
     NO_TEXT = "no_text"
+    EMPTY = "empty"  # a 0-byte file
     UNSUPPORTED_TYPE = "unsupported_type"
     TOO_LARGE = "too_large"
     BUDGET = "budget"
@@ -263,8 +268,29 @@ class PriceUnknownError(TvdbError):
         super().__init__(f"no price known for {service} {model!r}; add it to the price table before real use")
 
 
+class StorageError(TvdbError):
+    """tvdb cannot write its database or object store at `path`: the disk is full, read-only, or
+    failing (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, ENOSPC, EROFS…). Stops the run; what was
+    done is kept, and `resume_command` (when known) continues once there is space."""
+
+    def __init__(self, path: str, reason: str, *, resume_command: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.resume_command = resume_command
+        fix = "free some space (or make it writable)"
+        then = f", then continue with: {resume_command}" if resume_command else ", then run the command again"
+        super().__init__(f"cannot write {path}: {reason}; nothing done is lost: {fix}{then}")
+
+    def with_resume(self, command: str) -> StorageError:
+        return StorageError(self.path, self.reason, resume_command=command)
+
+
 class RunNotFound(TvdbError):
     """No run with that id in the database."""
+
+
+class AmbiguousRunId(RunNotFound):
+    """A run id prefix (or correlation ID prefix) that matches more than one."""
 
 
 class RunBusy(TvdbError):
@@ -285,4 +311,6 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_INTERRUPTED
     if isinstance(exc, CostLimitExceeded):
         return EXIT_BUDGET
+    if isinstance(exc, StorageError):
+        return EXIT_STORAGE
     return EXIT_USAGE

@@ -7,27 +7,26 @@ How the values are layered from files, the scenario, the environment and flags i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from tvdb import catalog
+from tvdb.bounds import MAX_COUNT, MAX_USD, MAX_WAIT_S
 from tvdb.domain import Mode
 from tvdb.errors import ConfigError
+from tvdb.validation import StrictModel
 
 
-class _Section(BaseModel):
-    # no inf/NaN: an infinite budget is a typo, and nano-dollar arithmetic cannot hold it
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Section(StrictModel):
+    """A settings section: strict, frozen, every number bounded (tvdb.validation.StrictModel)."""
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_numbers(cls, value: Any, info: Any) -> Any:
-        # YAML `true` would otherwise pass as the number 1 (`max_tokens: true` → 1)
-        annotation = cls.model_fields[info.field_name].annotation
-        if isinstance(value, bool) and annotation in (int, float, int | None, float | None):
-            raise ValueError("expected a number, got a boolean")
-        return value
+
+MAX_PARSE_WAIT_S = 86_400.0  # a day
+MAX_WINDOW_S = 31 * 86_400  # a month of error-rate window
+MAX_DOCUMENT_MB = 10_240.0  # 10 GB
+MAX_SIGNED_URL_TTL_S = 7 * 86_400  # a week, as long as S3 presigned URLs may live
+MAX_RESERVATION_TTL_S = 7 * 86_400
 
 
 class ParseSettings(_Section):
@@ -36,7 +35,7 @@ class ParseSettings(_Section):
     tier: str = "fast"
     version: str = "latest"
     concurrency: int = Field(4, ge=1, le=64)
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, le=MAX_PARSE_WAIT_S)  # a big document on an agentic tier is slow
     request_timeout_s: float = Field(60.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     max_poll_interval_s: float = Field(5.0, gt=0)
@@ -56,8 +55,8 @@ class ParseSettings(_Section):
 
 
 class ChunkingSettings(_Section):
-    max_tokens: int = Field(512, ge=1)  # ≤ the embedding model's input cap: checked in Settings
-    overlap_tokens: int = Field(64, ge=0)
+    max_tokens: int = Field(512, ge=1, le=catalog.MAX_INPUT_TOKENS)  # ≤ the model's own cap: checked in Settings
+    overlap_tokens: int = Field(64, ge=0, le=catalog.MAX_INPUT_TOKENS)
 
     @model_validator(mode="after")
     def _overlap_below_max(self) -> ChunkingSettings:
@@ -69,15 +68,15 @@ class ChunkingSettings(_Section):
 class ConsistencyCheckSettings(_Section):
     """Re-embed `sample` texts and require cosine ≥ `min_cosine` with the first result (0 = off)."""
 
-    sample: int = Field(0, ge=0)
+    sample: int = Field(0, ge=0, le=catalog.MAX_INPUTS_PER_REQUEST)
     min_cosine: float = Field(0.99, ge=-1, le=1)
 
 
 class EmbeddingSettings(_Section):
     model: str = catalog.DEFAULT_EMBEDDING_MODEL
-    dimensions: int | None = None
+    dimensions: int | None = Field(None, ge=1, le=catalog.MAX_DIMENSIONS)  # per model: in catalog
     concurrency: int = Field(4, ge=1, le=64)
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0, le=MAX_WAIT_S)
     consistency_check: ConsistencyCheckSettings = ConsistencyCheckSettings()
 
     @model_validator(mode="after")
@@ -88,23 +87,32 @@ class EmbeddingSettings(_Section):
             raise ValueError(str(exc)) from None
         return self
 
+    @model_validator(mode="after")
+    def _sample_fits_one_request(self) -> EmbeddingSettings:
+        # refused here, before anything is paid for: the check re-embeds its sample in one request
+        cap = catalog.embedding_model(self.model).max_inputs_per_request
+        if self.consistency_check.sample > cap:
+            raise ValueError(f"consistency_check.sample ({self.consistency_check.sample}) is over the {cap} "
+                             f"inputs one {self.model} request takes; use at most {cap}")
+        return self
+
     @property
     def resolved_dimensions(self) -> int:
         return catalog.resolve_dimensions(self.model, self.dimensions)
 
 
 class BudgetSettings(_Section):
-    max_usd: float | None = Field(None, ge=0)
+    max_usd: float | None = Field(None, ge=0, le=MAX_USD)
 
 
 class LimitsSettings(_Section):
     """Request and token limits enforced before real calls (None = no limit)."""
 
-    openai_requests_per_hour: int | None = Field(None, ge=0)
-    llamaparse_requests_per_hour: int | None = Field(None, ge=0)
-    llamaparse_requests_per_minute: int | None = Field(None, ge=1)
-    openai_requests_per_minute: int | None = Field(None, ge=1)
-    openai_tokens_per_minute: int | None = Field(None, ge=1)
+    openai_requests_per_hour: int | None = Field(None, ge=0, le=MAX_COUNT)
+    llamaparse_requests_per_hour: int | None = Field(None, ge=0, le=MAX_COUNT)
+    llamaparse_requests_per_minute: int | None = Field(None, ge=1, le=MAX_COUNT)
+    openai_requests_per_minute: int | None = Field(None, ge=1, le=MAX_COUNT)
+    openai_tokens_per_minute: int | None = Field(None, ge=1, le=MAX_COUNT)
 
 
 class ServicesSettings(_Section):
@@ -114,13 +122,29 @@ class ServicesSettings(_Section):
     embedder: Mode | None = None
 
 
+class RouterSettings(_Section):
+    """The service router's circuit breaker and health probes (see tvdb.services.router)."""
+
+    failure_threshold: int = Field(5, ge=1, le=MAX_COUNT)  # consecutive transient failures (after retries)
+    cooldown_s: float = Field(30.0, ge=0, le=MAX_WAIT_S)  # open this long, then one trial call (half-open)
+    health_ttl_s: float = Field(60.0, ge=0, le=MAX_WAIT_S)  # a probe's result is reused this long
+    probe_timeout_s: float = Field(2.0, gt=0, le=60)  # connect timeout of a health probe (the read gets 2x)
+
+
+class HybridSettings(_Section):
+    """Hybrid mode: real when it can and should be used, local otherwise."""
+
+    # once today's real spend (and reservations) pass this share of the daily budget, new calls go local
+    real_until_pct: float | None = Field(None, gt=0, le=100)
+
+
 class RetrySettings(_Section):
     """The one retry policy (tenacity) for every service call; SDK retries are off."""
 
     max_attempts: int = Field(5, ge=1, le=20)
-    initial_backoff_s: float = Field(0.5, ge=0)
-    max_backoff_s: float = Field(8.0, ge=0)
-    max_retry_after_s: float = Field(120.0, ge=0)
+    initial_backoff_s: float = Field(0.5, ge=0, le=MAX_WAIT_S)
+    max_backoff_s: float = Field(8.0, ge=0, le=MAX_WAIT_S)
+    max_retry_after_s: float = Field(120.0, ge=0, le=MAX_WAIT_S)
 
 
 class SmtpSettings(_Section):
@@ -134,10 +158,10 @@ class SmtpSettings(_Section):
 
 
 class AlertSettings(_Section):
-    thresholds_pct: list[float] = [50.0, 80.0, 100.0]
+    thresholds_pct: list[Annotated[float, Field(gt=0, le=1000)]] = [50.0, 80.0, 100.0]
     error_rate_threshold: float = Field(0.2, gt=0, le=1)
-    error_rate_min_calls: int = Field(5, ge=1)
-    error_rate_window_s: int = Field(3600, ge=1)
+    error_rate_min_calls: int = Field(5, ge=1, le=MAX_COUNT)
+    error_rate_window_s: int = Field(3600, ge=1, le=MAX_WINDOW_S)
     webhook_url: str | None = None
     slack_webhook_url: SecretStr | None = None
     smtp: SmtpSettings = SmtpSettings()
@@ -151,18 +175,18 @@ class Settings(_Section):
     data_dir: Path = Path(".tvdb")
     db_path: Path | None = None
     objects_dir: Path | None = None
-    max_document_mb: float = Field(50.0, gt=0)
+    max_document_mb: float = Field(50.0, gt=0, le=MAX_DOCUMENT_MB)
     signing_secret: SecretStr | None = None
-    signed_url_ttl_s: int = Field(900, ge=1)
+    signed_url_ttl_s: int = Field(900, ge=1, le=MAX_SIGNED_URL_TTL_S)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llama_cloud_api_key: SecretStr | None = None
     llama_cloud_base_url: str | None = None
     llama_cloud_webhook_secret: SecretStr | None = None
-    daily_budget_usd: float = Field(1.0, ge=0)
+    daily_budget_usd: float = Field(1.0, ge=0, le=MAX_USD)
     timezone: str = "UTC"
     on_budget_exceeded: Literal["fail", "defer"] = "fail"
-    reservation_ttl_s: int = Field(600, ge=1)
+    reservation_ttl_s: int = Field(600, ge=1, le=MAX_RESERVATION_TTL_S)
     parse: ParseSettings = ParseSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
@@ -170,8 +194,13 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     services: ServicesSettings = ServicesSettings()
     retry: RetrySettings = RetrySettings()
+    router: RouterSettings = RouterSettings()
+    hybrid: HybridSettings = HybridSettings()
     alerts: AlertSettings = AlertSettings()
     prices: dict[str, Any] | None = None
+    # Where `mode` and `services.*` came from ("scenario", "TVDB_MODE", "--mode", …), filled in by
+    # `tvdb.config.resolve_settings`; the router names it in provenance. Not a setting.
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("openai_api_key", "llama_cloud_api_key", mode="before")
     @classmethod
@@ -225,6 +254,16 @@ class Settings(_Section):
                 f"timeout ({longest:g} s): a request is cut off when its budget reservation's lease ends"
             )
         return self
+
+    def origin_of(self, key: str) -> str | None:
+        """Which layer set `key` (dotted: "mode", "services.parser"); None for the built-in default."""
+        return self._origins.get(key)
+
+    def with_origins(self, origins: dict[str, str]) -> Settings:
+        """A copy that remembers where its mode keys came from (see `origin_of`)."""
+        out = self.model_copy()
+        out._origins = dict(origins)
+        return out
 
     @property
     def database_path(self) -> Path:

@@ -45,3 +45,15 @@ def count_tokens(texts: list[str], encoding: str = "cl100k_base") -> list[int]:
     enc = get_encoding(encoding)
     # a plain loop: tiktoken's 8-thread batch API measured slower on 2 cores
     return [len(enc.encode_ordinary(t)) for t in texts]
+
+
+def cached_vocabulary(name: str = "cl100k_base") -> str | None:
+    """Where tiktoken's cached vocabulary file for `name` is, or None when it is not cached (loading it
+    would then need the network). Mirrors tiktoken's lookup: TIKTOKEN_CACHE_DIR, DATA_GYM_CACHE_DIR,
+    else <tmp>/data-gym-cache."""
+    import tempfile
+
+    folder = (os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+              or os.path.join(tempfile.gettempdir(), "data-gym-cache"))
+    file = os.path.join(folder, _CACHE_FILES.get(name, ""))
+    return file if name in _CACHE_FILES and os.path.isfile(file) else None

@@ -4,9 +4,34 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
+
+
+def _is_number_type(annotation: object) -> bool:
+    """int or float, alone or in a union / list / Annotated (bool excluded: it is its own type)."""
+    if annotation in (int, float):
+        return True
+    return any(_is_number_type(arg) for arg in typing.get_args(annotation))
+
+
+class StrictModel(BaseModel):
+    """The base of every validated file section: unknown keys are errors, values are frozen, inf and
+    NaN are refused (an infinite budget is a typo, and nano-dollar arithmetic cannot hold it), and a
+    YAML boolean is not a number (`max_tokens: true` would otherwise pass as 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None or not _is_number_type(cls.model_fields[info.field_name].annotation):
+            return value
+        if isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value)):
+            raise ValueError("expected a number, got a boolean")
+        return value
 
 
 def _nested_model(annotation: object) -> type[BaseModel] | None:

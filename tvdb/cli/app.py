@@ -12,7 +12,15 @@ import typer
 from rich.text import Text
 
 from tvdb.cli.output import clean, make_console, stdout_json
-from tvdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ScenarioError, TvdbError, exit_code_for
+from tvdb.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ScenarioError,
+    StorageError,
+    TvdbError,
+    exit_code_for,
+)
 
 app = typer.Typer(
     name="tvdb",
@@ -96,6 +104,8 @@ def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any)
     error: dict[str, Any] = {"type": type(exc).__name__, "message": clean(exc), **extra}
     if isinstance(exc, ScenarioError):
         error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key)
+    if isinstance(exc, StorageError):
+        error.update(path=exc.path, reason=exc.reason, resume_command=exc.resume_command)
     out: dict[str, Any] = {"error": error, "exit_code": code}
     if _command(args) in ("run", "resume"):
         out = {"passed": False, **out}
@@ -166,9 +176,10 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
         return EXIT_INTERNAL
 
 
-from tvdb.cli import alerts, cost, emulate, run  # noqa: E402  (registers the commands)
+from tvdb.cli import alerts, cost, doctor, emulate, run, runs  # noqa: E402  (registers the commands)
 
-app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice.")
+app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice, reconcile.")
 app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
-for _module in (run, emulate):
+app.add_typer(runs.app, name="runs", short_help="Run history: list, show, compare.")
+for _module in (run, emulate, doctor):
     _module.register(app)

@@ -17,6 +17,30 @@ if TYPE_CHECKING:
     from tvdb.scenarios.loader import LoadedScenario
 
 NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Act as of this UTC instant.")]
+ServiceOption = Annotated[list[str] | None, typer.Option(
+    "--service", "-s", metavar="SERVICE=MODE",
+    help="Mode of one service, beating --mode: parser=real, embedder=hybrid (repeatable).")]
+
+
+def service_flags(values: list[str] | None) -> dict[str, str] | None:
+    """`["parser=real", "embedder=mock"]` → `{"parser": "real", "embedder": "mock"}` (the `services:` layer).
+
+    Raises ConfigError naming the flag for a malformed entry or an unknown service or mode."""
+    from tvdb.domain import Mode
+    from tvdb.errors import ConfigError
+    from tvdb.services.modes import ROLES
+
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    modes = [str(m) for m in Mode]
+    for value in values:
+        role, sep, mode = (part.strip() for part in value.partition("="))
+        if not sep or role not in ROLES or mode not in modes:
+            raise ConfigError(f"--service {value!r}: expected SERVICE=MODE with SERVICE one of {', '.join(ROLES)} "
+                              f"and MODE one of {', '.join(modes)} (e.g. --service parser=real)")
+        out[role] = mode
+    return out
 
 
 def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +15,8 @@ from tvdb.cli.common import plain_console as _console
 from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 
 app = typer.Typer(
-    help="Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice).",
+    help=("Cost ledger: where every cent went (report), keeping it small (prune), fixing prices (reprice), "
+          "correcting assumed spend from the provider's usage (reconcile)."),
     no_args_is_help=True,
 )
 
@@ -147,6 +149,7 @@ def prune(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     now: _NowOption = None,
 ) -> None:
+    import datetime as dt
     import json
 
     from tvdb.cli import render_cost
@@ -160,7 +163,8 @@ def prune(
     from tvdb.clock import SystemClock
 
     # the real clock too: a --now in the future must not fold the windows today's budget reads
-    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run, also_now=(SystemClock().now(),))
+    result = do_prune(db, age, at, timezone=settings.timezone, dry_run=dry_run, also_now=(SystemClock().now(),),
+                      recent=dt.timedelta(seconds=settings.alerts.error_rate_window_s))
     if as_json:
         sys.stdout.write(json.dumps(render_cost.prune_dict(result), indent=2) + "\n")
     else:
@@ -214,3 +218,48 @@ def reprice(
         sys.stdout.write(json.dumps(render_cost.reprice_dict(result), indent=2) + "\n")
     else:
         render_cost.print_reprice(result, _console())
+
+
+RECONCILE_HELP = """Replace assumed spend with what the provider really billed, from its usage export.
+
+Assumed spend is the estimate of a request that may have been billed but whose answer was never
+read (a timeout after sending, a lost connection, an unreadable 200, a killed process); it counts
+as spent until reconciled. FILE is a CSV with a header and the columns date (YYYY-MM-DD, a day in
+--timezone), service (openai, llamaparse), model (model or parse tier) and cost_usd (what the
+provider billed that day for that model). Old values are kept; running it again changes nothing.
+
+
+Examples:
+  tvdb cost reconcile openai-usage.csv --dry-run
+  tvdb cost reconcile openai-usage.csv --json
+"""
+
+
+@app.command("reconcile", help=RECONCILE_HELP, short_help="Correct assumed spend from a provider usage CSV.")
+def reconcile(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Provider usage CSV: date,service,model,cost_usd.")],
+    timezone: Annotated[
+        str, typer.Option(metavar="ZONE", help="Time zone of the file's dates (provider exports: UTC).")
+    ] = "UTC",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
+    as_json: JsonOption = False,
+    now: _NowOption = None,
+) -> None:
+    import json
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from tvdb.cli import render_cost
+    from tvdb.errors import ConfigError
+    from tvdb.ledger.reconcile import reconcile as do_reconcile
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--timezone: unknown time zone {timezone!r} (use an IANA name such as UTC)") from None
+    _settings, db = _open(ctx)
+    result = do_reconcile(db, file, now=_now(now), timezone=timezone, dry_run=dry_run)
+    if as_json:
+        sys.stdout.write(json.dumps(render_cost.reconcile_dict(result), indent=2) + "\n")
+    else:
+        render_cost.print_reconcile(result, _console())

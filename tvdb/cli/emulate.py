@@ -7,19 +7,28 @@ from typing import Annotated
 
 import typer
 
+from tvdb.bounds import MAX_COUNT, MAX_LATENCY_MS, MAX_PORT
+
 
 def register(app: typer.Typer) -> None:
     app.command("emulate", short_help="Serve a wire-exact OpenAI embeddings API on loopback.")(emulate)
 
 
 def emulate(
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on (0: any free port).")] = 8089,
+    port: Annotated[
+        int, typer.Option("--port", "-p", help="Port to listen on (0: any free port).", min=0, max=MAX_PORT)
+    ] = 8089,
     host: Annotated[str, typer.Option("--host", help="Address to bind (keep it on loopback).")] = "127.0.0.1",
     latency_ms: Annotated[
-        float | None, typer.Option("--latency-ms", help="Delay added to every response, in ms.", min=0)
+        float | None,
+        typer.Option("--latency-ms", help="Delay added to every response, in ms.", min=0, max=MAX_LATENCY_MS),
     ] = None,
-    rpm: Annotated[int | None, typer.Option("--rpm", help="Requests per minute before a 429.", min=1)] = None,
-    tpm: Annotated[int | None, typer.Option("--tpm", help="Tokens per minute before a 429.", min=1)] = None,
+    rpm: Annotated[
+        int | None, typer.Option("--rpm", help="Requests per minute before a 429.", min=1, max=MAX_COUNT)
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option("--tpm", help="Tokens per minute before a 429.", min=1, max=MAX_COUNT)
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="YAML with rpm/tpm/latency_ms/gzip and a `faults:` list (scenario format)."),

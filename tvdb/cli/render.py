@@ -11,7 +11,18 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, print_table, stdout_json
+from tvdb.cli.output import (
+    Cell,
+    Col,
+    Format,
+    Kind,
+    TableData,
+    clean,
+    data,
+    emit_table,
+    print_table,
+    stdout_json,
+)
 from tvdb.domain import JobState, Stage
 from tvdb.money import format_usd
 from tvdb.pipeline.jobs import Job
@@ -186,19 +197,32 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         console.print(Text.assemble(("note:", "bold"), " ", data(note)))
     for line in result.alerts:
         console.print(Text.assemble(("alert:", "bold yellow"), " ", data(line)))
-    for service, why in result.provenance.items():
-        console.print(Text.assemble(f"  {service}: ", data(why)), style="dim")
+    render_provenance(console, result, plain=plain)
     verdict = {0: ("PASSED", "bold green"), 1: ("FAILED", "bold red"), 3: ("BUDGET REFUSED", "bold yellow")}
     word, style = verdict.get(result.exit_code, (f"exit {result.exit_code}", ""))
     console.print(Text.assemble((word, style), f"  (exit code {result.exit_code})"))
 
 
-def runs_table(rows: Sequence[dict[str, Any]]) -> TableData:
-    cols = [Col("run_id", Kind.ID), Col("scenario", Kind.TEXT), Col("mode", Kind.WORD), Col("status", Kind.WORD),
-            Col("passed", Kind.WORD), Col("started_at", Kind.ID)]
-    cells = []
-    for r in rows:
-        passed = {True: Text("yes", "green"), False: Text("no", "red")}.get(r.get("passed"), Text("–"))  # type: ignore[arg-type]
-        started = str(r["started_at"] or "")[:16].replace("T", " ")  # minutes are enough to find a run
-        cells.append([r["run_id"], r["scenario"], r["mode"], r["status"], passed, started])
-    return TableData(cols, cells, title="Runs", values=[[r.get(c.field) for c in cols] for r in rows])
+def provenance_table(result: RunResult) -> TableData:
+    """Which implementation served each stage's calls, and why (one row per stage, implementation, reason)."""
+    cols = [Col("stage", Kind.WORD), Col("implementation", Kind.WORD), Col("reason", Kind.TEXT),
+            Col("calls", Kind.NUM), Col("failed", Kind.NUM, key="errors")]
+    rows: list[list[Cell]] = [
+        [p.stage, data(p.implementation, "green" if p.implementation == "real" else "cyan"), p.reason,
+         str(p.calls), str(p.errors) if p.errors else "–"] for p in result.provenance]
+    values = [[p.stage, p.implementation, p.reason, p.calls, p.errors] for p in result.provenance]
+    return TableData(cols, rows, title="Provenance", values=values)
+
+
+def render_provenance(console: Console, result: RunResult, *, plain: bool = False) -> None:
+    """The provenance table, vectors per embedding space, and how many calls fell back."""
+    if result.provenance:
+        print_table(console, provenance_table(result), plain=plain)
+    if result.spaces:
+        spaces = " · ".join(f"{sp.label}: {n}" for sp, n in result.spaces)
+        console.print(Text.assemble("Vectors per space: ", data(spaces)))
+        if len(result.spaces) > 1:
+            console.print(Text("  a query is compared only with vectors of its own space", "dim"))
+    if result.fallbacks:
+        console.print(Text.assemble((f"{result.fallbacks} calls fell back to local", "yellow"), " (hybrid mode)"))
+

@@ -1,4 +1,4 @@
-"""Rendering of cost reports, prune and reprice results: Rich tables, JSON and CSV."""
+"""Rendering of cost reports, prune, reprice and reconcile results: Rich tables, JSON and CSV."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.text import Text
 
 from tvdb.cli.output import Col, Kind, TableData, print_table
 from tvdb.ledger.prices import nusd_to_usd
+from tvdb.ledger.reconcile import ReconcileResult
 from tvdb.ledger.reports import Amount, CostReport, ReportRow, report_to_dict, row_to_dict
 from tvdb.ledger.reprice import RepriceResult
 from tvdb.ledger.retention import PruneResult
@@ -121,8 +122,9 @@ def _budget_panel(report: CostReport) -> Panel:
             "spent today   ",
             (f"{usd(nusd_to_usd(b.spent_today_nusd))} of {usd(nusd_to_usd(b.daily_nusd))} ({pct})", style),
         ),
-        *([Text(f"  assumed     {usd(nusd_to_usd(b.assumed_today_nusd))} of it: estimates of requests that may "
-                 "have been billed (tvdb cost reconcile corrects them)", "yellow")] if b.assumed_today_nusd else []),
+        # estimates of requests that may have been billed, counted as spent until reconciled
+        *([Text(f"  assumed     {usd(nusd_to_usd(b.assumed_today_nusd))} of it (estimates: tvdb cost reconcile)",
+                "yellow")] if b.assumed_today_nusd else []),
         Text(f"reserved      {usd(nusd_to_usd(b.reserved_nusd))} (calls in flight)"),
         Text(f"remaining     {usd(nusd_to_usd(b.remaining_nusd))}"),
         Text(f"projected     {usd(nusd_to_usd(b.projected_nusd))} by end of day at today's rate{proj_pct}"),
@@ -249,3 +251,43 @@ def print_reprice(result: RepriceResult, console: Console) -> None:
     print_table(console, TableData(cols, rows, title="Repriced rows"))
     if result.reprice_id:
         console.print(f"old values kept in usage_reprices (reprice_id {result.reprice_id})", highlight=False)
+
+
+def reconcile_dict(result: ReconcileResult) -> dict[str, Any]:
+    """JSON-ready; USD floats, unrounded."""
+    return {
+        "reconcile_id": result.reconcile_id,
+        "file": result.path,
+        "timezone": result.timezone,
+        "dry_run": result.dry_run,
+        "groups": [
+            {"day": g.day.isoformat(), "service": g.service, "model": g.model, "status": g.status,
+             "billed_usd": nusd_to_usd(g.billed_nusd), "known_usd": nusd_to_usd(g.known_nusd),
+             "assumed_before_usd": nusd_to_usd(g.assumed_before_nusd), "assumed_rows": g.assumed_rows,
+             "added_usd": nusd_to_usd(g.added_nusd)}
+            for g in result.groups
+        ],
+    }
+
+
+_RECONCILED = {
+    "corrected": "assumed rows set from the provider's figure",
+    "added": "the provider billed more: an adjustment row adds the difference",
+    "matches": "nothing assumed, ledger matches",
+    "ledger_above_provider": "ledger above the provider's figure, nothing assumed to lower",
+    "folded": "assumed spend already folded by prune: not corrected",
+}
+
+
+def print_reconcile(result: ReconcileResult, console: Console) -> None:
+    cols = [Col("day", Kind.ID), Col("service", Kind.ID), Col("model", Kind.ID), Col("provider billed", Kind.TEXT),
+            Col("ledger known", Kind.TEXT), Col("assumed before", Kind.TEXT), Col("result", Kind.TEXT)]
+    rows: list[list[str | Text | None]] = [
+        [g.day.isoformat(), g.service, g.model, usd(nusd_to_usd(g.billed_nusd)), usd(nusd_to_usd(g.known_nusd)),
+         f"{usd(nusd_to_usd(g.assumed_before_nusd))} ({g.assumed_rows} row(s))", _RECONCILED[g.status]]
+        for g in result.groups
+    ]
+    title = "Reconcile (dry run: nothing written)" if result.dry_run else "Reconciled with the provider's usage"
+    print_table(console, TableData(cols, rows, title=title))
+    if not result.dry_run and any(g.status == "corrected" for g in result.groups):
+        console.print(f"old values kept in usage_reprices (reprice_id {result.reconcile_id})", highlight=False)

@@ -1,4 +1,4 @@
-"""`tvdb run`, `tvdb resume` and `tvdb runs`."""
+"""`tvdb run` and `tvdb resume` (run history is `tvdb runs`, in runs.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
-from tvdb.cli.common import settings_for
-from tvdb.cli.output import Format, FormatOption, JsonOption, emit_table, make_console, pick_format, stdout_json
+from tvdb.cli.common import ServiceOption, service_flags, settings_for
+from tvdb.cli.output import Format, FormatOption, JsonOption, make_console, pick_format, stdout_json
 from tvdb.domain import Mode
-from tvdb.errors import EXIT_INTERRUPTED
+from tvdb.errors import EXIT_INTERRUPTED, StorageError
 
 if TYPE_CHECKING:
     from tvdb.domain import Stage
@@ -84,6 +84,12 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
 
     try:
         result = asyncio.run(main())
+    except StorageError as exc:
+        if show:
+            bars.stop()
+        if run_ids:  # the message (and --json) then says how to continue once there is space
+            raise exc.with_resume(resume_cmd(run_ids[0])) from None
+        raise
     except (KeyboardInterrupt, asyncio.CancelledError):
         if show:
             bars.stop()
@@ -112,6 +118,7 @@ def run(
         Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file, e.g. scenarios/quickstart.yaml.")
     ],
     mode: Annotated[Mode | None, typer.Option("--mode", "-m", help="Override the scenario's mode.")] = None,
+    service: ServiceOption = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     estimate: Annotated[
@@ -133,13 +140,14 @@ def run(
       tvdb run scenarios/quickstart.yaml --json > result.json
       tvdb run scenarios/quickstart.yaml --estimate
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
+      tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
     """
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run
 
     chosen = pick_format(fmt, as_json)
     loaded = load_scenario(scenario)
-    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir}
+    flags: dict[str, Any] = {"mode": mode, "data_dir": data_dir, "services": service_flags(service)}
     if max_usd is not None:
         flags["budget"] = {"max_usd": max_usd}
     settings = settings_for(ctx, flags, loaded)
@@ -177,31 +185,6 @@ def resume(
     raise typer.Exit(code)
 
 
-def runs(
-    ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs.")] = 20,
-    as_json: JsonOption = False,
-    fmt: FormatOption = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")] = None,
-) -> None:
-    """List recent runs, newest first. A run whose process is gone (killed) shows as interrupted."""
-    from tvdb.cli.render import runs_table
-    from tvdb.db import open_db
-    from tvdb.owner import owner_alive
-
-    settings = settings_for(ctx, {"data_dir": data_dir})
-    db = open_db(settings.database_path)
-    rows = list(db.query("SELECT run_id, scenario, mode, status, passed, started_at, finished_at, pid, "
-                         "pid_started, host FROM runs ORDER BY started_at DESC LIMIT ?", [limit]))
-    for r in rows:
-        if r["status"] == "running" and owner_alive(r) is False:
-            r["status"] = "interrupted"  # killed (kill -9, a crash): `tvdb resume` continues it
-        r["passed"] = None if r["passed"] is None else bool(r["passed"])
-        del r["pid"], r["pid_started"], r["host"]
-    emit_table(make_console(), runs_table(rows), pick_format(fmt, as_json), json_obj=rows)
-
-
 def register(app: typer.Typer) -> None:
     app.command("run", short_help="Run a scenario (mock, real or hybrid) and check its expectations.")(run)
     app.command("resume", short_help="Continue an interrupted or deferred run.")(resume)
-    app.command("runs", short_help="List recent runs.")(runs)

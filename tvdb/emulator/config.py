@@ -24,28 +24,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from tvdb.bounds import MAX_COUNT, MAX_LATENCY_MS, MAX_SEED
 from tvdb.errors import ConfigError
 from tvdb.faults.plan import Fault, FaultPlan
+from tvdb.validation import StrictModel
 
 if TYPE_CHECKING:
     from tvdb.emulator.server import EmulatorServer
 
+MAX_MEMO_ENTRIES = 10_000_000  # texts whose counts and vectors are kept in memory
 
-class EmulatorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    latency_ms: float = Field(0.0, ge=0)
+class EmulatorConfig(StrictModel):
+    """Every number bounded (the same bounds as the flags): a typo is an error naming file, line and key."""
+
+    rpm: int | None = Field(None, ge=1, le=MAX_COUNT)
+    tpm: int | None = Field(None, ge=1, le=MAX_COUNT)
+    latency_ms: float = Field(0.0, ge=0, le=MAX_LATENCY_MS)
     gzip: bool = False
-    memo_entries: int = Field(0, ge=0)
-    seed: int = 0
-    parse_per_page_ms: float = Field(50.0, ge=0)
-    parse_queue_ms: float = Field(50.0, ge=0)
-    parse_credits: float | None = Field(None, ge=0)
-    parse_uploads_per_10s: int | None = Field(None, ge=1)
+    memo_entries: int = Field(0, ge=0, le=MAX_MEMO_ENTRIES)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    parse_per_page_ms: float = Field(50.0, ge=0, le=MAX_LATENCY_MS)
+    parse_queue_ms: float = Field(50.0, ge=0, le=MAX_LATENCY_MS)
+    parse_credits: float | None = Field(None, ge=0, le=MAX_COUNT)
+    parse_uploads_per_10s: int | None = Field(None, ge=1, le=MAX_COUNT)
     parse_retry_after: bool = True
     faults: list[Fault] = []
 

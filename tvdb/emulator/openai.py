@@ -1,4 +1,5 @@
-"""The OpenAI embeddings API, emulated: `POST /v1/embeddings` exactly as the real API answers it.
+"""The OpenAI embeddings API, emulated: `POST /v1/embeddings` exactly as the real API answers it
+(and `GET /v1/models`, the free request health probes make).
 
 Validation and its errors follow contracts.md §1.3/§1.5 (status, `type`, `code`, message text):
 a key that does not start with `sk-` → 401 invalid_api_key; unknown model → 404 model_not_found;
@@ -75,6 +76,8 @@ class OpenAIEmulator:
 
     def handle(self, request: EmulatorRequest) -> Reply:
         rid = bodies.request_id()
+        if request.method == "GET" and request.path.rstrip("/") == "/v1/models":
+            return self._models(request, rid)
         if request.method != "POST" or request.path.rstrip("/") != "/v1/embeddings":
             err = bodies.openai_error(404, f"Invalid URL ({request.method} {request.path})",
                                       type="invalid_request_error")
@@ -95,6 +98,19 @@ class OpenAIEmulator:
         status, body, headers = self._embeddings(request, bad_vector=fault.vector if fault else None)
         headers["openai-processing-ms"] = str(round((time.perf_counter() - started) * 1000))
         return self._reply(status, body, rid, headers, delay)
+
+    def _models(self, request: EmulatorRequest, rid: str) -> Reply:
+        """`GET /v1/models` (https://platform.openai.com/docs/api-reference/models/list), what health
+        probes ask: free, authenticated like embeddings (401 for a bad key). The fault plan stays with
+        the embeddings calls, so `nth` counts only those; an outage is the server being stopped."""
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not key.startswith("sk-"):
+            status, body, headers = _err(bodies.invalid_api_key(key))
+            return self._reply(status, body, rid, headers)
+        models = [{"id": name, "object": "model", "created": 1705953180, "owned_by": "system"}
+                  for name in catalog.EMBEDDING_MODELS]
+        return self._reply(200, json.dumps({"object": "list", "data": models}).encode(), rid, {}, self.latency_s)
 
     @staticmethod
     def _reply(status: int, body: bytes, rid: str, headers: Any, delay: float = 0.0) -> Reply:

@@ -27,7 +27,10 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tvdb.bounds import MAX_COUNT, MAX_SEED, MAX_WAIT_S
+from tvdb.validation import StrictModel
 
 Service = Literal["openai", "llamaparse"]
 FaultKind = Literal[
@@ -37,22 +40,21 @@ Channel = Literal["call", "poll"]
 JOB_KINDS = frozenset({"stuck", "job_failed", "partial"})
 
 
-class Fault(BaseModel):
+class Fault(StrictModel):
     """One fault. `status`, `code`/`type` and `retry_after` (seconds) shape an error response."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     service: Service
     kind: FaultKind
+    # bounds checked in _consistent: a union of constrained types gives confusing messages
     nth: int | list[int] | None = Field(None, description="1-based call number(s) it fires on")
     rate: float | None = Field(None, ge=0, le=1, description="probability per call (seeded RNG)")
     status: int | None = Field(None, ge=400, le=599)
     code: str | None = None
     type: str | None = None
     message: str | None = None
-    retry_after: float | None = Field(None, ge=0)
-    latency_s: float | None = Field(None, ge=0)
-    times: int | None = Field(None, ge=1, description="fire at most this many times")
+    retry_after: float | None = Field(None, ge=0, le=MAX_WAIT_S)
+    latency_s: float | None = Field(None, ge=0, le=MAX_WAIT_S)
+    times: int | None = Field(None, ge=1, le=MAX_COUNT, description="fire at most this many times")
     vector: Literal["nan", "wrong_dimension"] = "nan"
     on: Channel = Field("call", description="llamaparse: `call` counts uploads, `poll` job-status requests")
     pages: int = Field(1, ge=1, description="partial: how many pages fail (the first ones)")
@@ -64,6 +66,8 @@ class Fault(BaseModel):
         nths = self.nth_set
         if any(n < 1 for n in nths):
             raise ValueError("`nth` counts calls from 1")
+        if any(n > MAX_COUNT for n in nths):
+            raise ValueError(f"`nth` must be at most {MAX_COUNT:,}")
         if self.kind == "status" and self.status is None:
             raise ValueError("a `status` fault needs `status` (e.g. 429, 500)")
         if self.kind == "latency" and self.latency_s is None:
@@ -83,13 +87,11 @@ class Fault(BaseModel):
         return frozenset([self.nth] if isinstance(self.nth, int) else self.nth)
 
 
-class FaultPlan(BaseModel):
+class FaultPlan(StrictModel):
     """A list of faults plus the seed of the RNG that `rate` faults draw from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     faults: list[Fault] = []
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @classmethod
     def of(cls, faults: list[Fault] | list[dict[str, object]] | None, *, seed: int = 0) -> FaultPlan:

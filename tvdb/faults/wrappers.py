@@ -104,6 +104,7 @@ class _Faulty(Generic[S]):
         self.schedule = as_schedule(plan)
         self.service: str = inner.service
         self.implementation: Implementation = inner.implementation
+        self.identity: str = inner.identity  # faults change outcomes, not what a success returns
         self._sleep = sleep
 
     async def _decide(self) -> Fault | None:

@@ -46,6 +46,7 @@ class UnitPrice:
     unit: str
     usd_per_unit: Decimal
     version: str
+    credits_per_unit: Decimal | None = None  # LlamaParse credits per page at this tier; None for tokens
 
     def cost_nusd(self, units: int | float) -> int:
         return usd_to_nusd(self.usd_per_unit * Decimal(str(units)))
@@ -77,6 +78,7 @@ class PriceVersion:
     effective_from: dt.date
     usd_per_token: Mapping[str, Decimal]
     usd_per_page: Mapping[str, Decimal]
+    credits_per_page: Mapping[str, Decimal]
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> PriceVersion:
@@ -91,6 +93,7 @@ class PriceVersion:
                 per_1m = _dec(spec.get("usd_per_1m_tokens"), where)
             per_token[model] = _check(per_1m, _PLAUSIBLE_USD_PER_1M_TOKENS, where, "USD per 1M tokens") / 1_000_000
         per_page: dict[str, Decimal] = {}
+        credits_per_page: dict[str, Decimal] = {}
         lp = raw.get(LLAMAPARSE) or {}
         if lp:
             where = f"{version}/{LLAMAPARSE}"
@@ -101,7 +104,8 @@ class PriceVersion:
             for tier, credits in (lp.get("credits_per_page") or {}).items():
                 c = _check(_dec(credits, f"{where}/{tier}"), _PLAUSIBLE_CREDITS_PER_PAGE, f"{where}/{tier}", "credits")
                 per_page[tier] = c * per_credit
-        return cls(version, eff, per_token, per_page)
+                credits_per_page[tier] = c
+        return cls(version, eff, per_token, per_page, credits_per_page)
 
 
 class PriceTable:
@@ -160,7 +164,8 @@ class PriceTable:
             return None if per is None else UnitPrice(service, model, "tokens", per, v.version)
         if service == LLAMAPARSE:
             per = v.usd_per_page.get(model)
-            return None if per is None else UnitPrice(service, model, "pages", per, v.version)
+            return None if per is None else UnitPrice(service, model, "pages", per, v.version,
+                                                      v.credits_per_page.get(model))
         return None
 
 

@@ -23,8 +23,9 @@ import sqlite_utils
 
 from tvdb.clock import iso
 from tvdb.db import transaction
+from tvdb.domain import Implementation
 from tvdb.ledger.guard import Reservation
-from tvdb.ledger.prices import nusd_to_usd
+from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 from tvdb.owner import owner_alive
 
 OWNER_GONE = "owner_gone"  # error_code of the usage row that carries a swept reservation's estimate
@@ -99,19 +100,15 @@ class ReservationStore:
             return 0
         with transaction(self.db):
             for r in gone:
-                job_ids = json.loads(r["job_ids"] or "[]")
                 amount = r["amount_nusd"] or 0
-                self.db.conn.execute(
-                    "INSERT INTO usage (ts, run_id, job_id, job_ids, correlation_id, scenario, stage, service, "
-                    "implementation, provenance, model, units, unit, usage_json, cost_usd, would_cost_usd, "
-                    "cost_nusd, would_cost_nusd, status, error_code, attempt, assumed, reservation_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'real', ?, ?, ?, ?, '{}', ?, ?, ?, ?, 'error', ?, 1, 1, ?)",
-                    [r["created_at"], r["run_id"], job_ids[0] if len(job_ids) == 1 else None,
-                     json.dumps(job_ids), r["correlation_id"], r["scenario"], r["stage"] or "unknown",
-                     r["service"], "its process ended with the request in flight: the estimate counts as spent",
-                     r["model"], r["units"], r["unit"], nusd_to_usd(amount), nusd_to_usd(amount), amount, amount,
-                     OWNER_GONE, r["reservation_id"]],
-                )
+                insert_usage(self.db, UsageRow(
+                    ts=dt.datetime.fromisoformat(r["created_at"]), run_id=r["run_id"], stage=r["stage"] or "unknown",
+                    service=r["service"], implementation=Implementation.REAL, model=r["model"],
+                    units=r["units"] or 0, unit=r["unit"] or "", pricing=Pricing(amount, amount, None),
+                    status="error", job_ids=json.loads(r["job_ids"] or "[]"), correlation_id=r["correlation_id"],
+                    scenario=r["scenario"], error_code=OWNER_GONE, assumed=True, reservation_id=r["reservation_id"],
+                    provenance="its process ended with the request in flight: the estimate counts as spent",
+                ))
                 self.assume(r["reservation_id"], now)
         return len(gone)
 

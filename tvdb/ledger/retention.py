@@ -89,21 +89,23 @@ def prune_cutoff(older_than: dt.timedelta, now: dt.datetime, timezone: str) -> d
     return local_day_start(local_day(now - older_than, timezone), timezone)
 
 
-def protected_from(instants: tuple[dt.datetime, ...], timezone: str) -> dt.datetime:
+def protected_from(instants: tuple[dt.datetime, ...], timezone: str, recent: dt.timedelta = HOUR) -> dt.datetime:
     """The local midnight at or before the earliest instant a budget or limit reads at any of
-    `instants`: the start of that day in `timezone` (the daily budget) and one hour back (hourly limits)."""
-    earliest = min(min(day_window(t, timezone).start, t - HOUR) for t in instants)
+    `instants`: the start of that day in `timezone` (the daily budget) and `recent` back (the sliding
+    hour of request limits, or a longer error-rate window)."""
+    earliest = min(min(day_window(t, timezone).start, t - max(recent, HOUR)) for t in instants)
     return local_day_start(local_day(earliest, timezone), timezone)
 
 
 def prune(
     db: sqlite_utils.Database, older_than: dt.timedelta, now: dt.datetime, *, timezone: str = "UTC",
-    dry_run: bool = False, also_now: tuple[dt.datetime, ...] = (),
+    dry_run: bool = False, also_now: tuple[dt.datetime, ...] = (), recent: dt.timedelta = HOUR,
 ) -> PruneResult:
     """Fold usage rows of whole local days older than `older_than` into `usage_daily`.
 
     `timezone` is the budget's. Nothing a budget or limit reads at `now` or at `also_now` (e.g. the
-    real clock when `now` was given by hand) is folded. Raises ConfigError when `older_than` is
+    real clock when `now` was given by hand) is folded, nor the last `recent` (at least the sliding
+    hour; the CLI passes the error-rate alert window when longer). Raises ConfigError when `older_than` is
     under one day. With `dry_run` nothing is written.
     """
     if older_than < MIN_AGE:
@@ -111,7 +113,7 @@ def prune(
             "--older-than must be at least 1d: recent rows feed the daily budget, hourly limits and alerts"
         )
     asked = prune_cutoff(older_than, now, timezone)
-    cutoff = min(asked, protected_from((now, *also_now), timezone))
+    cutoff = min(asked, protected_from((now, *also_now), timezone, recent))
     with transaction(db):
         groups: dict[str, _Agg] = {}
         rows = spent = would_total = 0

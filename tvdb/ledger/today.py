@@ -55,11 +55,13 @@ def budget_status(db: sqlite_utils.Database, *, daily_budget_usd: float, timezon
     budget = usd_to_nusd(Decimal(str(daily_budget_usd)))
     spent = real_spend_nusd(db, window)
     reserved = ReservationStore(db).held_nusd()
-    unknown = db.execute(
-        "SELECT COUNT(*) FROM usage WHERE implementation = 'real' AND cost_nusd IS NULL "
-        "AND ts >= ? AND ts < ?",
-        [window.start_iso, window.end_iso],
-    ).fetchone()[0]
+    in_rows, in_aggregates = db.execute(  # rows, and aggregates of pruned days overlapping today (like the spend)
+        "SELECT (SELECT COUNT(*) FROM usage WHERE implementation = 'real' AND cost_nusd IS NULL "
+        "AND ts >= ? AND ts < ?), (SELECT COALESCE(SUM(cost_unknown), 0) FROM usage_daily "
+        "WHERE implementation = 'real' AND start_ts < ? AND end_ts > ?)",
+        [window.start_iso, window.end_iso, window.end_iso, window.start_iso],
+    ).fetchone()
+    unknown = int(in_rows) + int(in_aggregates)
     elapsed_us = max(0, (now - window.start) // dt.timedelta(microseconds=1))
     day_us = (window.end - window.start) // dt.timedelta(microseconds=1)
     projected = spent if elapsed_us == 0 else spent * day_us // elapsed_us

@@ -9,7 +9,8 @@ and replay), would_cost_usd (live price of the call), both NULL when the price i
 never 0; the same amounts as integer nano-dollars (`*_nusd`); price_version, status
 (`ok`/`error`), error_code, http_status, latency_ms, request_id, attempt (1-based), assumed
 (1: the cost is the estimate of a request that may have been billed but whose answer was never
-read — tvdb.ledger.guard), reservation_id (the budget reservation the call was made under).
+read — tvdb.ledger.guard), reservation_id (the budget reservation the call was made under), credits
+(LlamaParse credits used or, for mock and replay, that would have been used; NULL for tokens).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import sqlite_utils
@@ -30,11 +32,13 @@ from tvdb.ledger.prices import PriceTable, nusd_to_usd
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """Cost of one call in nano-dollars; None means the price is unknown."""
+    """Cost of one call in nano-dollars; None means the price is unknown. `credits`: the LlamaParse
+    credits the call used (real) or would have used (mock, replay); None for token-priced calls."""
 
     cost_nusd: int | None
     would_cost_nusd: int | None
     price_version: str | None
+    credits: float | None = None
 
 
 def price_call(
@@ -46,7 +50,9 @@ def price_call(
         return Pricing(None, None, None)
     would = unit_price.cost_nusd(units)
     cost = would if implementation is Implementation.REAL else 0
-    return Pricing(cost, would, unit_price.version)
+    per = unit_price.credits_per_unit
+    credits = None if per is None else float(per * Decimal(str(units)))
+    return Pricing(cost, would, unit_price.version, credits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,7 @@ class UsageRow:
             "cost_nusd": p.cost_nusd,
             "would_cost_nusd": p.would_cost_nusd,
             "price_version": p.price_version,
+            "credits": p.credits,
             "status": self.status,
             "error_code": self.error_code,
             "http_status": self.http_status,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,7 +16,7 @@ from tvdb.domain import Stage
 from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore
 from tvdb.services.calls import ServiceCaller
-from tvdb.services.protocols import Embedder, Parser
+from tvdb.services.router import ServiceRouter
 
 
 class ProgressSink(Protocol):
@@ -30,22 +30,6 @@ class NullProgress:
         return None
 
 
-@dataclass(frozen=True)
-class Services:
-    """The implementations chosen for this run, with the reason each was chosen (provenance)."""
-
-    parser: Parser
-    embedder: Embedder
-    parser_provenance: str
-    embedder_provenance: str
-    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
-
-    async def aclose(self) -> None:
-        """Release network clients (connection pools) at the end of a run."""
-        for close in self.closers:
-            await close()
-
-
 @dataclass
 class PipelineContext:
     settings: Settings
@@ -53,27 +37,46 @@ class PipelineContext:
     clock: Clock
     jobs: JobStore
     objects: ObjectStore
-    caller: ServiceCaller
-    services: Services
+    router: ServiceRouter  # decides per call which implementation serves it (and why)
     run_id: str
     scenario: str
     progress: ProgressSink = field(default_factory=NullProgress)
     # called after each stage finished for every job; the CLI's crash knob hooks in here
     after_stage: Callable[[Stage], None] = lambda stage: None
 
+    @property
+    def caller(self) -> ServiceCaller:
+        """The metered call path (budget guard, the one retry policy, usage rows) the router uses."""
+        return self.router.caller
+
     def changed(self, job: Job) -> Job:
         self.progress.job_changed(job)
         return job
 
 
-def settings_key(settings: Settings, services: Services) -> str:
-    """Identity of the ingestion settings: same bytes + same key ⇒ identical chunks and vectors."""
+def settings_key(settings: Settings, router: ServiceRouter) -> str:
+    """The reuse key: same bytes + same key ⇒ identical pages, chunks and vectors.
+
+    It covers everything that changes a stored result: each service's mode and identity (class,
+    base URL, library versions; in hybrid mode both implementations'), the parse tier, the chunking,
+    the tokenizer, the embedding model and dimensions. It holds the mode, not the implementation a
+    call ended up with: a hybrid run reuses only what an earlier hybrid run stored, whose vectors say
+    their space. A cache that tvdb adds must key on the same material (peers reused results across
+    endpoints: litellm#9844, llama_index#16394).
+    """
+    from tvdb import catalog
+
+    modes = router.modes
     material = {
         "tier": settings.parse.tier,
-        "parser": str(services.parser.implementation),
+        "parser": str(modes["parser"]),
+        "parser_identity": router.parser.identity,
         "chunking": settings.chunking.model_dump(),
+        "tokenizer": catalog.embedding_model(settings.embedding.model).encoding,
         "model": settings.embedding.model,
         "dimensions": settings.embedding.resolved_dimensions,
-        "embedder": str(services.embedder.implementation),
+        "embedder": str(modes["embedder"]),
+        "embedder_identity": router.embedder.identity,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tvdb.db import transaction
-from tvdb.domain import EmbeddingResult, JobState, Stage
+from tvdb.domain import EmbeddingResult, Implementation, JobState, Stage
 from tvdb.errors import TvdbError
 from tvdb.ledger.guard import CallScope
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import Job
 from tvdb.pipeline.stages import fail
-from tvdb.pipeline.store import insert_vectors
+from tvdb.pipeline.store import delete_vectors, insert_vectors, spaces_by_job
 from tvdb.services.calls import Completed
 
 
@@ -45,8 +45,6 @@ def pending_chunks(ctx: PipelineContext, job_ids: Sequence[str]) -> list[Pending
 
 async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:
     """Embed all chunked/embedding jobs; returns the jobs in their new states."""
-    from tvdb.services.embedding import embed_batches
-
     start = ctx.clock.monotonic()
     waiting: dict[str, Job] = {}
     for job in jobs:
@@ -57,32 +55,17 @@ async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:
         else:
             continue
         waiting[job.job_id] = job
-    chunks = pending_chunks(ctx, list(waiting))
     failed: dict[str, TvdbError] = {}
-    s = ctx.settings
-
-    def scope_for(indices: Sequence[int]) -> CallScope:
-        job_ids = tuple(dict.fromkeys(chunks[i].job_id for i in indices))
-        correlation = waiting[job_ids[0]].correlation_id if len(job_ids) == 1 else None
-        return CallScope(ctx.run_id, ctx.scenario, Stage.EMBED, job_ids, correlation)
-
-    def on_batch(indices: Sequence[int], done: Completed[EmbeddingResult]) -> None:
-        with transaction(ctx.db):
-            insert_vectors(ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices],
-                           done.value.vectors, s.embedding.model)
-            done.commit(ctx.db, ctx.caller.budget)
-
-    def on_error(indices: Sequence[int], exc: TvdbError) -> None:
-        for i in indices:
-            failed.setdefault(chunks[i].job_id, exc)
-
-    if chunks:
-        await embed_batches(
-            [c.text for c in chunks], token_counts=[c.token_count for c in chunks],
-            embedder=ctx.services.embedder, caller=ctx.caller, settings=s, clock=ctx.clock,
-            scope_for=scope_for, on_batch=on_batch, on_error=on_error,
-            provenance=ctx.services.embedder_provenance,
-        )
+    await _embed(ctx, pending_chunks(ctx, list(waiting)), waiting, failed)
+    # One document, one space: a fallback in the middle of a document's chunks (or a resume after
+    # one) leaves it in two spaces; it is then re-embedded locally as a whole (see README).
+    for job_id, spaces in spaces_by_job(ctx.db, [j for j in waiting if j not in failed]).items():
+        if len(spaces) > 1:
+            split = " + ".join(f"{n} {sp.implementation}" for sp, n in sorted(spaces.items()))
+            with transaction(ctx.db):
+                delete_vectors(ctx.db, job_id)
+            await _embed(ctx, pending_chunks(ctx, [job_id]), waiting, failed, want=Implementation.MOCK,
+                         why=f"re-embedded locally as a whole: its chunks were in two spaces ({split})")
     elapsed = (ctx.clock.monotonic() - start) * 1000
     out: list[Job] = []
     for job_id, job in waiting.items():
@@ -92,3 +75,35 @@ async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:
         ctx.jobs.add_stage_time(job, Stage.EMBED, elapsed)
         out.append(ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDED)))
     return out
+
+
+async def _embed(
+    ctx: PipelineContext, chunks: Sequence[PendingChunk], waiting: dict[str, Job], failed: dict[str, TvdbError],
+    *, want: Implementation | None = None, why: str = "",
+) -> None:
+    """Embed `chunks`, routed per request, storing each request's vectors in the space of the
+    implementation that made them; the first error of each job a failed request carried goes to `failed`."""
+    from tvdb.services.embedding import embed_batches
+
+    if not chunks:
+        return
+    s = ctx.settings
+
+    def scope_for(indices: Sequence[int]) -> CallScope:
+        job_ids = tuple(dict.fromkeys(chunks[i].job_id for i in indices))
+        correlation = waiting[job_ids[0]].correlation_id if len(job_ids) == 1 else None
+        return CallScope(ctx.run_id, ctx.scenario, Stage.EMBED, job_ids, correlation)
+
+    def on_batch(indices: Sequence[int], done: Completed[EmbeddingResult]) -> None:
+        done.commit_with(ctx.db, ctx.caller.budget, lambda: insert_vectors(
+            ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices], done.value.vectors,
+            s.embedding.model, done.row.implementation))
+
+    def on_error(indices: Sequence[int], exc: TvdbError) -> None:
+        for i in indices:
+            failed.setdefault(chunks[i].job_id, exc)
+
+    await embed_batches(
+        [c.text for c in chunks], token_counts=[c.token_count for c in chunks], router=ctx.router,
+        settings=s, clock=ctx.clock, scope_for=scope_for, on_batch=on_batch, on_error=on_error, want=want, why=why,
+    )

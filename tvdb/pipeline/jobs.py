@@ -161,9 +161,19 @@ class JobStore:
             self.db.table("jobs").update(job.job_id, {**fields, "updated_at": iso(self.clock.now())})
 
     def add_stage_time(self, job: Job, stage: str, ms: float) -> None:
-        current = dict(self.job(job.job_id).stage_ms or {})
-        current[stage] = current.get(stage, 0.0) + ms
-        self.update(job, stage_ms_json=json.dumps(current, sort_keys=True))
+        """Add `ms` of wall time to the job's `stage`: on the job (stage_ms_json) and as a `job_stages`
+        row, which run history reads (p50/p95 per stage) and SQL tools can query."""
+        now = iso(self.clock.now())
+        with transaction(self.db):
+            current = dict(self.job(job.job_id).stage_ms or {})
+            current[stage] = current.get(stage, 0.0) + ms
+            self.db.table("jobs").update(job.job_id, {"stage_ms_json": json.dumps(current, sort_keys=True),
+                                                      "updated_at": now})
+            self.db.table("job_stages").upsert(
+                {"job_id": job.job_id, "stage": str(stage), "run_id": job.run_id,
+                 "correlation_id": job.correlation_id, "ms": current[stage], "updated_at": now},
+                pk=("job_id", "stage"),
+            )
 
     def note(self, job: Job, detail: str) -> None:
         """An event without a state change (e.g. a resumed stage)."""

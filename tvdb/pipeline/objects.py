@@ -71,21 +71,30 @@ class ObjectStore:
         return self.root / key[:2] / key
 
     def put(self, data: bytes) -> str:
-        """Store `data` (idempotent); returns its key, the sha256 hex digest."""
+        """Store `data` (idempotent); returns its key, the sha256 hex digest. Raises StorageError when
+        the disk is full or read-only."""
         key = hashlib.sha256(data).hexdigest()
         target = self.path_of(key)
         if target.exists() and target.stat().st_size == len(data) and _sha256(target) == key:
             return key  # already stored and intact (a damaged copy is rewritten below)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # write-then-rename so a crash never leaves a half-written object under its final name
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # write-then-rename so a crash never leaves a half-written object under its final name
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            from tvdb.db import storage_error
+
+            full = storage_error(exc, target.parent)
+            if full is None:
+                raise
+            raise full from None
         return key
 
     def _sign(self, key: str, expires: int) -> str:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from tvdb.domain import JobState, Stage
+from tvdb.errors import StorageError
 from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.embed import embed_stage
@@ -39,6 +40,8 @@ async def _each(
         async with semaphore:
             try:
                 await step(job)
+            except StorageError:
+                raise  # the disk, not the document: the run stops (resumable)
             except Exception as exc:  # noqa: BLE001 — contained to this document, logged above
                 _contained(ctx, job, exc)
 
@@ -50,6 +53,8 @@ def _each_sync(ctx: PipelineContext, state: JobState, step: Callable[[PipelineCo
         if job.state is state:
             try:
                 step(ctx, job)
+            except StorageError:
+                raise
             except Exception as exc:  # noqa: BLE001 — contained to this document
                 _contained(ctx, job, exc)
 
@@ -79,6 +84,8 @@ async def run_pipeline(ctx: PipelineContext) -> list[Job]:
     waiting = [j for j in current() if j.state in (JobState.CHUNKED, JobState.EMBEDDING)]
     try:
         await embed_stage(ctx, waiting)
+    except StorageError:
+        raise
     except Exception as exc:  # noqa: BLE001 — a bug while embedding fails those documents, not the run
         for job in waiting:
             _contained(ctx, job, exc)

@@ -20,6 +20,7 @@ from tvdb.errors import (
     DocumentError,
     ErrorCode,
     LocalRequestLimitExceeded,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -28,12 +29,19 @@ from tvdb.ledger.prices import LLAMAPARSE
 from tvdb.pipeline.context import PipelineContext, settings_key
 from tvdb.pipeline.jobs import Job
 from tvdb.services.calls import CallSpec
+from tvdb.services.protocols import Parser
+from tvdb.services.router import Provenance
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
-    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead."""
+    """Fail `job` with the error's code; the run goes on. Budget refusals may defer instead.
+
+    A StorageError (full or read-only disk) is not the document's fault: it is raised again, the
+    run stops, and the job stays where it was so that `tvdb resume` finishes it."""
+    if isinstance(exc, StorageError):
+        raise exc
     code = exc.error_code if isinstance(exc, TvdbError) else ErrorCode.INTERNAL
     if isinstance(exc, CostLimitExceeded | LocalRequestLimitExceeded):
         until = ctx.caller.budget.deferred_until(exc)
@@ -55,11 +63,12 @@ def fail(ctx: PipelineContext, job: Job, exc: BaseException) -> Job:
 
 
 def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; DocumentError for anything else."""
+    """The bytes of a regular file of 1 to `limit` bytes; DocumentError for anything else (EMPTY for a
+    0-byte file)."""
     from tvdb.files import FileTooLarge, NotARegularFile, read_regular_file
 
     try:
-        return read_regular_file(path, limit)
+        data = read_regular_file(path, limit)
     except FileNotFoundError:
         raise DocumentError(ErrorCode.NOT_FOUND, "the document no longer exists", path=str(path)) from None
     except NotARegularFile as exc:
@@ -68,6 +77,9 @@ def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
         raise DocumentError(ErrorCode.TOO_LARGE, f"{exc} (max_document_mb = {limit_mb:g})", path=str(path)) from None
     except OSError as exc:
         raise DocumentError(ErrorCode.NOT_FOUND, f"cannot be read: {exc.strerror or exc}", path=str(path)) from None
+    if not data:  # not a scan that would need OCR: there is nothing at all to parse
+        raise DocumentError(ErrorCode.EMPTY, "the file is empty (0 bytes)", path=str(path))
+    return data
 
 
 async def upload(ctx: PipelineContext, job: Job) -> Job:
@@ -83,7 +95,7 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
         key = await asyncio.to_thread(ctx.objects.put, data)
     except TvdbError as exc:
         return fail(ctx, job, exc)
-    skey = settings_key(ctx.settings, ctx.services)
+    skey = settings_key(ctx.settings, ctx.router)
     job = ctx.changed(ctx.jobs.transition(
         job, JobState.UPLOADED, sha256=key, size_bytes=len(data), media_type=media_type, object_key=key,
         settings_key=skey,
@@ -99,9 +111,15 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
 
 
 def estimate_pages(data: bytes, media_type: str) -> int:
-    """A cheap page count for budget estimates (exact count comes from the parse)."""
+    """Pages to reserve for parsing `data`: a PDF's page count as pypdf reads its page tree (a raw
+    count of `/Type /Page` misses pages in compressed object streams: pdflatex output counts 0 for
+    4). Only for a PDF pypdf cannot open, the larger of 1 and that raw count, so a damaged file is
+    still never reserved for less than it might be billed. Any other type: 1 page."""
     if media_type == "application/pdf":
-        return max(1, len(_PDF_PAGE.findall(data)))
+        from tvdb.services.local.formats.pdf import count_pdf_pages
+
+        pages = count_pdf_pages(data)
+        return max(1, pages if pages is not None else len(_PDF_PAGE.findall(data)))
     return 1
 
 
@@ -118,28 +136,35 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
         # read without yielding to the event loop: parse calls then start in document order, which
         # keeps `nth` faults and request numbering deterministic under concurrency
         data = ctx.objects.read(url)
-        parser = ctx.services.parser
-        request = ParseRequest(data, Path(job.path).name, job.media_type, ctx.settings.parse.tier)
-        spec: CallSpec[ParseResult] = CallSpec(
-            service=LLAMAPARSE, implementation=parser.implementation, model=ctx.settings.parse.tier,
-            unit="pages", estimate_units=estimate_pages(data, job.media_type),
-            send=lambda: parser.parse(request), actual_units=lambda r: r.pages_billed,
-            usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
-            provenance=ctx.services.parser_provenance, run_budget_usd=ctx.settings.budget.max_usd,
-        )
-        done = await ctx.caller.call(
-            CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id), spec
+        media_type = job.media_type
+        request = ParseRequest(data, Path(job.path).name, media_type, ctx.settings.parse.tier)
+
+        def spec_for(parser: Parser, provenance: Provenance) -> CallSpec[ParseResult]:
+            return CallSpec(
+                service=LLAMAPARSE, implementation=provenance.implementation, model=ctx.settings.parse.tier,
+                unit="pages", estimate_units=estimate_pages(data, media_type),
+                send=lambda: parser.parse(request), actual_units=lambda r: r.pages_billed,
+                usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
+                provenance=provenance.reason, run_budget_usd=ctx.settings.budget.max_usd,
+            )
+
+        # routed per job: a run that starts real continues local if the service goes down (hybrid)
+        done = await ctx.router.call(
+            ctx.router.parser, CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id),
+            spec_for,
         )
     except TvdbError as exc:
         return fail(ctx, job, exc)
     pages = done.value.document.pages
-    with transaction(ctx.db):
+    detail = "; ".join(done.value.document.warnings)[:2000] or None
+
+    def store() -> Job:
         ctx.db.table("pages").insert_all(
             ({"job_id": job.job_id, "number": p.number, "text": p.text} for p in pages), replace=True
         )
-        done.commit(ctx.db, ctx.caller.budget)
-        detail = "; ".join(done.value.document.warnings)[:2000] or None
-        job = ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+
+    job = done.commit_with(ctx.db, ctx.caller.budget, store)
     ctx.jobs.add_stage_time(job, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
     return ctx.changed(job)
 

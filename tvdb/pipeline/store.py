@@ -1,7 +1,8 @@
 """The vector store: float32 vectors in SQLite (`vectors` table), and top-k cosine search.
 
 Vectors are written by the embed stage as each request returns (so a resumed run never pays for
-them twice) and become searchable when their job is `complete`.
+them twice) and become searchable when their job is `complete`. Each vector records its embedding
+space (implementation, model, dimensions); search compares a query only with vectors of its space.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
+
+from tvdb.domain import EmbeddingSpace, Implementation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,20 +26,54 @@ class Hit:
     chunk_index: int
     score: float
     text: str
+    space: EmbeddingSpace | None = None
 
 
 def insert_vectors(
-    db: sqlite_utils.Database, chunk_ids: Sequence[tuple[str, str]], vectors: npt.NDArray[np.float32], model: str
+    db: sqlite_utils.Database, chunk_ids: Sequence[tuple[str, str]], vectors: npt.NDArray[np.float32], model: str,
+    implementation: Implementation,
 ) -> None:
-    """Store one vector per (chunk_id, job_id); `vectors` has shape (len(chunk_ids), dimensions)."""
+    """Store one vector per (chunk_id, job_id) in the space (implementation, model, dimensions);
+    `vectors` has shape (len(chunk_ids), dimensions)."""
     from tvdb.vectors import encode_vector
 
     dims = int(vectors.shape[1]) if vectors.ndim == 2 else 0
     db.table("vectors").insert_all(
-        ({"chunk_id": cid, "job_id": jid, "model": model, "dimensions": dims, "vector": encode_vector(v)}
+        ({"chunk_id": cid, "job_id": jid, "model": model, "dimensions": dims, "vector": encode_vector(v),
+          "implementation": str(implementation)}
          for (cid, jid), v in zip(chunk_ids, vectors, strict=True)),
         replace=True,
     )
+
+
+def delete_vectors(db: sqlite_utils.Database, job_id: str) -> int:
+    """Drop every vector of `job_id` (before it is re-embedded in one space); returns how many."""
+    return int(db.execute("DELETE FROM vectors WHERE job_id = ?", [job_id]).rowcount)
+
+
+def spaces_by_job(db: sqlite_utils.Database, job_ids: Sequence[str]) -> dict[str, dict[EmbeddingSpace, int]]:
+    """For each job, how many of its vectors each space holds."""
+    out: dict[str, dict[EmbeddingSpace, int]] = {}
+    for chunk in _chunked(job_ids):
+        marks = ", ".join("?" for _ in chunk)
+        for job_id, impl, model, dims, n in db.execute(
+            f"SELECT job_id, implementation, model, dimensions, COUNT(*) FROM vectors WHERE job_id IN ({marks}) "
+            "GROUP BY 1, 2, 3, 4", list(chunk)):
+            out.setdefault(job_id, {})[EmbeddingSpace(Implementation(impl), model, int(dims))] = int(n)
+    return out
+
+
+def space_counts(db: sqlite_utils.Database, job_ids: Sequence[str]) -> list[tuple[EmbeddingSpace, int]]:
+    """How many vectors of `job_ids` each space holds, largest first."""
+    totals: dict[EmbeddingSpace, int] = {}
+    for spaces in spaces_by_job(db, sorted(set(job_ids))).values():
+        for space, n in spaces.items():
+            totals[space] = totals.get(space, 0) + n
+    return sorted(totals.items(), key=lambda item: (-item[1], item[0].label))
+
+
+def _chunked(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _blobs(db: sqlite_utils.Database, job_ids: Sequence[str], columns: str) -> list[tuple[Any, ...]]:
@@ -74,23 +111,37 @@ def load_matrix(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: i
 
 @dataclass(frozen=True)
 class VectorIndex:
-    """The vectors of some jobs loaded once, with their chunks, for checks and top-k search."""
+    """The vectors of some jobs loaded once, with their chunks and spaces, for checks and top-k search."""
 
     hits: tuple[Hit, ...]  # one per row, score 0
     matrix: npt.NDArray[np.float32]
 
-    def search(self, query: npt.NDArray[np.float32], k: int) -> list[Hit]:
-        """Top-k chunks by cosine similarity to `query` (shape (dimensions,)), best first."""
+    @property
+    def spaces(self) -> list[EmbeddingSpace]:
+        """The spaces present, largest first (then by name)."""
+        counts: dict[EmbeddingSpace, int] = {}
+        for hit in self.hits:
+            if hit.space is not None:
+                counts[hit.space] = counts.get(hit.space, 0) + 1
+        return sorted(counts, key=lambda sp: (-counts[sp], sp.label))
+
+    def search(self, query: npt.NDArray[np.float32], k: int, space: EmbeddingSpace) -> list[Hit]:
+        """Top-k chunks of `space` by cosine similarity to `query` (shape (dimensions,), embedded in
+        that space), best first. Vectors of other spaces are never compared with it."""
         from dataclasses import replace
+
+        import numpy as np
 
         from tvdb.vectors import top_k
 
-        if not self.hits:
+        rows = np.flatnonzero(np.fromiter((h.space == space for h in self.hits), dtype=bool, count=len(self.hits)))
+        if not rows.size:
             return []
-        return [replace(self.hits[i], score=score) for i, score in top_k(query, self.matrix, k)]
+        return [replace(self.hits[int(rows[i])], score=score) for i, score in top_k(query, self.matrix[rows], k)]
 
 
 def load_index(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> VectorIndex:
-    rows = _blobs(db, job_ids, "v.job_id, c.idx, c.text")
-    hits = tuple(Hit(str(r[0]), int(r[1]), 0.0, str(r[2])) for r in rows)
-    return VectorIndex(hits, _matrix([bytes(r[3]) for r in rows], dimensions))
+    rows = _blobs(db, job_ids, "v.job_id, c.idx, c.text, v.implementation, v.model, v.dimensions")
+    hits = tuple(Hit(str(r[0]), int(r[1]), 0.0, str(r[2]), EmbeddingSpace(Implementation(r[3]), r[4], int(r[5])))
+                 for r in rows)
+    return VectorIndex(hits, _matrix([bytes(r[6]) for r in rows], dimensions))

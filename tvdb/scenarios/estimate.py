@@ -101,7 +101,7 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
     """Forecast `loaded` under `settings` (today's spend read from the ledger, if there is one)."""
     from tvdb.db import open_db
     from tvdb.services.batching import plan_batches
-    from tvdb.services.router import service_mode
+    from tvdb.services.modes import service_mode
 
     async def gather() -> list[tuple[DocumentEstimate, list[int]]]:
         return await asyncio.gather(*(_local_document(p, settings) for p in loaded.documents))

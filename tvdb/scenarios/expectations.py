@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tvdb.catalog import embedding_model
-from tvdb.domain import EmbeddingRequest
+from tvdb.domain import EmbeddingRequest, EmbeddingSpace, Mode
 from tvdb.errors import TvdbError
 from tvdb.money import format_usd
 from tvdb.pipeline.context import PipelineContext
 from tvdb.scenarios.patterns import matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
-from tvdb.scenarios.schema import DocumentExpectation, Expectations, RequestExpectation
+from tvdb.scenarios.schema import DocumentExpectation, Expectations, ProvenanceExpectation, RequestExpectation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from tvdb.pipeline.store import VectorIndex
 
 from tvdb.ledger.guard import CallScope
+from tvdb.services.modes import STAGE_ROLE
+
+RETRIEVAL = "retrieval"  # ExpectationResult.kind of retrieval expectations
 
 
 def _chunks(n: int) -> str:
@@ -119,8 +122,52 @@ async def evaluate(
             out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base, index))
         except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
             out.append(ExpectationResult(f"query {r.query!r} finds {r.document} in the top {r.top_k}", False,
-                                         f"could not be evaluated: {type(exc).__name__}: {exc}"))
+                                         f"could not be evaluated: {type(exc).__name__}: {exc}", RETRIEVAL))
     out.extend(_requests(ctx, e) for e in expectations.requests)
+    if expectations.provenance is not None:
+        out.extend(_provenance(ctx, expectations.provenance))
+    return out
+
+
+def count_fallbacks(ctx: PipelineContext) -> int:
+    """Parse and embed calls of hybrid services that ran local. Queries follow the space of the
+    stored vectors, so a query in the mock space is not a fallback of its own."""
+    from tvdb.ledger.provenance import count_local_calls
+
+    modes = ctx.router.modes
+    stages = [stage for stage in ("parse", "embed") if modes[STAGE_ROLE[stage]] is Mode.HYBRID]
+    return count_local_calls(ctx.db, ctx.run_id, stages)
+
+
+def _provenance(ctx: PipelineContext, e: ProvenanceExpectation) -> list[ExpectationResult]:
+    from tvdb.ledger.provenance import run_provenance
+
+    served = [p for p in run_provenance(ctx.db, ctx.run_id) if p.calls > p.errors]
+
+    def count(stage: str | None, implementation: str | None) -> int:
+        return sum(p.calls - p.errors for p in served if (stage is None or p.stage == stage)
+                   and (implementation is None or p.implementation == implementation))
+
+    def why_not_real(stage: str) -> str:
+        reasons = [f"{p.calls - p.errors} {p.implementation}: {p.reason}" for p in served
+                   if p.stage == stage and p.implementation != "real"]
+        return "; ".join(reasons[:3])
+
+    out = []
+    for stage in e.require_real:
+        real, total = count(stage, "real"), count(stage, None)
+        ok = total > 0 and real == total
+        detail = f"{real} of {total} {stage} calls real" + (f" ({why_not_real(stage)})" if real != total else "")
+        out.append(ExpectationResult(f"every {stage} call runs real", ok, detail))
+    if e.max_mock_fraction is not None:
+        mock, total = count(None, "mock"), count(None, None)
+        share = mock / total if total else 0.0
+        out.append(ExpectationResult(f"at most {e.max_mock_fraction:.0%} of calls run mock",
+                                     share <= e.max_mock_fraction, f"{mock} of {total} calls ran mock ({share:.0%})"))
+    if e.max_fallbacks is not None:
+        n = count_fallbacks(ctx)
+        out.append(ExpectationResult(f"at most {e.max_fallbacks} fallbacks", n <= e.max_fallbacks,
+                                     f"{n} calls fell back to local"))
     return out
 
 
@@ -150,33 +197,51 @@ async def _retrieval(
     ctx: PipelineContext, query: str, document: str, k: int, complete: Sequence[DocumentResult], base: Path,
     index: VectorIndex,
 ) -> ExpectationResult:
-    import numpy as np
-
-    from tvdb.services.embedding import embedding_call_spec
-    from tvdb.tokens import count_tokens
-
+    """Top-k within each embedding space present: the query is embedded once per space, by that
+    space's implementation, and compared only with that space's vectors. Passes when `document`
+    is in the top k of a space."""
     desc = f"query {query!r} finds {document} in the top {k}"
     wanted = {d.reused_from or d.job_id for d in complete if matches(document, d.path, base)}
     if not wanted:
-        return ExpectationResult(desc, False, f"no complete document matches {document!r}")
-    s = ctx.settings.embedding
-    embedder = ctx.services.embedder
-    tokens = count_tokens([query], embedding_model(s.model).encoding)[0]
-    request = EmbeddingRequest((query,), s.model, s.resolved_dimensions, tokens)
-    spec = embedding_call_spec(embedder, request, ctx.settings, provenance=ctx.services.embedder_provenance)
-    try:
-        done = await ctx.caller.call(CallScope(ctx.run_id, ctx.scenario, "query"), spec)
-    except TvdbError as exc:
-        return ExpectationResult(desc, False, f"embedding the query failed: {exc}")
-    done.commit(ctx.db, ctx.caller.budget)
-    from tvdb.pipeline.validate import validate_vectors
-
-    try:
-        validate_vectors(done.value.vectors, dimensions=s.resolved_dimensions)
-    except TvdbError as exc:
-        return ExpectationResult(desc, False, f"the query's embedding is invalid: {exc}")
-    hits = index.search(np.asarray(done.value.vectors[0], dtype=np.float32), k)
-    ok = any(h.job_id in wanted for h in hits)
+        return ExpectationResult(desc, False, f"no complete document matches {document!r}", RETRIEVAL)
+    spaces = index.spaces
+    if not spaces:
+        return ExpectationResult(desc, False, "no vectors to search", RETRIEVAL)
     by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
+    ok, details = False, []
+    for space in spaces:
+        found, detail = await _search_space(ctx, query, k, space, index, wanted, by_job)
+        ok = ok or found
+        details.append(detail if len(spaces) == 1 else f"{space.label}: {detail}")
+    return ExpectationResult(desc, ok, " · ".join(details))
+
+
+async def _search_space(
+    ctx: PipelineContext, query: str, k: int, space: EmbeddingSpace, index: VectorIndex, wanted: set[str],
+    by_job: dict[str, str],
+) -> tuple[bool, str]:
+    import numpy as np
+
+    from tvdb.pipeline.validate import validate_vectors
+    from tvdb.services.embedding import embedding_call_spec
+    from tvdb.tokens import count_tokens
+
+    tokens = count_tokens([query], embedding_model(space.model).encoding)[0]
+    request = EmbeddingRequest((query,), space.model, space.dimensions, tokens)
+    n = sum(1 for h in index.hits if h.space == space)
+    try:
+        done = await ctx.router.call(
+            ctx.router.embedder, CallScope(ctx.run_id, ctx.scenario, "query"),
+            lambda embedder, prov: embedding_call_spec(embedder, request, ctx.settings, provenance=prov),
+            want=space.implementation, why=f"query in the space it searches: {space.label}",
+        )
+    except TvdbError as exc:
+        return False, f"embedding the query in {space.implementation} failed: {exc}"
+    done.commit(ctx.db, ctx.caller.budget)
+    try:
+        validate_vectors(done.value.vectors, dimensions=space.dimensions)
+    except TvdbError as exc:
+        return False, f"the query's embedding is invalid: {exc}"
+    hits = index.search(np.asarray(done.value.vectors[0], dtype=np.float32), k, space)
     got = ", ".join(f"{by_job.get(h.job_id, h.job_id)}#{h.chunk_index} ({h.score:.3f})" for h in hits)
-    return ExpectationResult(desc, ok, f"top {k}: {got}")
+    return any(h.job_id in wanted for h in hits), f"top {k} of {n} {space.implementation} vectors: {got}"

@@ -2,7 +2,8 @@
 
 `RunResult.as_json()` is the `tvdb run --json` contract; its keys are stable (more may be added):
 run_id, scenario, mode, passed, cost_usd, would_cost_usd, documents[{path, status, error_code,
-pages, chunks, tokens, …}], expectations[{description, passed, …}].
+pages, chunks, tokens, …}], expectations[{description, passed, …}], provenance[{stage,
+implementation, reason, calls, errors}], fallbacks, spaces[{implementation, model, dimensions, vectors}].
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tvdb.domain import EmbeddingSpace
 from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERRUPTED, EXIT_OK, ErrorCode
+from tvdb.ledger.provenance import ProvenanceRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +49,10 @@ class ExpectationResult:
     description: str
     passed: bool
     detail: str = ""
+    kind: str = ""  # "retrieval" for retrieval expectations (run comparisons measure their recall)
 
     def as_json(self) -> dict[str, Any]:
-        return {"description": self.description, "passed": self.passed, "detail": self.detail}
+        return {"description": self.description, "passed": self.passed, "detail": self.detail, "kind": self.kind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,9 @@ class RunResult:
     documents: tuple[DocumentResult, ...]
     expectations: tuple[ExpectationResult, ...]
     usage: UsageSummary
-    provenance: Mapping[str, str] = field(default_factory=dict)
+    provenance: tuple[ProvenanceRow, ...] = ()  # per stage: implementation, reason, calls
+    fallbacks: int = 0  # calls of hybrid services that ran local
+    spaces: tuple[tuple[EmbeddingSpace, int], ...] = ()  # vectors of the run's documents per space
     notes: tuple[str, ...] = ()
     alerts: tuple[str, ...] = ()  # alerts this run raised (budget thresholds, error rates), one line each
 
@@ -102,7 +108,10 @@ class RunResult:
             "would_cost_usd": self.usage.would_cost_usd,
             "unpriced_calls": self.usage.unpriced_calls,
             "requests": dict(self.usage.requests),
-            "provenance": dict(self.provenance),
+            "provenance": [p.as_json() for p in self.provenance],
+            "fallbacks": self.fallbacks,
+            "spaces": [{"implementation": str(sp.implementation), "model": sp.model, "dimensions": sp.dimensions,
+                        "vectors": n} for sp, n in self.spaces],
             "documents": [d.as_json() for d in self.documents],
             "expectations": [e.as_json() for e in self.expectations],
             "notes": list(self.notes),

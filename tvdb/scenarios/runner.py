@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -20,17 +20,22 @@ from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import open_db
 from tvdb.domain import Stage
+from tvdb.errors import StorageError
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
+from tvdb.ledger.provenance import run_provenance
 from tvdb.pipeline.context import NullProgress, PipelineContext, ProgressSink
 from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore, load_or_create_secret
 from tvdb.pipeline.runner import run_pipeline
-from tvdb.scenarios.expectations import evaluate
+from tvdb.pipeline.store import space_counts
+from tvdb.scenarios.expectations import count_fallbacks, evaluate
 from tvdb.scenarios.loader import LoadedScenario
 from tvdb.scenarios.results import DocumentResult, RunResult, UsageSummary
 from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
 from tvdb.services.calls import ServiceCaller
-from tvdb.services.router import build_services
+
+if TYPE_CHECKING:
+    from tvdb.http import AsyncBaseTransport
 
 # A run keeps only its ingestion settings; budgets, limits, keys, paths, alert channels and prices
 # come from the environment of a resuming process, so a resume obeys today's budget and a run never
@@ -43,6 +48,8 @@ class RunHooks:
     progress: ProgressSink = field(default_factory=NullProgress)
     after_stage: Callable[[Stage], None] = lambda stage: None
     on_start: Callable[[str, Sequence[Job]], None] = lambda run_id, jobs: None
+    # replaces the network of a real service's client and health probe ("openai", "llamaparse")
+    transports: Mapping[str, AsyncBaseTransport] = field(default_factory=dict)
 
 
 def ingestion_settings(settings: Settings) -> dict[str, Any]:
@@ -54,7 +61,12 @@ def restore_settings(stored: Mapping[str, Any], current: Settings) -> Settings:
     """The current settings with a stored run's ingestion keys put back."""
     data = current.model_dump()
     data.update({k: v for k, v in stored.items() if k in INGESTION_KEYS})
-    return Settings.model_validate(data)
+    settings = Settings.model_validate(data)
+    origins = {"mode": "set by the run being resumed"}
+    for role, value in (stored.get("services") or {}).items():
+        if value is not None:
+            origins[f"services.{role}"] = f"set by the run being resumed: services.{role}"
+    return settings.with_origins(origins)
 
 
 def new_run_id(clock: Clock) -> str:
@@ -63,7 +75,7 @@ def new_run_id(clock: Clock) -> str:
 
 def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id: str, scenario: Scenario,
              hooks: RunHooks) -> PipelineContext:
-    from tvdb.services.factory import build_budget, build_faults, build_retry
+    from tvdb.services.factory import build_budget, build_faults, build_retry, build_router
 
     secret = (settings.signing_secret.get_secret_value().encode() if settings.signing_secret
               else load_or_create_secret(settings.data_dir))
@@ -72,8 +84,9 @@ def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id
                            retry=build_retry(settings, clock), budget=build_budget(db, settings, clock))
     return PipelineContext(
         settings=settings, db=db, clock=clock, jobs=JobStore(db, clock),
-        objects=ObjectStore(settings.object_store_dir, secret, clock), caller=caller,
-        services=build_services(settings, faults=faults, clock=clock), run_id=run_id, scenario=scenario.name,
+        objects=ObjectStore(settings.object_store_dir, secret, clock),
+        router=build_router(settings, caller, clock, faults=faults, transports=hooks.transports),
+        run_id=run_id, scenario=scenario.name,
         progress=hooks.progress, after_stage=hooks.after_stage,
     )
 
@@ -120,8 +133,14 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path) -> RunR
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
         raise
+    except StorageError:
+        try:  # may not fit either; a run whose process ended shows as interrupted all the same
+            ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
+        except StorageError:
+            pass
+        raise
     finally:
-        await ctx.services.aclose()
+        await ctx.router.aclose()
 
 
 async def _finish(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: list[Job]) -> RunResult:
@@ -132,7 +151,8 @@ async def _finish(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: li
     result = RunResult(
         run_id=ctx.run_id, scenario=scenario.name, mode=str(ctx.settings.mode), status="finished",
         documents=documents, expectations=tuple(verdicts), usage=usage,
-        provenance={"parser": ctx.services.parser_provenance, "embedder": ctx.services.embedder_provenance},
+        provenance=tuple(run_provenance(ctx.db, ctx.run_id)), fallbacks=count_fallbacks(ctx),
+        spaces=tuple(space_counts(ctx.db, [d.reused_from or d.job_id for d in documents])),
         alerts=await _raise_alerts(ctx),
     )
     ctx.jobs.set_run(ctx.run_id, status="finished", finished_at=iso(ctx.clock.now()), passed=int(result.passed),

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from tvdb.bounds import MAX_COUNT, MAX_USD
 from tvdb.errors import ErrorCode
+from tvdb.validation import StrictModel
 
 DocumentStatus = Literal["complete", "failed"]
 # The settings a scenario may state: they decide how documents are ingested, so a run stores them
 # and `tvdb resume` restores them (the rest — budgets, keys, paths — is the machine's).
 SETTINGS_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget")
 _FAILURE_CODES = {c.value for c in ErrorCode}
+MAX_TOP_K = 10_000  # results of one retrieval check, all held in memory
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    """A scenario section: strict, frozen, every number bounded (tvdb.validation.StrictModel)."""
 
 
 class DocumentExpectation(_Strict):
@@ -38,8 +41,8 @@ class DocumentExpectation(_Strict):
     document: str = "*"
     status: DocumentStatus | None = None
     error_code: str | None = None
-    min_chunks: int | None = Field(None, ge=0)
-    max_chunks: int | None = Field(None, ge=0)
+    min_chunks: int | None = Field(None, ge=0, le=MAX_COUNT)
+    max_chunks: int | None = Field(None, ge=0, le=MAX_COUNT)
 
     @field_validator("error_code")
     @classmethod
@@ -58,7 +61,7 @@ class DocumentExpectation(_Strict):
 
 
 class VectorExpectation(_Strict):
-    dimension: int | None = Field(None, ge=1)
+    dimension: int | None = Field(None, ge=1, le=MAX_COUNT)
     finite: bool = True
     unit_norm: bool = True
 
@@ -68,7 +71,7 @@ class RetrievalExpectation(_Strict):
 
     query: str = Field(min_length=1)
     document: str
-    top_k: int = Field(3, ge=1)
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K)
 
 
 class RequestExpectation(_Strict):
@@ -77,8 +80,8 @@ class RequestExpectation(_Strict):
     service: Literal["openai", "llamaparse"]
     status: Literal["ok", "error"] | None = None
     retries: bool = False  # count only attempts after the first (attempt > 1)
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=0)
+    min: int | None = Field(None, ge=0, le=MAX_COUNT)
+    max: int | None = Field(None, ge=0, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _bounds(self) -> RequestExpectation:
@@ -87,12 +90,24 @@ class RequestExpectation(_Strict):
         return self
 
 
+class ProvenanceExpectation(_Strict):
+    """Which implementations served the run's calls (successful calls; a failed attempt is not served).
+
+    `require_real`: every call of these stages ran real (and there was one) · `max_mock_fraction`:
+    at most this share of all calls ran mock · `max_fallbacks`: at most this many hybrid fallbacks."""
+
+    require_real: list[Literal["parse", "embed", "query"]] = []
+    max_mock_fraction: float | None = Field(None, ge=0, le=1)
+    max_fallbacks: int | None = Field(None, ge=0, le=MAX_COUNT)
+
+
 class Expectations(_Strict):
     documents: list[DocumentExpectation] = []
     vectors: VectorExpectation | None = None
-    max_cost_usd: float | None = Field(None, ge=0)
+    max_cost_usd: float | None = Field(None, ge=0, le=MAX_USD)
     retrieval: list[RetrievalExpectation] = []
     requests: list[RequestExpectation] = []
+    provenance: ProvenanceExpectation | None = None
 
 
 class Scenario(_Strict):

@@ -32,12 +32,13 @@ import sqlite_utils
 from tvdb.clock import Clock
 from tvdb.db import transaction
 from tvdb.domain import Implementation
-from tvdb.errors import DocumentError, ServiceError, ServiceTimeoutError
+from tvdb.errors import DocumentError, ServiceError, ServiceTimeoutError, StorageError
 from tvdb.ledger.guard import BudgetGuard, CallScope, NoBudget, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
 
 T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 LEASE_MARGIN_S = 5.0  # a send ends this long (at most a tenth of the lease) before its lease
 
@@ -67,6 +68,25 @@ class Completed(Generic[T]):
             insert_usage(db, self.row)
             if self.reservation is not None:
                 budget.settle(self.reservation, self.row.pricing.cost_nusd)
+
+    def commit_with(self, db: sqlite_utils.Database, budget: BudgetGuard, store: Callable[[], R]) -> R:
+        """`store()` the call's results and commit the usage row with them, in one transaction.
+
+        If the disk is full (StorageError), the paid call's usage row and settlement are still
+        written on their own if that small write fits, before the error goes on; if even that
+        fails, the reservation stays active and is counted as assumed spend once this process ends.
+        """
+        try:
+            with transaction(db):
+                out = store()
+                self.commit(db, budget)
+                return out
+        except StorageError:
+            try:
+                self.commit(db, budget)
+            except StorageError:
+                log.warning("the disk is full: %s call's usage is held by its reservation", self.row.service)
+            raise
 
 
 @dataclass(frozen=True)

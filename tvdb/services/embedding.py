@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
 from tvdb.clock import Clock
-from tvdb.domain import EmbeddingRequest, EmbeddingResult, Stage
+from tvdb.domain import EmbeddingRequest, EmbeddingResult, Implementation, Stage
 from tvdb.errors import (
     CostLimitExceeded,
     PermanentServiceError,
     PriceUnknownError,
     QuotaExhausted,
+    StorageError,
     TvdbError,
     VectorValidationError,
 )
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
     from tvdb.config import Settings
     from tvdb.services.protocols import Embedder
+    from tvdb.services.router import Provenance, ServiceRouter
 
 OnBatch = Callable[[Sequence[int], Completed[EmbeddingResult]], None]
 OnError = Callable[[Sequence[int], TvdbError], None]
@@ -99,35 +101,40 @@ def _stops_everything(exc: TvdbError) -> bool:
 
 
 def embedding_call_spec(
-    embedder: Embedder, request: EmbeddingRequest, settings: Settings, *, provenance: str | None = None,
+    embedder: Embedder, request: EmbeddingRequest, settings: Settings, *, provenance: Provenance | None = None,
     send: Callable[[], Awaitable[EmbeddingResult]] | None = None,
 ) -> CallSpec[EmbeddingResult]:
     """The metered call for one embeddings request: estimated at its tiktoken count, billed at the
     response's `usage.prompt_tokens`. `send` replaces the plain `embedder.embed(request)`."""
     return CallSpec(
-        service=embedder.service, implementation=embedder.implementation, model=request.model, unit="tokens",
+        service=embedder.service, implementation=provenance.implementation if provenance else embedder.implementation,
+        model=request.model, unit="tokens",
         estimate_units=request.token_count, send=send or (lambda: embedder.embed(request)),
         actual_units=lambda r: r.prompt_tokens, usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
-        provenance=provenance, run_budget_usd=settings.budget.max_usd,
+        provenance=provenance.reason if provenance else None, run_budget_usd=settings.budget.max_usd,
     )
 
 
 async def embed_batches(
     texts: Sequence[str],
     *,
-    embedder: Embedder,
-    caller: ServiceCaller,
     settings: Settings,
     clock: Clock,
+    router: ServiceRouter | None = None,
+    embedder: Embedder | None = None,
+    caller: ServiceCaller | None = None,
     token_counts: Sequence[int] | None = None,
     scope: CallScope | None = None,
     scope_for: Callable[[Sequence[int]], CallScope] | None = None,
     on_batch: OnBatch | None = None,
     on_error: OnError | None = None,
-    provenance: str | None = None,
+    want: Implementation | None = None,
+    why: str = "",
 ) -> npt.NDArray[np.float32]:
     """Embed `texts` in the fewest requests; float32 (len(texts), d), NaN rows for failed inputs.
 
+    Each request is routed by `router` (which implementation, and why; hybrid fallbacks), or sent
+    to the fixed `embedder` through `caller`. `want`/`why` force one implementation (one space).
     `scope_for(indices)` (or the fixed `scope`) names the run/jobs of each request's usage rows.
     `on_batch` stores a batch's vectors and must commit `completed.commit(db, budget)` in the same
     transaction; by default only the usage row is committed. Raises the first failure when
@@ -136,8 +143,14 @@ async def embed_batches(
     import numpy as np
 
     from tvdb.services.batching import plan_batches
+    from tvdb.services.router import fixed_router
     from tvdb.tokens import count_tokens
 
+    if router is None:
+        assert embedder is not None and caller is not None, "embed_batches needs a router, or an embedder and a caller"
+        router = fixed_router(caller, embedder=embedder)
+    caller = router.caller
+    service = router.embedder.service
     s = settings.embedding
     spec = catalog.embedding_model(s.model)
     dims = s.resolved_dimensions
@@ -158,9 +171,9 @@ async def embed_batches(
     sendable: list[int] = []
     for i, (text, count) in enumerate(zip(texts, counts, strict=True)):
         if not text.strip() or count > spec.max_input_tokens:
-            why = "is empty" if not text.strip() else f"has {count} tokens, over the {spec.max_input_tokens} cap"
-            fail([i], PermanentServiceError(f"{embedder.service}: input {i} {why}; not sent",
-                                            service=embedder.service, code="invalid_input"))
+            problem = "is empty" if not text.strip() else f"has {count} tokens, over the {spec.max_input_tokens} cap"
+            fail([i], PermanentServiceError(f"{service}: input {i} {problem}; not sent",
+                                            service=service, code="invalid_input"))
         else:
             sendable.append(i)
     plan = plan_batches([counts[i] for i in sendable], spec)
@@ -171,17 +184,24 @@ async def embed_batches(
     pacer = RatePacer(settings.limits.openai_requests_per_minute, settings.limits.openai_tokens_per_minute, clock)
     gate = asyncio.Semaphore(s.concurrency)
     stopped: list[TvdbError] = []
+    spaces: set[Implementation] = set()  # implementations that answered: the consistency check needs one
     commit: OnBatch = on_batch or (lambda _i, done: done.commit(caller.db, caller.budget))
 
-    def call_spec(batch: Sequence[int]) -> CallSpec[EmbeddingResult]:
+    def spec_maker(batch: Sequence[int]) -> Callable[[Embedder, Provenance], CallSpec[EmbeddingResult]]:
         tokens = sum(counts[i] for i in batch)
         request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens)
 
-        async def pace() -> None:
-            await pacer.acquire(tokens)  # every attempt counts against the per-minute limits
+        def make(embedder: Embedder, provenance: Provenance) -> CallSpec[EmbeddingResult]:
+            spec = embedding_call_spec(embedder, request, settings, provenance=provenance)
+            if provenance.implementation is not Implementation.REAL:
+                return spec  # the per-minute limits are the real API's
 
-        spec = embedding_call_spec(embedder, request, settings, provenance=provenance)
-        return replace(spec, before_send=pace)  # paced before its reservation is taken
+            async def pace() -> None:
+                await pacer.acquire(tokens)  # every real attempt counts against the per-minute limits
+
+            return replace(spec, before_send=pace)  # paced before its reservation is taken
+
+        return make
 
     def scope_of(batch: Sequence[int]) -> CallScope:
         if scope_for is not None:
@@ -194,7 +214,9 @@ async def embed_batches(
                 fail(batch, stopped[0])
                 return
             try:
-                done = await caller.call(scope_of(batch), call_spec(batch))
+                done = await router.call(router.embedder, scope_of(batch), spec_maker(batch), want=want, why=why)
+            except StorageError:
+                raise  # nothing more is sent while the ledger cannot be written
             except TvdbError as exc:
                 # without on_error the call raises anyway: nothing more is worth sending
                 if (on_error is None or _stops_everything(exc)) and not stopped:
@@ -210,6 +232,7 @@ async def embed_batches(
             commit(batch, done)
             out[batch] = vectors
             filled[batch] = True
+            spaces.add(done.row.implementation)
 
     if batches:
         # The first request goes alone: if the key, the model or the quota is bad, that one request
@@ -217,9 +240,9 @@ async def embed_batches(
         await run(batches[0])
         await _all([run(b) for b in batches[1:]])
     out[~filled] = np.nan
-    if s.consistency_check.sample and not errors:
-        await _consistency_check(texts, counts, out, embedder=embedder, caller=caller, settings=settings,
-                                 scope=scope_of, fail=fail, provenance=provenance)
+    if s.consistency_check.sample and not errors and len(spaces) == 1:
+        await _consistency_check(texts, counts, out, router=router, settings=settings, scope=scope_of, fail=fail,
+                                 space=spaces.pop())
     if errors:
         raise errors[0]
     return out
@@ -246,12 +269,12 @@ def _validated(vectors: npt.NDArray[np.float32], rows: int, dims: int) -> npt.ND
 
 
 async def _consistency_check(
-    texts: Sequence[str], counts: Sequence[int], first: npt.NDArray[np.float32], *, embedder: Embedder,
-    caller: ServiceCaller, settings: Settings, scope: Callable[[Sequence[int]], CallScope],
-    fail: OnError, provenance: str | None,
+    texts: Sequence[str], counts: Sequence[int], first: npt.NDArray[np.float32], *, router: ServiceRouter,
+    settings: Settings, scope: Callable[[Sequence[int]], CallScope], fail: OnError, space: Implementation,
 ) -> None:
-    """Re-embed an evenly spaced sample in one request; each cosine with the first result must reach
-    `min_cosine`, else VectorValidationError for the inputs that drifted."""
+    """Re-embed an evenly spaced sample in one request, with the implementation that embedded them
+    (`space`); each cosine with the first result must reach `min_cosine`, else VectorValidationError
+    for the inputs that drifted. Skipped by the caller when the inputs went to several implementations."""
     import numpy as np
 
     check = settings.embedding.consistency_check
@@ -260,12 +283,25 @@ async def _consistency_check(
         return
     step = max(1, len(done_rows) // check.sample)
     sample = done_rows[::step][: check.sample]
+    cap = catalog.embedding_model(settings.embedding.model).max_tokens_per_request
+    while sum(counts[i] for i in sample) > cap:  # long chunks: a smaller sample, still one request
+        sample = sample[: len(sample) // 2]
     tokens = sum(counts[i] for i in sample)
     request = EmbeddingRequest(tuple(texts[i] for i in sample), settings.embedding.model,
                                settings.embedding.resolved_dimensions, tokens)
-    spec = embedding_call_spec(embedder, request, settings, provenance=(provenance or "") + " consistency check")
-    done = await caller.call(scope(sample), spec)
-    done.commit(caller.db, caller.budget)
+    try:
+        done = await router.call(
+            router.embedder, scope(sample),
+            lambda embedder, prov: embedding_call_spec(embedder, request, settings, provenance=prov),
+            want=space, why="consistency check: re-embedding a sample")
+    except StorageError:
+        raise
+    except TvdbError as exc:
+        # the vectors are paid for and valid: a check that cannot be made (refused by a budget, a
+        # service error) does not fail them
+        log.warning("consistency check not made, the vectors stand: %s", exc)
+        return
+    done.commit(router.caller.db, router.caller.budget)
     again = np.asarray(done.value.vectors, dtype=np.float32)
     a, b = first[sample], again
     cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

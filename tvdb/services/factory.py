@@ -1,19 +1,31 @@
-"""Builds the run-wide service policies from settings: the retry policy, the budget guard, faults."""
+"""Builds the run-wide service policies from settings: the retry policy, the budget guard, faults, the router."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from tvdb.clock import Clock
 from tvdb.config import Settings
+from tvdb.domain import Mode
+from tvdb.errors import ConfigError
 from tvdb.ledger.guard import BudgetGuard
-from tvdb.services.calls import RetryPolicy
+from tvdb.ledger.prices import LLAMAPARSE, OPENAI
+from tvdb.services.breaker import CircuitBreaker
+from tvdb.services.calls import RetryPolicy, ServiceCaller
+from tvdb.services.health import Probe, llamaparse_probe, openai_probe
+from tvdb.services.modes import ROLE_INFO, Role, api_key, service_mode
 
 if TYPE_CHECKING:
     from tvdb.faults.plan import FaultSchedule
+    from tvdb.http import AsyncBaseTransport
+    from tvdb.services.router import Lane, ServiceRouter
+
+PROBES: dict[Role, Callable[[Settings, str, Clock, AsyncBaseTransport | None], Probe]] = {
+    "parser": llamaparse_probe, "embedder": openai_probe,
+}
 
 
 def build_retry(settings: Settings, clock: Clock) -> RetryPolicy:
@@ -37,3 +49,104 @@ def build_faults(faults: Sequence[dict[str, Any]]) -> FaultSchedule | None:
     from tvdb.faults.plan import FaultPlan
 
     return FaultPlan.of(list(faults)).schedule()
+
+
+def build_router(
+    settings: Settings, caller: ServiceCaller, clock: Clock, *, faults: FaultSchedule | None = None,
+    transports: Mapping[str, AsyncBaseTransport] | None = None,
+) -> ServiceRouter:
+    """The run's router: for each service its local implementation, its real one when it can be built
+    (key set), a health check and a breaker. `transports` replaces the network per ledger service
+    ("openai", "llamaparse") for the real clients and their probes (tests).
+
+    Raises ConfigError naming the environment variable when a service in real mode has no key.
+    Scenario faults wrap the implementation that stands for the service: the local one in mock mode,
+    the real client's HTTP transport otherwise (the local fallback of hybrid mode is never faulted).
+    """
+    from tvdb.services.local.embedder import HashEmbedder
+    from tvdb.services.local.parser import LocalParser
+    from tvdb.services.router import ServiceRouter
+
+    transports = transports or {}
+    sleep = clock.sleep
+    closers: list[Callable[[], Awaitable[None]]] = []
+
+    def lane(role: Role, local: Any, real_factory: Callable[[], Any]) -> Lane[Any]:
+        from tvdb.services.health import HealthCheck
+        from tvdb.services.router import Lane
+
+        info = ROLE_INFO[role]
+        mode, why = service_mode(settings, role)
+        key = api_key(settings, role)
+        real: Any = None
+        unavailable = f"no {info.key_env}"
+        health = None
+        if mode is not Mode.MOCK and key is not None:
+            try:
+                real = real_factory()
+            except NotAvailableYet as exc:
+                unavailable = str(exc)
+            else:
+                closer = getattr(real, "aclose", None)
+                if closer is not None:
+                    closers.append(closer)
+                health = HealthCheck(PROBES[role](settings, key, clock, transports.get(info.service)), clock,
+                                     settings.router.health_ttl_s)
+        if mode is Mode.REAL and real is None:
+            raise ConfigError(_needs(role, why, unavailable))
+        if faults is not None and mode is Mode.MOCK:
+            from tvdb.faults.wrappers import FaultyEmbedder, FaultyParser
+
+            local = (FaultyParser if role == "parser" else FaultyEmbedder)(local, faults, sleep=sleep)
+        breaker = CircuitBreaker(info.service, failure_threshold=settings.router.failure_threshold,
+                                 cooldown_s=settings.router.cooldown_s, clock=clock)
+        shown = getattr(real, "shown_url", None)  # redacted: a token in the URL is a secret
+        where = f" ({'OpenAI API' if role == 'embedder' else 'LlamaParse'} at {shown})" if shown else ""
+        return Lane(role, mode, why, local, real, breaker, health, None if real is not None else unavailable, where)
+
+    def real_embedder() -> Any:
+        from tvdb.services.remote.openai_embedder import build_openai_embedder
+
+        return build_openai_embedder(settings, faults=faults, transport=transports.get(OPENAI))
+
+    return ServiceRouter(
+        caller, lane("parser", LocalParser(), lambda: real_parser(settings, faults, transports.get(LLAMAPARSE))),
+        lane("embedder", HashEmbedder(), real_embedder), real_until_pct=settings.hybrid.real_until_pct,
+        daily_share=_daily_share(caller), closers=tuple(closers),
+    )
+
+
+class NotAvailableYet(Exception):
+    """A real implementation tvdb does not have yet."""
+
+
+def real_parser(settings: Settings, faults: FaultSchedule | None, transport: AsyncBaseTransport | None) -> Any:
+    """The real LlamaParse parser. Raises NotAvailableYet until the LlamaParse v2 client exists."""
+    raise NotAvailableYet("real parsing with LlamaParse is not available yet")
+
+
+def _needs(role: Role, why: str, unavailable: str) -> str:
+    info = ROLE_INFO[role]
+    if unavailable.startswith("no "):
+        offline = (" (to try real mode offline, start `tvdb emulate` and set OPENAI_BASE_URL to its address)"
+                   if role == "embedder" else "")
+        return (f"the {role} runs in real mode ({why}) and needs an API key: set {info.key_env} "
+                f"(or {info.key_setting} in tvdb.yaml){offline}, or run it locally with --service {role}=mock")
+    return f"{unavailable}; keep the {role} local with `services: {{{role}: mock}}` (or --service {role}=mock)"
+
+
+def _daily_share(caller: ServiceCaller) -> Callable[[], float | None]:
+    """Today's real spend + active reservations / the daily budget, read from the guard's forecast."""
+    forecast = getattr(caller.budget, "forecast", None)
+
+    def share() -> float | None:
+        if forecast is None:
+            return None
+        daily = next((c for c in forecast([]).checks if c.name == "daily"), None)
+        if daily is None:
+            return None
+        if daily.limit <= 0:
+            return 1.0
+        return float((daily.used + daily.reserved) / daily.limit)
+
+    return share

@@ -16,6 +16,11 @@ class Parser(Protocol):
 
     service: str  # ledger name of the service it stands for: "llamaparse"
     implementation: Implementation
+    @property
+    def identity(self) -> str:
+        """Everything about the implementation that changes its results (class, endpoint, library
+        versions): part of the reuse key, so stored results are only reused from the same source."""
+        ...
 
     async def parse(self, request: ParseRequest) -> ParseResult: ...
 
@@ -30,5 +35,9 @@ class Embedder(Protocol):
 
     service: str  # "openai"
     implementation: Implementation
+    @property
+    def identity(self) -> str:
+        """As for `Parser.identity`."""
+        ...
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult: ...

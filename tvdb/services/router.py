@@ -1,66 +1,246 @@
-"""Chooses the implementation of each service for a run, and says why (provenance).
+"""The service router: for every call (each parse job, each embedding request) it decides which
+implementation serves it, and says why (provenance).
 
-mode (or the per-service override in `services:`) decides: `mock` → the local parser and the
-hash embedder; `real` → the real client; `hybrid` → not available yet (the router issue adds
-per-call fallback). Scenario faults wrap whichever implementation was chosen.
+    mock     the local implementation; never opens a socket
+    real     the real client, or fail (a missing key is a ConfigError, exit 2, before anything runs)
+    hybrid   real when all hold, checked in this order, else local with the first that failed:
+               1. the key is set                          "no OPENAI_API_KEY"   (no probe without one)
+               2. the circuit breaker lets the call pass  "openai circuit open since 12:03:41 after 5 failures"
+               3. the service is healthy (cached probe)   "openai unhealthy: connection refused"
+               4. today's spend is under real_until_pct   "budget 92% used (real_until_pct 90)"
+               5. the budget guard admits the reservation "daily budget $1 reached"
+               6. the hourly limit allows it               "openai hourly cap 100/h reached"
+             5 and 6 are the ledger's own checks (tvdb.ledger.budget), made when the call reserves.
+             A transient failure is retried by the one retry policy first; if it still fails, that
+             call runs local ("openai failed after 3 attempts: 503") and counts toward the breaker.
+             A permanent error caused by the request (400, 422, a protected PDF) fails the job, as in
+             real mode: a fallback would hide it.
+
+`ServiceRouter` owns, per service, both implementations, the health check and the breaker, and
+runs calls through the `ServiceCaller` (budget reservation, the one retry policy, usage rows), so
+every ledger row carries the implementation that ran and the reason.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar
 
-from tvdb.clock import Clock, SystemClock
-from tvdb.config import Settings
-from tvdb.domain import Mode
-from tvdb.errors import ConfigError
-from tvdb.pipeline.context import Services
+from tvdb.domain import Implementation, Mode
+from tvdb.errors import (
+    ConfigError,
+    CostLimitExceeded,
+    DocumentError,
+    LocalRequestLimitExceeded,
+    ServiceError,
+    TransientServiceError,
+)
+from tvdb.ledger.guard import CallScope
+from tvdb.services.breaker import CircuitBreaker
+from tvdb.services.calls import CallSpec, Completed, ServiceCaller
+from tvdb.services.health import HealthCheck
+from tvdb.services.modes import ROLE_INFO, Role
+from tvdb.services.protocols import Embedder, Parser
 
-if TYPE_CHECKING:
-    from tvdb.faults.plan import FaultSchedule
+S = TypeVar("S", Parser, Embedder)
+T = TypeVar("T")
 
 
-def service_mode(settings: Settings, service: str) -> tuple[Mode, str]:
-    """The mode `service` (parser | embedder) runs in, and why (its provenance)."""
-    override = getattr(settings.services, service)
-    if override is not None:
-        return Mode(override), f"services.{service}: {override}"
-    return settings.mode, f"mode {settings.mode}"
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Which implementation served a call, and the human reason (written on its ledger row)."""
+
+    implementation: Implementation
+    reason: str
 
 
-def build_services(settings: Settings, *, faults: FaultSchedule | None = None, clock: Clock | None = None) -> Services:
-    """The parser and embedder for `settings`. Raises ConfigError for a combination not available."""
-    parser_mode, parser_why = service_mode(settings, "parser")
-    embedder_mode, embedder_why = service_mode(settings, "embedder")
-    for mode in (parser_mode, embedder_mode):
-        if mode is Mode.HYBRID:
-            raise ConfigError(
-                "hybrid mode is not available yet; use mode: mock, or mode: real with services.parser: mock"
-            )
-    if parser_mode is Mode.REAL:
-        raise ConfigError(
-            "real parsing with LlamaParse is not available yet; keep the parser local with "
-            "`services: {parser: mock}` in the scenario (or TVDB_SERVICES_PARSER=mock)"
-        )
+@dataclass(frozen=True, slots=True)
+class Route(Generic[S]):
+    impl: S
+    provenance: Provenance
+    trial: bool = False  # the breaker's half-open trial call
+
+
+@dataclass
+class Lane(Generic[S]):
+    """One service as the router sees it. `real` is None when it cannot be built (`unavailable` says why)."""
+
+    role: Role
+    mode: Mode
+    mode_reason: str
+    local: S
+    real: S | None
+    breaker: CircuitBreaker
+    health: HealthCheck | None = None
+    unavailable: str | None = None
+    where: str = ""  # " (OpenAI API at <redacted base URL>)": real mode's reason names the endpoint
+
+    @property
+    def service(self) -> str:
+        return ROLE_INFO[self.role].service
+
+    @property
+    def identity(self) -> str:
+        """What the stored results of this service depend on (part of the reuse key)."""
+        if self.mode is Mode.MOCK:
+            return self.local.identity
+        real = self.real.identity if self.real is not None else f"unavailable ({self.unavailable})"
+        return real if self.mode is Mode.REAL else f"hybrid: {real} | {self.local.identity}"
+
+
+@dataclass
+class ServiceRouter:
+    """Routes every call of a run. `daily_share()` is today's real spend + reservations as a share
+    of the daily budget (0..1, None when unknown); it is read only when `real_until_pct` is set."""
+
+    caller: ServiceCaller
+    parser: Lane[Parser]
+    embedder: Lane[Embedder]
+    real_until_pct: float | None = None
+    daily_share: Callable[[], float | None] = lambda: None
+    closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
+
+    @property
+    def modes(self) -> dict[Role, Mode]:
+        return {"parser": self.parser.mode, "embedder": self.embedder.mode}
+
+    async def aclose(self) -> None:
+        """Release network clients (connection pools) at the end of a run."""
+        for close in self.closers:
+            await close()
+
+    async def route(self, lane: Lane[S], *, want: Implementation | None = None, why: str = "") -> Route[S]:
+        """The implementation for the next call of `lane`, and why. `want` forces one (e.g. a query
+        embedded in the space of stored vectors); ConfigError if the real one is wanted but missing."""
+        if want is Implementation.MOCK or (want is None and lane.mode is Mode.MOCK):
+            return Route(lane.local, Provenance(Implementation.MOCK, why or lane.mode_reason))
+        if lane.real is None:
+            if want is None and lane.mode is Mode.HYBRID:
+                return Route(lane.local, Provenance(Implementation.MOCK, lane.unavailable or "unavailable"))
+            raise ConfigError(f"{lane.role}: {lane.unavailable}")
+        if want is Implementation.REAL or lane.mode is Mode.REAL:
+            return Route(lane.real, Provenance(Implementation.REAL, why or lane.mode_reason + lane.where))
+        return await self._hybrid(lane, lane.real)
+
+    async def _hybrid(self, lane: Lane[S], real: S) -> Route[S]:
+        def local(reason: str) -> Route[S]:
+            return Route(lane.local, Provenance(Implementation.MOCK, reason))
+
+        admission = lane.breaker.admit()
+        if admission == "open":
+            return local(lane.breaker.reason())
+        if admission == "busy":
+            return local(f"{lane.service} circuit half-open: a trial call is in flight")
+        trial = admission == "trial"
+        if lane.health is not None:
+            health = await lane.health.check(fresh=trial)  # a half-open breaker asks the service again
+            if not health.healthy:
+                if trial:
+                    lane.breaker.failure()
+                return local(f"{lane.service} unhealthy: {health.detail}")
+        if self.real_until_pct is not None:
+            share = self.daily_share()
+            if share is not None and share * 100 >= self.real_until_pct:
+                if trial:
+                    lane.breaker.abandon()
+                return local(f"budget {share * 100:.0f}% used (real_until_pct {self.real_until_pct:g})")
+        reason = "hybrid: trial call after the circuit cooled down" if trial else f"hybrid: {lane.service} available"
+        return Route(real, Provenance(Implementation.REAL, reason), trial=trial)
+
+    async def call(
+        self, lane: Lane[S], scope: CallScope, spec_for: Callable[[S, Provenance], CallSpec[T]], *,
+        want: Implementation | None = None, why: str = "",
+    ) -> Completed[T]:
+        """Route, then make the metered call (`spec_for(impl, provenance)`); in hybrid mode fall back to
+        the local implementation for the reasons in the module docstring. Raises what the call raises
+        otherwise (DocumentError, ServiceError, CostLimitExceeded in real mode, …)."""
+        route = await self.route(lane, want=want, why=why)
+        may_fall_back = lane.mode is Mode.HYBRID and want is None
+        if route.provenance.implementation is not Implementation.REAL or not may_fall_back:
+            return await self._send(lane, route, scope, spec_for, may_fall_back=False)
+        try:
+            return await self._send(lane, route, scope, spec_for, may_fall_back=True)
+        except CostLimitExceeded as exc:
+            kind = exc.window.split(" ", 1)[0]
+            reason = f"{kind} budget ${exc.limit:g} reached"
+        except LocalRequestLimitExceeded as exc:
+            reason = f"{lane.service} hourly cap {exc.limit}/h reached"
+        except _Exhausted as exc:
+            reason = f"{lane.service} failed after {exc.attempts} attempts: {_short(exc.error)}"
+        fallback = Provenance(Implementation.MOCK, reason)
+        return await self.caller.call(scope, spec_for(lane.local, fallback))
+
+    async def _send(
+        self, lane: Lane[S], route: Route[S], scope: CallScope, spec_for: Callable[[S, Provenance], CallSpec[T]], *,
+        may_fall_back: bool,
+    ) -> Completed[T]:
+        spec = spec_for(route.impl, route.provenance)
+        if route.provenance.implementation is not Implementation.REAL:
+            return await self.caller.call(scope, spec)
+        attempts = 0
+        inner = spec.send
+
+        async def counted() -> T:
+            nonlocal attempts
+            attempts += 1
+            return await inner()
+
+        try:
+            done = await self.caller.call(scope, replace(spec, send=counted))
+        except LocalRequestLimitExceeded:
+            lane.breaker.abandon()
+            raise
+        except TransientServiceError as exc:
+            lane.breaker.failure()
+            if may_fall_back:
+                raise _Exhausted(exc, attempts) from exc
+            raise
+        except (ServiceError, DocumentError) as exc:
+            # the service answered (a 400, a protected PDF): it is up; a refusal before sending says nothing
+            if isinstance(exc, DocumentError) or exc.status is not None:
+                lane.breaker.success()
+            else:
+                lane.breaker.abandon()
+            raise
+        except BaseException:
+            lane.breaker.abandon()
+            raise
+        lane.breaker.success()
+        return done
+
+
+class _Exhausted(Exception):
+    """A transient failure that outlasted the retry policy, in hybrid mode (falls back)."""
+
+    def __init__(self, error: TransientServiceError, attempts: int) -> None:
+        self.error = error
+        self.attempts = attempts
+        super().__init__(str(error))
+
+
+def _short(exc: TransientServiceError) -> str:
+    """"503", "timeout", "connection error": the stable part of why a call failed."""
+    if exc.status is not None:
+        return str(exc.status)
+    name = type(exc).__name__
+    return {"ServiceTimeoutError": "timeout", "ServiceUnavailableError": "connection error",
+            "MalformedResponseError": "malformed response"}.get(name, exc.code or name)
+
+
+
+def fixed_router(
+    caller: ServiceCaller, *, embedder: Embedder | None = None, parser: Parser | None = None
+) -> ServiceRouter:
+    """A router that always uses the given implementations, in the mode their `implementation` names
+    (benchmarks and tests that hand in one embedder). A missing one is the local default."""
     from tvdb.services.local.embedder import HashEmbedder
     from tvdb.services.local.parser import LocalParser
 
-    parser: Any = LocalParser()
-    closers = []
-    if embedder_mode is Mode.REAL:
-        from tvdb.services.remote.openai_embedder import build_openai_embedder
+    def lane(role: Role, impl: S) -> Lane[S]:
+        real = impl.implementation is Implementation.REAL
+        mode = Mode.REAL if real else Mode.MOCK
+        breaker = CircuitBreaker(ROLE_INFO[role].service, failure_threshold=5, cooldown_s=30.0, clock=caller.clock)
+        return Lane(role, mode, f"mode {mode}", impl, impl if real else None, breaker)
 
-        embedder: Any = build_openai_embedder(settings, faults=faults)
-        closers.append(embedder.aclose)
-        embedder_why += f" (OpenAI API at {embedder.shown_url})"
-    else:
-        embedder = HashEmbedder()
-    if faults is not None:
-        from tvdb.faults.wrappers import FaultyEmbedder, FaultyParser
-
-        sleep = (clock or SystemClock()).sleep
-        parser = FaultyParser(parser, faults, sleep=sleep,
-                              max_page_failure_ratio=settings.parse.max_page_failure_ratio)
-        if embedder_mode is not Mode.REAL:  # the real client gets them as an HTTP transport wrapper
-            embedder = FaultyEmbedder(embedder, faults, sleep=sleep)
-    return Services(parser, embedder, f"{parser.implementation}: {parser_why}",
-                    f"{embedder.implementation}: {embedder_why}", tuple(closers))
+    return ServiceRouter(caller, lane("parser", parser or LocalParser()), lane("embedder", embedder or HashEmbedder()))

@@ -67,6 +67,7 @@ class HashEmbedder:
 
     service = "openai"
     implementation = Implementation.MOCK
+    identity = "HashEmbedder 1"  # bump the number when its vectors change
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -68,6 +68,14 @@ class LocalParser:
     service: str = "llamaparse"
     implementation: Implementation = Implementation.MOCK
 
+    @property
+    def identity(self) -> str:
+        """LocalParser with the versions of the libraries that extract the text (all dependencies)."""
+        from importlib.metadata import version
+
+        libs = ("pypdf", "python-docx", "beautifulsoup4", "charset-normalizer")
+        return "LocalParser 1 " + " ".join(f"{lib}={version(lib)}" for lib in libs)
+
     async def parse(self, request: ParseRequest) -> ParseResult:
         document = await asyncio.to_thread(parse_document, request.data, request.filename, request.media_type)
         pages = len(document.pages)
@@ -76,3 +84,4 @@ class LocalParser:
 
 if TYPE_CHECKING:
     _satisfies_protocol: Parser = LocalParser()
+

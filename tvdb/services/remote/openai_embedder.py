@@ -81,6 +81,11 @@ class OpenAIEmbedder:
             default_query=query or None,
         )
 
+    @property
+    def identity(self) -> str:
+        """The client and its endpoint: vectors from another base URL are another source."""
+        return f"OpenAIEmbedder {self.base_url.rstrip('/')}"
+
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(base_url={self.shown_url!r})"
 

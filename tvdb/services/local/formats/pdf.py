@@ -152,6 +152,17 @@ def parse_pdf(data: bytes, *, path: str) -> ParsedDocument:
     return make_document(texts, PDF, path=path, warnings=warnings)
 
 
+def count_pdf_pages(data: bytes) -> int | None:
+    """The page count of a PDF as pypdf reads its page tree (what LlamaParse bills per page), or
+    None when pypdf cannot open it (damaged, or needs a password). pypdf's notes are discarded."""
+    start = data.find(PDF_HEADER, 0, HEADER_WINDOW)
+    with _CAPTURE.capture():
+        try:
+            return len(_open(data[max(start, 0):], "").pages)
+        except Exception:  # noqa: BLE001 - any failure to read means "cannot count"
+            return None
+
+
 def _dedupe(messages: list[str]) -> list[str]:
     unique = list(dict.fromkeys(f"pypdf: {m}" for m in messages))
     if len(unique) > _MAX_WARNINGS:

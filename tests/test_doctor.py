@@ -1,0 +1,119 @@
+"""`tvdb doctor` for a healthy and for broken setups: each failing line names its fix, keys are masked,
+the exit code says whether what the configured mode needs is there."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.openai_support import CANARY, emulator
+from tvdb.cli.app import app, handle_errors
+from tvdb.db import open_db
+
+Cli = Callable[..., tuple[int, Any, str]]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str, **env: str) -> tuple[int, Any, str]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "argv", ["tvdb", "doctor", *args])
+        code = handle_errors(app)
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if "--json" in args else out, err
+
+    return run
+
+
+def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_healthy_hybrid_setup_is_ready(cli: Cli) -> None:
+    with emulator() as server:
+        code, report, err = cli("--json", "--mode", "hybrid", "--service", "parser=mock",
+                                OPENAI_API_KEY=CANARY, OPENAI_BASE_URL=server.openai_base_url)
+        assert server.count("GET /v1/models") == 1 and server.count() == 0  # probed, nothing spent
+    assert code == 0 and report["ok"] is True and report["exit_code"] == 0, report
+    checks = _by_name(report)
+    assert [c["name"] for c in report["checks"]][:3] == ["config", "data dir", "database"]
+    assert checks["config"]["detail"] == "valid (no tvdb.yaml: built-in defaults)"
+    assert checks["database"]["detail"].endswith("does not exist yet: it is created on first use")
+    assert checks["key OPENAI_API_KEY"] == {"name": "key OPENAI_API_KEY", "status": "ok", "detail": "set (sk-…aa11)",
+                                            "fix": None, "latency_ms": None}
+    assert checks["key LLAMA_CLOUD_API_KEY"]["status"] == "info"
+    assert checks["tokenizer"]["status"] == "ok"
+    embedder = checks["embedder (openai)"]
+    assert embedder["status"] == "ok" and "mode hybrid (set by --mode): healthy, HTTP 200 in" in embedder["detail"]
+    assert embedder["latency_ms"] is not None and embedder["latency_ms"] >= 0
+    assert checks["parser (llamaparse)"]["detail"] == "mode mock (set by --service parser=mock): local, no network"
+    assert checks["daily budget"]["status"] == "ok" and "$1.00 left of $1.00" in checks["daily budget"]["detail"]
+    assert CANARY not in json.dumps(report) + err
+
+
+def test_broken_setup_fails_each_line_with_its_fix(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where the data dir should be")
+    (tmp_path / "empty-cache").mkdir()
+    code, report, _ = cli("--json", "--service", "parser=mock", TVDB_MODE="real",
+                          TVDB_DATA_DIR=str(tmp_path / "blocked"), TIKTOKEN_CACHE_DIR=str(tmp_path / "empty-cache"))
+    assert code == 1 and report["ok"] is False
+    failed = {c["name"]: c for c in report["checks"] if c["status"] == "fail"}
+    assert set(failed) == {"data dir", "key OPENAI_API_KEY", "tokenizer", "embedder (openai)"}
+    assert failed["data dir"]["fix"] == "point --data-dir or TVDB_DATA_DIR at a directory you can write"
+    assert failed["key OPENAI_API_KEY"]["fix"].startswith("set OPENAI_API_KEY")
+    assert "TIKTOKEN_CACHE_DIR" in failed["tokenizer"]["fix"]
+    assert failed["embedder (openai)"]["detail"] == "mode real (set by TVDB_MODE): no OPENAI_API_KEY, so not probed"
+    assert all(c["fix"] for c in failed.values())
+
+
+def test_real_service_down_fails_and_hybrid_only_warns(cli: Cli) -> None:
+    with emulator() as server:
+        url = server.openai_base_url
+    for mode, status in (("real", "fail"), ("hybrid", "warn")):
+        code, report, _ = cli("--json", "--mode", mode, "--service", "parser=mock", OPENAI_API_KEY=CANARY,
+                              OPENAI_BASE_URL=url)
+        embedder = _by_name(report)["embedder (openai)"]
+        assert embedder["status"] == status and "unhealthy, connection refused" in embedder["detail"]
+        assert code == (1 if mode == "real" else 0)
+
+
+def test_spent_budget_fails_a_real_setup(cli: Cli, tmp_path: Path) -> None:
+    with emulator() as server:
+        code, report, _ = cli("--json", "--mode", "real", "--service", "parser=mock", OPENAI_API_KEY=CANARY,
+                              OPENAI_BASE_URL=server.openai_base_url, TVDB_DAILY_BUDGET_USD="0")
+    budget = _by_name(report)["daily budget"]
+    assert code == 1 and budget["status"] == "fail" and budget["detail"].endswith("real calls will be refused")
+    assert "daily_budget_usd" in budget["fix"]
+
+
+def test_invalid_config_is_exit_2_with_the_variable_named(cli: Cli) -> None:
+    code, report, _ = cli("--json", TVDB_CHUNKING_MAX_TOKENS="many")
+    assert code == 2 and report["checks"][0]["name"] == "config" and report["checks"][0]["status"] == "fail"
+    assert "TVDB_CHUNKING_MAX_TOKENS" in report["checks"][0]["detail"]
+
+
+def test_database_from_a_newer_tvdb_is_a_failure(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / ".tvdb" / "tvdb.db"
+    open_db(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+                     "VALUES ('tvdb', 'm999_x', 'now')")
+    code, report, _ = cli("--json")
+    database = _by_name(report)["database"]
+    assert code == 1 and database["status"] == "fail" and "m999_x" in database["detail"]
+
+
+def test_table_output_shows_marks_and_the_verdict(cli: Cli) -> None:
+    code, out, _ = cli()
+    assert code == 0
+    assert "tvdb doctor" in out and "ready  (exit code 0)" in out and "✓ │ tokenizer" in out

@@ -1,0 +1,209 @@
+"""`tvdb runs list|show|compare` and the SQL views, on a database produced by a known sequence of runs
+(tests/history_support.py: R1 mock fast, R2 mock agentic 64-token chunks, R3 real embedder with a
+429 retried, R4 = R3 again with every document reused)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.history_support import PAGES, History, build_history
+from tvdb.cli.app import app, handle_errors
+from tvdb.history.compare import _stage_delta
+from tvdb.history.metrics import percentile, stage_metrics
+from tvdb.history.store import DocumentRecord
+
+Cli = Callable[..., tuple[int, str, str]]
+NUSD_PER_TOKEN = 20  # text-embedding-3-small, $0.02 per 1M tokens
+NUSD_FAST_PAGE, NUSD_AGENTIC_PAGE = 1_250_000, 12_500_000
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    return build_history(tmp_path_factory.mktemp("history"))
+
+
+@pytest.fixture
+def cli(history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["tvdb", "--data-dir", str(history.db_path.parent), *args])
+        code = handle_errors(app)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _json(cli: Cli, *args: str) -> object:
+    code, out, err = cli(*args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _tokens(history: History, run: int, stage: str) -> int:
+    with sqlite3.connect(history.db_path) as conn:
+        return int(conn.execute("SELECT COALESCE(SUM(units), 0) FROM usage WHERE run_id = ? AND stage = ? "
+                                "AND status = 'ok'", [history.ids[run], stage]).fetchone()[0])
+
+
+def test_runs_list_json_newest_first_with_documents_cost_and_duration(cli: Cli, history: History) -> None:
+    rows = _json(cli, "runs", "list", "--json")
+    assert isinstance(rows, list)
+    assert [r["run_id"] for r in rows] == list(reversed(history.ids))
+    r1, r2, r3, r4 = reversed(rows)
+    assert (r1["scenario"], r1["mode"], r1["status"], r1["passed"], r1["documents"]) == ("docs", "mock", "finished",
+                                                                                        True, 4)
+    assert r1["spent_usd"] == 0
+    embed, query = _tokens(history, 0, "embed"), _tokens(history, 0, "query")
+    assert r1["would_cost_usd"] == pytest.approx((PAGES * NUSD_FAST_PAGE + (embed + query) * NUSD_PER_TOKEN) / 1e9,
+                                                 abs=1e-15)
+    assert r2["would_cost_usd"] == pytest.approx(
+        (PAGES * NUSD_AGENTIC_PAGE + (_tokens(history, 1, "embed") + query) * NUSD_PER_TOKEN) / 1e9, abs=1e-15)
+    # R3: the real embedder spent on its chunks and the query; parsing stayed mock
+    assert r3["spent_usd"] == pytest.approx((_tokens(history, 2, "embed") + query) * NUSD_PER_TOKEN / 1e9, abs=1e-15)
+    assert (r3["calls"], r3["errors"], r3["retries"]) == (4 + 2 + 1, 1, 1)
+    assert (r4["reused"], r4["calls"], r4["spent_usd"]) == (4, 2, pytest.approx(query * NUSD_PER_TOKEN / 1e9))
+    assert all(r["duration_s"] > 0 for r in rows)
+    assert r1["pages"] == PAGES and r2["chunks"] > r1["chunks"]
+
+
+def test_runs_alias_filters_and_table(cli: Cli, history: History) -> None:
+    assert _json(cli, "runs", "--json") == _json(cli, "runs", "list", "--json")
+    since = _json(cli, "runs", "list", "--since", "2026-01-06", "--json")
+    assert [r["run_id"] for r in since] == [history.ids[3], history.ids[2]]  # type: ignore[index]
+    assert _json(cli, "runs", "list", "--scenario", "other", "--json") == []
+    assert len(_json(cli, "runs", "--limit", "1", "--json")) == 1  # type: ignore[arg-type]
+    code, out, _ = cli("runs")
+    assert code == 0
+    for run_id in history.ids:
+        assert run_id in out  # the full id, unbroken, ready to copy into `tvdb resume`
+    assert "docs" in out and "passed" in out and "$0.00001516" in out
+
+
+def test_run_id_prefixes_are_accepted_and_ambiguity_is_explained(cli: Cli, history: History) -> None:
+    detail = _json(cli, "runs", "show", history.ids[0][:13], "--json")
+    assert detail["run"]["run_id"] == history.ids[0]  # type: ignore[index]
+    code, _, err = cli("runs", "show", "202601")
+    assert code == 2 and "matches several runs" in err and history.ids[0] in err
+    code, _, err = cli("runs", "show", "19990101")
+    assert code == 2 and "no run '19990101'" in err
+
+
+def test_runs_show_per_document_stages_and_event_timeline(cli: Cli, history: History) -> None:
+    detail = _json(cli, "runs", "show", history.ids[2], "--json")
+    assert isinstance(detail, dict)
+    stages = {s["stage"]: s for s in detail["stages"]}
+    assert list(stages) == ["upload", "parse", "chunk", "embed", "validate", "store", "query"]
+    embed = stages["embed"]
+    assert (embed["attempts"], embed["errors"], embed["retries"]) == (2, 1, 1)
+    assert embed["errors_by_code"] == {"rate_limit_exceeded": 1} and embed["error_rate"] == 0.5
+    assert stages["parse"]["attempts"] == 4 and stages["parse"]["documents"] == 4
+    assert stages["parse"]["credits"] == PAGES  # fast: 1 credit per page
+    assert stages["parse"]["p95_ms"] > 0
+    docs = detail["documents"]
+    assert [Path(d["path"]).name for d in docs] == ["field-guide.pdf", "getting-started.md", "release-notes.txt",
+                                                      "support.html"]
+    pdf = docs[0]
+    per_stage = {s["stage"]: s for s in pdf["stages"]}
+    assert per_stage["embed"]["attempts"] == 2  # the batched request (and its retry) served every document
+    assert per_stage["parse"]["would_cost_usd"] == pytest.approx(3 * NUSD_FAST_PAGE / 1e9)
+    states = [e["to_state"] for e in pdf["events"]]
+    assert states == ["pending", "uploaded", "parsing", "parsed", "chunked", "embedding", "embedded", "stored",
+                      "complete"]
+    assert [e["ts"] for e in pdf["events"]] == sorted(e["ts"] for e in pdf["events"])
+    code, out, _ = cli("runs", "show", history.ids[2])
+    assert code == 0 and pdf["correlation_id"] in out and "rate_limit_exceeded 1" in out
+    assert "parsing → parsed" in out
+
+
+def test_compare_same_space_per_chunk_cosine_is_one_for_reused_documents(cli: Cli, history: History) -> None:
+    c = _json(cli, "runs", "compare", history.ids[2], history.ids[3], "--json")
+    assert isinstance(c, dict)
+    assert len(c["documents"]) == 4
+    for d in c["documents"]:
+        assert d["space_a"] == d["space_b"] == "real/text-embedding-3-small/1536"
+        assert d["cosine_mean"] == pytest.approx(1.0, abs=1e-6) and d["note"] == "per chunk"
+    assert c["retrieval_recall"]["a"] == c["retrieval_recall"]["b"] == 1.0
+    assert not any("cost" in r for r in c["regressions"])  # R4 only paid for the query
+
+
+def test_compare_mock_with_real_refuses_cosines_across_spaces(cli: Cli, history: History) -> None:
+    c = _json(cli, "runs", "compare", history.ids[0], history.ids[2], "--json")
+    assert isinstance(c, dict)
+    for d in c["documents"]:
+        assert d["cosine_mean"] is None and "different spaces" in d["note"]
+        assert (d["space_a"], d["space_b"]) == ("mock/text-embedding-3-small/1536", "real/text-embedding-3-small/1536")
+    stages = {s["stage"]: s for s in c["stages"]}
+    assert stages["embed"]["a"]["error_rate"] == 0 and stages["embed"]["b"]["error_rate"] == 0.5
+    assert stages["embed"]["b"]["retry_rate"] == 0.5
+
+
+def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: History) -> None:
+    c = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json")
+    assert isinstance(c, dict)
+    assert any(r.startswith("cost at live prices up: $0.007514") for r in c["regressions"])
+    by_name = {Path(d["path"]).name: d for d in c["documents"]}
+    pdf = by_name["field-guide.pdf"]
+    assert (pdf["chunks_a"], pdf["chunks_b"]) == (1, 5) and pdf["note"].startswith("mean vectors")
+    assert 0.5 < pdf["cosine_mean"] <= 1.0  # the same text cut differently, in the same (mock) space
+    code, out, _ = cli("runs", "compare", history.ids[0][:13], history.ids[1][:13], "--fail-on-regression")
+    assert code == 1 and "▲ cost at live prices up" in out
+    code, _, _ = cli("runs", "compare", history.ids[1], history.ids[0], "--fail-on-regression",
+                     "--threshold", "100000")
+    assert code == 0  # cheaper, and no stage slower by 1000x
+
+
+def _doc(job: str, **stage_ms: float) -> DocumentRecord:
+    return DocumentRecord(job, 0, f"/d/{job}", "c", "complete", None, None, job, 1, 1, 1, None, stage_ms)
+
+
+def test_percentiles_and_p95_threshold() -> None:
+    assert percentile([10, 20, 30, 40], 50) == 25 and percentile([10, 20, 30, 40], 95) == pytest.approx(38.5)
+    assert percentile([], 50) is None and percentile([7], 95) == 7
+    a = stage_metrics([_doc("a", parse=100), _doc("b", parse=200)], [])[0]
+    b = stage_metrics([_doc("a", parse=100), _doc("b", parse=260)], [])[0]
+    assert (a.p50_ms, a.p95_ms) == (150, 195)
+    assert b.p95_ms == pytest.approx(252)
+    flagged = _stage_delta("parse", a, b, 20)
+    assert flagged.p95_change_pct == pytest.approx(29.23, abs=0.01)
+    assert flagged.regression == "parse: p95 latency 195.0 ms → 252.0 ms (+29% > 20%)"
+    assert _stage_delta("parse", a, b, 30).regression is None
+    tiny_a = stage_metrics([_doc("a", chunk=0.2)], [])[0]
+    tiny_b = stage_metrics([_doc("a", chunk=0.9)], [])[0]
+    assert _stage_delta("chunk", tiny_a, tiny_b, 20).regression is None  # +350 %, but under 1 ms
+
+
+def test_views_daily_spend_and_run_summary(history: History) -> None:
+    with sqlite3.connect(history.db_path) as conn:
+        conn.row_factory = sqlite3.Row
+        days = {(r["day"], r["service"], r["implementation"]): dict(r)
+                for r in conn.execute("SELECT * FROM daily_spend")}
+        summary = [dict(r) for r in conn.execute("SELECT * FROM run_summary ORDER BY started_at")]
+        stages = conn.execute("SELECT COUNT(*), COUNT(DISTINCT stage) FROM job_stages WHERE run_id = ?",
+                              [history.ids[0]]).fetchone()
+    parse_05 = days[("2026-01-05", "llamaparse", "mock")]
+    assert (parse_05["calls"], parse_05["spent_usd"]) == (8, 0)
+    assert parse_05["would_cost_usd"] == pytest.approx(PAGES * (NUSD_FAST_PAGE + NUSD_AGENTIC_PAGE) / 1e9)
+    real_06 = days[("2026-01-06", "openai", "real")]
+    assert (real_06["calls"], real_06["errors"]) == (5, 2)  # R3: 429 + embed + query; R4: 429 + query
+    assert real_06["spent_usd"] == pytest.approx(summary[2]["spent_usd"] + summary[3]["spent_usd"])
+    assert [s["run_id"] for s in summary] == list(history.ids)
+    assert tuple(stages) == (4 * 6, 6)  # every document timed in all six stages
+
+
+def test_a_call_of_unknown_price_makes_view_amounts_null(tmp_path: Path) -> None:
+    from tests.ledger_rows import add
+    from tvdb.db import open_db
+
+    db = open_db(tmp_path / "t.db")
+    add(db, "2026-01-05T10:00", units=1_000_000)
+    add(db, "2026-01-05T11:00", model="text-embedding-9-mystery")
+    (row,) = db.query("SELECT * FROM daily_spend")
+    assert (row["spent_usd"], row["spent_known_usd"], row["unknown_price_calls"]) == (None, 0.02, 1)

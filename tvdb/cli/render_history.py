@@ -1,0 +1,187 @@
+"""Rich rendering of run history: the run list, one run in detail, and a comparison of two runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, print_table
+from tvdb.history.compare import Comparison
+from tvdb.history.detail import RunDetail
+from tvdb.history.metrics import StageMetrics
+from tvdb.history.store import RunSummary
+from tvdb.ledger.prices import nusd_to_usd
+from tvdb.money import format_usd as usd
+
+
+def ms(value: float | None) -> str:
+    return "–" if value is None else (f"{value:.1f}" if value < 100 else f"{value:,.0f}")
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _nusd(value: int | None) -> str:
+    return usd(None if value is None else nusd_to_usd(value))
+
+
+def _status(r: RunSummary) -> str:
+    verdict = {True: "passed", False: "failed"}.get(r.passed) if r.status == "finished" else None  # type: ignore[arg-type]
+    return verdict or r.status
+
+
+def runs_table(rows: Sequence[RunSummary]) -> TableData:
+    cols = [Col("run_id", Kind.ID), Col("scenario", Kind.TEXT), Col("mode", Kind.WORD), Col("status", Kind.WORD),
+            Col("docs", Kind.NUM, "documents"), Col("failed", Kind.NUM), Col("spent", Kind.MONEY, "spent_usd"),
+            Col("would cost", Kind.MONEY, "would_cost_usd"), Col("duration", Kind.NUM, "duration_s"),
+            Col("started (UTC)", Kind.ID, "started_at")]
+    cells = [[r.run_id, r.scenario, r.mode, _status(r), str(r.documents), str(r.failed or ""), usd(r.spent_usd),
+              usd(r.would_cost_usd), duration(r.duration_s), (r.started_at or "")[:16].replace("T", " ")]
+             for r in rows]
+    values = [[r.run_id, r.scenario, r.mode, _status(r), r.documents, r.failed, r.spent_usd, r.would_cost_usd,
+               r.duration_s, r.started_at] for r in rows]
+    return TableData(cols, cells, title="Runs (newest first)", values=values)
+
+
+def print_runs(console: Console, rows: Sequence[RunSummary], fmt: Format = Format.TABLE) -> None:
+    if not rows and fmt in (Format.TABLE, Format.PLAIN):
+        console.print("No runs yet. Start one with: tvdb run scenarios/quickstart.yaml")
+        return
+    emit_table(console, runs_table(rows), fmt, json_obj=[r.as_json() for r in rows])
+
+
+def stage_table(stages: Sequence[StageMetrics], title: str | None = "Per stage") -> TableData:
+    cols = [Col("stage", Kind.WORD), Col("docs", Kind.NUM), Col("p50 ms", Kind.NUM), Col("p95 ms", Kind.NUM),
+            Col("attempts", Kind.NUM), Col("errors", Kind.TEXT), Col("retries", Kind.NUM),
+            Col("call p95 ms", Kind.NUM), Col("would cost", Kind.MONEY)]
+    rows: list[list[str | Text | None]] = []
+    for s in stages:
+        errors = str(s.errors) + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(s.errors_by_code.items())) + ")"
+                                  if s.errors_by_code else "")
+        rows.append([s.stage, str(s.documents or "–"), ms(s.p50_ms), ms(s.p95_ms), str(s.attempts), errors,
+                     str(s.retries), ms(s.call_p95_ms), _nusd(s.would_cost_nusd) if s.attempts else "–"])
+    return TableData(cols, rows, title=title)
+
+
+def _document_stages(stages: Sequence[StageMetrics]) -> TableData:
+    cols = [Col("stage", Kind.WORD), Col("ms", Kind.NUM), Col("attempts", Kind.NUM), Col("errors", Kind.NUM),
+            Col("retries", Kind.NUM), Col("would cost", Kind.MONEY)]
+    return TableData(cols, [[s.stage, ms(s.max_ms), str(s.attempts), str(s.errors), str(s.retries),
+                             _nusd(s.would_cost_nusd) if s.attempts else "–"] for s in stages])
+
+
+def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.TABLE) -> None:
+    """`tvdb runs show` as a table/plain text (json: the detail's `as_json`; csv: the per-stage table)."""
+    if fmt in (Format.JSON, Format.CSV):
+        emit_table(console, stage_table(detail.stages), fmt, json_obj=detail.as_json())
+        return
+    plain = fmt is Format.PLAIN
+    r = detail.summary
+    console.print(data(f"Run {r.run_id} · scenario {r.scenario} · mode {r.mode} · {_status(r)}", "bold"))
+    console.print(f"Started {r.started_at} · duration {duration(r.duration_s)} · {r.documents} documents "
+                  f"({r.complete} complete, {r.failed} failed, {r.reused} reused) · spent {usd(r.spent_usd)} · "
+                  f"would cost {usd(r.would_cost_usd)} · {r.calls} calls, {r.errors} errors, {r.retries} retries")
+    print_table(console, stage_table(detail.stages), plain=plain)
+    for d in detail.documents:
+        doc = d.document
+        state = doc.state + (f": {doc.error_code}" if doc.error_code else "") + (" (reused)" if doc.reused_from else "")
+        console.print(Text.assemble("\n", data(Path(doc.path).name, "bold"),
+                                    f" · {state} · {doc.pages} pages, {doc.chunks} chunks, {doc.tokens} tokens · "
+                                    f"correlation {doc.correlation_id}"))
+        if doc.error_message:
+            console.print(Text.assemble("  ", ("✗", "red"), " ", data(doc.error_message)))
+        if d.stages:
+            print_table(console, _document_stages(d.stages), plain=True)
+        for e in d.events:
+            move = f"{e.from_state or '∅'} → {e.to_state}" if e.from_state != e.to_state else f"({e.to_state})"
+            console.print(Text.assemble(f"  {e.ts[11:23]}  {move}", ("  " + clean(e.detail)) if e.detail else ""))
+    if detail.run_calls:
+        console.print(f"\n{len(detail.run_calls)} calls served no single document (retrieval queries).")
+
+
+def _change(a: float | None, b: float | None) -> str:
+    if a is None or b is None:
+        return ""
+    if a == 0:
+        return "" if b == 0 else "(new)"
+    return f"({(b - a) / a * 100:+.0f}%)"
+
+
+def _pair(fmt_one: Callable[[float | None], str], a: float | None, b: float | None) -> str:
+    return f"{fmt_one(a)} → {fmt_one(b)}"
+
+
+def comparison_tables(c: Comparison) -> tuple[TableData, TableData]:
+    latency = TableData(
+        [Col("stage", Kind.WORD), Col("p50 ms A → B", Kind.ID), Col("p95 ms A → B", Kind.ID),
+         Col("Δ p95", Kind.NUM), Col("", Kind.WORD)],
+        [[s.stage, _pair(ms, s.a.p50_ms if s.a else None, s.b.p50_ms if s.b else None),
+          _pair(ms, s.a.p95_ms if s.a else None, s.b.p95_ms if s.b else None),
+          "–" if s.p95_change_pct is None else f"{s.p95_change_pct:+.0f}%",
+          Text("▲ regression", "bold red") if s.regression else ""] for s in c.stages],
+        title=f"Latency per stage (a regression: p95 up more than {c.threshold_pct:g}%)",
+    )
+    calls = TableData(
+        [Col("stage", Kind.WORD), Col("error rate A → B", Kind.ID), Col("retry rate A → B", Kind.ID),
+         Col("would cost A → B", Kind.ID)],
+        [[s.stage, _pair(pct, s.a.error_rate if s.a else None, s.b.error_rate if s.b else None),
+          _pair(pct, s.a.retry_rate if s.a else None, s.b.retry_rate if s.b else None),
+          f"{_nusd(s.a.would_cost_nusd) if s.a and s.a.attempts else '–'} → "
+          f"{_nusd(s.b.would_cost_nusd) if s.b and s.b.attempts else '–'}"]
+         for s in c.stages if (s.a and s.a.attempts) or (s.b and s.b.attempts)],
+        title="Calls per stage",
+    )
+    return latency, calls
+
+
+def _documents_table(c: Comparison) -> TableData:
+    cols = [Col("document", Kind.PATH), Col("chunks A → B", Kind.ID), Col("cosine mean", Kind.NUM),
+            Col("cosine min", Kind.NUM), Col("vectors", Kind.TEXT)]
+    rows: list[list[str | Text | None]] = [
+        [Path(d.path).name, f"{d.chunks_a} → {d.chunks_b}",
+         "–" if d.cosine_mean is None else f"{d.cosine_mean:.4f}",
+         "–" if d.cosine_min is None else f"{d.cosine_min:.4f}", d.note] for d in c.documents]
+    return TableData(cols, rows, title="Same documents")
+
+
+def print_comparison(console: Console, c: Comparison, fmt: Format = Format.TABLE) -> None:
+    """`tvdb runs compare` (json: the comparison's `as_json`; csv: the latency table)."""
+    latency, calls = comparison_tables(c)
+    if fmt in (Format.JSON, Format.CSV):
+        emit_table(console, latency, fmt, json_obj=c.as_json())
+        return
+    plain = fmt is Format.PLAIN
+    a, b = c.a, c.b
+    console.print(data(f"A {a.run_id} · {a.scenario} · {a.mode} · {_status(a)}"))
+    console.print(data(f"B {b.run_id} · {b.scenario} · {b.mode} · {_status(b)}"))
+    print_table(console, latency, plain=plain)
+    if calls.rows:
+        print_table(console, calls, plain=plain)
+    console.print(f"Cost: spent {usd(a.spent_usd)} → {usd(b.spent_usd)} · would cost {usd(a.would_cost_usd)} → "
+                  f"{usd(b.would_cost_usd)} {_change(a.would_cost_usd, b.would_cost_usd)}")
+    console.print(f"Chunks {a.chunks} → {b.chunks} · documents {a.documents} → {b.documents} · "
+                  f"failed {a.failed} → {b.failed}")
+    ra, rb = c.recall_a, c.recall_b
+    if ra.total or rb.total:
+        console.print(f"Retrieval recall {ra.passed}/{ra.total} → {rb.passed}/{rb.total}")
+    if c.documents:
+        print_table(console, _documents_table(c), plain=plain)
+    if c.regressions:
+        console.print(Text("Regressions:", "bold red"))
+        for line in c.regressions:
+            console.print(Text.assemble("  ", ("▲", "bold red"), " ", data(line)))
+    else:
+        console.print("No regressions.")

@@ -1,0 +1,135 @@
+"""`tvdb runs [list|show|compare]`: run history. `tvdb runs` alone is `tvdb runs list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tvdb.bounds import MAX_COUNT
+from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
+from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
+
+app = typer.Typer(
+    help="Run history: list runs, show one stage by stage, compare two. A run id prefix works wherever a "
+         "run id does.",
+    invoke_without_command=True,
+)
+
+ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", metavar="NAME", help="Only this scenario.")]
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", metavar="WHEN", help="Only runs started since a date, a datetime or a duration back (7d, 12h).")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=MAX_COUNT, help="How many runs, newest first.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the database lives.")]
+
+
+def _store(ctx: typer.Context, data_dir: Path | None) -> Any:
+    from tvdb.db import open_db
+    from tvdb.history.store import RunStore
+
+    settings = settings_for(ctx, {"data_dir": data_dir})
+    return settings, RunStore(open_db(settings.database_path))
+
+
+def _list(ctx: typer.Context, scenario: str | None, since: str | None, limit: int, fmt: Format,
+          data_dir: Path | None, now: str | None) -> None:
+    from tvdb.cli.render_history import print_runs
+    from tvdb.clock import iso
+    from tvdb.history.detail import recent_runs
+    from tvdb.ledger.periods import parse_period
+
+    settings, store = _store(ctx, data_dir)
+    start = None
+    if since is not None:
+        period = parse_period(since=since, timezone=settings.timezone, now=now_or(now), default_days=None)
+        start = iso(period.since) if period.since else None
+    print_runs(plain_console(), recent_runs(store, scenario=scenario, since=start, limit=limit), fmt)
+
+
+LIST_HELP = """List runs, newest first: full run id, scenario, mode, status, documents, cost, duration.
+
+A run whose process was killed shows as interrupted (continue it with `tvdb resume RUN_ID`).
+
+\b
+Examples:
+  tvdb runs
+  tvdb runs list --scenario quickstart --since 7d
+  tvdb runs list --json | jq '.[0].run_id'
+"""
+
+
+@app.callback(help=LIST_HELP)
+def _default(
+    ctx: typer.Context, scenario: ScenarioOpt = None, since: SinceOpt = None, limit: LimitOpt = 20,
+    as_json: JsonOption = False, fmt: FormatOption = None, data_dir: DataDirOpt = None, now: NowOption = None,
+) -> None:
+    if ctx.invoked_subcommand is None:
+        _list(ctx, scenario, since, limit, pick_format(fmt, as_json), data_dir, now)
+
+
+@app.command("list", help=LIST_HELP, short_help="List runs, newest first.")
+def list_runs(
+    ctx: typer.Context, scenario: ScenarioOpt = None, since: SinceOpt = None, limit: LimitOpt = 20,
+    as_json: JsonOption = False, fmt: FormatOption = None, data_dir: DataDirOpt = None, now: NowOption = None,
+) -> None:
+    _list(ctx, scenario, since, limit, pick_format(fmt, as_json), data_dir, now)
+
+
+@app.command("show", short_help="One run per stage and per document, with its event timeline.")
+def show(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")],
+    as_json: JsonOption = False, fmt: FormatOption = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """One run per stage and per document: times, calls, errors, cost, and each job's event timeline.
+
+
+    \b
+    Examples:
+      tvdb runs show 20261129-095006-91843d
+      tvdb runs show 20261129-0950 --json
+    """
+    from tvdb.cli.render_history import print_run_detail
+    from tvdb.history.detail import run_detail
+
+    chosen = pick_format(fmt, as_json)
+    _, store = _store(ctx, data_dir)
+    print_run_detail(plain_console(), run_detail(store, run), chosen)
+
+
+@app.command("compare", short_help="Compare two runs stage by stage; regressions marked.")
+def compare(
+    ctx: typer.Context,
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="The baseline run (id or prefix).")],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run to judge against it.")],
+    threshold: Annotated[float, typer.Option(
+        "--threshold", min=0, metavar="PCT", help="p95 latency increase (percent) that counts as a regression.")
+    ] = 20.0,
+    fail_on_regression: Annotated[bool, typer.Option(
+        "--fail-on-regression", help="Exit 1 when B regresses against A (for CI).")] = False,
+    as_json: JsonOption = False, fmt: FormatOption = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Compare run B with run A: per-stage latency p50/p95, error and retry rates, cost, chunks,
+    retrieval recall, and the cosine similarity of the same documents' vectors (same space only).
+
+    Regressions (marked ▲): p95 latency up more than --threshold percent, cost at live prices up,
+    retrieval recall down.
+
+
+    \b
+    Examples:
+      tvdb runs compare 20261129-0950 20261130-1012
+      tvdb runs compare A B --threshold 50 --fail-on-regression --json
+    """
+    from tvdb.cli.render_history import print_comparison
+    from tvdb.history.compare import compare_runs
+
+    chosen = pick_format(fmt, as_json)
+    _, store = _store(ctx, data_dir)
+    result = compare_runs(store, run_a, run_b, threshold_pct=threshold)
+    print_comparison(plain_console(), result, chosen)
+    if fail_on_regression and result.regressions:
+        raise typer.Exit(1)
