@@ -46,6 +46,22 @@ class ParseSettings(_Section):
     webhook_grace_s: float = Field(30.0, gt=0)
     webhook_url: str | None = None
 
+    @field_validator("target_pages")
+    @classmethod
+    def _page_list(cls, value: str | None) -> str | None:
+        if value is not None:
+            catalog.target_pages(value)  # ValueError names the bad range
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        import re
+
+        if value != "latest" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(f"parse.version {value!r}: use `latest` or a dated version such as 2026-06-15")
+        return value
+
     @field_validator("tier")
     @classmethod
     def _known_tier(cls, value: str) -> str:

@@ -22,14 +22,13 @@ PROTECTED = "PDF_IS_PROTECTED"
 # The 2.19.0 SDK docstring's "latest" per tier (contracts.md §2.3)
 LATEST_VERSIONS = {"fast": "2026-06-15", "cost_effective": "2026-09-28", "agentic": "2026-10-16",
                    "agentic_plus": "2026-09-28"}
-CREDITS_PER_PAGE = {"fast": 1, "cost_effective": 3, "agentic": 10, "agentic_plus": 45}  # §2.7
+CREDITS_PER_PAGE = catalog.PARSE_CREDITS_PER_PAGE
 CONFIG_KEYS = frozenset({
     "tier", "version", "agentic_options", "client_name", "crop_box", "disable_cache", "fast_options",
     "http_proxy", "input_options", "output_options", "page_ranges", "processing_control",
     "processing_options", "source_url", "webhook_configurations", "user_metadata", "configuration_id",
     "webhook_configuration_ids", "file_id",
 })
-_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
 class InvalidConfiguration(Exception):
@@ -84,18 +83,10 @@ def target_pages(spec: Any) -> list[int]:
     loc: list[str | int] = ["page_ranges", "target_pages"]
     if not isinstance(spec, str) or not spec.strip():
         raise _invalid(loc, "Input should be a string such as '1-3,5'", "string_type")
-    pages: list[int] = []
-    for part in spec.split(","):
-        m = _RANGE.match(part)
-        if m is None:
-            raise _invalid(loc, f"Invalid page range {part.strip()!r}: use 1-based pages such as '1,3,5-8'")
-        lo, hi = int(m[1]), int(m[2] or m[1])
-        if lo < 1 or hi < lo:
-            raise _invalid(loc, f"Invalid page range {part.strip()!r}: pages start at 1 and ranges ascend")
-        pages.extend(range(lo, hi + 1))
-    if len(set(pages)) != len(pages):
-        raise _invalid(loc, "Duplicate pages in target_pages")
-    return sorted(pages)
+    try:
+        return catalog.target_pages(spec)
+    except ValueError as exc:
+        raise _invalid(loc, str(exc).capitalize()) from None
 
 
 def selected_pages(config: dict[str, Any], total: int) -> list[int]:

@@ -12,8 +12,6 @@ The v2 payload is undocumented: ours is `{event_id, event_type, job_id, status, 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import threading
@@ -32,8 +30,10 @@ FINAL_EVENTS = {"COMPLETED": "parse.success", "FAILED": "parse.error", "CANCELLE
 
 
 def sign(secret: str, body: bytes) -> str:
-    """The `LC-Signature` value for `body`: `sha256=<hex HMAC-SHA256>`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """The `LC-Signature` value for `body`: `sha256=<hex HMAC-SHA256>` (the receiver's own check)."""
+    from tvdb.webhooks.verify import expected_signature
+
+    return expected_signature(secret, body)
 
 
 @dataclass(frozen=True, slots=True)

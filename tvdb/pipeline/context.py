@@ -16,6 +16,7 @@ from tvdb.domain import Stage
 from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore
 from tvdb.services.calls import ServiceCaller
+from tvdb.services.embedding import RatePacer
 from tvdb.services.router import ServiceRouter
 
 
@@ -43,6 +44,13 @@ class PipelineContext:
     progress: ProgressSink = field(default_factory=NullProgress)
     # called after each stage finished for every job; the CLI's crash knob hooks in here
     after_stage: Callable[[Stage], None] = lambda stage: None
+    _parse_pacer: RatePacer | None = None
+
+    async def pace_parse(self) -> None:
+        """Wait until one more upload keeps `limits.llamaparse_requests_per_minute` (one pacer per run)."""
+        if self._parse_pacer is None:
+            self._parse_pacer = RatePacer(self.settings.limits.llamaparse_requests_per_minute, None, self.clock)
+        await self._parse_pacer.acquire(0)
 
     @property
     def caller(self) -> ServiceCaller:

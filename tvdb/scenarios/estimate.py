@@ -71,6 +71,7 @@ class Estimate:
 
 
 async def _local_document(path: Path, settings: Settings) -> tuple[DocumentEstimate, list[int]]:
+    from tvdb.catalog import selected_page_count
     from tvdb.pipeline.chunk import chunk_pages
     from tvdb.pipeline.detect import detect_media_type
     from tvdb.pipeline.stages import estimate_pages, read_document
@@ -83,12 +84,14 @@ async def _local_document(path: Path, settings: Settings) -> tuple[DocumentEstim
         media_type = detect_media_type(data, path.name)
         result = await LocalParser().parse(ParseRequest(data, path.name, media_type, settings.parse.tier))
     except DocumentError as exc:
-        pages = estimate_pages(data, media_type) if exc.code is ErrorCode.NO_TEXT else 0
+        pages = estimate_pages(data, media_type, settings.parse) if exc.code is ErrorCode.NO_TEXT else 0
         return DocumentEstimate(str(path), "failed", exc.code.value, pages, 0, 0), []
     chunks = chunk_pages(result.document.pages, max_tokens=settings.chunking.max_tokens,
                          overlap_tokens=settings.chunking.overlap_tokens, model=settings.embedding.model)
     counts = [c.token_count for c in chunks]
-    return DocumentEstimate(str(path), "ok", None, result.pages_billed, len(chunks), sum(counts)), counts
+    billed = selected_page_count(result.pages_billed, max_pages=settings.parse.max_pages,
+                                 target=settings.parse.target_pages)
+    return DocumentEstimate(str(path), "ok", None, billed, len(chunks), sum(counts)), counts
 
 
 def _request(service: str, model: str, units: int, unit: str, price: UnitPrice | None, scope: CallScope,

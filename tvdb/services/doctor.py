@@ -136,22 +136,16 @@ def _tokenizer(settings: Settings) -> Check:
 async def _service(
     settings: Settings, role: Role, mode: Mode, why: str, clock: Clock, transport: AsyncBaseTransport | None,
 ) -> Check:
-    from tvdb.services.factory import PROBES, NotAvailableYet, real_parser
+    from tvdb.services.factory import PROBES
 
     info = ROLE_INFO[role]
     name = f"{role} ({info.service})"
     said = f"mode {mode}" + ("" if why == f"mode {mode}" else f" ({why})")
     if mode is Mode.MOCK:
         return Check(name, "ok", f"{said}: local, no network")
-    if role == "parser":
-        try:
-            real_parser(settings, None, None)
-        except NotAvailableYet as exc:
-            status: Status = "fail" if mode is Mode.REAL else "warn"
-            return Check(name, status, f"{said}: {exc}", f"--service {role}=mock")
     key = api_key(settings, role)
     if key is None:
-        status = "fail" if mode is Mode.REAL else "warn"
+        status: Status = "fail" if mode is Mode.REAL else "warn"
         return Check(name, status, f"{said}: no {info.key_env}, so not probed",
                      f"set {info.key_env}" + (" (hybrid runs local until then)" if mode is Mode.HYBRID else ""))
     health: Health = await PROBES[role](settings, key, clock, transport)()
