@@ -185,7 +185,7 @@ def test_job_faults_stuck_failed_partial_and_poll_faults(documents_dir: Path) ->
         {"service": "llamaparse", "kind": "stuck", "nth": 1},
         {"service": "llamaparse", "kind": "job_failed", "nth": 2, "message": "INTERNAL_ERROR: worker lost"},
         {"service": "llamaparse", "kind": "partial", "nth": 3, "pages": 2},
-        {"service": "llamaparse", "kind": "status", "status": 503, "on": "poll", "nth": 1},
+        {"service": "llamaparse", "kind": "status", "status": 503, "request": "poll", "nth": 1},
     ]
     with parse_emulator(faults=faults) as server:
         client = sdk(server)
@@ -265,5 +265,5 @@ def test_webhooks_signed_filtered_formatted_and_retried(documents_dir: Path) -> 
 def test_fault_plan_rejects_job_kinds_elsewhere() -> None:
     with pytest.raises(ValueError, match="llamaparse"):
         FaultPlan.of([{"service": "openai", "kind": "stuck"}])
-    with pytest.raises(ValueError, match="on: poll"):
-        FaultPlan.of([{"service": "llamaparse", "kind": "partial", "on": "poll"}])
+    with pytest.raises(ValueError, match="request: poll"):
+        FaultPlan.of([{"service": "llamaparse", "kind": "partial", "request": "poll"}])

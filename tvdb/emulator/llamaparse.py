@@ -14,7 +14,7 @@ account has left is 402; more uploads than `uploads_per_window` per `window_s` i
 `retry-after` when `send_retry_after`). Page texts come from the same `LocalParser` as mock mode;
 pages without a text layer read `NO_CONTENT_HERE`; a password-protected PDF ends FAILED with
 `PDF_IS_PROTECTED`. `usage.credits` = parsed pages × tier credits, null until COMPLETED.
-Faults (tvdb.faults): request kinds on uploads (`on: call`) or status requests (`on: poll`); job
+Faults (tvdb.faults): request kinds on uploads (`request: call`) or status requests (`request: poll`); job
 kinds `stuck`, `job_failed`, `partial` on the job an upload creates. Pure request handling.
 """
 

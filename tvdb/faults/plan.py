@@ -5,7 +5,7 @@
       - {service: openai, kind: status, status: 429, type: insufficient_quota, nth: [3, 4]}
       - {service: openai, kind: latency, latency_s: 0.2, rate: 0.1}
       - {service: llamaparse, kind: timeout, times: 1}
-      - {service: llamaparse, kind: status, status: 503, on: poll, nth: 2}
+      - {service: llamaparse, kind: status, status: 503, request: poll, nth: 2}
       - {service: llamaparse, kind: stuck, nth: 2}          # the job stays PENDING forever
       - {service: llamaparse, kind: job_failed, message: "PDF_IS_PROTECTED: password required"}
       - {service: llamaparse, kind: partial, pages: 1}      # the first page fails
@@ -15,7 +15,7 @@ probability from a seeded RNG (deterministic for a given plan and call order); w
 fires on every call. `times` caps how often a fault fires. A `latency` fault delays the call and
 combines with at most one other fault; of the others the first that fires decides the outcome.
 
-LlamaParse calls are its uploads (one per document, as in mock mode); `on: poll` makes a fault count
+LlamaParse calls are its uploads (one per document, as in mock mode); `request: poll` makes a fault count
 and hit the job-status requests instead. The job kinds act on the job an upload creates:
 `stuck` (PENDING forever), `job_failed` (FAILED with `message`), `partial` (`pages` pages fail).
 """
@@ -56,7 +56,7 @@ class Fault(StrictModel):
     latency_s: float | None = Field(None, ge=0, le=MAX_WAIT_S)
     times: int | None = Field(None, ge=1, le=MAX_COUNT, description="fire at most this many times")
     vector: Literal["nan", "wrong_dimension"] = "nan"
-    on: Channel = Field("call", description="llamaparse: `call` counts uploads, `poll` job-status requests")
+    request: Channel = Field("call", description="llamaparse: `call` counts uploads, `poll` job-status requests")
     pages: int = Field(1, ge=1, description="partial: how many pages fail (the first ones)")
 
     @model_validator(mode="after")
@@ -76,8 +76,8 @@ class Fault(StrictModel):
             raise ValueError("`bad_vector` applies to the openai (embedding) service only")
         if self.kind in JOB_KINDS and self.service != "llamaparse":
             raise ValueError(f"`{self.kind}` applies to the llamaparse (parse job) service only")
-        if self.on == "poll" and (self.service != "llamaparse" or self.kind in JOB_KINDS):
-            raise ValueError("`on: poll` applies to llamaparse request faults (status, timeout, ...) only")
+        if self.request == "poll" and (self.service != "llamaparse" or self.kind in JOB_KINDS):
+            raise ValueError("`request: poll` applies to llamaparse request faults (status, timeout, ...) only")
         return self
 
     @property
@@ -148,7 +148,7 @@ class FaultSchedule:
             latency = 0.0
             outcome: Fault | None = None
             for i, fault in enumerate(self.plan.faults):
-                if fault.service != service or fault.on != channel:
+                if fault.service != service or fault.request != channel:
                     continue
                 if fault.times is not None and self._fired[i] >= fault.times:
                     continue

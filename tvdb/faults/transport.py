@@ -7,7 +7,7 @@ inner transport's real answer. The SDK then raises what it would raise in produc
 client maps that to the typed error, so the whole path is exercised.
 
 For LlamaParse, `channel=llamaparse_channel` counts uploads as calls and job-status requests as
-`on: poll`; other requests (cancel) pass uncounted. The job kinds rewrite what the service later
+`request: poll`; other requests (cancel) pass uncounted. The job kinds rewrite what the service later
 says about the job the faulted upload created: `stuck` keeps it PENDING, `job_failed` makes it
 FAILED with the fault's message, `partial` fails its first `pages` pages.
 """
@@ -54,8 +54,9 @@ def _rewrite_job(body: dict[str, Any], fault: Fault) -> dict[str, Any]:
     if isinstance(pages, list):
         for page in pages[:fault.pages]:
             if isinstance(page, dict):
+                number = page.get("page_number", 0)
                 page.clear()
-                page.update({"page_number": page.get("page_number", 0), "success": False,
+                page.update({"page_number": number, "success": False,
                              "error": "PAGE_PARSING_FAILED (injected fault)"})
     return body
 

@@ -96,6 +96,14 @@ class LlamaParseClient:
         self._retry: RetryPolicy = retry or NoRetry()
         self._waiter = waiter
 
+    @property
+    def identity(self) -> str:
+        """The endpoint and what selects the pages and their text: results from another base URL,
+        tier version or page range are another source (the reuse key)."""
+        s = self.settings
+        return (f"LlamaParseClient v2 {self.base_url} version={s.version} max_pages={s.max_pages} "
+                f"target_pages={s.target_pages}")
+
     def __repr__(self) -> str:
         return f"LlamaParseClient(base_url={self.shown_url!r})"
 
