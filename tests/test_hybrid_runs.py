@@ -96,7 +96,9 @@ def test_hybrid_finishes_locally_when_the_service_goes_down_mid_run(tmp_path: Pa
     # the query is embedded in each space: the real one cannot be now, the mock one finds c.txt
     retrieval = result.expectations[-1]
     assert retrieval.passed, retrieval.detail
-    assert "real/text-embedding-3-small/1536: embedding the query in real failed" in retrieval.detail
+    assert ("real/text-embedding-3-small/1536: embedding the query in real failed: openai unhealthy: "
+            "connection refused") in retrieval.detail
+    assert not [p for p in result.provenance if p.stage == "query" and p.implementation == "real"]  # not sent
     assert "mock/text-embedding-3-small/1536: top 3 of" in retrieval.detail
     data = result.as_json()
     assert data["fallbacks"] == 2
@@ -182,3 +184,44 @@ def test_provenance_expectations_pass_when_everything_ran_real(tmp_path: Path) -
     data = json.loads(json.dumps(result.as_json()))
     assert {(p["stage"], p["implementation"], p["reason"]) for p in data["provenance"]} == {
         ("parse", "mock", "set by scenario: services.parser"), ("embed", "real", "hybrid: openai available")}
+
+
+def test_estimate_counts_hybrid_as_real_spend_that_falls_back_instead_of_being_refused(tmp_path: Path) -> None:
+    from tvdb.clock import FakeClock
+    from tvdb.scenarios.estimate import estimate
+
+    (tmp_path / "c.txt").write_text("clean barnacles off the sensor window every week")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: est\ndocuments: [c.txt]\nservices: {parser: mock}\n")
+    loaded = load_scenario(path)
+    out = {}
+    for mode in ("hybrid", "real"):
+        settings = resolve_settings(cwd=tmp_path, environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb"),
+                                                           "TVDB_MODE": mode, "TVDB_DAILY_BUDGET_USD": "0"},
+                                    scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+        out[mode] = estimate(loaded, settings, FakeClock())
+    assert out["hybrid"].forecast.total_nusd == out["real"].forecast.total_nusd > 0
+    assert not out["hybrid"].forecast.fits and out["hybrid"].fits  # over budget: it would run local
+    assert not out["real"].fits  # real would be refused (exit 3)
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(503, "complete"), (400, "failed")])
+def test_scenario_faults_hit_the_real_service_in_hybrid_and_only_transient_ones_fall_back(
+    tmp_path: Path, status: int, outcome: str,
+) -> None:
+    (tmp_path / "c.txt").write_text("clean barnacles off the sensor window every week")
+    body = (f"name: faults\ndocuments: [c.txt]\nservices: {{parser: mock}}\n"
+            f"faults: [{{service: openai, kind: status, status: {status}}}]\n")
+    with emulator() as server:
+        env = {"TVDB_MODE": "hybrid", "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.openai_base_url}
+        result = _run(tmp_path, body, env)
+        assert server.count() == 0  # the fault plan answered on the client's transport
+    assert [d.status for d in result.documents] == [outcome]
+    embed = {(p.implementation, p.reason): (p.calls, p.errors) for p in result.provenance if p.stage == "embed"}
+    if status == 503:  # retried, then local; the local fallback is never faulted
+        assert embed == {("real", "hybrid: openai available"): (5, 5),
+                         ("mock", "openai failed after 5 attempts: 503"): (1, 0)}
+        assert result.fallbacks == 1
+    else:  # a request the service refuses is not hidden by a fallback: the job fails as in real mode
+        assert embed == {("real", "hybrid: openai available"): (1, 1)}
+        assert result.documents[0].error_code == "service_error" and result.fallbacks == 0

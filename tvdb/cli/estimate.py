@@ -70,4 +70,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     if not est.forecast.total_nusd:
         console.print(Text("No service runs in real mode, so this run spends nothing; "
                            "in real mode it would spend the amount above.", "dim"))
+    if "hybrid" in est.modes.values():
+        console.print(Text("Hybrid services are counted as if every call ran real (the most they can spend); "
+                           "calls past a budget run local instead of being refused.", "dim"))
     return code

@@ -38,16 +38,18 @@ class Estimate:
     """A forecast at live prices: what every call would cost, and whether the real ones fit."""
 
     scenario: str
-    modes: dict[str, str]  # service → mock | real
+    modes: dict[str, str]  # service → mock | real | hybrid
     documents: tuple[DocumentEstimate, ...]
     requests: dict[str, int]  # stage → API requests the run would send
     would_cost_nusd: dict[str, int]  # stage → cost at live prices, real and mock together
     unpriced: tuple[tuple[str, str], ...]
-    forecast: BudgetForecast  # the real calls against every budget
+    forecast: BudgetForecast  # the real and hybrid calls against every budget (hybrid: at most this)
 
     @property
     def fits(self) -> bool:
-        return self.forecast.fits
+        """False when the run's real-mode calls would be refused. Hybrid calls past a budget run
+        local instead of being refused, so they never make a run not fit."""
+        return self.forecast.fits or Mode.REAL not in {Mode(m) for m in self.modes.values()}
 
     @property
     def _unpriced_stages(self) -> set[str]:
@@ -126,8 +128,9 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
         _request(OPENAI, model, sum(counts[i] for i in batch), "tokens", embed_price, scope, settings)
         for batch in (plan_batches(counts, embedding_model(model)) if counts else [])
     ]
-    real = [*(parse_requests if modes["parser"] is Mode.REAL else []),
-            *(embed_requests if modes["embedder"] is Mode.REAL else [])]
+    paid = (Mode.REAL, Mode.HYBRID)  # hybrid spends at most what real would
+    real = [*(parse_requests if modes["parser"] in paid else []),
+            *(embed_requests if modes["embedder"] in paid else [])]
     # an existing ledger gives today's real spend; without one, nothing has been spent
     path = settings.database_path if settings.database_path.exists() else Path(":memory:")
     forecast = LedgerBudget(open_db(path), settings, clock).forecast(real)

@@ -34,6 +34,7 @@ from tvdb.errors import (
     DocumentError,
     LocalRequestLimitExceeded,
     ServiceError,
+    ServiceUnavailableError,
     TransientServiceError,
 )
 from tvdb.ledger.guard import CallScope
@@ -119,9 +120,22 @@ class ServiceRouter:
             if want is None and lane.mode is Mode.HYBRID:
                 return Route(lane.local, Provenance(Implementation.MOCK, lane.unavailable or "unavailable"))
             raise ConfigError(f"{lane.role}: {lane.unavailable}")
+        if want is Implementation.REAL and lane.mode is Mode.HYBRID:
+            await self._still_up(lane)
         if want is Implementation.REAL or lane.mode is Mode.REAL:
             return Route(lane.real, Provenance(Implementation.REAL, why or lane.mode_reason + lane.where))
         return await self._hybrid(lane, lane.real)
+
+    async def _still_up(self, lane: Lane[S]) -> None:
+        """A call that must run real in hybrid mode (a query in the space of real vectors) is not sent
+        to a service known to be down: open circuit, or a fresh probe failing after a failed call.
+        Raises ServiceUnavailableError (no request, no ledger row) instead of retrying into it."""
+        if lane.breaker.state == "open":
+            raise ServiceUnavailableError(lane.breaker.reason(), service=lane.service)
+        if lane.health is not None and lane.breaker.failures:
+            health = await lane.health.check(fresh=True)
+            if not health.healthy:
+                raise ServiceUnavailableError(f"{lane.service} unhealthy: {health.detail}", service=lane.service)
 
     async def _hybrid(self, lane: Lane[S], real: S) -> Route[S]:
         def local(reason: str) -> Route[S]:
