@@ -237,3 +237,26 @@ def test_permanent_errors_and_the_key_never_leaks(tmp_path: Path, documents_dir:
 def test_missing_key_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="LLAMA_CLOUD_API_KEY"):
         build_llamaparse_client(Settings(), FakeClock())
+
+
+def test_the_real_parse_emulated_scenario_passes_against_tvdb_emulate(tmp_path: Path) -> None:
+    from tests.llamaparse_support import parse_emulator
+    from tvdb.clock import SystemClock
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "real-parse-emulated.yaml"
+    loaded = load_scenario(path)
+    with parse_emulator(parse_per_page_ms=20, parse_queue_ms=20) as server:
+        environ = {"TVDB_DATA_DIR": str(tmp_path / ".tvdb"), "LLAMA_CLOUD_API_KEY": LLX_KEY,
+                   "LLAMA_CLOUD_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-fake-test-0123456789abcdef",
+                   "OPENAI_BASE_URL": server.openai_base_url}
+        settings = resolve_settings(cwd=tmp_path, environ=environ, scenario=loaded.scenario.settings_layer(),
+                                    scenario_doc=loaded.source)
+        result = asyncio.run(start_run(loaded, settings, clock=SystemClock()))
+        uploads = server.count("POST /api/v2/parse/upload")
+    assert result.passed, [e for e in result.expectations if not e.passed]
+    assert uploads == 4
+    rows = _rows(settings.database_path, "SELECT implementation, units, cost_usd, usage_json FROM usage "
+                 "WHERE stage = 'parse' ORDER BY id")
+    assert {r[0] for r in rows} == {"real"}
+    assert all(json.loads(r[3])["credits"] == r[1] for r in rows)  # fast tier: 1 credit per page
+    assert sum(r[2] for r in rows) == pytest.approx(sum(r[1] for r in rows) * 1.25 / 1000)

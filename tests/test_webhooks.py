@@ -101,3 +101,34 @@ def test_parse_with_webhooks_needs_no_status_polls(documents_dir: Path, grace_s:
         assert client.status_requests == 0 and [e.event_type for e in receiver.events] == ["parse.success"]
     else:
         assert client.status_requests >= 1
+
+
+def test_cli_webhook_serve_prints_accepted_events_and_needs_the_secret(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TVDB_DATA_DIR": str(tmp_path)}
+    env.pop("LLAMA_CLOUD_WEBHOOK_SECRET", None)
+    missing = subprocess.run([sys.executable, "-m", "tvdb", "webhook", "serve", "--port", "0"], env=env,
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "LLAMA_CLOUD_WEBHOOK_SECRET" in missing.stderr + missing.stdout
+    proc = subprocess.Popen([sys.executable, "-m", "tvdb", "webhook", "serve", "--port", "0"],
+                            env={**env, "LLAMA_CLOUD_WEBHOOK_SECRET": SECRET}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
+        assert url, "no URL printed"
+        with Client(timeout=5) as client:
+            assert client.post(url[1], content=BODY, headers={"LC-Signature": "sha256=" + "1" * 64}).status_code == 401
+            assert client.post(url[1], content=BODY,
+                               headers={"LC-Signature": expected_signature(SECRET, BODY)}).status_code == 200
+        lines = [proc.stdout.readline() for _ in range(2)]  # the refusal's log line, then the event
+        assert any("parse.success job job-1 (COMPLETED)" in line for line in lines), lines
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    assert "1 accepted, 0 duplicates, 1 refused" in out

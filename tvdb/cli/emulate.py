@@ -11,7 +11,7 @@ from tvdb.bounds import MAX_COUNT, MAX_LATENCY_MS, MAX_PORT
 
 
 def register(app: typer.Typer) -> None:
-    app.command("emulate", short_help="Serve a wire-exact OpenAI embeddings API on loopback.")(emulate)
+    app.command("emulate", short_help="Serve wire-exact OpenAI embeddings and LlamaParse v2 APIs on loopback.")(emulate)
 
 
 def emulate(
