@@ -36,14 +36,14 @@ class ParseSettings(_Section):
     version: str = "latest"
     concurrency: int = Field(4, ge=1, le=64)
     timeout_s: float = Field(300.0, gt=0, le=MAX_PARSE_WAIT_S)  # a big document on an agentic tier is slow
-    request_timeout_s: float = Field(60.0, gt=0)
-    poll_interval_s: float = Field(1.0, gt=0)
-    max_poll_interval_s: float = Field(5.0, gt=0)
-    max_pages: int | None = Field(None, ge=1)
+    request_timeout_s: float = Field(60.0, gt=0, le=MAX_WAIT_S)
+    poll_interval_s: float = Field(1.0, gt=0, le=MAX_WAIT_S)
+    max_poll_interval_s: float = Field(5.0, gt=0, le=MAX_WAIT_S)
+    max_pages: int | None = Field(None, ge=1, le=MAX_COUNT)
     target_pages: str | None = None
     max_page_failure_ratio: float = Field(0.5, ge=0, le=1)
     webhook: bool = False
-    webhook_grace_s: float = Field(30.0, gt=0)
+    webhook_grace_s: float = Field(30.0, gt=0, le=MAX_PARSE_WAIT_S)
     webhook_url: str | None = None
 
     @field_validator("target_pages")

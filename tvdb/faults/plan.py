@@ -57,7 +57,7 @@ class Fault(StrictModel):
     times: int | None = Field(None, ge=1, le=MAX_COUNT, description="fire at most this many times")
     vector: Literal["nan", "wrong_dimension"] = "nan"
     request: Channel = Field("call", description="llamaparse: `call` counts uploads, `poll` job-status requests")
-    pages: int = Field(1, ge=1, description="partial: how many pages fail (the first ones)")
+    pages: int = Field(1, ge=1, le=1_000_000, description="partial: how many pages fail (the first ones)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Fault:
