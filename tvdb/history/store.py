@@ -306,3 +306,14 @@ class RunStore:
             space = vector_space(impl.get(source, "unknown"), model, dims)
             out[job_id] = DocumentVectors(space, decode_vectors(blobs[source], dims))
         return out
+
+    def stage_times_since(self, since: str | None) -> list[tuple[str, float]]:
+        """(stage, ms) of every job stage of the runs started since `since` (ISO UTC; None: all)."""
+        return [(str(s), float(ms)) for s, ms in self.db.execute(
+            "SELECT js.stage, js.ms FROM job_stages js JOIN runs r USING (run_id) "
+            "WHERE ? IS NULL OR r.started_at >= ?", [since, since])]
+
+    def attempts_since(self, since: str | None) -> list[tuple[str, str, int]]:
+        """(ts, status, attempt) of every request attempt since `since` (ISO UTC; None: all)."""
+        return [(str(ts), str(status), int(attempt or 1)) for ts, status, attempt in self.db.execute(
+            "SELECT ts, status, attempt FROM usage WHERE ? IS NULL OR ts >= ? ORDER BY ts", [since, since])]
