@@ -181,12 +181,13 @@ def test_upload_429_is_retried_and_released_then_402_stops(tmp_path: Path, docum
 def test_partial_pages_warn_or_fail_past_the_ratio(tmp_path: Path, documents_dir: Path) -> None:
     clock = FakeClock()
     docs = _docs(documents_dir, "pdflatex-4-pages.pdf")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     with fake_time_emulator(clock) as (server, _):
         ok, _ = _run(tmp_path / "a", server, clock, "faults:\n  - {service: llamaparse, kind: partial, pages: 1}\n",
-                     docs) if (tmp_path / "a").mkdir() is None else (None, None)  # type: ignore[func-returns-value]
+                     docs)
         bad, db = _run(tmp_path / "b", server, clock, "faults:\n  - {service: llamaparse, kind: partial, pages: 3}\n",
-                       docs) if (tmp_path / "b").mkdir() is None else (None, None)  # type: ignore[func-returns-value]
-    assert ok is not None and bad is not None
+                       docs)
     assert ok.documents[0].status == "complete" and ok.documents[0].pages == 4
     assert bad.documents[0].error_code == "partial_parse"
     assert "3 of 4 pages" in (bad.documents[0].error_message or "")
@@ -260,3 +261,23 @@ def test_the_real_parse_emulated_scenario_passes_against_tvdb_emulate(tmp_path: 
     assert {r[0] for r in rows} == {"real"}
     assert all(json.loads(r[3])["credits"] == r[1] for r in rows)  # fast tier: 1 credit per page
     assert sum(r[2] for r in rows) == pytest.approx(sum(r[1] for r in rows) * 1.25 / 1000)
+
+
+def test_job_faults_in_mock_mode_end_as_the_real_client_ends_them(tmp_path: Path, documents_dir: Path) -> None:
+    docs = _docs(documents_dir, "agstat.pdf", "handbook-1p.docx", "minimal-document.pdf", "pdflatex-4-pages.pdf")
+    for name, data in docs.items():
+        (tmp_path / name).write_bytes(data)
+    path = tmp_path / "mock.yaml"
+    path.write_text(f"name: mock-job-faults\ndocuments: {json.dumps(sorted(docs))}\nparse: {{concurrency: 1}}\n"
+                    "faults:\n  - {service: llamaparse, kind: stuck, nth: 1}\n"
+                    "  - {service: llamaparse, kind: job_failed, nth: 2, message: 'PDF_IS_PROTECTED: locked'}\n"
+                    "  - {service: llamaparse, kind: partial, nth: 3, pages: 1}\n"
+                    "  - {service: llamaparse, kind: partial, nth: 4, pages: 3}\n")
+    loaded = load_scenario(path)
+    settings = resolve_settings(cwd=tmp_path, environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb")},
+                                scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+    result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+    codes = {Path(d.path).name: d.error_code for d in result.documents}
+    # minimal-document.pdf has 1 page: 1 of 1 failed is past the 0.5 ratio; 3 of 4 likewise
+    assert codes == {"agstat.pdf": "timeout", "handbook-1p.docx": "encrypted",
+                     "minimal-document.pdf": "partial_parse", "pdflatex-4-pages.pdf": "partial_parse"}

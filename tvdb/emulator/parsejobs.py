@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tvdb import catalog
@@ -161,7 +161,6 @@ class ParseJob:
     stuck: bool = False
     cancelled_at: float | None = None
     name: str | None = None
-    events_sent: list[str] = field(default_factory=list)
 
     def status(self, now: float) -> str:
         if self.cancelled_at is not None and now >= self.cancelled_at:
