@@ -15,7 +15,7 @@ from tests.openai_support import KEY, emulator, usage_rows
 from tvdb.clock import FakeClock
 from tvdb.config import RetrySettings, Settings, resolve_settings
 from tvdb.db import open_db
-from tvdb.domain import EmbeddingRequest, Implementation
+from tvdb.domain import EmbeddingRequest, Implementation, Mode
 from tvdb.emulator.server import EmulatorServer
 from tvdb.errors import ConfigError, PermanentServiceError, ServiceUnavailableError
 from tvdb.ledger.budget import LedgerBudget
@@ -286,3 +286,13 @@ async def test_forced_space_uses_that_implementation_whatever_the_mode(tmp_path:
     assert route.provenance.reason == "query in the space it searches"
     with pytest.raises(ConfigError, match="no OPENAI_API_KEY"):
         await router.route(router.embedder, want=Implementation.REAL)
+
+
+def test_a_resumed_run_names_its_stored_modes_as_the_reason(tmp_path: Path) -> None:
+    from tvdb.scenarios.runner import restore_settings
+    from tvdb.services.modes import service_mode
+
+    current = _settings(tmp_path, env={"TVDB_MODE": "real"})  # today's environment says real…
+    resumed = restore_settings({"mode": "hybrid", "services": {"parser": "mock", "embedder": None}}, current)
+    assert service_mode(resumed, "parser") == (Mode.MOCK, "set by the run being resumed: services.parser")
+    assert service_mode(resumed, "embedder") == (Mode.HYBRID, "set by the run being resumed")  # …the run wins
