@@ -176,8 +176,17 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
         return EXIT_INTERNAL
 
 
-from tvdb.cli import alerts, cost, doctor, emulate, logs, report, run, runs  # noqa: E402  (registers the commands)
-from tvdb.cli import webhook  # noqa: E402
+from tvdb.cli import (  # noqa: E402  (registers the commands)
+    alerts,
+    cost,
+    doctor,
+    emulate,
+    logs,
+    report,
+    run,
+    runs,
+    webhook,  # noqa: E402
+)
 
 app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice, reconcile.")
 app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
