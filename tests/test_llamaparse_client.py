@@ -167,11 +167,16 @@ def test_upload_429_is_retried_and_released_then_402_stops(tmp_path: Path, docum
         result, db = _run(tmp_path, server, clock, (
             "faults:\n  - {service: llamaparse, kind: status, status: 429, retry_after: 2, nth: 1}\n"
             "  - {service: llamaparse, kind: status, status: 402, nth: 3}\nparse: {concurrency: 1}\n"),
-            _docs(documents_dir, "agstat.pdf", "minimal-document.pdf"))
+            _docs(documents_dir, "agstat.pdf", "handbook-1p.docx", "minimal-document.pdf"))
+        uploads = server.count("POST /api/v2/parse/upload")
     by_name = {Path(d.path).name: d for d in result.documents}
     assert by_name["agstat.pdf"].status == "complete"
+    assert by_name["handbook-1p.docx"].error_code == "quota"
+    # out of credits: the document after it is never sent (and costs nothing)
     assert by_name["minimal-document.pdf"].error_code == "quota"
+    assert "not sent" in (by_name["minimal-document.pdf"].error_message or "")
     assert 2.0 in clock.sleeps
+    assert uploads == 1  # the 429 and the 402 were injected in front of the service
     assert _rows(db, "SELECT attempt, status, http_status FROM usage WHERE stage = 'parse' ORDER BY id") == [
         (1, "error", 429), (2, "ok", None), (1, "error", 402)]  # 402 is permanent: one attempt
     assert _rows(db, "SELECT status, COUNT(*) FROM reservations GROUP BY status ORDER BY 1") == [

@@ -180,6 +180,12 @@ class _Acc:
                              r.credits + f.credits)
 
 
+def _credits(service: str, model: str, units: float | None) -> float:
+    """LlamaParse credits of `units` pages at tier `model` (0 for other services); the same for
+    raw rows and the daily aggregates that keep their pages, so pruning changes no report."""
+    return (units or 0) * PARSE_CREDITS_PER_PAGE.get(model, 0) if service == LLAMAPARSE else 0.0
+
+
 def _ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
@@ -208,18 +214,18 @@ def _facts(
         day = local_day(_ts(ts), timezone)
         keys = {"day": day.isoformat(), "service": service, "model": model, "scenario": scenario,
                 "mode": impl, "run": run_id}
-        credits = (units or 0) * PARSE_CREDITS_PER_PAGE.get(model, 0) if service == LLAMAPARSE else 0.0
         yield _Fact(day, keys, 1, int(status == "error"), cost, would,
-                    int(cost is None), int(would is None), credits)
+                    int(cost is None), int(would is None), _credits(service, model, units))
     cond = " WHERE " + " AND ".join(agg_where) if agg_where else ""
-    for day_s, service, model, scenario, impl, run_id, calls, errors, cost, would, cu, wu in db.execute(
+    for day_s, service, model, scenario, impl, run_id, calls, errors, cost, would, cu, wu, units in db.execute(
         "SELECT day, service, model, scenario, implementation, run_id, calls, errors, cost_nusd, "
-        f"would_cost_nusd, cost_unknown, would_cost_unknown FROM usage_daily{cond}", agg_args
+        f"would_cost_nusd, cost_unknown, would_cost_unknown, units FROM usage_daily{cond}", agg_args
     ):
         counter[0] += 1
         keys = {"day": day_s, "service": service, "model": model, "scenario": scenario,
                 "mode": impl, "run": run_id}
-        yield _Fact(dt.date.fromisoformat(day_s), keys, calls, errors, cost, would, cu, wu)
+        yield _Fact(dt.date.fromisoformat(day_s), keys, calls, errors, cost, would, cu, wu,
+                    _credits(service, model, units))
 
 
 def build_report(

@@ -13,6 +13,7 @@ import sqlite_utils
 from tvdb.clock import Clock
 from tvdb.config import Settings
 from tvdb.domain import Stage
+from tvdb.errors import QuotaExhausted
 from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore
 from tvdb.services.calls import ServiceCaller
@@ -45,6 +46,8 @@ class PipelineContext:
     # called after each stage finished for every job; the CLI's crash knob hooks in here
     after_stage: Callable[[Stage], None] = lambda stage: None
     _parse_pacer: RatePacer | None = None
+    # the LlamaParse quota error that stopped this run's uploads (402: no document is sent after it)
+    parse_quota: QuotaExhausted | None = None
 
     async def pace_parse(self) -> None:
         """Wait until one more upload keeps `limits.llamaparse_requests_per_minute` (one pacer per run)."""

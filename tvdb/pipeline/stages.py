@@ -21,6 +21,7 @@ from tvdb.errors import (
     DocumentError,
     ErrorCode,
     LocalRequestLimitExceeded,
+    QuotaExhausted,
     StorageError,
     TvdbError,
     VectorValidationError,
@@ -167,12 +168,17 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
                 before_send=ctx.pace_parse if real else None,
             )
 
+        if ctx.parse_quota is not None:  # out of credits: the other documents are not sent at all
+            raise QuotaExhausted(f"not sent: {ctx.parse_quota.message}", service=LLAMAPARSE,
+                                 status=ctx.parse_quota.status, code=ctx.parse_quota.code)
         # routed per job: a run that starts real continues local if the service goes down (hybrid)
         done = await ctx.router.call(
             ctx.router.parser, CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id),
             spec_for,
         )
     except TvdbError as exc:
+        if isinstance(exc, QuotaExhausted) and exc.service == LLAMAPARSE and ctx.parse_quota is None:
+            ctx.parse_quota = exc
         return fail(ctx, job, exc)
     pages = done.value.document.pages
     detail = "; ".join(done.value.document.warnings)[:2000] or None
