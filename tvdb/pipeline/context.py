@@ -55,6 +55,9 @@ class PipelineContext:
             self._parse_pacer = RatePacer(self.settings.limits.llamaparse_requests_per_minute, None, self.clock)
         await self._parse_pacer.acquire(0)
 
+    # False for recording and replay runs: every call is made (recorded, or served from the cassette)
+    reuse: bool = True
+
     @property
     def caller(self) -> ServiceCaller:
         """The metered call path (budget guard, the one retry policy, usage rows) the router uses."""
