@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from tvdb.domain import EmbeddingSpace, Implementation
+from tvdb.domain import Chunk, EmbeddingSpace, Implementation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,14 +35,31 @@ def insert_vectors(
 ) -> None:
     """Store one vector per (chunk_id, job_id) in the space (implementation, model, dimensions);
     `vectors` has shape (len(chunk_ids), dimensions)."""
-    from tvdb.vectors import encode_vector
+    import numpy as np
 
     dims = int(vectors.shape[1]) if vectors.ndim == 2 else 0
-    db.table("vectors").insert_all(
-        ({"chunk_id": cid, "job_id": jid, "model": model, "dimensions": dims, "vector": encode_vector(v),
-          "implementation": str(implementation)}
-         for (cid, jid), v in zip(chunk_ids, vectors, strict=True)),
-        replace=True,
+    if len(chunk_ids) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors for {len(chunk_ids)} chunks")
+    # one conversion to the stored layout (float32 little-endian, tvdb.vectors) for the whole batch
+    # and one executemany: no per-row encoding or table introspection on the hot path
+    wire = np.ascontiguousarray(vectors, dtype="<f4")
+    impl = str(implementation)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(cid, jid, model, dims, row.tobytes(), impl) for (cid, jid), row in zip(chunk_ids, wire, strict=True)],
+    )
+
+
+def insert_chunks(db: sqlite_utils.Database, job_id: str, chunks: Sequence[Chunk]) -> None:
+    """Store a document's chunks (text, token count, pages as a JSON list) with one executemany,
+    replacing any of the same ids (`<job_id>:<index>`)."""
+    import json
+
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO chunks (chunk_id, job_id, idx, text, token_count, pages) VALUES (?, ?, ?, ?, ?, ?)",
+        [(f"{job_id}:{c.index}", job_id, c.index, c.text, c.token_count, json.dumps(list(c.pages)))
+         for c in chunks],
     )
 
 

@@ -189,7 +189,9 @@ async def embed_batches(
 
     def spec_maker(batch: Sequence[int]) -> Callable[[Embedder, Provenance], CallSpec[EmbeddingResult]]:
         tokens = sum(counts[i] for i in batch)
-        request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens)
+        # the counts travel with the texts: a local embedder does not count them again
+        request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens,
+                                   tuple(counts[i] for i in batch))
 
         def make(embedder: Embedder, provenance: Provenance) -> CallSpec[EmbeddingResult]:
             spec = embedding_call_spec(embedder, request, settings, provenance=provenance)
@@ -288,7 +290,7 @@ async def _consistency_check(
         sample = sample[: len(sample) // 2]
     tokens = sum(counts[i] for i in sample)
     request = EmbeddingRequest(tuple(texts[i] for i in sample), settings.embedding.model,
-                               settings.embedding.resolved_dimensions, tokens)
+                               settings.embedding.resolved_dimensions, tokens, tuple(counts[i] for i in sample))
     try:
         done = await router.call(
             router.embedder, scope(sample),
