@@ -207,3 +207,46 @@ def test_a_call_of_unknown_price_makes_view_amounts_null(tmp_path: Path) -> None
     add(db, "2026-01-05T11:00", model="text-embedding-9-mystery")
     (row,) = db.query("SELECT * FROM daily_spend")
     assert (row["spent_usd"], row["spent_known_usd"], row["unknown_price_calls"]) == (None, 0.02, 1)
+
+
+def test_cost_advise_figures_on_the_known_run_sequence(cli: Cli, history: History) -> None:
+    doc = _json(cli, "cost", "advise", "--json")
+    assert isinstance(doc, dict)
+    items = {a["kind"]: a for a in doc["advice"]}
+    # R2 parsed all 6 pages at agentic (10 credits) though fast (1 credit) parsed them fine in R1:
+    # 6 × ($0.0125 − $0.00125); mock calls, so no real money
+    assert (items["cheaper_tier"]["occurrences"], items["cheaper_tier"]["saved_would_cost_nusd"]) == (4, 67_500_000)
+    assert items["cheaper_tier"]["saved_nusd"] == 0 and "agentic → fast" in items["cheaper_tier"]["detail"]
+    # R3 parsed at fast again what R1 had parsed at fast: 6 pages × $0.00125
+    assert (items["repeated_parse"]["occurrences"], items["repeated_parse"]["saved_would_cost_nusd"]) == (4, 7_500_000)
+    # R3's real embedding request at the Batch API's $0.01 per 1M instead of $0.02
+    tokens = _tokens(history, 2, "embed")
+    assert items["batch_api"]["saved_nusd"] == tokens * NUSD_PER_TOKEN - tokens * 10
+    # R4 repeated R3 (same scenario file): its real spend (the query) is what a cassette saves
+    assert items["cassettes"]["saved_nusd"] == _tokens(history, 3, "query") * NUSD_PER_TOKEN
+    assert items["request_minimum"]["occurrences"] == 0  # every run sent the fewest requests
+    assert items["request_minimum"]["saved_usd"] == 0
+    assert [a["kind"] for a in doc["advice"]][:2] == ["cheaper_tier", "repeated_parse"]  # biggest first
+    code, out, _ = cli("cost", "advise")
+    assert code == 0 and "$0.0675" in out and "Batch API" in out
+
+
+def test_advice_counts_real_money_and_extra_requests() -> None:
+    from tvdb.history.advise import _cheaper_tier, _repeated_parses, _request_minimum
+    from tvdb.ledger.prices import PriceTable
+
+    def parse(ts: str, tier: str, impl: str, cost: int, state: str = "complete") -> dict[str, object]:
+        return {"ts": ts, "tier": tier, "pages": 2, "implementation": impl, "cost_nusd": cost,
+                "would_cost_nusd": cost or 2 * NUSD_FAST_PAGE, "sha256": "s", "state": state}
+
+    rows = [parse("2026-01-01T00:00", "fast", "mock", 0), parse("2026-01-02T00:00", "agentic", "real", 25_000_000),
+            parse("2026-01-03T00:00", "agentic", "real", 25_000_000)]
+    tier = _cheaper_tier(rows, PriceTable.load())
+    assert (tier.occurrences, tier.saved_nusd) == (2, 2 * 2 * (NUSD_AGENTIC_PAGE - NUSD_FAST_PAGE))
+    repeat = _repeated_parses(rows)
+    assert (repeat.occurrences, repeat.saved_nusd) == (1, 25_000_000)
+    failed_fast = [parse("2026-01-01T00:00", "fast", "mock", 0, state="failed"), rows[1]]
+    assert _cheaper_tier(failed_fast, PriceTable.load()).occurrences == 0  # fast did not parse it fine
+    extra = _request_minimum([{"requests": 5, "tokens": 1000, "inputs": 4100}, {"requests": 1, "tokens": 10,
+                                                                               "inputs": 1}])
+    assert (extra.occurrences, extra.saved_nusd) == (2, 0)  # 5 sent, ⌈4100/2048⌉ = 3 needed

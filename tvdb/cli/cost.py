@@ -263,3 +263,28 @@ def reconcile(
         sys.stdout.write(json.dumps(render_cost.reconcile_dict(result), indent=2) + "\n")
     else:
         render_cost.print_reconcile(result, _console())
+
+
+ADVISE_HELP = """Concrete savings from the ledger's own history, in dollars from the stored rows and the price table.
+
+Checks: documents parsed more than once, a cheaper parse tier that parsed the same documents fine,
+embedding requests above the request minimum, the Batch API price for runs that can wait, and
+cassettes instead of repeated real runs of the same scenario. "saved" is real money; "at live
+prices" counts mock calls too (what the advice is worth once those runs go real).
+
+\b
+Examples:
+  tvdb cost advise
+  tvdb cost advise --json | jq '.advice[] | {kind, saved_usd}'
+"""
+
+
+@app.command("advise", help=ADVISE_HELP, short_help="Savings found in the ledger's history, in dollars.")
+def advise(ctx: typer.Context, as_json: JsonOption = False, fmt: FormatOption = None) -> None:
+    from tvdb.cli.render_history import print_advice
+    from tvdb.history.advise import advise as find_savings
+    from tvdb.ledger.prices import PriceTable
+
+    chosen = pick_format(fmt, as_json)
+    settings, db = _open(ctx)
+    print_advice(_console(), find_savings(db, PriceTable.load(settings.prices)), chosen)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, print_table
+from tvdb.history.advise import Advice
 from tvdb.history.compare import Comparison
 from tvdb.history.detail import RunDetail
 from tvdb.history.metrics import StageMetrics
@@ -185,3 +186,15 @@ def print_comparison(console: Console, c: Comparison, fmt: Format = Format.TABLE
             console.print(Text.assemble("  ", ("▲", "bold red"), " ", data(line)))
     else:
         console.print("No regressions.")
+
+
+def print_advice(console: Console, items: Sequence[Advice], fmt: Format = Format.TABLE) -> None:
+    """`tvdb cost advise`: one row per kind of saving (json: `{"advice": [...], totals}`)."""
+    cols = [Col("advice", Kind.TEXT), Col("found", Kind.NUM, "occurrences"), Col("saved", Kind.MONEY, "saved_usd"),
+            Col("at live prices", Kind.MONEY, "saved_would_cost_usd"), Col("details", Kind.TEXT, "detail")]
+    rows: list[list[str | Text | None]] = [[a.title, str(a.occurrences), _nusd(a.saved_nusd),
+                                            _nusd(a.saved_would_cost_nusd), a.detail] for a in items]
+    values = [[a.title, a.occurrences, nusd_to_usd(a.saved_nusd), nusd_to_usd(a.saved_would_cost_nusd), a.detail]
+              for a in items]
+    doc = {"advice": [a.as_json() for a in items]}
+    emit_table(console, TableData(cols, rows, title="Savings found in the ledger", values=values), fmt, json_obj=doc)

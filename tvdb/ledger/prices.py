@@ -7,6 +7,7 @@ never 0 (see PriceUnknownError).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -79,12 +80,14 @@ class PriceVersion:
     usd_per_token: Mapping[str, Decimal]
     usd_per_page: Mapping[str, Decimal]
     credits_per_page: Mapping[str, Decimal]
+    batch_usd_per_token: Mapping[str, Decimal] = dataclasses.field(default_factory=dict)  # OpenAI Batch API
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> PriceVersion:
         version = str(raw.get("version") or "custom")
         eff = dt.date.fromisoformat(str(raw.get("effective_from", "1970-01-01")))
         per_token: dict[str, Decimal] = {}
+        batch: dict[str, Decimal] = {}
         for model, spec in (raw.get(OPENAI) or {}).items():
             where = f"{version}/{OPENAI}/{model}"
             if "usd_per_token" in spec:
@@ -92,6 +95,9 @@ class PriceVersion:
             else:
                 per_1m = _dec(spec.get("usd_per_1m_tokens"), where)
             per_token[model] = _check(per_1m, _PLAUSIBLE_USD_PER_1M_TOKENS, where, "USD per 1M tokens") / 1_000_000
+            if spec.get("batch_usd_per_1m_tokens") is not None:
+                batch[model] = _check(_dec(spec["batch_usd_per_1m_tokens"], f"{where}/batch"),
+                                      _PLAUSIBLE_USD_PER_1M_TOKENS, f"{where}/batch", "USD per 1M tokens") / 1_000_000
         per_page: dict[str, Decimal] = {}
         credits_per_page: dict[str, Decimal] = {}
         lp = raw.get(LLAMAPARSE) or {}
@@ -105,7 +111,7 @@ class PriceVersion:
                 c = _check(_dec(credits, f"{where}/{tier}"), _PLAUSIBLE_CREDITS_PER_PAGE, f"{where}/{tier}", "credits")
                 per_page[tier] = c * per_credit
                 credits_per_page[tier] = c
-        return cls(version, eff, per_token, per_page, credits_per_page)
+        return cls(version, eff, per_token, per_page, credits_per_page, batch)
 
 
 class PriceTable:
@@ -167,6 +173,15 @@ class PriceTable:
             return None if per is None else UnitPrice(service, model, "pages", per, v.version,
                                                       v.credits_per_page.get(model))
         return None
+
+
+def batch_price(prices: PriceTable, model: str, *, day: dt.date | None = None) -> UnitPrice | None:
+    """The OpenAI Batch API price per token of `model` (half the live price for embeddings), or None.
+
+    Source: https://platform.openai.com/docs/pricing (Batch column)."""
+    v = prices._at(day, None)
+    per = v.batch_usd_per_token.get(model)
+    return None if per is None else UnitPrice(OPENAI, model, "tokens", per, v.version)
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""`tvdb logs --correlation-id ID | --run RUN`: one job's or one run's events and calls in time order;
+`--log-format json` lines carry run_id and correlation_id; no secret ever printed (canary keys)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from tests.history_support import History, build_history
+from tests.openai_support import CANARY, KEY
+from tvdb.cli.app import app, handle_errors
+from tvdb.clock import FakeClock
+from tvdb.db import open_db
+from tvdb.domain import Implementation
+from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
+from tvdb.pipeline.jobs import JobStore
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    return build_history(tmp_path_factory.mktemp("logs"))
+
+
+@pytest.fixture
+def cli(history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["tvdb", "--data-dir", str(history.db_path.parent), *args])
+        code = handle_errors(app)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _lines(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_one_job_across_stages_in_time_order(cli: Cli, history: History) -> None:
+    doc = history.runs[2].documents[0]  # R3's field-guide.pdf: parse, a 429, its retry, embedded
+    code, out, _ = cli("logs", "--correlation-id", doc.correlation_id[:10], "--log-format", "json")
+    assert code == 0
+    lines = _lines(out)
+    assert {(e["run_id"], e["correlation_id"]) for e in lines} == {(history.ids[2], doc.correlation_id)}
+    assert [e["ts"] for e in lines] == sorted(str(e["ts"]) for e in lines)
+    calls = [e for e in lines if e["kind"] == "call"]
+    assert [(c["stage"], c["status"], c["attempt"]) for c in calls] == [("parse", "ok", 1), ("embed", "error", 1),
+                                                                       ("embed", "ok", 2)]
+    assert calls[1]["error_code"] == "rate_limit_exceeded" and calls[1]["http_status"] == 429
+    states = [e["to_state"] for e in lines if e["kind"] == "event"]
+    assert states[0] == "pending" and states[-1] == "complete" and len(states) == 9
+    code, text, _ = cli("logs", "--correlation-id", doc.correlation_id)
+    assert code == 0 and "embedding → embedded" in text and "attempt 2: ok" in text
+
+
+def test_a_whole_run_and_usage_errors(cli: Cli, history: History) -> None:
+    code, out, _ = cli("logs", "--run", history.ids[3][:17], "--log-format", "json")
+    lines = _lines(out)
+    assert code == 0 and {e["run_id"] for e in lines} == {history.ids[3]}
+    queries = [e for e in lines if e["kind"] == "call"]
+    assert [q["stage"] for q in queries] == ["query", "query"] and queries[0]["correlation_id"] is None
+    assert len({e["correlation_id"] for e in lines if e["kind"] == "event"}) == 4
+    assert cli("logs")[0] == 2 and cli("logs", "--run", "x", "--correlation-id", "y")[0] == 2
+    code, _, err = cli("logs", "--correlation-id", "ffffffffffff")
+    assert code == 2 and "no job has correlation ID" in err
+
+
+def test_no_secret_in_logs_canary(cli: Cli, history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stored text that carries a key (an old message, a provenance with a keyed URL) must still not print
+    db = open_db(history.db_path)
+    job = JobStore(db, FakeClock()).jobs(history.ids[0])[0]
+    JobStore(db, FakeClock()).note(job, f"upstream said: Incorrect API key provided: {CANARY}")
+    insert_usage(db, UsageRow(
+        ts=FakeClock().now(), run_id=history.ids[0], stage="embed", service="openai",
+        implementation=Implementation.REAL, model="text-embedding-3-small", units=0, unit="tokens",
+        pricing=Pricing(0, 0, None), status="error", job_ids=(job.job_id,), error_code="invalid_api_key",
+        provenance=f"real: OpenAI API at https://proxy.example.com/v1?api-key={CANARY}",
+    ))
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    for args in (["--run", history.ids[0]], ["--correlation-id", job.correlation_id]):
+        for fmt in ("text", "json"):
+            code, out, err = cli("logs", *args, "--log-format", fmt)
+            assert code == 0
+            assert CANARY not in out + err and CANARY[3:] not in out + err
+            assert "Incorrect API key provided" in out  # the message is kept, the key is masked
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)  # the key the real runs of R3/R4 were made with
+    code, out, err = cli("logs", "--run", history.ids[2], "--log-format", "json")
+    assert code == 0 and KEY not in out + err

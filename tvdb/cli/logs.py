@@ -1,0 +1,64 @@
+"""`tvdb logs`: every event and call of one job (--correlation-id) or one run (--run), in time order."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from tvdb.cli.common import plain_console, settings_for
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+LOGS_HELP = """Every job event and service call of one job or one run, across stages, in time order.
+
+--log-format json prints one JSON object per line (JSON Lines), each with ts, kind (event | call),
+run_id, correlation_id, job_id, stage and message, plus the event's states or the call's service,
+attempt, status, error code, latency, units and cost. Configured keys and anything key-shaped are
+masked in every field.
+
+\b
+Examples:
+  tvdb logs --run 20261129-0950
+  tvdb logs --correlation-id 3fa2c1d0 --log-format json | jq -c 'select(.kind == "call")'
+"""
+
+
+def logs(
+    ctx: typer.Context,
+    correlation_id: Annotated[str | None, typer.Option(
+        "--correlation-id", metavar="ID", help="One job's correlation ID (or a unique prefix).")] = None,
+    run: Annotated[str | None, typer.Option("--run", metavar="RUN", help="A run id (or a unique prefix).")] = None,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", help="text (default) or json (JSON Lines).")
+                          ] = LogFormat.TEXT,
+) -> None:
+    import json
+    import sys
+
+    from tvdb.db import open_db
+    from tvdb.history.store import RunStore
+    from tvdb.history.timeline import timeline
+
+    if (correlation_id is None) == (run is None):
+        raise typer.BadParameter("give --correlation-id ID or --run RUN (one of them)", param_hint="--run")
+    settings = settings_for(ctx)
+    secrets = [s.get_secret_value() for s in (settings.openai_api_key, settings.llama_cloud_api_key,
+                                             settings.signing_secret) if s is not None]
+    entries = timeline(RunStore(open_db(settings.database_path)), run=run, correlation_id=correlation_id,
+                       secrets=secrets)
+    if log_format is LogFormat.JSON:
+        sys.stdout.writelines(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in entries)
+        return
+    console = plain_console()
+    for e in entries:
+        who = e.correlation_id[:12] if e.correlation_id else "run"
+        console.print(f"{e.ts[:23].replace('T', ' ')}  {who:<12}  {(e.stage or e.kind):<6}  {e.message}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("logs", help=LOGS_HELP, short_help="Events and calls of one job or run, in time order.")(logs)

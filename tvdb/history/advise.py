@@ -1,0 +1,186 @@
+"""`tvdb cost advise`: concrete savings found in the ledger's own history, each in dollars computed
+from the stored usage rows and the price table.
+
+- documents parsed more than once (same bytes, same tier): a parse cache would have answered the
+  repeats — saving what they cost;
+- a cheaper parse tier: documents parsed at a tier when the same bytes parsed fine (the job
+  completed) at a cheaper one — saving the price difference per page;
+- embedding requests above the request minimum (max(⌈inputs/2048⌉, ⌈tokens/300,000⌉) per run):
+  OpenAI bills per token, so packing them saves requests (hourly limits, latency), not dollars;
+- the Batch API price for the embedding requests of runs that could wait (half the live price);
+- cassettes instead of repeated real runs: a scenario run for real again with the same settings and
+  documents could have replayed the first run's cassette — saving the later runs' real spend.
+
+`saved_usd` is real money that would have been saved; `saved_would_cost_usd` the same at live prices
+including mock calls (what the advice is worth once those runs go real). Items overlap (a repeated
+agentic parse is both a repeat and a tier choice); each is its own alternative.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlite_utils
+
+from tvdb.ledger.prices import PriceTable, batch_price, nusd_to_usd
+
+MAX_INPUTS, MAX_TOKENS = 2048, 300_000  # per embeddings request (tvdb.services.batching)
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    kind: str
+    title: str
+    detail: str
+    occurrences: int
+    saved_nusd: int
+    saved_would_cost_nusd: int
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["saved_usd"] = nusd_to_usd(self.saved_nusd)
+        out["saved_would_cost_usd"] = nusd_to_usd(self.saved_would_cost_nusd)
+        return out
+
+
+class AdviceStore:
+    """The rows cost advice reads (read only)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def parses(self) -> list[dict[str, Any]]:
+        """Successful parse calls with their document's bytes and outcome, oldest first."""
+        return list(self.db.query(
+            "SELECT u.ts, u.run_id, u.job_id, u.model AS tier, u.units AS pages, u.implementation, u.cost_nusd, "
+            "u.would_cost_nusd, j.sha256, j.state FROM usage u JOIN jobs j ON j.job_id = u.job_id "
+            "WHERE u.stage = 'parse' AND u.status = 'ok' ORDER BY u.ts, u.id"))
+
+    def embed_requests(self) -> list[dict[str, Any]]:
+        """Per run: successful embedding requests, their tokens, and the chunks of the jobs they served."""
+        return list(self.db.query(
+            "SELECT u.run_id, COUNT(*) AS requests, SUM(u.units) AS tokens, "
+            "(SELECT COALESCE(SUM(j.chunks), 0) FROM jobs j WHERE j.run_id = u.run_id AND j.reused_from IS NULL "
+            " AND j.chunks IS NOT NULL AND j.state = 'complete') AS inputs "
+            "FROM usage u WHERE u.stage = 'embed' AND u.status = 'ok' AND u.run_id IS NOT NULL GROUP BY u.run_id"))
+
+    def real_embeds(self) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT ts, model, units, cost_nusd FROM usage WHERE stage = 'embed' AND status = 'ok' "
+            "AND implementation = 'real'"))
+
+    def real_spend_by_run(self) -> list[dict[str, Any]]:
+        """Runs with real spend, oldest first, with what identifies their requests (settings, documents)."""
+        return list(self.db.query(
+            "SELECT r.run_id, r.scenario, r.spec_json, r.started_at, SUM(u.cost_nusd) AS spent "
+            "FROM runs r JOIN usage u ON u.run_id = r.run_id WHERE u.implementation = 'real' "
+            "GROUP BY r.run_id HAVING SUM(u.cost_nusd) > 0 ORDER BY r.started_at"))
+
+
+def _day(ts: str) -> dt.date:
+    return dt.date.fromisoformat(ts[:10])
+
+
+def _repeated_parses(rows: list[dict[str, Any]]) -> Advice:
+    seen: set[tuple[str, str]] = set()
+    count = saved = would = 0
+    for r in rows:
+        key = (r["sha256"], r["tier"])
+        if key in seen:
+            count += 1
+            saved += r["cost_nusd"] or 0
+            would += r["would_cost_nusd"] or 0
+        seen.add(key)
+    return Advice("repeated_parse", "Documents parsed more than once",
+                  f"{count} parses repeated a document already parsed at the same tier; cache parse results by "
+                  "content hash and tier (or dedupe documents) to pay once", count, saved, would)
+
+
+def _cheaper_tier(rows: list[dict[str, Any]], prices: PriceTable) -> Advice:
+    def per_page(tier: str, day: dt.date) -> int | None:
+        price = prices.lookup("llamaparse", tier, day=day)
+        return None if price is None else price.cost_nusd(1)
+
+    fine: dict[str, set[str]] = {}
+    for r in rows:
+        if r["state"] == "complete":
+            fine.setdefault(r["sha256"], set()).add(r["tier"])
+    count = saved = would = 0
+    tiers: set[str] = set()
+    for r in rows:
+        day = _day(r["ts"])
+        mine = per_page(r["tier"], day)
+        options = [(p, t) for t in fine.get(r["sha256"], ()) if (p := per_page(t, day)) is not None]
+        if mine is None or not options:
+            continue
+        cheapest, tier = min(options)
+        if cheapest >= mine:
+            continue
+        delta = int(round((mine - cheapest) * r["pages"]))
+        count += 1
+        tiers.add(f"{r['tier']} → {tier}")
+        would += delta
+        saved += delta if r["implementation"] == "real" else 0
+    return Advice("cheaper_tier", "A cheaper parse tier parsed the same documents fine",
+                  f"{count} parses used a dearer tier than one that parsed the same bytes to completion"
+                  + (f" ({', '.join(sorted(tiers))})" if tiers else ""), count, saved, would)
+
+
+def _request_minimum(rows: list[dict[str, Any]]) -> Advice:
+    extra = 0
+    runs = 0
+    for r in rows:
+        minimum = max(math.ceil((r["inputs"] or 0) / MAX_INPUTS), math.ceil((r["tokens"] or 0) / MAX_TOKENS), 1)
+        if r["requests"] > minimum:
+            extra += r["requests"] - minimum
+            runs += 1
+    return Advice("request_minimum", "Embedding requests above the minimum",
+                  f"{extra} embedding requests in {runs} runs beyond max(⌈inputs/2048⌉, ⌈tokens/300,000⌉); OpenAI "
+                  "bills per token, so packing saves requests (hourly limits, latency), not dollars", extra, 0, 0)
+
+
+def _batch_api(rows: list[dict[str, Any]], prices: PriceTable) -> Advice:
+    count = saved = 0
+    for r in rows:
+        price = batch_price(prices, r["model"], day=_day(r["ts"]))
+        if price is None or r["cost_nusd"] is None:
+            continue
+        delta = r["cost_nusd"] - price.cost_nusd(r["units"])
+        if delta > 0:
+            count += 1
+            saved += delta
+    return Advice("batch_api", "Batch API price for runs that can wait",
+                  f"{count} real embedding requests at the live price; the Batch API (results within 24 h) charges "
+                  "half: worth it for nightly and other non-urgent runs", count, saved, saved)
+
+
+def _cassettes(rows: list[dict[str, Any]]) -> Advice:
+    seen: set[tuple[str, str]] = set()
+    count = saved = 0
+    scenarios: set[str] = set()
+    for r in rows:
+        spec = json.loads(r["spec_json"] or "{}")
+        key = (r["scenario"], json.dumps([spec.get("settings"), spec.get("documents")], sort_keys=True))
+        if key in seen:
+            count += 1
+            saved += r["spent"] or 0
+            scenarios.add(r["scenario"])
+        seen.add(key)
+    return Advice("cassettes", "Cassettes instead of repeated real runs",
+                  f"{count} real runs repeated an earlier real run of the same scenario, settings and documents"
+                  + (f" ({', '.join(sorted(scenarios))})" if scenarios else "")
+                  + "; record the first and replay it", count, saved, saved)
+
+
+def advise(db: sqlite_utils.Database, prices: PriceTable) -> list[Advice]:
+    """Every kind of advice, biggest saving (at live prices) first; zero items are kept, so the
+    output always says what was checked."""
+    store = AdviceStore(db)
+    parses = store.parses()
+    items = [_repeated_parses(parses), _cheaper_tier(parses, prices), _request_minimum(store.embed_requests()),
+             _batch_api(store.real_embeds(), prices), _cassettes(store.real_spend_by_run())]
+    return sorted(items, key=lambda a: (-a.saved_would_cost_nusd, -a.saved_nusd, a.kind))
