@@ -158,7 +158,30 @@ class VectorIndex:
 
 
 def load_index(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> VectorIndex:
-    rows = _blobs(db, job_ids, "v.job_id, c.idx, c.text, v.implementation, v.model, v.dimensions")
-    hits = tuple(Hit(str(r[0]), int(r[1]), 0.0, str(r[2]), EmbeddingSpace(Implementation(r[3]), r[4], int(r[5])))
-                 for r in rows)
-    return VectorIndex(hits, _matrix([bytes(r[6]) for r in rows], dimensions))
+    """The vectors of `job_ids` with their chunks, in job then chunk order. Each blob is decoded into
+    a preallocated float32 (n, dimensions) matrix as the rows are read, so the raw blobs are never
+    all held beside the matrix; a blob of another size falls back to `_matrix` (NaN-padded)."""
+    import numpy as np
+
+    if not job_ids:
+        return VectorIndex((), np.zeros((0, dimensions), dtype=np.float32))
+    marks = ", ".join("?" for _ in job_ids)
+    (n,) = db.execute(f"SELECT COUNT(*) FROM vectors WHERE job_id IN ({marks})", list(job_ids)).fetchone()
+    matrix = np.empty((int(n), dimensions), dtype=np.float32)
+    hits: list[Hit] = []
+    spaces: dict[tuple[str, str, int], EmbeddingSpace] = {}
+    odd = False
+    cursor = db.execute(
+        "SELECT v.job_id, c.idx, c.text, v.implementation, v.model, v.dimensions, v.vector FROM vectors v "
+        f"JOIN chunks c USING (chunk_id) WHERE v.job_id IN ({marks}) ORDER BY v.job_id, c.idx", list(job_ids))
+    for row, (job_id, idx, text, impl, model, dims, blob) in enumerate(cursor):
+        key = (impl, model, int(dims))
+        space = spaces.get(key) or spaces.setdefault(key, EmbeddingSpace(Implementation(impl), model, int(dims)))
+        hits.append(Hit(str(job_id), int(idx), 0.0, str(text), space))
+        if row < len(matrix) and len(blob) == 4 * dimensions:
+            matrix[row] = np.frombuffer(blob, dtype="<f4")
+        else:
+            odd = True
+    if odd or len(hits) != len(matrix):  # rare: a damaged blob, which validation reports
+        return VectorIndex(tuple(hits), _matrix([bytes(r[-1]) for r in _blobs(db, job_ids, "v.job_id")], dimensions))
+    return VectorIndex(tuple(hits), matrix)
