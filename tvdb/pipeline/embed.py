@@ -108,4 +108,5 @@ async def _embed(
     await embed_batches(
         [c.text for c in chunks], token_counts=[c.token_count for c in chunks], router=ctx.router,
         settings=s, clock=ctx.clock, scope_for=scope_for, on_batch=on_batch, on_error=on_error, want=want, why=why,
+        keep_vectors=False,  # each batch is stored by on_batch: nothing to hold for the whole corpus
     )
