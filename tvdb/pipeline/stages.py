@@ -8,7 +8,6 @@ one transaction, so a crash between stages loses nothing and a resumed job never
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 
@@ -197,6 +196,7 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
 def chunk(ctx: PipelineContext, job: Job) -> Job:
     """parsed → chunked: token windows over the stored pages (no service call)."""
     from tvdb.pipeline.chunk import chunk_pages
+    from tvdb.pipeline.store import insert_chunks
 
     start = ctx.clock.monotonic()
     pages = [Page(r["number"], r["text"]) for r in
@@ -207,11 +207,7 @@ def chunk(ctx: PipelineContext, job: Job) -> Job:
     if not chunks:
         return fail(ctx, job, DocumentError(ErrorCode.NO_TEXT, "no text to chunk", path=job.path))
     with transaction(ctx.db):
-        ctx.db.table("chunks").insert_all(
-            ({"chunk_id": f"{job.job_id}:{c.index}", "job_id": job.job_id, "idx": c.index, "text": c.text,
-              "token_count": c.token_count, "pages": json.dumps(list(c.pages))} for c in chunks),
-            replace=True,
-        )
+        insert_chunks(ctx.db, job.job_id, chunks)
         job = ctx.jobs.transition(job, JobState.CHUNKED, chunks=len(chunks),
                                   tokens=sum(c.token_count for c in chunks))
     ctx.jobs.add_stage_time(job, Stage.CHUNK, (ctx.clock.monotonic() - start) * 1000)
