@@ -123,9 +123,9 @@ def test_mock_mode_prints_no_billing_warnings_and_page_counts_agree(tmp_path: Pa
 
 
 def test_estimate_refuses_what_the_run_refuses(tmp_path: Path) -> None:
-    # real parsing with a (fake) key: refused before anything runs while real LlamaParse is not available
-    env = {"TVDB_MODE": "real", "TVDB_SERVICES_EMBEDDER": "mock", "LLAMA_CLOUD_API_KEY": "llx-fake-key-for-test",
-           "LLAMA_CLOUD_BASE_URL": "http://127.0.0.1:9"}
+    # a tokenizer that cannot be loaded (empty offline cache): refused before anything runs, by both
+    (tmp_path / "empty-cache").mkdir()
+    env = {"TIKTOKEN_CACHE_DIR": str(tmp_path / "empty-cache"), "HTTPS_PROXY": "http://127.0.0.1:9"}
     run = tvdb(["run", str(QUICKSTART), "--json"], tmp_path, **env)
     est = tvdb(["run", str(QUICKSTART), "--json", "--estimate"], tmp_path, **env)
     assert run.returncode == est.returncode == 2, (run.stdout, est.stdout)

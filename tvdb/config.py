@@ -50,6 +50,7 @@ ENV_ALIASES = {
     "OPENAI_BASE_URL": ("openai_base_url",),
     "LLAMA_CLOUD_API_KEY": ("llama_cloud_api_key",),
     "LLAMA_CLOUD_BASE_URL": ("llama_cloud_base_url",),
+    "LLAMA_CLOUD_WEBHOOK_SECRET": ("llama_cloud_webhook_secret",),
     # the seed project's name for the mode; TVDB_MODE wins when both are set
     "SERVICE_MODE": ("mode",),
 }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 import signal
@@ -75,6 +74,8 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
             bars.start(jobs)
 
     hooks = RunHooks(progress=bars if show else RunHooks().progress, after_stage=_crash_hook(), on_start=on_start)
+    import asyncio  # here, not at module level: `tvdb --help` must not pay for it (tests/test_startup.py)
+
     async def main() -> RunResult:
         # SIGTERM (a cancelled CI job, `kill`) stops as cleanly as Ctrl-C: the event loop cancels the
         # run at its next await, rather than an exception landing in the middle of a transaction

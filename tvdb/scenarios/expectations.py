@@ -233,7 +233,7 @@ async def _search_space(
     from tvdb.tokens import count_tokens
 
     tokens = count_tokens([query], embedding_model(space.model).encoding)[0]
-    request = EmbeddingRequest((query,), space.model, space.dimensions, tokens)
+    request = EmbeddingRequest((query,), space.model, space.dimensions, tokens, (tokens,))
     n = sum(1 for h in index.hits if h.space == space)
     try:
         done = await ctx.router.call(

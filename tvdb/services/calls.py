@@ -168,7 +168,8 @@ class ServiceCaller:
                     code, status, request_id = exc.code.value, None, None
                 row = replace(base, status="error", error_code=code, http_status=status, request_id=request_id,
                               latency_ms=(self.clock.monotonic() - started) * 1000)
-                self._failed(spec, row, reservation, maybe_billed=isinstance(exc, ServiceError) and exc.maybe_billed)
+                self._failed(spec, row, reservation, maybe_billed=isinstance(exc, ServiceError) and exc.maybe_billed,
+                             billed_units=exc.billed_units if isinstance(exc, ServiceError) else None)
                 raise
             except BaseException as exc:
                 # stopped mid-call (Ctrl-C, SIGTERM, cancelled) or an error we did not expect: the
@@ -220,9 +221,17 @@ class ServiceCaller:
             ) from None
 
     def _failed(self, spec: CallSpec[Any], row: UsageRow, reservation: Reservation | None, *,
-                maybe_billed: bool) -> None:
-        """Record a failed attempt. One that may have been billed is settled at its estimate as spent
-        (`assumed`); one proven not processed releases its reservation."""
+                maybe_billed: bool, billed_units: float | None = None) -> None:
+        """Record a failed attempt. One whose bill the service reported (`billed_units`) is settled at
+        that; one that may have been billed is settled at its estimate as spent (`assumed`); one
+        proven not processed releases its reservation."""
+        if billed_units is not None and math.isfinite(billed_units) and billed_units >= 0:
+            row = replace(row, units=billed_units, pricing=self._price(spec, billed_units, row.ts.date()))
+            with transaction(self.db):
+                insert_usage(self.db, row)
+                if reservation is not None:
+                    self.budget.settle(reservation, row.pricing.cost_nusd)
+            return
         assumed = maybe_billed and reservation is not None
         if assumed:
             row = replace(row, units=spec.estimate_units, assumed=True,
