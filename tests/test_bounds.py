@@ -139,7 +139,7 @@ def _env_cases() -> Iterator[Any]:
 def test_an_out_of_bounds_environment_variable_is_refused_naming_it(tmp_path: Path, var: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_settings(cwd=tmp_path, environ={var: value})
-    assert str(info.value).startswith(f"environment variable {var}: "), str(info.value)
+    assert str(info.value).startswith(f"{var}={value} (environment): "), str(info.value)
 
 
 def _nest(path: Path_, value: Any) -> Any:

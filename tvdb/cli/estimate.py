@@ -19,7 +19,9 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     """Print the forecast; returns 0 when it fits every budget, 3 when it does not."""
     from tvdb.clock import SystemClock
     from tvdb.scenarios.estimate import estimate
+    from tvdb.scenarios.runner import check_runnable
 
+    check_runnable(settings, loaded.scenario, need_keys=False)  # what the run would refuse, the estimate refuses too
     est = estimate(loaded, settings, SystemClock())
     code = 0 if est.fits else 3
     base = loaded.path.parent

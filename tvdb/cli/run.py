@@ -133,6 +133,9 @@ def run(
     max_usd: Annotated[float | None, typer.Option("--max-usd", help="Per-run budget in USD.")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", "--no-reuse",
+        help="Parse and embed every document again instead of reusing identical stored work.")] = False,
     record: Annotated[bool, typer.Option(
         "--record", help="Record the run's real HTTP traffic to a fresh cassette (replaces the old one).")] = False,
     record_mode: Annotated[RecordModeChoice | None, typer.Option(
@@ -151,6 +154,7 @@ def run(
       tvdb run scenarios/quickstart.yaml
       tvdb run scenarios/quickstart.yaml --json > result.json
       tvdb run scenarios/quickstart.yaml --estimate
+      tvdb run scenarios/quickstart.yaml --fresh      # re-parse and re-embed, reuse nothing
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
       tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
       tvdb run scenarios/x.yaml --mode real --record    # then: tvdb replay cassettes/x.yaml
@@ -170,7 +174,8 @@ def run(
         from tvdb.cli.estimate import print_estimate
 
         raise typer.Exit(print_estimate(loaded, settings, fmt=chosen))
-    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
+    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape, fresh=fresh),
+                  fmt=chosen,
                   progress=progress, base=loaded.path.parent, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
 

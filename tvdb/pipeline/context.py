@@ -55,7 +55,8 @@ class PipelineContext:
             self._parse_pacer = RatePacer(self.settings.limits.llamaparse_requests_per_minute, None, self.clock)
         await self._parse_pacer.acquire(0)
 
-    # False for recording and replay runs: every call is made (recorded, or served from the cassette)
+    # False for recording and replay runs (every call is made: recorded, or served from the cassette)
+    # and for `tvdb run --fresh` (parse and embed every document even if identical work is stored)
     reuse: bool = True
 
     @property

@@ -9,7 +9,7 @@ page) still counts as a parse request when the parser is real, since LlamaParse 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tvdb.catalog import embedding_model
@@ -147,9 +147,13 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
     path = settings.database_path if settings.database_path.exists() else Path(":memory:")
     forecast = LedgerBudget(open_db(path), settings, clock).forecast(real)
     every = [*parse_requests, *embed_requests]
+    # pages as the run will record them: a document the mock parser fails bills (and records) 0 pages,
+    # while real LlamaParse bills a scanned page it cannot read
+    documents = tuple(replace(d, pages=0) if d.status == "failed" and modes["parser"] is not Mode.REAL else d
+                      for d, _ in results)
     return Estimate(
         scenario=loaded.scenario.name, modes={k: str(v) for k, v in modes.items()},
-        documents=tuple(d for d, _ in results),
+        documents=documents,
         requests={"parse": len(parse_requests), "embed": len(embed_requests)},
         would_cost_nusd={"parse": sum(r.estimate_nusd or 0 for r in parse_requests),
                          "embed": sum(r.estimate_nusd or 0 for r in embed_requests)},

@@ -110,11 +110,17 @@ async def evaluate(
         assert index is not None
         out.extend(_vector_checks(ctx, expectations, index.matrix))
     if expectations.max_cost_usd is not None:
+        # a reused document made no calls in this run, so its cost is the one measured when it was
+        # ingested: otherwise a run that reused everything would pass any limit at $0
         limit = expectations.max_cost_usd
-        cost = usage.would_cost_usd
+        mine, reused = usage.would_cost_usd, usage.reused_would_cost_usd
+        cost = None if mine is None or reused is None else mine + reused
         ok = cost is not None and cost <= limit
         detail = (f"would cost {format_usd(cost)}" if cost is not None
                   else f"{usage.unpriced_calls} calls have no known price")
+        if usage.reused_documents:
+            detail += (f" (includes {format_usd(reused)} for {usage.reused_documents} reused document(s), "
+                       "measured when they were first ingested; --fresh measures them again)")
         out.append(ExpectationResult(f"run costs at most {format_usd(limit)} at live prices", ok, detail))
     for r in expectations.retrieval:
         try:

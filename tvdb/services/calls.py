@@ -189,9 +189,11 @@ class ServiceCaller:
                 log.warning("%s reported %r %s for one call; recording the estimate %s instead",
                             spec.service, units, spec.unit, spec.estimate_units)
                 units = spec.estimate_units
-            elif spec.estimate_units and units > 1.5 * spec.estimate_units:
-                log.warning("%s billed %s %s, %.1fx the %s reserved for", spec.service, units, spec.unit,
-                            units / spec.estimate_units, spec.estimate_units)
+            elif (spec.implementation is Implementation.REAL and spec.estimate_units
+                  and units > 1.5 * spec.estimate_units):  # mock calls bill nobody: nothing to warn about
+                log.warning("%s billed %s %s, %.1fx the %s %s estimated and reserved before the call",
+                            spec.service, units, spec.unit, units / spec.estimate_units, spec.estimate_units,
+                            spec.unit)
             served = Implementation.REPLAY if spec.replayed is not None and spec.replayed(value) \
                 else spec.implementation
             priced = spec if served is spec.implementation else replace(spec, implementation=served)
