@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tvdb.errors import ScenarioError
-from tvdb.scenarios.loader import load_scenario
-
 from tests.conftest import DOCUMENTS
 from tests.test_cli_run import tvdb
+from tvdb.errors import ScenarioError
+from tvdb.scenarios.loader import load_scenario
 
 
 def _write(tmp_path: Path, body: str) -> Path:
