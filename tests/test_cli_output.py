@@ -208,6 +208,8 @@ def test_help_reads_well(cli: Cli, command: str, monkeypatch: pytest.MonkeyPatch
     assert code == 0 and out.startswith("Usage: tvdb")
     assert "9223372036854775807" not in out and "<bool>" not in out and "[b]" not in out
     assert not re.search(r"\w\.\.\.$|…$", out, re.M)  # no line cut short
+    # examples keep one command per line (click's \b marker), not rewrapped into one paragraph
+    assert all(line.strip() == "Examples:" for line in out.splitlines() if "Examples:" in line)
 
 
 def test_run_help_lists_every_exit_code(cli: Cli) -> None:
