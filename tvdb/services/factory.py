@@ -123,7 +123,8 @@ def build_router(
                                      implementation=Implementation.REPLAY if replay else Implementation.REAL)
 
     return ServiceRouter(
-        caller, lane("parser", LocalParser(), lambda: real_parser(settings, faults, transports.get(LLAMAPARSE), clock)),
+        caller, lane("parser", LocalParser(), lambda: real_parser(settings, faults, transports.get(LLAMAPARSE), clock,
+                                                                  replay=replay)),
         lane("embedder", HashEmbedder(), real_embedder), real_until_pct=settings.hybrid.real_until_pct,
         daily_share=_daily_share(caller), closers=tuple(closers),
     )
@@ -134,13 +135,14 @@ class NotAvailableYet(Exception):
 
 
 def real_parser(settings: Settings, faults: FaultSchedule | None, transport: AsyncBaseTransport | None,
-                clock: Clock) -> Any:
+                clock: Clock, *, replay: bool = False) -> Any:
     """The real LlamaParse v2 client (tvdb.services.remote.llamaparse_client), with the one retry
     policy for its status requests and, with `parse.webhook: true`, an in-process webhook receiver."""
     from tvdb.services.remote.llamaparse_client import build_real_parser
 
     return build_real_parser(settings, clock, retry=build_retry(settings, clock), faults=faults,
-                             transport=transport)
+                             transport=transport,
+                             implementation=Implementation.REPLAY if replay else Implementation.REAL)
 
 
 def _needs(role: Role, why: str, unavailable: str) -> str:
