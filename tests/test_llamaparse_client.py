@@ -288,3 +288,16 @@ def test_job_faults_in_mock_mode_end_as_the_real_client_ends_them(tmp_path: Path
     # minimal-document.pdf has 1 page: 1 of 1 failed is past the 0.5 ratio; 3 of 4 likewise
     assert codes == {"agstat.pdf": "timeout", "handbook-1p.docx": "encrypted",
                      "minimal-document.pdf": "partial_parse", "pdflatex-4-pages.pdf": "partial_parse"}
+
+
+def test_a_replay_run_builds_the_parser_as_replay_without_a_key(tmp_path: Path) -> None:
+    from tests.openai_support import metered_caller
+    from tvdb.domain import Implementation
+    from tvdb.services.factory import build_router
+
+    clock = FakeClock()
+    settings = Settings.model_validate({"mode": "real"})
+    router = build_router(settings, metered_caller(tmp_path, clock), clock, replay=True)
+    real = router.parser.real
+    assert real is not None and real.implementation is Implementation.REPLAY
+    asyncio.run(real.aclose())

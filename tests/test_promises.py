@@ -134,3 +134,17 @@ def test_estimate_refuses_what_the_run_refuses(tmp_path: Path) -> None:
     keyless = tvdb(["run", str(QUICKSTART), "--json", "--estimate"], tmp_path, TVDB_MODE="real",
                    TVDB_SERVICES_PARSER="mock")
     assert keyless.returncode == 0 and json.loads(keyless.stdout)["real_spend_usd"] > 0
+
+
+def test_expectations_name_documents_with_dotdot_paths_as_written(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "sc").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("hello world, a document about tide gauges\n")
+    (tmp_path / "docs" / "invalid.pdf").write_bytes((CORPUS / "invalid.pdf").read_bytes())
+    (tmp_path / "sc" / "s.yaml").write_text(
+        "name: dotdot\ndocuments: [../docs/*.md, ../docs/invalid.pdf]\nexpectations:\n  documents:\n"
+        "    - {document: ../docs/invalid.pdf, status: failed}\n    - {document: ../docs/a.md, min_chunks: 1}\n")
+    done = tvdb(["run", str(tmp_path / "sc" / "s.yaml"), "--json"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    labels = [e["description"] for e in json.loads(done.stdout)["expectations"]]
+    assert any(label.startswith("../docs/invalid.pdf") for label in labels), labels

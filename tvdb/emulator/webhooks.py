@@ -76,13 +76,17 @@ class WebhookDispatcher:
                              name=f"tvdb-webhook-{job.job_id[:8]}").start()
 
     def _events(self, job: ParseJob, status: str) -> list[str]:
-        if status == "PENDING":
-            return ["parse.pending"]
-        if status == "RUNNING":
-            return ["parse.running"]
+        """Every event the job has reached by `status`, in order (a watcher that starts late, on a
+        busy machine, still delivers the earlier ones, as the real service sent them at the time)."""
+        events = ["parse.pending"]
+        ran = not job.stuck and (job.cancelled_at is None or job.cancelled_at - job.created >= job.queue_s)
+        if status != "PENDING" and ran:
+            events.append("parse.running")
         if status == "COMPLETED" and any(p.text is None for p in job.outcome.pages):
-            return ["parse.partial_success"]
-        return [FINAL_EVENTS[status]]
+            events.append("parse.partial_success")
+        elif status in FINAL_EVENTS:
+            events.append(FINAL_EVENTS[status])
+        return events
 
     def _watch(self, job: ParseJob, config: dict[str, Any]) -> None:
         wanted = config.get("webhook_events")

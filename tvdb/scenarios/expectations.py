@@ -38,10 +38,14 @@ def _chunks(n: int) -> str:
 
 
 def _short(path: str, base: Path) -> str:
+    """The document as a scenario names it: relative to the scenario's folder (`../shared/x.pdf` too)."""
+    import os
+
     try:
         return str(Path(path).relative_to(base))
     except ValueError:
-        return path
+        relative = os.path.relpath(path, base)
+        return relative if relative.count("..") <= 3 else path  # far away: the absolute path reads better
 
 
 def document_expectations(

@@ -123,8 +123,9 @@ def build_router(
                                      implementation=Implementation.REPLAY if replay else Implementation.REAL)
 
     return ServiceRouter(
-        caller, lane("parser", LocalParser(), lambda: real_parser(settings, faults, transports.get(LLAMAPARSE), clock,
-                                                                  replay=replay)),
+        caller, lane("parser", LocalParser(), lambda: real_parser(
+            settings, faults, transports.get(LLAMAPARSE), clock,
+            implementation=Implementation.REPLAY if replay else Implementation.REAL)),
         lane("embedder", HashEmbedder(), real_embedder), real_until_pct=settings.hybrid.real_until_pct,
         daily_share=_daily_share(caller), closers=tuple(closers),
     )
@@ -135,14 +136,13 @@ class NotAvailableYet(Exception):
 
 
 def real_parser(settings: Settings, faults: FaultSchedule | None, transport: AsyncBaseTransport | None,
-                clock: Clock, *, replay: bool = False) -> Any:
+                clock: Clock, *, implementation: Implementation = Implementation.REAL) -> Any:
     """The real LlamaParse v2 client (tvdb.services.remote.llamaparse_client), with the one retry
     policy for its status requests and, with `parse.webhook: true`, an in-process webhook receiver."""
     from tvdb.services.remote.llamaparse_client import build_real_parser
 
     return build_real_parser(settings, clock, retry=build_retry(settings, clock), faults=faults,
-                             transport=transport,
-                             implementation=Implementation.REPLAY if replay else Implementation.REAL)
+                             transport=transport, implementation=implementation)
 
 
 def _needs(role: Role, why: str, unavailable: str) -> str:
