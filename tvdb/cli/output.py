@@ -87,6 +87,17 @@ def data(value: object, style: str = "") -> Text:
     return Text(clean(value), style=style)
 
 
+def data_lines(value: object, style: str = "", indent: str = "    ") -> Text:
+    """A multi-line message (a cassette miss names the request, the diff and the fix on their own
+    lines) as a Rich `Text`: each line escaped by `clean`, lines after the first indented under it,
+    so the newlines read as lines, not as `\\x0a`. Every other control character stays escaped."""
+    lines = str(value).replace("\r\n", "\n").split("\n")
+    out = Text(clean(lines[0]), style=style)
+    for line in lines[1:]:
+        out.append("\n" + indent + clean(line), style=style)
+    return out
+
+
 # -- consoles -------------------------------------------------------------------------------------
 
 def make_console(*, stderr: bool = False, markup: bool = True) -> Console:

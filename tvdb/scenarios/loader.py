@@ -77,7 +77,9 @@ def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: t
     for loc, pattern in named:
         if not any(matches(pattern, str(p), base) for p in documents):
             raise ScenarioError(
-                f"{pattern!r} names none of the scenario's {len(documents)} documents",
+                f"{pattern!r} names none of the scenario's {len(documents)} documents (name one as"
+                f" `documents:` does, relative to {base}, by absolute path, or by file name, e.g."
+                f" {documents[0].name if documents else 'report.pdf'!r})",
                 path=doc.path, line=doc.line_of(loc), key=dotted(loc),
             )
 
