@@ -112,6 +112,15 @@ def test_cassette_check_flags_a_key_with_file_line_and_a_masked_excerpt(tmp_path
     assert clean.returncode == 0, clean.stdout
 
 
+def test_cassette_check_of_a_missing_file_says_unreadable_not_a_key(tmp_path: Path) -> None:
+    # Before: "/x/missing.yaml:0: unreadable: …" was summed up as "1 key-shaped string(s)".
+    missing = tmp_path / "missing.yaml"
+    done = tvdb(tmp_path, "cassette", "check", str(missing))
+    assert done.returncode == 1
+    assert f"{missing}:0: unreadable: No such file or directory" in done.stdout
+    assert done.stdout.strip().endswith("no key-shaped strings in 1 file(s); 1 file(s) could not be read")
+
+
 def test_hostile_cassette_is_refused_and_stale_ones_are_flagged(project: Path, cassettes_dir: Path) -> None:
     marker = project / "pwned"
     evil = project / "cassettes" / "canary.yaml"

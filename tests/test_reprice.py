@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,27 @@ def test_folded_days_are_repriced_too(db: sqlite_utils.Database) -> None:
 def test_unknown_version_is_a_config_error(db: sqlite_utils.Database) -> None:
     with pytest.raises(ConfigError, match="unknown price version 'nope'; known: wrong, fixed"):
         reprice(db, FIXED, "nope", now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"llamaparse": {"tiers": {"fast": {"credits_per_page": 0}}}}, "llamaparse.tiers"),
+        ({"llamaparse": {"fast": 0}}, "llamaparse.fast"),
+        ({"openai": {"text-embedding-3-small": {"usd_per_1m_token": "0.05"}}},
+         "openai.text-embedding-3-small.usd_per_1m_token"),
+        ({"openia": {"text-embedding-3-small": {"usd_per_1m_tokens": "0.05"}}}, "openia"),
+    ],
+)
+def test_a_misspelt_price_override_is_refused_not_ignored(override: dict[str, object], key: str) -> None:
+    # Before: these loaded fine and the shipped price silently stayed in force.
+    with pytest.raises(ConfigError, match=f"prices: {key}: unknown key"):
+        PriceTable.load(override)
+
+
+def test_a_well_formed_price_override_still_loads() -> None:
+    table = PriceTable.load({"llamaparse": {"credits_per_page": {"fast": 2}},
+                             "openai": {"my-model": {"usd_per_1m_tokens": "0.05"}}})
+    assert table.versions[-1] == "2026-11-01+config"
+    price = table.lookup("llamaparse", "fast")
+    assert price is not None and price.usd_per_unit == Decimal("0.0025")

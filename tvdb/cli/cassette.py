@@ -119,8 +119,12 @@ def check(
         out = plain_console()
         for f in findings:
             out.print(str(f), soft_wrap=True)
-        out.print(f"{len(findings)} key-shaped string(s) in {len(files)} file(s)" if findings
-                  else f"no key-shaped strings in {len(files)} file(s)")
+        unreadable = sum(1 for f in findings if f.kind == "unreadable")
+        keys = len(findings) - unreadable
+        summary = f"{keys} key-shaped string(s)" if keys else "no key-shaped strings"
+        # a missing file is not a key: say it could not be scanned rather than count it as one
+        tail = f"; {unreadable} file(s) could not be read" if unreadable else ""
+        out.print(f"{summary} in {len(files)} file(s){tail}")
     raise typer.Exit(1 if findings else 0)
 
 

@@ -130,6 +130,7 @@ class PriceTable:
         if overrides:
             if not isinstance(overrides, Mapping):
                 raise ConfigError("prices: must be a mapping shaped like tvdb/ledger/prices.json")
+            _check_override_keys(overrides)
             merged = _merge(raw["versions"][-1], overrides)
             merged.setdefault("version", f"{versions[-1].version}+config")
             if merged["version"] == versions[-1].version:
@@ -182,6 +183,33 @@ def batch_price(prices: PriceTable, model: str, *, day: dt.date | None = None) -
     v = prices._at(day, None)
     per = v.batch_usd_per_token.get(model)
     return None if per is None else UnitPrice(OPENAI, model, "tokens", per, v.version)
+
+
+_OVERRIDE_KEYS = frozenset({"version", "effective_from", "sources", "comment", OPENAI, LLAMAPARSE})
+_OPENAI_MODEL_KEYS = frozenset({"usd_per_1m_tokens", "usd_per_token", "batch_usd_per_1m_tokens"})
+_LLAMAPARSE_KEYS = frozenset({"usd_per_1000_credits", "credits_per_page"})
+
+
+def _unknown(keys: Any, allowed: frozenset[str], where: str) -> None:
+    extra = sorted(str(k) for k in keys if k not in allowed)
+    if extra:
+        raise ConfigError(
+            f"prices: {where}{extra[0]}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))}); "
+            "a price under a misspelt key would be ignored and the shipped one used instead"
+        )
+
+
+def _check_override_keys(over: Mapping[str, Any]) -> None:
+    """Refuse keys `PriceVersion.from_dict` would silently ignore (a typo must not keep the old price)."""
+    _unknown(over, _OVERRIDE_KEYS, "")
+    models = over.get(OPENAI)
+    if isinstance(models, Mapping):
+        for model, spec in models.items():
+            if isinstance(spec, Mapping):
+                _unknown(spec, _OPENAI_MODEL_KEYS, f"{OPENAI}.{model}.")
+    lp = over.get(LLAMAPARSE)
+    if isinstance(lp, Mapping):
+        _unknown(lp, _LLAMAPARSE_KEYS, f"{LLAMAPARSE}.")
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
