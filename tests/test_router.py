@@ -296,3 +296,28 @@ def test_a_resumed_run_names_its_stored_modes_as_the_reason(tmp_path: Path) -> N
     resumed = restore_settings({"mode": "hybrid", "services": {"parser": "mock", "embedder": None}}, current)
     assert service_mode(resumed, "parser") == (Mode.MOCK, "set by the run being resumed: services.parser")
     assert service_mode(resumed, "embedder") == (Mode.HYBRID, "set by the run being resumed")  # …the run wins
+
+
+async def test_a_job_the_service_never_finished_falls_back_like_an_outage(tmp_path: Path) -> None:
+    """A parse job the client cancelled for taking too long (a permanent error with code `timeout`:
+    never re-sent, a new upload would be billed again) is the service's fault, not the request's."""
+    from tvdb.errors import ErrorCode
+    from tvdb.services.local.embedder import HashEmbedder
+    from tvdb.services.router import Lane
+
+    class StuckJobs:
+        service = "openai"
+        implementation = Implementation.REAL
+        identity = "stuck"
+
+        async def embed(self, request: EmbeddingRequest) -> Any:
+            exc = PermanentServiceError("job stuck PENDING; cancelled after 300 s", service="openai")
+            exc.error_code = ErrorCode.TIMEOUT
+            raise exc
+
+    clock = FakeClock()
+    router = _router(_settings(tmp_path), clock)
+    breaker = CircuitBreaker("openai", failure_threshold=5, cooldown_s=30, clock=clock)
+    router.embedder = Lane("embedder", Mode.HYBRID, "mode hybrid", HashEmbedder(), StuckJobs(), breaker)
+    assert _provenance(await _embed(router)) == ("mock", "openai failed after 1 attempt: timeout")
+    assert breaker.failures == 1

@@ -58,6 +58,27 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
+class VirtualClock:
+    """Real time plus the seconds slept so far: `sleep` returns at once and moves both clocks on.
+
+    A replay uses it, so recorded 429s, retry-after waits and poll intervals cost no wall time while
+    everything that compares instants (pacing, backoff, timeouts) sees the time pass."""
+
+    def __init__(self, base: Clock | None = None) -> None:
+        self._base: Clock = base or SystemClock()
+        self.slept = 0.0
+
+    def now(self) -> dt.datetime:
+        return self._base.now() + dt.timedelta(seconds=self.slept)
+
+    def monotonic(self) -> float:
+        return self._base.monotonic() + self.slept
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
 def iso(ts: dt.datetime) -> str:
     """Timestamps in the database: ISO 8601 UTC with microseconds, so text order is time order."""
     return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

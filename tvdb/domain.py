@@ -25,6 +25,11 @@ class Implementation(StrEnum):
     MOCK = "mock"
     REPLAY = "replay"
 
+    @property
+    def space(self) -> Implementation:
+        """The embedding space of the vectors it returns: a replay answers with the real model's vectors."""
+        return Implementation.REAL if self is Implementation.REPLAY else self
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class EmbeddingSpace:
@@ -139,3 +144,5 @@ class EmbeddingResult:
     model: str
     request_id: str | None = None
     usage: Mapping[str, Any] = field(default_factory=dict)
+    # answered from a cassette while recording (`--record-mode once | new_episodes`): no money moved
+    replayed: bool = False

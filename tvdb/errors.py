@@ -65,6 +65,7 @@ class ErrorCode(StrEnum):
     INVALID_VECTOR = "invalid_vector"
     SIGNED_URL = "signed_url"
     PRICE_UNKNOWN = "price_unknown"
+    CASSETTE_MISS = "cassette_miss"
     NOT_FOUND = "not_found"
     INTERNAL = "internal"
 
@@ -282,7 +283,10 @@ class CassetteError(TvdbError):
 
 
 class CassetteMiss(CassetteError):
-    """A request has no recorded interaction in the cassette."""
+    """A replayed request has no recorded interaction in the cassette: the document's job fails with
+    `cassette_miss` (the message names the closest recorded request and how to re-record)."""
+
+    error_code = ErrorCode.CASSETTE_MISS
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -155,6 +155,12 @@ class AlertSettings(_Section):
     delivery_attempts: int = Field(3, ge=1, le=10)
 
 
+class RecordingSettings(_Section):
+    """Where cassettes live: `<cassette_dir>/<scenario name>.yaml`, relative to the working directory."""
+
+    cassette_dir: Path = Path("cassettes")
+
+
 class Settings(_Section):
     """Every setting with its default. Paths are absolute after `resolve_settings`."""
 
@@ -183,6 +189,7 @@ class Settings(_Section):
     router: RouterSettings = RouterSettings()
     hybrid: HybridSettings = HybridSettings()
     alerts: AlertSettings = AlertSettings()
+    recording: RecordingSettings = RecordingSettings()
     prices: dict[str, Any] | None = None
     # Where `mode` and `services.*` came from ("scenario", "TVDB_MODE", "--mode", …), filled in by
     # `tvdb.config.resolve_settings`; the router names it in provenance. Not a setting.

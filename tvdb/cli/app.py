@@ -120,7 +120,7 @@ def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any)
     if isinstance(exc, StorageError):
         error.update(path=exc.path, reason=exc.reason, resume_command=exc.resume_command)
     out: dict[str, Any] = {"error": error, "exit_code": code}
-    if _command(args) in ("run", "resume"):
+    if _command(args) in ("run", "resume", "replay"):
         out = {"passed": False, **out}
     stdout_json(out)
 
@@ -189,10 +189,10 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
         return EXIT_INTERNAL
 
 
-from tvdb.cli import alerts, cost, doctor, emulate, logs, report, run, runs  # noqa: E402  (registers the commands)
+from tvdb.cli import alerts, cassette, cost, doctor, emulate, logs, report, run, runs  # noqa: E402  (registers the commands)
 
 app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice, reconcile.")
 app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
 app.add_typer(runs.app, name="runs", short_help="Run history: list, show, compare.")
-for _module in (run, emulate, doctor, report, logs):
+for _module in (run, emulate, doctor, report, logs, cassette):
     _module.register(app)

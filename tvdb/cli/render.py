@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,8 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         f"Spent {format_usd(u.cost_usd)} · the real services would have charged {format_usd(u.would_cost_usd)}"
         + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else ""),
     )
+    if result.tape:
+        console.print(data(tape_line(result.tape)))
     for note in result.notes:
         console.print(Text.assemble(("note:", "bold"), " ", data(note)))
     for line in result.alerts:
@@ -201,6 +203,15 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
     verdict = {0: ("PASSED", "bold green"), 1: ("FAILED", "bold red"), 3: ("BUDGET REFUSED", "bold yellow")}
     word, style = verdict.get(result.exit_code, (f"exit {result.exit_code}", ""))
     console.print(Text.assemble((word, style), f"  (exit code {result.exit_code})"))
+
+
+def tape_line(tape: Mapping[str, Any]) -> str:
+    """One line on a run's cassette: "Replayed N calls, avoided $X" or "Recorded N calls …" (plain text)."""
+    where = str(tape.get("cassette"))
+    if "replayed_calls" in tape:
+        return f"Replayed {tape['replayed_calls']} calls, avoided {format_usd(tape.get('avoided_usd'))} · from {where}"
+    return (f"Recorded {tape.get('recorded_calls', 0)} calls worth {format_usd(tape.get('recorded_cost_usd'))} "
+            f"· to {where}")
 
 
 def provenance_table(result: RunResult) -> TableData:

@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 from collections.abc import Callable, Coroutine, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,8 +20,12 @@ from tvdb.domain import Mode
 from tvdb.errors import EXIT_INTERRUPTED, StorageError
 
 if TYPE_CHECKING:
+    from tvdb.clock import Clock
+    from tvdb.config import Settings
     from tvdb.domain import Stage
     from tvdb.pipeline.jobs import Job
+    from tvdb.recording.session import Tape
+    from tvdb.scenarios.loader import LoadedScenario
     from tvdb.scenarios.results import RunResult
 
 CRASH_ENV = "TVDB_CRASH_AFTER_STAGE"
@@ -52,7 +57,7 @@ def resume_command(ctx: typer.Context, run_id: str, data_dir: Path | None) -> st
 
 
 def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Format, progress: bool,
-           base: Path | None, resume_cmd: Callable[[str], str]) -> int:
+           base: Path | None, resume_cmd: Callable[[str], str], clock: Clock | None = None) -> int:
     from tvdb.cli.render import RichProgress, render_result
     from tvdb.clock import SystemClock
     from tvdb.scenarios.runner import RunHooks
@@ -78,7 +83,7 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
         assert task is not None
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
-            return await start((SystemClock(), hooks))
+            return await start((clock or SystemClock(), hooks))
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
 
@@ -127,6 +132,12 @@ def run(
     max_usd: Annotated[float | None, typer.Option("--max-usd", help="Per-run budget in USD.")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Record the run's real HTTP traffic to a fresh cassette (replaces the old one).")] = False,
+    record_mode: Annotated[RecordModeChoice | None, typer.Option(
+        "--record-mode", help="Record with vcrpy's mode: once, new_episodes (append), all, none.")] = None,
+    cassette: Annotated[Path | None, typer.Option(
+        "--cassette", help="Cassette file (default: <recording.cassette_dir>/<scenario name>.yaml).")] = None,
 ) -> None:
     """Run a scenario through upload → parse → chunk → embed → validate → store.
 
@@ -141,6 +152,7 @@ def run(
       tvdb run scenarios/quickstart.yaml --estimate
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
       tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
+      tvdb run scenarios/x.yaml --mode real --record    # then: tvdb replay cassettes/x.yaml
     """
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run
@@ -151,13 +163,60 @@ def run(
     if max_usd is not None:
         flags["budget"] = {"max_usd": max_usd}
     settings = settings_for(ctx, flags, loaded)
+    tape = recording_tape(loaded, settings, record=record, record_mode=record_mode, cassette=cassette,
+                          estimate=estimate)
     if estimate:
         from tvdb.cli.estimate import print_estimate
 
         raise typer.Exit(print_estimate(loaded, settings, fmt=chosen))
-    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1]), fmt=chosen,
+    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
                   progress=progress, base=loaded.path.parent, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
+
+
+class RecordModeChoice(StrEnum):
+    once = "once"
+    new_episodes = "new_episodes"
+    all = "all"
+    none = "none"
+
+
+def recording_tape(loaded: LoadedScenario, settings: Settings, *, record: bool, record_mode: str | None,
+                   cassette: Path | None, estimate: bool) -> Tape | None:
+    """The cassette session `--record` / `--record-mode` / `--cassette` ask for, or None.
+
+    Raises ConfigError when recording cannot mean anything (no real service, or with --estimate)."""
+    from tvdb.errors import ConfigError
+    from tvdb.recording.session import Tape, cassette_path
+    from tvdb.services.modes import service_mode
+
+    if not record and record_mode is None:
+        if cassette is not None:
+            raise ConfigError("--cassette names where to record or replay: add --record (or --record-mode), "
+                              "or use `tvdb replay CASSETTE`")
+        return None
+    if record and record_mode is not None:
+        raise ConfigError("--record writes a fresh cassette; --record-mode picks vcrpy's mode instead: use one of them")
+    if estimate:
+        raise ConfigError("--estimate spends nothing and sends nothing, so there is nothing to record")
+    if all(service_mode(settings, s)[0] is Mode.MOCK for s in ("parser", "embedder")):
+        raise ConfigError("recording keeps real HTTP traffic, and this run has no real service (mode mock): "
+                          "use --mode real, or services: {embedder: real} in the scenario")
+    path = cassette_path(settings, loaded.scenario.name, cassette)
+    mode = str(getattr(record_mode, "value", record_mode or "all"))
+    return Tape(path=path, record_mode=mode, fresh=record,  # type: ignore[arg-type]
+                scenario=loaded.scenario.name, scenario_path=scenario_reference(loaded.path, path))
+
+
+def scenario_reference(scenario: Path, cassette: Path) -> str:
+    """The scenario path as a cassette stores it: relative to the cassette's folder, so a cassette
+    committed with its scenario replays from any checkout."""
+    import os
+
+    try:
+        return os.path.relpath(scenario.resolve(), cassette.resolve().parent)
+    except ValueError:  # another drive (Windows)
+        return str(scenario.resolve())
 
 
 def resume(

@@ -93,12 +93,10 @@ class ReservationStore:
         columns = ("reservation_id", "created_at", "expires_at", "service", "model", "run_id", "scenario",
                    "stage", "correlation_id", "job_ids", "units", "unit", "amount_nusd", "pid",
                    "pid_started", "host")
-        rows = [dict(zip(columns, r, strict=True)) for r in self.db.conn.execute(
-            f"SELECT {', '.join(columns)} FROM reservations WHERE status IN {_OPEN}")]
-        gone = [r for r in rows if _gone(r, now)]
-        if not gone:
-            return 0
-        with transaction(self.db):
+        with transaction(self.db):  # read and write under one write lock: two sweepers never both assume
+            rows = [dict(zip(columns, r, strict=True)) for r in self.db.conn.execute(
+                f"SELECT {', '.join(columns)} FROM reservations WHERE status IN {_OPEN}")]
+            gone = [r for r in rows if _gone(r, now)]
             for r in gone:
                 amount = r["amount_nusd"] or 0
                 insert_usage(self.db, UsageRow(

@@ -43,6 +43,8 @@ class PipelineContext:
     progress: ProgressSink = field(default_factory=NullProgress)
     # called after each stage finished for every job; the CLI's crash knob hooks in here
     after_stage: Callable[[Stage], None] = lambda stage: None
+    # False for recording and replay runs: every call is made (recorded, or served from the cassette)
+    reuse: bool = True
 
     @property
     def caller(self) -> ServiceCaller:

@@ -97,7 +97,7 @@ async def _embed(
     def on_batch(indices: Sequence[int], done: Completed[EmbeddingResult]) -> None:
         done.commit_with(ctx.db, ctx.caller.budget, lambda: insert_vectors(
             ctx.db, [(chunks[i].chunk_id, chunks[i].job_id) for i in indices], done.value.vectors,
-            s.embedding.model, done.row.implementation))
+            s.embedding.model, done.row.implementation.space))
 
     def on_error(indices: Sequence[int], exc: TvdbError) -> None:
         for i in indices:

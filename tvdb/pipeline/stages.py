@@ -101,7 +101,7 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
         settings_key=skey,
     ))
     ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
-    earlier = ctx.jobs.find_reusable(key, skey, exclude_run=ctx.run_id)
+    earlier = ctx.jobs.find_reusable(key, skey, exclude_run=ctx.run_id) if ctx.reuse else None
     if earlier is not None:
         job = ctx.changed(ctx.jobs.transition(
             job, JobState.COMPLETE, detail=f"reused: identical document and settings in job {earlier.job_id}",

@@ -79,6 +79,8 @@ class RunResult:
     spaces: tuple[tuple[EmbeddingSpace, int], ...] = ()  # vectors of the run's documents per space
     notes: tuple[str, ...] = ()
     alerts: tuple[str, ...] = ()  # alerts this run raised (budget thresholds, error rates), one line each
+    # a recording or replay run: cassette, record_mode, replayed_calls + avoided_usd (or recorded_*)
+    tape: Mapping[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -116,4 +118,6 @@ class RunResult:
             "expectations": [e.as_json() for e in self.expectations],
             "notes": list(self.notes),
             "alerts": list(self.alerts),
+            **({"replay" if self.tape.get("record_mode") == "none" else "recording": dict(self.tape)}
+               if self.tape else {}),
         }

@@ -10,6 +10,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,12 +31,13 @@ from tvdb.pipeline.runner import run_pipeline
 from tvdb.pipeline.store import space_counts
 from tvdb.scenarios.expectations import count_fallbacks, evaluate
 from tvdb.scenarios.loader import LoadedScenario
-from tvdb.scenarios.results import DocumentResult, RunResult, UsageSummary
+from tvdb.scenarios.results import DocumentResult, ExpectationResult, RunResult, UsageSummary
 from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
 from tvdb.services.calls import ServiceCaller
 
 if TYPE_CHECKING:
     from tvdb.http import AsyncBaseTransport
+    from tvdb.recording.session import Tape
 
 # A run keeps only its ingestion settings; budgets, limits, keys, paths, alert channels and prices
 # come from the environment of a resuming process, so a resume obeys today's budget and a run never
@@ -74,7 +76,7 @@ def new_run_id(clock: Clock) -> str:
 
 
 def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id: str, scenario: Scenario,
-             hooks: RunHooks) -> PipelineContext:
+             hooks: RunHooks, tape: Tape | None = None) -> PipelineContext:
     from tvdb.services.factory import build_budget, build_faults, build_retry, build_router
 
     secret = (settings.signing_secret.get_secret_value().encode() if settings.signing_secret
@@ -85,31 +87,43 @@ def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id
     return PipelineContext(
         settings=settings, db=db, clock=clock, jobs=JobStore(db, clock),
         objects=ObjectStore(settings.object_store_dir, secret, clock),
-        router=build_router(settings, caller, clock, faults=faults, transports=hooks.transports),
+        router=build_router(settings, caller, clock, faults=faults, transports=hooks.transports,
+                            replay=tape is not None and tape.replay),
         run_id=run_id, scenario=scenario.name,
-        progress=hooks.progress, after_stage=hooks.after_stage,
+        progress=hooks.progress, after_stage=hooks.after_stage, reuse=tape is None,
     )
 
 
 async def start_run(
-    loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks()
+    loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks(),
+    tape: Tape | None = None,
 ) -> RunResult:
-    """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything."""
+    """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything.
+
+    With `tape`, the run's HTTP traffic is recorded to, or replayed from, a cassette, and nothing
+    is reused from earlier runs. Raises CassetteError for a cassette that cannot be used."""
     from tvdb.catalog import embedding_model
     from tvdb.tokens import get_encoding
 
     get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
+    recorder: AbstractContextManager[Any] = nullcontext()
+    if tape is not None:
+        from tvdb.recording.session import use_tape
+
+        recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
     db = open_db(settings.database_path)
     run_id = new_run_id(clock)
-    ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks)
-    spec = {
+    ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks, tape)
+    spec: dict[str, Any] = {
         "scenario": loaded.scenario.model_dump(mode="json"), "scenario_path": str(loaded.path),
         "documents": [str(p) for p in loaded.documents], "settings": ingestion_settings(settings),
     }
+    if tape is not None:
+        spec["tape"] = tape.as_json()
     jobs = ctx.jobs.create_run(run_id=run_id, scenario=loaded.scenario.name, scenario_path=str(loaded.path),
                                mode=str(settings.mode), spec=spec, documents=spec["documents"])
     hooks.on_start(run_id, jobs)
-    return await _execute(ctx, loaded.scenario, loaded.path.parent)
+    return await _execute(ctx, loaded.scenario, loaded.path.parent, recorder, tape)
 
 
 async def resume_run(
@@ -120,6 +134,12 @@ async def resume_run(
     db = open_db(current.database_path)
     row = JobStore(db, clock).claim_run(run_id, force=force)
     spec = json.loads(row["spec_json"])
+    if spec.get("tape"):
+        from tvdb.errors import ConfigError
+
+        what = "replay" if spec["tape"]["record_mode"] == "none" else "recording"
+        raise ConfigError(f"run {run_id} was a {what} ({spec['tape']['cassette']}); a cassette session cannot be "
+                          f"resumed half way: run it again (`tvdb replay` or `tvdb run --record`)")
     settings = restore_settings(spec["settings"], current)
     scenario = Scenario.model_validate(spec["scenario"])
     ctx = _context(settings, db, clock, run_id, scenario, hooks)
@@ -127,9 +147,14 @@ async def resume_run(
     return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent)
 
 
-async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path) -> RunResult:
+async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
+                   recorder: AbstractContextManager[Any] | None = None, tape: Tape | None = None) -> RunResult:
     try:
-        return await _finish(ctx, scenario, base, await run_pipeline(ctx))
+        # the cassette covers the pipeline and the expectations' retrieval queries, not the alert
+        # deliveries after them (a webhook must never be recorded, nor be refused by a replay)
+        with recorder or nullcontext():
+            documents, verdicts = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
+        return await _finish(ctx, scenario, documents, verdicts, tape)
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
         raise
@@ -143,17 +168,22 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path) -> RunR
         await ctx.router.aclose()
 
 
-async def _finish(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: list[Job]) -> RunResult:
+async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path,
+                    jobs: list[Job]) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult]]:
     usage = summarize_usage(ctx.db, ctx.run_id)
     documents = tuple(document_results(ctx.db, jobs))
-    verdicts = await evaluate(ctx, scenario.expectations, documents, usage, base)
+    return documents, await evaluate(ctx, scenario.expectations, documents, usage, base)
+
+
+async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[DocumentResult, ...],
+                  verdicts: list[ExpectationResult], tape: Tape | None) -> RunResult:
     usage = summarize_usage(ctx.db, ctx.run_id)  # retrieval queries add requests
     result = RunResult(
         run_id=ctx.run_id, scenario=scenario.name, mode=str(ctx.settings.mode), status="finished",
         documents=documents, expectations=tuple(verdicts), usage=usage,
         provenance=tuple(run_provenance(ctx.db, ctx.run_id)), fallbacks=count_fallbacks(ctx),
         spaces=tuple(space_counts(ctx.db, [d.reused_from or d.job_id for d in documents])),
-        alerts=await _raise_alerts(ctx),
+        alerts=await _raise_alerts(ctx), tape=tape_summary(ctx.db, ctx.run_id, tape),
     )
     ctx.jobs.set_run(ctx.run_id, status="finished", finished_at=iso(ctx.clock.now()), passed=int(result.passed),
                      result_json=json.dumps(result.as_json()))
@@ -169,6 +199,22 @@ async def _raise_alerts(ctx: PipelineContext) -> tuple[str, ...]:
     if new:
         await asyncio.to_thread(deliver_alerts, new, ctx.settings, db=ctx.db, clock=ctx.clock)
     return tuple(format_alert(a) for a in new)
+
+
+def tape_summary(db: sqlite_utils.Database, run_id: str, tape: Tape | None) -> dict[str, Any] | None:
+    """What a recording or replay run did with its cassette: calls replayed or recorded, cost avoided."""
+    if tape is None:
+        return None
+    impl = "replay" if tape.replay else "real"
+    calls, would = db.execute(
+        "SELECT COUNT(*), SUM(would_cost_nusd) FROM usage WHERE run_id = ? AND implementation = ?",
+        [run_id, impl]).fetchone()
+    unknown = db.execute("SELECT COUNT(*) FROM usage WHERE run_id = ? AND implementation = ? AND status = 'ok' "
+                         "AND would_cost_nusd IS NULL", [run_id, impl]).fetchone()[0]
+    usd = None if unknown else nusd_to_usd(int(would or 0))
+    out: dict[str, Any] = {**tape.as_json(), "replayed_calls" if tape.replay else "recorded_calls": int(calls)}
+    out["avoided_usd" if tape.replay else "recorded_cost_usd"] = usd
+    return out
 
 
 def summarize_usage(db: sqlite_utils.Database, run_id: str) -> UsageSummary:

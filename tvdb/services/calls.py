@@ -107,6 +107,9 @@ class CallSpec(Generic[T]):
     # awaited before every attempt, before its reservation (client-side RPM/TPM pacing), so that a
     # pacing wait never holds budget
     before_send: Callable[[], Awaitable[None]] | None = None
+    # whether a cassette answered, read from the result: a recording session answers the requests
+    # its cassette already holds (`--record-mode new_episodes`); the row is then `replay`, no money
+    replayed: Callable[[T], bool] | None = None
 
 
 class ServiceCaller:
@@ -188,9 +191,12 @@ class ServiceCaller:
             elif spec.estimate_units and units > 1.5 * spec.estimate_units:
                 log.warning("%s billed %s %s, %.1fx the %s reserved for", spec.service, units, spec.unit,
                             units / spec.estimate_units, spec.estimate_units)
+            served = Implementation.REPLAY if spec.replayed is not None and spec.replayed(value) \
+                else spec.implementation
+            priced = spec if served is spec.implementation else replace(spec, implementation=served)
             row = replace(
-                base, units=units, pricing=self._price(spec, units, now.date()), latency_ms=latency,
-                usage=spec.usage_of(value), request_id=spec.request_id_of(value),
+                base, implementation=served, units=units, pricing=self._price(priced, units, now.date()),
+                latency_ms=latency, usage=spec.usage_of(value), request_id=spec.request_id_of(value),
             )
             return Completed(value, row, reservation)
 

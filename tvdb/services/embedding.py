@@ -112,6 +112,7 @@ def embedding_call_spec(
         estimate_units=request.token_count, send=send or (lambda: embedder.embed(request)),
         actual_units=lambda r: r.prompt_tokens, usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
         provenance=provenance.reason if provenance else None, run_budget_usd=settings.budget.max_usd,
+        replayed=lambda r: r.replayed,
     )
 
 
@@ -232,7 +233,7 @@ async def embed_batches(
             commit(batch, done)
             out[batch] = vectors
             filled[batch] = True
-            spaces.add(done.row.implementation)
+            spaces.add(done.row.implementation.space)
 
     if batches:
         # The first request goes alone: if the key, the model or the quota is bad, that one request

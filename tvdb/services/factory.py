@@ -9,7 +9,7 @@ import sqlite_utils
 
 from tvdb.clock import Clock
 from tvdb.config import Settings
-from tvdb.domain import Mode
+from tvdb.domain import Implementation, Mode
 from tvdb.errors import ConfigError
 from tvdb.ledger.guard import BudgetGuard
 from tvdb.ledger.prices import LLAMAPARSE, OPENAI
@@ -53,11 +53,14 @@ def build_faults(faults: Sequence[dict[str, Any]]) -> FaultSchedule | None:
 
 def build_router(
     settings: Settings, caller: ServiceCaller, clock: Clock, *, faults: FaultSchedule | None = None,
-    transports: Mapping[str, AsyncBaseTransport] | None = None,
+    transports: Mapping[str, AsyncBaseTransport] | None = None, replay: bool = False,
 ) -> ServiceRouter:
     """The run's router: for each service its local implementation, its real one when it can be built
     (key set), a health check and a breaker. `transports` replaces the network per ledger service
     ("openai", "llamaparse") for the real clients and their probes (tests).
+
+    `replay`: the real clients answer from the cassette a `tvdb replay` runs under (no key needed, no
+    health probe: nothing may reach the network; their ledger rows are `replay`).
 
     Raises ConfigError naming the environment variable when a service in real mode has no key.
     Scenario faults wrap the implementation that stands for the service: the local one in mock mode,
@@ -78,6 +81,10 @@ def build_router(
         info = ROLE_INFO[role]
         mode, why = service_mode(settings, role)
         key = api_key(settings, role)
+        if replay and key is None:
+            from tvdb.services.remote.openai_embedder import REPLAY_KEY
+
+            key = REPLAY_KEY  # a replay sends nothing anywhere; CI needs no secret for it
         real: Any = None
         unavailable = f"no {info.key_env}"
         health = None
@@ -90,8 +97,9 @@ def build_router(
                 closer = getattr(real, "aclose", None)
                 if closer is not None:
                     closers.append(closer)
-                health = HealthCheck(PROBES[role](settings, key, clock, transports.get(info.service)), clock,
-                                     settings.router.health_ttl_s)
+                if not replay:
+                    health = HealthCheck(PROBES[role](settings, key, clock, transports.get(info.service)), clock,
+                                         settings.router.health_ttl_s)
         if mode is Mode.REAL and real is None:
             raise ConfigError(_needs(role, why, unavailable))
         if faults is not None and mode is Mode.MOCK:
@@ -102,12 +110,15 @@ def build_router(
                                  cooldown_s=settings.router.cooldown_s, clock=clock)
         shown = getattr(real, "shown_url", None)  # redacted: a token in the URL is a secret
         where = f" ({'OpenAI API' if role == 'embedder' else 'LlamaParse'} at {shown})" if shown else ""
+        if replay and real is not None:
+            where = " (answered from the cassette)"
         return Lane(role, mode, why, local, real, breaker, health, None if real is not None else unavailable, where)
 
     def real_embedder() -> Any:
         from tvdb.services.remote.openai_embedder import build_openai_embedder
 
-        return build_openai_embedder(settings, faults=faults, transport=transports.get(OPENAI))
+        return build_openai_embedder(settings, faults=faults, transport=transports.get(OPENAI),
+                                     implementation=Implementation.REPLAY if replay else Implementation.REAL)
 
     return ServiceRouter(
         caller, lane("parser", LocalParser(), lambda: real_parser(settings, faults, transports.get(LLAMAPARSE))),

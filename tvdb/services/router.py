@@ -32,6 +32,7 @@ from tvdb.errors import (
     ConfigError,
     CostLimitExceeded,
     DocumentError,
+    ErrorCode,
     LocalRequestLimitExceeded,
     ServiceError,
     ServiceUnavailableError,
@@ -181,7 +182,8 @@ class ServiceRouter:
         except LocalRequestLimitExceeded as exc:
             reason = f"{lane.service} hourly cap {exc.limit}/h reached"
         except _Exhausted as exc:
-            reason = f"{lane.service} failed after {exc.attempts} attempts: {_short(exc.error)}"
+            tries = f"{exc.attempts} attempts" if exc.attempts != 1 else "1 attempt"
+            reason = f"{lane.service} failed after {tries}: {_short(exc.error)}"
         fallback = Provenance(Implementation.MOCK, reason)
         return await self.caller.call(scope, spec_for(lane.local, fallback))
 
@@ -190,6 +192,9 @@ class ServiceRouter:
         may_fall_back: bool,
     ) -> Completed[T]:
         spec = spec_for(route.impl, route.provenance)
+        if route.impl.implementation is Implementation.REPLAY:
+            # the real client, answered from a cassette: no reservation, no money, a `replay` row
+            spec = replace(spec, implementation=Implementation.REPLAY)
         if route.provenance.implementation is not Implementation.REAL:
             return await self.caller.call(scope, spec)
         attempts = 0
@@ -205,17 +210,15 @@ class ServiceRouter:
         except LocalRequestLimitExceeded:
             lane.breaker.abandon()
             raise
-        except TransientServiceError as exc:
-            lane.breaker.failure()
-            if may_fall_back:
-                raise _Exhausted(exc, attempts) from exc
-            raise
         except (ServiceError, DocumentError) as exc:
-            # the service answered (a 400, a protected PDF): it is up; a refusal before sending says nothing
-            if isinstance(exc, DocumentError) or exc.status is not None:
-                lane.breaker.success()
+            if isinstance(exc, ServiceError) and _service_unwell(exc):
+                lane.breaker.failure()
+                if may_fall_back:
+                    raise _Exhausted(exc, attempts) from exc
+            elif isinstance(exc, DocumentError) or exc.status is not None:
+                lane.breaker.success()  # it answered (a 400, a protected PDF): it is up
             else:
-                lane.breaker.abandon()
+                lane.breaker.abandon()  # refused before sending: says nothing about the service
             raise
         except BaseException:
             lane.breaker.abandon()
@@ -224,19 +227,27 @@ class ServiceRouter:
         return done
 
 
-class _Exhausted(Exception):
-    """A transient failure that outlasted the retry policy, in hybrid mode (falls back)."""
+def _service_unwell(exc: ServiceError) -> bool:
+    """A transient failure that outlasted the retries, or a job the service accepted but never
+    finished in time (a stuck parse job the client cancelled): not the request's fault."""
+    return isinstance(exc, TransientServiceError) or exc.error_code is ErrorCode.TIMEOUT
 
-    def __init__(self, error: TransientServiceError, attempts: int) -> None:
+
+class _Exhausted(Exception):
+    """A failure of the service itself that outlasted the retry policy, in hybrid mode (falls back)."""
+
+    def __init__(self, error: ServiceError, attempts: int) -> None:
         self.error = error
         self.attempts = attempts
         super().__init__(str(error))
 
 
-def _short(exc: TransientServiceError) -> str:
+def _short(exc: ServiceError) -> str:
     """"503", "timeout", "connection error": the stable part of why a call failed."""
     if exc.status is not None:
         return str(exc.status)
+    if exc.error_code is ErrorCode.TIMEOUT:
+        return "timeout"
     name = type(exc).__name__
     return {"ServiceTimeoutError": "timeout", "ServiceUnavailableError": "connection error",
             "MalformedResponseError": "malformed response"}.get(name, exc.code or name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tvdb import catalog
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 
 SERVICE = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+REPLAY_KEY = "sk-fake-replay-needs-no-key"
+# set by tvdb.recording on responses it plays from a cassette (never stored, never sent)
+REPLAYED_HEADER = "x-tvdb-replayed"
 log = logging.getLogger(__name__)
 
 
@@ -60,12 +64,15 @@ class OpenAIEmbedder:
     implementation: Implementation = Implementation.REAL
 
     def __init__(
-        self, *, api_key: str, base_url: str, http_client: AsyncClient, timeout_s: float = 60.0
+        self, *, api_key: str, base_url: str, http_client: AsyncClient, timeout_s: float = 60.0,
+        implementation: Implementation = Implementation.REAL,
     ) -> None:
         from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
         from openai import AsyncOpenAI
 
+        # REPLAY: the same client with HTTP answered from a cassette (ledger rows cost nothing)
+        self.implementation = implementation
         self.base_url = base_url
         self.shown_url = redact_url(base_url)  # for messages: a token in the query or path is a secret
         self._key = api_key
@@ -168,7 +175,10 @@ class OpenAIEmbedder:
                 f"openai: connection to {self.shown_url} lost after sending ({cause})",
                 service=SERVICE, maybe_billed=not unsent,
             ) from None
-        return self._result(request, response.content, response.headers.get("x-request-id"))
+        result = self._result(request, response.content, response.headers.get("x-request-id"))
+        if REPLAYED_HEADER in response.headers:  # a recording session answered it from its cassette
+            result = replace(result, replayed=True)
+        return result
 
     def _status_error(self, exc: Any) -> ServiceError:
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -262,17 +272,21 @@ def build_openai_embedder(
     *,
     transport: AsyncBaseTransport | None = None,
     faults: FaultPlan | FaultSchedule | None = None,
+    implementation: Implementation = Implementation.REAL,
 ) -> OpenAIEmbedder:
     """The real embedder for `settings`: key from `openai_api_key` / OPENAI_API_KEY, base URL from
     `openai_base_url` / OPENAI_BASE_URL (default https://api.openai.com/v1).
 
-    `transport` replaces the network transport (tests); `faults` wraps it in a `FaultTransport`.
-    Raises ConfigError when no key is configured.
+    `transport` replaces the network transport (tests); `faults` wraps it in a `FaultTransport`;
+    `implementation=REPLAY` builds the client a replay answers from a cassette (no key needed).
+    Raises ConfigError when no key is configured for a real client.
     """
     from tvdb.http import ACCEPT_ENCODING, AsyncClient, AsyncHTTPTransport, Limits, Timeout
 
     secret = settings.openai_api_key
     key = secret.get_secret_value() if secret is not None else None  # settings read OPENAI_API_KEY
+    if not key and implementation is Implementation.REPLAY:
+        key = REPLAY_KEY  # a replay sends nothing anywhere; CI needs no secret for it
     if not key:
         raise ConfigError(
             "real embeddings need an OpenAI API key: set OPENAI_API_KEY (or openai_api_key in tvdb.yaml); "
@@ -291,7 +305,7 @@ def build_openai_embedder(
     timeout = Timeout(settings.embedding.timeout_s, connect=min(5.0, settings.embedding.timeout_s))
     client = AsyncClient(transport=inner, timeout=timeout, headers={"Accept-Encoding": ACCEPT_ENCODING})
     return OpenAIEmbedder(api_key=key, base_url=base_url, http_client=client,
-                          timeout_s=settings.embedding.timeout_s)
+                          timeout_s=settings.embedding.timeout_s, implementation=implementation)
 
 
 def _decode_contiguous(data: list[Any], n: int) -> npt.NDArray[np.float32] | None:

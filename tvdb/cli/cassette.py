@@ -1,0 +1,219 @@
+"""`tvdb replay` and `tvdb cassette check | list | show`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
+from tvdb.cli.output import (
+    Col,
+    Format,
+    FormatOption,
+    JsonOption,
+    Kind,
+    TableData,
+    emit_table,
+    make_console,
+    pick_format,
+)
+from tvdb.cli.run import _drive, resume_command
+
+if TYPE_CHECKING:
+    from tvdb.recording.info import CassetteSummary
+
+app = typer.Typer(help="Inspect and check cassettes (recorded HTTP traffic).", no_args_is_help=True)
+
+
+def _scenario_of(cassette: Path) -> Path:
+    """The scenario file a cassette's metadata names (stored relative to the cassette's folder)."""
+    from tvdb.errors import ConfigError
+    from tvdb.recording.store import read_cassette
+
+    ref = read_cassette(cassette).tvdb.get("scenario_path")
+    if not isinstance(ref, str) or not ref:
+        raise ConfigError(f"{cassette}: the cassette does not name its scenario (it was not recorded by tvdb); "
+                          "replay it with `tvdb replay --scenario SCENARIO --cassette CASSETTE`")
+    path = Path(ref) if Path(ref).is_absolute() else cassette.parent / ref
+    if not path.is_file():
+        raise ConfigError(f"{cassette}: its scenario {ref} (relative to the cassette) does not exist; "
+                          "pass it with --scenario")
+    return path
+
+
+def replay(
+    ctx: typer.Context,
+    cassette: Annotated[Path | None, typer.Argument(
+        help="Cassette to replay; its metadata names the scenario.")] = None,
+    scenario: Annotated[Path | None, typer.Option(
+        "--scenario", "-s", help="Scenario to replay (cassette: <recording.cassette_dir>/<name>.yaml).")] = None,
+    cassette_option: Annotated[Path | None, typer.Option("--cassette", help="Cassette for --scenario.")] = None,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+) -> None:
+    """Run a scenario through the real clients with every HTTP request answered from its cassette.
+
+    The network is blocked: an unrecorded request fails its document with `cassette_miss`, naming the
+    closest recorded request and what differs. Nothing is reused from earlier runs. Replayed calls go to
+    the ledger as `replay` (cost $0, would_cost = the money avoided). Exit codes as for `tvdb run`.
+
+    Examples:  tvdb replay cassettes/nightly.yaml
+               tvdb replay --scenario scenarios/nightly.yaml --json
+    """
+    from tvdb.clock import VirtualClock
+    from tvdb.errors import ConfigError
+    from tvdb.recording.session import Tape, cassette_path
+    from tvdb.recording.store import read_cassette
+    from tvdb.scenarios.loader import load_scenario
+    from tvdb.scenarios.runner import start_run
+
+    chosen = pick_format(fmt, as_json)
+    if (cassette is None) == (scenario is None):
+        raise ConfigError("tvdb replay needs a CASSETTE or --scenario SCENARIO (one of them)")
+    if cassette is not None and cassette_option is not None:
+        raise ConfigError("give the cassette once: as the argument or with --cassette")
+    scenario_file = scenario if scenario is not None else _scenario_of(cassette)  # type: ignore[arg-type]
+    loaded = load_scenario(scenario_file)
+    settings = settings_for(ctx, {"data_dir": data_dir}, loaded)
+    path = cassette or cassette_path(settings, loaded.scenario.name, cassette_option)
+    if not path.is_file():
+        from tvdb.errors import CassetteError
+
+        raise CassetteError(f"{path}: no such cassette; record one with `tvdb run {scenario_file} --record` "
+                            "(real mode: it spends money once)")
+    read_cassette(path)  # a hostile or malformed cassette fails before a run is created
+    tape = Tape(path=path, record_mode="none", scenario=loaded.scenario.name, scenario_path=str(loaded.path))
+    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
+                  progress=progress, base=loaded.path.parent,
+                  resume_cmd=lambda r: resume_command(ctx, r, data_dir), clock=VirtualClock())
+    raise typer.Exit(code)
+
+
+@app.command("check", short_help="Scan cassettes for API keys (exit 1 on a hit).")
+def check(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Cassette files (or folders of them) to scan.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Scan cassettes for key-shaped strings (sk-…, llx-…, whsec_…, bearer tokens, the configured keys,
+    also base64-encoded). Exit 1 on a finding, with file:line and a masked excerpt; for CI and pre-commit.
+    """
+    from tvdb.recording.scan import scan_file
+    from tvdb.recording.session import configured_secrets
+
+    secrets = configured_secrets(settings_for(ctx))
+    files = [f for p in paths for f in (sorted(p.rglob("*.y*ml")) if p.is_dir() else [p])]
+    findings = [f for path in files for f in scan_file(path, secrets)]
+    if as_json:
+        rows = [{"file": f.file, "line": f.line, "kind": f.kind, "excerpt": f.excerpt} for f in findings]
+        sys.stdout.write(json.dumps({"files": len(files), "findings": rows}, indent=2) + "\n")
+    else:
+        out = plain_console()
+        for f in findings:
+            out.print(str(f), soft_wrap=True)
+        out.print(f"{len(findings)} key-shaped string(s) in {len(files)} file(s)" if findings
+                  else f"no key-shaped strings in {len(files)} file(s)")
+    raise typer.Exit(1 if findings else 0)
+
+
+def _summaries(paths: list[Path]) -> tuple[list[CassetteSummary], list[str]]:
+    from tvdb.errors import CassetteError
+    from tvdb.recording.info import summarize_path
+
+    out, errors = [], []
+    for path in paths:
+        try:
+            out.append(summarize_path(path))
+        except CassetteError as exc:
+            errors.append(str(exc))
+    return out, errors
+
+
+def _render(summaries: list[CassetteSummary], errors: list[str], *, now: Any, max_age: Any, fmt: Format,
+            detail: bool) -> int:
+    from tvdb.money import format_usd
+
+    stale = [s for s in summaries if max_age is not None and s.age(now) > max_age]
+    cols = [Col("cassette", Kind.PATH), Col("scenario", Kind.TEXT), Col("interactions", Kind.NUM),
+            Col("by service", Kind.TEXT), Col("age", Kind.NUM, key="age_days"),
+            Col("recorded cost", Kind.MONEY, key="recorded_cost_usd"), Col("stale", Kind.WORD)]
+    rows = [[str(s.path), s.scenario or "–", str(s.interactions),
+             ", ".join(f"{k} {v}" for k, v in s.by_service.items()), f"{s.age(now).total_seconds() / 86400:.1f} d",
+             "unknown" if s.recorded_cost_usd is None else format_usd(s.recorded_cost_usd),
+             "STALE" if s in stale else ""] for s in summaries]
+    table = TableData(cols, rows, title="Cassettes")
+    emit_table(make_console(), table, fmt, json_obj={
+        "cassettes": [s.as_json(now, max_age) for s in summaries], "errors": errors,
+        "stale": [str(s.path) for s in stale]})
+    if fmt in (Format.TABLE, Format.PLAIN):
+        out = plain_console()
+        if detail:
+            for s in summaries:
+                out.print(f"{s.path}: recorded {s.recorded_at:%Y-%m-%d %H:%M} UTC ({s.recorded_at_source}); "
+                          f"scenario file {s.scenario_path or '–'}; versions "
+                          + (", ".join(f"{k} {v}" for k, v in s.versions.items()) or "–"), soft_wrap=True)
+        for e in errors:
+            out.print(f"error: {e}", soft_wrap=True)
+        if stale:
+            out.print(f"{len(stale)} cassette(s) older than the maximum age: re-record them with "
+                      "`tvdb run SCENARIO --record`", soft_wrap=True)
+    return 1 if stale or errors else 0
+
+
+def _max_age(text: str | None) -> Any:
+    if text is None:
+        return None
+    from tvdb.ledger.periods import parse_duration
+
+    return parse_duration(text, what="--max-age")
+
+
+MaxAge = Annotated[str | None, typer.Option("--max-age", help="Flag cassettes older than this (e.g. 30d); exit 1.")]
+
+
+@app.command("list", short_help="What each cassette holds, its age and recorded cost.")
+def list_cassettes(
+    ctx: typer.Context,
+    folder: Annotated[Path | None, typer.Argument(help="Folder (default: recording.cassette_dir).")] = None,
+    max_age: MaxAge = None,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
+    now: NowOption = None,
+) -> None:
+    """What each cassette holds: interactions per service, scenario, age, recorded cost."""
+    root = folder or settings_for(ctx).recording.cassette_dir
+    paths = sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")) if root.is_dir() else []
+    summaries, errors = _summaries(paths)
+    raise typer.Exit(_render(summaries, errors, now=now_or(now), max_age=_max_age(max_age),
+                             fmt=pick_format(fmt, as_json),
+                             detail=False))
+
+
+@app.command("show", short_help="One cassette in detail.")
+def show(
+    cassette: Annotated[Path, typer.Argument(help="The cassette file.")],
+    max_age: MaxAge = None,
+    as_json: JsonOption = False,
+    fmt: FormatOption = None,
+    now: NowOption = None,
+) -> None:
+    """One cassette in detail: scenario, recorded_at, versions, interactions per service, recorded cost."""
+    summaries, errors = _summaries([cassette])
+    if errors and not summaries:
+        from tvdb.errors import CassetteError
+
+        raise CassetteError(errors[0])
+    raise typer.Exit(_render(summaries, errors, now=now_or(now), max_age=_max_age(max_age),
+                             fmt=pick_format(fmt, as_json),
+                             detail=True))
+
+
+def register(application: typer.Typer) -> None:
+    application.command("replay", short_help="Replay a scenario from its cassette: real clients, no network.")(replay)
+    application.add_typer(app, name="cassette", short_help="Cassettes: check for keys, list, show.")

@@ -1,0 +1,147 @@
+"""Recording and replaying a run: which cassette, which record mode, the vcrpy configuration.
+
+    record (--record)        vcrpy "all" on an empty cassette: the run's traffic replaces the file
+    --record-mode once       vcrpy's meaning: record if the cassette does not exist, else replay only
+    --record-mode new_episodes   replay what is recorded, record (append) what is not
+    --record-mode all        re-record everything, keep recorded interactions the run did not make
+    --record-mode none / replay  answer from the cassette only; the network is blocked
+
+vcrpy (≥ 9, contracts.md §3) intercepts httpx2's transports, so the real clients' code path runs
+unchanged. Bodies are decoded before saving; secrets are scrubbed on every request vcrpy records
+or matches and again on every write (tvdb.recording.store).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tvdb.errors import CassetteError
+from tvdb.recording.info import Annotator
+from tvdb.recording.store import CassetteStore, decode_body
+
+if TYPE_CHECKING:
+    from tvdb.config import Settings
+    from tvdb.ledger.prices import PriceTable
+
+RecordMode = Literal["once", "new_episodes", "all", "none"]
+RECORD_MODES: tuple[RecordMode, ...] = ("once", "new_episodes", "all", "none")
+
+
+@dataclass(frozen=True)
+class Tape:
+    """How a run uses a cassette. `fresh`: start empty and replace the file (`--record`).
+    `replay`: answer from the cassette only, with the network blocked."""
+
+    path: Path
+    record_mode: RecordMode
+    fresh: bool = False
+    scenario: str | None = None
+    scenario_path: str | None = None
+
+    @property
+    def replay(self) -> bool:
+        return self.record_mode == "none"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cassette": str(self.path), "record_mode": "fresh" if self.fresh else self.record_mode}
+
+
+def cassette_path(settings: Settings, scenario_name: str, cassette: Path | None = None) -> Path:
+    """`--cassette PATH`, else `<recording.cassette_dir>/<scenario name>.yaml` (default ./cassettes)."""
+    if cassette is not None:
+        return cassette
+    return Path(settings.recording.cassette_dir) / f"{scenario_name}.yaml"
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """Every secret tvdb knows of: API keys, the signing secret, alert channel credentials."""
+    values: list[Any] = [settings.openai_api_key, settings.llama_cloud_api_key, settings.signing_secret,
+                         settings.alerts.slack_webhook_url, settings.alerts.smtp.password]
+    out = [v.get_secret_value() for v in values if v is not None]
+    return [s for s in out if s]
+
+
+def versions() -> dict[str, str]:
+    """tvdb's and the SDKs' versions, for the cassette metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from tvdb import __version__
+
+    out = {"tvdb": __version__}
+    for name in ("openai", "httpx2", "vcrpy", "llama-cloud"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _store(tape: Tape, settings: Settings, prices: PriceTable, now: Callable[[], dt.datetime]) -> CassetteStore:
+    metadata: dict[str, Any] = {
+        "scenario": tape.scenario, "scenario_path": tape.scenario_path, "versions": versions(),
+        "price_version": prices.versions[-1], "record_mode": tape.as_json()["record_mode"],
+    }
+    store = CassetteStore(secrets=configured_secrets(settings), metadata=metadata, fresh=tape.fresh,
+                          annotate=Annotator(prices, lambda: now().date()), now=now)
+    where = "SCENARIO"
+    if tape.scenario_path:
+        where = os.path.relpath(os.path.normpath(tape.path.parent.resolve() / tape.scenario_path))
+    store.rerecord_hint = f"re-record it with `tvdb run {where} --record` (real mode, spends money)"
+    return store
+
+
+@contextmanager
+def network_blocked() -> Iterator[None]:
+    """No outgoing IP connection while a replay runs: an unrecorded request is an error, never a call."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(self: socket.socket, address: Any) -> Any:
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address)
+        raise CassetteError(f"replay: the network is blocked; a request tried to connect to {address!r} "
+                            "outside the cassette")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = refuse  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
+
+
+@contextmanager
+def use_tape(tape: Tape, settings: Settings, prices: PriceTable,
+             now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> Iterator[Any]:
+    """Record or replay every httpx2 request made inside the block; yields the IndexedCassette.
+
+    Raises CassetteError when a replay's cassette is missing, hostile or malformed, or when a write
+    would store a key-shaped string. An interrupted or failed block writes nothing."""
+    import vcr
+
+    from tvdb.recording.cassette import IndexedCassette
+
+    if tape.replay and not tape.path.is_file():
+        raise CassetteError(f"{tape.path}: no such cassette; record one with `tvdb run SCENARIO --record`")
+    store = _store(tape, settings, prices, now)
+    scrub = store.scrubber
+    recorder = vcr.VCR(
+        record_mode="all" if tape.fresh else tape.record_mode, match_on=(),
+        before_record_response=[decode_body, scrub.response],  # requests: store.match_filter
+        record_on_exception=False,
+    )
+    config = functools.partial(recorder.get_merged_config, path=str(tape.path), persister=store)
+    with IndexedCassette.use_arg_getter(config) as cassette:
+        if tape.replay:
+            with network_blocked():
+                yield cassette
+        else:
+            yield cassette
