@@ -104,7 +104,9 @@ def test_the_walk_finds_the_fields_it_should() -> None:
     assert {p for p, _, _ in SCENARIO} >= {("expectations", "retrieval", 0, "top_k"),
                                            ("expectations", "documents", 0, "max_chunks"),
                                            ("expectations", "max_cost_usd")}
-    assert {p for p, _, _ in EMULATOR} == {("rpm",), ("tpm",), ("latency_ms",), ("memo_entries",), ("seed",)}
+    assert {p for p, _, _ in EMULATOR} == {("rpm",), ("tpm",), ("latency_ms",), ("memo_entries",), ("seed",),
+                                           ("parse_per_page_ms",), ("parse_queue_ms",), ("parse_credits",),
+                                           ("parse_uploads_per_10s",)}
 
 
 @pytest.mark.parametrize("model, fields", [("settings", SETTINGS), ("scenario", SCENARIO), ("fault", FAULT),
@@ -137,7 +139,7 @@ def _env_cases() -> Iterator[Any]:
 def test_an_out_of_bounds_environment_variable_is_refused_naming_it(tmp_path: Path, var: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_settings(cwd=tmp_path, environ={var: value})
-    assert str(info.value).startswith(f"environment variable {var}: "), str(info.value)
+    assert str(info.value).startswith(f"{var}={value} (environment): "), str(info.value)
 
 
 def _nest(path: Path_, value: Any) -> Any:

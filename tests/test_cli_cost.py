@@ -107,11 +107,12 @@ def test_report_csv_header_and_unknown_as_empty(cli: Cli, db: sqlite_utils.Datab
         "would_cost_known_usd",
         "mock_would_cost_known_usd",
         "replay_would_cost_known_usd",
+        "llamaparse_credits",
     ]
     unpriced = ["2026-01-10", "text-embedding-9-mystery", "1", "0", "", "", "0.0", "0.0", "1"]
-    assert [*unpriced, "0.0", "0.0", "0.0", "0.0"] in lines
+    assert [*unpriced, "0.0", "0.0", "0.0", "0.0", "0.0"] in lines
     priced = ["2026-01-10", "fast", "1", "0", "0.005", "0.005", "0.0", "0.0", "0"]
-    assert [*priced, "0.005", "0.005", "0.0", "0.0"] in lines
+    assert [*priced, "0.005", "0.005", "0.0", "0.0", "4.0"] in lines  # 4 pages at fast: 4 credits
     assert len(lines) == 4
 
 

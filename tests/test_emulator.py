@@ -357,12 +357,18 @@ def test_cli_prints_the_base_url_and_stops_on_ctrl_c() -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(2)]
+        lines = [proc.stdout.readline() for _ in range(3)]
         match = re.search(r"^export OPENAI_BASE_URL=(http://127\.0\.0\.1:\d+/v1)$", lines[1].strip())
         assert match, lines
         client = openai.OpenAI(api_key=KEY, base_url=match.group(1), max_retries=0)
         raw = client.embeddings.with_raw_response.create(input="cli", model=MODEL)
         assert raw.headers["x-ratelimit-limit-requests"] == "7"
+        parse_url = re.search(r"^export LLAMA_CLOUD_BASE_URL=(http://127\.0\.0\.1:\d+)$", lines[2].strip())
+        assert parse_url and parse_url.group(1) + "/v1" == match.group(1), lines
+        from llama_cloud import LlamaCloud
+
+        jobs = LlamaCloud(api_key="llx-fake-test", base_url=parse_url.group(1), max_retries=0).parsing.list()
+        assert list(jobs) == []
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=10)

@@ -40,6 +40,35 @@ MAX_INPUTS_PER_REQUEST = max(m.max_inputs_per_request for m in EMBEDDING_MODELS.
 MAX_DIMENSIONS = max(m.default_dimensions for m in EMBEDDING_MODELS.values())
 
 PARSE_TIERS: tuple[str, ...] = ("fast", "cost_effective", "agentic", "agentic_plus")
+# Credits LlamaParse bills per page by v2 tier (contracts.md §2.7); the price table holds the dollars.
+PARSE_CREDITS_PER_PAGE: dict[str, int] = {"fast": 1, "cost_effective": 3, "agentic": 10, "agentic_plus": 45}
+
+
+def target_pages(spec: str) -> list[int]:
+    """LlamaParse v2 `page_ranges.target_pages` ("1,3,5-8", 1-based) → sorted page numbers.
+
+    Raises ValueError for a bad range, a page 0, a descending range or a duplicate page.
+    """
+    pages: list[int] = []
+    for part in spec.split(","):
+        lo_text, dash, hi_text = part.strip().partition("-")
+        if not lo_text.strip().isdigit() or (dash and not hi_text.strip().isdigit()):
+            raise ValueError(f"invalid page range {part.strip()!r}: use 1-based pages such as '1,3,5-8'")
+        lo = int(lo_text)
+        hi = int(hi_text) if dash else lo
+        if lo < 1 or hi < lo:
+            raise ValueError(f"invalid page range {part.strip()!r}: pages start at 1 and ranges ascend")
+        pages.extend(range(lo, hi + 1))
+    if len(set(pages)) != len(pages):
+        raise ValueError("duplicate pages in target_pages")
+    return sorted(pages)
+
+
+def selected_page_count(total: int, *, max_pages: int | None, target: str | None) -> int:
+    """How many of a document's `total` pages a job parses (and bills): `target` wins over `max_pages`."""
+    if target:
+        return sum(1 for p in target_pages(target) if p <= total)
+    return min(total, max_pages) if max_pages else total
 
 
 def embedding_model(name: str) -> EmbeddingModelSpec:

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tvdb.errors import ConfigError, ScenarioError
+from tvdb.redaction import redact
 from tvdb.settings import (
     AlertSettings,
     BudgetSettings,
@@ -49,6 +50,7 @@ ENV_ALIASES = {
     "OPENAI_BASE_URL": ("openai_base_url",),
     "LLAMA_CLOUD_API_KEY": ("llama_cloud_api_key",),
     "LLAMA_CLOUD_BASE_URL": ("llama_cloud_base_url",),
+    "LLAMA_CLOUD_WEBHOOK_SECRET": ("llama_cloud_webhook_secret",),
     # the seed project's name for the mode; TVDB_MODE wins when both are set
     "SERVICE_MODE": ("mode",),
 }
@@ -81,6 +83,8 @@ class _Layer:
     origin: str  # "tvdb.yaml", "scenario", "env", "flag"
     doc: YamlDocument | None = None
     names: Mapping[tuple[str, ...], str] | None = None  # key path → env var / flag name
+    # key path → how an error shows where the value came from: "TVDB_X=5 (environment)", secrets masked
+    shown: Mapping[tuple[str, ...], str] | None = None
 
 
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -105,35 +109,47 @@ def _merge(
             origins[path] = layer
 
 
-def _is_list_field(path: tuple[str, ...]) -> bool:
+def _field_annotation(path: tuple[str, ...]) -> Any:
     model: type[BaseModel] = Settings
     for key in path[:-1]:
         ann = model.model_fields[key].annotation
         assert isinstance(ann, type) and issubclass(ann, BaseModel)
         model = ann
-    return getattr(model.model_fields[path[-1]].annotation, "__origin__", None) is list
+    return model.model_fields[path[-1]].annotation
+
+
+def _is_secret_field(path: tuple[str, ...]) -> bool:
+    """A key whose value must never be printed, not even in the error about it."""
+    return "SecretStr" in str(_field_annotation(path))
+
+
+def _is_list_field(path: tuple[str, ...]) -> bool:
+    return getattr(_field_annotation(path), "__origin__", None) is list
 
 
 # TVDB_* variables that are not settings: the chaos knob of the resume tests, the tests' corpus path
 NON_SETTING_VARS = frozenset({"TVDB_CRASH_AFTER_STAGE", "TVDB_SHARED_DIR"})
 
 
-def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
-    """`TVDB_*` variables that name no setting (a typo is otherwise silently ignored), with a hint."""
+def unknown_env_vars(environ: Mapping[str, str], dotenv: Mapping[str, str] | None = None) -> list[str]:
+    """`TVDB_*` variables of the environment and of `.env` that name no setting (a typo is otherwise
+    silently ignored), with the nearest setting as a hint."""
     import difflib
 
     known = env_var_names()
     out = []
-    for var in sorted(environ):
-        if var.startswith("TVDB_") and var not in known and var not in NON_SETTING_VARS:
-            close = difflib.get_close_matches(var, list(known), n=1)
-            out.append(f"{var} is not a tvdb setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    for where, variables in (("", environ), (" (in .env)", dotenv or {})):
+        for var in sorted(variables):
+            if var.startswith("TVDB_") and var not in known and var not in NON_SETTING_VARS:
+                close = difflib.get_close_matches(var, list(known), n=1)
+                out.append(f"{var}{where} is not a tvdb setting" + (f" (did you mean {close[0]}?)" if close else ""))
     return out
 
 
 def _env_layer(environ: Mapping[str, str], from_dotenv: frozenset[str] = frozenset()) -> _Layer:
     data: dict[str, Any] = {}
     names: dict[tuple[str, ...], str] = {}
+    shown_as: dict[tuple[str, ...], str] = {}
     # aliases first so that an explicit TVDB_ variable wins over the SDK's standard name
     for var, path in [*ENV_ALIASES.items(), *env_var_names().items()]:
         value = environ.get(var)
@@ -142,7 +158,9 @@ def _env_layer(environ: Mapping[str, str], from_dotenv: frozenset[str] = frozens
             parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if _is_list_field(path) else value
             _set_path(data, path, parsed)
             names[path] = f"{var} (in .env)" if var in from_dotenv else var
-    return _Layer(data, "env", names=names)
+            shown = "****" if _is_secret_field(path) else redact(value)
+            shown_as[path] = f"{var}={shown} ({'.env' if var in from_dotenv else 'environment'})"
+    return _Layer(data, "env", names=names, shown=shown_as)
 
 
 def read_config_file(path: Path, what: str = "config file") -> YamlDocument:
@@ -249,6 +267,16 @@ def _origin(layer: _Layer, path: tuple[str, ...], merged: Mapping[str, Any]) -> 
     return f"set by {where}: {key}"
 
 
+def _source(path: tuple[str, ...], layer: _Layer) -> str:
+    """Where a key's value came from: `TVDB_X=5 (environment)`, `tvdb.yaml:3`, `scenario s.yaml:4`, `--flag`."""
+    key = ".".join(path)
+    if layer.origin == "env" and layer.shown and path in layer.shown:
+        return layer.shown[path]
+    if layer.doc is not None:
+        return f"{key} in {layer.doc.path}:{layer.doc.line_of(path)}"
+    return _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
+
+
 def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
     err = exc.errors()[0]
     loc = tuple(str(p) for p in err["loc"])
@@ -265,16 +293,17 @@ def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) ->
         if children:
             path, layer = max(children, key=lambda c: rank[c[1].origin])
             loc = path[: len(loc)] if layer.origin == "env" else loc
-    if not loc:  # a rule across several keys (e.g. reservation_ttl_s vs the timeouts)
-        return ConfigError(f"configuration: {msg}")
+    if not loc:  # a rule across several keys (e.g. reservation_ttl_s vs the timeouts): name where each came from
+        sources = [_source(path, lay) for path, lay in sorted(origins.items()) if dotted(path) in msg]
+        return ConfigError(f"configuration: {msg}" + (f" (set by {', '.join(sources)})" if sources else ""))
     if layer is None:
         return ConfigError(f"{key}: {msg}")
     if layer.origin == "scenario" and layer.doc is not None:
         return ScenarioError(msg, path=layer.doc.path, line=layer.doc.line_of(loc), key=key)
     if layer.doc is not None:
         return ConfigError(f"{layer.doc.path}:{layer.doc.line_of(loc)}: {key}: {msg}")
-    if layer.origin == "env" and layer.names:
-        name = next((v for p, v in layer.names.items() if p[: len(loc)] == loc or loc[: len(p)] == p), key)
-        return ConfigError(f"environment variable {name}: {msg}")
+    if layer.origin == "env" and layer.shown:
+        name = next((v for p, v in layer.shown.items() if p[: len(loc)] == loc or loc[: len(p)] == p), key)
+        return ConfigError(f"{name}: {msg}")
     flag = _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
     return ConfigError(f"{flag}: {msg}")

@@ -23,6 +23,25 @@ BUSY_TIMEOUT_MS = 30_000
 migrations = Migrations("tvdb")
 
 
+@contextmanager
+def savepoint(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Inside an open `transaction`: the block's writes are undone if it raises (ROLLBACK TO), kept
+    otherwise, and committed with the outer transaction. Lets one transaction carry a whole stage's
+    documents while a document that fails leaves nothing half-written."""
+    conn = db.conn
+    if not conn.in_transaction:
+        raise RuntimeError("savepoint() needs an open transaction")
+    conn.execute("SAVEPOINT tvdb_step")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO tvdb_step")
+            conn.execute("RELEASE tvdb_step")
+        raise
+    conn.execute("RELEASE tvdb_step")
+
+
 @migrations()
 def m001_core(db: sqlite_utils.Database) -> None:
     db.table("runs").create(

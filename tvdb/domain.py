@@ -124,12 +124,17 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class EmbeddingRequest:
-    """Input of one embeddings API request (one ledger row)."""
+    """Input of one embeddings API request (one ledger row).
+
+    `token_count` is the request's total (the budget reservation's estimate). `input_tokens`, when
+    not empty, is each text's cl100k count as the chunker computed it (same length as `texts`),
+    so that a local embedder never counts again what is known; empty means "count them yourself"."""
 
     texts: tuple[str, ...]
     model: str
     dimensions: int
     token_count: int
+    input_tokens: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

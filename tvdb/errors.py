@@ -16,6 +16,7 @@
     │   │   └── MalformedResponseError              a body that is not what the API documents
     │   ├── QuotaExhausted                           HTTP 429 insufficient_quota / 402: permanent
     │   └── PermanentServiceError                    other 4xx (bad request, auth, model not found)
+    │       └── ParseJobError(error_code)            a parse job that ended FAILED/CANCELLED/timed out
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
     ├── StorageError(path)               disk full / read-only: the run stops, resumable  exit 4
@@ -67,6 +68,8 @@ class ErrorCode(StrEnum):
     PRICE_UNKNOWN = "price_unknown"
     CASSETTE_MISS = "cassette_miss"
     NOT_FOUND = "not_found"
+    PARTIAL_PARSE = "partial_parse"
+    CANCELLED = "cancelled"
     INTERNAL = "internal"
 
 
@@ -138,6 +141,9 @@ class ServiceError(TvdbError):
 
     error_code: ErrorCode = ErrorCode.SERVICE_ERROR
     transient: bool = False
+    # units the service says it billed for the failed request (a parse job's credits as pages):
+    # the ledger then settles at that amount instead of releasing or assuming
+    billed_units: float | None = None
 
     def __init__(
         self,
@@ -217,6 +223,20 @@ class QuotaExhausted(ServiceError):
 
 class PermanentServiceError(ServiceError):
     """A 4xx other than 408/409/429: bad request, bad key, unknown model. Never retried."""
+
+
+class ParseJobError(PermanentServiceError):
+    """A parse job the service accepted that did not complete: FAILED (`service_error`, or `encrypted`
+    for a protected PDF), CANCELLED (`cancelled`), timed out and cancelled by us (`timeout`), or too
+    many failed pages (`partial_parse`). Never retried: a new upload would be billed again."""
+
+    def __init__(
+        self, message: str, *, error_code: ErrorCode, billed_units: float | None = None,
+        maybe_billed: bool = False, **kwargs: object,
+    ) -> None:
+        self.error_code = error_code
+        self.billed_units = billed_units
+        super().__init__(message, maybe_billed=maybe_billed, **kwargs)  # type: ignore[arg-type]
 
 
 class CostLimitExceeded(TvdbError):

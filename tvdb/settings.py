@@ -30,9 +30,37 @@ MAX_RESERVATION_TTL_S = 7 * 86_400
 
 
 class ParseSettings(_Section):
+    """LlamaParse (Parse API v2) settings; `timeout_s` bounds a whole job (upload to result)."""
+
     tier: str = "fast"
+    version: str = "latest"
     concurrency: int = Field(4, ge=1, le=64)
     timeout_s: float = Field(300.0, gt=0, le=MAX_PARSE_WAIT_S)  # a big document on an agentic tier is slow
+    request_timeout_s: float = Field(60.0, gt=0, le=MAX_WAIT_S)
+    poll_interval_s: float = Field(1.0, gt=0, le=MAX_WAIT_S)
+    max_poll_interval_s: float = Field(5.0, gt=0, le=MAX_WAIT_S)
+    max_pages: int | None = Field(None, ge=1, le=MAX_COUNT)
+    target_pages: str | None = None
+    max_page_failure_ratio: float = Field(0.5, ge=0, le=1)
+    webhook: bool = False
+    webhook_grace_s: float = Field(30.0, gt=0, le=MAX_PARSE_WAIT_S)
+    webhook_url: str | None = None
+
+    @field_validator("target_pages")
+    @classmethod
+    def _page_list(cls, value: str | None) -> str | None:
+        if value is not None:
+            catalog.target_pages(value)  # ValueError names the bad range
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        import re
+
+        if value != "latest" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(f"parse.version {value!r}: use `latest` or a dated version such as 2026-06-15")
+        return value
 
     @field_validator("tier")
     @classmethod
@@ -98,6 +126,7 @@ class LimitsSettings(_Section):
 
     openai_requests_per_hour: int | None = Field(None, ge=0, le=MAX_COUNT)
     llamaparse_requests_per_hour: int | None = Field(None, ge=0, le=MAX_COUNT)
+    llamaparse_requests_per_minute: int | None = Field(None, ge=1, le=MAX_COUNT)
     openai_requests_per_minute: int | None = Field(None, ge=1, le=MAX_COUNT)
     openai_tokens_per_minute: int | None = Field(None, ge=1, le=MAX_COUNT)
 
@@ -175,6 +204,7 @@ class Settings(_Section):
     openai_base_url: str | None = None
     llama_cloud_api_key: SecretStr | None = None
     llama_cloud_base_url: str | None = None
+    llama_cloud_webhook_secret: SecretStr | None = None
     daily_budget_usd: float = Field(1.0, ge=0, le=MAX_USD)
     timezone: str = "UTC"
     on_budget_exceeded: Literal["fail", "defer"] = "fail"

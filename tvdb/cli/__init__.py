@@ -1,7 +1,12 @@
 """The `tvdb` command line. Commands are thin: parse options, call one function, render the result.
 
-Only this package imports typer and rich; heavy libraries (numpy, openai, pypdf) are imported
-inside the functions that use them so that `tvdb --help` starts fast.
+Only this package imports typer and rich. `tvdb --help` and `tvdb --version` import only what they
+print, so a command module (tvdb/cli/<command>.py) imports at module level nothing but typer, rich,
+`tvdb.cli.*`, `tvdb.errors`, `tvdb.domain`, `tvdb.bounds` and `tvdb.money`; everything a command
+needs to *run* (asyncio, numpy, pydantic, SDKs, sqlite-utils, tvdb.config / pipeline / services /
+ledger / db / history) is imported inside the command function, names for annotations under
+`if TYPE_CHECKING:`. tests/test_startup.py fails when a module breaks this, and
+`python bench/startup.py` measures the start-up against a minimal Typer app.
 """
 
 from __future__ import annotations

@@ -189,10 +189,22 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
         return EXIT_INTERNAL
 
 
-from tvdb.cli import alerts, cassette, cost, doctor, emulate, logs, report, run, runs  # noqa: E402  (registers the commands)
+from tvdb.cli import (  # noqa: E402  (registers the commands)
+    alerts,
+    cassette,
+    cost,
+    doctor,
+    emulate,
+    logs,
+    report,
+    run,
+    runs,
+    webhook,
+)
 
 app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice, reconcile.")
 app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
 app.add_typer(runs.app, name="runs", short_help="Run history: list, show, compare.")
+app.add_typer(webhook.app, name="webhook", short_help="LlamaCloud webhooks: serve a verifying receiver.")
 for _module in (run, emulate, doctor, report, logs, cassette):
     _module.register(app)

@@ -46,13 +46,16 @@ def service_flags(values: list[str] | None) -> dict[str, str] | None:
 def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,
                  loaded: LoadedScenario | None = None) -> Settings:
     """Settings for this command: defaults < tvdb.yaml (or --config) < scenario < environment < flags."""
-    from tvdb.config import resolve_settings, unknown_env_vars
+    from rich.text import Text
+
+    from tvdb.cli.output import clean, make_console
+    from tvdb.config import read_dotenv, resolve_settings, unknown_env_vars
 
     obj = ctx.obj or {}
-    for warning in unknown_env_vars(os.environ):
-        from rich.console import Console
-
-        Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    dotenv_path = Path.cwd() / ".env"
+    dotenv = read_dotenv(dotenv_path) if dotenv_path.is_file() else {}
+    for warning in unknown_env_vars(os.environ, {k: v for k, v in dotenv.items() if k not in os.environ}):
+        make_console(stderr=True).print(Text.assemble(("warning:", "yellow"), " ", clean(warning)), soft_wrap=True)
     flags = dict(flags or {})
     if flags.get("data_dir") is None:
         flags["data_dir"] = obj.get("data_dir")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -51,6 +50,8 @@ def doctor(
       tvdb doctor --mode real --json
       OPENAI_BASE_URL=http://127.0.0.1:8089/v1 tvdb doctor --service embedder=hybrid
     """
+    import asyncio
+
     from tvdb.clock import SystemClock
     from tvdb.services.doctor import Check, diagnose
 

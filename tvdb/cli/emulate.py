@@ -11,7 +11,7 @@ from tvdb.bounds import MAX_COUNT, MAX_LATENCY_MS, MAX_PORT
 
 
 def register(app: typer.Typer) -> None:
-    app.command("emulate", short_help="Serve a wire-exact OpenAI embeddings API on loopback.")(emulate)
+    app.command("emulate", short_help="Serve wire-exact OpenAI embeddings and LlamaParse v2 APIs on loopback.")(emulate)
 
 
 def emulate(
@@ -34,9 +34,11 @@ def emulate(
         typer.Option("--config", help="YAML with rpm/tpm/latency_ms/gzip and a `faults:` list (scenario format)."),
     ] = None,
 ) -> None:
-    """Serve the OpenAI embeddings API (POST /v1/embeddings) as the real one answers, until Ctrl-C.
+    """Serve the OpenAI embeddings API (POST /v1/embeddings) and LlamaParse v2 (/api/v2/parse…) as the
+    real ones answer, until Ctrl-C.
 
-    Any `sk-…` key is accepted. Point tvdb and the OpenAI SDK at it with the printed OPENAI_BASE_URL.
+    Any `sk-…` key (OpenAI) and `llx-…` key (LlamaCloud) is accepted. Point tvdb and the SDKs at it
+    with the printed OPENAI_BASE_URL and LLAMA_CLOUD_BASE_URL.
     """
     from rich.console import Console
 
@@ -60,7 +62,10 @@ def emulate(
     console.print(f"tvdb emulator: OpenAI embeddings at {server.openai_base_url} "
                   f"({limits}, latency {cfg.latency_ms:g} ms, {len(cfg.faults)} faults)")
     console.print(f"export OPENAI_BASE_URL={server.openai_base_url}")
-    console.print("Any sk-… key is accepted. Ctrl-C to stop.")
+    console.print(f"export LLAMA_CLOUD_BASE_URL={server.llama_cloud_base_url}")
+    console.print(f"tvdb emulator: LlamaParse v2 at {server.llama_cloud_base_url}/api/v2/parse "
+                  f"({cfg.parse_per_page_ms:g} ms per page, {cfg.parse_queue_ms:g} ms queued)")
+    console.print("Any sk-… (OpenAI) and llx-… (LlamaCloud) key is accepted. Ctrl-C to stop.")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -19,7 +19,9 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     """Print the forecast; returns 0 when it fits every budget, 3 when it does not."""
     from tvdb.clock import SystemClock
     from tvdb.scenarios.estimate import estimate
+    from tvdb.scenarios.runner import check_runnable
 
+    check_runnable(settings, loaded.scenario, need_keys=False)  # what the run would refuse, the estimate refuses too
     est = estimate(loaded, settings, SystemClock())
     code = 0 if est.fits else 3
     base = loaded.path.parent
@@ -49,7 +51,8 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     total = "unknown" if unknown else format_usd(sum(by_stage.values()) / 1e9)
     console.print(
         f"The run would send {est.requests['parse']} parse and {est.requests['embed']} embedding requests "
-        f"({modes}), worth {total} at live prices (parse {usd('parse')}, embed {usd('embed')}); "
+        f"({modes}), worth {total} at live prices (parse {usd('parse')} for {est.parse_pages} pages = "
+        f"{est.parse_credits} LlamaParse credits at tier {est.parse_tier}, embed {usd('embed')}); "
         f"real spend {format_usd(est.forecast.total_usd)}.", markup=False,
     )
     for service, model in est.unpriced:

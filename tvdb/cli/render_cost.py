@@ -33,6 +33,7 @@ CSV_METRICS = (
     "would_cost_known_usd",
     "mock_would_cost_known_usd",
     "replay_would_cost_known_usd",
+    "llamaparse_credits",  # pages × the tier's credits per page, for LlamaParse rows
 )
 _BAR_WIDTH = 30
 
@@ -91,6 +92,7 @@ def groups_table(report: CostReport) -> TableData:
         *(Col(name, Kind.ID, footer="total" if i == 0 else "") for i, name in enumerate(report.by)),
         Col("calls", Kind.NUM, footer=str(totals.calls)),
         Col("errors", Kind.NUM, footer=str(totals.errors)),
+        Col("credits", Kind.NUM, "llamaparse_credits", footer=_credits(totals.credits)),
         Col("spent (real)", Kind.MONEY, "spent_usd", footer=_amount(totals.spent)),
         Col("would cost: mock", Kind.MONEY, "mock_would_cost_usd", footer=_amount(totals.mock_would_cost)),
         Col("would cost: replay", Kind.MONEY, "replay_would_cost_usd", footer=_amount(totals.replay_would_cost)),
@@ -105,11 +107,17 @@ def _cells(row: ReportRow) -> list[str | Text | None]:
         *("—" if v is None else v for v in row.keys.values()),
         str(row.calls),
         str(row.errors),
+        _credits(row.credits),
         _amount(row.spent),
         _amount(row.mock_would_cost),
         _amount(row.replay_would_cost),
         str(row.unknown_price_calls),
     ]
+
+
+def _credits(credits: float) -> str:
+    """LlamaParse credits, whole when they are (they usually are), else to two places."""
+    return f"{credits:g}" if credits == int(credits) else f"{credits:.2f}"
 
 
 def _budget_panel(report: CostReport) -> Panel:

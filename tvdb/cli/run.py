@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 import signal
@@ -75,6 +74,8 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
             bars.start(jobs)
 
     hooks = RunHooks(progress=bars if show else RunHooks().progress, after_stage=_crash_hook(), on_start=on_start)
+    import asyncio  # here, not at module level: `tvdb --help` must not pay for it (tests/test_startup.py)
+
     async def main() -> RunResult:
         # SIGTERM (a cancelled CI job, `kill`) stops as cleanly as Ctrl-C: the event loop cancels the
         # run at its next await, rather than an exception landing in the middle of a transaction
@@ -132,6 +133,9 @@ def run(
     max_usd: Annotated[float | None, typer.Option("--max-usd", help="Per-run budget in USD.")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", "--no-reuse",
+        help="Parse and embed every document again instead of reusing identical stored work.")] = False,
     record: Annotated[bool, typer.Option(
         "--record", help="Record the run's real HTTP traffic to a fresh cassette (replaces the old one).")] = False,
     record_mode: Annotated[RecordModeChoice | None, typer.Option(
@@ -150,6 +154,7 @@ def run(
       tvdb run scenarios/quickstart.yaml
       tvdb run scenarios/quickstart.yaml --json > result.json
       tvdb run scenarios/quickstart.yaml --estimate
+      tvdb run scenarios/quickstart.yaml --fresh      # re-parse and re-embed, reuse nothing
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
       tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
       tvdb run scenarios/x.yaml --mode real --record    # then: tvdb replay cassettes/x.yaml
@@ -169,7 +174,8 @@ def run(
         from tvdb.cli.estimate import print_estimate
 
         raise typer.Exit(print_estimate(loaded, settings, fmt=chosen))
-    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
+    code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape, fresh=fresh),
+                  fmt=chosen,
                   progress=progress, base=loaded.path.parent, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
 

@@ -6,6 +6,11 @@
     gzip: false          # gzip bodies for clients that accept it (the real API does)
     memo_entries: 0      # remember this many texts' counts and vectors (0: off; see tvdb.emulator.memo)
     seed: 0              # RNG seed for `rate` faults
+    parse_per_page_ms: 50     # LlamaParse: processing time per page
+    parse_queue_ms: 50        # LlamaParse: time a job stays PENDING
+    parse_credits: null       # LlamaParse: the account's credits (402 once spent; null: unlimited)
+    parse_uploads_per_10s: null  # LlamaParse: uploads per 10 s before a 429 (the real limit is 50)
+    parse_retry_after: true   # LlamaParse: send `retry-after` with that 429
     faults:              # same format as a scenario's `faults:` (tvdb.faults.plan)
       - {service: openai, kind: status, status: 429, retry_after: 1, nth: 1}
 
@@ -41,6 +46,11 @@ class EmulatorConfig(StrictModel):
     gzip: bool = False
     memo_entries: int = Field(0, ge=0, le=MAX_MEMO_ENTRIES)
     seed: int = Field(0, ge=0, le=MAX_SEED)
+    parse_per_page_ms: float = Field(50.0, ge=0, le=MAX_LATENCY_MS)
+    parse_queue_ms: float = Field(50.0, ge=0, le=MAX_LATENCY_MS)
+    parse_credits: float | None = Field(None, ge=0, le=MAX_COUNT)
+    parse_uploads_per_10s: int | None = Field(None, ge=1, le=MAX_COUNT)
+    parse_retry_after: bool = True
     faults: list[Fault] = []
 
     @property
@@ -66,10 +76,22 @@ def build_server(
     config: EmulatorConfig, *, host: str = "127.0.0.1", port: int = 0,
     clock: Callable[[], float] = time.monotonic,
 ) -> EmulatorServer:
-    """An (unstarted) server with the OpenAI emulator mounted at /v1."""
+    """An (unstarted) server: OpenAI at /v1 and LlamaParse at /api, one fault schedule for both."""
+    from tvdb.emulator.llamaparse import LlamaParseEmulator
     from tvdb.emulator.openai import OpenAIEmulator
     from tvdb.emulator.server import EmulatorServer
 
+    schedule = config.fault_plan.schedule()
     openai = OpenAIEmulator(rpm=config.rpm, tpm=config.tpm, latency_s=config.latency_ms / 1000,
-                            faults=config.fault_plan, clock=clock, memo_entries=config.memo_entries)
-    return EmulatorServer([openai], host=host, port=port, gzip_responses=config.gzip)
+                            faults=schedule, clock=clock, memo_entries=config.memo_entries)
+    llamaparse = LlamaParseEmulator(
+        per_page_s=config.parse_per_page_ms / 1000, queue_s=config.parse_queue_ms / 1000,
+        latency_s=config.latency_ms / 1000, credits_limit=config.parse_credits,
+        uploads_per_window=config.parse_uploads_per_10s, send_retry_after=config.parse_retry_after,
+        faults=schedule, clock=clock,
+    )
+    server = EmulatorServer([openai, llamaparse], host=host, port=port, gzip_responses=config.gzip)
+    from tvdb.emulator.webhooks import WebhookDispatcher
+
+    llamaparse.on_job = WebhookDispatcher(llamaparse, server.stopping).start_job
+    return server

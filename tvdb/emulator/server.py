@@ -5,8 +5,8 @@
         ...
         server.counts["POST /v1/embeddings"]
 
-Services are mounted by path prefix (OpenAI at /v1; a LlamaParse emulator can be mounted beside it at
-/api). Each connection is served by its own thread, so concurrent clients are answered concurrently.
+Services are mounted by path prefix (OpenAI at /v1, LlamaParse at /api). Each connection is served by
+its own thread, so concurrent clients are answered concurrently.
 """
 
 from __future__ import annotations
@@ -163,6 +163,11 @@ class EmulatorServer:
     def openai_base_url(self) -> str:
         """The value for OPENAI_BASE_URL."""
         return self.base_url + "/v1"
+
+    @property
+    def llama_cloud_base_url(self) -> str:
+        """The value for LLAMA_CLOUD_BASE_URL (the SDK appends /api/v2/...)."""
+        return self.base_url
 
     def dispatch(self, request: EmulatorRequest) -> Reply:
         for service in self.services:

@@ -5,11 +5,19 @@
       - {service: openai, kind: status, status: 429, type: insufficient_quota, nth: [3, 4]}
       - {service: openai, kind: latency, latency_s: 0.2, rate: 0.1}
       - {service: llamaparse, kind: timeout, times: 1}
+      - {service: llamaparse, kind: status, status: 503, request: poll, nth: 2}
+      - {service: llamaparse, kind: stuck, nth: 2}          # the job stays PENDING forever
+      - {service: llamaparse, kind: job_failed, message: "PDF_IS_PROTECTED: password required"}
+      - {service: llamaparse, kind: partial, pages: 1}      # the first page fails
 
 `nth` counts the calls to that service (1-based, in the order they start); `rate` fires with that
 probability from a seeded RNG (deterministic for a given plan and call order); with neither, the fault
 fires on every call. `times` caps how often a fault fires. A `latency` fault delays the call and
 combines with at most one other fault; of the others the first that fires decides the outcome.
+
+LlamaParse calls are its uploads (one per document, as in mock mode); `request: poll` makes a fault count
+and hit the job-status requests instead. The job kinds act on the job an upload creates:
+`stuck` (PENDING forever), `job_failed` (FAILED with `message`), `partial` (`pages` pages fail).
 """
 
 from __future__ import annotations
@@ -25,7 +33,11 @@ from tvdb.bounds import MAX_COUNT, MAX_SEED, MAX_WAIT_S
 from tvdb.validation import StrictModel
 
 Service = Literal["openai", "llamaparse"]
-FaultKind = Literal["status", "latency", "timeout", "disconnect", "malformed_body", "bad_vector"]
+FaultKind = Literal[
+    "status", "latency", "timeout", "disconnect", "malformed_body", "bad_vector", "stuck", "job_failed", "partial",
+]
+Channel = Literal["call", "poll"]
+JOB_KINDS = frozenset({"stuck", "job_failed", "partial"})
 
 
 class Fault(StrictModel):
@@ -44,6 +56,8 @@ class Fault(StrictModel):
     latency_s: float | None = Field(None, ge=0, le=MAX_WAIT_S)
     times: int | None = Field(None, ge=1, le=MAX_COUNT, description="fire at most this many times")
     vector: Literal["nan", "wrong_dimension"] = "nan"
+    request: Channel = Field("call", description="llamaparse: `call` counts uploads, `poll` job-status requests")
+    pages: int = Field(1, ge=1, le=1_000_000, description="partial: how many pages fail (the first ones)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Fault:
@@ -60,6 +74,10 @@ class Fault(StrictModel):
             raise ValueError("a `latency` fault needs `latency_s`")
         if self.kind == "bad_vector" and self.service != "openai":
             raise ValueError("`bad_vector` applies to the openai (embedding) service only")
+        if self.kind in JOB_KINDS and self.service != "llamaparse":
+            raise ValueError(f"`{self.kind}` applies to the llamaparse (parse job) service only")
+        if self.request == "poll" and (self.service != "llamaparse" or self.kind in JOB_KINDS):
+            raise ValueError("`request: poll` applies to llamaparse request faults (status, timeout, ...) only")
         return self
 
     @property
@@ -121,15 +139,16 @@ class FaultSchedule:
         with self._lock:
             return tuple(self._fired)
 
-    def next(self, service: str) -> Decision:
-        """Count one call to `service` and decide its faults."""
+    def next(self, service: str, channel: Channel = "call") -> Decision:
+        """Count one call to `service` on `channel` (`poll`: a job-status request) and decide its faults."""
+        key = service if channel == "call" else f"{service}:{channel}"
         with self._lock:
-            n = self._calls.get(service, 0) + 1
-            self._calls[service] = n
+            n = self._calls.get(key, 0) + 1
+            self._calls[key] = n
             latency = 0.0
             outcome: Fault | None = None
             for i, fault in enumerate(self.plan.faults):
-                if fault.service != service:
+                if fault.service != service or fault.request != channel:
                     continue
                 if fault.times is not None and self._fired[i] >= fault.times:
                     continue

@@ -14,7 +14,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from tvdb.domain import EmbeddingRequest, EmbeddingResult, Implementation, ParseRequest, ParseResult
-from tvdb.errors import MalformedResponseError, ServiceError, ServiceTimeoutError, ServiceUnavailableError
+from tvdb.errors import (
+    ErrorCode,
+    MalformedResponseError,
+    ParseJobError,
+    ServiceError,
+    ServiceTimeoutError,
+    ServiceUnavailableError,
+)
 from tvdb.faults.plan import Fault, FaultPlan, FaultSchedule
 
 if TYPE_CHECKING:
@@ -123,12 +130,37 @@ class FaultyEmbedder(_Faulty["Embedder"]):
 
 
 class FaultyParser(_Faulty["Parser"]):
-    """A `Parser` that applies `plan`'s faults for the inner parser's service before calling it."""
+    """A `Parser` that applies `plan`'s faults for the inner parser's service before calling it.
+
+    The job kinds end as the real client ends them: `stuck` → ParseJobError(timeout), `job_failed`
+    → ParseJobError (`encrypted` for a PDF_IS_PROTECTED message), `partial` → the first `pages`
+    pages come back empty with a warning each. `max_page_failure_ratio` is `parse.`'s setting.
+    """
+
+    def __init__(self, inner: Parser, plan: FaultPlan | FaultSchedule, *, sleep: Sleep = asyncio.sleep,
+                 max_page_failure_ratio: float = 1.0) -> None:
+        super().__init__(inner, plan, sleep=sleep)
+        self.max_page_failure_ratio = max_page_failure_ratio
 
     async def parse(self, request: ParseRequest) -> ParseResult:
         fault = await self._decide()
         if fault is None or fault.kind == "bad_vector":
             return await self.inner.parse(request)
+        if fault.kind == "partial":
+            from tvdb.services.parse_pages import fail_pages
+
+            result = await self.inner.parse(request)
+            failed = {p.number: "PAGE_PARSING_FAILED (injected fault)" for p in result.document.pages[:fault.pages]}
+            document = fail_pages(result.document, failed, self.max_page_failure_ratio, request.filename)
+            return replace(result, document=document)
+        if fault.kind in ("stuck", "job_failed"):
+            from tvdb.services.parse_pages import job_failed_error
+
+            if fault.kind == "stuck":
+                raise ParseJobError(f"{self.service}: the parse job of {request.filename} stayed PENDING "
+                                    "(injected fault)", error_code=ErrorCode.TIMEOUT, service=self.service)
+            raise job_failed_error(self.service, fault.message or "INTERNAL_ERROR: the job failed (injected fault)",
+                                   filename=request.filename, job_id=FAULT_REQUEST_ID)
         if fault.kind == "timeout" and fault.latency_s:
             await self._sleep(fault.latency_s)
         raise fault_error(fault, self.service)

@@ -183,6 +183,29 @@ def _budget_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.da
     return out
 
 
+def _refusal_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.datetime,
+                        refusals: Sequence[str]) -> list[Alert]:
+    if not refusals:
+        return []
+    window = day_window(now, settings.timezone)
+    budget = usd_to_nusd(Decimal(str(settings.daily_budget_usd)))
+    spent = real_spend_nusd(db, window)
+    reserved = ReservationStore(db).held_nusd()
+    details = {
+        "threshold_pct": 100.0, "percent_used": None if budget == 0 else 100 * spent / budget,
+        "spent_usd": nusd_to_usd(spent), "daily_budget_usd": nusd_to_usd(budget),
+        "reserved_usd": nusd_to_usd(reserved), "refused": list(refusals),
+    }
+    return [Alert(
+        alert_id=0, key=f"budget:{window.start_iso}:100", kind="budget", severity=Severity.CRITICAL,
+        title="Budget reached: calls were refused",
+        message=(f"{'; '.join(refusals)} (spent {format_usd(nusd_to_usd(spent))} of the "
+                 f"{format_usd(nusd_to_usd(budget))} daily budget, {window.label})"),
+        created_at=now, window_label=window.label, window_start=window.start, window_end=window.end,
+        details=details,
+    )]
+
+
 def _error_rate_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.datetime,
                            implementations: Sequence[str]) -> list[Alert]:
     cfg = settings.alerts
@@ -218,9 +241,13 @@ def _error_rate_candidates(db: sqlite_utils.Database, settings: Settings, now: d
 
 def evaluate_alerts(
     db: sqlite_utils.Database, settings: Settings, clock: Clock, *,
-    error_rate_implementations: Sequence[str] = ("real",),
+    error_rate_implementations: Sequence[str] = ("real",), refusals: Sequence[str] = (),
 ) -> list[Alert]:
     """Raise and store the alerts due now; returns only the new ones (already raised keys are skipped).
+
+    `refusals`: why budgets refused calls of the run that is ending (CostLimitExceeded messages). A
+    refusal raises the critical 100 % alert of the day (key `budget:<day start>:100`) even though the
+    refused call left spend under the budget: the budget is full for what the run needed.
 
     Error rates count real calls by default (mock faults are planned, not incidents). Alerts raised
     while muted are stored with `muted=True` and `delivery_status='muted'`.
@@ -229,7 +256,7 @@ def evaluate_alerts(
     new: list[Alert] = []
     with transaction(db):
         is_muted = muted_until(db, now) is not None
-        candidates = [*_budget_candidates(db, settings, now),
+        candidates = [*_refusal_candidates(db, settings, now, refusals), *_budget_candidates(db, settings, now),
                       *_error_rate_candidates(db, settings, now, error_rate_implementations)]
         for c in candidates:
             stored = _insert(db, _muted(c) if is_muted else c)

@@ -19,10 +19,11 @@ from typing import Any
 
 import sqlite_utils
 
+from tvdb.catalog import PARSE_CREDITS_PER_PAGE
 from tvdb.clock import iso
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import Period, local_day
-from tvdb.ledger.prices import nusd_to_usd
+from tvdb.ledger.prices import LLAMAPARSE, nusd_to_usd
 from tvdb.ledger.today import BudgetStatus, budget_status
 
 # --by name → usage column (`mode` is the implementation that answered: real / mock / replay)
@@ -100,6 +101,7 @@ class ReportRow:
     would_cost: Amount = Amount()
     mock_would_cost: Amount = Amount()
     replay_would_cost: Amount = Amount()
+    credits: float = 0.0  # LlamaParse credits billed (pages × the tier's credits; raw usage rows only)
 
     @property
     def keys(self) -> dict[str, str | None]:
@@ -157,6 +159,7 @@ class _Fact:
     would: int | None
     cost_unknown: int
     would_unknown: int
+    credits: float = 0.0
 
 
 @dataclass
@@ -173,7 +176,14 @@ class _Acc:
             mock = mock.add(f.would, f.calls, f.would_unknown)
         elif impl == "replay":
             replay = replay.add(f.would, f.calls, f.would_unknown)
-        self.row = ReportRow(r.group, r.calls + f.calls, r.errors + f.errors, spent, would, mock, replay)
+        self.row = ReportRow(r.group, r.calls + f.calls, r.errors + f.errors, spent, would, mock, replay,
+                             r.credits + f.credits)
+
+
+def _credits(service: str, model: str, units: float | None) -> float:
+    """LlamaParse credits of `units` pages at tier `model` (0 for other services); the same for
+    raw rows and the daily aggregates that keep their pages, so pruning changes no report."""
+    return (units or 0) * PARSE_CREDITS_PER_PAGE.get(model, 0) if service == LLAMAPARSE else 0.0
 
 
 def _ts(text: str) -> dt.datetime:
@@ -197,24 +207,25 @@ def _facts(
         raw_args.append(iso(period.until))
         agg_args.append(iso(period.until))
     cond = " WHERE " + " AND ".join(raw_where) if raw_where else ""
-    for ts, service, model, scenario, impl, run_id, status, cost, would in db.execute(
-        "SELECT ts, service, model, scenario, implementation, run_id, status, cost_nusd, would_cost_nusd "
-        f"FROM usage{cond}", raw_args
+    for ts, service, model, scenario, impl, run_id, status, cost, would, units in db.execute(
+        "SELECT ts, service, model, scenario, implementation, run_id, status, cost_nusd, would_cost_nusd, "
+        f"units FROM usage{cond}", raw_args
     ):
         day = local_day(_ts(ts), timezone)
         keys = {"day": day.isoformat(), "service": service, "model": model, "scenario": scenario,
                 "mode": impl, "run": run_id}
         yield _Fact(day, keys, 1, int(status == "error"), cost, would,
-                    int(cost is None), int(would is None))
+                    int(cost is None), int(would is None), _credits(service, model, units))
     cond = " WHERE " + " AND ".join(agg_where) if agg_where else ""
-    for day_s, service, model, scenario, impl, run_id, calls, errors, cost, would, cu, wu in db.execute(
+    for day_s, service, model, scenario, impl, run_id, calls, errors, cost, would, cu, wu, units in db.execute(
         "SELECT day, service, model, scenario, implementation, run_id, calls, errors, cost_nusd, "
-        f"would_cost_nusd, cost_unknown, would_cost_unknown FROM usage_daily{cond}", agg_args
+        f"would_cost_nusd, cost_unknown, would_cost_unknown, units FROM usage_daily{cond}", agg_args
     ):
         counter[0] += 1
         keys = {"day": day_s, "service": service, "model": model, "scenario": scenario,
                 "mode": impl, "run": run_id}
-        yield _Fact(dt.date.fromisoformat(day_s), keys, calls, errors, cost, would, cu, wu)
+        yield _Fact(dt.date.fromisoformat(day_s), keys, calls, errors, cost, would, cu, wu,
+                    _credits(service, model, units))
 
 
 def build_report(
@@ -296,6 +307,7 @@ def row_to_dict(row: ReportRow) -> dict[str, Any]:
         **row.keys,
         "calls": row.calls,
         "errors": row.errors,
+        "llamaparse_credits": row.credits,
         **{f"{name}_usd": a.usd for name, a in amounts.items()},
         "unknown_price_calls": row.unknown_price_calls,
         "unknown_price_real_calls": row.spent.unknown,

@@ -13,9 +13,11 @@ import sqlite_utils
 from tvdb.clock import Clock
 from tvdb.config import Settings
 from tvdb.domain import Stage
+from tvdb.errors import QuotaExhausted
 from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore
 from tvdb.services.calls import ServiceCaller
+from tvdb.services.embedding import RatePacer
 from tvdb.services.router import ServiceRouter
 
 
@@ -43,7 +45,18 @@ class PipelineContext:
     progress: ProgressSink = field(default_factory=NullProgress)
     # called after each stage finished for every job; the CLI's crash knob hooks in here
     after_stage: Callable[[Stage], None] = lambda stage: None
-    # False for recording and replay runs: every call is made (recorded, or served from the cassette)
+    _parse_pacer: RatePacer | None = None
+    # the LlamaParse quota error that stopped this run's uploads (402: no document is sent after it)
+    parse_quota: QuotaExhausted | None = None
+
+    async def pace_parse(self) -> None:
+        """Wait until one more upload keeps `limits.llamaparse_requests_per_minute` (one pacer per run)."""
+        if self._parse_pacer is None:
+            self._parse_pacer = RatePacer(self.settings.limits.llamaparse_requests_per_minute, None, self.clock)
+        await self._parse_pacer.acquire(0)
+
+    # False for recording and replay runs (every call is made: recorded, or served from the cassette)
+    # and for `tvdb run --fresh` (parse and embed every document even if identical work is stored)
     reuse: bool = True
 
     @property

@@ -47,14 +47,15 @@ async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:
     """Embed all chunked/embedding jobs; returns the jobs in their new states."""
     start = ctx.clock.monotonic()
     waiting: dict[str, Job] = {}
-    for job in jobs:
-        if job.state is JobState.CHUNKED:
-            job = ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDING))
-        elif job.state is JobState.EMBEDDING:
-            ctx.jobs.note(job, "resumed embed")
-        else:
-            continue
-        waiting[job.job_id] = job
+    with transaction(ctx.db):  # the stage's documents move together: one commit, not one per job
+        for job in jobs:
+            if job.state is JobState.CHUNKED:
+                job = ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDING))
+            elif job.state is JobState.EMBEDDING:
+                ctx.jobs.note(job, "resumed embed")
+            else:
+                continue
+            waiting[job.job_id] = job
     failed: dict[str, TvdbError] = {}
     await _embed(ctx, pending_chunks(ctx, list(waiting)), waiting, failed)
     # One document, one space: a fallback in the middle of a document's chunks (or a resume after
@@ -68,12 +69,13 @@ async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:
                          why=f"re-embedded locally as a whole: its chunks were in two spaces ({split})")
     elapsed = (ctx.clock.monotonic() - start) * 1000
     out: list[Job] = []
-    for job_id, job in waiting.items():
-        if job_id in failed:
-            out.append(fail(ctx, ctx.jobs.job(job_id), failed[job_id]))
-            continue
-        ctx.jobs.add_stage_time(job, Stage.EMBED, elapsed)
-        out.append(ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDED)))
+    with transaction(ctx.db):
+        for job_id, job in waiting.items():
+            if job_id in failed:
+                out.append(fail(ctx, ctx.jobs.job(job_id), failed[job_id]))
+                continue
+            ctx.jobs.add_stage_time(job, Stage.EMBED, elapsed)
+            out.append(ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDED)))
     return out
 
 
@@ -106,4 +108,5 @@ async def _embed(
     await embed_batches(
         [c.text for c in chunks], token_counts=[c.token_count for c in chunks], router=ctx.router,
         settings=s, clock=ctx.clock, scope_for=scope_for, on_batch=on_batch, on_error=on_error, want=want, why=why,
+        keep_vectors=False,  # each batch is stored by on_batch: nothing to hold for the whole corpus
     )

@@ -110,7 +110,9 @@ class JobStore:
     def run(self, run_id: str) -> dict[str, Any]:
         rows = list(self.db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if not rows:
-            raise RunNotFound(f"no run {run_id!r} in this database (see `tvdb runs`)")
+            where = self.db.execute("PRAGMA database_list").fetchone()[2] or "an in-memory database"
+            raise RunNotFound(f"no run {run_id!r} in {where} (see `tvdb runs`; another data dir? "
+                              "pass --data-dir or set TVDB_DATA_DIR)")
         return rows[0]
 
     def claim_run(self, run_id: str, *, force: bool = False) -> dict[str, Any]:

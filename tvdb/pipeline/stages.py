@@ -8,18 +8,19 @@ one transaction, so a crash between stages loses nothing and a resumed job never
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 
+from tvdb.catalog import selected_page_count
 from tvdb.clock import iso
 from tvdb.db import transaction
-from tvdb.domain import JobState, Page, ParseRequest, ParseResult, Stage
+from tvdb.domain import Implementation, JobState, Page, ParseRequest, ParseResult, Stage
 from tvdb.errors import (
     CostLimitExceeded,
     DocumentError,
     ErrorCode,
     LocalRequestLimitExceeded,
+    QuotaExhausted,
     StorageError,
     TvdbError,
     VectorValidationError,
@@ -31,6 +32,7 @@ from tvdb.pipeline.jobs import Job
 from tvdb.services.calls import CallSpec
 from tvdb.services.protocols import Parser
 from tvdb.services.router import Provenance
+from tvdb.settings import ParseSettings
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
@@ -110,17 +112,30 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
     return job
 
 
-def estimate_pages(data: bytes, media_type: str) -> int:
+def estimate_pages(data: bytes, media_type: str, parse: ParseSettings | None = None) -> int:
     """Pages to reserve for parsing `data`: a PDF's page count as pypdf reads its page tree (a raw
     count of `/Type /Page` misses pages in compressed object streams: pdflatex output counts 0 for
     4). Only for a PDF pypdf cannot open, the larger of 1 and that raw count, so a damaged file is
-    still never reserved for less than it might be billed. Any other type: 1 page."""
+    still never reserved for less than it might be billed. Any other type: 1 page, or with `parse`
+    (a real call) the local parser's pages (1 when it cannot read them), limited by
+    `parse.max_pages` / `parse.target_pages`."""
     if media_type == "application/pdf":
         from tvdb.services.local.formats.pdf import count_pdf_pages
 
-        pages = count_pdf_pages(data)
-        return max(1, pages if pages is not None else len(_PDF_PAGE.findall(data)))
-    return 1
+        counted = count_pdf_pages(data)
+        total = max(1, counted if counted is not None else len(_PDF_PAGE.findall(data)))
+    elif parse is None:
+        return 1
+    else:
+        from tvdb.services.local.parser import parse_document
+
+        try:
+            total = max(1, len(parse_document(data, "document", media_type).pages))
+        except DocumentError:
+            total = 1
+    if parse is None:
+        return total
+    return max(1, int(selected_page_count(total, max_pages=parse.max_pages, target=parse.target_pages)))
 
 
 async def parse(ctx: PipelineContext, job: Job) -> Job:
@@ -140,20 +155,29 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
         request = ParseRequest(data, Path(job.path).name, media_type, ctx.settings.parse.tier)
 
         def spec_for(parser: Parser, provenance: Provenance) -> CallSpec[ParseResult]:
+            real = provenance.implementation is Implementation.REAL
+            estimate = estimate_pages(data, media_type, ctx.settings.parse if real else None)
             return CallSpec(
                 service=LLAMAPARSE, implementation=provenance.implementation, model=ctx.settings.parse.tier,
-                unit="pages", estimate_units=estimate_pages(data, media_type),
-                send=lambda: parser.parse(request), actual_units=lambda r: r.pages_billed,
+                unit="pages", estimate_units=estimate, send=lambda: parser.parse(request),
+                # credits not recorded yet (`estimated`): the reserved estimate is the bill
+                actual_units=lambda r: estimate if r.usage.get("estimated") else r.pages_billed,
                 usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
                 provenance=provenance.reason, run_budget_usd=ctx.settings.budget.max_usd,
+                before_send=ctx.pace_parse if real else None,
             )
 
+        if ctx.parse_quota is not None:  # out of credits: the other documents are not sent at all
+            raise QuotaExhausted(f"not sent: {ctx.parse_quota.message}", service=LLAMAPARSE,
+                                 status=ctx.parse_quota.status, code=ctx.parse_quota.code)
         # routed per job: a run that starts real continues local if the service goes down (hybrid)
         done = await ctx.router.call(
             ctx.router.parser, CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id),
             spec_for,
         )
     except TvdbError as exc:
+        if isinstance(exc, QuotaExhausted) and exc.service == LLAMAPARSE and ctx.parse_quota is None:
+            ctx.parse_quota = exc
         return fail(ctx, job, exc)
     pages = done.value.document.pages
     detail = "; ".join(done.value.document.warnings)[:2000] or None
@@ -172,6 +196,7 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
 def chunk(ctx: PipelineContext, job: Job) -> Job:
     """parsed → chunked: token windows over the stored pages (no service call)."""
     from tvdb.pipeline.chunk import chunk_pages
+    from tvdb.pipeline.store import insert_chunks
 
     start = ctx.clock.monotonic()
     pages = [Page(r["number"], r["text"]) for r in
@@ -182,11 +207,7 @@ def chunk(ctx: PipelineContext, job: Job) -> Job:
     if not chunks:
         return fail(ctx, job, DocumentError(ErrorCode.NO_TEXT, "no text to chunk", path=job.path))
     with transaction(ctx.db):
-        ctx.db.table("chunks").insert_all(
-            ({"chunk_id": f"{job.job_id}:{c.index}", "job_id": job.job_id, "idx": c.index, "text": c.text,
-              "token_count": c.token_count, "pages": json.dumps(list(c.pages))} for c in chunks),
-            replace=True,
-        )
+        insert_chunks(ctx.db, job.job_id, chunks)
         job = ctx.jobs.transition(job, JobState.CHUNKED, chunks=len(chunks),
                                   tokens=sum(c.token_count for c in chunks))
     ctx.jobs.add_stage_time(job, Stage.CHUNK, (ctx.clock.monotonic() - start) * 1000)

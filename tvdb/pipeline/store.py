@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from tvdb.domain import EmbeddingSpace, Implementation
+from tvdb.domain import Chunk, EmbeddingSpace, Implementation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,14 +35,31 @@ def insert_vectors(
 ) -> None:
     """Store one vector per (chunk_id, job_id) in the space (implementation, model, dimensions);
     `vectors` has shape (len(chunk_ids), dimensions)."""
-    from tvdb.vectors import encode_vector
+    import numpy as np
 
     dims = int(vectors.shape[1]) if vectors.ndim == 2 else 0
-    db.table("vectors").insert_all(
-        ({"chunk_id": cid, "job_id": jid, "model": model, "dimensions": dims, "vector": encode_vector(v),
-          "implementation": str(implementation)}
-         for (cid, jid), v in zip(chunk_ids, vectors, strict=True)),
-        replace=True,
+    if len(chunk_ids) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors for {len(chunk_ids)} chunks")
+    # one conversion to the stored layout (float32 little-endian, tvdb.vectors) for the whole batch
+    # and one executemany: no per-row encoding or table introspection on the hot path
+    wire = np.ascontiguousarray(vectors, dtype="<f4")
+    impl = str(implementation)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(cid, jid, model, dims, row.tobytes(), impl) for (cid, jid), row in zip(chunk_ids, wire, strict=True)],
+    )
+
+
+def insert_chunks(db: sqlite_utils.Database, job_id: str, chunks: Sequence[Chunk]) -> None:
+    """Store a document's chunks (text, token count, pages as a JSON list) with one executemany,
+    replacing any of the same ids (`<job_id>:<index>`)."""
+    import json
+
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO chunks (chunk_id, job_id, idx, text, token_count, pages) VALUES (?, ?, ?, ?, ?, ?)",
+        [(f"{job_id}:{c.index}", job_id, c.index, c.text, c.token_count, json.dumps(list(c.pages)))
+         for c in chunks],
     )
 
 
@@ -141,7 +158,30 @@ class VectorIndex:
 
 
 def load_index(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> VectorIndex:
-    rows = _blobs(db, job_ids, "v.job_id, c.idx, c.text, v.implementation, v.model, v.dimensions")
-    hits = tuple(Hit(str(r[0]), int(r[1]), 0.0, str(r[2]), EmbeddingSpace(Implementation(r[3]), r[4], int(r[5])))
-                 for r in rows)
-    return VectorIndex(hits, _matrix([bytes(r[6]) for r in rows], dimensions))
+    """The vectors of `job_ids` with their chunks, in job then chunk order. Each blob is decoded into
+    a preallocated float32 (n, dimensions) matrix as the rows are read, so the raw blobs are never
+    all held beside the matrix; a blob of another size falls back to `_matrix` (NaN-padded)."""
+    import numpy as np
+
+    if not job_ids:
+        return VectorIndex((), np.zeros((0, dimensions), dtype=np.float32))
+    marks = ", ".join("?" for _ in job_ids)
+    (n,) = db.execute(f"SELECT COUNT(*) FROM vectors WHERE job_id IN ({marks})", list(job_ids)).fetchone()
+    matrix = np.empty((int(n), dimensions), dtype=np.float32)
+    hits: list[Hit] = []
+    spaces: dict[tuple[str, str, int], EmbeddingSpace] = {}
+    odd = False
+    cursor = db.execute(
+        "SELECT v.job_id, c.idx, c.text, v.implementation, v.model, v.dimensions, v.vector FROM vectors v "
+        f"JOIN chunks c USING (chunk_id) WHERE v.job_id IN ({marks}) ORDER BY v.job_id, c.idx", list(job_ids))
+    for row, (job_id, idx, text, impl, model, dims, blob) in enumerate(cursor):
+        key = (impl, model, int(dims))
+        space = spaces.get(key) or spaces.setdefault(key, EmbeddingSpace(Implementation(impl), model, int(dims)))
+        hits.append(Hit(str(job_id), int(idx), 0.0, str(text), space))
+        if row < len(matrix) and len(blob) == 4 * dimensions:
+            matrix[row] = np.frombuffer(blob, dtype="<f4")
+        else:
+            odd = True
+    if odd or len(hits) != len(matrix):  # rare: a damaged blob, which validation reports
+        return VectorIndex(tuple(hits), _matrix([bytes(r[-1]) for r in _blobs(db, job_ids, "v.job_id")], dimensions))
+    return VectorIndex(tuple(hits), matrix)

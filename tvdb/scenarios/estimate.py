@@ -9,7 +9,7 @@ page) still counts as a parse request when the parser is real, since LlamaParse 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tvdb.catalog import embedding_model
@@ -44,6 +44,15 @@ class Estimate:
     would_cost_nusd: dict[str, int]  # stage → cost at live prices, real and mock together
     unpriced: tuple[tuple[str, str], ...]
     forecast: BudgetForecast  # the real and hybrid calls against every budget (hybrid: at most this)
+    parse_pages: int = 0  # pages the parse requests would bill
+    parse_tier: str = "fast"
+
+    @property
+    def parse_credits(self) -> int:
+        """LlamaParse credits: billed pages × the tier's credits per page (contracts.md §2.7)."""
+        from tvdb.catalog import PARSE_CREDITS_PER_PAGE
+
+        return self.parse_pages * PARSE_CREDITS_PER_PAGE.get(self.parse_tier, 0)
 
     @property
     def fits(self) -> bool:
@@ -66,6 +75,9 @@ class Estimate:
                              for k, v in self.would_cost_nusd.items()},
             "real_spend_usd": self.forecast.total_usd,
             "requests": self.requests,
+            "parse_pages": self.parse_pages,
+            "parse_credits": self.parse_credits,
+            "parse_tier": self.parse_tier,
             "unpriced": [list(p) for p in self.unpriced],
             "budgets": [c.as_dict() for c in self.forecast.checks],
             "documents": [asdict(d) for d in self.documents],
@@ -73,6 +85,7 @@ class Estimate:
 
 
 async def _local_document(path: Path, settings: Settings) -> tuple[DocumentEstimate, list[int]]:
+    from tvdb.catalog import selected_page_count
     from tvdb.pipeline.chunk import chunk_pages
     from tvdb.pipeline.detect import detect_media_type
     from tvdb.pipeline.stages import estimate_pages, read_document
@@ -85,12 +98,14 @@ async def _local_document(path: Path, settings: Settings) -> tuple[DocumentEstim
         media_type = detect_media_type(data, path.name)
         result = await LocalParser().parse(ParseRequest(data, path.name, media_type, settings.parse.tier))
     except DocumentError as exc:
-        pages = estimate_pages(data, media_type) if exc.code is ErrorCode.NO_TEXT else 0
+        pages = estimate_pages(data, media_type, settings.parse) if exc.code is ErrorCode.NO_TEXT else 0
         return DocumentEstimate(str(path), "failed", exc.code.value, pages, 0, 0), []
     chunks = chunk_pages(result.document.pages, max_tokens=settings.chunking.max_tokens,
                          overlap_tokens=settings.chunking.overlap_tokens, model=settings.embedding.model)
     counts = [c.token_count for c in chunks]
-    return DocumentEstimate(str(path), "ok", None, result.pages_billed, len(chunks), sum(counts)), counts
+    billed = selected_page_count(result.pages_billed, max_pages=settings.parse.max_pages,
+                                 target=settings.parse.target_pages)
+    return DocumentEstimate(str(path), "ok", None, billed, len(chunks), sum(counts)), counts
 
 
 def _request(service: str, model: str, units: int, unit: str, price: UnitPrice | None, scope: CallScope,
@@ -132,12 +147,16 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
     path = settings.database_path if settings.database_path.exists() else Path(":memory:")
     forecast = LedgerBudget(open_db(path), settings, clock).forecast(real)
     every = [*parse_requests, *embed_requests]
+    # pages as the run will record them: a document the mock parser fails bills (and records) 0 pages,
+    # while real LlamaParse bills a scanned page it cannot read
+    documents = tuple(replace(d, pages=0) if d.status == "failed" and modes["parser"] is not Mode.REAL else d
+                      for d, _ in results)
     return Estimate(
         scenario=loaded.scenario.name, modes={k: str(v) for k, v in modes.items()},
-        documents=tuple(d for d, _ in results),
+        documents=documents,
         requests={"parse": len(parse_requests), "embed": len(embed_requests)},
         would_cost_nusd={"parse": sum(r.estimate_nusd or 0 for r in parse_requests),
                          "embed": sum(r.estimate_nusd or 0 for r in embed_requests)},
         unpriced=tuple(sorted({(r.service, r.model) for r in every if r.estimate_nusd is None})),
-        forecast=forecast,
+        forecast=forecast, parse_pages=int(sum(r.units for r in parse_requests)), parse_tier=tier,
     )

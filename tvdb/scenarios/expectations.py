@@ -38,10 +38,14 @@ def _chunks(n: int) -> str:
 
 
 def _short(path: str, base: Path) -> str:
+    """The document as a scenario names it: relative to the scenario's folder (`../shared/x.pdf` too)."""
+    import os
+
     try:
         return str(Path(path).relative_to(base))
     except ValueError:
-        return path
+        relative = os.path.relpath(path, base)
+        return relative if relative.count("..") <= 3 else path  # far away: the absolute path reads better
 
 
 def document_expectations(
@@ -110,11 +114,17 @@ async def evaluate(
         assert index is not None
         out.extend(_vector_checks(ctx, expectations, index.matrix))
     if expectations.max_cost_usd is not None:
+        # a reused document made no calls in this run, so its cost is the one measured when it was
+        # ingested: otherwise a run that reused everything would pass any limit at $0
         limit = expectations.max_cost_usd
-        cost = usage.would_cost_usd
+        mine, reused = usage.would_cost_usd, usage.reused_would_cost_usd
+        cost = None if mine is None or reused is None else mine + reused
         ok = cost is not None and cost <= limit
         detail = (f"would cost {format_usd(cost)}" if cost is not None
                   else f"{usage.unpriced_calls} calls have no known price")
+        if usage.reused_documents:
+            detail += (f" (includes {format_usd(reused)} for {usage.reused_documents} reused document(s), "
+                       "measured when they were first ingested; --fresh measures them again)")
         out.append(ExpectationResult(f"run costs at most {format_usd(limit)} at live prices", ok, detail))
     for r in expectations.retrieval:
         try:
@@ -227,7 +237,7 @@ async def _search_space(
     from tvdb.tokens import count_tokens
 
     tokens = count_tokens([query], embedding_model(space.model).encoding)[0]
-    request = EmbeddingRequest((query,), space.model, space.dimensions, tokens)
+    request = EmbeddingRequest((query,), space.model, space.dimensions, tokens, (tokens,))
     n = sum(1 for h in index.hits if h.space == space)
     try:
         done = await ctx.router.call(

@@ -4,6 +4,7 @@ path, or a bare file name or glob (`*.pdf`); `*` names every document."""
 from __future__ import annotations
 
 import fnmatch
+import os
 from pathlib import Path
 
 
@@ -11,7 +12,8 @@ def matches(pattern: str, path: str, base: Path) -> bool:
     """Does `pattern` name the document at `path` (absolute), for a scenario in `base`?"""
     if pattern in ("*", "**"):
         return True
-    full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+    # normalised like the documents' own paths, so `../shared/x.pdf` names the file it points at
+    full = os.path.normpath(pattern if Path(pattern).is_absolute() else str(base / pattern))
     return fnmatch.fnmatchcase(path, full) or fnmatch.fnmatchcase(Path(path).name, pattern)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tvdb.domain import EmbeddingSpace
+from tvdb.domain import EmbeddingSpace, Implementation
 from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERRUPTED, EXIT_OK, ErrorCode
 from tvdb.ledger.provenance import ProvenanceRow
 
@@ -63,6 +63,9 @@ class UsageSummary:
     would_cost_usd: float | None
     unpriced_calls: int
     requests: Mapping[str, int]  # "<stage>/<implementation>" → request attempts
+    # documents this run reused instead of ingesting, and what their ingestion cost when it was done
+    reused_documents: int = 0
+    reused_would_cost_usd: float | None = 0.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,29 @@ class RunResult:
         if self.budget_refused:
             return EXIT_BUDGET
         return EXIT_OK if self.passed else EXIT_EXPECTATION_FAILED
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunResult:
+        """The result `as_json` stored (runs.result_json), read back."""
+        docs = tuple(DocumentResult(
+            path=d["path"], job_id=d["job_id"], correlation_id=d["correlation_id"], status=d["status"],
+            error_code=d["error_code"], error_message=d.get("error_message"), media_type=d.get("media_type"),
+            pages=d["pages"], chunks=d["chunks"], tokens=d["tokens"], vectors=d["vectors"],
+            would_cost_usd=d["would_cost_usd"], reused_from=d.get("reused_from"), stage_ms=d.get("stage_ms") or {},
+        ) for d in data["documents"])
+        usage = UsageSummary(data["cost_usd"], data["would_cost_usd"], data.get("unpriced_calls", 0),
+                             data.get("requests") or {})
+        return cls(
+            run_id=data["run_id"], scenario=data["scenario"], mode=data["mode"], status=data["status"],
+            documents=docs, expectations=tuple(ExpectationResult(e["description"], e["passed"], e.get("detail", ""))
+                                               for e in data["expectations"]),
+            usage=usage, provenance=tuple(ProvenanceRow(**p) for p in data.get("provenance") or ()),
+            fallbacks=data.get("fallbacks", 0),
+            spaces=tuple((EmbeddingSpace(Implementation(sp["implementation"]), sp["model"], sp["dimensions"]),
+                          sp["vectors"]) for sp in data.get("spaces") or ()),
+            notes=tuple(data.get("notes") or ()),
+            alerts=tuple(data.get("alerts") or ()),
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {

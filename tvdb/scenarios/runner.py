@@ -7,8 +7,10 @@ continues with exactly what the run started with, taking only secrets from the c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -76,7 +78,7 @@ def new_run_id(clock: Clock) -> str:
 
 
 def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id: str, scenario: Scenario,
-             hooks: RunHooks, tape: Tape | None = None) -> PipelineContext:
+             hooks: RunHooks, tape: Tape | None = None, *, reuse: bool = True) -> PipelineContext:
     from tvdb.services.factory import build_budget, build_faults, build_retry, build_router
 
     secret = (settings.signing_secret.get_secret_value().encode() if settings.signing_secret
@@ -90,18 +92,46 @@ def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id
         router=build_router(settings, caller, clock, faults=faults, transports=hooks.transports,
                             replay=tape is not None and tape.replay),
         run_id=run_id, scenario=scenario.name,
-        progress=hooks.progress, after_stage=hooks.after_stage, reuse=tape is None,
+        progress=hooks.progress, after_stage=hooks.after_stage, reuse=reuse and tape is None,
     )
+
+
+def check_runnable(settings: Settings, scenario: Scenario, *, need_keys: bool = True) -> None:
+    """Everything `start_run` refuses before creating anything, without creating anything: the tokenizer,
+    modes and services that are not available, the fault plan, and (with `need_keys`) missing API keys.
+    `--estimate` calls it (without keys: a forecast needs none) so that it refuses what the run would
+    refuse. Raises ConfigError."""
+    from pydantic import SecretStr
+
+    from tvdb.catalog import embedding_model
+    from tvdb.clock import SystemClock
+    from tvdb.services.factory import build_faults, build_retry, build_router
+    from tvdb.tokens import get_encoding
+
+    get_encoding(embedding_model(settings.embedding.model).encoding)
+    if not need_keys:
+        placeholders = {"openai_api_key": "sk-placeholder-for-checks",
+                        "llama_cloud_api_key": "llx-placeholder-for-checks"}
+        settings = settings.model_copy(update={k: SecretStr(v) for k, v in placeholders.items()
+                                               if getattr(settings, k) is None})
+    clock = SystemClock()
+    db = open_db(Path(":memory:"))
+    caller = ServiceCaller(db=db, prices=PriceTable.load(settings.prices), clock=clock,
+                           retry=build_retry(settings, clock), budget=None)
+    router = build_router(settings, caller, clock, faults=build_faults(scenario.faults))
+    asyncio.run(router.aclose())
+    db.close()
 
 
 async def start_run(
     loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks(),
-    tape: Tape | None = None,
+    tape: Tape | None = None, fresh: bool = False,
 ) -> RunResult:
     """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything.
 
     With `tape`, the run's HTTP traffic is recorded to, or replayed from, a cassette, and nothing
-    is reused from earlier runs. Raises CassetteError for a cassette that cannot be used."""
+    is reused from earlier runs. Raises CassetteError for a cassette that cannot be used. `fresh`:
+    parse and embed every document, even one whose identical bytes and settings are stored."""
     from tvdb.catalog import embedding_model
     from tvdb.tokens import get_encoding
 
@@ -113,10 +143,11 @@ async def start_run(
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
     db = open_db(settings.database_path)
     run_id = new_run_id(clock)
-    ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks, tape)
+    ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks, tape, reuse=not fresh)
     spec: dict[str, Any] = {
         "scenario": loaded.scenario.model_dump(mode="json"), "scenario_path": str(loaded.path),
         "documents": [str(p) for p in loaded.documents], "settings": ingestion_settings(settings),
+        "fresh": fresh,
     }
     if tape is not None:
         spec["tape"] = tape.as_json()
@@ -130,9 +161,18 @@ async def resume_run(
     run_id: str, current: Settings, *, clock: Clock, hooks: RunHooks = RunHooks(), force: bool = False
 ) -> RunResult:
     """Continue `run_id` from each job's last completed state, with the run's ingestion settings and
-    the current budgets. Raises RunNotFound, or RunBusy when another live process works on it."""
+    the current budgets. Raises RunNotFound, or RunBusy when another live process works on it.
+
+    A run that already finished is not touched (no stage, query or ledger row, nothing written): its
+    stored result comes back with a note, and documents a budget refused are named with what to run."""
     db = open_db(current.database_path)
-    row = JobStore(db, clock).claim_run(run_id, force=force)
+    store = JobStore(db, clock)
+    stored = store.run(run_id)
+    if stored["status"] == "finished" and stored.get("result_json"):
+        jobs = store.jobs(run_id)
+        if all(j.state.value in ("complete", "failed") for j in jobs):  # nothing deferred or half-done
+            return _already_finished(stored, jobs)
+    row = store.claim_run(run_id, force=force)
     spec = json.loads(row["spec_json"])
     if spec.get("tape"):
         from tvdb.errors import ConfigError
@@ -142,9 +182,20 @@ async def resume_run(
                           f"resumed half way: run it again (`tvdb replay` or `tvdb run --record`)")
     settings = restore_settings(spec["settings"], current)
     scenario = Scenario.model_validate(spec["scenario"])
-    ctx = _context(settings, db, clock, run_id, scenario, hooks)
+    ctx = _context(settings, db, clock, run_id, scenario, hooks, reuse=not spec.get("fresh", False))
     hooks.on_start(run_id, ctx.jobs.jobs(run_id))
     return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent)
+
+
+def _already_finished(row: Mapping[str, Any], jobs: Sequence[Job]) -> RunResult:
+    result = RunResult.from_json(json.loads(row["result_json"]))
+    note = f"run {row['run_id']} had already finished: nothing was done and nothing written"
+    refused = [j for j in jobs if j.error_code == "budget" and j.state.value == "failed"]
+    if refused:
+        scenario = shlex.quote(str(row.get("scenario_path") or "SCENARIO"))
+        note += (f"; {len(refused)} document(s) failed with `budget`: when the budget has room, run "
+                 f"`tvdb run {scenario}` again, which reuses the completed documents and retries those")
+    return dataclasses.replace(result, notes=(*result.notes, note))
 
 
 async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
@@ -170,8 +221,8 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
 
 async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path,
                     jobs: list[Job]) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult]]:
-    usage = summarize_usage(ctx.db, ctx.run_id)
     documents = tuple(document_results(ctx.db, jobs))
+    usage = dataclasses.replace(summarize_usage(ctx.db, ctx.run_id), **_reused_cost(ctx, documents))
     return documents, await evaluate(ctx, scenario.expectations, documents, usage, base)
 
 
@@ -195,10 +246,28 @@ async def _raise_alerts(ctx: PipelineContext) -> tuple[str, ...]:
     from tvdb.alerts.delivery import deliver_alerts
     from tvdb.ledger.alerts import evaluate_alerts, format_alert
 
-    new = evaluate_alerts(ctx.db, ctx.settings, ctx.clock)
+    refusals = [j.error_message for j in ctx.jobs.jobs(ctx.run_id) if j.error_code == "budget" and j.error_message]
+    new = evaluate_alerts(ctx.db, ctx.settings, ctx.clock, refusals=sorted(set(refusals)))
     if new:
         await asyncio.to_thread(deliver_alerts, new, ctx.settings, db=ctx.db, clock=ctx.clock)
     return tuple(format_alert(a) for a in new)
+
+
+def _reused_cost(ctx: PipelineContext, documents: Sequence[DocumentResult]) -> dict[str, Any]:
+    """How many documents were reused, and what ingesting them cost in the runs that did it (None: unpriced)."""
+    sources = {d.reused_from for d in documents if d.reused_from}
+    if not sources:
+        return {}
+    by_run: dict[str, set[str]] = {}
+    for job_id in sources:
+        by_run.setdefault(ctx.jobs.job(job_id).run_id, set()).add(job_id)
+    cost: dict[str, float | None] = {}
+    for run_id, ids in by_run.items():  # a document's share of its run's embedding needs the whole run
+        cost.update((r.job_id, r.would_cost_usd) for r in document_results(ctx.db, ctx.jobs.jobs(run_id))
+                    if r.job_id in ids)
+    shares = [cost.get(d.reused_from) for d in documents if d.reused_from]
+    total = None if any(c is None for c in shares) else sum(c for c in shares if c is not None)
+    return {"reused_documents": len(shares), "reused_would_cost_usd": total}
 
 
 def tape_summary(db: sqlite_utils.Database, run_id: str, tape: Tape | None) -> dict[str, Any] | None:

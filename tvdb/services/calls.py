@@ -168,7 +168,8 @@ class ServiceCaller:
                     code, status, request_id = exc.code.value, None, None
                 row = replace(base, status="error", error_code=code, http_status=status, request_id=request_id,
                               latency_ms=(self.clock.monotonic() - started) * 1000)
-                self._failed(spec, row, reservation, maybe_billed=isinstance(exc, ServiceError) and exc.maybe_billed)
+                self._failed(spec, row, reservation, maybe_billed=isinstance(exc, ServiceError) and exc.maybe_billed,
+                             billed_units=exc.billed_units if isinstance(exc, ServiceError) else None)
                 raise
             except BaseException as exc:
                 # stopped mid-call (Ctrl-C, SIGTERM, cancelled) or an error we did not expect: the
@@ -188,9 +189,11 @@ class ServiceCaller:
                 log.warning("%s reported %r %s for one call; recording the estimate %s instead",
                             spec.service, units, spec.unit, spec.estimate_units)
                 units = spec.estimate_units
-            elif spec.estimate_units and units > 1.5 * spec.estimate_units:
-                log.warning("%s billed %s %s, %.1fx the %s reserved for", spec.service, units, spec.unit,
-                            units / spec.estimate_units, spec.estimate_units)
+            elif (spec.implementation is Implementation.REAL and spec.estimate_units
+                  and units > 1.5 * spec.estimate_units):  # mock calls bill nobody: nothing to warn about
+                log.warning("%s billed %s %s, %.1fx the %s %s estimated and reserved before the call",
+                            spec.service, units, spec.unit, units / spec.estimate_units, spec.estimate_units,
+                            spec.unit)
             served = Implementation.REPLAY if spec.replayed is not None and spec.replayed(value) \
                 else spec.implementation
             priced = spec if served is spec.implementation else replace(spec, implementation=served)
@@ -221,9 +224,17 @@ class ServiceCaller:
             ) from None
 
     def _failed(self, spec: CallSpec[Any], row: UsageRow, reservation: Reservation | None, *,
-                maybe_billed: bool) -> None:
-        """Record a failed attempt. One that may have been billed is settled at its estimate as spent
-        (`assumed`); one proven not processed releases its reservation."""
+                maybe_billed: bool, billed_units: float | None = None) -> None:
+        """Record a failed attempt. One whose bill the service reported (`billed_units`) is settled at
+        that; one that may have been billed is settled at its estimate as spent (`assumed`); one
+        proven not processed releases its reservation."""
+        if billed_units is not None and math.isfinite(billed_units) and billed_units >= 0:
+            row = replace(row, units=billed_units, pricing=self._price(spec, billed_units, row.ts.date()))
+            with transaction(self.db):
+                insert_usage(self.db, row)
+                if reservation is not None:
+                    self.budget.settle(reservation, row.pricing.cost_nusd)
+            return
         assumed = maybe_billed and reservation is not None
         if assumed:
             row = replace(row, units=spec.estimate_units, assumed=True,

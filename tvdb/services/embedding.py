@@ -131,8 +131,13 @@ async def embed_batches(
     on_error: OnError | None = None,
     want: Implementation | None = None,
     why: str = "",
+    keep_vectors: bool = True,
 ) -> npt.NDArray[np.float32]:
     """Embed `texts` in the fewest requests; float32 (len(texts), d), NaN rows for failed inputs.
+
+    `keep_vectors=False` (the pipeline, whose `on_batch` stores each batch) keeps no vectors once
+    stored and returns a (0, d) array, so memory does not grow with the corpus; the vectors are
+    kept all the same when the consistency check needs them (`embedding.consistency_check.sample`).
 
     Each request is routed by `router` (which implementation, and why; hybrid fallbacks), or sent
     to the fixed `embedder` through `caller`. `want`/`why` force one implementation (one space).
@@ -159,7 +164,8 @@ async def embed_batches(
     counts = list(token_counts) if token_counts is not None else count_tokens(list(texts), spec.encoding)
     if len(counts) != n:
         raise ValueError(f"{len(counts)} token counts for {n} texts")
-    out = np.empty((n, dims), dtype=np.float32)
+    keep = keep_vectors or bool(s.consistency_check.sample)
+    out = np.empty((n if keep else 0, dims), dtype=np.float32)
     filled = np.zeros(n, dtype=bool)
     errors: list[TvdbError] = []
 
@@ -190,7 +196,9 @@ async def embed_batches(
 
     def spec_maker(batch: Sequence[int]) -> Callable[[Embedder, Provenance], CallSpec[EmbeddingResult]]:
         tokens = sum(counts[i] for i in batch)
-        request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens)
+        # the counts travel with the texts: a local embedder does not count them again
+        request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens,
+                                   tuple(counts[i] for i in batch))
 
         def make(embedder: Embedder, provenance: Provenance) -> CallSpec[EmbeddingResult]:
             spec = embedding_call_spec(embedder, request, settings, provenance=provenance)
@@ -231,7 +239,8 @@ async def embed_batches(
                 fail(batch, exc)
                 return
             commit(batch, done)
-            out[batch] = vectors
+            if keep:
+                out[batch] = vectors
             filled[batch] = True
             spaces.add(done.row.implementation.space)
 
@@ -240,7 +249,8 @@ async def embed_batches(
         # says so and nothing else is sent (CASES C07); then the rest go `concurrency` at a time.
         await run(batches[0])
         await _all([run(b) for b in batches[1:]])
-    out[~filled] = np.nan
+    if keep:
+        out[~filled] = np.nan
     if s.consistency_check.sample and not errors and len(spaces) == 1:
         await _consistency_check(texts, counts, out, router=router, settings=settings, scope=scope_of, fail=fail,
                                  space=spaces.pop())
@@ -289,7 +299,7 @@ async def _consistency_check(
         sample = sample[: len(sample) // 2]
     tokens = sum(counts[i] for i in sample)
     request = EmbeddingRequest(tuple(texts[i] for i in sample), settings.embedding.model,
-                               settings.embedding.resolved_dimensions, tokens)
+                               settings.embedding.resolved_dimensions, tokens, tuple(counts[i] for i in sample))
     try:
         done = await router.call(
             router.embedder, scope(sample),

@@ -105,7 +105,9 @@ def build_router(
         if faults is not None and mode is Mode.MOCK:
             from tvdb.faults.wrappers import FaultyEmbedder, FaultyParser
 
-            local = (FaultyParser if role == "parser" else FaultyEmbedder)(local, faults, sleep=sleep)
+            local = (FaultyParser(local, faults, sleep=sleep,
+                                  max_page_failure_ratio=settings.parse.max_page_failure_ratio)
+                     if role == "parser" else FaultyEmbedder(local, faults, sleep=sleep))
         breaker = CircuitBreaker(info.service, failure_threshold=settings.router.failure_threshold,
                                  cooldown_s=settings.router.cooldown_s, clock=clock)
         shown = getattr(real, "shown_url", None)  # redacted: a token in the URL is a secret
@@ -121,7 +123,9 @@ def build_router(
                                      implementation=Implementation.REPLAY if replay else Implementation.REAL)
 
     return ServiceRouter(
-        caller, lane("parser", LocalParser(), lambda: real_parser(settings, faults, transports.get(LLAMAPARSE))),
+        caller, lane("parser", LocalParser(), lambda: real_parser(
+            settings, faults, transports.get(LLAMAPARSE), clock,
+            implementation=Implementation.REPLAY if replay else Implementation.REAL)),
         lane("embedder", HashEmbedder(), real_embedder), real_until_pct=settings.hybrid.real_until_pct,
         daily_share=_daily_share(caller), closers=tuple(closers),
     )
@@ -131,16 +135,21 @@ class NotAvailableYet(Exception):
     """A real implementation tvdb does not have yet."""
 
 
-def real_parser(settings: Settings, faults: FaultSchedule | None, transport: AsyncBaseTransport | None) -> Any:
-    """The real LlamaParse parser. Raises NotAvailableYet until the LlamaParse v2 client exists."""
-    raise NotAvailableYet("real parsing with LlamaParse is not available yet")
+def real_parser(settings: Settings, faults: FaultSchedule | None, transport: AsyncBaseTransport | None,
+                clock: Clock, *, implementation: Implementation = Implementation.REAL) -> Any:
+    """The real LlamaParse v2 client (tvdb.services.remote.llamaparse_client), with the one retry
+    policy for its status requests and, with `parse.webhook: true`, an in-process webhook receiver."""
+    from tvdb.services.remote.llamaparse_client import build_real_parser
+
+    return build_real_parser(settings, clock, retry=build_retry(settings, clock), faults=faults,
+                             transport=transport, implementation=implementation)
 
 
 def _needs(role: Role, why: str, unavailable: str) -> str:
     info = ROLE_INFO[role]
     if unavailable.startswith("no "):
-        offline = (" (to try real mode offline, start `tvdb emulate` and set OPENAI_BASE_URL to its address)"
-                   if role == "embedder" else "")
+        base_env = "OPENAI_BASE_URL" if role == "embedder" else "LLAMA_CLOUD_BASE_URL"
+        offline = f" (to try real mode offline, start `tvdb emulate` and set {base_env} to its address)"
         return (f"the {role} runs in real mode ({why}) and needs an API key: set {info.key_env} "
                 f"(or {info.key_setting} in tvdb.yaml){offline}, or run it locally with --service {role}=mock")
     return f"{unavailable}; keep the {role} local with `services: {{{role}: mock}}` (or --service {role}=mock)"

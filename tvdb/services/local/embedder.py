@@ -76,7 +76,8 @@ class HashEmbedder:
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embed one request as the API would: float32 (len(texts), request.dimensions) unit rows.
 
-        `prompt_tokens` is the tiktoken count of the inputs (encode_ordinary, as the API counts).
+        `prompt_tokens` is the tiktoken count of the inputs (encode_ordinary, as the API counts):
+        `request.input_tokens` when the caller knows them (the chunker's counts), else counted here.
         Raises PermanentServiceError (status 400, the API's message) for a request the API refuses:
         no inputs or more than the model's inputs per request, an input over the per-input token
         cap, over the per-request token cap, or `dimensions` the model does not allow; ValueError
@@ -105,9 +106,7 @@ class HashEmbedder:
                 f"Invalid value for 'dimensions' = {request.dimensions}. "
                 f"It must be between 1 and {spec.default_dimensions}."
             )
-        # A plain loop: tiktoken's encode_ordinary_batch (8 threads) is slower on small machines.
-        encode = get_encoding(spec.encoding).encode_ordinary
-        counts = [len(encode(text)) for text in texts]
+        counts = _input_tokens(request, spec.encoding)
         for count in counts:
             if count > spec.max_input_tokens:
                 raise _bad_request(
@@ -330,6 +329,17 @@ def _pair_hash(left: npt.NDArray[np.uint64], right: npt.NDArray[np.uint64]) -> n
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         result: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
     return result
+
+
+def _input_tokens(request: EmbeddingRequest, encoding: str) -> list[int]:
+    """Per-input token counts: the ones the request carries (tokenize once), else tiktoken's."""
+    if request.input_tokens:
+        if len(request.input_tokens) != len(request.texts):
+            raise ValueError(f"{len(request.input_tokens)} token counts for {len(request.texts)} inputs")
+        return list(request.input_tokens)
+    # A plain loop: tiktoken's encode_ordinary_batch (8 threads) is slower on small machines.
+    encode = get_encoding(encoding).encode_ordinary
+    return [len(encode(text)) for text in request.texts]
 
 
 def _check_blank(texts: list[str]) -> None:

@@ -131,7 +131,8 @@ class OpenAIEmbedder:
             if len(text) * 4 > spec.max_input_tokens and len(text.encode()) > spec.max_input_tokens:
                 from tvdb.tokens import count_tokens
 
-                n = count_tokens([text], spec.encoding)[0]
+                # the chunker's count when the request carries it: nothing is counted twice
+                n = request.input_tokens[i] if request.input_tokens else count_tokens([text], spec.encoding)[0]
                 if n > spec.max_input_tokens:
                     raise refuse(f"input {i} has {n} tokens, the {request.model} limit is "
                                  f"{spec.max_input_tokens} per input (split it when chunking)",
