@@ -112,3 +112,11 @@ def test_process_logs_as_json_lines_carry_run_and_correlation_ids(tmp_path: Path
     assert retry["level"] == "warning" and "llamaparse attempt 1 failed" in retry["message"]
     assert (retry["run_id"], retry["correlation_id"]) == (result["run_id"], result["documents"][0]["correlation_id"])
     assert CANARY not in done.stderr + done.stdout
+
+
+def test_json_flag_is_the_log_format_json_alias(cli: Cli, history: History) -> None:
+    # every command that prints a result takes --json (README); for logs it means JSON Lines
+    code, out, _ = cli("logs", "--run", history.ids[3], "--json")
+    assert code == 0
+    assert out == cli("logs", "--run", history.ids[3], "--log-format", "json")[1]
+    assert {e["run_id"] for e in _lines(out)} == {history.ids[3]}

@@ -165,6 +165,7 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
                 usage_of=lambda r: r.usage, request_id_of=lambda r: r.request_id,
                 provenance=provenance.reason, run_budget_usd=ctx.settings.budget.max_usd,
                 before_send=ctx.pace_parse if real else None,
+                replayed=lambda r: bool(r.usage.get("replayed")),  # answered from a cassette while recording
             )
 
         if ctx.parse_quota is not None:  # out of credits: the other documents are not sent at all

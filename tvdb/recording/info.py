@@ -28,32 +28,58 @@ def service_of(uri: str) -> str:
 
 
 class Annotator:
-    """The per-interaction note of a new recording: service, model, units and live cost (USD)."""
+    """The per-interaction note of a new recording: service, units and live cost (USD).
+
+    OpenAI embeddings: model, `units` tokens (usage.prompt_tokens of a 200). LlamaParse: the
+    result fetch (a GET with `expand=`) carries the job's bill — `units` pages (usage.credits /
+    credits per page of the job's tier), `credits`, `model` the tier; uploads and status polls are
+    0 pages. A call tvdb has no price for has `would_cost_usd` None (never $0)."""
 
     def __init__(self, prices: PriceTable, today: Callable[[], dt.date]) -> None:
         self.prices = prices
         self.today = today
 
     def __call__(self, request: Any, response: Mapping[str, Any]) -> dict[str, Any] | None:
+        service = service_of(request.uri)
+        status = (response.get("status") or {}).get("code")
+        payload = json_body((response.get("body") or {}).get("string"))
+        if service == "openai":
+            sent = json_body(request.body)
+            model = str(sent.get("model")) if isinstance(sent, dict) else "unknown"
+            usage = payload.get("usage") if isinstance(payload, dict) else None
+            tokens = usage.get("prompt_tokens") if isinstance(usage, dict) and status == 200 else 0
+            units = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0
+            return {"service": service, "model": model, "units": units, "unit": "tokens",
+                    "would_cost_usd": self._cost(service, model, units), "status": status}
+        if service == "llamaparse":
+            return {"service": service, **self._parse_bill(request.uri, payload, status), "status": status}
+        return {"service": service, "status": status}
+
+    def _cost(self, service: str, model: str, units: float) -> float | None:
         from tvdb.domain import Implementation
         from tvdb.ledger.prices import nusd_to_usd
         from tvdb.ledger.usage import price_call
 
-        service = service_of(request.uri)
-        status = (response.get("status") or {}).get("code")
-        if service != "openai":
-            return {"service": service, "status": status}
-        sent = json_body(request.body)
-        payload = json_body((response.get("body") or {}).get("string"))
-        model = str(sent.get("model")) if isinstance(sent, dict) else "unknown"
-        usage = payload.get("usage") if isinstance(payload, dict) else None
-        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) and status == 200 else 0
-        units = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0
-        pricing = price_call(self.prices, service="openai", model=model, units=units,
+        pricing = price_call(self.prices, service=service, model=model, units=units,
                              implementation=Implementation.REAL, day=self.today())
-        cost = None if pricing.would_cost_nusd is None else nusd_to_usd(pricing.would_cost_nusd)
-        return {"service": "openai", "model": model, "units": units, "unit": "tokens", "would_cost_usd": cost,
-                "status": status}
+        return None if pricing.would_cost_nusd is None else nusd_to_usd(pricing.would_cost_nusd)
+
+    def _parse_bill(self, uri: str, payload: Any, status: Any) -> dict[str, Any]:
+        from tvdb.catalog import PARSE_CREDITS_PER_PAGE
+
+        job = payload.get("job") if isinstance(payload, dict) else None
+        job = job if isinstance(job, dict) else {}
+        tier = str(job.get("tier") or "unknown")
+        usage = job.get("usage")
+        credits = usage.get("credits") if isinstance(usage, dict) else None
+        billed = "expand=" in urlsplit(uri).query and status == 200  # the result fetch: the job's bill
+        if not billed or not isinstance(credits, int | float) or isinstance(credits, bool):
+            return {"model": tier, "units": 0, "unit": "pages", "credits": 0, "would_cost_usd": 0.0}
+        per_page = PARSE_CREDITS_PER_PAGE.get(tier)
+        pages = credits / per_page if per_page else 0
+        pages = int(pages) if float(pages).is_integer() else pages
+        return {"model": tier, "units": pages, "unit": "pages", "credits": credits,
+                "would_cost_usd": self._cost("llamaparse", tier, pages) if per_page else None}
 
 
 def _instant(value: Any) -> dt.datetime | None:
@@ -110,7 +136,7 @@ def summarize(loaded: CassetteFile) -> CassetteSummary:
         if note is None:
             priced = False
             continue
-        if note.get("service") == "openai":
+        if "would_cost_usd" in note:  # openai and llamaparse notes; other services have no price
             value = note.get("would_cost_usd")
             if isinstance(value, int | float):
                 cost += float(value)

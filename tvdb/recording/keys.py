@@ -11,6 +11,8 @@ Body fields, by content:
   recorded by other clients replay through tvdb's embedder.
 - multipart/form-data: one field per part name; the random boundary is ignored; a file part is
   its filename, size and SHA-256, a text part its (canonical JSON) text.
+- In JSON (bodies and parts) a `webhook_url` counts by its path and query only: the receiver of a
+  `parse.webhook` run listens on a random port.
 - form-urlencoded: one field per parameter, sorted; anything else: the SHA-256 of the bytes.
 
 `difference(a, b)` says, without header values, how a request differs from a recorded one.
@@ -72,7 +74,23 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _portable(value: Any) -> Any:
+    """`value` with every `webhook_url` reduced to its path and query: a run's webhook receiver
+    listens on a random loopback port, like the emulator the cassette was recorded against."""
+    if isinstance(value, dict):
+        out = {k: _portable(v) for k, v in value.items()}
+        url = out.get("webhook_url")
+        if isinstance(url, str):
+            parts = urlsplit(url)
+            out["webhook_url"] = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return out
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    return value
+
+
 def _json_fields(path: str, payload: Any) -> tuple[tuple[str, str], ...]:
+    payload = _portable(payload)
     if not isinstance(payload, dict):
         return (("", canonical_json(payload)),)
     if path.endswith("/embeddings"):
@@ -89,7 +107,7 @@ def _part_value(name: str, filename: str | None, content: bytes) -> str:
         return f"file {filename!r}, {len(content)} bytes, sha256 {digest}"
     text = content.decode("utf-8", errors="replace")
     try:
-        return canonical_json(json.loads(text))
+        return canonical_json(_portable(json.loads(text)))
     except ValueError:
         return text
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tvdb import catalog
@@ -120,7 +121,7 @@ class LlamaParseClient:
 
     async def parse(self, request: ParseRequest) -> ParseResult:
         """Upload, wait, fetch: the document's pages (1-based numbers as the service gives them)."""
-        job = await self._upload(request)
+        job, replayed = await self._upload(request)
         job_id = str(job["id"])
         try:
             final = await self._wait(job_id, request.filename, job)
@@ -149,7 +150,10 @@ class LlamaParseClient:
             raise ParseJobError(f"{SERVICE}: parse job {job_id} for {request.filename}: {exc.message}",
                                 error_code=exc.error_code, service=SERVICE, status=exc.status,
                                 code=exc.code, request_id=job_id, maybe_billed=True) from None
-        return self._result(request, job_id, body)
+        result = self._result(request, job_id, body)
+        if replayed:  # `--record-mode once/new_episodes` served this job from the cassette: nothing spent
+            result = replace(result, usage={**result.usage, "replayed": True})
+        return result
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -166,7 +170,10 @@ class LlamaParseClient:
             config["webhook_configurations"] = [self._waiter.webhook_config()]
         return config
 
-    async def _upload(self, request: ParseRequest) -> dict[str, Any]:
+    async def _upload(self, request: ParseRequest) -> tuple[dict[str, Any], bool]:
+        """The new job, and whether a recording session answered the upload from its cassette."""
+        from tvdb.services.remote.openai_embedder import REPLAYED_HEADER
+
         config = json.dumps(self._configuration(request))
         files = {"file": (request.filename, request.data, request.media_type.split(";", 1)[0])}
         response = await self._send("POST", "/api/v2/parse/upload", data={"configuration": config},
@@ -175,7 +182,7 @@ class LlamaParseClient:
         if not isinstance(job.get("id"), str) or not job["id"]:
             raise MalformedResponseError(f"{SERVICE}: the upload answer has no job id", service=SERVICE,
                                          status=response.status_code, maybe_billed=True)
-        return job
+        return job, REPLAYED_HEADER in response.headers
 
     async def _get(self, job_id: str, expand: tuple[str, ...] = ()) -> dict[str, Any]:
         params = [("expand", e) for e in expand]
@@ -356,7 +363,8 @@ def build_llamaparse_client(
     from `llama_cloud_base_url` / LLAMA_CLOUD_BASE_URL (default https://api.cloud.llamaindex.ai).
 
     `transport` replaces the network transport (tests, cassettes); `faults` wraps it in a
-    `FaultTransport` (uploads count as calls, status requests as `on: poll`). Raises ConfigError
+    `FaultTransport` (uploads count as calls, status requests as `on: poll`); `implementation=REPLAY`
+    is the client a `tvdb replay` answers from its cassette. Raises ConfigError
     when no key is configured.
     """
     from tvdb.http import ACCEPT_ENCODING, AsyncClient, AsyncHTTPTransport, Limits, Timeout
