@@ -77,6 +77,11 @@ def clean(value: object) -> str:
     return "".join(out)
 
 
+def clean_lines(value: object) -> str:
+    """Like `clean`, but a message's own line breaks stay line breaks (a scenario error lists one problem a line)."""
+    return "\n".join(clean(line) for line in str(value).split("\n"))
+
+
 def data(value: object, style: str = "") -> Text:
     """Untrusted text as a Rich `Text`: escaped by `clean`, never parsed as markup or emoji."""
     return Text(clean(value), style=style)

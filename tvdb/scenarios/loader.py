@@ -85,9 +85,14 @@ def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: t
 
 
 def _scenario_error(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]) -> ScenarioError:
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    return ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc))
+    """Every problem pydantic found, in file order: the first names file, line and key; the rest ride along."""
+    found = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        found.append(ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc)))
+    found.sort(key=lambda e: (e.line is None, e.line or 0))
+    first = found[0]
+    return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(found[1:]))
 
 
 def resolve_documents(entries: list[str], doc: YamlDocument) -> tuple[Path, ...]:
