@@ -208,6 +208,8 @@ def test_help_reads_well(cli: Cli, command: str, monkeypatch: pytest.MonkeyPatch
     assert code == 0 and out.startswith("Usage: tvdb")
     assert "9223372036854775807" not in out and "<bool>" not in out and "[b]" not in out
     assert not re.search(r"\w\.\.\.$|…$", out, re.M)  # no line cut short
+    # examples keep one command per line (click's \b marker), not rewrapped into one paragraph
+    assert all(line.strip() == "Examples:" for line in out.splitlines() if "Examples:" in line)
 
 
 def test_run_help_lists_every_exit_code(cli: Cli) -> None:
@@ -238,3 +240,12 @@ def test_the_printed_resume_command_resumes_a_run_with_its_data_dir(tmp_path: Pa
                             env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "PASSED" in second.stdout and not (tmp_path / "other" / ".tvdb").exists()
+
+
+def test_a_multi_line_message_keeps_its_lines_and_escapes_the_rest() -> None:
+    # a cassette miss is three lines (request, diff, fix); shown as `\x0a` it was one unreadable line
+    from tvdb.cli.output import data_lines
+
+    text = data_lines("no recorded interaction\r\nclosest: #1\n  - body \x1b[2J differs")
+    assert text.plain == "no recorded interaction\n    closest: #1\n      - body \\x1b[2J differs"
+    assert data_lines("one line").plain == "one line"

@@ -91,3 +91,11 @@ def test_no_secret_in_logs_canary(cli: Cli, history: History, monkeypatch: pytes
     monkeypatch.setenv("OPENAI_API_KEY", KEY)  # the key the real runs of R3/R4 were made with
     code, out, err = cli("logs", "--run", history.ids[2], "--log-format", "json")
     assert code == 0 and KEY not in out + err
+
+
+def test_json_flag_is_the_log_format_json_alias(cli: Cli, history: History) -> None:
+    # every command that prints a result takes --json (README); for logs it means JSON Lines
+    code, out, _ = cli("logs", "--run", history.ids[3], "--json")
+    assert code == 0
+    assert out == cli("logs", "--run", history.ids[3], "--log-format", "json")[1]
+    assert {e["run_id"] for e in _lines(out)} == {history.ids[3]}

@@ -182,3 +182,16 @@ def test_a_replay_cannot_reach_the_network(tmp_path: Path) -> None:
 
     with network_blocked(), pytest.raises(CassetteError, match="network is blocked"):
         socket.create_connection(("127.0.0.1", 9), timeout=1)
+
+
+def test_the_rerecord_command_names_the_scenario_as_a_user_types_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tvdb.recording.session import command_path
+
+    (tmp_path / "repo" / "scenarios").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert command_path(tmp_path / "repo" / "scenarios" / "s.yaml") == "scenarios/s.yaml"
+    assert command_path(tmp_path / "other.yaml") == "../other.yaml"
+    far = Path("/tmp/elsewhere/deep/s.yaml")
+    assert command_path(far) == str(far)  # not ../../../tmp/elsewhere/deep/s.yaml

@@ -144,3 +144,15 @@ async def test_service_caller_writes_one_row_per_failed_attempt_and_cost_only_fo
     assert rows[1]["request_id"] == "req_500"
     assert [r["cost_usd"] for r in rows] == [0, 0, 0.02]  # C08: 1M tokens of 3-small cost exactly $0.02
     assert clock.sleeps[0] == 1.0
+
+
+async def test_retry_log_line_names_only_what_the_service_said(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    bare = ServiceUnavailableError("503", service="llamaparse", status=503)
+    attempt, _ = failing([bare, rate_limited(0.5)])
+    with caplog.at_level("WARNING", logger="tvdb.services.retry"):
+        assert await policy(clock).run(attempt) == "ok"  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == [
+        "llamaparse attempt 1 failed (ServiceUnavailableError, HTTP 503); retrying in 0.483s",
+        "openai attempt 2 failed (RateLimitExceeded, HTTP 429, code rate_limit_exceeded); retrying in 0.500s",
+    ]

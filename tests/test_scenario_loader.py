@@ -108,3 +108,32 @@ def test_expectation_naming_no_document_is_caught_before_running(
     with pytest.raises(ScenarioError, match="names none of the scenario's 3 documents") as info:
         load_scenario(path)
     assert (info.value.line, info.value.key) == (line, key)
+
+
+def test_expectation_names_a_document_outside_the_scenario_dir_via_dotdot_and_symlink(tmp_path: Path) -> None:
+    """A user's scenario in `scenarios/` naming `../shared/corpus/x.pdf` (with `shared` a symlink, as in
+    this repo's checkouts) must match the document `documents:` resolved from the same text."""
+    real = tmp_path / "real-shared" / "corpus"
+    real.mkdir(parents=True)
+    (real / "invalid.pdf").write_bytes(b"%PDF-1.4 broken")
+    (real / "ok.txt").write_text("some text")
+    (tmp_path / "shared").symlink_to(tmp_path / "real-shared")
+    (tmp_path / "scenarios").mkdir()
+    path = tmp_path / "scenarios" / "s.yaml"
+    path.write_text(
+        "name: s\ndocuments: ['../shared/corpus/*']\nexpectations:\n  documents:\n"
+        "    - document: ../shared/corpus/invalid.pdf\n      status: failed\n"
+        f"    - document: {tmp_path}/shared/corpus/ok.txt\n      status: complete\n"
+        "    - document: ../shared/corpus/*.txt\n      min_chunks: 1\n"
+    )
+    loaded = load_scenario(path)
+    assert loaded.documents == ((real / "invalid.pdf").resolve(), (real / "ok.txt").resolve())
+
+
+def test_expectation_naming_no_document_says_how_to_name_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: s\ndocuments: ['docs/a.md']\nexpectations:\n  documents:\n"
+                           "    - document: a.markdown\n      status: complete\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert "by absolute path, or by file name, e.g. 'a.md'" in str(info.value)
+    assert str(tmp_path.resolve()) in str(info.value)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from tvdb.errors import ConfigError, ScenarioError
 from tvdb.redaction import redact
@@ -278,7 +279,20 @@ def _source(path: tuple[str, ...], layer: _Layer) -> str:
 
 
 def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
-    err = exc.errors()[0]
+    """Every problem of one validation, so a user fixes them all in one go (scenario ones by line)."""
+    found = [_explain_one(err, origins) for err in exc.errors()]
+    if len(found) == 1:
+        return found[0]
+    in_scenario = sorted((e for e in found if isinstance(e, ScenarioError)), key=lambda e: e.line or 0)
+    elsewhere = [e for e in found if not isinstance(e, ScenarioError)]
+    if not in_scenario:
+        return ConfigError("\n".join(str(e) for e in elsewhere) + f"\n({len(elsewhere)} problems)")
+    first, rest = in_scenario[0], in_scenario[1:]
+    more = tuple(rest) + tuple(ScenarioError(str(e)) for e in elsewhere)
+    return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=more)
+
+
+def _explain_one(err: ErrorDetails, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
     loc = tuple(str(p) for p in err["loc"])
     key = dotted(err["loc"])
     msg = describe(err, Settings)

@@ -91,17 +91,29 @@ class ScenarioError(TvdbError):
     """A scenario file is invalid; names the file, the line and the key when known."""
 
     def __init__(
-        self, message: str, *, path: Path | str | None = None, line: int | None = None, key: str | None = None
+        self, message: str, *, path: Path | str | None = None, line: int | None = None, key: str | None = None,
+        more: tuple[ScenarioError, ...] = (),
     ) -> None:
         self.message = message
         self.path = Path(path) if path is not None else None
         self.line = line
         self.key = key
+        # Further problems found in the same pass, so a user fixes them all at once instead of one per run.
+        self.more = more
         where = ""
         if self.path is not None:
             where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
         what = f"{key}: " if key else ""
-        super().__init__(f"{where}{what}{message}")
+        text = f"{where}{what}{message}"
+        if more:
+            text += "".join(f"\n{other}" for other in more)
+            text += f"\n({1 + len(more)} problems)"
+        super().__init__(text)
+
+    @property
+    def problems(self) -> list[dict[str, object]]:
+        """Every problem found: [{"line", "key", "message"}, ...], the first one first."""
+        return [{"line": e.line, "key": e.key, "message": e.message} for e in (self, *self.more)]
 
 
 class DocumentError(TvdbError):

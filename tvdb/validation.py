@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -60,7 +61,10 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
     loc = err["loc"]
     if err["type"] == "extra_forbidden":
         allowed = allowed_keys(root, loc[:-1])
-        return f"unknown key {loc[-1]!r}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        listed = f"allowed: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key {loc[-1]!r}" + (f" ({hint}{listed})".replace("? )", "?)") if hint or listed else "")
     if err["type"] == "missing":
         return "required key is missing"
     return str(err["msg"]).removeprefix("Value error, ")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from tvdb.cli.output import clean, make_console, stdout_json
+from tvdb.cli.output import clean, clean_lines, make_console, stdout_json
 from tvdb.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -103,7 +103,7 @@ def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any)
     (`passed: false` too for run/resume, whose result objects carry it)."""
     error: dict[str, Any] = {"type": type(exc).__name__, "message": clean(exc), **extra}
     if isinstance(exc, ScenarioError):
-        error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key)
+        error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key, problems=exc.problems)
     if isinstance(exc, StorageError):
         error.update(path=exc.path, reason=exc.reason, resume_command=exc.resume_command)
     out: dict[str, Any] = {"error": error, "exit_code": code}
@@ -161,7 +161,7 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
         code = exit_code_for(exc)
         if as_json and not getattr(exc, "reported_as_json", False):
             error_json(argv, exc, code)
-        make_console(stderr=True).print(Text.assemble(("error:", "bold red"), " ", clean(exc)), soft_wrap=True)
+        make_console(stderr=True).print(Text.assemble(("error:", "bold red"), " ", clean_lines(exc)), soft_wrap=True)
         return code
     except KeyboardInterrupt as exc:
         return exit_code_for(exc)

@@ -63,8 +63,10 @@ def replay(
     closest recorded request and what differs. Nothing is reused from earlier runs. Replayed calls go to
     the ledger as `replay` (cost $0, would_cost = the money avoided). Exit codes as for `tvdb run`.
 
-    Examples:  tvdb replay cassettes/nightly.yaml
-               tvdb replay --scenario scenarios/nightly.yaml --json
+    \b
+    Examples:
+      tvdb replay cassettes/nightly.yaml
+      tvdb replay --scenario scenarios/nightly.yaml --json
     """
     from tvdb.clock import VirtualClock
     from tvdb.errors import ConfigError

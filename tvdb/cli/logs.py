@@ -36,6 +36,8 @@ def logs(
     run: Annotated[str | None, typer.Option("--run", metavar="RUN", help="A run id (or a unique prefix).")] = None,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="text (default) or json (JSON Lines).")
                           ] = LogFormat.TEXT,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Same as --log-format json (JSON Lines: one object per event or call).")] = False,
 ) -> None:
     import json
     import sys
@@ -51,7 +53,7 @@ def logs(
                                              settings.signing_secret) if s is not None]
     entries = timeline(RunStore(open_db(settings.database_path)), run=run, correlation_id=correlation_id,
                        secrets=secrets)
-    if log_format is LogFormat.JSON:
+    if log_format is LogFormat.JSON or as_json:
         sys.stdout.writelines(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in entries)
         return
     console = plain_console()

@@ -77,9 +77,25 @@ def clean(value: object) -> str:
     return "".join(out)
 
 
+def clean_lines(value: object) -> str:
+    """Like `clean`, but a message's own line breaks stay line breaks (a scenario error lists one problem a line)."""
+    return "\n".join(clean(line) for line in str(value).split("\n"))
+
+
 def data(value: object, style: str = "") -> Text:
     """Untrusted text as a Rich `Text`: escaped by `clean`, never parsed as markup or emoji."""
     return Text(clean(value), style=style)
+
+
+def data_lines(value: object, style: str = "", indent: str = "    ") -> Text:
+    """A multi-line message (a cassette miss names the request, the diff and the fix on their own
+    lines) as a Rich `Text`: each line escaped by `clean`, lines after the first indented under it,
+    so the newlines read as lines, not as `\\x0a`. Every other control character stays escaped."""
+    lines = str(value).replace("\r\n", "\n").split("\n")
+    out = Text(clean(lines[0]), style=style)
+    for line in lines[1:]:
+        out.append("\n" + indent + clean(line), style=style)
+    return out
 
 
 # -- consoles -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tvdb.cli.output import (
     TableData,
     clean,
     data,
+    data_lines,
     emit_table,
     print_table,
     stdout_json,
@@ -179,14 +180,14 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
     for d in result.documents:
         if d.error_message:
             console.print(Text.assemble("  ", ("✗", "red"), " ", data(_short(d.path, base)), ": ",
-                                        data(d.error_message)))
+                                        data_lines(d.error_message)))
     if console.width >= 100 or len(result.documents) <= 10:
         print_table(console, _times_table(result, base), plain=plain)
     if result.expectations:
         console.print(Text("Expectations", "bold"))
         for e in result.expectations:
             mark = Text("✓", "green") if e.passed else Text("✗", "red")
-            detail = Text.assemble(" ", ("— ", "dim"), data(e.detail, "dim")) if e.detail else Text("")
+            detail = Text.assemble(" ", ("— ", "dim"), data_lines(e.detail, "dim")) if e.detail else Text("")
             console.print(Text.assemble(" ", mark, " ", data(e.description), detail))
     u = result.usage
     console.print(

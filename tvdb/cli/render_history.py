@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, print_table
+from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, data_lines, emit_table, print_table
 from tvdb.history.advise import Advice
 from tvdb.history.compare import Comparison
 from tvdb.history.detail import RunDetail
@@ -103,7 +103,7 @@ def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.T
                                     f" · {state} · {doc.pages} pages, {doc.chunks} chunks, {doc.tokens} tokens · "
                                     f"correlation {doc.correlation_id}"))
         if doc.error_message:
-            console.print(Text.assemble("  ", ("✗", "red"), " ", data(doc.error_message)))
+            console.print(Text.assemble("  ", ("✗", "red"), " ", data_lines(doc.error_message)))
         if d.stages:
             print_table(console, _document_stages(d.stages), plain=True)
         for e in d.events:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import socket
 import sys
 import threading
+import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,6 +42,21 @@ class SeenRequest:
     body_bytes: int
     status: int | None
     query: str = ""
+    latency_ms: float = 0.0
+    detail: str = ""  # what a request log line adds: "3 inputs, 1,234 tokens" for embeddings
+
+
+_USAGE_TAIL = re.compile(rb'"prompt_tokens":\s*(\d+)')
+
+
+def _detail(path: str, status: int, body: bytes) -> str:
+    """Inputs and tokens of an answered embeddings request, read from the end of the reply (where `usage`
+    sits) so a log line never parses a large body; "" for anything else."""
+    if status != 200 or not path.endswith("/embeddings"):
+        return ""
+    tokens = _USAGE_TAIL.search(body, max(0, len(body) - 256))
+    inputs = body.count(b'"object": "embedding"') or body.count(b'"object":"embedding"')
+    return f"{inputs:,} inputs, {int(tokens.group(1)):,} tokens" if tokens else f"{inputs:,} inputs"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,6 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
     def _serve(self) -> None:
+        started = time.perf_counter()
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
         owner = self.server.owner
@@ -86,6 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+        if owner.on_request is not None:
+            owner.on_request(SeenRequest(self.command, path, {}, len(body), reply.status, "",
+                                         (time.perf_counter() - started) * 1000, _detail(path, reply.status,
+                                                                                          reply.body)))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
@@ -135,8 +157,11 @@ class EmulatorServer:
     last 1,000 `SeenRequest`s."""
 
     def __init__(self, services: Sequence[EmulatedService], *, host: str = "127.0.0.1", port: int = 0,
-                 gzip_responses: bool = False) -> None:
+                 gzip_responses: bool = False, on_request: Callable[[SeenRequest], None] | None = None) -> None:
         self.services = list(services)
+        # called after each answered request (method, path, status, latency, detail; never headers or
+        # the query, which may carry a key): `tvdb emulate` logs with it
+        self.on_request = on_request
         self.gzip_responses = gzip_responses
         self.counts: Counter[str] = Counter()
         self.requests: deque[SeenRequest] = deque(maxlen=1000)

@@ -86,6 +86,13 @@ def versions() -> dict[str, str]:
     return out
 
 
+def command_path(path: Path) -> str:
+    """`path` as a user would type it in a command: relative to the working directory when it is
+    inside it or one folder up, else absolute (`../../../tmp/s.yaml` is a puzzle, `/tmp/s.yaml` is not)."""
+    relative = os.path.relpath(path)
+    return relative if relative.split(os.sep).count(os.pardir) <= 1 else str(path)
+
+
 def _store(tape: Tape, settings: Settings, prices: PriceTable, now: Callable[[], dt.datetime]) -> CassetteStore:
     metadata: dict[str, Any] = {
         "scenario": tape.scenario, "scenario_path": tape.scenario_path, "versions": versions(),
@@ -95,7 +102,7 @@ def _store(tape: Tape, settings: Settings, prices: PriceTable, now: Callable[[],
                           annotate=Annotator(prices, lambda: now().date()), now=now)
     where = "SCENARIO"
     if tape.scenario_path:
-        where = os.path.relpath(os.path.normpath(tape.path.parent.resolve() / tape.scenario_path))
+        where = command_path(Path(os.path.normpath(tape.path.parent.resolve() / tape.scenario_path)))
     store.rerecord_hint = f"re-record it with `tvdb run {where} --record` (real mode, spends money)"
     return store
 

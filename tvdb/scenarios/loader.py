@@ -77,15 +77,22 @@ def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: t
     for loc, pattern in named:
         if not any(matches(pattern, str(p), base) for p in documents):
             raise ScenarioError(
-                f"{pattern!r} names none of the scenario's {len(documents)} documents",
+                f"{pattern!r} names none of the scenario's {len(documents)} documents (name one as"
+                f" `documents:` does, relative to {base}, by absolute path, or by file name, e.g."
+                f" {documents[0].name if documents else 'report.pdf'!r})",
                 path=doc.path, line=doc.line_of(loc), key=dotted(loc),
             )
 
 
 def _scenario_error(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]) -> ScenarioError:
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    return ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc))
+    """Every problem pydantic found, in file order: the first names file, line and key; the rest ride along."""
+    found = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        found.append(ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc)))
+    found.sort(key=lambda e: (e.line is None, e.line or 0))
+    first = found[0]
+    return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(found[1:]))
 
 
 def resolve_documents(entries: list[str], doc: YamlDocument) -> tuple[Path, ...]:

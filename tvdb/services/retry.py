@@ -88,11 +88,12 @@ class ServiceRetryPolicy:
         exc = _error(state)
         wait = float(state.next_action.sleep) if state.next_action is not None else 0.0
         if isinstance(exc, ServiceError):
-            log.warning(
-                "%s attempt %d failed (%s, HTTP %s, code %s, request %s); retrying in %.3fs",
-                exc.service, state.attempt_number, type(exc).__name__, exc.status, exc.code, exc.request_id,
-                wait,
-            )
+            # only what the service told us: "code None, request None" reads like a bug in a CI log
+            facts = [type(exc).__name__]
+            facts += [f"{label} {value}" for label, value in
+                      (("HTTP", exc.status), ("code", exc.code), ("request", exc.request_id)) if value is not None]
+            log.warning("%s attempt %d failed (%s); retrying in %.3fs",
+                        exc.service, state.attempt_number, ", ".join(facts), wait)
 
     async def run(self, attempt: Callable[[int], Awaitable[T]]) -> T:
         """Call `attempt(1)`, `attempt(2)`, … until one succeeds or the policy gives up (re-raises)."""

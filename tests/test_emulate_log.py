@@ -1,0 +1,62 @@
+"""`tvdb emulate` logs one line per answered request (method, path, status, latency, inputs and tokens),
+never a key or the query string; `--quiet` silences it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+
+CANARY_KEY = "sk-canary-emulatelog-0123456789abcdef"
+CANARY_QUERY = "sk-canary-emulatequery-0123456789abcdef"
+
+
+def _start(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tvdb", "emulate", "--port", "0", *flags], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for _ in range(20):
+        line = proc.stdout.readline()
+        if line.startswith("export OPENAI_BASE_URL="):
+            return proc, line.split("=", 1)[1].strip()
+    proc.kill()
+    raise AssertionError("the emulator printed no OPENAI_BASE_URL")
+
+
+def _embed(base_url: str) -> None:
+    answer = httpx2.post(f"{base_url}/embeddings", params={"api-key": CANARY_QUERY},
+                         headers={"authorization": f"Bearer {CANARY_KEY}"},
+                         json={"model": "text-embedding-3-small", "input": ["one two three", "four five"]}, timeout=30)
+    assert answer.status_code == 200
+
+
+def test_each_request_is_logged_without_secrets(tmp_path: Path) -> None:
+    proc, base_url = _start(tmp_path)
+    try:
+        _embed(base_url)
+        assert proc.stdout is not None
+        line = ""
+        for _ in range(10):  # past the start-up banner
+            line = proc.stdout.readline()
+            if line.startswith("POST "):
+                break
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=30)
+    assert line.startswith("POST /v1/embeddings 200 ")
+    assert " ms · 2 inputs, 5 tokens" in line
+    assert "canary" not in line + rest and "api-key" not in line + rest
+
+
+def test_quiet_logs_nothing_per_request(tmp_path: Path) -> None:
+    proc, base_url = _start(tmp_path, "--quiet")
+    try:
+        _embed(base_url)
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=30)
+    assert "POST /v1/embeddings" not in rest

@@ -1,0 +1,47 @@
+"""A bad scenario reports every problem in one pass, in file order, with "did you mean" for unknown keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOCUMENTS
+from tests.test_cli_run import tvdb
+from tvdb.errors import ScenarioError
+from tvdb.scenarios.loader import load_scenario
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_schema_errors_are_all_listed_with_lines(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\ndocumnts: [a.pdf]\ndescriptoin: y\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problems = info.value.problems
+    assert [(p["line"], p["key"]) for p in problems] == [(1, "documents"), (2, "documnts"), (3, "descriptoin")]
+    assert "did you mean 'documents'?" in str(problems[1]["message"])
+    assert "did you mean 'description'?" in str(problems[2]["message"])
+    assert str(info.value).endswith("(3 problems)")
+
+
+def test_settings_errors_from_the_scenario_are_all_listed(tmp_path: Path) -> None:
+    doc = DOCUMENTS / "minimal-document.pdf"
+    path = _write(tmp_path, f"name: x\ndocuments: [{doc}]\nchunking:\n  max_tokenz: 512\n  overlap_tokens: -3\n"
+                            "parse: {tier: fastest}\n")
+    result = tvdb(["run", str(path), "--json"], tmp_path)
+    assert result.returncode == 2
+    out = json.loads(result.stdout)
+    assert out["exit_code"] == 2
+    assert out["error"]["line"] == 4 and out["error"]["key"] == "chunking.max_tokenz"
+    assert [(p["line"], p["key"]) for p in out["error"]["problems"]] == [
+        (4, "chunking.max_tokenz"), (5, "chunking.overlap_tokens"), (6, "parse.tier")]
+    assert "did you mean 'max_tokens'?" in out["error"]["problems"][0]["message"]
+    text = tvdb(["run", str(path)], tmp_path)
+    lines = [line for line in text.stderr.splitlines() if str(path) in line]
+    assert len(lines) == 3 and "(3 problems)" in text.stderr
