@@ -121,6 +121,7 @@ def test_runs_show_per_document_stages_and_event_timeline(cli: Cli, history: His
     code, out, _ = cli("runs", "show", history.ids[2])
     assert code == 0 and pdf["correlation_id"] in out and "rate_limit_exceeded 1" in out
     assert "parsing → parsed" in out
+    assert "getting-started.md · complete · 1 page, " in out and "1 pages" not in out  # singular for one
 
 
 def test_compare_same_space_per_chunk_cosine_is_one_for_reused_documents(cli: Cli, history: History) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +92,26 @@ def test_no_secret_in_logs_canary(cli: Cli, history: History, monkeypatch: pytes
     monkeypatch.setenv("OPENAI_API_KEY", KEY)  # the key the real runs of R3/R4 were made with
     code, out, err = cli("logs", "--run", history.ids[2], "--log-format", "json")
     assert code == 0 and KEY not in out + err
+
+
+def test_process_logs_as_json_lines_carry_run_and_correlation_ids(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    (tmp_path / "a.md").write_text("# Tides\nharbour sensors measure the tide every ten minutes")
+    (tmp_path / "s.yaml").write_text("name: lf\ndocuments: [a.md]\nfaults:\n"
+                                     "  - {service: llamaparse, kind: status, status: 503, nth: 1}\n")
+    env = {**os.environ, "TVDB_DATA_DIR": str(tmp_path / ".tvdb"), "TVDB_RETRY_INITIAL_BACKOFF_S": "0.01",
+           "OPENAI_API_KEY": CANARY}
+    done = subprocess.run([sys.executable, "-m", "tvdb", "--log-format", "json", "run", "s.yaml", "--json",
+                           "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    retry = next(e for e in lines if e["logger"] == "tvdb.services.retry")
+    assert retry["level"] == "warning" and "llamaparse attempt 1 failed" in retry["message"]
+    assert (retry["run_id"], retry["correlation_id"]) == (result["run_id"], result["documents"][0]["correlation_id"])
+    assert CANARY not in done.stderr + done.stdout
 
 
 def test_json_flag_is_the_log_format_json_alias(cli: Cli, history: History) -> None:

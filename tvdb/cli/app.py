@@ -54,15 +54,28 @@ def _global(
         Path | None, typer.Option("--data-dir", help="Where the database and uploads live (default .tvdb).")
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log debug detail and show tracebacks.")] = False,
+    log_format: Annotated[
+        str, typer.Option("--log-format", metavar="text|json",
+                          help="Logs on stderr as text (default) or JSON Lines with run_id and correlation_id.")
+    ] = "text",
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     ctx.obj = {"config": config, "data_dir": data_dir, "debug": debug}
-    if debug:
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r} is not text or json", param_hint="'--log-format'")
+    if log_format == "json":
+        from tvdb.logcontext import JsonLinesFormatter
+
+        json_lines = logging.StreamHandler()
+        json_lines.setFormatter(JsonLinesFormatter())
+        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[json_lines], force=True)
+    elif debug:
+        logging.basicConfig(level=logging.DEBUG)
+    if debug or log_format == "json":
         from tvdb.redaction import RedactingFilter
 
-        logging.basicConfig(level=logging.DEBUG)
         for handler in logging.getLogger().handlers:  # a URL's token or a key must not reach the log
             handler.addFilter(RedactingFilter())
 
@@ -71,7 +84,7 @@ def _global(
 # classes through typer.BadParameter so both work
 _CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 _USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-_VALUE_OPTIONS = {"--config", "-c", "--data-dir"}  # global options that take a value
+_VALUE_OPTIONS = {"--config", "-c", "--data-dir", "--log-format"}  # global options that take a value
 
 
 def wants_json(args: Sequence[str]) -> bool:

@@ -69,6 +69,7 @@ class RichProgress:
         self._names: dict[str, str] = {}
         self._counts: Counter[JobState] = Counter()
         self._busy: dict[str, None] = {}  # in flight, oldest first
+        self._requests: dict[str, tuple[int, int]] = {}  # stage → (finished, planned) of its current batch
         self._start = 0.0
         self._progress = _Display(
             self._in_flight, TextColumn("[bold]run[/]"), BarColumn(bar_width=24),
@@ -103,12 +104,23 @@ class RichProgress:
             self._busy.setdefault(job.job_id, None)
         self._update()
 
+    def requests_changed(self, stage: str, finished: int, planned: int) -> None:
+        self._requests[stage] = (finished, planned)
+        self._update()
+
     def _stages(self) -> str:
         total = len(self._states)
         past = [sum(n for state, n in self._counts.items() if _STEP.get(state, 0) >= step) for _, step in _SHOWN_STAGES]
         failed = self._counts[JobState.FAILED] + self._counts[JobState.DEFERRED]
-        parts = [f"{name} {n}/{total}" for (name, _), n in zip(_SHOWN_STAGES, past, strict=True)]
+        parts = [f"{name} {n}/{total}" + self._requests_of(name)
+                 for (name, _), n in zip(_SHOWN_STAGES, past, strict=True)]
         return " · ".join(parts + ([f"[red]failed {failed}[/]"] if failed else []))
+
+    def _requests_of(self, stage: str) -> str:
+        if stage not in self._requests:
+            return ""
+        finished, planned = self._requests[stage]
+        return f" ({finished}/{planned} requests)"
 
     def _update(self) -> None:
         if self._task is None:

@@ -100,7 +100,8 @@ def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.T
         doc = d.document
         state = doc.state + (f": {doc.error_code}" if doc.error_code else "") + (" (reused)" if doc.reused_from else "")
         console.print(Text.assemble("\n", data(Path(doc.path).name, "bold"),
-                                    f" · {state} · {doc.pages} pages, {doc.chunks} chunks, {doc.tokens} tokens · "
+                                    f" · {state} · {_count(doc.pages, 'page')}, {_count(doc.chunks, 'chunk')},"
+                                    f" {_count(doc.tokens, 'token')} · "
                                     f"correlation {doc.correlation_id}"))
         if doc.error_message:
             console.print(Text.assemble("  ", ("✗", "red"), " ", data_lines(doc.error_message)))
@@ -198,3 +199,8 @@ def print_advice(console: Console, items: Sequence[Advice], fmt: Format = Format
               for a in items]
     doc = {"advice": [a.as_json() for a in items]}
     emit_table(console, TableData(cols, rows, title="Savings found in the ledger", values=values), fmt, json_obj=doc)
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 page`, `3 pages`: a run detail reads as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

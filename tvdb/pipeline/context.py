@@ -26,9 +26,16 @@ class ProgressSink(Protocol):
 
     def job_changed(self, job: Job) -> None: ...
 
+    def requests_changed(self, stage: str, finished: int, planned: int) -> None:
+        """`finished` of the `planned` requests of a stage's batch of work have ended (embed: 3 of 5)."""
+        ...
+
 
 class NullProgress:
     def job_changed(self, job: Job) -> None:
+        return None
+
+    def requests_changed(self, stage: str, finished: int, planned: int) -> None:
         return None
 
 

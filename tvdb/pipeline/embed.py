@@ -109,4 +109,5 @@ async def _embed(
         [c.text for c in chunks], token_counts=[c.token_count for c in chunks], router=ctx.router,
         settings=s, clock=ctx.clock, scope_for=scope_for, on_batch=on_batch, on_error=on_error, want=want, why=why,
         keep_vectors=False,  # each batch is stored by on_batch: nothing to hold for the whole corpus
+        on_progress=lambda finished, planned: ctx.progress.requests_changed("embed", finished, planned),
     )

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from tvdb.db import savepoint, transaction
 from tvdb.domain import JobState, Stage
 from tvdb.errors import StorageError
+from tvdb.logcontext import log_context
 from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.embed import embed_stage
@@ -40,7 +41,8 @@ async def _each(
     async def one(job: Job) -> None:
         async with semaphore:
             try:
-                await step(job)
+                with log_context(run_id=job.run_id, correlation_id=job.correlation_id):
+                    await step(job)
             except StorageError:
                 raise  # the disk, not the document: the run stops (resumable)
             except Exception as exc:  # noqa: BLE001 — contained to this document, logged above

@@ -203,7 +203,10 @@ class ServiceCaller:
             )
             return Completed(value, row, reservation)
 
-        return await self.retry.run(attempt)
+        from tvdb.logcontext import log_context
+
+        with log_context(run_id=scope.run_id, correlation_id=scope.correlation_id):
+            return await self.retry.run(attempt)
 
     async def _send(self, spec: CallSpec[T], reservation: Reservation | None) -> T:
         """`spec.send()`, cancelled before the reservation's lease ends (it may then have been billed)."""

@@ -132,6 +132,7 @@ async def embed_batches(
     want: Implementation | None = None,
     why: str = "",
     keep_vectors: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Embed `texts` in the fewest requests; float32 (len(texts), d), NaN rows for failed inputs.
 
@@ -143,7 +144,9 @@ async def embed_batches(
     to the fixed `embedder` through `caller`. `want`/`why` force one implementation (one space).
     `scope_for(indices)` (or the fixed `scope`) names the run/jobs of each request's usage rows.
     `on_batch` stores a batch's vectors and must commit `completed.commit(db, budget)` in the same
-    transaction; by default only the usage row is committed. Raises the first failure when
+    transaction; by default only the usage row is committed. `on_progress(finished, planned)` is
+    called once the requests are planned and after each one ends (answered or failed: a progress
+    display's "embed 3/5 requests"). Raises the first failure when
     `on_error` is None; VectorValidationError when the consistency check fails.
     """
     import numpy as np
@@ -217,7 +220,20 @@ async def embed_batches(
             return scope_for(batch)
         return scope or CallScope(None, None, Stage.EMBED)
 
+    finished = [0]
+
+    def ended() -> None:
+        finished[0] += 1
+        if on_progress is not None:
+            on_progress(finished[0], len(batches))
+
     async def run(batch: list[int]) -> None:
+        try:
+            await send(batch)
+        finally:
+            ended()
+
+    async def send(batch: list[int]) -> None:
         async with gate:
             if stopped:
                 fail(batch, stopped[0])
@@ -244,6 +260,8 @@ async def embed_batches(
             filled[batch] = True
             spaces.add(done.row.implementation.space)
 
+    if on_progress is not None:
+        on_progress(0, len(batches))
     if batches:
         # The first request goes alone: if the key, the model or the quota is bad, that one request
         # says so and nothing else is sent (CASES C07); then the rest go `concurrency` at a time.
