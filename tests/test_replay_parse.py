@@ -114,6 +114,11 @@ def test_both_services_record_and_replay_with_the_emulator_stopped(tmp_path: Pat
     results = [n for n in parse_notes if n.get("unit") == "pages" and n.get("units")]
     assert sorted(n["units"] for n in results) == [1, 4]  # the final job of each document: its pages
     assert all(n["credits"] == n["units"] and n["would_cost_usd"] > 0 for n in results)
+    from tvdb.recording.info import summarize_path
+
+    summary = summarize_path(cassette)  # what `tvdb cassette show` prints: both services, both priced
+    assert set(summary.by_service) == {"llamaparse", "openai"} and sum(summary.by_service.values()) == len(notes)
+    assert summary.recorded_cost_usd == pytest.approx(recorded.usage.cost_usd)
     polls = [i for i in loaded.interactions if i["request"]["method"] == "GET"
              and "expand" not in i["request"]["uri"]]
     assert len(polls) >= 2  # the jobs were PENDING at first
