@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from tests.cli_support import Cli, in_process_cli
 from tvdb.bounds import MAX_COUNT, MAX_USD
-from tvdb.cli.app import app, handle_errors
 from tvdb.config import env_var_names, resolve_settings
 from tvdb.emulator.config import EmulatorConfig, load_emulator_config
 from tvdb.errors import ConfigError, ScenarioError
@@ -252,7 +252,6 @@ def test_a_boolean_is_not_a_number(tmp_path: Path, path: Path_, value: bool) -> 
         load_scenario(scenario)
 
 
-Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -260,13 +259,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TVDB_DATA_DIR", str(tmp_path / ".tvdb"))
 
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tvdb", *args])
-        code = handle_errors(app)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys)
 
 
 BIG = "1" + "0" * 30

@@ -5,20 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
+from tests.cli_support import Cli, in_process_cli
 from tests.ledger_rows import add, at, reserve
 from tests.receivers import Receiver, free_port
-from tvdb.cli.app import app, handle_errors
 from tvdb.db import open_db
 
 NOW = "2026-01-10T12:00:00+00:00"
-Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -37,13 +35,7 @@ def db(workdir: Path) -> Iterator[sqlite_utils.Database]:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], workdir: Path) -> Cli:
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tvdb", *args])
-        code = handle_errors(app)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys)
 
 
 def _seed(db: sqlite_utils.Database) -> None:

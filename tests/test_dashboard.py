@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import io
 import re
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,13 @@ from typing import Any
 import pytest
 
 from tests.cdp import Browser, Page, chromium
+from tests.cli_support import Cli, in_process_cli
 from tests.history_support import History, build_history
 from tvdb.cli.app import app, handle_errors
 from tvdb.cli.charts import MOCK, REAL
 from tvdb.cli.render_html import CHART_IDS
 
 NOW = "2026-01-06T12:00:00"
-Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +31,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
 
 @pytest.fixture
 def cli(history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tvdb", "--data-dir", str(history.db_path.parent), *args])
-        code = handle_errors(app)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys, "--data-dir", str(history.db_path.parent))
 
 
 @pytest.fixture(scope="module")

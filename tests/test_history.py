@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.cli_support import Cli, in_process_cli
 from tests.history_support import PAGES, History, build_history
-from tvdb.cli.app import app, handle_errors
 from tvdb.history.compare import _stage_delta
 from tvdb.history.metrics import percentile, stage_metrics
 from tvdb.history.store import DocumentRecord
 
-Cli = Callable[..., tuple[int, str, str]]
 NUSD_PER_TOKEN = 20  # text-embedding-3-small, $0.02 per 1M tokens
 NUSD_FAST_PAGE, NUSD_AGENTIC_PAGE = 1_250_000, 12_500_000
 
@@ -32,13 +29,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
 def cli(history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
     monkeypatch.setenv("COLUMNS", "200")
 
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tvdb", "--data-dir", str(history.db_path.parent), *args])
-        code = handle_errors(app)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys, "--data-dir", str(history.db_path.parent))
 
 
 def _json(cli: Cli, *args: str) -> object:

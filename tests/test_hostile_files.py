@@ -5,20 +5,17 @@ line, with one JSON object under --json — never a RecursionError or UnicodeDec
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tvdb.cli.app import app, handle_errors
+from tests.cli_support import Cli, in_process_cli
 from tvdb.config import read_dotenv, resolve_settings
 from tvdb.emulator.config import load_emulator_config
 from tvdb.errors import ConfigError, ScenarioError
 from tvdb.scenarios.loader import load_scenario
 from tvdb.yamlfile import MAX_DEPTH
 
-Cli = Callable[..., tuple[int, str, str]]
 DEPTHS = [MAX_DEPTH + 1, 400, 1500]
 
 
@@ -27,13 +24,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TVDB_DATA_DIR", str(tmp_path / ".tvdb"))
 
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tvdb", *args])
-        code = handle_errors(app)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys)
 
 
 def _flow(depth: int) -> str:

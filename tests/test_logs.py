@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.cli_support import Cli, in_process_cli
 from tests.history_support import History, build_history
 from tests.openai_support import CANARY, KEY
-from tvdb.cli.app import app, handle_errors
 from tvdb.clock import FakeClock
 from tvdb.db import open_db
 from tvdb.domain import Implementation
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 from tvdb.pipeline.jobs import JobStore
-
-Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +26,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
 
 @pytest.fixture
 def cli(history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tvdb", "--data-dir", str(history.db_path.parent), *args])
-        code = handle_errors(app)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys, "--data-dir", str(history.db_path.parent))
 
 
 def _lines(out: str) -> list[dict[str, object]]:

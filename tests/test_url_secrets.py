@@ -10,14 +10,13 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.cli_support import Cli, in_process_cli
 from tests.openai_support import CANARY, emulator, settings_for
 from tests.receivers import Receiver
-from tvdb.cli.app import app, handle_errors
 from tvdb.domain import EmbeddingRequest
 from tvdb.errors import PermanentServiceError
 from tvdb.redaction import redact, redact_url
@@ -125,7 +124,6 @@ def test_a_real_format_401_echo_of_an_sk_key_is_scrubbed() -> None:
     assert CANARY[-4:] not in str(info.value)
 
 
-Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -133,13 +131,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TVDB_DATA_DIR", str(tmp_path / ".tvdb"))
 
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tvdb", *args])
-        code = handle_errors(app)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("suffix, shown", [(f"/hooks/{PATH_CANARY}", "/hooks/***"),
