@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
     from tvdb.emulator.llamaparse import LlamaParseEmulator
     from tvdb.emulator.parsejobs import ParseJob
     from tvdb.http import Client
@@ -104,7 +106,18 @@ class WebhookDispatcher:
                 return
             self.stopping.wait(self.poll_s)
 
+    def _backoff(self, state: RetryCallState) -> float:
+        """Seconds before attempt `state.attempt_number + 1`: the schedule's entry, its last one beyond it."""
+        if not self.backoff_s:
+            return 0.0
+        return self.backoff_s[min(state.attempt_number - 1, len(self.backoff_s) - 1)]
+
+    def _pause(self, seconds: float) -> None:
+        self.stopping.wait(seconds)  # a stopping emulator does not sit out a backoff
+
     def _deliver(self, event: str, job: dict[str, Any], config: dict[str, Any]) -> None:
+        from tenacity import Retrying, retry_if_result, stop_after_attempt
+
         from tvdb.http import Client, HTTPError
 
         url = str(config.get("webhook_url") or "")
@@ -115,21 +128,26 @@ class WebhookDispatcher:
         if secret:
             headers["LC-Signature"] = sign(str(secret), body)
         client = self._client or Client(timeout=5.0)
+        tried = [0]
+
+        def post() -> bool:
+            tried[0] += 1
+            if tried[0] > 1 and self.stopping.is_set():
+                return True  # stopped during the backoff: give up quietly, as a stopping server does
+            status: int | None = None
+            try:
+                status = client.post(url, content=body, headers=headers).status_code
+            except HTTPError as exc:
+                log.debug("webhook %s to %s failed: %s", event, url, type(exc).__name__)
+            with self._lock:
+                self.deliveries.append(Delivery(event, url, tried[0], status))
+            return status is not None and 200 <= status < 300
+
         try:
-            for attempt in range(1, self.attempts + 1):
-                status: int | None = None
-                try:
-                    status = client.post(url, content=body, headers=headers).status_code
-                except HTTPError as exc:
-                    log.debug("webhook %s to %s failed: %s", event, url, type(exc).__name__)
-                with self._lock:
-                    self.deliveries.append(Delivery(event, url, attempt, status))
-                if status is not None and 200 <= status < 300:
-                    return
-                if attempt < self.attempts:
-                    wait = self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)] if self.backoff_s else 0
-                    if self.stopping.wait(wait):
-                        return
+            # the delivery schedule is tenacity's: retry until a 2xx, `attempts` at most, `backoff_s` between
+            Retrying(stop=stop_after_attempt(self.attempts), wait=self._backoff, sleep=self._pause,
+                     retry=retry_if_result(lambda delivered: not delivered),
+                     retry_error_callback=lambda _state: False)(post)
         finally:
             if self._client is None:
                 client.close()
