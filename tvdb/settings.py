@@ -196,6 +196,9 @@ class Settings(_Section):
     mode: Mode = Mode.MOCK
     data_dir: Path = Path(".tvdb")
     db_path: Path | None = None
+    # the ledger on PostgreSQL instead of the SQLite file (postgresql://user:password@host/db): a secret,
+    # since it may carry the password
+    database_url: SecretStr | None = None
     objects_dir: Path | None = None
     max_document_mb: float = Field(50.0, gt=0, le=MAX_DOCUMENT_MB)
     signing_secret: SecretStr | None = None
@@ -248,6 +251,21 @@ class Settings(_Section):
             raise ValueError("the base URL must not carry credentials (user:password@); "
                              "set the API key on its own (not shown)")
         return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        text = text.strip()
+        if not text:
+            return None
+        if not text.lower().startswith(("postgresql://", "postgres://")):
+            # the value may hold a password: it is never repeated
+            raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host:5432/tvdb "
+                             "(value not shown); leave it unset to keep the ledger in the SQLite file")
+        return text
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,63 @@
+"""`tvdb ledger migrate`: a SQLite ledger copied into PostgreSQL, idempotently, checked before COMMIT."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tvdb.db import open_db
+from tvdb.pg.engine import open_pg
+from tvdb.pg.migrate import MigrateMismatch, copy_ledger
+
+
+def _sqlite_ledger(path: Path) -> None:
+    db = open_db(path)
+    c = db.conn
+    c.execute("INSERT INTO runs (run_id, scenario, mode, status) VALUES ('r1', 's', 'real', 'complete')")
+    c.execute("INSERT INTO jobs (job_id, run_id, ordinal, state) VALUES ('j1', 'r1', 0, 'complete')")
+    c.execute("INSERT INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
+              "VALUES ('c1', 'j1', 'm', 2, ?, 'real')", [b"\x00\x00\x80?\x00\x00\x00@"])
+    for i in range(1, 2501):  # more than one batch
+        c.execute("INSERT INTO usage (ts, run_id, service, implementation, status, cost_nusd, would_cost_nusd) "
+                  "VALUES ('2026-11-29T10:00:00.000000Z', 'r1', 'openai', 'real', 'ok', ?, ?)", [i, i])
+    c.execute("INSERT INTO reservations (reservation_id, status, amount_nusd, settled_nusd) "
+              "VALUES ('res1', 'settled', 40000, 39000)")
+    db.close()
+
+
+def test_copy_is_checked_idempotent_and_keeps_ids_and_bytes(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "tvdb.db"
+    _sqlite_ledger(path)
+    target = open_pg(pg_url)
+    try:
+        first = copy_ledger(sqlite3.connect(path), str(path), target)
+        by_table = {t.table: t for t in first.tables}
+        assert by_table["usage"].source_rows == by_table["usage"].copied == 2500
+        assert by_table["usage"].sums_nusd == {"cost_nusd": 2500 * 2501 // 2, "would_cost_nusd": 2500 * 2501 // 2}
+        assert by_table["reservations"].sums_nusd == {"amount_nusd": 40000, "settled_nusd": 39000}
+        assert first.tables[0].table == "runs"  # parents first (jobs reference runs)
+        again = copy_ledger(sqlite3.connect(path), str(path), target)
+        assert again.copied == 0 and {t.table: t.already_there for t in again.tables}["usage"] == 2500
+        assert target.execute("SELECT vector FROM vectors WHERE chunk_id = 'c1'").fetchone() == (
+            b"\x00\x00\x80?\x00\x00\x00@",)
+        # a new row after the copy gets an id past the copied ones
+        new_id = target.execute("INSERT INTO usage (service) VALUES ('openai') RETURNING id").fetchone()
+        assert new_id == (2501,)
+    finally:
+        target.close()
+
+
+def test_a_target_with_other_rows_under_the_same_keys_is_refused_and_untouched(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "tvdb.db"
+    _sqlite_ledger(path)
+    target = open_pg(pg_url)
+    try:
+        target.execute("INSERT INTO usage (id, service, cost_nusd) VALUES (7, 'openai', 123456789)")
+        with pytest.raises(MigrateMismatch, match="table usage did not check out"):
+            copy_ledger(sqlite3.connect(path), str(path), target)
+        assert target.execute("SELECT COUNT(*) FROM usage").fetchone() == (1,)
+        assert target.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
+    finally:
+        target.close()

@@ -1,0 +1,277 @@
+"""The PostgreSQL engine: a psycopg 3 connection pool behind the same small interface the SQLite
+ledger is used through (`execute` with `?` placeholders, rows readable by name and by position,
+`transaction()` that nested code joins, savepoints).
+
+    db = PgDatabase("postgresql://tvdb:secret@db.example/tvdb")   # raises ConfigError / StorageError
+    with db.transaction(lock=BUDGET_LOCK):                         # BEGIN; pg_advisory_xact_lock(…)
+        db.execute("SELECT COUNT(*) FROM reservations WHERE status = ?", ["active"]).fetchone()[0]
+
+Each thread gets its own pooled connection for the length of a transaction (psycopg_pool), so
+concurrent runs in one process share a few connections; outside a transaction a statement borrows
+a connection and autocommits. A lost connection or an unreachable server raises StorageError (exit
+4) with the password masked; the server rolls back whatever the transaction had done.
+psycopg docs: https://www.psycopg.org/psycopg3/docs/ — pool: https://www.psycopg.org/psycopg3/docs/advanced/pool.html
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from tvdb.errors import ConfigError, StorageError
+from tvdb.redaction import redact, redact_url
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+EXTRA_HINT = "install the PostgreSQL extra: pip install 'tvdb[postgres]'"
+SCHEMES = ("postgresql://", "postgres://")
+CONNECT_TIMEOUT_S = 10
+# The one lock every budget decision takes (tvdb.ledger.budget): a reservation counts against the
+# day, its run and the service's hour at once, so one key for the whole ledger, never one per window
+# (several keys taken in varying order could deadlock).
+BUDGET_LOCK = "tvdb.budget"
+MIGRATION_LOCK = "tvdb.migrations"
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and str(url).lower().startswith(SCHEMES)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for `name` (CRC32, so every process agrees)."""
+    return zlib.crc32(name.encode()) - 2**31
+
+
+def import_psycopg() -> Any:
+    """psycopg and psycopg_pool, or a ConfigError that names the extra to install."""
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError as exc:
+        raise ConfigError(
+            f"database_url is a PostgreSQL URL but psycopg is not installed ({exc.name} missing): {EXTRA_HINT}"
+        ) from None
+    return psycopg, psycopg_pool
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """`?` placeholders → psycopg's `%s`, and a literal `%` → `%%`; quoted text is left alone."""
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote is not None:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class Cursor:
+    """The rows of one statement as tuples (already fetched: the connection went back to the pool)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self._rows = rows
+        self._rowcount = rowcount
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+
+class PgDatabase:
+    """A PostgreSQL ledger database: pooled connections, `?` SQL, joinable transactions.
+
+    `url` is a libpq URL (postgresql://user:password@host:port/dbname?sslmode=...); its password is
+    never shown (`self._location` is the masked form every message uses). `max_size` bounds the
+    connections this process opens.
+    """
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+        psycopg, psycopg_pool = import_psycopg()
+        self._psycopg = psycopg
+        self.url = url
+        self._location = redact_url(url)
+        self._password = urlsplit(url).password
+        self._local = threading.local()
+        self._pool: ConnectionPool = psycopg_pool.ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, timeout=connect_timeout_s,
+            kwargs={"autocommit": True, "connect_timeout": int(connect_timeout_s)},
+        )
+        try:
+            # one direct connection first: a wrong password or a host that is down is reported at
+            # once with the server's reason, not as a pool timeout after retries
+            psycopg.connect(url, connect_timeout=int(connect_timeout_s)).close()
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except self._psycopg.OperationalError as exc:  # PoolTimeout: unreachable, or refused us
+            self._pool.close()
+            raise self._unreachable(exc) from None
+
+    def migrate(self) -> list[str]:
+        """Apply pending PostgreSQL migrations (tvdb.pg.schema); returns the names applied now."""
+        from tvdb.pg.schema import apply_migrations
+
+        try:
+            with self._pool.connection() as conn:
+                return apply_migrations(conn)
+        except self._psycopg.OperationalError as exc:
+            raise self.lost(exc) from None
+
+    # -- the interface ------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Literal["postgresql"]:
+        return "postgresql"
+
+    @property
+    def location(self) -> str:
+        """The URL without its password (every message uses this form)."""
+        return self._location
+
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
+        """Run one statement (`?` placeholders); joins the thread's open transaction, else autocommits."""
+        with self._connection() as conn:
+            try:
+                cur = conn.execute(translate(sql), params or None)
+                rows = cur.fetchall() if cur.description is not None else []
+                self._local.names = [d.name for d in cur.description or ()]
+                return Cursor(rows, cur.rowcount)
+            except self._psycopg.OperationalError as exc:
+                raise self.lost(exc) from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Cursor:
+        with self._connection() as conn:
+            try:
+                with conn.cursor() as cur:
+                    cur.executemany(translate(sql), rows)
+                    return Cursor([], cur.rowcount)
+            except self._psycopg.OperationalError as exc:
+                raise self.lost(exc) from None
+
+    def query(self, sql: str, params: Sequence[Any] = (), /) -> Iterator[dict[str, Any]]:
+        """Run one SELECT; rows as dicts keyed by column name."""
+        cur = self.execute(sql, params)
+        names = self._local.names
+        return iter([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
+
+    def lock_budget_window(self) -> None:
+        """Inside a transaction: `pg_advisory_xact_lock` on the ledger's one budget key, held until
+        COMMIT/ROLLBACK (the server also drops it when the client dies or the connection is lost)."""
+        if not self.in_transaction:
+            raise RuntimeError("lock_budget_window() needs an open transaction")
+        self.execute("SELECT pg_advisory_xact_lock(?)", [lock_key(BUDGET_LOCK)])
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgDatabase]:
+        """BEGIN … COMMIT on one pooled connection (READ COMMITTED), rolled back on any exception;
+        nested use joins the outer transaction. A lost connection raises StorageError."""
+        if self.in_transaction:
+            yield self
+            return
+        try:
+            with self._pool.connection() as conn:
+                self._local.conn = conn
+                try:
+                    with conn.transaction():
+                        yield self
+                finally:
+                    self._local.conn = None
+        except self._psycopg.OperationalError as exc:  # PoolTimeout included
+            raise self.lost(exc) from None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[PgDatabase]:
+        """Inside `transaction`: the block's writes are undone if it raises, kept otherwise."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            raise RuntimeError("savepoint() needs an open transaction")
+        with conn.transaction():  # psycopg nests as SAVEPOINT / RELEASE / ROLLBACK TO
+            yield self
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PgDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        try:
+            with self._pool.connection() as pooled:
+                yield pooled
+        except self._psycopg.OperationalError as exc:  # PoolTimeout included
+            raise self.lost(exc) from None
+
+    def lost(self, exc: BaseException) -> StorageError:
+        """The StorageError for a connection that failed mid-statement (the server rolled back)."""
+        if _is_pool_timeout(exc):
+            return self._unreachable(exc)
+        return StorageError(
+            self._location, f"the connection to PostgreSQL failed ({self._detail(exc)}); the open transaction "
+            "was rolled back, so nothing half-written was kept", fix="check the server and the network")
+
+    def _unreachable(self, exc: BaseException) -> StorageError:
+        return StorageError(self._location, f"cannot connect to PostgreSQL ({self._detail(exc)})",
+                            fix="check database_url / TVDB_DATABASE_URL and that the server is up")
+
+    def _detail(self, exc: BaseException) -> str:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return redact(first, [self._password])
+
+
+def _is_pool_timeout(exc: BaseException) -> bool:
+    return type(exc).__name__ in ("PoolTimeout", "PoolClosed", "TooManyRequests")
+
+
+def open_pg(url: str, *, max_size: int = 8) -> PgDatabase:
+    """Connect to the PostgreSQL ledger at `url` and bring its schema up to date.
+
+    Raises ConfigError (psycopg missing: names the extra) or StorageError (unreachable, refused)."""
+    db = PgDatabase(url, max_size=max_size)
+    try:
+        db.migrate()
+    except BaseException:
+        db.close()
+        raise
+    return db
