@@ -275,3 +275,26 @@ def open_pg(url: str, *, max_size: int = 8) -> PgDatabase:
         db.close()
         raise
     return db
+
+
+def schema_status(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[str, list[str], list[str]]:
+    """(server version, pending, unknown) migration names of the PostgreSQL ledger at `url`, read-only
+    (for `tvdb doctor`): pending ones are applied on the next open; unknown ones by a newer tvdb.
+
+    Raises ConfigError (no psycopg) or StorageError (cannot connect; the password never shown)."""
+    from tvdb.pg.schema import known_names
+
+    psycopg, _ = import_psycopg()
+    try:
+        with psycopg.connect(url, connect_timeout=int(connect_timeout_s)) as conn:
+            version = str(conn.execute("SHOW server_version").fetchone()[0])
+            exists = conn.execute("SELECT to_regclass('_tvdb_migrations') IS NOT NULL").fetchone()[0]
+            applied = [r[0] for r in conn.execute("SELECT name FROM _tvdb_migrations")] if exists else []
+    except psycopg.OperationalError as exc:
+        password = urlsplit(url).password
+        text = str(exc).strip()
+        detail = redact(text.splitlines()[0] if text else type(exc).__name__, [password])
+        raise StorageError(redact_url(url), f"cannot connect to PostgreSQL ({detail})",
+                           fix="check database_url / TVDB_DATABASE_URL and that the server is up") from None
+    known = known_names()
+    return version, [n for n in known if n not in applied], [n for n in applied if n not in known]
