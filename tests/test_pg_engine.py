@@ -1,4 +1,4 @@
-"""The PostgreSQL engine (tvdb/pg/engine.py) against the throwaway server: the connection interface,
+"""The PostgreSQL engine (tvdb/storage/postgres.py) against the throwaway server: the connection interface,
 pooled concurrency, a lost connection, an unreachable server, a missing extra, the masked password."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.pg_server import PASSWORD, PgServer
+from tvdb.db import open_pg
 from tvdb.errors import EXIT_STORAGE, ConfigError, StorageError, exit_code_for
-from tvdb.pg.engine import PgDatabase, open_pg
+from tvdb.schema import HISTORY
 from tvdb.settings import Settings
+from tvdb.storage.postgres import PgDatabase
 
 
 def test_interface_rows_transactions_and_savepoints(pg_url: str) -> None:
@@ -44,7 +46,7 @@ def test_interface_rows_transactions_and_savepoints(pg_url: str) -> None:
 
 def test_threads_share_the_pool_each_in_its_own_transaction(pg_url: str) -> None:
     db = PgDatabase(pg_url, max_size=4)
-    db.migrate()
+    db.migrate(HISTORY)
     errors: list[BaseException] = []
 
     def work(n: int) -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tvdb.db import open_db
-from tvdb.pg.engine import open_pg
-from tvdb.pg.migrate import MigrateMismatch, copy_ledger
+from tvdb.db import open_db, open_pg
+from tvdb.ledger.migrate import MigrateMismatch, copy_ledger
 
 
 def _sqlite_ledger(path: Path) -> None:

@@ -10,21 +10,20 @@ from typing import Any
 import psycopg
 import pytest
 
-from tvdb.db import migrations as sqlite_migrations
-from tvdb.db import open_db
-from tvdb.pg.engine import open_pg, translate
-from tvdb.pg.schema import known_names
+from tvdb.db import open_db, open_pg
+from tvdb.schema import HISTORY
+from tvdb.storage.postgres import translate
 
 TYPES = {"TEXT": "text", "INTEGER": "bigint", "REAL": "double precision", "FLOAT": "double precision",
          "BLOB": "bytea"}
-HISTORY = {"_sqlite_migrations", "_tvdb_migrations"}
+HISTORY_TABLES = {"_sqlite_migrations", "_tvdb_migrations"}
 
 
 def _sqlite_schema(path: Path) -> dict[str, Any]:
     db = open_db(path)
     tables: dict[str, Any] = {}
     for name in db.table_names():
-        if name in HISTORY:
+        if name in HISTORY_TABLES:
             continue
         t = db.table(name)
         cols = {c.name: (TYPES[c.type.upper()], bool(c.notnull), c.default_value) for c in t.columns}
@@ -43,7 +42,7 @@ def _pg_schema(url: str) -> dict[str, Any]:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
             "AND table_type = 'BASE TABLE'")]
         for name in names:
-            if name in HISTORY:
+            if name in HISTORY_TABLES:
                 continue
             cols = {r[0]: (r[1], r[2] == "NO", None if r[3] is None or "nextval" in r[3] else r[3])
                     for r in conn.execute(
@@ -69,7 +68,9 @@ def _pg_schema(url: str) -> dict[str, Any]:
 
 
 def test_both_histories_have_the_same_steps() -> None:
-    assert known_names() == [m.name for m in sqlite_migrations._migrations]
+    assert [m.name for m in HISTORY.sqlite()._migrations] == HISTORY.names
+    # every part of every step has its PostgreSQL statements
+    assert [(s.name, p.owner) for s in HISTORY.steps for p in s.parts if not p.postgresql] == []
 
 
 def test_both_engines_build_the_same_schema(tmp_path: Path, pg_url: str) -> None:
@@ -85,9 +86,9 @@ def test_both_engines_build_the_same_schema(tmp_path: Path, pg_url: str) -> None
 def test_migrations_are_idempotent_and_recorded(pg_url: str) -> None:
     db = open_pg(pg_url)
     try:
-        assert db.migrate() == []
+        assert db.migrate(HISTORY) == []
         names = [r[0] for r in db.execute("SELECT name FROM _tvdb_migrations ORDER BY name")]
-        assert names == sorted(known_names())
+        assert names == sorted(HISTORY.names)
     finally:
         db.close()
 

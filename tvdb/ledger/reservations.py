@@ -168,5 +168,22 @@ def _m004_reservation_owner(db: sqlite_utils.Database) -> None:
         db.table("reservations").add_column(column, str)
 
 
-M002 = Migration(__name__, _m002_reservations)
-M004 = Migration(__name__, _m004_reservation_owner)
+# PostgreSQL's steps (tvdb.storage.postgres), the same schema in its dialect: bigint for INTEGER,
+# double precision for REAL, bytea for BLOB, identity columns for integer ids (tests/test_pg_schema.py).
+
+_PG_M002 = (
+    "CREATE TABLE reservations (reservation_id text PRIMARY KEY, created_at text, expires_at text, service text, "
+    "model text, run_id text, scenario text, job_ids text, units double precision, unit text, "
+    "amount_nusd bigint, status text, settled_nusd bigint, settled_at text, pid bigint)",
+    "CREATE INDEX idx_reservations_status_service ON reservations (status, service)",
+    "CREATE INDEX idx_reservations_run_id ON reservations (run_id)",
+)
+
+_PG_M004 = (
+    "ALTER TABLE reservations ADD COLUMN stage text, ADD COLUMN correlation_id text, "
+    "ADD COLUMN pid_started text, ADD COLUMN host text",
+)
+
+
+M002 = Migration(__name__, _m002_reservations, postgresql=_PG_M002)
+M004 = Migration(__name__, _m004_reservation_owner, postgresql=_PG_M004)

@@ -1,9 +1,10 @@
-"""The PostgreSQL engine: a psycopg 3 connection pool behind the same small interface the SQLite
-ledger is used through (`execute` with `?` placeholders, rows readable by name and by position,
-`transaction()` that nested code joins, savepoints).
+"""The PostgreSQL engine (`database_url` / `TVDB_DATABASE_URL`): a psycopg 3 connection pool behind
+the engine-neutral `tvdb.storage.base.Database` (`execute` with `?` placeholders and tuple rows,
+`query` with dict rows, `transaction()` that nested code joins, savepoints, the budget lock).
 
     db = PgDatabase("postgresql://tvdb:secret@db.example/tvdb")   # raises ConfigError / StorageError
-    with db.transaction(lock=BUDGET_LOCK):                         # BEGIN; pg_advisory_xact_lock(…)
+    with db.transaction():                                         # BEGIN (READ COMMITTED)
+        db.lock_budget_window()                                    # pg_advisory_xact_lock(…)
         db.execute("SELECT COUNT(*) FROM reservations WHERE status = ?", ["active"]).fetchone()[0]
 
 Each thread gets its own pooled connection for the length of a transaction (psycopg_pool), so
@@ -15,6 +16,7 @@ psycopg docs: https://www.psycopg.org/psycopg3/docs/ — pool: https://www.psyco
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import threading
 import zlib
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 
 from tvdb.errors import ConfigError, StorageError
 from tvdb.redaction import redact, redact_url
+from tvdb.storage.migrations import History
 
 if TYPE_CHECKING:
     import psycopg
@@ -134,13 +137,29 @@ class PgDatabase:
             self._pool.close()
             raise self._unreachable(exc) from None
 
-    def migrate(self) -> list[str]:
-        """Apply pending PostgreSQL migrations (tvdb.pg.schema); returns the names applied now."""
-        from tvdb.pg.schema import apply_migrations
-
+    def migrate(self, history: History) -> list[str]:
+        """Apply the pending steps of `history` (each part's `postgresql` statements, in order) in one
+        transaction under the migration advisory lock, so several processes opening a new database
+        at once run each step exactly once; returns the names applied now. Applied names are kept
+        in `_tvdb_migrations (name, applied_at)`."""
         try:
-            with self._pool.connection() as conn:
-                return apply_migrations(conn)
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(MIGRATION_LOCK)])
+                conn.execute("CREATE TABLE IF NOT EXISTS _tvdb_migrations (name text PRIMARY KEY, applied_at text)")
+                done = {r[0] for r in conn.execute("SELECT name FROM _tvdb_migrations")}
+                applied: list[str] = []
+                for step in history.steps:
+                    if step.name in done:
+                        continue
+                    for part in step.parts:
+                        if not part.postgresql:
+                            raise RuntimeError(f"migration {step.name} of {part.owner} has no PostgreSQL statements")
+                        for statement in part.postgresql:
+                            conn.execute(statement.encode())  # our own constant DDL, no parameters
+                    conn.execute("INSERT INTO _tvdb_migrations (name, applied_at) VALUES (%s, %s)",
+                                 [step.name, _utc_now()])
+                    applied.append(step.name)
+                return applied
         except self._psycopg.OperationalError as exc:
             raise self.lost(exc) from None
 
@@ -264,26 +283,29 @@ def _is_pool_timeout(exc: BaseException) -> bool:
     return type(exc).__name__ in ("PoolTimeout", "PoolClosed", "TooManyRequests")
 
 
-def open_pg(url: str, *, max_size: int = 8) -> PgDatabase:
-    """Connect to the PostgreSQL ledger at `url` and bring its schema up to date.
+def open_postgres(url: str, history: History, *, max_size: int = 8) -> PgDatabase:
+    """Connect to the PostgreSQL database at `url` and apply every pending step of `history`.
 
     Raises ConfigError (psycopg missing: names the extra) or StorageError (unreachable, refused)."""
     db = PgDatabase(url, max_size=max_size)
     try:
-        db.migrate()
+        db.migrate(history)
     except BaseException:
         db.close()
         raise
     return db
 
 
-def schema_status(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[str, list[str], list[str]]:
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def schema_status(url: str, history: History, *,
+                  connect_timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[str, list[str], list[str]]:
     """(server version, pending, unknown) migration names of the PostgreSQL ledger at `url`, read-only
     (for `tvdb doctor`): pending ones are applied on the next open; unknown ones by a newer tvdb.
 
     Raises ConfigError (no psycopg) or StorageError (cannot connect; the password never shown)."""
-    from tvdb.pg.schema import known_names
-
     psycopg, _ = import_psycopg()
     try:
         with psycopg.connect(url, connect_timeout=int(connect_timeout_s)) as conn:
@@ -296,5 +318,5 @@ def schema_status(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> 
         detail = redact(text.splitlines()[0] if text else type(exc).__name__, [password])
         raise StorageError(redact_url(url), f"cannot connect to PostgreSQL ({detail})",
                            fix="check database_url / TVDB_DATABASE_URL and that the server is up") from None
-    known = known_names()
+    known = history.names
     return version, [n for n in known if n not in applied], [n for n in applied if n not in known]

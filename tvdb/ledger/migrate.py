@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tvdb.errors import ConfigError
-from tvdb.pg.engine import PgDatabase
+from tvdb.storage.postgres import PgDatabase
 
 HISTORY_TABLES = ("_sqlite_migrations", "_tvdb_migrations")
 # Parents first: jobs reference runs.
