@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.pg_server import PgServer, ServerMissing, running_server
+from tvdb.db import open_db, open_pg
+from tvdb.storage import Database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,3 +71,34 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
     url = pg_server.fresh_database()
     yield url
     pg_server.drop_database(url)
+
+
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs once per storage engine (the ledger promises hold on both)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def any_db(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh tvdb database with the current schema, on the test's engine."""
+    if engine == "sqlite":
+        db: Database = open_db(tmp_path / "tvdb.db")
+    else:
+        db = open_pg(request.getfixturevalue("pg_url"))
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def storage_env(engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """For CLI and runner tests: on PostgreSQL, TVDB_DATABASE_URL names a fresh database (and no
+    SQLite file may appear); on SQLite, the data dir's file as before. Returns the URL or None."""
+    if engine == "sqlite":
+        return None
+    url = str(request.getfixturevalue("pg_url"))
+    monkeypatch.setenv("TVDB_DATABASE_URL", url)
+    return url

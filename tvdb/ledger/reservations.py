@@ -56,14 +56,16 @@ class ReservationStore:
         (a lease that ran out while the call was still alive), its assumed usage row is replaced by
         the real one the caller writes in the same transaction."""
         with transaction(self.db):
-            self.db.execute(
-                f"DELETE FROM usage WHERE reservation_id = ? AND assumed = 1 AND error_code = '{OWNER_GONE}'",
-                [reservation_id],
-            )
+            # UPDATE first: on PostgreSQL it waits for a sweep that holds this row, and the DELETE
+            # after it then sees the assumed usage row that sweep committed
             self.db.execute(
                 "UPDATE reservations SET status = 'settled', settled_nusd = ?, settled_at = ? "
                 "WHERE reservation_id = ? AND status IN ('active', 'expired', 'assumed')",
                 [actual_nusd, iso(now), reservation_id],
+            )
+            self.db.execute(
+                f"DELETE FROM usage WHERE reservation_id = ? AND assumed = 1 AND error_code = '{OWNER_GONE}'",
+                [reservation_id],
             )
 
     def assume(self, reservation_id: str, now: dt.datetime) -> None:
@@ -93,11 +95,20 @@ class ReservationStore:
         columns = ("reservation_id", "created_at", "expires_at", "service", "model", "run_id", "scenario",
                    "stage", "correlation_id", "job_ids", "units", "unit", "amount_nusd", "pid",
                    "pid_started", "host")
-        with transaction(self.db):  # read and write under one write lock: two sweepers never both assume
+        assumed = 0
+        with transaction(self.db):  # read and write under the budget lock: two sweepers never both assume
+            self.db.lock_budget_window()
             rows = [dict(zip(columns, r, strict=True)) for r in self.db.execute(
                 f"SELECT {', '.join(columns)} FROM reservations WHERE status IN {_OPEN}")]
-            gone = [r for r in rows if _gone(r, now)]
-            for r in gone:
+            for r in (r for r in rows if _gone(r, now)):
+                # the reservation first: a settle that committed meanwhile (it takes no budget lock)
+                # has won the row, and then no assumed spend is written
+                changed = self.db.execute(
+                    "UPDATE reservations SET status = 'assumed', settled_nusd = amount_nusd, settled_at = ? "
+                    f"WHERE reservation_id = ? AND status IN {_OPEN}", [iso(now), r["reservation_id"]])
+                if changed.rowcount != 1:
+                    continue
+                assumed += 1
                 amount = r["amount_nusd"] or 0
                 insert_usage(self.db, UsageRow(
                     ts=dt.datetime.fromisoformat(r["created_at"]), run_id=r["run_id"], stage=r["stage"] or "unknown",
@@ -107,8 +118,7 @@ class ReservationStore:
                     scenario=r["scenario"], error_code=OWNER_GONE, assumed=True, reservation_id=r["reservation_id"],
                     provenance="its process ended with the request in flight: the estimate counts as spent",
                 ))
-                self.assume(r["reservation_id"], now)
-        return len(gone)
+        return assumed
 
     def held_nusd(self, *, run_id: str | None = None) -> int:
         """Money held by active reservations (optionally of one run): in flight, not yet settled."""
