@@ -73,8 +73,8 @@ def test_both_histories_have_the_same_steps() -> None:
     assert [(s.name, p.owner) for s in HISTORY.steps for p in s.parts if not p.postgresql] == []
 
 
-def test_both_engines_build_the_same_schema(tmp_path: Path, pg_url: str) -> None:
-    lite, pg = _sqlite_schema(tmp_path / "t.db"), _pg_schema(pg_url)
+def test_both_engines_build_the_same_schema(tmp_path: Path, pg_empty_url: str) -> None:
+    lite, pg = _sqlite_schema(tmp_path / "t.db"), _pg_schema(pg_empty_url)
     assert sorted(pg["tables"]) == sorted(lite["tables"])
     for name, table in lite["tables"].items():
         assert pg["tables"][name]["columns"] == table["columns"], name
@@ -83,8 +83,8 @@ def test_both_engines_build_the_same_schema(tmp_path: Path, pg_url: str) -> None
     assert pg["views"] == lite["views"] == ["daily_spend", "run_summary"]
 
 
-def test_migrations_are_idempotent_and_recorded(pg_url: str) -> None:
-    db = open_pg(pg_url)
+def test_migrations_are_idempotent_and_recorded(pg_empty_url: str) -> None:
+    db = open_pg(pg_empty_url)
     try:
         assert db.migrate(HISTORY) == []
         names = [r[0] for r in db.execute("SELECT name FROM _tvdb_migrations ORDER BY name")]

@@ -211,7 +211,7 @@ def _error_rate_candidates(db: Database, settings: Settings, now: dt.datetime,
     bucket = dt.datetime.fromtimestamp(epoch - epoch % cfg.error_rate_window_s, dt.UTC)
     marks = ", ".join("?" for _ in implementations)
     rows = db.execute(
-        "SELECT service, COUNT(*), SUM(status = 'error') FROM usage "
+        "SELECT service, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) FROM usage "
         f"WHERE ts >= ? AND ts < ? AND implementation IN ({marks}) GROUP BY service ORDER BY service",
         [iso(start), iso(now + dt.timedelta(microseconds=1)), *implementations],
     ).fetchall()

@@ -85,7 +85,8 @@ class _Row:
 def _rows(db: Database, from_version: str | None) -> Iterable[_Row]:
     cond, args = "units > 0", []
     if from_version is not None:
-        cond += " AND price_version IS ?"
+        # NULL-safe equality: SQLite's `IS`, the standard's IS NOT DISTINCT FROM on PostgreSQL
+        cond += " AND price_version IS NOT DISTINCT FROM ?" if db.engine == "postgresql" else " AND price_version IS ?"
         args.append(from_version)
     cols = "service, model, implementation, units, unit, cost_nusd, would_cost_nusd, price_version"
     for rid, *rest in db.execute(f"SELECT id, {cols} FROM usage WHERE {cond} ORDER BY id", args).fetchall():

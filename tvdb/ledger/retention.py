@@ -132,7 +132,8 @@ def prune(
             would_total += would or 0
         if not dry_run and groups:
             columns = ["key", "day", "timezone", "start_ts", "end_ts", *_GROUP, *_SUMS]
-            updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+            # the table's name qualifies the old value (PostgreSQL finds a bare `calls` ambiguous)
+            updates = ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in _SUMS)
             db.executemany(
                 f"INSERT INTO usage_daily ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
                 f"ON CONFLICT(key) DO UPDATE SET {updates}",
