@@ -25,7 +25,7 @@ from typing import Any
 from tvdb.clock import iso
 from tvdb.domain import Implementation
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
-from tvdb.storage import Database, insert, transaction
+from tvdb.storage import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,5 +115,6 @@ class UsageRow:
 
 def insert_usage(db: Database, row: UsageRow) -> int:
     """Write one usage row (inside the caller's transaction if one is open); returns its id."""
-    with transaction(db):
-        return int(insert(db, "usage", row.as_record(), returning="id"))
+    from tvdb.ledger.usage_store import UsageStore
+
+    return UsageStore(db).insert(row)

@@ -84,13 +84,9 @@ def document_expectations(
 
 
 def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
-    where, args = ["run_id = ?", "service = ?"], [ctx.run_id, e.service]
-    if e.status:
-        where.append("status = ?")
-        args.append(e.status)
-    if e.retries:
-        where.append("attempt > 1")
-    n = int(ctx.db.execute(f"SELECT COUNT(*) FROM usage WHERE {' AND '.join(where)}", args).fetchone()[0])
+    from tvdb.ledger.usage_store import UsageStore
+
+    n = UsageStore(ctx.db).count_requests(ctx.run_id, e.service, status=e.status, retries=e.retries)
     what = f"{e.service} {'retries' if e.retries else 'requests'}" + (f" with status {e.status}" if e.status else "")
     bounds = [f"≥ {e.min}" if e.min is not None else "", f"≤ {e.max}" if e.max is not None else ""]
     ok = (e.min is None or n >= e.min) and (e.max is None or n <= e.max)

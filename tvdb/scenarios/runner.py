@@ -24,11 +24,12 @@ from tvdb.domain import Stage
 from tvdb.errors import StorageError
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
 from tvdb.ledger.provenance import run_provenance
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.pipeline.context import NullProgress, PipelineContext, ProgressSink
 from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore, load_or_create_secret
 from tvdb.pipeline.runner import run_pipeline
-from tvdb.pipeline.store import space_counts
+from tvdb.pipeline.store import space_counts, vector_counts
 from tvdb.scenarios.expectations import count_fallbacks, evaluate
 from tvdb.scenarios.loader import LoadedScenario
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, RunResult, UsageSummary
@@ -275,28 +276,18 @@ def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any]
     """What a recording or replay run did with its cassette: calls replayed or recorded, cost avoided."""
     if tape is None:
         return None
-    impl = "replay" if tape.replay else "real"
-    calls, would = db.execute(
-        "SELECT COUNT(*), SUM(would_cost_nusd) FROM usage WHERE run_id = ? AND implementation = ?",
-        [run_id, impl]).fetchone()
-    unknown = db.execute("SELECT COUNT(*) FROM usage WHERE run_id = ? AND implementation = ? AND status = 'ok' "
-                         "AND would_cost_nusd IS NULL", [run_id, impl]).fetchone()[0]
-    usd = None if unknown else nusd_to_usd(int(would or 0))
+    calls, would, unknown = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
+    usd = None if unknown else nusd_to_usd(would or 0)
     out: dict[str, Any] = {**tape.as_json(), "replayed_calls" if tape.replay else "recorded_calls": int(calls)}
     out["avoided_usd" if tape.replay else "recorded_cost_usd"] = usd
     return out
 
 
 def summarize_usage(db: Database, run_id: str) -> UsageSummary:
-    row = db.execute(
-        "SELECT COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(would_cost_nusd), 0), "
-        "SUM(CASE WHEN would_cost_nusd IS NULL AND status = 'ok' THEN 1 ELSE 0 END) "
-        "FROM usage WHERE run_id = ?", [run_id],
-    ).fetchone()
-    unpriced = int(row[2] or 0)
-    requests = {f"{r[0]}/{r[1]}": int(r[2]) for r in db.execute(
-        "SELECT stage, implementation, COUNT(*) FROM usage WHERE run_id = ? GROUP BY 1, 2 ORDER BY 1, 2", [run_id])}
-    return UsageSummary(nusd_to_usd(int(row[0])), None if unpriced else nusd_to_usd(int(row[1])), unpriced, requests)
+    usage = UsageStore(db)
+    cost, would, unpriced = usage.run_totals(run_id)
+    requests = usage.run_requests(run_id)
+    return UsageSummary(nusd_to_usd(cost), None if unpriced else nusd_to_usd(would), unpriced, requests)
 
 
 def document_results(db: Database, jobs: Sequence[Job]) -> list[DocumentResult]:
@@ -304,16 +295,10 @@ def document_results(db: Database, jobs: Sequence[Job]) -> list[DocumentResult]:
     if not jobs:
         return []
     run_id = jobs[0].run_id
-    embed_nusd, embed_unknown = db.execute(
-        "SELECT COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
-        "FROM usage WHERE run_id = ? AND stage = 'embed' AND status = 'ok'", [run_id]).fetchone()
-    parse = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
-        "SELECT job_id, COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
-        "FROM usage WHERE run_id = ? AND stage = 'parse' AND status = 'ok' GROUP BY job_id", [run_id])}
-    sources = sorted({j.source_job_id for j in jobs})
-    marks = ", ".join("?" for _ in sources)
-    vectors = dict(db.execute(
-        f"SELECT job_id, COUNT(*) FROM vectors WHERE job_id IN ({marks}) GROUP BY job_id", sources).fetchall())
+    usage = UsageStore(db)
+    embed_nusd, embed_unknown = usage.run_embed_cost(run_id)
+    parse = usage.run_parse_costs(run_id)
+    vectors = vector_counts(db, sorted({j.source_job_id for j in jobs}))
     embedded = {j.job_id for j in jobs if j.reused_from is None and j.tokens and vectors.get(j.job_id)}
     total_tokens = sum(j.tokens or 0 for j in jobs if j.job_id in embedded) or 1
     out = []
