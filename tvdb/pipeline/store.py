@@ -47,8 +47,10 @@ def insert_vectors(
     wire = np.ascontiguousarray(vectors, dtype="<f4")
     impl = str(implementation)
     db.executemany(
-        "INSERT OR REPLACE INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chunk_id) DO UPDATE SET job_id = excluded.job_id, "
+        "model = excluded.model, dimensions = excluded.dimensions, vector = excluded.vector, "
+        "implementation = excluded.implementation",
         [(cid, jid, model, dims, row.tobytes(), impl) for (cid, jid), row in zip(chunk_ids, wire, strict=True)],
     )
 
@@ -59,7 +61,9 @@ def insert_chunks(db: Database, job_id: str, chunks: Sequence[Chunk]) -> None:
     import json
 
     db.executemany(
-        "INSERT OR REPLACE INTO chunks (chunk_id, job_id, idx, text, token_count, pages) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO chunks (chunk_id, job_id, idx, text, token_count, pages) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (chunk_id) DO UPDATE SET job_id = excluded.job_id, idx = excluded.idx, text = excluded.text, "
+        "token_count = excluded.token_count, pages = excluded.pages",
         [(f"{job_id}:{c.index}", job_id, c.index, c.text, c.token_count, json.dumps(list(c.pages)))
          for c in chunks],
     )
