@@ -209,7 +209,10 @@ class PgDatabase:
         COMMIT/ROLLBACK (the server also drops it when the client dies or the connection is lost)."""
         if not self.in_transaction:
             raise RuntimeError("lock_budget_window() needs an open transaction")
+        if getattr(self._local, "locked", False):
+            return  # already held by this transaction: spare the round trip
         self.execute("SELECT pg_advisory_xact_lock(?)", [lock_key(BUDGET_LOCK)])
+        self._local.locked = True
 
     @contextmanager
     def transaction(self) -> Iterator[PgDatabase]:
@@ -220,12 +223,12 @@ class PgDatabase:
             return
         try:
             with self._pool.connection() as conn:
-                self._local.conn = conn
+                self._local.conn, self._local.locked = conn, False
                 try:
                     with conn.transaction():
                         yield self
                 finally:
-                    self._local.conn = None
+                    self._local.conn, self._local.locked = None, False
         except self._psycopg.OperationalError as exc:  # PoolTimeout included
             raise self.lost(exc) from None
 
