@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -60,3 +61,23 @@ def test_a_target_with_other_rows_under_the_same_keys_is_refused_and_untouched(t
         assert target.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
     finally:
         target.close()
+
+
+def test_cli_migrate_prints_the_checked_copy_and_refuses_a_non_postgres_target(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_support import in_process_cli
+    from tests.pg_server import PASSWORD
+
+    monkeypatch.setenv("COLUMNS", "200")
+    _sqlite_ledger(tmp_path / ".tvdb" / "tvdb.db")  # TVDB_DATA_DIR (conftest) points here
+    cli = in_process_cli(monkeypatch, capsys)
+    code, out, err = cli("ledger", "migrate", "--to", pg_url)
+    assert code == 0, err
+    flat = " ".join(out.split())  # the title may wrap
+    assert "2504 rows copied, counts and sums checked" in flat and PASSWORD not in out + err
+    assert "cost_nusd=3,126,250" in out  # the checked sum of usage.cost_nusd
+    code, out, err = cli("ledger", "migrate", "--to", pg_url, "--json")
+    assert code == 0 and json.loads(out)["copied_rows"] == 0  # idempotent
+    code, out, err = cli("ledger", "migrate", "--to", "sqlite:///elsewhere.db", "--json")
+    assert code == 2 and "expected a PostgreSQL URL" in json.loads(out)["error"]["message"]
