@@ -407,6 +407,15 @@ def m021_views(db: sqlite_utils.Database) -> None:
     db.create_view("run_summary", RUN_SUMMARY_SQL, replace=True)
 
 
+@migrations()
+def m022_job_warnings(db: sqlite_utils.Database) -> None:
+    """`jobs.warnings_json`: the parse warnings of a document that completed anyway (a page the
+    service could not parse, pypdf's recovery notes), a JSON list of strings, so the run's output,
+    `--json` and `runs show` can name them. Older jobs have NULL (their warnings are only in the
+    `parsed` event's detail)."""
+    db.table("jobs").add_column("warnings_json", str)
+
+
 # Migrations m030–m039 belong to the service router (tvdb/services/router.py): embedding spaces.
 
 

@@ -87,9 +87,11 @@ def _render(checks: list[Check], code: int, fmt: Format) -> None:
         emit_table(console, table, fmt, json_obj={"ok": code == EXIT_OK, "exit_code": code,
                                                    "checks": [c.as_json() for c in checks]})
         return
+    if not any(c.fix for c in checks):  # an empty "fix" column only costs width
+        table = TableData(cols[:3], [r[:3] for r in rows], title=table.title)
     emit_table(console, table, fmt)
     failed = sum(c.status == "fail" for c in checks)
-    verdict = Text("ready", "bold green") if not failed else Text(f"{failed} checks failed", "bold red")
+    verdict = Text("ready", "bold green") if not failed else Text(f"{failed} check{'s' if failed != 1 else ''} failed", "bold red")
     console.print(Text.assemble(verdict, f"  (exit code {code})"))
 
 

@@ -67,6 +67,7 @@ class Job:
     deferred_from: str | None = None
     deferred_until: str | None = None
     stage_ms: Mapping[str, float] | None = None
+    warnings: tuple[str, ...] = ()  # parse warnings (a page not parsed, a recovered PDF), in order
 
     @property
     def source_job_id(self) -> str:
@@ -76,8 +77,9 @@ class Job:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
         names = cls.__dataclass_fields__
-        values = {k: row[k] for k in names if k in row and k not in ("state", "stage_ms")}
-        return cls(**values, state=JobState(row["state"]), stage_ms=json.loads(row.get("stage_ms_json") or "{}"))
+        values = {k: row[k] for k in names if k in row and k not in ("state", "stage_ms", "warnings")}
+        return cls(**values, state=JobState(row["state"]), stage_ms=json.loads(row.get("stage_ms_json") or "{}"),
+                   warnings=tuple(json.loads(row.get("warnings_json") or "[]")))
 
 
 class JobStore:
