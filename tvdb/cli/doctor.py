@@ -91,7 +91,8 @@ def _render(checks: list[Check], code: int, fmt: Format) -> None:
         table = TableData(cols[:3], [r[:3] for r in rows], title=table.title)
     emit_table(console, table, fmt)
     failed = sum(c.status == "fail" for c in checks)
-    verdict = Text("ready", "bold green") if not failed else Text(f"{failed} check{'s' if failed != 1 else ''} failed", "bold red")
+    checks_failed = f"{failed} check{'s' if failed != 1 else ''} failed"
+    verdict = Text("ready", "bold green") if not failed else Text(checks_failed, "bold red")
     console.print(Text.assemble(verdict, f"  (exit code {code})"))
 
 
