@@ -31,6 +31,6 @@ HISTORY = History("tvdb", (
     step("m015_usage_daily_assumed", usage_store.M015),
     step("m020_run_metrics", jobs.M020, usage_store.M020),
     step("m021_views", views.M021),
-    step("m022_job_warnings", jobs.M022),
     step("m030_vector_space", vector_store.M030),
+    step("m022_job_warnings", jobs.M022),  # run history's range, appended: released steps keep their order
 ))
