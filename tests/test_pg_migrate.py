@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tvdb.db import open_db, open_pg
-from tvdb.ledger.migrate import MigrateMismatch, copy_ledger
+from tvdb.db import _MONEY, _PARENTS, open_db, open_pg
+from tvdb.storage.copy import MigrateMismatch, copy_database
 
 
 def _sqlite_ledger(path: Path) -> None:
@@ -32,13 +32,13 @@ def test_copy_is_checked_idempotent_and_keeps_ids_and_bytes(tmp_path: Path, pg_u
     _sqlite_ledger(path)
     target = open_pg(pg_url)
     try:
-        first = copy_ledger(sqlite3.connect(path), str(path), target)
+        first = copy_database(sqlite3.connect(path), str(path), target, parents_first=_PARENTS, money=_MONEY)
         by_table = {t.table: t for t in first.tables}
         assert by_table["usage"].source_rows == by_table["usage"].copied == 2500
         assert by_table["usage"].sums_nusd == {"cost_nusd": 2500 * 2501 // 2, "would_cost_nusd": 2500 * 2501 // 2}
         assert by_table["reservations"].sums_nusd == {"amount_nusd": 40000, "settled_nusd": 39000}
         assert first.tables[0].table == "runs"  # parents first (jobs reference runs)
-        again = copy_ledger(sqlite3.connect(path), str(path), target)
+        again = copy_database(sqlite3.connect(path), str(path), target, parents_first=_PARENTS, money=_MONEY)
         assert again.copied == 0 and {t.table: t.already_there for t in again.tables}["usage"] == 2500
         assert target.execute("SELECT vector FROM vectors WHERE chunk_id = 'c1'").fetchone() == (
             b"\x00\x00\x80?\x00\x00\x00@",)
@@ -56,7 +56,7 @@ def test_a_target_with_other_rows_under_the_same_keys_is_refused_and_untouched(t
     try:
         target.execute("INSERT INTO usage (id, service, cost_nusd) VALUES (7, 'openai', 123456789)")
         with pytest.raises(MigrateMismatch, match="table usage did not check out"):
-            copy_ledger(sqlite3.connect(path), str(path), target)
+            copy_database(sqlite3.connect(path), str(path), target, parents_first=_PARENTS, money=_MONEY)
         assert target.execute("SELECT COUNT(*) FROM usage").fetchone() == (1,)
         assert target.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
     finally:

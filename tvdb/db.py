@@ -24,10 +24,11 @@ from tvdb.storage.sqlite import schema_status as _schema_status
 
 if TYPE_CHECKING:
     from tvdb.settings import Settings
+    from tvdb.storage.copy import MigrateReport
     from tvdb.storage.postgres import PgDatabase
 
-__all__ = ["SqliteDatabase", "database_file", "open_db", "open_pg", "open_storage", "pg_schema_status", "savepoint",
-           "schema_status", "storage_error", "transaction"]
+__all__ = ["SqliteDatabase", "copy_to_pg", "database_file", "open_db", "open_pg", "open_storage", "pg_schema_status",
+           "savepoint", "schema_status", "storage_error", "transaction"]
 
 
 def open_db(path: Path | str) -> SqliteDatabase:
@@ -64,3 +65,27 @@ def pg_schema_status(url: str) -> tuple[str, list[str], list[str]]:
     from tvdb.storage.postgres import schema_status as _pg_status
 
     return _pg_status(url, HISTORY)
+
+
+# Copied before the other tables (jobs reference runs), and the money columns (integer nano-USD)
+# whose sums `copy_to_pg` checks on both sides.
+_PARENTS = ("runs",)
+_MONEY = ("cost_nusd", "would_cost_nusd", "amount_nusd", "settled_nusd", "assumed_nusd", "old_cost_nusd",
+          "new_cost_nusd", "old_would_cost_nusd", "new_would_cost_nusd")
+
+
+def copy_to_pg(path: Path, url: str) -> MigrateReport:
+    """`tvdb ledger migrate`: copy the SQLite database at `path` into the PostgreSQL database at
+    `url` (both brought to the current schema first), idempotently, counts and money sums checked
+    before COMMIT. Raises MigrateMismatch (nothing written), StorageError, ConfigError."""
+    import sqlite3
+
+    from tvdb.storage.copy import copy_database
+
+    open_db(path).close()  # an older file's schema first (adds columns, loses nothing)
+    target = open_pg(url)
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            return copy_database(conn, str(path), target, parents_first=_PARENTS, money=_MONEY)
+    finally:
+        target.close()

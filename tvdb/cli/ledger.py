@@ -38,12 +38,9 @@ def migrate(
         "--from", metavar="PATH", help="The SQLite file (default: the data dir's tvdb.db).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    import sqlite3
-
     from tvdb.cli.output import Col, Kind, TableData, emit_table, pick_format
-    from tvdb.db import open_db, open_pg
+    from tvdb.db import copy_to_pg
     from tvdb.errors import ConfigError
-    from tvdb.ledger.migrate import copy_ledger
     from tvdb.redaction import redact_url
     from tvdb.storage.postgres import is_postgres_url
 
@@ -58,13 +55,7 @@ def migrate(
     path = source or settings.database_path
     if not path.is_file():
         raise ConfigError(f"no SQLite database at {path}: point --from (or --data-dir) at the tvdb.db to copy")
-    open_db(path).close()  # bring an older file's schema up to date first (adds columns, loses nothing)
-    target = open_pg(to)
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            report = copy_ledger(conn, str(path), target)
-    finally:
-        target.close()
+    report = copy_to_pg(path, to)
     table = TableData(
         columns=[Col("table", Kind.ID), Col("source rows", Kind.NUM), Col("copied", Kind.NUM),
                  Col("already there", Kind.NUM), Col("checked sums (nano-USD)", Kind.TEXT, key="sums_nusd")],

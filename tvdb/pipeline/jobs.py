@@ -68,6 +68,7 @@ class Job:
     deferred_from: str | None = None
     deferred_until: str | None = None
     stage_ms: Mapping[str, float] | None = None
+    warnings: tuple[str, ...] = ()  # parse warnings (a page not parsed, a recovered PDF), in order
 
     @property
     def source_job_id(self) -> str:
@@ -77,8 +78,9 @@ class Job:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
         names = cls.__dataclass_fields__
-        values = {k: row[k] for k in names if k in row and k not in ("state", "stage_ms")}
-        return cls(**values, state=JobState(row["state"]), stage_ms=json.loads(row.get("stage_ms_json") or "{}"))
+        values = {k: row[k] for k in names if k in row and k not in ("state", "stage_ms", "warnings")}
+        return cls(**values, state=JobState(row["state"]), stage_ms=json.loads(row.get("stage_ms_json") or "{}"),
+                   warnings=tuple(json.loads(row.get("warnings_json") or "[]")))
 
 
 class JobStore:
@@ -264,6 +266,14 @@ def _m020_job_stages(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["run_id"])
 
 
+def _m022_job_warnings(db: sqlite_utils.Database) -> None:
+    """`jobs.warnings_json`: the parse warnings of a document that completed anyway (a page the
+    service could not parse, pypdf's recovery notes), a JSON list of strings, so the run's output,
+    `--json` and `runs show` name them. Older jobs have NULL (their warnings are only in the `parsed`
+    event's detail)."""
+    db.table("jobs").add_column("warnings_json", str)
+
+
 # PostgreSQL's steps (tvdb.storage.postgres), the same schema in its dialect: bigint for INTEGER,
 # double precision for REAL, bytea for BLOB, identity columns for integer ids (tests/test_pg_schema.py).
 
@@ -290,6 +300,10 @@ _PG_M014 = (
     "ALTER TABLE runs ADD COLUMN pid_started text",
 )
 
+_PG_M022 = (
+    "ALTER TABLE jobs ADD COLUMN warnings_json text",
+)
+
 _PG_M020 = (
     "CREATE TABLE job_stages (job_id text, stage text, run_id text, correlation_id text, ms double precision, "
     "updated_at text, PRIMARY KEY (job_id, stage))",
@@ -306,3 +320,4 @@ M001 = Migration(__name__, _m001_runs_jobs, postgresql=_PG_M001)
 M013 = Migration(__name__, _m013_run_owner, postgresql=_PG_M013)
 M014 = Migration(__name__, _m014_run_owner_started, postgresql=_PG_M014)
 M020 = Migration(__name__, _m020_job_stages, postgresql=_PG_M020)
+M022 = Migration(__name__, _m022_job_warnings, postgresql=_PG_M022)

@@ -1,4 +1,5 @@
-"""`tvdb ledger migrate --to postgresql://…`: copy a SQLite tvdb database into PostgreSQL.
+"""Copy a SQLite database into PostgreSQL (`tvdb ledger migrate`; the caller, `tvdb.db`, names the
+parent tables and the money columns: this module knows no table).
 
 Every table is copied row for row (primary keys kept, so a second copy finds every row already
 there and adds nothing) in one PostgreSQL transaction, and checked before COMMIT: for each table,
@@ -12,6 +13,7 @@ the copied ids so that new rows never collide.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +21,6 @@ from tvdb.errors import ConfigError
 from tvdb.storage.postgres import PgDatabase
 
 HISTORY_TABLES = ("_sqlite_migrations", "_tvdb_migrations")
-# Parents first: jobs reference runs.
-FIRST = ("runs",)
-# The money columns whose sums must match after the copy (integer nano-USD).
-MONEY = ("cost_nusd", "would_cost_nusd", "amount_nusd", "settled_nusd", "assumed_nusd", "old_cost_nusd",
-         "new_cost_nusd")
 BATCH = 1000
 
 
@@ -62,12 +59,15 @@ class MigrateMismatch(ConfigError):
     """The copy did not check out (the target held other rows under the same keys): rolled back."""
 
 
-def copy_ledger(source: sqlite3.Connection, source_name: str, target: PgDatabase) -> MigrateReport:
-    """Copy every table of `source` (a tvdb SQLite database at the current schema) into `target`
-    (migrated), idempotently, checking counts and money sums before committing.
+def copy_database(source: sqlite3.Connection, source_name: str, target: PgDatabase, *,
+                  parents_first: Sequence[str] = (), money: Sequence[str] = ()) -> MigrateReport:
+    """Copy every table of `source` (a SQLite database at the current schema) into `target` (migrated
+    to the same schema), idempotently, checking before COMMIT that every source key is there and
+    that each column named in `money` (integer nano-USD) sums the same. `parents_first`: tables to
+    copy before the others (foreign keys point at them).
 
     Raises MigrateMismatch (nothing written) when the target holds different rows under the same keys."""
-    tables = _tables(source)
+    tables = _tables(source, parents_first)
     target_tables = {r[0] for r in target.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
     missing = [t for t in tables if t not in target_tables]
@@ -78,16 +78,16 @@ def copy_ledger(source: sqlite3.Connection, source_name: str, target: PgDatabase
     with target.transaction():
         target.lock_budget_window()  # no reservation is decided while the ledger is being filled
         for table in tables:
-            out.append(_copy_table(source, target, table))
+            out.append(_copy_table(source, target, table, money))
         _advance_identities(target, tables)
     return MigrateReport(source_name, target.location, tuple(out))
 
 
-def _tables(source: sqlite3.Connection) -> list[str]:
+def _tables(source: sqlite3.Connection, first: Sequence[str]) -> list[str]:
     names = [r[0] for r in source.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     names = [n for n in names if n not in HISTORY_TABLES]
-    return [n for n in FIRST if n in names] + [n for n in names if n not in FIRST]
+    return [n for n in first if n in names] + [n for n in names if n not in first]
 
 
 def _columns(source: sqlite3.Connection, table: str) -> tuple[list[str], list[str]]:
@@ -97,7 +97,7 @@ def _columns(source: sqlite3.Connection, table: str) -> tuple[list[str], list[st
     return columns, pk
 
 
-def _copy_table(source: sqlite3.Connection, target: PgDatabase, table: str) -> TableCopy:
+def _copy_table(source: sqlite3.Connection, target: PgDatabase, table: str, money: Sequence[str]) -> TableCopy:
     columns, pk = _columns(source, table)
     quoted = ", ".join(f'"{c}"' for c in columns)
     insert = (f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join("?" for _ in columns)}) '
@@ -112,14 +112,13 @@ def _copy_table(source: sqlite3.Connection, target: PgDatabase, table: str) -> T
         source_rows += len(batch)
         keys.extend(tuple(row[i] for i in pk_at) for row in batch)
     after = int(target.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])  # type: ignore[index]
-    sums = _check(source, target, table, columns, pk, keys)
+    sums = _check(source, target, table, [c for c in columns if c in money], pk, keys)
     return TableCopy(table, source_rows, after - before, source_rows - (after - before), sums)
 
 
-def _check(source: sqlite3.Connection, target: PgDatabase, table: str, columns: list[str], pk: list[str],
+def _check(source: sqlite3.Connection, target: PgDatabase, table: str, money: list[str], pk: list[str],
            keys: list[tuple[Any, ...]]) -> dict[str, int]:
     """Every source key is in the target, and each money column sums the same over those keys."""
-    money = [c for c in columns if c in MONEY]
     exprs = ["COUNT(*)"] + [f'COALESCE(SUM("{c}"), 0)' for c in money]
     want = source.execute(f'SELECT {", ".join(exprs)} FROM "{table}"').fetchone()
     if not keys:
