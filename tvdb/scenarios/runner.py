@@ -218,7 +218,8 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
         raise
     finally:
         await ctx.router.aclose()
-        ctx.db.close()  # a PostgreSQL pool's connections go back to the server now, not at exit
+        if ctx.db.engine == "postgresql":  # the pool's connections go back to the server now, not at exit
+            ctx.db.close()
 
 
 async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path,

@@ -120,7 +120,7 @@ class PgDatabase:
                  connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         psycopg, psycopg_pool = import_psycopg()
         self._psycopg = psycopg
-        self.url = url
+        self._url = url  # holds the password: never printed (see `location`)
         self._location = redact_url(url)
         self._password = urlsplit(url).password
         self._local = threading.local()
