@@ -4,7 +4,7 @@ The public API (stable names; see README "Test your own pipeline"):
 
     tvdb.session(...)      tvdb's modes, budgets, ledger, faults and cassettes around your own code
                            (tvdb.sessions.api.session; returns a `Session`)
-    tvdb.Ledger            the cost ledger: budgets, reserve/settle, reports (tvdb.ledger.facade)
+    tvdb.Ledger            the cost ledger: budgets, reserve/settle, reports (tvdb.ledger_api)
     tvdb.ServiceRouter     picks mock/real per call, with provenance (tvdb.services.router)
     tvdb.FaultPlan         a fault plan, the scenario `faults:` format (tvdb.faults.plan)
     tvdb.LocalParser       the local parser: PDF, DOCX, HTML, text (tvdb.services.local.parser)
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from tvdb import emulator
     from tvdb.faults.plan import FaultPlan
-    from tvdb.ledger.facade import Ledger
+    from tvdb.ledger_api import Ledger
     from tvdb.services.local.embedder import HashEmbedder
     from tvdb.services.local.parser import LocalParser
     from tvdb.services.router import ServiceRouter
@@ -37,7 +37,7 @@ _LAZY = {
     "SessionSummary": ("tvdb.sessions.summary", "SessionSummary"),
     "CallSummary": ("tvdb.sessions.summary", "CallSummary"),
     "ExpectationFailed": ("tvdb.sessions.summary", "ExpectationFailed"),
-    "Ledger": ("tvdb.ledger.facade", "Ledger"),
+    "Ledger": ("tvdb.ledger_api", "Ledger"),
     "ServiceRouter": ("tvdb.services.router", "ServiceRouter"),
     "FaultPlan": ("tvdb.faults.plan", "FaultPlan"),
     "LocalParser": ("tvdb.services.local.parser", "LocalParser"),

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlite_utils
+from tvdb.storage.base import Database
 
 
-def calls_by_implementation(db: sqlite_utils.Database, run_id: str) -> list[dict[str, Any]]:
+def calls_by_implementation(db: Database, run_id: str) -> list[dict[str, Any]]:
     """One dict per (service, implementation): requests (rows, errors included), errors, tokens, pages,
     credits (None without LlamaParse rows), cost_nusd / would_cost_nusd (None when a price is unknown)."""
     rows = db.execute(
-        "SELECT service, implementation, COUNT(*), SUM(status = 'error'), "
+        "SELECT service, implementation, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), "
         "COALESCE(SUM(CASE WHEN unit = 'tokens' AND status = 'ok' THEN units END), 0), "
         "COALESCE(SUM(CASE WHEN unit = 'pages' THEN units END), 0), SUM(credits), "
         "COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(would_cost_nusd), 0), "

@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any, cast
 
-import sqlite_utils
-
 from tvdb.errors import ConfigError
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.scenarios.results import ExpectationResult
+from tvdb.storage.base import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +76,7 @@ def _total(values: Sequence[int | None]) -> float | None:
     return None if any(v is None for v in values) else nusd_to_usd(sum(v for v in values if v is not None))
 
 
-def build_summary(db: sqlite_utils.Database, run_id: str, hybrid_stages: Sequence[str],
+def build_summary(db: Database, run_id: str, hybrid_stages: Sequence[str],
                   pending_jobs: int = 0) -> SessionSummary:
     from tvdb.ledger.provenance import count_local_calls
     from tvdb.ledger.sessions import calls_by_implementation
@@ -106,7 +105,7 @@ class ExpectationFailed(AssertionError):
 
 
 
-def evaluate(db: sqlite_utils.Database, run_id: str, modes: Mapping[str, Any], summary: SessionSummary, *,
+def evaluate(db: Database, run_id: str, modes: Mapping[str, Any], summary: SessionSummary, *,
              max_cost_usd: float | None, max_spent_usd: float | None, requests: Sequence[Mapping[str, Any]],
              provenance: Mapping[str, Any] | None) -> list[ExpectationResult]:
     """The verdicts of the scenario vocabulary's cost, request and provenance expectations over the

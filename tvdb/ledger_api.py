@@ -19,26 +19,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from tvdb.clock import Clock, SystemClock
 from tvdb.config import Settings
-from tvdb.db import transaction
 from tvdb.ledger.guard import CallScope, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
+from tvdb.storage.base import Database, transaction
 
 
 class Ledger:
     """The ledger on `db` (an open tvdb database) under `settings` (budgets, limits, prices)."""
 
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, *, clock: Clock | None = None) -> None:
         from tvdb.ledger.budget import LedgerBudget
+        from tvdb.services.factory import budget_settings
 
         self.db = db
         self.settings = settings
         self.clock = clock or SystemClock()
         self.prices = PriceTable.load(settings.prices)
-        self.budget = LedgerBudget(db, settings, self.clock)
+        self.budget = LedgerBudget(db, budget_settings(settings), self.clock)
 
     @classmethod
     def open(cls, *, settings: Settings | None = None, cwd: str | Path | None = None,
@@ -90,7 +89,7 @@ class Ledger:
 
     def usage(self, run_id: str) -> list[dict[str, Any]]:
         """The usage rows of `run_id` (a run or a session), oldest first, as dicts (tvdb.ledger.usage)."""
-        return [dict(r) for r in self.db.query("SELECT * FROM usage WHERE run_id = ? ORDER BY id", [run_id])]
+        return list(self.db.query("SELECT * FROM usage WHERE run_id = ? ORDER BY id", [run_id]))
 
     def close(self) -> None:
         self.db.close()
