@@ -145,6 +145,27 @@ class UsageStore:
             "SELECT stage, implementation, COUNT(*) FROM usage WHERE run_id = ? "
             "GROUP BY stage, implementation ORDER BY stage, implementation", [run_id])}
 
+    def run_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The usage rows of `run_id` (a run or a session), oldest first, as dicts (columns: tvdb.ledger.usage)."""
+        return list(self.db.query("SELECT * FROM usage WHERE run_id = ? ORDER BY id", [run_id]))
+
+    def by_implementation(self, run_id: str) -> list[dict[str, Any]]:
+        """One dict per (service, implementation) of a run or session: requests (rows, errors included),
+        errors, tokens, pages, credits (None without LlamaParse rows), cost_nusd / would_cost_nusd (None
+        when a successful row has no known price)."""
+        rows = self.db.execute(
+            "SELECT service, implementation, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), "
+            "COALESCE(SUM(CASE WHEN unit = 'tokens' AND status = 'ok' THEN units END), 0), "
+            "COALESCE(SUM(CASE WHEN unit = 'pages' THEN units END), 0), SUM(credits), "
+            "COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(would_cost_nusd), 0), "
+            "SUM(CASE WHEN would_cost_nusd IS NULL AND status = 'ok' THEN 1 ELSE 0 END) "
+            "FROM usage WHERE run_id = ? GROUP BY service, implementation ORDER BY service, implementation",
+            [run_id]).fetchall()
+        return [{"service": r[0], "implementation": r[1], "requests": int(r[2]), "errors": int(r[3] or 0),
+                 "tokens": int(r[4]), "pages": float(r[5]), "credits": None if r[6] is None else float(r[6]),
+                 "cost_nusd": None if r[9] else int(r[7]), "would_cost_nusd": None if r[9] else int(r[8])}
+                for r in rows]
+
     def run_embed_cost(self, run_id: str) -> tuple[int, int]:
         """(would_cost_nusd, calls without a price) of a run's successful embedding calls."""
         nusd, unknown = self.db.execute(
