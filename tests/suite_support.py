@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
+
+from lxml import etree
 
 from tests.openai_support import CANARY, emulator
 from tvdb.clock import FakeClock
@@ -15,6 +18,8 @@ from tvdb.scenarios.loader import load_scenario
 from tvdb.scenarios.runner import start_run
 
 REPO = Path(__file__).resolve().parents[1]
+# JUnit as CI tools read it (tests/schemas/junit.xsd says whose rules); lxml comes with python-docx
+JUNIT_SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "schemas" / "junit.xsd")))
 
 SCENARIO = """name: {name}
 mode: real
@@ -71,3 +76,10 @@ def build_project(root: Path) -> Path:
     notes.write_text(notes.read_text().replace("downloaded as CSV", "downloaded as TSV"))
     shutil.rmtree(root / ".record")
     return root
+
+
+def valid_junit(path: Path) -> Any:
+    """The root of the JUnit file at `path`, after validating it against the schema (raises if invalid)."""
+    doc = etree.parse(str(path))
+    JUNIT_SCHEMA.assertValid(doc)
+    return doc.getroot()

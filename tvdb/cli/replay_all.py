@@ -140,7 +140,8 @@ def _merge_json(files: list[tuple[str, bytes]]) -> dict[str, Any]:
 
 def merge(
     files: Annotated[list[Path], typer.Argument(
-        metavar="REPORT...", help="The shards' reports: their --json output files, or their --junit files (not both kinds).")],
+        metavar="REPORT...",
+        help="The shards' reports: their --json output files, or their --junit files (not both kinds).")],
     junit: Annotated[Path | None, typer.Option("--junit", help="Write the merged JUnit XML here.")] = None,
     summary_md: Annotated[Path | None, typer.Option(
         "--summary-md", help="Write the merged Markdown summary here (from JSON inputs).")] = None,

@@ -21,6 +21,7 @@ REQUIRED_KEYS = frozenset({"name", "documents"})
 # directories that never hold a project's scenarios: VCS, caches, virtualenvs, tvdb's data dir
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
 _LOOKS_LIKE = (re.compile(rb"^name\s*:", re.M), re.compile(rb"^documents\s*:", re.M))
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when PyYAML has it
 _MAX_BYTES = 10 * 1024 * 1024  # as tvdb.yamlfile: nothing bigger is a scenario
 
 
@@ -29,7 +30,7 @@ def _top_level_keys(stream: bytes) -> Iterator[str]:
     are not expanded), stopping as soon as the caller has seen enough. Raises yaml.YAMLError."""
     depth = 0
     expecting_key = False
-    for event in yaml.parse(stream, Loader=yaml.SafeLoader):
+    for event in yaml.parse(stream, Loader=_LOADER):
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
                 return  # a top-level list or scalar document: not a mapping

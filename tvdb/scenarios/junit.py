@@ -162,13 +162,13 @@ def merge_junit(documents: Sequence[tuple[str, bytes]]) -> bytes:
     root = ET.Element("testsuites", {"name": SUITE_NAME})
     seen: dict[tuple[str, str], str] = {}
     for source, data in documents:
-        for suite in parse_junit(data, source).findall("testsuite"):
-            for case in suite.findall("testcase"):
-                key = (case.get("classname") or "", case.get("name") or "")
-                if key in seen and seen[key] != source:
-                    raise ConfigError(f"{source} and {seen[key]} both hold testcase {key[0]}.{key[1]!r}: "
-                                      "the shards overlap (run every shard with the same N and scenarios)")
-                seen[key] = source
+        suites = parse_junit(data, source).findall("testsuite")
+        mine = {(c.get("classname") or "", c.get("name") or "") for s in suites for c in s.findall("testcase")}
+        for key in sorted(mine & seen.keys()):
+            raise ConfigError(f"{source} and {seen[key]} both hold testcase {key[0]}.{key[1]!r}: "
+                              "the shards overlap (run every shard with the same N and scenarios)")
+        seen.update(dict.fromkeys(mine, source))
+        for suite in suites:
             suite.set("id", str(len(root.findall("testsuite"))))
             root.append(suite)
     _total(root)
