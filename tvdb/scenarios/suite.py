@@ -7,7 +7,7 @@ balanced by recorded interactions: longest first, each to the least-loaded shard
 shard), weight = 1 + interactions (a scenario costs something even with few calls).
 
 Concurrency: a replay patches its process (vcrpy, the network block), so each runs in a worker
-process of its own (`spawn`: no state inherited from the parent); all share the configured data
+process of its own (forked from a clean fork server, or spawned); all share the configured data
 dir — SQLite in WAL mode with a busy timeout takes concurrent writers, and replayed calls make no
 budget reservation, so no budget can refuse (or be exceeded by) a replay.
 """
@@ -107,6 +107,34 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# imported once by the fork server, so each worker starts with them loaded instead of importing
+# them itself: a replay imports the SDKs, vcrpy and the parsers lazily, seconds on a busy CI machine
+# (a module that is not installed is skipped by the fork server); importing them does no I/O
+PRELOAD = ["tvdb.scenarios.replay", "tvdb.scenarios.runner", "tvdb.recording.session", "tvdb.recording.cassette",
+           "tvdb.services.factory", "tvdb.services.remote.openai_embedder", "tvdb.pipeline.runner",
+           "openai", "vcr", "numpy", "tiktoken", "pypdf", "bs4", "docx", "httpx2", "sqlite_utils"]
+
+
+def _pool_context() -> Any:
+    """`forkserver` where there is one (a clean single-threaded server forks the workers, with the
+    modules above loaded), else `spawn`; never a plain fork of this (possibly threaded) process."""
+    import multiprocessing
+
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+    except ValueError:  # Windows
+        return multiprocessing.get_context("spawn")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def _init_worker(environ: Mapping[str, str]) -> None:
+    """A forked worker has the fork server's environment: give it the command's (tiktoken's cache,
+    NO_COLOR, the SDKs' variables) so a worker behaves as the in-process replay would."""
+    os.environ.clear()
+    os.environ.update(environ)
+
+
 def _replay_in_worker(path: Path, env: ReplayEnv, require_cassette: bool) -> ScenarioOutcome:
     return replay_scenario(path, env, require_cassette=require_cassette)
 
@@ -130,10 +158,10 @@ def run_suite(planned: Sequence[Planned], env: ReplayEnv, *, jobs: int, require_
             outcomes.append(replay_scenario(item.path, env, require_cassette=require_cassettes))
             on_done(outcomes[-1])
         return outcomes
-    import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
+                               initargs=(dict(os.environ),))
     try:
         futures: dict[Future[ScenarioOutcome], Planned] = {
             pool.submit(_replay_in_worker, item.path, env, require_cassettes): item
