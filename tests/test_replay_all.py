@@ -201,7 +201,7 @@ def test_parallel_workers_give_the_serial_outcomes(project: Path, monkeypatch: p
     assert essence(parallel) == essence(serial)
     # both suites went to the one ledger, every run whole
     code, out, _ = cli("runs", "--json")
-    assert code == 0 and len(json.loads(out)) == 6
+    assert code == 0 and len(json.loads(out)["runs"]) == 6
 
 
 def test_usage_errors_say_what_to_do(project: Path, monkeypatch: pytest.MonkeyPatch,
