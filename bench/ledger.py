@@ -27,9 +27,9 @@ def _worker(path: str, ops: int, hourly_limit: int | None, barrier: Any, out: An
     from tvdb.db import open_db, transaction
     from tvdb.domain import Implementation
     from tvdb.ledger.budget import LedgerBudget
+    from tvdb.services.factory import budget_settings
     from tvdb.ledger.guard import CallScope, SpendRequest
     from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
-    from tvdb.services.factory import budget_settings
 
     db = open_db(path)
     clock = SystemClock()
