@@ -69,11 +69,13 @@ def generate(root: Path) -> None:
     for i in range(N):
         docs = scenarios / f"docs-{i:02}"
         docs.mkdir(parents=True)
+        first = ""
         for d in range(rng.randint(1, 4)):
             sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 16))).capitalize() + "."
                          for _ in range(rng.randint(4, 30))]
+            first = first or sentences[0]
             (docs / f"doc-{d}.txt").write_text(f"Station {i} note {d}. " + " ".join(sentences) + "\n")
-        query = " ".join(rng.choice(WORDS) for _ in range(4))
+        query = first.rstrip(".").lower()  # doc-0's own first sentence: the retrieval expectation holds
         (scenarios / f"suite-{i:02}.yaml").write_text(SCENARIO.format(i=i, query=query))
     with EmulatorServer([OpenAIEmulator()]) as server:
         env = {"TVDB_DATA_DIR": str(root / ".record"), "OPENAI_API_KEY": KEY,
@@ -121,8 +123,9 @@ def pytest_n2(root: Path) -> float | str:
 
 
 def main() -> None:
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable; "
-          f"{N} generated scenarios; wall time of each command, process start to exit")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable, "
+          f"load average {os.getloadavg()[0]:.1f}; {N} generated scenarios; wall time of each command, "
+          "process start to exit")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -149,6 +152,7 @@ def main() -> None:
         else:
             print(f"pytest -n 2 scenarios/                   {plugin:7.2f} s  (speed-up {serial / plugin:.2f} "
                   "over the serial replay)")
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
         print(f"replay --all scenarios/s = {N / parallel:.1f}")
         print(f"speed-up with 2 workers = {serial / parallel:.2f}")
 
