@@ -19,13 +19,14 @@ if TYPE_CHECKING:
     from tvdb.scenarios.replay import ReplayEnv
 
 PLAY = "replay"  # the group's default command: `tvdb replay X` is `tvdb replay replay X`
+# (a cassette file named `merge` or `replay` in the working directory: say ./merge)
 
 
 class ReplayGroup(TyperGroup):
     """`tvdb replay merge …` runs the merge; anything else is the replay command itself."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands or args[0] == PLAY:
+        if not args or args[0] not in self.commands:
             args = [PLAY, *args]
         return super().parse_args(ctx, args)
 
