@@ -369,6 +369,8 @@ def session(
             cwd=base, environ=os.environ if environ is None else environ, flags=flags,
             scenario=loaded.scenario.settings_layer() if loaded else None,
             scenario_doc=loaded.source if loaded else None), mode)
+    else:
+        settings = _with_arguments(settings, mode, daily_budget_usd, run_budget_usd, services)
     effective = mode or str(settings.mode)
     if faults is None and loaded is not None and loaded.scenario.faults:
         faults = list(loaded.scenario.faults)
@@ -390,6 +392,38 @@ def session(
     return Session(settings, mode=effective, tape=tape, faults=plan, block_network=block_network,
                    intercept=intercept, run_id=run_id or f"session-{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
                    scenario=loaded.scenario.name if loaded else None, clock=clock)
+
+
+def _with_arguments(settings: Settings, mode: str | None, daily_budget_usd: float | None,
+                    run_budget_usd: float | None, services: Mapping[str, str] | None) -> Settings:
+    """Resolved `settings` (from a caller that did the layering) with this call's arguments on top."""
+    update: dict[str, Any] = {}
+    origins = {k: o for k in ("mode", "services.parser", "services.embedder") if (o := settings.origin_of(k))}
+    if mode is not None:
+        update["mode"] = Mode({"record": "real", "replay": "real"}.get(mode, mode))
+        origins["mode"] = f"set by tvdb.session(mode={mode!r})"
+    if daily_budget_usd is not None:
+        update["daily_budget_usd"] = daily_budget_usd
+    if run_budget_usd is not None:
+        update["budget"] = settings.budget.model_copy(update={"max_usd": run_budget_usd})
+    if services:
+        unknown = sorted(set(services) - {"parser", "embedder"})
+        bad = sorted(v for v in services.values() if v not in ("mock", "real", "hybrid"))
+        if unknown or bad:
+            raise ConfigError(f"tvdb.session(services=...): services are parser and embedder, modes mock, real "
+                              f"and hybrid (got {', '.join(unknown + bad)})")
+        update["services"] = settings.services.model_copy(update={k: Mode(v) for k, v in services.items()})
+        origins.update({f"services.{k}": f"set by tvdb.session(services={{{k}={v}}})" for k, v in services.items()})
+    if not update:
+        return settings
+    from pydantic import ValidationError
+
+    try:
+        validated = Settings.model_validate({**settings.model_dump(), **update})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"tvdb.session(...): {problems}") from None
+    return validated.with_origins(origins)
 
 
 def _fault_plan(faults: Any) -> Any:

@@ -256,7 +256,7 @@ class Engine:
             estimate = w.upload_estimate(out.body, out.header("content-type"), tier)
         else:
             estimate = w.create_estimate(out.body, tier, self._file_pages)
-            file_id = str((w.Wire(200, (), out.body).json() or {}).get("file_id"))
+            file_id = str(w.json_body(out.body).get("file_id"))
             want = self._sticky.get(file_id)  # a file lives where it was uploaded
         if want is Implementation.REPLAY:
             want = Implementation.REAL
