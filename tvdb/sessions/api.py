@@ -39,7 +39,17 @@ _TAGS: contextvars.ContextVar[Tags | None] = contextvars.ContextVar("tvdb_sessio
 
 
 class Session:
-    """An open (or openable) tvdb session; build it with `tvdb.session(...)`. Use it once."""
+    """A tvdb session; build it with `tvdb.session(...)` and use it once, as a (sync or async) context
+    manager or with `open()` / `close()`.
+
+    Attributes: `mode` (the effective mode: mock | real | hybrid | record | replay), `run_id` (the
+    ledger rows' run id), `settings` (resolved; secrets masked in repr), `scenario` (its name or None),
+    `tape` (the cassette in use or None), `is_open`.
+    Methods: `scope()` (tag rows), `openai_client()` / `async_openai_client()` / `llama_cloud_client()` /
+    `async_llama_cloud_client()` (SDK clients on the session's transports), `http_transport()` (httpx2) /
+    `httpx_transport()` (httpx), `summary()` -> SessionSummary, `expect(...)` -> verdicts or
+    ExpectationFailed.
+    """
 
     def __init__(self, settings: Settings, *, mode: str, tape: Tape | None, faults: Any, block_network: bool,
                  intercept: bool, run_id: str, scenario: str | None, clock: Clock) -> None:
