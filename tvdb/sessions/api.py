@@ -67,6 +67,7 @@ class Session:
         self._bridge: Any = None
         self._recorder: Any = None
         self._closed = False
+        self._placeholders: list[str] = []
         self.routes = Routes(settings.openai_base_url, settings.llama_cloud_base_url)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -103,6 +104,7 @@ class Session:
                                   tags=lambda: _TAGS.get() or Tags())
             if self.intercept:
                 install(self._bridge, passthrough)
+                self._set_placeholder_keys()
         except BaseException:
             self._shutdown(None, None, None)
             raise
@@ -120,6 +122,9 @@ class Session:
         from tvdb.sessions.bridge import uninstall
 
         self._closed = True
+        for name in self._placeholders:
+            os.environ.pop(name, None)
+        self._placeholders = []
         if self.intercept and self._bridge is not None:
             uninstall()
         loop, self._loop = self._loop, None
@@ -131,6 +136,19 @@ class Session:
             if self._recorder is not None:
                 recorder, self._recorder = self._recorder, None
                 recorder.__exit__(exc_type, exc, tb)
+
+    def _set_placeholder_keys(self) -> None:
+        """A service that sends nothing out (mock, or a replay) needs no key, but the SDKs refuse to build
+        a client without one: while the session is open, the SDK's variable holds a placeholder when the
+        user has not set it (never a real key; removed on close)."""
+        from tvdb.services.modes import service_mode
+
+        for role, service, name in (("embedder", "openai", "OPENAI_API_KEY"),
+                                    ("parser", "llamaparse", "LLAMA_CLOUD_API_KEY")):
+            offline = self.mode == "replay" or service_mode(self.settings, role)[0] is Mode.MOCK  # type: ignore[arg-type]
+            if offline and not os.environ.get(name):
+                os.environ[name] = PLACEHOLDER_KEYS[service]
+                self._placeholders.append(name)
 
     def __enter__(self) -> Session:
         return self.open()
