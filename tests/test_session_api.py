@@ -114,9 +114,9 @@ def test_explicit_clients_without_patching(tmp_path: Path, documents_dir: Path) 
         parsed = s.llama_cloud_client(max_retries=0).parsing.parse(
             tier="fast", version="latest", upload_file=upload(documents_dir / "pdflatex-4-pages.pdf"),
             expand=["text"], **FAST_POLL)
-        with httpx2.Client(transport=s.http_transport()) as raw:
-            answer = raw.post("https://api.openai.com/v1/embeddings", headers={"authorization": "Bearer x"},
-                              json={"model": "text-embedding-3-small", "input": "raw", "encoding_format": "float"})
+        raw = httpx2.Client(transport=s.http_transport())  # kept past the block: it must then refuse
+        answer = raw.post("https://api.openai.com/v1/embeddings", headers={"authorization": "Bearer x"},
+                          json={"model": "text-embedding-3-small", "input": "raw", "encoding_format": "float"})
     assert [d.embedding for d in sync.data] == [d.embedding for d in async_got.data]
     assert parsed.job.status == "COMPLETED"
     assert len(answer.json()["data"][0]["embedding"]) == 1536
@@ -124,6 +124,8 @@ def test_explicit_clients_without_patching(tmp_path: Path, documents_dir: Path) 
     assert [(c.service, c.requests) for c in summary.calls] == [("llamaparse", 1), ("openai", 3)]
     with pytest.raises(ConfigError, match="not open"):
         s.openai_client()
+    with pytest.raises(ConfigError, match="tvdb.session that is closed"):
+        raw.post("https://api.openai.com/v1/embeddings", json={"model": "m", "input": "x"})
 
 
 def test_real_mode_client_without_key_names_the_variable(tmp_path: Path) -> None:

@@ -77,10 +77,21 @@ def test_replay_miss_names_the_request(tmp_path: Path) -> None:
         with tvdb.session(mode="record", cassette=cassette, cwd=tmp_path, environ=environ(server)):
             openai.OpenAI(api_key=OPENAI_KEY, base_url=server.openai_base_url).embeddings.create(
                 model="text-embedding-3-small", input=TEXTS[0])
-    with tvdb.session(mode="replay", cassette=cassette, cwd=tmp_path, environ=environ(server, keys=False)):
+    with tvdb.session(mode="replay", cassette=cassette, cwd=tmp_path, environ=environ(server, keys=False)) as s:
         with pytest.raises(CassetteMiss, match="no recorded interaction matches"):
             openai.OpenAI(api_key="sk-x", base_url=server.openai_base_url).embeddings.create(
                 model="text-embedding-3-small", input=TEXTS[1])
+    [miss] = s.summary().calls
+    assert (miss.implementation, miss.errors, miss.spent_usd) == ("replay", 1, 0.0)
+    with emulator() as server:  # recording with record_mode once: the cassette exists, so a new request is refused
+        with tvdb.session(mode="real", cassette=cassette, record_mode="once", cwd=tmp_path,
+                          environ=environ(server)) as once:
+            with pytest.raises(CassetteMiss):
+                openai.OpenAI(api_key=OPENAI_KEY, base_url=server.openai_base_url, max_retries=0).embeddings.create(
+                    model="text-embedding-3-small", input=TEXTS[1])
+        assert server.count() == 0
+    [refused] = once.summary().calls
+    assert (refused.implementation, refused.errors, refused.spent_usd) == ("real", 1, 0.0)  # not assumed spent
     with pytest.raises(CassetteError, match="no such cassette"):
         tvdb.session(mode="replay", cassette=tmp_path / "none.yaml", cwd=tmp_path, environ={}).open()
 
