@@ -125,3 +125,28 @@ def insert_usage(db: sqlite_utils.Database, row: UsageRow) -> int:
             list(rec.values()),
         )
     return int(cur.lastrowid or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelatedUsage:
+    """What one correlation id's requests of a run used: `would_cost_nusd` of its successful calls (None
+    when one has no known price), embedding `tokens` and parsed `pages` of those calls, all attempts."""
+
+    would_cost_nusd: int | None
+    tokens: int
+    pages: int
+    requests: int
+
+
+def usage_by_correlation(db: sqlite_utils.Database, run_id: str) -> dict[str, CorrelatedUsage]:
+    """Per correlation id, the usage rows of `run_id` (a `pipeline:` hook's document: every request its
+    code made, whatever the stage)."""
+    out = {}
+    for cid, would, unknown, tokens, pages, requests in db.execute(
+        "SELECT correlation_id, COALESCE(SUM(CASE WHEN status = 'ok' THEN would_cost_nusd END), 0), "
+        "SUM(CASE WHEN status = 'ok' AND would_cost_nusd IS NULL THEN 1 ELSE 0 END), "
+        "COALESCE(SUM(CASE WHEN status = 'ok' AND unit = 'tokens' THEN units END), 0), "
+        "COALESCE(SUM(CASE WHEN status = 'ok' AND unit = 'pages' THEN units END), 0), COUNT(*) "
+        "FROM usage WHERE run_id = ? AND correlation_id IS NOT NULL GROUP BY correlation_id", [run_id]):
+        out[str(cid)] = CorrelatedUsage(None if unknown else int(would), int(tokens), int(pages), int(requests))
+    return out

@@ -33,6 +33,8 @@ class DocumentResult:
     would_cost_usd: float | None  # parse cost + this document's share of the embedding requests
     reused_from: str | None
     stage_ms: Mapping[str, float] = field(default_factory=dict)
+    # a `pipeline:` hook's exception, formatted and redacted (error_code pipeline_error)
+    traceback: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class DocumentResult:
             "tokens": self.tokens, "vectors": self.vectors, "media_type": self.media_type,
             "would_cost_usd": self.would_cost_usd, "reused_from": self.reused_from,
             "job_id": self.job_id, "correlation_id": self.correlation_id, "stage_ms": dict(self.stage_ms),
+            **({"traceback": self.traceback} if self.traceback else {}),
         }
 
 
@@ -109,6 +112,7 @@ class RunResult:
             error_code=d["error_code"], error_message=d.get("error_message"), media_type=d.get("media_type"),
             pages=d["pages"], chunks=d["chunks"], tokens=d["tokens"], vectors=d["vectors"],
             would_cost_usd=d["would_cost_usd"], reused_from=d.get("reused_from"), stage_ms=d.get("stage_ms") or {},
+            traceback=d.get("traceback"),
         ) for d in data["documents"])
         usage = UsageSummary(data["cost_usd"], data["would_cost_usd"], data.get("unpriced_calls", 0),
                              data.get("requests") or {})
