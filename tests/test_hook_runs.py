@@ -210,3 +210,69 @@ def test_estimate_refuses_a_pipeline_scenario(tmp_path: Path, pkg: str) -> None:
     loaded = load_scenario(scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:run\n"))
     with pytest.raises(ConfigError, match="whose requests tvdb cannot foresee: run it in mock mode"):
         check_runnable(settings_of(loaded, tmp_path), loaded.scenario, need_keys=False)
+
+
+def test_offline_services_get_a_placeholder_key_only_while_the_run_lasts(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    name = unique_package(tmp_path, {"user": """
+        import os
+
+        KEYS = []
+
+        def run(doc):
+            KEYS.append((os.environ.get("OPENAI_API_KEY"), os.environ.get("LLAMA_CLOUD_API_KEY")))
+        """})
+    try:
+        path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {name}.user:run\n")
+        assert run_with(path, FakeOpener()).passed
+        monkeypatch.setenv("LLAMA_CLOUD_API_KEY", "llx-users-own-key-0000")
+        path.write_text(path.read_text() + "mode: hybrid\nservices: {parser: real}\n")
+        assert run_with(path, FakeOpener(), OPENAI_API_KEY="sk-x", LLAMA_CLOUD_API_KEY="llx-y").passed
+        keys = sys.modules[f"{name}.user"].KEYS
+    finally:
+        forget(name)
+    assert keys == [("sk-tvdb-placeholder", "llx-tvdb-placeholder"), (None, "llx-users-own-key-0000")]
+    assert "OPENAI_API_KEY" not in os.environ
+
+
+def test_an_interrupted_run_resumes_with_the_unfinished_documents(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.hook_support import settings_of
+    from tvdb.clock import FakeClock
+    from tvdb.scenarios.loader import load_scenario
+    from tvdb.scenarios.runner import RunHooks, resume_run
+
+    name = unique_package(tmp_path, {"user": f"""
+        from pathlib import Path
+
+        CALLS = []
+
+        def run(doc):
+            CALLS.append(doc.name)
+            flag = Path({str(tmp_path / "stop")!r})
+            if doc.name == "b.txt" and not flag.exists():
+                flag.write_text("once")
+                raise KeyboardInterrupt
+        """})
+    try:
+        path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt, b.txt, c.txt]\npipeline: {name}.user:run\n",
+                             {"a.txt": "a", "b.txt": "b", "c.txt": "c"})
+        loaded = load_scenario(path)
+        settings = settings_of(loaded, tmp_path)
+        opener = FakeOpener()
+        from tvdb.scenarios.runner import start_run
+
+        run_ids: list[str] = []
+        hooks = RunHooks(open_session=opener, on_start=lambda run_id, jobs: run_ids.append(run_id))
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(start_run(loaded, settings, clock=FakeClock(), hooks=hooks))
+        forget(name)  # a new process: the module is imported again from the stored scenario's folder
+        result = asyncio.run(resume_run(run_ids[0], settings, clock=FakeClock(), hooks=hooks))
+        calls = sys.modules[f"{name}.user"].CALLS
+    finally:
+        forget(name)
+    assert result.passed and [d.status for d in result.documents] == ["complete"] * 3
+    assert calls == ["b.txt", "c.txt"]  # a.txt was done; b.txt starts again from its bytes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import secrets
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -261,7 +262,8 @@ async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, u
     from tvdb.scenarios.hooks import hook_import_path, import_dirs
 
     opener = open_session or hookrun.open_session
-    with hook_import_path(import_dirs(base, scenario.python_path)):
+    with hook_import_path(import_dirs(base, scenario.python_path)), \
+            hookrun.placeholder_keys(ctx.settings, tape, os.environ):
         async with opener(ctx, scenario, tape) as session:
             jobs = await hookrun.run_hook_jobs(ctx, user.pipeline, session)
             documents = tuple(hookrun.hook_document_results(ctx.db, jobs, ctx.jobs.failure_detail))
