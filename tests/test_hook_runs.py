@@ -276,3 +276,16 @@ def test_an_interrupted_run_resumes_with_the_unfinished_documents(tmp_path: Path
         forget(name)
     assert result.passed and [d.status for d in result.documents] == ["complete"] * 3
     assert calls == ["b.txt", "c.txt"]  # a.txt was done; b.txt starts again from its bytes
+
+
+def test_the_tables_show_what_tvdb_knows_of_a_users_pipeline(tmp_path: Path, pkg: str) -> None:
+    from tvdb.cli.render import _times_table, document_table
+    from tvdb.scenarios.results import RunResult
+
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:run\n")
+    result = run_with(path, FakeOpener())
+    table = document_table(result, tmp_path)
+    assert [c.header for c in table.columns] == ["document", "status", "pages", "tokens", "would cost"]
+    assert table.title is not None and table.title.endswith(f"· pipeline {pkg}.user:run")
+    assert [c.header for c in _times_table(result, tmp_path).columns] == ["document", "upload", "pipeline"]
+    assert RunResult.from_json(result.as_json()).pipeline == f"{pkg}.user:run"

@@ -23,7 +23,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager, cont
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from tvdb.domain import JobState, PipelineDocument
+from tvdb.domain import JobState, PipelineDocument, Stage
 from tvdb.errors import DocumentError, ErrorCode, StorageError, TvdbError
 from tvdb.logcontext import log_context
 from tvdb.pipeline import stages
@@ -60,6 +60,7 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
     URLs), its fault plan, its cassette (recording or replaying it), its run id and name on every row."""
     import importlib
 
+    from tvdb.domain import Mode
     from tvdb.errors import ConfigError
     from tvdb.faults.plan import FaultPlan
 
@@ -68,10 +69,17 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
     except ImportError:
         raise ConfigError("`pipeline:` scenarios run inside tvdb.session(), which this build of tvdb does not "
                           "have yet: update tvdb") from None
-    mode = str(ctx.settings.mode) if tape is None else "replay" if tape.replay else "record" if tape.fresh else \
-        str(ctx.settings.mode)
+    settings = ctx.settings
+    if tape is not None and tape.replay and settings.mode is Mode.MOCK:
+        # `tvdb replay` answers from the cassette what a `--mode real --record` run of this scenario (mock by
+        # default, so that it runs offline) recorded; a service the scenario itself sets to mock stays mock
+        origins = {k: v for k in ("services.parser", "services.embedder") if (v := settings.origin_of(k))}
+        settings = settings.model_copy(update={"mode": Mode.REAL}).with_origins(
+            {**origins, "mode": "set by tvdb replay: the cassette answers"})
+    mode = str(settings.mode) if tape is None else "replay" if tape.replay else "record" if tape.fresh else \
+        str(settings.mode)
     opened: AbstractAsyncContextManager[Any] = session_class(
-        ctx.settings, mode=mode, tape=tape, faults=FaultPlan.of(scenario.faults) if scenario.faults else None,
+        settings, mode=mode, tape=tape, faults=FaultPlan.of(scenario.faults) if scenario.faults else None,
         block_network=False, intercept=True, run_id=ctx.run_id, scenario=scenario.name, clock=ctx.clock)
     return opened
 
@@ -131,6 +139,8 @@ async def _one(ctx: PipelineContext, hook: Hook, job: Job, session: HookSession,
     except DocumentError as exc:
         stages.fail(ctx, job, exc)
         return
+    ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
+    start = ctx.clock.monotonic()
     try:
         with session.scope(correlation_id=job.correlation_id, job_id=job.job_id):
             await hook.call(doc)

@@ -87,6 +87,8 @@ class RunResult:
     alerts: tuple[str, ...] = ()  # alerts this run raised (budget thresholds, error rates), one line each
     # a recording or replay run: cassette, record_mode, replayed_calls + avoided_usd (or recorded_*)
     tape: Mapping[str, Any] | None = None
+    # a scenario that ran the user's own code: its `pipeline:` hook spec (chunks and vectors are the user's)
+    pipeline: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -126,6 +128,7 @@ class RunResult:
                           sp["vectors"]) for sp in data.get("spaces") or ()),
             notes=tuple(data.get("notes") or ()),
             alerts=tuple(data.get("alerts") or ()),
+            pipeline=data.get("pipeline"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -148,6 +151,7 @@ class RunResult:
             "expectations": [e.as_json() for e in self.expectations],
             "notes": list(self.notes),
             "alerts": list(self.alerts),
+            **({"pipeline": self.pipeline} if self.pipeline else {}),
             **({"replay" if self.tape.get("record_mode") == "none" else "recording": dict(self.tape)}
                if self.tape else {}),
         }

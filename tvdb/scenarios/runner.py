@@ -286,7 +286,7 @@ async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[Doc
         documents=documents, expectations=tuple(verdicts), usage=usage,
         provenance=tuple(run_provenance(ctx.db, ctx.run_id)), fallbacks=count_fallbacks(ctx),
         spaces=tuple(space_counts(ctx.db, [d.reused_from or d.job_id for d in documents])),
-        alerts=await _raise_alerts(ctx), tape=tape_summary(ctx.db, ctx.run_id, tape),
+        alerts=await _raise_alerts(ctx), tape=tape_summary(ctx.db, ctx.run_id, tape), pipeline=scenario.pipeline,
     )
     ctx.jobs.set_run(ctx.run_id, status="finished", finished_at=iso(ctx.clock.now()), passed=int(result.passed),
                      result_json=json.dumps(result.as_json()))
