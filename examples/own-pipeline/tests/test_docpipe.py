@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-import tvdb
 from docpipe.chunker import chunk
 from docpipe.ingest import ingest
 from docpipe.search import query
 from docpipe.store import get_store
+
+import tvdb
 
 HERE = Path(__file__).resolve().parents[1]
 DOCS = [HERE / "docs" / n for n in ("getting-started.md", "release-notes.txt", "field-guide.pdf")]
