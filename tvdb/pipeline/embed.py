@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tvdb.db import transaction
 from tvdb.domain import EmbeddingResult, Implementation, JobState, Stage
 from tvdb.errors import TvdbError
 from tvdb.ledger.guard import CallScope
@@ -19,6 +18,7 @@ from tvdb.pipeline.jobs import Job
 from tvdb.pipeline.stages import fail
 from tvdb.pipeline.store import delete_vectors, insert_vectors, spaces_by_job
 from tvdb.services.calls import Completed
+from tvdb.storage import transaction
 
 
 @dataclass(frozen=True, slots=True)

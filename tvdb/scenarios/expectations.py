@@ -243,9 +243,9 @@ async def _search_space(
 ) -> tuple[bool, str]:
     import numpy as np
 
-    from tvdb.pipeline.validate import validate_vectors
     from tvdb.services.embedding import embedding_call_spec
     from tvdb.tokens import count_tokens
+    from tvdb.vectors import validate_vectors
 
     tokens = count_tokens([query], embedding_model(space.model).encoding)[0]
     request = EmbeddingRequest((query,), space.model, space.dimensions, tokens, (tokens,))

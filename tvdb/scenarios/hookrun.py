@@ -35,11 +35,10 @@ from tvdb.scenarios.patterns import matches
 from tvdb.scenarios.results import DocumentResult, ExpectationResult
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
     from tvdb.config import Settings
     from tvdb.recording.session import Tape
     from tvdb.scenarios.schema import RetrievalExpectation, Scenario
+    from tvdb.storage import Database
 
 PIPELINE_STAGE = "pipeline"  # the job_stages / stage_ms name of the time the user's code took
 MAX_TRACEBACK_CHARS = 20_000  # an event row, not a log file: the innermost frames are what matter
@@ -225,7 +224,7 @@ def _redacted(exc: TvdbError, secrets: Sequence[str]) -> TvdbError:
     return copy
 
 
-def hook_document_results(db: sqlite_utils.Database, jobs: Sequence[Job],
+def hook_document_results(db: Database, jobs: Sequence[Job],
                           tracebacks: Callable[[str], str | None]) -> list[DocumentResult]:
     """Per-document outcome of a `pipeline:` run: its cost is every request its correlation id made;
     tokens and pages are what those requests embedded and parsed (chunks and vectors are the user's own)."""
