@@ -159,3 +159,13 @@ def test_python_path_entries_are_relative_to_the_scenario(tmp_path: Path) -> Non
         forget(name)
     assert loaded.hooks is not None and loaded.hooks.pipeline.function.__module__ == f"{name}.ingest"
     assert str(tmp_path / "src") not in sys.path
+
+
+def test_the_signature_message_shows_names_and_defaults_not_annotations(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "own-pipeline"
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npython_path: [{example}]\n"
+                                   "pipeline: docpipe.ingest:ingest\n")
+    err = _error(path)
+    assert (err.line, err.key) == (4, "pipeline")
+    assert err.message.startswith("docpipe.ingest:ingest takes (path, content, config=None), but tvdb calls it "
+                                  "with one positional argument (document)")

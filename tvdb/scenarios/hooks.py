@@ -161,7 +161,9 @@ def _check_signature(key: str, spec: str, function: Callable[..., Any],
     try:
         signature.bind(*arguments)
     except TypeError:
-        takes = f"takes {signature}" if signature.parameters else "takes no arguments"
+        bare = signature.replace(parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+                                 return_annotation=signature.empty)  # names and defaults read best in one line
+        takes = f"takes {bare}" if signature.parameters else "takes no arguments"
         count = "one positional argument" if len(arguments) == 1 else f"{len(arguments)} positional arguments"
         raise where(f"{spec} {takes}, but tvdb calls it with {count} ({', '.join(arguments)}): "
                     f"make it `{_EXAMPLES[key]}`") from None
