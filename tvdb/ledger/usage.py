@@ -130,15 +130,17 @@ class CorrelatedUsage:
     requests: int
 
 
-def usage_by_correlation(db: Database, run_id: str) -> dict[str, CorrelatedUsage]:
-    """Per correlation id, the usage rows of `run_id` (a `pipeline:` hook's document: every request its
-    code made, whatever the stage)."""
+def usage_by_correlation(db: Database, run_id: str, correlation_id: str | None = None) -> dict[str, CorrelatedUsage]:
+    """Per correlation id (or only `correlation_id`), the usage rows of `run_id` (a `pipeline:` hook's
+    document: every request its code made, whatever the stage)."""
     out = {}
+    only = "" if correlation_id is None else " AND correlation_id = ?"
     for cid, would, unknown, tokens, pages, requests in db.execute(
         "SELECT correlation_id, COALESCE(SUM(CASE WHEN status = 'ok' THEN would_cost_nusd END), 0), "
         "SUM(CASE WHEN status = 'ok' AND would_cost_nusd IS NULL THEN 1 ELSE 0 END), "
         "COALESCE(SUM(CASE WHEN status = 'ok' AND unit = 'tokens' THEN units END), 0), "
         "COALESCE(SUM(CASE WHEN status = 'ok' AND unit = 'pages' THEN units END), 0), COUNT(*) "
-        "FROM usage WHERE run_id = ? AND correlation_id IS NOT NULL GROUP BY correlation_id", [run_id]):
+        f"FROM usage WHERE run_id = ? AND correlation_id IS NOT NULL{only} GROUP BY correlation_id",
+            [run_id, *([] if correlation_id is None else [correlation_id])]):
         out[str(cid)] = CorrelatedUsage(None if unknown else int(would), int(tokens), int(pages), int(requests))
     return out

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from tvdb.storage import Database
 
 PIPELINE_STAGE = "pipeline"  # the job_stages / stage_ms name of the time the user's code took
-MAX_TRACEBACK_CHARS = 20_000  # an event row, not a log file: the innermost frames are what matter
+MAX_TRACEBACK_CHARS = 20_000
+MAX_MESSAGE_CHARS = 500  # an event row, not a log file: the innermost frames are what matter
 
 
 class HookSession(Protocol):
@@ -150,7 +151,15 @@ async def _one(ctx: PipelineContext, hook: Hook, job: Job, session: HookSession,
         _failed(ctx, job, exc, secrets)
         return
     ctx.jobs.add_stage_time(job, PIPELINE_STAGE, (ctx.clock.monotonic() - start) * 1000)
-    ctx.changed(ctx.jobs.transition(job, JobState.COMPLETE, detail=f"{hook.spec} returned"))
+    ctx.changed(ctx.jobs.transition(job, JobState.COMPLETE, detail=f"{hook.spec} returned", **_used(ctx, job)))
+
+
+def _used(ctx: PipelineContext, job: Job) -> dict[str, int]:
+    """The pages parsed and tokens embedded by the document's requests, for the job's columns."""
+    from tvdb.ledger.usage import usage_by_correlation
+
+    mine = usage_by_correlation(ctx.db, ctx.run_id, job.correlation_id).get(job.correlation_id)
+    return {} if mine is None else {"pages": mine.pages, "tokens": mine.tokens}
 
 
 async def _read(ctx: PipelineContext, job: Job) -> tuple[PipelineDocument, Job]:
@@ -187,6 +196,8 @@ def describe_exception(exc: BaseException, secrets: Sequence[str]) -> str:
     builtin = kind.__module__ in ("builtins", "__main__")
     name = kind.__qualname__ if builtin else f"{kind.__module__}.{kind.__qualname__}"
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(message) > MAX_MESSAGE_CHARS:  # a line for a table and a CI log; the traceback has the rest
+        message = message[:MAX_MESSAGE_CHARS] + "…"
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" ({_short_file(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
     return redact(f"{name}: {message}{where}" if message else f"{name}{where}", secrets)
