@@ -169,3 +169,26 @@ def test_the_signature_message_shows_names_and_defaults_not_annotations(tmp_path
     assert (err.line, err.key) == (4, "pipeline")
     assert err.message.startswith("docpipe.ingest:ingest takes (path, content, config=None), but tvdb calls it "
                                   "with one positional argument (document)")
+
+
+def test_tvdb_run_json_names_the_bad_hook_with_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tests.cli_support import in_process_cli
+
+    path = scenario_file(tmp_path, "name: s\ndocuments: [a.txt]\npipeline: nopkg_qq.ingest:run\n")
+    code, out, _ = in_process_cli(monkeypatch, capsys)("run", str(path), "--json")
+    error = json.loads(out)["error"]
+    assert code == 2 and json.loads(out)["exit_code"] == 2
+    assert (error["file"], error["line"], error["key"]) == (str(path), 3, "pipeline")
+    assert "no module named 'nopkg_qq'" in json.dumps(error)
+
+
+def test_pipeline_document_is_public_and_its_repr_is_short() -> None:
+    import tvdb
+
+    doc = tvdb.PipelineDocument(Path("/d/a.pdf"), b"x" * 10_000, "c" * 32, "run-000")
+    assert "PipelineDocument" in tvdb.__all__ and doc.name == "a.pdf"
+    assert repr(doc) == ("PipelineDocument(path='/d/a.pdf', content=<10000 bytes>, correlation_id='"
+                         + "c" * 32 + "', job_id='run-000')")

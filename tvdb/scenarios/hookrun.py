@@ -58,17 +58,10 @@ SessionOpener = Callable[[PipelineContext, "Scenario", "Tape | None"], AbstractA
 def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) -> AbstractAsyncContextManager[Any]:
     """The tvdb session a `pipeline:` scenario runs in: the run's settings (mode, services, budgets, base
     URLs), its fault plan, its cassette (recording or replaying it), its run id and name on every row."""
-    import importlib
-
     from tvdb.domain import Mode
-    from tvdb.errors import ConfigError
     from tvdb.faults.plan import FaultPlan
+    from tvdb.sessions.api import Session
 
-    try:  # the session package lands beside this one (issue #14); until then say so instead of crashing
-        session_class = importlib.import_module("tvdb.sessions.api").Session
-    except ImportError:
-        raise ConfigError("`pipeline:` scenarios run inside tvdb.session(), which this build of tvdb does not "
-                          "have yet: update tvdb") from None
     settings = ctx.settings
     if tape is not None and tape.replay and settings.mode is Mode.MOCK:
         # `tvdb replay` answers from the cassette what a `--mode real --record` run of this scenario (mock by
@@ -78,7 +71,7 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
             {**origins, "mode": "set by tvdb replay: the cassette answers"})
     mode = str(settings.mode) if tape is None else "replay" if tape.replay else "record" if tape.fresh else \
         str(settings.mode)
-    opened: AbstractAsyncContextManager[Any] = session_class(
+    opened: AbstractAsyncContextManager[Any] = Session(
         settings, mode=mode, tape=tape, faults=FaultPlan.of(scenario.faults) if scenario.faults else None,
         block_network=False, intercept=True, run_id=ctx.run_id, scenario=scenario.name, clock=ctx.clock)
     return opened
