@@ -166,6 +166,19 @@ class UsageStore:
                  "cost_nusd": None if r[9] else int(r[7]), "would_cost_nusd": None if r[9] else int(r[8])}
                 for r in rows]
 
+    def by_correlation(self, run_id: str,
+                       correlation_id: str | None = None) -> list[tuple[str, int, int, int, int, int]]:
+        """(correlation_id, would_cost_nusd of ok calls, ok calls without a price, tokens, pages, attempts)
+        per correlation id of a run (or only `correlation_id`)."""
+        only = "" if correlation_id is None else " AND correlation_id = ?"
+        return [(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3]), int(r[4]), int(r[5])) for r in self.db.execute(
+            "SELECT correlation_id, COALESCE(SUM(CASE WHEN status = 'ok' THEN would_cost_nusd END), 0), "
+            "SUM(CASE WHEN status = 'ok' AND would_cost_nusd IS NULL THEN 1 ELSE 0 END), "
+            "COALESCE(SUM(CASE WHEN status = 'ok' AND unit = 'tokens' THEN units END), 0), "
+            "COALESCE(SUM(CASE WHEN status = 'ok' AND unit = 'pages' THEN units END), 0), COUNT(*) "
+            f"FROM usage WHERE run_id = ? AND correlation_id IS NOT NULL{only} GROUP BY correlation_id",
+            [run_id, *([] if correlation_id is None else [correlation_id])])]
+
     def run_embed_cost(self, run_id: str) -> tuple[int, int]:
         """(would_cost_nusd, calls without a price) of a run's successful embedding calls."""
         nusd, unknown = self.db.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import secrets
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -33,13 +34,15 @@ from tvdb.pipeline.store import space_counts, vector_counts
 from tvdb.scenarios.expectations import count_fallbacks, evaluate
 from tvdb.scenarios.loader import LoadedScenario
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, RunResult, UsageSummary
-from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
+from tvdb.scenarios.schema import SETTINGS_KEYS, RetrievalExpectation, Scenario
 from tvdb.services.calls import ServiceCaller
 from tvdb.storage import Database
 
 if TYPE_CHECKING:
     from tvdb.http import AsyncBaseTransport
     from tvdb.recording.session import Tape
+    from tvdb.scenarios.hookrun import SessionOpener
+    from tvdb.scenarios.hooks import ScenarioHooks
 
 # A run keeps only its ingestion settings; budgets, limits, keys, paths, alert channels and prices
 # come from the environment of a resuming process, so a resume obeys today's budget and a run never
@@ -54,6 +57,8 @@ class RunHooks:
     on_start: Callable[[str, Sequence[Job]], None] = lambda run_id, jobs: None
     # replaces the network of a real service's client and health probe ("openai", "llamaparse")
     transports: Mapping[str, AsyncBaseTransport] = field(default_factory=dict)
+    # opens the tvdb session a `pipeline:` scenario's hooks run in (default: tvdb.session)
+    open_session: SessionOpener | None = None
 
 
 def ingestion_settings(settings: Settings) -> dict[str, Any]:
@@ -77,10 +82,23 @@ def new_run_id(clock: Clock) -> str:
     return f"{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def _with_placeholder_keys(settings: Settings) -> Settings:
+    """`settings` with a placeholder for each missing API key: for building a router that sends nothing
+    (a forecast's checks; a `pipeline:` run, whose requests the user's code makes with its own keys)."""
+    from pydantic import SecretStr
+
+    placeholders = {"openai_api_key": "sk-placeholder-for-checks", "llama_cloud_api_key": "llx-placeholder-for-checks"}
+    missing = {k: SecretStr(v) for k, v in placeholders.items() if getattr(settings, k) is None}
+    return settings.model_copy(update=missing)
+
+
 def _context(settings: Settings, db: Database, clock: Clock, run_id: str, scenario: Scenario,
              hooks: RunHooks, tape: Tape | None = None, *, reuse: bool = True) -> PipelineContext:
     from tvdb.services.factory import build_budget, build_faults, build_retry, build_router
 
+    # a `pipeline:` run's requests go through its session, which carries the user's own keys; tvdb's router
+    # only answers questions (modes, deferral windows) and must not demand keys the user's code has
+    router_settings = _with_placeholder_keys(settings) if scenario.pipeline else settings
     secret = (settings.signing_secret.get_secret_value().encode() if settings.signing_secret
               else load_or_create_secret(settings.data_dir))
     faults = build_faults(scenario.faults)
@@ -89,7 +107,7 @@ def _context(settings: Settings, db: Database, clock: Clock, run_id: str, scenar
     return PipelineContext(
         settings=settings, db=db, clock=clock, jobs=JobStore(db, clock),
         objects=ObjectStore(settings.object_store_dir, secret, clock),
-        router=build_router(settings, caller, clock, faults=faults, transports=hooks.transports,
+        router=build_router(router_settings, caller, clock, faults=faults, transports=hooks.transports,
                             replay=tape is not None and tape.replay),
         run_id=run_id, scenario=scenario.name,
         progress=hooks.progress, after_stage=hooks.after_stage, reuse=reuse and tape is None,
@@ -101,19 +119,19 @@ def check_runnable(settings: Settings, scenario: Scenario, *, need_keys: bool = 
     modes and services that are not available, the fault plan, and (with `need_keys`) missing API keys.
     `--estimate` calls it (without keys: a forecast needs none) so that it refuses what the run would
     refuse. Raises ConfigError."""
-    from pydantic import SecretStr
-
     from tvdb.catalog import embedding_model
     from tvdb.clock import SystemClock
+    from tvdb.errors import ConfigError
     from tvdb.services.factory import build_faults, build_retry, build_router
     from tvdb.tokens import get_encoding
 
+    if scenario.pipeline is not None:
+        raise ConfigError(f"scenario {scenario.name!r} runs your own code (pipeline: {scenario.pipeline}), whose "
+                          "requests tvdb cannot foresee: run it in mock mode (`--mode mock`, free) and read "
+                          "`would cost` instead")
     get_encoding(embedding_model(settings.embedding.model).encoding)
     if not need_keys:
-        placeholders = {"openai_api_key": "sk-placeholder-for-checks",
-                        "llama_cloud_api_key": "llx-placeholder-for-checks"}
-        settings = settings.model_copy(update={k: SecretStr(v) for k, v in placeholders.items()
-                                               if getattr(settings, k) is None})
+        settings = _with_placeholder_keys(settings)
     clock = SystemClock()
     db = open_db(Path(":memory:"))
     caller = ServiceCaller(db=db, prices=PriceTable.load(settings.prices), clock=clock,
@@ -137,7 +155,7 @@ async def start_run(
 
     get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
     recorder: AbstractContextManager[Any] = nullcontext()
-    if tape is not None:
+    if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
         from tvdb.recording.session import use_tape
 
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
@@ -154,7 +172,8 @@ async def start_run(
     jobs = ctx.jobs.create_run(run_id=run_id, scenario=loaded.scenario.name, scenario_path=str(loaded.path),
                                mode=str(settings.mode), spec=spec, documents=spec["documents"])
     hooks.on_start(run_id, jobs)
-    return await _execute(ctx, loaded.scenario, loaded.path.parent, recorder, tape)
+    return await _execute(ctx, loaded.scenario, loaded.path.parent, recorder, tape,
+                          user=loaded.hooks, open_session=hooks.open_session)
 
 
 async def resume_run(
@@ -183,9 +202,13 @@ async def resume_run(
                           f"resumed half way: run it again (`tvdb replay` or `tvdb run --record`)")
     settings = restore_settings(spec["settings"], current)
     scenario = Scenario.model_validate(spec["scenario"])
+    from tvdb.scenarios.hookcheck import scenario_hooks
+
+    user = scenario_hooks(scenario, Path(spec["scenario_path"]))  # the user's code as it is now
     ctx = _context(settings, db, clock, run_id, scenario, hooks, reuse=not spec.get("fresh", False))
     hooks.on_start(run_id, ctx.jobs.jobs(run_id))
-    return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent)
+    return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent, user=user,
+                          open_session=hooks.open_session)
 
 
 def _already_finished(row: Mapping[str, Any], jobs: Sequence[Job]) -> RunResult:
@@ -200,12 +223,16 @@ def _already_finished(row: Mapping[str, Any], jobs: Sequence[Job]) -> RunResult:
 
 
 async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
-                   recorder: AbstractContextManager[Any] | None = None, tape: Tape | None = None) -> RunResult:
+                   recorder: AbstractContextManager[Any] | None = None, tape: Tape | None = None, *,
+                   user: ScenarioHooks | None = None, open_session: SessionOpener | None = None) -> RunResult:
     try:
         # the cassette covers the pipeline and the expectations' retrieval queries, not the alert
         # deliveries after them (a webhook must never be recorded, nor be refused by a replay)
         with recorder or nullcontext():
-            documents, verdicts = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
+            if user is None:
+                documents, verdicts = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
+            else:
+                documents, verdicts = await _run_user_code(ctx, scenario, base, user, tape, open_session)
         return await _finish(ctx, scenario, documents, verdicts, tape)
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
@@ -229,6 +256,31 @@ async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path,
     return documents, await evaluate(ctx, scenario.expectations, documents, usage, base)
 
 
+async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, user: ScenarioHooks,
+                         tape: Tape | None, open_session: SessionOpener | None
+                         ) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult]]:
+    """A `pipeline:` scenario: its documents through the user's code, then the expectations (the `search:`
+    hook's queries too), all inside one tvdb session, with the hook modules importable throughout."""
+    from tvdb.scenarios import hookrun
+    from tvdb.scenarios.hooks import hook_import_path, import_dirs
+
+    opener = open_session or hookrun.open_session
+    with hook_import_path(import_dirs(base, scenario.python_path)), \
+            hookrun.placeholder_keys(ctx.settings, tape, os.environ):
+        async with opener(ctx, scenario, tape) as session:
+            jobs = await hookrun.run_hook_jobs(ctx, user.pipeline, session)
+            documents = tuple(hookrun.hook_document_results(ctx.db, jobs, ctx.jobs.failure_detail))
+            search, secrets = user.search, hookrun.secrets_of(ctx)
+
+            async def retrieve(r: RetrievalExpectation) -> ExpectationResult:
+                assert search is not None  # the loader refuses retrieval: without search:
+                return await hookrun.hook_retrieval(search, session, r, documents, base, secrets)
+
+            verdicts = await evaluate(ctx, scenario.expectations, documents, summarize_usage(ctx.db, ctx.run_id),
+                                      base, retrieve if search is not None else None)
+    return documents, verdicts
+
+
 async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[DocumentResult, ...],
                   verdicts: list[ExpectationResult], tape: Tape | None) -> RunResult:
     usage = summarize_usage(ctx.db, ctx.run_id)  # retrieval queries add requests
@@ -237,7 +289,7 @@ async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[Doc
         documents=documents, expectations=tuple(verdicts), usage=usage,
         provenance=tuple(run_provenance(ctx.db, ctx.run_id)), fallbacks=count_fallbacks(ctx),
         spaces=tuple(space_counts(ctx.db, [d.reused_from or d.job_id for d in documents])),
-        alerts=await _raise_alerts(ctx), tape=tape_summary(ctx.db, ctx.run_id, tape),
+        alerts=await _raise_alerts(ctx), tape=tape_summary(ctx.db, ctx.run_id, tape), pipeline=scenario.pipeline,
     )
     ctx.jobs.set_run(ctx.run_id, status="finished", finished_at=iso(ctx.clock.now()), passed=int(result.passed),
                      result_json=json.dumps(result.as_json()))
