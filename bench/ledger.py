@@ -27,6 +27,7 @@ def _worker(path: str, ops: int, hourly_limit: int | None, barrier: Any, out: An
     from tvdb.db import open_db, transaction
     from tvdb.domain import Implementation
     from tvdb.ledger.budget import LedgerBudget
+    from tvdb.services.factory import budget_settings
     from tvdb.ledger.guard import CallScope, SpendRequest
     from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 
@@ -34,7 +35,7 @@ def _worker(path: str, ops: int, hourly_limit: int | None, barrier: Any, out: An
     clock = SystemClock()
     limits = LimitsSettings(openai_requests_per_hour=hourly_limit)
     settings = Settings(daily_budget_usd=1_000_000, limits=limits)
-    guard = LedgerBudget(db, settings, clock)
+    guard = LedgerBudget(db, budget_settings(settings), clock)
     scope = CallScope(run_id="bench", scenario="bench", stage="embed", job_ids=("j",))
     request = SpendRequest("openai", "text-embedding-3-small", 2000, "tokens", 40_000, scope)
     barrier.wait(timeout=60)

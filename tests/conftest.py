@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.pg_server import PgServer, ServerMissing, running_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,3 +50,22 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLAMA_CLOUD_API_KEY", "LLAMA_CLOUD_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TVDB_DATA_DIR", str(tmp_path / ".tvdb"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL server for the whole session (tests/pg_server.py). A missing
+    server fails the test: CI installs it (.ci/run), so no PostgreSQL test is ever skipped."""
+    try:
+        with running_server() as server:
+            yield server
+    except ServerMissing as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """The URL (password included) of a fresh, empty database on the session's server."""
+    url = pg_server.fresh_database()
+    yield url
+    pg_server.drop_database(url)

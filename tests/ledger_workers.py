@@ -54,11 +54,12 @@ async def _spend_round(worker: int, path: str, barrier: Any, sends: Any, round_n
     from tvdb.ledger.guard import CallScope
     from tvdb.ledger.prices import PriceTable
     from tvdb.services.calls import CallSpec, ServiceCaller
+    from tvdb.services.factory import budget_settings
 
     barrier.wait(timeout=20)
     db = open_db(path)  # all eight open the new database file at once
     clock = FakeClock(NOW)
-    guard = LedgerBudget(db, Settings(daily_budget_usd=daily_usd), clock)
+    guard = LedgerBudget(db, budget_settings(Settings(daily_budget_usd=daily_usd)), clock)
     caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=guard)
     scope = CallScope(run_id=f"run-{worker}", scenario="race", stage="embed", job_ids=(f"j{worker}",))
 
@@ -117,12 +118,13 @@ def ledger_reader(path: str, barrier: Any, stop: Any, out: Any) -> None:
     from tvdb.config import Settings
     from tvdb.db import open_db
     from tvdb.ledger.budget import LedgerBudget
+    from tvdb.services.factory import budget_settings
 
     errors: list[str] = []
     sums: list[int] = []
     try:
         db = open_db(path)
-        guard = LedgerBudget(db, Settings(daily_budget_usd=1000), FakeClock(NOW))
+        guard = LedgerBudget(db, budget_settings(Settings(daily_budget_usd=1000)), FakeClock(NOW))
         barrier.wait(timeout=20)
         while not stop.is_set():
             daily = next(c for c in guard.forecast([]).checks if c.name == "daily")

@@ -21,6 +21,7 @@ from tvdb.ledger.guard import CallScope, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 from tvdb.services.calls import CallSpec, Completed, ServiceCaller
+from tvdb.services.factory import budget_settings
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -63,7 +64,7 @@ def daily(guard: LedgerBudget) -> tuple[int, int]:
 
 
 def test_reserve_settle_release_arithmetic(db: sqlite_utils.Database) -> None:
-    guard = LedgerBudget(db, settings(daily_budget_usd=0.001), FakeClock(T0))  # 1,000,000 nano-USD
+    guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.001)), FakeClock(T0))  # 1,000,000 nUSD
     a = guard.reserve(request(300_000))
     b = guard.reserve(request(500_000))
     assert daily(guard) == (0, 800_000)
@@ -92,14 +93,14 @@ def test_reserve_settle_release_arithmetic(db: sqlite_utils.Database) -> None:
 
 
 def test_reservation_without_id_is_ignored(db: sqlite_utils.Database) -> None:
-    guard = LedgerBudget(db, settings(), FakeClock(T0))
+    guard = LedgerBudget(db, budget_settings(settings()), FakeClock(T0))
     guard.settle(Reservation(None, request(5)), 5)
     guard.release(Reservation(None, request(5)))
     assert statuses(db) == []
 
 
 def test_mock_and_replay_never_count(db: sqlite_utils.Database) -> None:
-    guard = LedgerBudget(db, settings(daily_budget_usd=0.0001), FakeClock(T0))
+    guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.0001)), FakeClock(T0))
     spend(db, T0, 10**9, implementation=Implementation.MOCK)
     spend(db, T0, 10**9, implementation=Implementation.REPLAY)
     assert daily(guard) == (0, 0)
@@ -122,7 +123,7 @@ def test_day_window_edges(db: sqlite_utils.Database, timezone: str, last_instant
     last, nxt = dt.datetime.fromisoformat(last_instant), dt.datetime.fromisoformat(next_start)
     day_start = nxt - dt.timedelta(hours=hours)
     clock = FakeClock(last)
-    guard = LedgerBudget(db, settings(daily_budget_usd=0.0001, timezone=timezone), clock)
+    guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.0001, timezone=timezone)), clock)
     spend(db, day_start - dt.timedelta(microseconds=1), 100_000)  # the previous day: not counted
     spend(db, day_start, 60_000)  # the first instant of the day
     spend(db, last, 40_000)  # the last instant of the day
@@ -141,7 +142,7 @@ def test_day_window_edges(db: sqlite_utils.Database, timezone: str, last_instant
 
 def test_reservation_open_across_midnight_counts_in_the_new_day(db: sqlite_utils.Database) -> None:
     clock = FakeClock(dt.datetime(2026, 11, 29, 23, 59, 59, 999_000, tzinfo=UTC))
-    guard = LedgerBudget(db, settings(daily_budget_usd=0.0001), clock)
+    guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.0001)), clock)
     held = guard.reserve(request(100_000))
     clock.advance(0.001)
     with pytest.raises(CostLimitExceeded) as refused:  # still in flight: it may yet spend
@@ -155,7 +156,7 @@ def test_reservation_open_across_midnight_counts_in_the_new_day(db: sqlite_utils
 
 def test_hourly_window_edges(db: sqlite_utils.Database) -> None:
     clock = FakeClock(T0)
-    guard = LedgerBudget(db, settings(limits=LimitsSettings(openai_requests_per_hour=2)), clock)
+    guard = LedgerBudget(db, budget_settings(settings(limits=LimitsSettings(openai_requests_per_hour=2))), clock)
     spend(db, T0, 10, status="error")  # failed attempts are requests too
     spend(db, T0 + dt.timedelta(seconds=10), 10)
     for _ in range(5):  # mock calls and other services never count
@@ -183,14 +184,15 @@ def test_hourly_window_edges(db: sqlite_utils.Database) -> None:
 
 
 def test_hourly_limit_zero_never_frees(db: sqlite_utils.Database) -> None:
-    guard = LedgerBudget(db, settings(limits=LimitsSettings(llamaparse_requests_per_hour=0)), FakeClock(T0))
+    limits = LimitsSettings(llamaparse_requests_per_hour=0)
+    guard = LedgerBudget(db, budget_settings(settings(limits=limits)), FakeClock(T0))
     with pytest.raises(RateLimitExceeded) as refused:
         guard.reserve(request(10, service="llamaparse"))
     assert refused.value.retry_after is None and guard.deferred_until(refused.value) is None
 
 
 def test_unknown_price_is_refused_not_free(db: sqlite_utils.Database) -> None:
-    guard = LedgerBudget(db, settings(daily_budget_usd=100), FakeClock(T0))
+    guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=100)), FakeClock(T0))
     with pytest.raises(PriceUnknownError) as refused:
         guard.reserve(request(None))
     assert refused.value.model == "text-embedding-3-small"
@@ -216,10 +218,10 @@ def test_a_dead_owners_reservation_is_assumed_spent_not_free_room(tmp_path: Path
     clock = FakeClock(T0)
     cfg = settings(daily_budget_usd=0.0002, reservation_ttl_s=600)
     crashed = open_db(path)
-    LedgerBudget(crashed, cfg, clock, owner=dead_owner()).reserve(request(100_000))
+    LedgerBudget(crashed, budget_settings(cfg), clock, owner=dead_owner()).reserve(request(100_000))
     crashed.close()  # kill -9: the process dies without settling or releasing
     db = open_db(path)
-    guard = LedgerBudget(db, cfg, clock)
+    guard = LedgerBudget(db, budget_settings(cfg), clock)
     clock.advance(3 * 600)  # long past the lease: the money still counts
     assert daily(guard) == (0, 100_000)  # a read-only forecast shows it held until a sweep
     with pytest.raises(CostLimitExceeded) as refused:
@@ -236,7 +238,7 @@ def test_a_dead_owners_reservation_is_assumed_spent_not_free_room(tmp_path: Path
 def test_a_live_owners_reservation_never_lapses(db: sqlite_utils.Database) -> None:
     """However long a live call takes (pacing, retries, a slow answer), its money stays held."""
     clock = FakeClock(T0)
-    guard = LedgerBudget(db, settings(daily_budget_usd=0.0002, reservation_ttl_s=600), clock)
+    guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.0002, reservation_ttl_s=600)), clock)
     held = guard.reserve(request(100_000))
     clock.advance(10 * 600)
     with pytest.raises(CostLimitExceeded):
@@ -249,9 +251,10 @@ def test_a_live_owners_reservation_never_lapses(db: sqlite_utils.Database) -> No
 def test_another_hosts_reservation_is_assumed_once_its_lease_ends(db: sqlite_utils.Database) -> None:
     clock = FakeClock(T0)
     cfg = settings(daily_budget_usd=0.0002, reservation_ttl_s=600)
-    remote = LedgerBudget(db, cfg, clock, owner={"pid": 1, "pid_started": "1", "host": "elsewhere.invalid"})
+    remote = LedgerBudget(db, budget_settings(cfg), clock,
+                          owner={"pid": 1, "pid_started": "1", "host": "elsewhere.invalid"})
     late = remote.reserve(request(100_000))
-    guard = LedgerBudget(db, cfg, clock)
+    guard = LedgerBudget(db, budget_settings(cfg), clock)
     clock.advance(599.999)
     assert guard.sweep() == 0
     clock.advance(0.001)
@@ -268,7 +271,7 @@ def test_another_hosts_reservation_is_assumed_once_its_lease_ends(db: sqlite_uti
 
 def test_run_budget(db: sqlite_utils.Database) -> None:
     cfg = settings(daily_budget_usd=1, budget=BudgetSettings(max_usd=0.0001))
-    guard = LedgerBudget(db, cfg, FakeClock(T0))
+    guard = LedgerBudget(db, budget_settings(cfg), FakeClock(T0))
     spend(db, T0 - dt.timedelta(days=3), 60_000, run_id="r1")  # a run's budget has no day window
     with pytest.raises(CostLimitExceeded) as refused:
         guard.reserve(request(50_000, run_id="r1"))
@@ -284,7 +287,7 @@ def test_run_budget(db: sqlite_utils.Database) -> None:
 def test_forecast_is_read_only_and_per_budget(db: sqlite_utils.Database) -> None:
     cfg = settings(daily_budget_usd=0.0001, budget=BudgetSettings(max_usd=0.00005),
                    limits=LimitsSettings(openai_requests_per_hour=2))
-    guard = LedgerBudget(db, cfg, FakeClock(T0))
+    guard = LedgerBudget(db, budget_settings(cfg), FakeClock(T0))
     spend(db, T0, 30_000)
     before = db.conn.total_changes
     reqs = [request(20_000, run_id=None, stage="parse", service="llamaparse"),
@@ -320,7 +323,7 @@ class FakeSend:
 
 
 def caller(db: sqlite_utils.Database, cfg: Settings, clock: FakeClock) -> tuple[ServiceCaller, LedgerBudget]:
-    guard = LedgerBudget(db, cfg, clock)
+    guard = LedgerBudget(db, budget_settings(cfg), clock)
     return ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=guard), guard
 
 

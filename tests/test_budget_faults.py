@@ -31,6 +31,7 @@ from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.today import budget_status
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.embedding import RatePacer, embed_batches, embedding_call_spec
+from tvdb.services.factory import budget_settings
 from tvdb.services.remote.openai_embedder import build_openai_embedder
 from tvdb.services.retry import ServiceRetryPolicy
 from tvdb.tokens import count_tokens
@@ -53,7 +54,7 @@ def caller_for(tmp_path: Path, settings: Settings, clock: FakeClock, *, attempts
     retry = ServiceRetryPolicy(RetrySettings(max_attempts=attempts, initial_backoff_s=0.01),
                                sleep=clock.sleep, rng=random.Random(0))
     return ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, retry=retry,
-                         budget=LedgerBudget(db, settings, clock))
+                         budget=LedgerBudget(db, budget_settings(settings), clock))
 
 
 async def embed(settings: Settings, caller: ServiceCaller, clock: FakeClock, inputs: list[str],

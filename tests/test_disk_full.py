@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import tvdb.db
+import tvdb.storage.sqlite
 from tests.billing import billing_emulator, ledger_spent_nusd
 from tests.openai_support import KEY
 from tvdb.cli.app import app, handle_errors
@@ -62,13 +62,13 @@ def test_os_errors_of_a_full_or_read_only_disk_are_storage_errors(tmp_path: Path
 
 def test_the_cli_exits_4_with_the_path_in_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    original = tvdb.db._enable_wal
+    original = tvdb.storage.sqlite._enable_wal
 
     def full_from_the_start(conn: sqlite3.Connection) -> None:
         original(conn)
         conn.execute("PRAGMA max_page_count = 1")
 
-    monkeypatch.setattr(tvdb.db, "_enable_wal", full_from_the_start)
+    monkeypatch.setattr(tvdb.storage.sqlite, "_enable_wal", full_from_the_start)
     monkeypatch.setattr(sys, "argv", ["tvdb", "--data-dir", str(tmp_path / "d"), "cost", "report", "--json"])
     assert handle_errors(app) == EXIT_STORAGE == 4
     out, err = capsys.readouterr()
@@ -80,13 +80,13 @@ def test_the_cli_exits_4_with_the_path_in_json(tmp_path: Path, monkeypatch: pyte
 def test_a_run_stopped_by_a_full_disk_keeps_its_paid_usage_and_resumes(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[sqlite3.Connection] = []
-    original = tvdb.db._enable_wal
+    original = tvdb.storage.sqlite._enable_wal
 
     def track(conn: sqlite3.Connection) -> None:
         original(conn)
         opened.append(conn)
 
-    monkeypatch.setattr(tvdb.db, "_enable_wal", track)
+    monkeypatch.setattr(tvdb.storage.sqlite, "_enable_wal", track)
 
     def disk_fills(stage: Stage) -> None:
         if stage is Stage.CHUNK:

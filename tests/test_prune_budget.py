@@ -21,6 +21,7 @@ from tvdb.ledger.retention import prune
 from tvdb.ledger.windows import assumed_spend_nusd, day_window, real_attempts, real_spend_nusd
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.embedding import embed_batches
+from tvdb.services.factory import budget_settings
 from tvdb.services.remote.openai_embedder import build_openai_embedder
 
 NOW = at("2026-06-01T00:30")  # half an hour into the day: the sliding hour reaches into yesterday
@@ -46,7 +47,7 @@ def test_budget_checks_read_the_aggregates_so_no_fold_hides_spend(tmp_path: Path
     assert prune(db, dt.timedelta(days=1), ahead).rows_folded == 1
     assert db.execute("SELECT COUNT(*) FROM usage").fetchone()[0] == 0
     settings = settings_for(None, daily_budget_usd=0.03, limits={"openai_requests_per_hour": 1})
-    guard = LedgerBudget(db, settings, FakeClock(NOW))
+    guard = LedgerBudget(db, budget_settings(settings), FakeClock(NOW))
     daily, *_ = guard.forecast([]).checks
     assert (daily.name, daily.used) == ("daily", 20_000_000)
     assert real_spend_nusd(db, run_id="r1") == 20_000_000
@@ -73,7 +74,8 @@ async def test_prune_with_a_clock_ahead_then_spend_the_provider_billed_stays_wit
     with billing_emulator() as (server, billing):
         settings = settings_for(server, daily_budget_usd=2.5 * 1000 * NUSD_PER_TOKEN / 1e9)
         db = open_db(tmp_path / "t.db")
-        caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=LedgerBudget(db, settings, clock))
+        guard = LedgerBudget(db, budget_settings(settings), clock)
+        caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=guard)
         embedder = build_openai_embedder(settings)
         errors: list[object] = []
         try:

@@ -118,6 +118,7 @@ async def test_a_check_that_cannot_be_made_never_fails_paid_vectors(tmp_path: Pa
     from tvdb.ledger.budget import LedgerBudget
     from tvdb.ledger.guard import CallScope
     from tvdb.services.embedding import embed_batches
+    from tvdb.services.factory import budget_settings
     from tvdb.services.remote.openai_embedder import build_openai_embedder
 
     clock = FakeClock()
@@ -126,7 +127,7 @@ async def test_a_check_that_cannot_be_made_never_fails_paid_vectors(tmp_path: Pa
         settings = settings_for(server, daily_budget_usd=24 * 20 / 1e9,
                                 embedding={"consistency_check": {"sample": 4}})
         caller = metered_caller(tmp_path, clock)
-        caller.budget = LedgerBudget(caller.db, settings, clock)
+        caller.budget = LedgerBudget(caller.db, budget_settings(settings), clock)
         embedder = build_openai_embedder(settings)
         try:
             vectors = await embed_batches(texts, embedder=embedder, caller=caller, settings=settings, clock=clock,

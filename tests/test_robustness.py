@@ -269,11 +269,13 @@ async def test_a_real_call_stopped_midway_counts_as_assumed_spend(tmp_path: Path
     from tvdb.ledger.guard import CallScope
     from tvdb.ledger.prices import PriceTable
     from tvdb.services.calls import CallSpec, ServiceCaller
+    from tvdb.services.factory import budget_settings
 
     db = open_db(tmp_path / "t.db")
     settings = resolve_settings(cwd=tmp_path, environ={})
     clock = FakeClock()
-    caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=LedgerBudget(db, settings, clock))
+    guard = LedgerBudget(db, budget_settings(settings), clock)
+    caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=guard)
     started = asyncio.Event()
 
     async def send() -> int:

@@ -24,7 +24,7 @@ from tvdb.ledger.prices import PriceTable
 from tvdb.services.breaker import CircuitBreaker
 from tvdb.services.calls import Completed, ServiceCaller
 from tvdb.services.embedding import embedding_call_spec
-from tvdb.services.factory import build_router
+from tvdb.services.factory import budget_settings, build_router
 from tvdb.services.retry import ServiceRetryPolicy
 from tvdb.services.router import ServiceRouter
 
@@ -43,7 +43,7 @@ def _router(settings: Settings, clock: FakeClock, *, budget: bool = False) -> Se
     db = open_db(settings.database_path)
     retry = ServiceRetryPolicy(RetrySettings(max_attempts=3), sleep=clock.sleep, rng=random.Random(0))
     caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, retry=retry,
-                           budget=LedgerBudget(db, settings, clock) if budget else None)
+                           budget=LedgerBudget(db, budget_settings(settings), clock) if budget else None)
     return build_router(settings, caller, clock)
 
 

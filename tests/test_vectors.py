@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from tvdb.errors import VectorValidationError
-from tvdb.pipeline.validate import validate_vectors
-from tvdb.vectors import decode_vector, decode_vectors, encode_vector, top_k
+from tvdb.vectors import decode_vector, decode_vectors, encode_vector, top_k, validate_vectors
 
 
 def unit_rows(rows: int, dimensions: int, seed: int = 0) -> np.ndarray:

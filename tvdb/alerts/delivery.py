@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from tvdb.alerts.channels import DEFAULT_TIMEOUT_S, Channel, DeliveryError, configured_channels
 from tvdb.clock import Clock
 from tvdb.config import AlertSettings, Settings
 from tvdb.ledger.alerts import Alert, Severity, muted_until, record_deliveries
 from tvdb.redaction import redact
+from tvdb.storage import Database
 
 _log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ def deliver_alerts(
     alerts: Sequence[Alert],
     settings: Settings | AlertSettings,
     *,
-    db: sqlite_utils.Database | None = None,
+    db: Database | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float = DEFAULT_TIMEOUT_S,

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    import sqlite_utils
     from rich.console import Console
 
     from tvdb.config import Settings
     from tvdb.scenarios.loader import LoadedScenario
+    from tvdb.storage import Database
 
 NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="Act as of this UTC instant.")]
 ServiceOption = Annotated[list[str] | None, typer.Option(
@@ -66,7 +66,7 @@ def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,
     )
 
 
-def open_ledger(ctx: typer.Context) -> tuple[Settings, sqlite_utils.Database]:
+def open_ledger(ctx: typer.Context) -> tuple[Settings, Database]:
     from tvdb.db import open_db
 
     settings = settings_for(ctx)

@@ -52,6 +52,7 @@ def doctor(
     """
     import asyncio
 
+    from tvdb import db
     from tvdb.clock import SystemClock
     from tvdb.services.doctor import Check, diagnose
 
@@ -66,7 +67,7 @@ def doctor(
     else:
         where = (ctx.obj or {}).get("config") or ("tvdb.yaml" if _has_yaml() else None)
         checks.append(Check("config", "ok", f"valid ({where})" if where else "valid (no tvdb.yaml: built-in defaults)"))
-        checks += asyncio.run(diagnose(settings, SystemClock()))
+        checks += asyncio.run(diagnose(settings, SystemClock(), storage=db))
         if any(c.status == "fail" for c in checks):
             code = EXIT_EXPECTATION_FAILED
     _render(checks, code, chosen)

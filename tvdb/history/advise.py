@@ -24,9 +24,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlite_utils
-
 from tvdb.ledger.prices import PriceTable, batch_price, nusd_to_usd
+from tvdb.storage import Database
 
 MAX_INPUTS, MAX_TOKENS = 2048, 300_000  # per embeddings request (tvdb.services.batching)
 
@@ -50,7 +49,7 @@ class Advice:
 class AdviceStore:
     """The rows cost advice reads (read only)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def parses(self) -> list[dict[str, Any]]:
@@ -176,7 +175,7 @@ def _cassettes(rows: list[dict[str, Any]]) -> Advice:
                   + "; record the first and replay it", count, saved, saved)
 
 
-def advise(db: sqlite_utils.Database, prices: PriceTable) -> list[Advice]:
+def advise(db: Database, prices: PriceTable) -> list[Advice]:
     """Every kind of advice, biggest saving (at live prices) first; zero items are kept, so the
     output always says what was checked."""
     store = AdviceStore(db)

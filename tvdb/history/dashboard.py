@@ -7,13 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from tvdb.clock import iso
 from tvdb.history.detail import recent_runs
 from tvdb.history.store import RunStore, RunSummary
 from tvdb.ledger.periods import Period, local_day
 from tvdb.ledger.reports import DayPoint, ReportRow, build_report
+from tvdb.storage import Database
 
 MODES = ("real", "hybrid", "mock")
 
@@ -76,7 +75,7 @@ def _latest_by_mode(runs: list[RunSummary]) -> tuple[ScenarioModes, ...]:
     return tuple(ScenarioModes(s, tuple(modes[m] for m in MODES if m in modes)) for s, modes in sorted(seen.items()))
 
 
-def build_dashboard(db: sqlite_utils.Database, *, period: Period, now: dt.datetime, daily_budget_usd: float,
+def build_dashboard(db: Database, *, period: Period, now: dt.datetime, daily_budget_usd: float,
                     timezone: str = "UTC", max_runs: int = 50) -> Dashboard:
     """Everything the dashboard shows for runs and calls in `period` (its start; the end is now)."""
     store = RunStore(db)

@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from tvdb.errors import AmbiguousRunId, RunNotFound
+from tvdb.storage import Database
 
 if TYPE_CHECKING:
     import numpy as np
@@ -167,7 +166,7 @@ class RunStore:
     """Queries over past runs. Raises RunNotFound / AmbiguousRunId for a run id that names no run or
     more than one."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def resolve(self, ref: str) -> str:

@@ -24,15 +24,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-import sqlite_utils
-
 from tvdb.clock import Clock, iso
 from tvdb.config import Settings
-from tvdb.db import transaction
 from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
 from tvdb.ledger.reservations import ReservationStore
 from tvdb.ledger.windows import day_window, real_spend_nusd
 from tvdb.money import format_usd
+from tvdb.storage import Database, transaction
 
 
 class Severity(StrEnum):
@@ -100,7 +98,7 @@ def _from_row(r: Sequence[Any]) -> Alert:
     )
 
 
-def muted_until(db: sqlite_utils.Database, now: dt.datetime) -> dt.datetime | None:
+def muted_until(db: Database, now: dt.datetime) -> dt.datetime | None:
     """The end of the open mute window at `now`, or None when alerts are not muted."""
     row = db.execute(
         "SELECT MAX(until) FROM alert_mutes WHERE ended_at IS NULL AND until > ?", [iso(now)]
@@ -108,32 +106,33 @@ def muted_until(db: sqlite_utils.Database, now: dt.datetime) -> dt.datetime | No
     return _ts(row[0])
 
 
-def mute(db: sqlite_utils.Database, *, now: dt.datetime, duration: dt.timedelta,
+def mute(db: Database, *, now: dt.datetime, duration: dt.timedelta,
          reason: str | None = None) -> dt.datetime:
     """Suppress delivery (not storage) of alerts until `now + duration`; returns that time."""
     until = now + duration
     with transaction(db):
-        db.conn.execute(
+        db.execute(
             "INSERT INTO alert_mutes (created_at, until, reason) VALUES (?, ?, ?)",
             [iso(now), iso(until), reason],
         )
     return until
 
 
-def unmute(db: sqlite_utils.Database, *, now: dt.datetime) -> int:
+def unmute(db: Database, *, now: dt.datetime) -> int:
     """End every open mute window; returns how many were open."""
     with transaction(db):
-        cur = db.conn.execute(
+        cur = db.execute(
             "UPDATE alert_mutes SET ended_at = ? WHERE ended_at IS NULL AND until > ?", [iso(now), iso(now)]
         )
     return cur.rowcount
 
 
-def _insert(db: sqlite_utils.Database, alert: Alert) -> Alert | None:
+def _insert(db: Database, alert: Alert) -> Alert | None:
     """Store `alert` unless its key exists; the stored alert (with its id) or None."""
-    cur = db.conn.execute(
-        "INSERT OR IGNORE INTO alerts (key, kind, severity, title, message, created_at, window_label, "
-        "window_start, window_end, details_json, muted, delivery_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+    row = db.execute(
+        "INSERT INTO alerts (key, kind, severity, title, message, created_at, window_label, "
+        "window_start, window_end, details_json, muted, delivery_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (key) DO NOTHING RETURNING alert_id",
         [
             alert.key, alert.kind, str(alert.severity), alert.title, alert.message, iso(alert.created_at),
             alert.window_label, iso(alert.window_start) if alert.window_start else None,
@@ -141,18 +140,16 @@ def _insert(db: sqlite_utils.Database, alert: Alert) -> Alert | None:
             json.dumps(dict(alert.details), sort_keys=True),
             int(alert.muted), alert.delivery_status,
         ],
-    )
-    if cur.rowcount != 1:
-        return None
-    return get_alert(db, int(cur.lastrowid or 0))
+    ).fetchone()
+    return None if row is None else get_alert(db, int(row[0]))
 
 
-def get_alert(db: sqlite_utils.Database, alert_id: int) -> Alert | None:
+def get_alert(db: Database, alert_id: int) -> Alert | None:
     row = db.execute(f"SELECT {_COLUMNS} FROM alerts WHERE alert_id = ?", [alert_id]).fetchone()
     return None if row is None else _from_row(row)
 
 
-def _budget_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.datetime) -> list[Alert]:
+def _budget_candidates(db: Database, settings: Settings, now: dt.datetime) -> list[Alert]:
     window = day_window(now, settings.timezone)
     budget = usd_to_nusd(Decimal(str(settings.daily_budget_usd)))
     spent = real_spend_nusd(db, window)
@@ -183,7 +180,7 @@ def _budget_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.da
     return out
 
 
-def _refusal_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.datetime,
+def _refusal_candidates(db: Database, settings: Settings, now: dt.datetime,
                         refusals: Sequence[str]) -> list[Alert]:
     if not refusals:
         return []
@@ -206,7 +203,7 @@ def _refusal_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.d
     )]
 
 
-def _error_rate_candidates(db: sqlite_utils.Database, settings: Settings, now: dt.datetime,
+def _error_rate_candidates(db: Database, settings: Settings, now: dt.datetime,
                            implementations: Sequence[str]) -> list[Alert]:
     cfg = settings.alerts
     start = now - dt.timedelta(seconds=cfg.error_rate_window_s)
@@ -240,7 +237,7 @@ def _error_rate_candidates(db: sqlite_utils.Database, settings: Settings, now: d
 
 
 def evaluate_alerts(
-    db: sqlite_utils.Database, settings: Settings, clock: Clock, *,
+    db: Database, settings: Settings, clock: Clock, *,
     error_rate_implementations: Sequence[str] = ("real",), refusals: Sequence[str] = (),
 ) -> list[Alert]:
     """Raise and store the alerts due now; returns only the new ones (already raised keys are skipped).
@@ -269,7 +266,7 @@ def _muted(a: Alert) -> Alert:
     return replace(a, muted=True, delivery_status="muted")
 
 
-def list_alerts(db: sqlite_utils.Database, *, include_acknowledged: bool = False,
+def list_alerts(db: Database, *, include_acknowledged: bool = False,
                 limit: int | None = None) -> list[Alert]:
     """Alerts, newest first; unacknowledged only unless `include_acknowledged`."""
     cond = "" if include_acknowledged else " WHERE acknowledged_at IS NULL"
@@ -278,7 +275,7 @@ def list_alerts(db: sqlite_utils.Database, *, include_acknowledged: bool = False
     return [_from_row(r) for r in rows]
 
 
-def acknowledge(db: sqlite_utils.Database, ids: Sequence[int] | None, *, now: dt.datetime) -> list[int]:
+def acknowledge(db: Database, ids: Sequence[int] | None, *, now: dt.datetime) -> list[int]:
     """Acknowledge alerts `ids` (None: all unacknowledged); returns the ids that were acknowledged."""
     with transaction(db):
         if ids is None:
@@ -289,27 +286,27 @@ def acknowledge(db: sqlite_utils.Database, ids: Sequence[int] | None, *, now: dt
                 f"SELECT alert_id FROM alerts WHERE acknowledged_at IS NULL AND alert_id IN ({marks})",
                 list(ids),
             )]
-        db.conn.executemany(
+        db.executemany(
             "UPDATE alerts SET acknowledged_at = ? WHERE alert_id = ?", [(iso(now), i) for i in todo]
         )
     return sorted(todo)
 
 
 def record_deliveries(
-    db: sqlite_utils.Database, alert_id: int, outcomes: Sequence[tuple[str, str, int, str | None]], *,
+    db: Database, alert_id: int, outcomes: Sequence[tuple[str, str, int, str | None]], *,
     now: dt.datetime, status: str,
 ) -> None:
     """Store delivery outcomes (channel, status, attempts, reason) and the alert's summary status."""
     with transaction(db):
-        db.conn.executemany(
+        db.executemany(
             "INSERT INTO alert_deliveries (alert_id, channel, status, attempts, reason, at) "
             "VALUES (?,?,?,?,?,?)",
             [(alert_id, ch, st, n, reason, iso(now)) for ch, st, n, reason in outcomes],
         )
-        db.conn.execute("UPDATE alerts SET delivery_status = ? WHERE alert_id = ?", [status, alert_id])
+        db.execute("UPDATE alerts SET delivery_status = ? WHERE alert_id = ?", [status, alert_id])
 
 
-def deliveries(db: sqlite_utils.Database, alert_id: int) -> list[dict[str, Any]]:
+def deliveries(db: Database, alert_id: int) -> list[dict[str, Any]]:
     cur = db.execute(
         "SELECT channel, status, attempts, reason, at FROM alert_deliveries WHERE alert_id = ? ORDER BY id",
         [alert_id],

@@ -34,16 +34,12 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
 from tvdb.clock import Clock
-from tvdb.config import Settings
-from tvdb.db import transaction
 from tvdb.errors import (
     LOCAL_REQUEST_LIMIT,
     CostLimitExceeded,
@@ -56,6 +52,7 @@ from tvdb.ledger.prices import LLAMAPARSE, NANO_PER_USD, OPENAI, nusd_to_usd
 from tvdb.ledger.reservations import ReservationStore
 from tvdb.ledger.windows import attempt_times, day_window, real_attempts, real_spend_nusd
 from tvdb.owner import process_owner
+from tvdb.storage import Database, transaction
 
 HOUR_S = 3600
 NUSD = "nusd"
@@ -124,6 +121,24 @@ class BudgetForecast:
         return nusd_to_usd(self.total_nusd)
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetSettings:
+    """What `LedgerBudget` enforces (the settings of the same names; built from `Settings` by
+    tvdb.services.factory.budget_settings).
+
+    `timezone`: IANA name of the daily window; `daily_budget_usd`: real spend per day; `run_budget_usd`:
+    real spend per run unless a request carries its own (None: no run budget); `reservation_ttl_s`:
+    the lease of a reservation; `hourly_requests`: service ("openai" | "llamaparse") → real request
+    attempts per sliding hour (None: no limit).
+    """
+
+    daily_budget_usd: float
+    timezone: str = "UTC"
+    run_budget_usd: float | None = None
+    reservation_ttl_s: float = 600.0
+    hourly_requests: Mapping[str, int | None] = field(default_factory=dict)
+
+
 def usd_limit_nusd(usd: float) -> int:
     """A USD limit in nano-USD, rounded down so that a limit never admits more than was set."""
     return int((Decimal(str(usd)) * NANO_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
@@ -140,7 +155,7 @@ class LedgerBudget:
     join its open transaction (a second connection would wait on the first one's write lock).
     """
 
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, clock: Clock,
+    def __init__(self, db: Database, settings: BudgetSettings, clock: Clock,
                  *, owner: dict[str, Any] | None = None) -> None:
         self.db = db
         self.clock = clock
@@ -149,11 +164,10 @@ class LedgerBudget:
         self.owner = owner or process_owner()
         self.timezone = settings.timezone
         self.daily_limit_nusd = usd_limit_nusd(settings.daily_budget_usd)
-        self.default_run_budget_usd = settings.budget.max_usd
+        self.default_run_budget_usd = settings.run_budget_usd
         self.ttl = dt.timedelta(seconds=settings.reservation_ttl_s)
         self.hourly_limits: Mapping[str, int | None] = {
-            OPENAI: settings.limits.openai_requests_per_hour,
-            LLAMAPARSE: settings.limits.llamaparse_requests_per_hour,
+            OPENAI: None, LLAMAPARSE: None, **settings.hourly_requests,
         }
 
     # -- BudgetGuard -------------------------------------------------------------------------

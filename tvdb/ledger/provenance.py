@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
+from tvdb.storage import Database
 
 STAGE_ORDER = {"parse": 0, "embed": 1, "query": 2}
 
@@ -30,7 +30,7 @@ class ProvenanceRow:
                 "calls": self.calls, "errors": self.errors}
 
 
-def run_provenance(db: sqlite_utils.Database, run_id: str) -> list[ProvenanceRow]:
+def run_provenance(db: Database, run_id: str) -> list[ProvenanceRow]:
     """One row per (stage, implementation, reason), in pipeline stage order, then most calls first."""
     rows = [
         ProvenanceRow(str(r[0]), str(r[1]), str(r[2] or ""), int(r[3]), int(r[4]))
@@ -41,7 +41,7 @@ def run_provenance(db: sqlite_utils.Database, run_id: str) -> list[ProvenanceRow
     return sorted(rows, key=lambda r: (STAGE_ORDER.get(r.stage, 9), r.stage, -r.calls, r.implementation, r.reason))
 
 
-def count_local_calls(db: sqlite_utils.Database, run_id: str, stages: Sequence[str]) -> int:
+def count_local_calls(db: Database, run_id: str, stages: Sequence[str]) -> int:
     """Calls of `stages` that ran a local (mock) implementation: in hybrid mode, the fallbacks."""
     if not stages:
         return 0

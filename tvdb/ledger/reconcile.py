@@ -29,15 +29,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import sqlite_utils
-
 from tvdb.clock import iso
-from tvdb.db import transaction
 from tvdb.domain import Implementation
 from tvdb.errors import ConfigError
 from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 from tvdb.ledger.windows import Window, day_window
+from tvdb.storage import Database, transaction
 
 COLUMNS = ("date", "service", "model", "cost_usd")
 
@@ -116,7 +114,7 @@ def read_usage_csv(path: Path) -> list[BilledDay]:
     return out
 
 
-def reconcile(db: sqlite_utils.Database, path: Path, *, now: dt.datetime, timezone: str = "UTC",
+def reconcile(db: Database, path: Path, *, now: dt.datetime, timezone: str = "UTC",
               dry_run: bool = False) -> ReconcileResult:
     """Correct assumed spend from the provider usage CSV at `path` (see the module docstring)."""
     billed = read_usage_csv(path)
@@ -135,7 +133,7 @@ def _local_noon(day: dt.date, timezone: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(12), tzinfo=ZoneInfo(timezone))
 
 
-def _group(db: sqlite_utils.Database, entry: BilledDay, window: Window, reconcile_id: str, now: dt.datetime,
+def _group(db: Database, entry: BilledDay, window: Window, reconcile_id: str, now: dt.datetime,
            source: str, dry_run: bool) -> GroupResult:
     where = "implementation = 'real' AND service = ? AND model = ? AND ts >= ? AND ts < ?"
     args = [entry.service, entry.model, window.start_iso, window.end_iso]
@@ -169,7 +167,7 @@ def _group(db: sqlite_utils.Database, entry: BilledDay, window: Window, reconcil
     return result("matches" if entry.billed_nusd == known else "ledger_above_provider")
 
 
-def _set_assumed(db: sqlite_utils.Database, rows: list[tuple[int, int, int | None, str | None]], target: int,
+def _set_assumed(db: Database, rows: list[tuple[int, int, int | None, str | None]], target: int,
                  reconcile_id: str, now: dt.datetime) -> None:
     """Spread `target` over the assumed rows in proportion to their estimates; they stop being assumed."""
     total = sum(r[1] for r in rows)
@@ -177,18 +175,18 @@ def _set_assumed(db: sqlite_utils.Database, rows: list[tuple[int, int, int | Non
     for i, (row_id, cost, would, version) in enumerate(rows):
         share = target - given if i == len(rows) - 1 else (target * cost // total if total else target // len(rows))
         given += share
-        db.conn.execute(
+        db.execute(
             "INSERT INTO usage_reprices (reprice_id, repriced_at, source, row_ref, old_price_version, "
             "old_cost_nusd, old_would_cost_nusd, new_price_version, new_cost_nusd, new_would_cost_nusd) "
             "VALUES (?, ?, 'usage', ?, ?, ?, ?, ?, ?, ?)",
             [reconcile_id, iso(now), str(row_id), version, cost, would, version, share, share],
         )
-        db.conn.execute(
+        db.execute(
             "UPDATE usage SET cost_nusd = ?, cost_usd = ?, would_cost_nusd = ?, would_cost_usd = ?, assumed = 0 "
             "WHERE id = ?", [share, nusd_to_usd(share), share, nusd_to_usd(share), row_id])
 
 
-def _add_adjustment(db: sqlite_utils.Database, entry: BilledDay, window: Window, amount: int, source: str) -> None:
+def _add_adjustment(db: Database, entry: BilledDay, window: Window, amount: int, source: str) -> None:
     insert_usage(db, UsageRow(
         ts=window.start, run_id=None, stage="reconcile", service=entry.service, implementation=Implementation.REAL,
         model=entry.model, units=0, unit="", pricing=Pricing(amount, amount, None),

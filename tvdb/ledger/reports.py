@@ -17,14 +17,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from tvdb.catalog import PARSE_CREDITS_PER_PAGE
 from tvdb.clock import iso
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import Period, local_day
 from tvdb.ledger.prices import LLAMAPARSE, nusd_to_usd
 from tvdb.ledger.today import BudgetStatus, budget_status
+from tvdb.storage import Database
 
 # --by name → usage column (`mode` is the implementation that answered: real / mock / replay)
 GROUP_COLUMNS: Mapping[str, str] = {
@@ -191,7 +190,7 @@ def _ts(text: str) -> dt.datetime:
 
 
 def _facts(
-    db: sqlite_utils.Database, period: Period, filters: ReportFilters, timezone: str, counter: list[int]
+    db: Database, period: Period, filters: ReportFilters, timezone: str, counter: list[int]
 ) -> Iterator[_Fact]:
     where, args = filters.clauses()
     raw_where, agg_where = list(where), list(where)
@@ -229,7 +228,7 @@ def _facts(
 
 
 def build_report(
-    db: sqlite_utils.Database,
+    db: Database,
     *,
     period: Period,
     now: dt.datetime,

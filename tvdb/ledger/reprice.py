@@ -18,12 +18,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from tvdb.clock import iso
-from tvdb.db import transaction
 from tvdb.errors import ConfigError
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
+from tvdb.storage import Database, transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +82,7 @@ class _Row:
     version: str | None
 
 
-def _rows(db: sqlite_utils.Database, from_version: str | None) -> Iterable[_Row]:
+def _rows(db: Database, from_version: str | None) -> Iterable[_Row]:
     cond, args = "units > 0", []
     if from_version is not None:
         cond += " AND price_version IS ?"
@@ -103,7 +101,7 @@ def _rows(db: sqlite_utils.Database, from_version: str | None) -> Iterable[_Row]
 
 
 def reprice(
-    db: sqlite_utils.Database, prices: PriceTable, version: str, *, now: dt.datetime,
+    db: Database, prices: PriceTable, version: str, *, now: dt.datetime,
     from_version: str | None = None, dry_run: bool = False,
 ) -> RepriceResult:
     """Recompute `cost_nusd`/`would_cost_nusd` (and the USD columns) of stored rows under `version`.
@@ -151,30 +149,28 @@ def reprice(
     )
 
 
-def _write(db: sqlite_utils.Database, row: _Row, reprice_id: str, at: str, version: str,
+def _write(db: Database, row: _Row, reprice_id: str, at: str, version: str,
            new_cost: int, new_would: int) -> None:
-    db.conn.execute(
+    db.execute(
         "INSERT INTO usage_reprices (reprice_id, repriced_at, source, row_ref, old_price_version, "
         "old_cost_nusd, old_would_cost_nusd, new_price_version, new_cost_nusd, new_would_cost_nusd) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [reprice_id, at, row.source, row.ref, row.version, row.cost, row.would, version, new_cost, new_would],
     )
     if row.source == "usage":
-        db.conn.execute(
+        db.execute(
             "UPDATE usage SET cost_nusd = ?, would_cost_nusd = ?, cost_usd = ?, would_cost_usd = ?, "
             "price_version = ? WHERE id = ?",
             [new_cost, new_would, nusd_to_usd(new_cost), nusd_to_usd(new_would), version, int(row.ref)],
         )
     else:
-        db.conn.execute(
+        db.execute(
             "UPDATE usage_daily SET cost_nusd = ?, would_cost_nusd = ?, cost_unknown = 0, "
             "would_cost_unknown = 0, price_version = ? WHERE key = ?",
             [new_cost, new_would, version, row.ref],
         )
 
 
-def reprice_history(db: sqlite_utils.Database, reprice_id: str) -> list[dict[str, object]]:
+def reprice_history(db: Database, reprice_id: str) -> list[dict[str, object]]:
     """The old and new values recorded by one reprice run, in row order."""
-    cur = db.execute("SELECT * FROM usage_reprices WHERE reprice_id = ? ORDER BY id", [reprice_id])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return list(db.query("SELECT * FROM usage_reprices WHERE reprice_id = ? ORDER BY id", [reprice_id]))

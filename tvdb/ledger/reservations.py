@@ -22,11 +22,11 @@ from typing import Any
 import sqlite_utils
 
 from tvdb.clock import iso
-from tvdb.db import transaction
 from tvdb.domain import Implementation
 from tvdb.ledger.guard import Reservation
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 from tvdb.owner import owner_alive
+from tvdb.storage import Database, Migration, transaction
 
 OWNER_GONE = "owner_gone"  # error_code of the usage row that carries a swept reservation's estimate
 _OPEN = "('active', 'expired')"
@@ -35,13 +35,13 @@ _OPEN = "('active', 'expired')"
 class ReservationStore:
     """SQL for the `reservations` table. Every method joins the caller's open transaction."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def insert(self, reservation: Reservation, now: dt.datetime, owner: dict[str, Any]) -> None:
         request, scope = reservation.request, reservation.request.scope
         assert reservation.expires_at is not None
-        self.db.conn.execute(
+        self.db.execute(
             "INSERT INTO reservations (reservation_id, created_at, expires_at, service, model, run_id, "
             "scenario, stage, correlation_id, job_ids, units, unit, amount_nusd, status, pid, pid_started, "
             "host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
@@ -56,11 +56,11 @@ class ReservationStore:
         (a lease that ran out while the call was still alive), its assumed usage row is replaced by
         the real one the caller writes in the same transaction."""
         with transaction(self.db):
-            self.db.conn.execute(
+            self.db.execute(
                 f"DELETE FROM usage WHERE reservation_id = ? AND assumed = 1 AND error_code = '{OWNER_GONE}'",
                 [reservation_id],
             )
-            self.db.conn.execute(
+            self.db.execute(
                 "UPDATE reservations SET status = 'settled', settled_nusd = ?, settled_at = ? "
                 "WHERE reservation_id = ? AND status IN ('active', 'expired', 'assumed')",
                 [actual_nusd, iso(now), reservation_id],
@@ -69,7 +69,7 @@ class ReservationStore:
     def assume(self, reservation_id: str, now: dt.datetime) -> None:
         """→ assumed at the reserved amount (the caller writes the assumed usage row beside it)."""
         with transaction(self.db):
-            self.db.conn.execute(
+            self.db.execute(
                 "UPDATE reservations SET status = 'assumed', settled_nusd = amount_nusd, settled_at = ? "
                 f"WHERE reservation_id = ? AND status IN {_OPEN}",
                 [iso(now), reservation_id],
@@ -77,7 +77,7 @@ class ReservationStore:
 
     def release(self, reservation_id: str, now: dt.datetime) -> None:
         with transaction(self.db):
-            self.db.conn.execute(
+            self.db.execute(
                 "UPDATE reservations SET status = 'released', settled_at = ? "
                 f"WHERE reservation_id = ? AND status IN {_OPEN}",
                 [iso(now), reservation_id],
@@ -94,7 +94,7 @@ class ReservationStore:
                    "stage", "correlation_id", "job_ids", "units", "unit", "amount_nusd", "pid",
                    "pid_started", "host")
         with transaction(self.db):  # read and write under one write lock: two sweepers never both assume
-            rows = [dict(zip(columns, r, strict=True)) for r in self.db.conn.execute(
+            rows = [dict(zip(columns, r, strict=True)) for r in self.db.execute(
                 f"SELECT {', '.join(columns)} FROM reservations WHERE status IN {_OPEN}")]
             gone = [r for r in rows if _gone(r, now)]
             for r in gone:
@@ -116,19 +116,19 @@ class ReservationStore:
         if run_id is not None:
             where += " AND run_id = ?"
             args.append(run_id)
-        row = self.db.conn.execute(
+        row = self.db.execute(
             f"SELECT COALESCE(SUM(amount_nusd), 0) FROM reservations WHERE {where}", args).fetchone()
         return int(row[0])
 
     def held_slots(self, service: str) -> int:
         """Request slots held by active reservations of `service` (each is a request in flight)."""
-        row = self.db.conn.execute(
+        row = self.db.execute(
             "SELECT COUNT(*) FROM reservations WHERE status = 'active' AND service = ?", [service]).fetchone()
         return int(row[0])
 
     def slot_times(self, service: str) -> list[str]:
         """Creation times of the active reservations of `service` (ISO UTC, oldest first)."""
-        return [r[0] for r in self.db.conn.execute(
+        return [r[0] for r in self.db.execute(
             "SELECT created_at FROM reservations WHERE status = 'active' AND service = ? ORDER BY created_at",
             [service])]
 
@@ -138,3 +138,35 @@ def _gone(row: dict[str, Any], now: dt.datetime) -> bool:
     if alive is not None:
         return not alive  # on this host the process itself says: a live owner never lapses
     return bool(row["expires_at"]) and row["expires_at"] <= iso(now)
+
+
+# -- migrations of the table owned here (their place in the one history: tvdb.schema) -----------------
+
+
+def _m002_reservations(db: sqlite_utils.Database) -> None:
+    """Budget reservations: money and request slots held for a real call until it settles.
+
+    status: active → settled | released | assumed (`expired` in databases of older versions).
+    Amounts in integer nano-USD.
+    """
+    db.table("reservations").create(
+        {
+            "reservation_id": str, "created_at": str, "expires_at": str, "service": str, "model": str,
+            "run_id": str, "scenario": str, "job_ids": str, "units": float, "unit": str,
+            "amount_nusd": int, "status": str, "settled_nusd": int, "settled_at": str, "pid": int,
+        },
+        pk="reservation_id",
+    )
+    db.table("reservations").create_index(["status", "service"])
+    db.table("reservations").create_index(["run_id"])
+
+
+def _m004_reservation_owner(db: sqlite_utils.Database) -> None:
+    """Reservation owners (stage, correlation id, pid start time, host) so that a dead owner's
+    reservation is assumed spent (tvdb.ledger.guard)."""
+    for column in ("stage", "correlation_id", "pid_started", "host"):
+        db.table("reservations").add_column(column, str)
+
+
+M002 = Migration(__name__, _m002_reservations)
+M004 = Migration(__name__, _m004_reservation_owner)

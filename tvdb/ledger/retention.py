@@ -19,13 +19,11 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from tvdb.clock import iso
-from tvdb.db import transaction
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import local_day, local_day_start
 from tvdb.ledger.windows import day_window
+from tvdb.storage import Database, transaction
 
 MIN_AGE = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
@@ -98,7 +96,7 @@ def protected_from(instants: tuple[dt.datetime, ...], timezone: str, recent: dt.
 
 
 def prune(
-    db: sqlite_utils.Database, older_than: dt.timedelta, now: dt.datetime, *, timezone: str = "UTC",
+    db: Database, older_than: dt.timedelta, now: dt.datetime, *, timezone: str = "UTC",
     dry_run: bool = False, also_now: tuple[dt.datetime, ...] = (), recent: dt.timedelta = HOUR,
 ) -> PruneResult:
     """Fold usage rows of whole local days older than `older_than` into `usage_daily`.
@@ -135,12 +133,12 @@ def prune(
         if not dry_run and groups:
             columns = ["key", "day", "timezone", "start_ts", "end_ts", *_GROUP, *_SUMS]
             updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
-            db.conn.executemany(
+            db.executemany(
                 f"INSERT INTO usage_daily ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
                 f"ON CONFLICT(key) DO UPDATE SET {updates}",
                 [[key, *agg.record(timezone)] for key, agg in groups.items()],
             )
-            db.conn.execute("DELETE FROM usage WHERE ts < ?", [iso(cutoff)])
+            db.execute("DELETE FROM usage WHERE ts < ?", [iso(cutoff)])
     days = [agg.day for agg in groups.values()]
     return PruneResult(
         cutoff=cutoff, timezone=timezone, rows_folded=rows, aggregates=len(groups),

@@ -10,11 +10,10 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-import sqlite_utils
-
 from tvdb.ledger.prices import usd_to_nusd
 from tvdb.ledger.reservations import ReservationStore
 from tvdb.ledger.windows import assumed_spend_nusd, day_window, real_spend_nusd
+from tvdb.storage import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +47,7 @@ class BudgetStatus:
         return None if self.daily_nusd == 0 else 100 * self.projected_nusd / self.daily_nusd
 
 
-def budget_status(db: sqlite_utils.Database, *, daily_budget_usd: float, timezone: str,
+def budget_status(db: Database, *, daily_budget_usd: float, timezone: str,
                   now: dt.datetime) -> BudgetStatus:
     """Today's spend, reservations and what is left of the daily budget (see BudgetStatus)."""
     window = day_window(now, timezone)

@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import sqlite_utils
-
 from tvdb.clock import iso
-from tvdb.db import transaction
 from tvdb.domain import Implementation
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
+from tvdb.storage import Database, insert, transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +113,7 @@ class UsageRow:
         }
 
 
-def insert_usage(db: sqlite_utils.Database, row: UsageRow) -> int:
+def insert_usage(db: Database, row: UsageRow) -> int:
     """Write one usage row (inside the caller's transaction if one is open); returns its id."""
     with transaction(db):
-        cur = db.conn.execute(
-            "INSERT INTO usage ({}) VALUES ({})".format(
-                ", ".join(rec := row.as_record()), ", ".join("?" for _ in rec)
-            ),
-            list(rec.values()),
-        )
-    return int(cur.lastrowid or 0)
+        return int(insert(db, "usage", row.as_record(), returning="id"))

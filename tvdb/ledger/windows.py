@@ -11,9 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
 from tvdb.clock import iso
+from tvdb.storage import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +44,7 @@ def day_window(now: dt.datetime, timezone: str = "UTC") -> Window:
 
 
 def real_spend_nusd(
-    db: sqlite_utils.Database, window: Window | None = None, *, run_id: str | None = None,
+    db: Database, window: Window | None = None, *, run_id: str | None = None,
 ) -> int:
     """Money spent (real calls' `cost_nusd`, assumed spend included) in `window`, optionally for one run.
 
@@ -56,13 +55,13 @@ def real_spend_nusd(
 
 
 def assumed_spend_nusd(
-    db: sqlite_utils.Database, window: Window | None = None, *, run_id: str | None = None,
+    db: Database, window: Window | None = None, *, run_id: str | None = None,
 ) -> int:
     """The part of `real_spend_nusd` that is assumed: estimates of requests that may have been billed."""
     return sum(_spend(db, window, run_id, assumed_only=True))
 
 
-def _spend(db: sqlite_utils.Database, window: Window | None, run_id: str | None, *,
+def _spend(db: Database, window: Window | None, run_id: str | None, *,
            assumed_only: bool) -> tuple[int, int]:
     rows, rows_args = ["implementation = 'real'", "cost_nusd IS NOT NULL"], []
     aggs: list[str] = ["implementation = 'real'"]
@@ -88,7 +87,7 @@ def _spend(db: sqlite_utils.Database, window: Window | None, run_id: str | None,
     return int(row[0]), int(row[1])
 
 
-def real_attempts(db: sqlite_utils.Database, service: str, since: dt.datetime, now: dt.datetime) -> tuple[int, int]:
+def real_attempts(db: Database, service: str, since: dt.datetime, now: dt.datetime) -> tuple[int, int]:
     """Real request attempts of `service` in (since, now]: (from per-call rows, from the daily
     aggregates of days overlapping that range, whose calls all count)."""
     row = db.execute(
@@ -100,7 +99,7 @@ def real_attempts(db: sqlite_utils.Database, service: str, since: dt.datetime, n
     return int(row[0]), int(row[1])
 
 
-def attempt_times(db: sqlite_utils.Database, service: str, since: dt.datetime) -> list[str]:
+def attempt_times(db: Database, service: str, since: dt.datetime) -> list[str]:
     """Timestamps (ISO UTC, oldest first) of the per-call rows of real attempts of `service` after `since`."""
     return [r[0] for r in db.execute(
         "SELECT ts FROM usage WHERE implementation = 'real' AND service = ? AND ts > ? ORDER BY ts",

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import sqlite_utils
-
 from tvdb.clock import Clock
 from tvdb.config import Settings
 from tvdb.domain import Stage
@@ -19,6 +17,7 @@ from tvdb.pipeline.objects import ObjectStore
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.embedding import RatePacer
 from tvdb.services.router import ServiceRouter
+from tvdb.storage import Database
 
 
 class ProgressSink(Protocol):
@@ -42,7 +41,7 @@ class NullProgress:
 @dataclass
 class PipelineContext:
     settings: Settings
-    db: sqlite_utils.Database
+    db: Database
     clock: Clock
     jobs: JobStore
     objects: ObjectStore

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tvdb import catalog
-from tvdb.db import transaction
 from tvdb.domain import EmbeddingResult, Implementation, JobState, Stage
 from tvdb.errors import TvdbError
 from tvdb.ledger.guard import CallScope
@@ -31,6 +30,7 @@ from tvdb.pipeline.jobs import Job
 from tvdb.pipeline.stages import fail
 from tvdb.pipeline.store import chunk_texts, delete_vectors, insert_vectors, spaces_by_job, waiting_chunks
 from tvdb.services.calls import Completed
+from tvdb.storage import transaction
 
 
 @dataclass(frozen=True, slots=True)

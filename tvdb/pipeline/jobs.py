@@ -1,4 +1,5 @@
-"""Runs and jobs in SQLite: the persisted job state machine, with an event row per transition.
+"""Runs and jobs (tables `runs`, `jobs`, `events`, `job_stages`, owned here with their migrations):
+the persisted job state machine, with an event row per transition.
 
     pending → uploaded → parsing → parsed → chunked → embedding → embedded → stored → complete
     any non-final state → failed (with an error code)
@@ -19,10 +20,10 @@ from typing import Any
 import sqlite_utils
 
 from tvdb.clock import Clock, iso
-from tvdb.db import transaction
 from tvdb.domain import JobState
 from tvdb.errors import RunBusy, RunNotFound
 from tvdb.owner import owner_alive, process_owner
+from tvdb.storage import Database, Migration, insert, transaction, update
 
 S = JobState
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
@@ -83,7 +84,7 @@ class Job:
 class JobStore:
     """Reads and writes runs and jobs; every write is one `BEGIN IMMEDIATE` transaction."""
 
-    def __init__(self, db: sqlite_utils.Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
 
@@ -91,7 +92,7 @@ class JobStore:
                    spec: Mapping[str, Any], documents: Iterable[str]) -> list[Job]:
         now = iso(self.clock.now())
         with transaction(self.db):
-            self.db.table("runs").insert({
+            insert(self.db, "runs", {
                 "run_id": run_id, "scenario": scenario, "scenario_path": scenario_path, "mode": mode,
                 "status": "running", "started_at": now, "spec_json": json.dumps(spec, sort_keys=True),
                 **process_owner(),
@@ -99,7 +100,7 @@ class JobStore:
             for ordinal, path in enumerate(documents):
                 job_id = f"{run_id}-{ordinal:03d}"
                 correlation_id = uuid.uuid4().hex
-                self.db.table("jobs").insert({
+                insert(self.db, "jobs", {
                     "job_id": job_id, "run_id": run_id, "ordinal": ordinal, "correlation_id": correlation_id,
                     "path": path, "state": S.PENDING.value, "created_at": now, "updated_at": now,
                     "stage_ms_json": "{}",
@@ -110,7 +111,7 @@ class JobStore:
     def run(self, run_id: str) -> dict[str, Any]:
         rows = list(self.db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if not rows:
-            where = self.db.execute("PRAGMA database_list").fetchone()[2] or "an in-memory database"
+            where = self.db.location
             raise RunNotFound(f"no run {run_id!r} in {where} (see `tvdb runs`; another data dir? "
                               "pass --data-dir or set TVDB_DATA_DIR)")
         return rows[0]
@@ -130,12 +131,12 @@ class JobStore:
                         f"run {run_id} is being worked on by {where}; wait for it or stop it first "
                         "(if you are sure that process is not working on it, pass --force)"
                     )
-            self.db.table("runs").update(run_id, {"status": "running", "finished_at": None, **me})
+            update(self.db, "runs", {"run_id": run_id}, {"status": "running", "finished_at": None, **me})
         return row
 
     def set_run(self, run_id: str, **fields: Any) -> None:
         with transaction(self.db):
-            self.db.table("runs").update(run_id, fields)
+            update(self.db, "runs", {"run_id": run_id}, fields)
 
     def jobs(self, run_id: str) -> list[Job]:
         return [Job.from_row(r) for r in
@@ -162,14 +163,14 @@ class JobStore:
             current = JobState(row[0])
             if to not in TRANSITIONS[current]:
                 raise IllegalTransition(f"job {job.job_id}: {current} → {to} is not allowed")
-            self.db.table("jobs").update(job.job_id, {**fields, "state": to.value, "updated_at": now})
+            update(self.db, "jobs", {"job_id": job.job_id}, {**fields, "state": to.value, "updated_at": now})
             self._event(job.run_id, job.job_id, job.correlation_id, current, to, detail, now)
         return self.job(job.job_id)
 
     def update(self, job: Job, **fields: Any) -> None:
         """Change a job's columns without a state change (e.g. stage timings)."""
         with transaction(self.db):
-            self.db.table("jobs").update(job.job_id, {**fields, "updated_at": iso(self.clock.now())})
+            update(self.db, "jobs", {"job_id": job.job_id}, {**fields, "updated_at": iso(self.clock.now())})
 
     def add_stage_time(self, job: Job, stage: str, ms: float) -> None:
         """Add `ms` of wall time to the job's `stage`: on the job (stage_ms_json) and as a `job_stages`
@@ -178,12 +179,13 @@ class JobStore:
         with transaction(self.db):
             current = dict(self.job(job.job_id).stage_ms or {})
             current[stage] = current.get(stage, 0.0) + ms
-            self.db.table("jobs").update(job.job_id, {"stage_ms_json": json.dumps(current, sort_keys=True),
-                                                      "updated_at": now})
-            self.db.table("job_stages").upsert(
-                {"job_id": job.job_id, "stage": str(stage), "run_id": job.run_id,
-                 "correlation_id": job.correlation_id, "ms": current[stage], "updated_at": now},
-                pk=("job_id", "stage"),
+            update(self.db, "jobs", {"job_id": job.job_id},
+                   {"stage_ms_json": json.dumps(current, sort_keys=True), "updated_at": now})
+            self.db.execute(
+                "INSERT INTO job_stages (job_id, stage, run_id, correlation_id, ms, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, stage) DO UPDATE SET run_id = excluded.run_id, "
+                "correlation_id = excluded.correlation_id, ms = excluded.ms, updated_at = excluded.updated_at",
+                [job.job_id, str(stage), job.run_id, job.correlation_id, current[stage], now],
             )
 
     def note(self, job: Job, detail: str) -> None:
@@ -194,7 +196,7 @@ class JobStore:
 
     def _event(self, run_id: str, job_id: str, correlation_id: str, frm: JobState | None, to: JobState,
                detail: str | None, ts: str) -> None:
-        self.db.table("events").insert({
+        insert(self.db, "events", {
             "ts": ts, "run_id": run_id, "job_id": job_id, "correlation_id": correlation_id,
             "from_state": frm.value if frm else None, "to_state": to.value, "detail": detail,
         })
@@ -207,3 +209,71 @@ class JobStore:
             [sha256, settings_key, exclude_run],
         ))
         return Job.from_row(rows[0]) if rows else None
+
+
+# -- migrations of the tables owned here (their place in the one history: tvdb.schema) ----------------
+
+
+def _m001_runs_jobs(db: sqlite_utils.Database) -> None:
+    db.table("runs").create(
+        {
+            "run_id": str, "scenario": str, "scenario_path": str, "mode": str, "status": str,
+            "started_at": str, "finished_at": str, "spec_json": str, "passed": int, "result_json": str,
+        },
+        pk="run_id",
+    )
+    db.table("jobs").create(
+        {
+            "job_id": str, "run_id": str, "ordinal": int, "correlation_id": str, "path": str,
+            "media_type": str, "size_bytes": int, "sha256": str, "object_key": str, "settings_key": str,
+            "state": str, "error_code": str, "error_message": str, "pages": int, "chunks": int,
+            "tokens": int, "reused_from": str, "created_at": str, "updated_at": str, "stage_ms_json": str,
+            "deferred_from": str, "deferred_until": str,
+        },
+        pk="job_id",
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("jobs").create_index(["run_id", "ordinal"], unique=True)
+    db.table("jobs").create_index(["sha256", "settings_key", "state"])
+    db.table("events").create(
+        {
+            "id": int, "ts": str, "run_id": str, "job_id": str, "correlation_id": str,
+            "from_state": str, "to_state": str, "detail": str,
+        },
+        pk="id",
+    )
+    db.table("events").create_index(["job_id"])
+
+
+def _m013_run_owner(db: sqlite_utils.Database) -> None:
+    """Which process runs a run (pid, host), so `tvdb runs` can tell a live run from a killed one."""
+    db.table("runs").add_column("pid", int)
+    db.table("runs").add_column("host", str)
+
+
+def _m014_run_owner_started(db: sqlite_utils.Database) -> None:
+    """The owner's process start time: a pid reused by another process does not hold the run."""
+    db.table("runs").add_column("pid_started", str)
+
+
+def _m020_job_stages(db: sqlite_utils.Database) -> None:
+    """Per-stage metrics as rows (`job_stages`: one per job and stage, milliseconds of wall time),
+    backfilled from `jobs.stage_ms_json`, so they are queryable with SQL; events by correlation id and run."""
+    db.table("job_stages").create(
+        {"job_id": str, "stage": str, "run_id": str, "correlation_id": str, "ms": float, "updated_at": str},
+        pk=("job_id", "stage"),
+    )
+    db.table("job_stages").create_index(["run_id", "stage"])
+    db.execute(
+        "INSERT INTO job_stages (job_id, stage, run_id, correlation_id, ms, updated_at) "
+        "SELECT j.job_id, s.key, j.run_id, j.correlation_id, s.value, j.updated_at "
+        "FROM jobs j, json_each(COALESCE(j.stage_ms_json, '{}')) s"
+    )
+    db.table("events").create_index(["correlation_id"])
+    db.table("events").create_index(["run_id"])
+
+
+M001 = Migration(__name__, _m001_runs_jobs)
+M013 = Migration(__name__, _m013_run_owner)
+M014 = Migration(__name__, _m014_run_owner_started)
+M020 = Migration(__name__, _m020_job_stages)

@@ -89,7 +89,7 @@ class ObjectStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
-            from tvdb.db import storage_error
+            from tvdb.storage.sqlite import storage_error
 
             full = storage_error(exc, target.parent)
             if full is None:

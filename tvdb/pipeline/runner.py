@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from tvdb.db import savepoint, transaction
 from tvdb.domain import JobState, Stage
 from tvdb.errors import StorageError
 from tvdb.logcontext import log_context
@@ -20,6 +19,7 @@ from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.embed import EmbedQueue
 from tvdb.pipeline.jobs import FINAL, Job
+from tvdb.storage import savepoint, transaction
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from tvdb.catalog import selected_page_count
 from tvdb.clock import iso
-from tvdb.db import transaction
 from tvdb.domain import Implementation, JobState, Page, ParseRequest, ParseResult, Stage
 from tvdb.errors import (
     CostLimitExceeded,
@@ -33,6 +32,7 @@ from tvdb.services.calls import CallSpec
 from tvdb.services.protocols import Parser
 from tvdb.services.router import Provenance
 from tvdb.settings import ParseSettings
+from tvdb.storage import transaction
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
@@ -184,9 +184,9 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
     detail = "; ".join(done.value.document.warnings)[:2000] or None
 
     def store() -> Job:
-        ctx.db.table("pages").insert_all(
-            ({"job_id": job.job_id, "number": p.number, "text": p.text} for p in pages), replace=True
-        )
+        from tvdb.pipeline.store import insert_pages
+
+        insert_pages(ctx.db, job.job_id, [(p.number, p.text) for p in pages])
         return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
 
     job = done.commit_with(ctx.db, ctx.caller.budget, store)
@@ -197,11 +197,10 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
 def chunk(ctx: PipelineContext, job: Job) -> Job:
     """parsed → chunked: token windows over the stored pages (no service call)."""
     from tvdb.pipeline.chunk import chunk_pages
-    from tvdb.pipeline.store import insert_chunks
+    from tvdb.pipeline.store import insert_chunks, load_pages
 
     start = ctx.clock.monotonic()
-    pages = [Page(r["number"], r["text"]) for r in
-             ctx.db.query("SELECT number, text FROM pages WHERE job_id = ? ORDER BY number", [job.job_id])]
+    pages = [Page(number, text) for number, text in load_pages(ctx.db, job.job_id)]
     s = ctx.settings
     chunks = chunk_pages(pages, max_tokens=s.chunking.max_tokens, overlap_tokens=s.chunking.overlap_tokens,
                          model=s.embedding.model)
@@ -218,7 +217,7 @@ def chunk(ctx: PipelineContext, job: Job) -> Job:
 def validate_and_store(ctx: PipelineContext, job: Job) -> Job:
     """embedded → stored → complete: check every vector, then make the document searchable."""
     from tvdb.pipeline.store import load_matrix
-    from tvdb.pipeline.validate import validate_vectors
+    from tvdb.vectors import validate_vectors
 
     start = ctx.clock.monotonic()
     dims = ctx.settings.embedding.resolved_dimensions

@@ -1,4 +1,5 @@
-"""The vector store: float32 vectors in SQLite (`vectors` table), and top-k cosine search.
+"""The vector store: float32 vectors (`vectors` table) with their chunks (`chunks`) and parsed pages
+(`pages`), owned here with their migrations; and top-k cosine search.
 
 Vectors are written by the embed stage as each request returns (so a resumed run never pays for
 them twice) and become searchable when their job is `complete`. Each vector records its embedding
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from tvdb.domain import Chunk, EmbeddingSpace, Implementation
+from tvdb.storage import Database, Migration
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +32,7 @@ class Hit:
 
 
 def insert_vectors(
-    db: sqlite_utils.Database, chunk_ids: Sequence[tuple[str, str]], vectors: npt.NDArray[np.float32], model: str,
+    db: Database, chunk_ids: Sequence[tuple[str, str]], vectors: npt.NDArray[np.float32], model: str,
     implementation: Implementation,
 ) -> None:
     """Store one vector per (chunk_id, job_id) in the space (implementation, model, dimensions);
@@ -44,26 +46,41 @@ def insert_vectors(
     # and one executemany: no per-row encoding or table introspection on the hot path
     wire = np.ascontiguousarray(vectors, dtype="<f4")
     impl = str(implementation)
-    db.conn.executemany(
+    db.executemany(
         "INSERT OR REPLACE INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         [(cid, jid, model, dims, row.tobytes(), impl) for (cid, jid), row in zip(chunk_ids, wire, strict=True)],
     )
 
 
-def insert_chunks(db: sqlite_utils.Database, job_id: str, chunks: Sequence[Chunk]) -> None:
+def insert_chunks(db: Database, job_id: str, chunks: Sequence[Chunk]) -> None:
     """Store a document's chunks (text, token count, pages as a JSON list) with one executemany,
     replacing any of the same ids (`<job_id>:<index>`)."""
     import json
 
-    db.conn.executemany(
+    db.executemany(
         "INSERT OR REPLACE INTO chunks (chunk_id, job_id, idx, text, token_count, pages) VALUES (?, ?, ?, ?, ?, ?)",
         [(f"{job_id}:{c.index}", job_id, c.index, c.text, c.token_count, json.dumps(list(c.pages)))
          for c in chunks],
     )
 
 
-def waiting_chunks(db: sqlite_utils.Database, job_id: str) -> list[tuple[str, int]]:
+def insert_pages(db: Database, job_id: str, pages: Sequence[tuple[int, str]]) -> None:
+    """Store a document's parsed pages as (number, text), replacing any of the same numbers."""
+    db.executemany(
+        "INSERT INTO pages (job_id, number, text) VALUES (?, ?, ?) "
+        "ON CONFLICT (job_id, number) DO UPDATE SET text = excluded.text",
+        [(job_id, number, text) for number, text in pages],
+    )
+
+
+def load_pages(db: Database, job_id: str) -> list[tuple[int, str]]:
+    """A document's stored pages as (number, text), in page order."""
+    return [(int(n), str(t)) for n, t in db.execute(
+        "SELECT number, text FROM pages WHERE job_id = ? ORDER BY number", [job_id])]
+
+
+def waiting_chunks(db: Database, job_id: str) -> list[tuple[str, int]]:
     """(chunk_id, token_count) of `job_id`'s chunks that have no vector yet, in chunk order: what the
     embed queue holds (no text: texts are read per request group with `chunk_texts`)."""
     return [(str(cid), int(n)) for cid, n in db.execute(
@@ -71,7 +88,7 @@ def waiting_chunks(db: sqlite_utils.Database, job_id: str) -> list[tuple[str, in
         "WHERE c.job_id = ? AND v.chunk_id IS NULL ORDER BY c.idx", [job_id])]
 
 
-def chunk_texts(db: sqlite_utils.Database, chunk_ids: Sequence[str]) -> list[str]:
+def chunk_texts(db: Database, chunk_ids: Sequence[str]) -> list[str]:
     """The texts of `chunk_ids`, in the same order. KeyError for an id that has no chunk."""
     found: dict[str, str] = {}
     for part in _chunked(chunk_ids):
@@ -80,12 +97,12 @@ def chunk_texts(db: sqlite_utils.Database, chunk_ids: Sequence[str]) -> list[str
     return [found[cid] for cid in chunk_ids]
 
 
-def delete_vectors(db: sqlite_utils.Database, job_id: str) -> int:
+def delete_vectors(db: Database, job_id: str) -> int:
     """Drop every vector of `job_id` (before it is re-embedded in one space); returns how many."""
     return int(db.execute("DELETE FROM vectors WHERE job_id = ?", [job_id]).rowcount)
 
 
-def spaces_by_job(db: sqlite_utils.Database, job_ids: Sequence[str]) -> dict[str, dict[EmbeddingSpace, int]]:
+def spaces_by_job(db: Database, job_ids: Sequence[str]) -> dict[str, dict[EmbeddingSpace, int]]:
     """For each job, how many of its vectors each space holds."""
     out: dict[str, dict[EmbeddingSpace, int]] = {}
     for chunk in _chunked(job_ids):
@@ -97,7 +114,7 @@ def spaces_by_job(db: sqlite_utils.Database, job_ids: Sequence[str]) -> dict[str
     return out
 
 
-def space_counts(db: sqlite_utils.Database, job_ids: Sequence[str]) -> list[tuple[EmbeddingSpace, int]]:
+def space_counts(db: Database, job_ids: Sequence[str]) -> list[tuple[EmbeddingSpace, int]]:
     """How many vectors of `job_ids` each space holds, largest first."""
     totals: dict[EmbeddingSpace, int] = {}
     for spaces in spaces_by_job(db, sorted(set(job_ids))).values():
@@ -110,7 +127,7 @@ def _chunked(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _blobs(db: sqlite_utils.Database, job_ids: Sequence[str], columns: str) -> list[tuple[Any, ...]]:
+def _blobs(db: Database, job_ids: Sequence[str], columns: str) -> list[tuple[Any, ...]]:
     if not job_ids:
         return []
     marks = ", ".join("?" for _ in job_ids)
@@ -138,7 +155,7 @@ def _matrix(blobs: Sequence[bytes], dimensions: int) -> npt.NDArray[np.float32]:
     return out
 
 
-def load_matrix(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> npt.NDArray[np.float32]:
+def load_matrix(db: Database, job_ids: Sequence[str], dimensions: int) -> npt.NDArray[np.float32]:
     """The stored vectors of `job_ids`, shape (n, dimensions), in job then chunk order."""
     return _matrix([bytes(r[-1]) for r in _blobs(db, job_ids, "v.job_id")], dimensions)
 
@@ -174,7 +191,7 @@ class VectorIndex:
         return [replace(self.hits[int(rows[i])], score=score) for i, score in top_k(query, self.matrix[rows], k)]
 
 
-def load_index(db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int) -> VectorIndex:
+def load_index(db: Database, job_ids: Sequence[str], dimensions: int) -> VectorIndex:
     """The vectors of `job_ids` with their chunks, in job then chunk order. Each blob is decoded into
     a preallocated float32 (n, dimensions) matrix as the rows are read, so the raw blobs are never
     all held beside the matrix; a blob of another size falls back to `_matrix` (NaN-padded)."""
@@ -223,7 +240,7 @@ BLOCK_ROWS = 1024  # 6 MiB of 1536-dimension vectors (and their blobs) in memory
 
 
 def scan_vectors(
-    db: sqlite_utils.Database, job_ids: Sequence[str], dimensions: int, block_rows: int = BLOCK_ROWS,
+    db: Database, job_ids: Sequence[str], dimensions: int, block_rows: int = BLOCK_ROWS,
 ) -> Iterator[VectorBlock]:
     """The stored vectors of `job_ids` in blocks of at most `block_rows` rows, job (sorted by id)
     then chunk order: the whole matrix is never in memory, only one block (and its blobs)."""
@@ -262,3 +279,39 @@ def scan_vectors(
                 first += block_rows
     if rows:
         yield block()
+
+
+# -- migrations of the tables owned here (their place in the one history: tvdb.schema) ----------------
+
+
+def _m001_content(db: sqlite_utils.Database) -> None:
+    db.table("pages").create({"job_id": str, "number": int, "text": str}, pk=("job_id", "number"))
+    db.table("chunks").create(
+        {"chunk_id": str, "job_id": str, "idx": int, "text": str, "token_count": int, "pages": str},
+        pk="chunk_id",
+    )
+    db.table("chunks").create_index(["job_id", "idx"], unique=True)
+    db.table("vectors").create(
+        {"chunk_id": str, "job_id": str, "model": str, "dimensions": int, "vector": bytes},
+        pk="chunk_id",
+    )
+    db.table("vectors").create_index(["job_id"])
+
+
+def _m030_vector_space(db: sqlite_utils.Database) -> None:
+    """Every vector records its embedding space: the implementation that made it (real | mock |
+    replay) beside its model and dimensions, so mock and real vectors are never compared.
+
+    Vectors stored before this come from the run's successful embedding row that carried their job
+    (mock when none is found: before the router, only mock runs could lack one)."""
+    db.table("vectors").add_column("implementation", str)
+    db.execute(
+        "UPDATE vectors SET implementation = COALESCE((SELECT u.implementation FROM usage u "
+        "WHERE u.stage = 'embed' AND u.status = 'ok' AND u.job_ids LIKE '%\"' || vectors.job_id || '\"%' "
+        "ORDER BY u.id DESC LIMIT 1), 'mock')"
+    )
+    db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")
+
+
+M001 = Migration(__name__, _m001_content)
+M030 = Migration(__name__, _m030_vector_space)

@@ -21,6 +21,7 @@ from tvdb.ledger.budget import BudgetForecast, LedgerBudget
 from tvdb.ledger.guard import CallScope, SpendRequest
 from tvdb.ledger.prices import LLAMAPARSE, OPENAI, PriceTable, UnitPrice, nusd_to_usd
 from tvdb.scenarios.loader import LoadedScenario
+from tvdb.services.factory import budget_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
             *(embed_requests if modes["embedder"] in paid else [])]
     # an existing ledger gives today's real spend; without one, nothing has been spent
     path = settings.database_path if settings.database_path.exists() else Path(":memory:")
-    forecast = LedgerBudget(open_db(path), settings, clock).forecast(real)
+    forecast = LedgerBudget(open_db(path), budget_settings(settings), clock).forecast(real)
     every = [*parse_requests, *embed_requests]
     # pages as the run will record them: a document the mock parser fails bills (and records) 0 pages,
     # while real LlamaParse bills a scanned page it cannot read

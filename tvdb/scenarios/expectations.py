@@ -267,9 +267,9 @@ async def _embed_query(ctx: PipelineContext, query: str, space: EmbeddingSpace) 
     """The query's vector in `space`, or why it could not be had."""
     import numpy as np
 
-    from tvdb.pipeline.validate import validate_vectors
     from tvdb.services.embedding import embedding_call_spec
     from tvdb.tokens import count_tokens
+    from tvdb.vectors import validate_vectors
 
     tokens = count_tokens([query], embedding_model(space.model).encoding)[0]
     request = EmbeddingRequest((query,), space.model, space.dimensions, tokens, (tokens,))

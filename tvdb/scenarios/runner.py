@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from tvdb.clock import Clock, iso
 from tvdb.config import Settings
 from tvdb.db import open_db
@@ -36,6 +34,7 @@ from tvdb.scenarios.loader import LoadedScenario
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, RunResult, UsageSummary
 from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
 from tvdb.services.calls import ServiceCaller
+from tvdb.storage import Database
 
 if TYPE_CHECKING:
     from tvdb.http import AsyncBaseTransport
@@ -77,7 +76,7 @@ def new_run_id(clock: Clock) -> str:
     return f"{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def _context(settings: Settings, db: sqlite_utils.Database, clock: Clock, run_id: str, scenario: Scenario,
+def _context(settings: Settings, db: Database, clock: Clock, run_id: str, scenario: Scenario,
              hooks: RunHooks, tape: Tape | None = None, *, reuse: bool = True) -> PipelineContext:
     from tvdb.services.factory import build_budget, build_faults, build_retry, build_router
 
@@ -270,7 +269,7 @@ def _reused_cost(ctx: PipelineContext, documents: Sequence[DocumentResult]) -> d
     return {"reused_documents": len(shares), "reused_would_cost_usd": total}
 
 
-def tape_summary(db: sqlite_utils.Database, run_id: str, tape: Tape | None) -> dict[str, Any] | None:
+def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any] | None:
     """What a recording or replay run did with its cassette: calls replayed or recorded, cost avoided."""
     if tape is None:
         return None
@@ -286,7 +285,7 @@ def tape_summary(db: sqlite_utils.Database, run_id: str, tape: Tape | None) -> d
     return out
 
 
-def summarize_usage(db: sqlite_utils.Database, run_id: str) -> UsageSummary:
+def summarize_usage(db: Database, run_id: str) -> UsageSummary:
     row = db.execute(
         "SELECT COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(would_cost_nusd), 0), "
         "SUM(CASE WHEN would_cost_nusd IS NULL AND status = 'ok' THEN 1 ELSE 0 END) "
@@ -298,7 +297,7 @@ def summarize_usage(db: sqlite_utils.Database, run_id: str) -> UsageSummary:
     return UsageSummary(nusd_to_usd(int(row[0])), None if unpriced else nusd_to_usd(int(row[1])), unpriced, requests)
 
 
-def document_results(db: sqlite_utils.Database, jobs: Sequence[Job]) -> list[DocumentResult]:
+def document_results(db: Database, jobs: Sequence[Job]) -> list[DocumentResult]:
     """Per-document outcome; a document's cost is its parse plus its token share of the run's embedding."""
     if not jobs:
         return []

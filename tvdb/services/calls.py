@@ -27,15 +27,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
-import sqlite_utils
-
 from tvdb.clock import Clock
-from tvdb.db import transaction
 from tvdb.domain import Implementation
 from tvdb.errors import DocumentError, ServiceError, ServiceTimeoutError, StorageError
 from tvdb.ledger.guard import BudgetGuard, CallScope, NoBudget, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
+from tvdb.storage import Database, transaction
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,14 +60,14 @@ class Completed(Generic[T]):
     row: UsageRow
     reservation: Reservation | None
 
-    def commit(self, db: sqlite_utils.Database, budget: BudgetGuard) -> None:
+    def commit(self, db: Database, budget: BudgetGuard) -> None:
         """Write the usage row and settle the reservation; call inside the stage's transaction."""
         with transaction(db):
             insert_usage(db, self.row)
             if self.reservation is not None:
                 budget.settle(self.reservation, self.row.pricing.cost_nusd)
 
-    def commit_with(self, db: sqlite_utils.Database, budget: BudgetGuard, store: Callable[[], R]) -> R:
+    def commit_with(self, db: Database, budget: BudgetGuard, store: Callable[[], R]) -> R:
         """`store()` the call's results and commit the usage row with them, in one transaction.
 
         If the disk is full (StorageError), the paid call's usage row and settlement are still
@@ -118,7 +116,7 @@ class ServiceCaller:
     def __init__(
         self,
         *,
-        db: sqlite_utils.Database,
+        db: Database,
         prices: PriceTable,
         clock: Clock,
         retry: RetryPolicy | None = None,

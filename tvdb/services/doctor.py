@@ -20,7 +20,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tvdb.clock import Clock
 from tvdb.config import Settings
@@ -32,8 +32,21 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tvdb.http import AsyncBaseTransport
+    from tvdb.storage import Database
 
 Status = Literal["ok", "warn", "fail", "info"]
+
+
+class DatabaseAccess(Protocol):
+    """How the doctor reaches the database (given by the CLI: `tvdb.db`, which knows the schema)."""
+
+    def open_db(self, path: Path | str, /) -> Database:
+        """Open the database at `path` (":memory:" for an empty one), migrating it."""
+        ...
+
+    def schema_status(self, path: Path, /) -> tuple[list[str], list[str]]:
+        """(pending, unknown) migration names, read-only; raises sqlite3.Error."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +65,18 @@ class Check:
 
 
 async def diagnose(
-    settings: Settings, clock: Clock, *, transports: Mapping[str, AsyncBaseTransport] | None = None,
+    settings: Settings, clock: Clock, *, storage: DatabaseAccess,
+    transports: Mapping[str, AsyncBaseTransport] | None = None,
 ) -> list[Check]:
     """Every check after the config one, in report order."""
-    checks = [_data_dir(settings.data_dir), _database(settings.database_path)]
+    checks = [_data_dir(settings.data_dir), _database(storage, settings.database_path)]
     modes = {role: service_mode(settings, role) for role in ROLES}
     checks += [_key(settings, role, modes[role][0]) for role in ROLES]
     checks.append(_tokenizer(settings))
     for role in ROLES:
         transport = (transports or {}).get(ROLE_INFO[role].service)
         checks.append(await _service(settings, role, *modes[role], clock, transport))
-    checks += _budget(settings, clock, {r: m for r, (m, _) in modes.items()})
+    checks += _budget(storage, settings, clock, {r: m for r, (m, _) in modes.items()})
     return checks
 
 
@@ -78,15 +92,13 @@ def _data_dir(path: Path) -> Check:
     return Check("data dir", "ok", f"{path} is writable" + (" (created)" if created else ""))
 
 
-def _database(path: Path) -> Check:
+def _database(storage: DatabaseAccess, path: Path) -> Check:
     import sqlite3
-
-    from tvdb.db import schema_status
 
     if not path.exists():
         return Check("database", "ok", f"{path} does not exist yet: it is created on first use")
     try:
-        pending, unknown = schema_status(path)
+        pending, unknown = storage.schema_status(path)
     except sqlite3.Error as exc:
         return Check("database", "fail", f"{path}: cannot be read ({exc})",
                      "move the file away (it may not be a tvdb database) or point TVDB_DB_PATH elsewhere")
@@ -160,15 +172,15 @@ async def _service(
     return Check(name, "fail", detail, fix + f", or run hybrid: --service {role}=hybrid", health.latency_ms)
 
 
-def _budget(settings: Settings, clock: Clock, modes: dict[Role, Mode]) -> list[Check]:
-    from tvdb.db import open_db
+def _budget(storage: DatabaseAccess, settings: Settings, clock: Clock, modes: dict[Role, Mode]) -> list[Check]:
     from tvdb.ledger.budget import LedgerBudget
     from tvdb.money import format_usd
+    from tvdb.services.factory import budget_settings
 
     path = settings.database_path
-    db = open_db(path) if path.exists() else open_db(":memory:")
+    db = storage.open_db(path) if path.exists() else storage.open_db(":memory:")
     try:
-        forecast = LedgerBudget(db, settings, clock).forecast([])
+        forecast = LedgerBudget(db, budget_settings(settings), clock).forecast([])
     finally:
         db.close()
     out = []

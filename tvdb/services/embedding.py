@@ -297,7 +297,7 @@ async def _all(coroutines: list[Coroutine[Any, Any, None]]) -> None:
 
 
 def _validated(vectors: npt.NDArray[np.float32], rows: int, dims: int) -> npt.NDArray[np.float32]:
-    from tvdb.pipeline.validate import validate_vectors
+    from tvdb.vectors import validate_vectors
 
     validate_vectors(vectors, expected_rows=rows, dimensions=dims)
     return vectors

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from tvdb.clock import Clock
 from tvdb.config import Settings
 from tvdb.domain import Implementation, Mode
@@ -17,10 +15,12 @@ from tvdb.services.breaker import CircuitBreaker
 from tvdb.services.calls import RetryPolicy, ServiceCaller
 from tvdb.services.health import Probe, llamaparse_probe, openai_probe
 from tvdb.services.modes import ROLE_INFO, Role, api_key, service_mode
+from tvdb.storage import Database
 
 if TYPE_CHECKING:
     from tvdb.faults.plan import FaultSchedule
     from tvdb.http import AsyncBaseTransport
+    from tvdb.ledger.budget import BudgetSettings
     from tvdb.services.router import Lane, ServiceRouter
 
 PROBES: dict[Role, Callable[[Settings, str, Clock, AsyncBaseTransport | None], Probe]] = {
@@ -35,11 +35,24 @@ def build_retry(settings: Settings, clock: Clock) -> RetryPolicy:
     return ServiceRetryPolicy(settings.retry, sleep=clock.sleep)
 
 
-def build_budget(db: sqlite_utils.Database, settings: Settings, clock: Clock) -> BudgetGuard:
+def budget_settings(settings: Settings) -> BudgetSettings:
+    """The part of `settings` the budget guard enforces: daily_budget_usd, timezone, budget.max_usd,
+    reservation_ttl_s and limits.<service>_requests_per_hour."""
+    from tvdb.ledger.budget import BudgetSettings
+
+    return BudgetSettings(
+        daily_budget_usd=settings.daily_budget_usd, timezone=settings.timezone,
+        run_budget_usd=settings.budget.max_usd, reservation_ttl_s=settings.reservation_ttl_s,
+        hourly_requests={OPENAI: settings.limits.openai_requests_per_hour,
+                         LLAMAPARSE: settings.limits.llamaparse_requests_per_hour},
+    )
+
+
+def build_budget(db: Database, settings: Settings, clock: Clock) -> BudgetGuard:
     """The ledger's guard: daily and run budgets, hourly request limits, reserved before real calls."""
     from tvdb.ledger.budget import LedgerBudget
 
-    return LedgerBudget(db, settings, clock)
+    return LedgerBudget(db, budget_settings(settings), clock)
 
 
 def build_faults(faults: Sequence[dict[str, Any]]) -> FaultSchedule | None:
