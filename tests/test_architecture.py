@@ -74,6 +74,7 @@ def test_the_migration_history_keeps_its_released_names_in_order() -> None:
         "m001_core", "m002_reservations", "m003_budget_index", "m004_assumed_spend", "m010_alerts",
         "m011_usage_daily", "m012_reprices", "m013_run_owner", "m014_run_owner_started",
         "m015_usage_daily_assumed", "m020_run_metrics", "m021_views", "m030_vector_space",
+        "m022_job_warnings",
     ]
     # every part is declared by the module that owns its tables, never by the storage layer
     owners = {part.owner for step in HISTORY.steps for part in step.parts}

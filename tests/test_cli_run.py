@@ -209,7 +209,7 @@ def test_sigterm_stops_like_ctrl_c_and_runs_shows_killed_runs(tmp_path: Path) ->
     assert killed.returncode == -9
     with sqlite3.connect(tmp_path / "k" / ".tvdb" / "tvdb.db") as conn:
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "running"
-    listed = json.loads(tvdb(["runs", "--json"], tmp_path / "k").stdout)
+    listed = json.loads(tvdb(["runs", "--json"], tmp_path / "k").stdout)["runs"]
     assert [r["status"] for r in listed] == ["interrupted"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,9 +45,14 @@ def _tokens(history: History, run: int, stage: str) -> int:
                                 "AND status = 'ok'", [history.ids[run], stage]).fetchone()[0])
 
 
+def _runs(cli: Cli, *args: str) -> list[dict[str, Any]]:
+    doc = _json(cli, "runs", *args, "--json")
+    assert isinstance(doc, dict) and list(doc) == ["runs"]  # one object, as every --json (never a bare list)
+    return list(doc["runs"])
+
+
 def test_runs_list_json_newest_first_with_documents_cost_and_duration(cli: Cli, history: History) -> None:
-    rows = _json(cli, "runs", "list", "--json")
-    assert isinstance(rows, list)
+    rows = _runs(cli, "list")
     assert [r["run_id"] for r in rows] == list(reversed(history.ids))
     r1, r2, r3, r4 = reversed(rows)
     assert (r1["scenario"], r1["mode"], r1["status"], r1["passed"], r1["documents"]) == ("docs", "mock", "finished",
@@ -66,11 +72,11 @@ def test_runs_list_json_newest_first_with_documents_cost_and_duration(cli: Cli, 
 
 
 def test_runs_alias_filters_and_table(cli: Cli, history: History) -> None:
-    assert _json(cli, "runs", "--json") == _json(cli, "runs", "list", "--json")
-    since = _json(cli, "runs", "list", "--since", "2026-01-06", "--json")
-    assert [r["run_id"] for r in since] == [history.ids[3], history.ids[2]]  # type: ignore[index]
-    assert _json(cli, "runs", "list", "--scenario", "other", "--json") == []
-    assert len(_json(cli, "runs", "--limit", "1", "--json")) == 1  # type: ignore[arg-type]
+    assert _runs(cli) == _runs(cli, "list")
+    since = _runs(cli, "list", "--since", "2026-01-06")
+    assert [r["run_id"] for r in since] == [history.ids[3], history.ids[2]]
+    assert _runs(cli, "list", "--scenario", "other") == []
+    assert len(_runs(cli, "--limit", "1")) == 1
     code, out, _ = cli("runs")
     assert code == 0
     for run_id in history.ids:

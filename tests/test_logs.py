@@ -105,9 +105,11 @@ def test_process_logs_as_json_lines_carry_run_and_correlation_ids(tmp_path: Path
     assert CANARY not in done.stderr + done.stdout
 
 
-def test_json_flag_is_the_log_format_json_alias(cli: Cli, history: History) -> None:
-    # every command that prints a result takes --json (README); for logs it means JSON Lines
+def test_json_flag_prints_one_object_with_the_json_lines_entries(cli: Cli, history: History) -> None:
+    # --json is the one-object contract of every command; --log-format json streams the same entries
     code, out, _ = cli("logs", "--run", history.ids[3], "--json")
     assert code == 0
-    assert out == cli("logs", "--run", history.ids[3], "--log-format", "json")[1]
-    assert {e["run_id"] for e in _lines(out)} == {history.ids[3]}
+    doc = json.loads(out)
+    assert list(doc) == ["entries"]
+    assert doc["entries"] == _lines(cli("logs", "--run", history.ids[3], "--log-format", "json")[1])
+    assert {e["run_id"] for e in doc["entries"]} == {history.ids[3]}

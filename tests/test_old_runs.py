@@ -52,11 +52,11 @@ def test_a_killed_run_of_an_older_version_shows_interrupted_and_resumes(tmp_path
         conn.execute("UPDATE runs SET pid = NULL, host = NULL, pid_started = NULL")
         (run_id,) = conn.execute("SELECT run_id FROM runs").fetchone()
     listed = _tvdb(["runs", "--json"], tmp_path)
-    assert [(r["run_id"], r["status"]) for r in json.loads(listed.stdout)] == [(run_id, "interrupted")]
+    assert [(r["run_id"], r["status"]) for r in json.loads(listed.stdout)["runs"]] == [(run_id, "interrupted")]
     resumed = _tvdb(["resume", run_id, "--json", "--no-progress"], tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "None" not in resumed.stderr
     result = json.loads(resumed.stdout)
     assert [d["status"] for d in result["documents"]] == ["complete", "complete"]
     listed = _tvdb(["runs", "--json"], tmp_path)
-    assert [r["status"] for r in json.loads(listed.stdout)] == ["finished"]
+    assert [r["status"] for r in json.loads(listed.stdout)["runs"]] == ["finished"]

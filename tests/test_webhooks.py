@@ -132,3 +132,31 @@ def test_cli_webhook_serve_prints_accepted_events_and_needs_the_secret(tmp_path:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=10)
     assert "1 accepted, 0 duplicates, 1 refused" in out
+
+
+def test_cli_webhook_serve_json_prints_one_object_when_stopped(tmp_path: Path) -> None:
+    import json
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TVDB_DATA_DIR": str(tmp_path), "LLAMA_CLOUD_WEBHOOK_SECRET": SECRET}
+    proc = subprocess.Popen([sys.executable, "-m", "tvdb", "webhook", "serve", "--port", "0", "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stderr.readline())  # the address: on stderr
+        assert url, "no URL printed"
+        with Client(timeout=5) as client:
+            assert client.post(url[1], content=BODY,
+                               headers={"LC-Signature": expected_signature(SECRET, BODY)}).status_code == 200
+            assert client.post(url[1], content=BODY, headers={"LC-Signature": "sha256=" + "1" * 64}).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    doc = json.loads(out)  # stdout holds exactly one object
+    assert (doc["url"], doc["accepted"], doc["duplicates"], doc["refused"]) == (url[1], 1, 0, 1)
+    assert [(e["event_type"], e["job_id"], e["status"]) for e in doc["events"]] == [
+        ("parse.success", "job-1", "COMPLETED")]

@@ -32,4 +32,5 @@ HISTORY = History("tvdb", (
     step("m020_run_metrics", jobs.M020, usage_store.M020),
     step("m021_views", views.M021),
     step("m030_vector_space", vector_store.M030),
+    step("m022_job_warnings", jobs.M022),  # run history's range, appended: released steps keep their order
 ))

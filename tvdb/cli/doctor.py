@@ -88,9 +88,12 @@ def _render(checks: list[Check], code: int, fmt: Format) -> None:
         emit_table(console, table, fmt, json_obj={"ok": code == EXIT_OK, "exit_code": code,
                                                    "checks": [c.as_json() for c in checks]})
         return
+    if not any(c.fix for c in checks):  # an empty "fix" column only costs width
+        table = TableData(cols[:3], [r[:3] for r in rows], title=table.title)
     emit_table(console, table, fmt)
     failed = sum(c.status == "fail" for c in checks)
-    verdict = Text("ready", "bold green") if not failed else Text(f"{failed} checks failed", "bold red")
+    checks_failed = f"{failed} check{'s' if failed != 1 else ''} failed"
+    verdict = Text("ready", "bold green") if not failed else Text(checks_failed, "bold red")
     console.print(Text.assemble(verdict, f"  (exit code {code})"))
 
 

@@ -19,13 +19,14 @@ LOGS_HELP = """Every job event and service call of one job or one run, across st
 
 --log-format json prints one JSON object per line (JSON Lines), each with ts, kind (event | call),
 run_id, correlation_id, job_id, stage and message, plus the event's states or the call's service,
-attempt, status, error code, latency, units and cost. Configured keys and anything key-shaped are
-masked in every field.
+attempt, status, error code, latency, units and cost. --json prints the same entries as one JSON
+object, {"entries": [...]}. Configured keys and anything key-shaped are masked in every field.
 
 \b
 Examples:
   tvdb logs --run 20261129-0950
   tvdb logs --correlation-id 3fa2c1d0 --log-format json | jq -c 'select(.kind == "call")'
+  tvdb logs --run 20261129-0950 --json | jq '.entries | length'
 """
 
 
@@ -37,11 +38,12 @@ def logs(
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="text (default) or json (JSON Lines).")
                           ] = LogFormat.TEXT,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Same as --log-format json (JSON Lines: one object per event or call).")] = False,
+        "--json", help='One JSON object, {"entries": [...]} (--log-format json streams JSON Lines).')] = False,
 ) -> None:
     import json
     import sys
 
+    from tvdb.cli.output import stdout_json
     from tvdb.db import open_db
     from tvdb.history.store import RunStore
     from tvdb.history.timeline import timeline
@@ -53,7 +55,10 @@ def logs(
                                              settings.signing_secret) if s is not None]
     entries = timeline(RunStore(open_db(settings.database_path)), run=run, correlation_id=correlation_id,
                        secrets=secrets)
-    if log_format is LogFormat.JSON or as_json:
+    if as_json:
+        stdout_json({"entries": [e.as_json() for e in entries]})
+        return
+    if log_format is LogFormat.JSON:
         sys.stdout.writelines(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in entries)
         return
     console = plain_console()

@@ -174,38 +174,121 @@ def shorten_path(path: str, width: int) -> str:
     if room <= 0:
         return "…/" + name
     tail = head[len(head) - room:]
-    if "/" in tail:
-        tail = tail[tail.index("/"):]  # start at a directory boundary: "…/docs/x.pdf", not "…cs/x.pdf"
-    return "…" + tail + "/" + name
+    if "/" not in tail:
+        return "…/" + name  # no whole directory fits: "…/x.pdf", not "…cs/x.pdf"
+    return "…" + tail[tail.index("/"):] + "/" + name  # start at a directory boundary
 
 
-def _min_width(kind: Kind, text: str) -> int:
+_OPEN = "([{'\"<"
+
+
+def _is_path_word(word: str) -> bool:
+    """A word of running text that is a file path (`/tmp/x/cache/9b5a…`, `(docs/a.pdf)`), not a URL."""
+    return "/" in word.strip(_OPEN) and "://" not in word
+
+
+def shorten_path_word(word: str, width: int) -> str:
+    """A path inside running text shortened like `shorten_path`, keeping its brackets and punctuation."""
+    core = word.lstrip(_OPEN)
+    lead = word[: len(word) - len(core)]
+    stripped = core.rstrip(")]}'\">,;:.")
+    trail = core[len(stripped):]
+    return lead + shorten_path(stripped, max(width - len(lead) - len(trail), 1)) + trail
+
+
+def _path_min(text: str) -> int:
+    """The narrowest a path can be: `…/` and its file name (or the whole path when that is shorter)."""
+    name = text.rpartition("/")[2]
+    return min(len(text), len(name) + 2)
+
+
+_CLOSE = ")]}'\">,;:."
+
+
+def _word_min(word: str, short: bool) -> int:
+    if short and _is_path_word(word):
+        return _path_min(word.strip(_OPEN + _CLOSE)) + len(word) - len(word.strip(_OPEN + _CLOSE))
+    return len(word)
+
+
+def _min_width(kind: Kind, text: str, *, short: bool) -> int:
+    """How narrow a cell can get: whole for fixed kinds; a path down to `…/name` when `short`; text
+    down to its longest word (its paths shortened too when `short`)."""
     if kind in _FIXED:
         return max((len(line) for line in text.splitlines()), default=0)
     if kind is Kind.PATH:
-        name = text.rpartition("/")[2]
-        return min(len(text), len(name) + 2)
-    return max((len(w) for w in text.split()), default=0)
+        return _path_min(text) if short else len(text)
+    return max((_word_min(w, short) for w in text.split()), default=0)
 
 
-def _widths(columns: Sequence[Col], cells: list[list[Text]], avail: int | None) -> list[int]:
-    """Natural widths, narrowed to `avail` (widest text column first, then paths) but never below the minimum."""
-    nat = [max((c.cell_len for c in col), default=0) for col in cells]
-    mins = [max((_min_width(spec.kind, c.plain) for c in col), default=0)
-            for spec, col in zip(columns, cells, strict=True)]
-    widths = list(nat)
+def _fit_text(text: Text, width: int) -> Text:
+    """A TEXT cell whose path words are wider than `width`, with those paths shortened from the left."""
+    words = text.plain.split(" ")
+    if all(len(w) <= width or not _is_path_word(w) for w in words):
+        return text
+    return Text(" ".join(shorten_path_word(w, width) if len(w) > width and _is_path_word(w) else w for w in words),
+                style=text.style)
+
+
+def _widths(columns: Sequence[Col], cells: list[list[Text]], avail: int | None) -> tuple[list[int], bool]:
+    """Natural widths narrowed to `avail`: first text wraps at spaces, then (only if that is not
+    enough) paths are shortened from the left, widest column first, never below each cell's minimum.
+    The flag says whether even the narrowest layout is wider than `avail`."""
+    widths = [max((c.cell_len for c in col), default=0) for col in cells]
     if avail is None:
-        return widths
+        return widths, False
     excess = sum(widths) - avail
-    for kind in (Kind.TEXT, Kind.PATH):  # wrap text at spaces first; shorten paths only if that is not enough
+    for short in (False, True):
+        mins = [max((_min_width(spec.kind, c.plain, short=short) for c in col), default=0)
+                for spec, col in zip(columns, cells, strict=True)]
         while excess > 0:
-            shrinkable = [i for i, spec in enumerate(columns) if spec.kind is kind and widths[i] > mins[i]]
+            shrinkable = [i for i, spec in enumerate(columns)
+                          if spec.kind in (Kind.TEXT, Kind.PATH) and widths[i] > mins[i]]
             if not shrinkable:
                 break
             widths[max(shrinkable, key=lambda j: widths[j])] -= 1
             excess -= 1
-    # still too wide: printed wider than the terminal rather than cut
-    return widths
+    return widths, excess > 0
+
+
+class _Stripped:
+    """A renderable printed without the trailing spaces Rich pads lines with (titles, plain rows), so a
+    pipe or a CI log holds no invisible padding."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        from rich.segment import Segment
+
+        for line in Segment.split_lines(console.render(self.inner, options)):
+            while line and not line[-1].control and not line[-1].text.rstrip():
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style, last.control)
+            yield from line
+            yield Segment.line()
+
+
+def print_title(console: Console, title: str | Text) -> None:
+    """A section title on its own line, never padded or cut."""
+    console.print(title if isinstance(title, Text) else Text(title), crop=False, soft_wrap=True)
+
+
+def _layout(console: Console, columns: Sequence[Col], cells: list[list[Text]], plain: bool
+            ) -> tuple[bool, int, list[int] | None]:
+    """(borders, overhead, widths) for `columns`; widths None when no table fits (print records).
+
+    A bordered table costs 3 cells a column; when it cannot fit, the same table without borders may."""
+    tries = [False] if plain else [True, False]
+    for borders in tries:
+        overhead = 3 * len(columns) + 1 if borders else 2 * max(len(columns) - 1, 0)
+        avail = None if unbounded(console) else max(console.width - overhead, len(columns))
+        widths, too_wide = _widths(columns, cells, avail)
+        if not too_wide:
+            return borders, overhead, widths
+    return False, 0, None
 
 
 def print_table(console: Console, table: TableData, *, plain: bool = False) -> None:
@@ -217,13 +300,15 @@ def print_table(console: Console, table: TableData, *, plain: bool = False) -> N
     has_footer = any(c.footer is not None for c in cols)
     cells = [[Text(c.header), *(_text(r[i]) for r in table.rows), *([_text(c.footer)] if has_footer else [])]
              for i, c in enumerate(cols)]
-    overhead = 2 * max(len(cols) - 1, 0) if plain else 3 * len(cols) + 1
-    avail = None if unbounded(console) else max(console.width - overhead, len(cols))
-    widths = _widths(cols, cells, avail)
+    borders, overhead, widths = _layout(console, cols, cells, plain)
+    if table.title:
+        print_title(console, Text(table.title, style="" if plain else "bold"))
+    if widths is None:  # even the narrowest table would wrap in the terminal: one record per row reads better
+        _print_records(console, table, plain=plain)
+        return
     rich = Table(
-        title=Text(table.title) if table.title else None, title_justify="left", show_footer=has_footer,
-        box=None if plain else box.HEAVY_HEAD, show_edge=not plain, pad_edge=not plain,
-        header_style="" if plain else "bold", footer_style="" if plain else "bold", title_style="",
+        show_footer=has_footer, box=box.HEAVY_HEAD if borders else None, show_edge=borders, pad_edge=borders,
+        header_style="" if plain else "bold", footer_style="" if plain else "bold",
     )
     for spec, width in zip(cols, widths, strict=True):
         rich.add_column(Text(spec.header), footer=_text(spec.footer) if has_footer else "",
@@ -235,15 +320,98 @@ def print_table(console: Console, table: TableData, *, plain: bool = False) -> N
             text = Text(_text(cell).plain) if plain else _text(cell)
             if spec.kind is Kind.PATH and text.cell_len > width:
                 text = Text(shorten_path(text.plain, width), style=text.style)
+            elif spec.kind is Kind.TEXT and text.cell_len > width:
+                text = _fit_text(text, width)
             out.append(text)
         rich.add_row(*out)
     needed = sum(widths) + overhead
     saved = console.width
-    console.width = max(saved, needed) if avail is not None else max(needed, 1)
+    console.width = max(needed, 1) if unbounded(console) else max(saved, needed)
     try:
-        console.print(rich, crop=False)
+        console.print(_Stripped(rich), crop=False)
     finally:
         console.width = saved
+
+
+def _print_records(console: Console, table: TableData, *, plain: bool) -> None:
+    """The table as one block per row, for a terminal too narrow for any table layout:
+
+        20261201-101500-3fa2c1
+          status: interrupted · docs: 4 · spent: $0.000015
+          document: …/deeper/quarterly-report-2026.pdf
+          note: stopped by a cancelled CI job after the
+                parse stage
+
+    The first cell heads the block (the first two when the first column has no header, e.g. a ✓ mark).
+    Ids, words, numbers and amounts follow as `label: value` fields on shared lines, broken only
+    between fields; each text or path gets a line of its own, text wrapped at spaces under its label,
+    paths shortened from the left to the line. Nothing is cut: a value longer than the line runs past
+    the edge. Empty cells are left out."""
+    cols = list(table.columns)
+    lead = 2 if len(cols) > 1 and not cols[0].header else 1
+    for row in table.rows:
+        texts = [Text(_text(c).plain) if plain else _text(c) for c in row]
+        print_title(console, Text(" ").join(texts[:lead]))
+        fields = [(spec, text) for spec, text in zip(cols[lead:], texts[lead:], strict=True) if text.plain.strip()]
+        packed = [Text.assemble(f"{spec.header}: " if spec.header else "", text)
+                  for spec, text in fields if spec.kind in _FIXED]
+        line = Text("  ")
+        for field_text in packed:
+            if line.plain.strip() and line.cell_len + 3 + field_text.cell_len > console.width:
+                console.print(line, crop=False, soft_wrap=True)
+                line = Text("  ")
+            line.append_text(Text(" · ") if line.plain.strip() else Text(""))
+            line.append_text(field_text)
+        if line.plain.strip():
+            console.print(line, crop=False, soft_wrap=True)
+        for spec, text in fields:
+            if spec.kind in _FIXED:
+                continue
+            label = f"  {spec.header}: " if spec.header else "  "
+            room = max(console.width - len(label), 1)
+            if spec.kind is Kind.PATH and text.cell_len > room:
+                text = Text(shorten_path(text.plain, room), style=text.style)
+            elif spec.kind is Kind.TEXT:
+                text = _fit_text(text, room)
+            print_hanging(console, Text(label), text, indent=len(label))
+
+
+def wrap_words(text: Text, first: int, rest: int) -> list[Text]:
+    """`text` cut into lines at spaces (and at its own line breaks): the first line at most `first`
+    cells, the others at most `rest`. A word longer than a line stays whole on a line of its own."""
+    out: list[Text] = []
+    pos = 0
+    for raw in text.plain.split("\n"):
+        line_start, line_len, room = pos, 0, first if not out else rest
+        i = pos
+        for word in raw.split(" "):
+            wlen = len(word)
+            if line_len and line_len + 1 + wlen > room:  # break before this word
+                out.append(text[line_start:i - 1])
+                line_start, line_len, room = i, 0, rest
+            line_len += (1 if line_len or i > line_start else 0) + wlen
+            i += wlen + 1
+        out.append(text[line_start:pos + len(raw)])
+        pos += len(raw) + 1
+    for line in out:
+        line.rstrip()
+    return out
+
+
+def print_hanging(console: Console, prefix: Text | str, body: Text, *, indent: int = 4) -> None:
+    """`prefix` + `body` on one line; when a terminal is too narrow, the body wraps at spaces and its
+    continuation lines are indented by `indent` (so a wrapped expectation stays under its mark).
+    Unbounded output (a pipe, a CI log) is never wrapped."""
+    head = prefix if isinstance(prefix, Text) else Text(prefix)
+    if unbounded(console):
+        console.print(Text.assemble(head, body), crop=False, soft_wrap=True)
+        return
+    lines = wrap_words(body, max(console.width - head.cell_len, 1), max(console.width - indent, 1))
+    out = Text.assemble(head, lines[0])
+    for line in lines[1:]:
+        out.append("\n" + " " * indent)
+        out.append_text(line)
+    console.print(out, crop=False, soft_wrap=True)
 
 
 def table_rows(table: TableData) -> list[dict[str, Any]]:
@@ -267,9 +435,10 @@ def table_csv(table: TableData) -> str:
 
 
 def emit_table(console: Console, table: TableData, fmt: Format, *, json_obj: Any = None) -> None:
-    """Show `table` in `fmt`; for json, `json_obj` (the command's documented object) or the rows."""
+    """Show `table` in `fmt`; for json, `json_obj` (the command's documented object) or `{"rows": [...]}`:
+    always one JSON object, never a bare list."""
     if fmt is Format.JSON:
-        stdout_json(json_obj if json_obj is not None else table_rows(table))
+        stdout_json(json_obj if json_obj is not None else {"rows": table_rows(table)})
     elif fmt is Format.CSV:
         sys.stdout.write(table_csv(table))
     else:

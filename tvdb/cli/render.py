@@ -21,6 +21,7 @@ from tvdb.cli.output import (
     data,
     data_lines,
     emit_table,
+    print_hanging,
     print_table,
     stdout_json,
 )
@@ -148,10 +149,14 @@ def _short(path: str, base: Path | None) -> str:
     return Path(path).name
 
 
-def document_table(result: RunResult, base: Path | None) -> TableData:
+def _base_for(result: RunResult, base: Path | None) -> Path | None:
+    """Bare file names read best in a narrow terminal: paths relative to `base` only when names repeat."""
     names = [Path(d.path).name for d in result.documents]
-    if len(set(names)) == len(names):  # bare file names read best in a narrow terminal
-        base = None
+    return None if len(set(names)) == len(names) else base
+
+
+def document_table(result: RunResult, base: Path | None) -> TableData:
+    base = _base_for(result, base)
     cols = [Col("document", Kind.PATH, "path"), Col("status", Kind.WORD), Col("pages", Kind.NUM),
             Col("chunks", Kind.NUM), Col("tokens", Kind.NUM), Col("vectors", Kind.NUM),
             Col("would cost", Kind.MONEY, "would_cost_usd")]
@@ -169,9 +174,7 @@ def document_table(result: RunResult, base: Path | None) -> TableData:
 
 
 def _times_table(result: RunResult, base: Path | None) -> TableData:
-    names = [Path(d.path).name for d in result.documents]
-    if len(set(names)) == len(names):
-        base = None
+    base = _base_for(result, base)
     cols = [Col("document", Kind.PATH), *(Col(s, Kind.NUM) for s in STAGES)]
     rows = [[_short(d.path, base), *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES)]
             for d in result.documents]
@@ -189,10 +192,14 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         return
     plain = fmt is Format.PLAIN
     print_table(console, document_table(result, base), plain=plain)
+    named = _base_for(result, base)
     for d in result.documents:
         if d.error_message:
-            console.print(Text.assemble("  ", ("✗", "red"), " ", data(_short(d.path, base)), ": ",
-                                        data_lines(d.error_message)))
+            print_hanging(console, Text.assemble("  ", ("✗", "red"), " ", data(_short(d.path, named)), ": "),
+                          data_lines(d.error_message), indent=4)
+        for warning in d.warnings:
+            print_hanging(console, Text.assemble("  ", ("!", "yellow"), " ", data(_short(d.path, named)), ": "),
+                          data_lines(warning), indent=4)
     if console.width >= 100 or len(result.documents) <= 10:
         print_table(console, _times_table(result, base), plain=plain)
     if result.expectations:
@@ -200,7 +207,8 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
         for e in result.expectations:
             mark = Text("✓", "green") if e.passed else Text("✗", "red")
             detail = Text.assemble(" ", ("— ", "dim"), data_lines(e.detail, "dim")) if e.detail else Text("")
-            console.print(Text.assemble(" ", mark, " ", data(e.description), detail))
+            print_hanging(console, Text.assemble(" ", mark, " "), Text.assemble(data(e.description), detail),
+                          indent=3)
     u = result.usage
     console.print(
         f"Spent {format_usd(u.cost_usd)} · the real services would have charged {format_usd(u.would_cost_usd)}"

@@ -61,7 +61,7 @@ def print_runs(console: Console, rows: Sequence[RunSummary], fmt: Format = Forma
     if not rows and fmt in (Format.TABLE, Format.PLAIN):
         console.print("No runs yet. Start one with: tvdb run scenarios/quickstart.yaml")
         return
-    emit_table(console, runs_table(rows), fmt, json_obj=[r.as_json() for r in rows])
+    emit_table(console, runs_table(rows), fmt, json_obj={"runs": [r.as_json() for r in rows]})
 
 
 def stage_table(stages: Sequence[StageMetrics], title: str | None = "Per stage") -> TableData:
@@ -105,6 +105,8 @@ def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.T
                                     f"correlation {doc.correlation_id}"))
         if doc.error_message:
             console.print(Text.assemble("  ", ("✗", "red"), " ", data_lines(doc.error_message)))
+        for warning in doc.warnings:
+            console.print(Text.assemble("  ", ("!", "yellow"), " ", data_lines(warning)))
         if d.stages:
             print_table(console, _document_stages(d.stages), plain=True)
         for e in d.events:

@@ -55,7 +55,7 @@ A run whose process was killed shows as interrupted (continue it with `tvdb resu
 Examples:
   tvdb runs
   tvdb runs list --scenario quickstart --since 7d
-  tvdb runs list --json | jq '.[0].run_id'
+  tvdb runs list --json | jq -r '.runs[0].run_id'
 """
 
 

@@ -17,15 +17,20 @@ def serve(
     host: Annotated[str, typer.Option(
         "--host", help="Address to bind (the real service only calls public HTTPS URLs: put a TLS proxy in front)."
     )] = "127.0.0.1",
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per accepted event.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="On stop, one JSON object: url, accepted, duplicates, refused and the events.")] = False,
+    json_lines: Annotated[bool, typer.Option(
+        "--json-lines", help="One JSON object per accepted event as it arrives (JSON Lines).")] = False,
 ) -> None:
     """Verify each delivery's LC-Signature (HMAC-SHA256 of the raw body, secret from
     LLAMA_CLOUD_WEBHOOK_SECRET or llama_cloud_webhook_secret) and print the accepted events.
 
     Missing, malformed, forged or truncated signatures get 401 and oversize bodies 413, with nothing
-    kept; a delivery seen before (same event id, or same body) is acknowledged and ignored.
+    kept; a delivery seen before (same event id, or same body) is acknowledged and ignored. Runs until
+    Ctrl-C; with --json or --json-lines its address and tally go to stderr.
     """
     from tvdb.cli.common import plain_console, settings_for
+    from tvdb.cli.output import make_console, stdout_json
     from tvdb.errors import ConfigError
     from tvdb.webhooks.receiver import WebhookReceiver
     from tvdb.webhooks.verify import Event
@@ -35,12 +40,16 @@ def serve(
     if secret is None:
         raise ConfigError("tvdb webhook serve needs the signing secret: set LLAMA_CLOUD_WEBHOOK_SECRET (or "
                           "llama_cloud_webhook_secret in tvdb.yaml) to the webhook_signing_secret of your uploads")
-    console = plain_console()
+    # stdout keeps only JSON when JSON is asked for: the address and the tally go to stderr
+    console = make_console(stderr=True, markup=False) if as_json or json_lines else plain_console()
+    accepted: list[dict[str, str | None]] = []
 
     def show(event: Event) -> None:
-        if as_json:
-            print(json.dumps({"event_type": event.event_type, "job_id": event.job_id, "status": event.status,
-                              "dedupe_key": event.dedupe_key}), flush=True)
+        fields = {"event_type": event.event_type, "job_id": event.job_id, "status": event.status,
+                  "dedupe_key": event.dedupe_key}
+        accepted.append(fields)
+        if json_lines:
+            print(json.dumps(fields), flush=True)
         else:
             console.print(f"{event.event_type or 'event'} job {event.job_id or '?'} ({event.status or '?'})")
 
@@ -48,11 +57,13 @@ def serve(
         receiver = WebhookReceiver(secret.get_secret_value(), host=host, port=port, on_event=show)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another with --port") from None
-    if not as_json:
-        console.print(f"tvdb webhook receiver at {receiver.url} (POST; LC-Signature verified). Ctrl-C to stop.")
+    console.print(f"tvdb webhook receiver at {receiver.url} (POST; LC-Signature verified). Ctrl-C to stop.")
     try:
         receiver.serve_forever()
     except KeyboardInterrupt:
-        if not as_json:
+        if as_json:
+            stdout_json({"url": receiver.url, "accepted": len(receiver.events), "duplicates": receiver.duplicates,
+                         "refused": receiver.refused, "events": accepted})
+        else:
             console.print(f"stopped: {len(receiver.events)} accepted, {receiver.duplicates} duplicates, "
                           f"{receiver.refused} refused")

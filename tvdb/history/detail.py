@@ -22,6 +22,7 @@ class DocumentDetail:
             "job_id": d.job_id, "path": d.path, "correlation_id": d.correlation_id, "status": d.state,
             "error_code": d.error_code, "error_message": d.error_message, "pages": d.pages, "chunks": d.chunks,
             "tokens": d.tokens, "reused_from": d.reused_from, "stage_ms": dict(d.stage_ms),
+            "warnings": list(d.warnings),
             "stages": [s.as_json() for s in self.stages],
             "events": [{"ts": e.ts, "from_state": e.from_state, "to_state": e.to_state, "detail": e.detail}
                        for e in self.events],

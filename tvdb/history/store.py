@@ -71,6 +71,7 @@ class DocumentRecord:
     tokens: int
     reused_from: str | None
     stage_ms: Mapping[str, float]
+    warnings: tuple[str, ...] = ()  # parse warnings of a document that completed anyway
 
     @property
     def source_job_id(self) -> str:
@@ -238,6 +239,7 @@ class RunStore:
                 pages=r["pages"] or 0, chunks=r["chunks"] or 0, tokens=r["tokens"] or 0,
                 reused_from=r["reused_from"],
                 stage_ms=times.get(r["job_id"]) or json.loads(r["stage_ms_json"] or "{}"),
+                warnings=tuple(json.loads(r.get("warnings_json") or "[]")),
             ))
         return out
 

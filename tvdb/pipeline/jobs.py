@@ -68,6 +68,7 @@ class Job:
     deferred_from: str | None = None
     deferred_until: str | None = None
     stage_ms: Mapping[str, float] | None = None
+    warnings: tuple[str, ...] = ()  # parse warnings (a page not parsed, a recovered PDF), in order
 
     @property
     def source_job_id(self) -> str:
@@ -77,8 +78,9 @@ class Job:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
         names = cls.__dataclass_fields__
-        values = {k: row[k] for k in names if k in row and k not in ("state", "stage_ms")}
-        return cls(**values, state=JobState(row["state"]), stage_ms=json.loads(row.get("stage_ms_json") or "{}"))
+        values = {k: row[k] for k in names if k in row and k not in ("state", "stage_ms", "warnings")}
+        return cls(**values, state=JobState(row["state"]), stage_ms=json.loads(row.get("stage_ms_json") or "{}"),
+                   warnings=tuple(json.loads(row.get("warnings_json") or "[]")))
 
 
 class JobStore:
@@ -273,7 +275,16 @@ def _m020_job_stages(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["run_id"])
 
 
+def _m022_job_warnings(db: sqlite_utils.Database) -> None:
+    """`jobs.warnings_json`: the parse warnings of a document that completed anyway (a page the
+    service could not parse, pypdf's recovery notes), a JSON list of strings, so the run's output,
+    `--json` and `runs show` name them. Older jobs have NULL (their warnings are only in the `parsed`
+    event's detail)."""
+    db.table("jobs").add_column("warnings_json", str)
+
+
 M001 = Migration(__name__, _m001_runs_jobs)
 M013 = Migration(__name__, _m013_run_owner)
 M014 = Migration(__name__, _m014_run_owner_started)
 M020 = Migration(__name__, _m020_job_stages)
+M022 = Migration(__name__, _m022_job_warnings)

@@ -8,6 +8,7 @@ one transaction, so a crash between stages loses nothing and a resumed job never
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
@@ -181,13 +182,18 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
             ctx.parse_quota = exc
         return fail(ctx, job, exc)
     pages = done.value.document.pages
-    detail = "; ".join(done.value.document.warnings)[:2000] or None
+    found = done.value.document.warnings
+    warnings = [w[:500] for w in found[:50]]  # a 10,000-page scan must not flood the row
+    if len(found) > 50:
+        warnings[-1] = f"… and {len(found) - 49} more warnings"
+    detail = "; ".join(warnings)[:2000] or None
 
     def store() -> Job:
         from tvdb.pipeline.store import insert_pages
 
         insert_pages(ctx.db, job.job_id, [(p.number, p.text) for p in pages])
-        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail)
+        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail,
+                                   warnings_json=json.dumps(warnings) if warnings else None)
 
     job = done.commit_with(ctx.db, ctx.caller.budget, store)
     ctx.jobs.add_stage_time(job, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)

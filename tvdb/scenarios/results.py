@@ -2,7 +2,7 @@
 
 `RunResult.as_json()` is the `tvdb run --json` contract; its keys are stable (more may be added):
 run_id, scenario, mode, passed, cost_usd, would_cost_usd, documents[{path, status, error_code,
-pages, chunks, tokens, …}], expectations[{description, passed, …}], provenance[{stage,
+pages, chunks, tokens, warnings, …}], expectations[{description, passed, …}], provenance[{stage,
 implementation, reason, calls, errors}], fallbacks, spaces[{implementation, model, dimensions, vectors}].
 """
 
@@ -33,6 +33,7 @@ class DocumentResult:
     would_cost_usd: float | None  # parse cost + this document's share of the embedding requests
     reused_from: str | None
     stage_ms: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # parse warnings of a document that completed anyway (a page not parsed)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class DocumentResult:
             "tokens": self.tokens, "vectors": self.vectors, "media_type": self.media_type,
             "would_cost_usd": self.would_cost_usd, "reused_from": self.reused_from,
             "job_id": self.job_id, "correlation_id": self.correlation_id, "stage_ms": dict(self.stage_ms),
+            "warnings": list(self.warnings),
         }
 
 
@@ -109,6 +111,7 @@ class RunResult:
             error_code=d["error_code"], error_message=d.get("error_message"), media_type=d.get("media_type"),
             pages=d["pages"], chunks=d["chunks"], tokens=d["tokens"], vectors=d["vectors"],
             would_cost_usd=d["would_cost_usd"], reused_from=d.get("reused_from"), stage_ms=d.get("stage_ms") or {},
+            warnings=tuple(d.get("warnings") or ()),
         ) for d in data["documents"])
         usage = UsageSummary(data["cost_usd"], data["would_cost_usd"], data.get("unpriced_calls", 0),
                              data.get("requests") or {})

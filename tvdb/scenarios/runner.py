@@ -325,7 +325,8 @@ def document_results(db: Database, jobs: Sequence[Job]) -> list[DocumentResult]:
             error_code=job.error_code, error_message=job.error_message, media_type=job.media_type,
             pages=job.pages or 0, chunks=job.chunks or 0, tokens=job.tokens or 0,
             vectors=int(vectors.get(job.source_job_id, 0)),
-            would_cost_usd=None if unknown else nusd_to_usd(parse_nusd) + share / 1e9,
-            reused_from=job.reused_from, stage_ms=dict(job.stage_ms or {}),
+            # summed in nano-dollars, converted once: no float noise (0.0037534599999999997)
+            would_cost_usd=None if unknown else nusd_to_usd(parse_nusd + round(share)),
+            reused_from=job.reused_from, stage_ms=dict(job.stage_ms or {}), warnings=job.warnings,
         ))
     return out
