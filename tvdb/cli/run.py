@@ -78,6 +78,10 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
     hooks = RunHooks(progress=bars if show else RunHooks().progress, after_stage=_crash_hook(), on_start=on_start)
     import asyncio  # here, not at module level: `tvdb --help` must not pay for it (tests/test_startup.py)
 
+    from tvdb.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the run starts its worker threads (see tvdb/memory.py)
+
     async def main() -> RunResult:
         # SIGTERM (a cancelled CI job, `kill`) stops as cleanly as Ctrl-C: the event loop cancels the
         # run at its next await, rather than an exception landing in the middle of a transaction
