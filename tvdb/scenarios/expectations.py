@@ -8,7 +8,7 @@ expected, so a failed document fails the run unless the scenario says it should 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +21,13 @@ from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.search import TopK
 from tvdb.scenarios.patterns import matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
-from tvdb.scenarios.schema import DocumentExpectation, Expectations, ProvenanceExpectation, RequestExpectation
+from tvdb.scenarios.schema import (
+    DocumentExpectation,
+    Expectations,
+    ProvenanceExpectation,
+    RequestExpectation,
+    RetrievalExpectation,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,13 +92,9 @@ def document_expectations(
 
 
 def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
-    where, args = ["run_id = ?", "service = ?"], [ctx.run_id, e.service]
-    if e.status:
-        where.append("status = ?")
-        args.append(e.status)
-    if e.retries:
-        where.append("attempt > 1")
-    n = int(ctx.db.execute(f"SELECT COUNT(*) FROM usage WHERE {' AND '.join(where)}", args).fetchone()[0])
+    from tvdb.ledger.usage_store import UsageStore
+
+    n = UsageStore(ctx.db).count_requests(ctx.run_id, e.service, status=e.status, retries=e.retries)
     what = f"{e.service} {'retries' if e.retries else 'requests'}" + (f" with status {e.status}" if e.status else "")
     bounds = [f"≥ {e.min}" if e.min is not None else "", f"≤ {e.max}" if e.max is not None else ""]
     ok = (e.min is None or n >= e.min) and (e.max is None or n <= e.max)
@@ -102,8 +104,10 @@ def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
 async def evaluate(
     ctx: PipelineContext, expectations: Expectations, documents: Sequence[DocumentResult],
     usage: UsageSummary, base: Path,
+    retrieve: Callable[[RetrievalExpectation], Awaitable[ExpectationResult]] | None = None,
 ) -> list[ExpectationResult]:
-    """Every expectation's verdict, in the order the scenario states them.
+    """Every expectation's verdict, in the order the scenario states them. `retrieve` judges a retrieval
+    expectation instead of tvdb's vector index (a `pipeline:` scenario's `search:` hook).
 
     The vector checks and every retrieval query are answered in one block-wise pass over the run's
     stored vectors (tvdb.pipeline.search): memory holds one block, not the corpus."""
@@ -116,8 +120,10 @@ async def evaluate(
     dims = ctx.settings.embedding.resolved_dimensions
     stats = VectorStats(dims) if expectations.vectors is not None else None
     # every query is embedded (in each space present) before the scan, so one pass answers them all
-    spaces = [sp for sp, _ in space_counts(ctx.db, job_ids)] if expectations.retrieval else []
-    searches = [await _prepare(ctx, r.query, r.document, r.top_k, complete, base, spaces)
+    ours = expectations.retrieval and retrieve is None
+    spaces = [sp for sp, _ in space_counts(ctx.db, job_ids)] if ours else []
+    searches = [await retrieve(r) if retrieve is not None
+                else await _prepare(ctx, r.query, r.document, r.top_k, complete, base, spaces)
                 for r in expectations.retrieval]
     consumers = [c for c in (stats, *(t for s in searches if isinstance(s, _Search) for t in s.tops)) if c]
     if consumers:
