@@ -250,6 +250,18 @@ def test_parse_period_in_zone_and_errors() -> None:
         parse_period(day="2026-01-01", since="2026-01-01")
 
 
+def test_since_error_names_the_duration_form_the_readme_shows() -> None:
+    # `--since 30d` is the README's example; an unreadable --since must say that form exists too.
+    with pytest.raises(ConfigError) as caught:
+        parse_period(since="banana", now=NOW)
+    assert str(caught.value) == (
+        "--since: 'banana' is not a date (2026-01-31) or datetime (2026-01-31T14:00, "
+        "2026-01-31T14:00+01:00), or a duration back from now (30d, 12h, 1h30m)"
+    )
+    with pytest.raises(ConfigError, match=r"^--until: 'banana' is not a date .*\+01:00\)$"):
+        parse_period(until="banana", now=NOW)
+
+
 def test_parse_duration() -> None:
     assert parse_duration("90d") == dt.timedelta(days=90)
     assert parse_duration("1h30m") == dt.timedelta(minutes=90)

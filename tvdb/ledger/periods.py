@@ -96,8 +96,13 @@ def local_day(ts: dt.datetime, timezone: str) -> dt.date:
     return ts.astimezone(ZoneInfo(timezone)).date()
 
 
-def _parse_point(text: str, timezone: str, option: str) -> tuple[dt.datetime, bool]:
-    """(instant, was_a_date). For a date, also checks that its next midnight is in range."""
+def _parse_point(
+    text: str, timezone: str, option: str, *, duration: bool = False,
+) -> tuple[dt.datetime, bool]:
+    """(instant, was_a_date). For a date, also checks that its next midnight is in range.
+
+    `duration`: the option also takes a duration back from now, so the error names that form too.
+    """
     raw = text.strip()
     try:
         if len(raw) == 10:
@@ -110,9 +115,10 @@ def _parse_point(text: str, timezone: str, option: str) -> tuple[dt.datetime, bo
             value = value.replace(tzinfo=ZoneInfo(timezone))
         return check_instant(value.astimezone(dt.UTC), option, text), False
     except ValueError:
+        also = ", or a duration back from now (30d, 12h, 1h30m)" if duration else ""
         raise ConfigError(
             f"{option}: {text!r} is not a date (2026-01-31) or datetime (2026-01-31T14:00, "
-            "2026-01-31T14:00+01:00)"
+            f"2026-01-31T14:00+01:00){also}"
         ) from None
     except OverflowError:  # year 1 or 9999 moved across midnight or into UTC
         raise ConfigError(f"{option}: {text!r} is out of range (use instants within {_RANGE})") from None
@@ -145,7 +151,7 @@ def parse_period(
                 raise ConfigError("--since: a relative duration needs the current time")
             start_ts = shift(now, -parse_duration(since, what="--since"), "--since", since)
         else:
-            start_ts, _ = _parse_point(since, timezone, "--since")
+            start_ts, _ = _parse_point(since, timezone, "--since", duration=True)
     if until is not None:
         end_ts, is_date = _parse_point(until, timezone, "--until")
         if is_date:
