@@ -45,3 +45,27 @@ def test_settings_errors_from_the_scenario_are_all_listed(tmp_path: Path) -> Non
     text = tvdb(["run", str(path)], tmp_path)
     lines = [line for line in text.stderr.splitlines() if str(path) in line]
     assert len(lines) == 3 and "(3 problems)" in text.stderr
+
+
+def test_schema_and_settings_problems_are_listed_in_the_same_pass(tmp_path: Path) -> None:
+    # The settings keys used to be checked only once the schema passed: a file with an expectation
+    # typo and a chunking typo showed one, and the other only on the next run.
+    path = _write(tmp_path, "name: x\nmode: foo\ndocuments: [a.txt]\nchunking:\n  max_tokenz: 5\n"
+                            "  overlap_tokens: yes\nexpectations:\n  retrieval:\n"
+                            "    - {query: q, document: a.txt, top_k: 0}\n")
+    (tmp_path / "a.txt").write_text("hello", encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"]) for p in info.value.problems] == [
+        (2, "mode"), (5, "chunking.max_tokenz"), (6, "chunking.overlap_tokens"),
+        (9, "expectations.retrieval[0].top_k")]
+    assert str(info.value).endswith("(4 problems)")
+
+
+def test_a_cross_field_check_against_defaults_is_not_listed_beside_schema_problems(tmp_path: Path) -> None:
+    # overlap 600 ≥ the default max_tokens 512, but tvdb.yaml may raise max_tokens: not this file's problem yet.
+    path = _write(tmp_path, "name: x\ndocuments: [a.txt]\nchunking: {overlap_tokens: 600}\nbogus: 1\n")
+    (tmp_path / "a.txt").write_text("hello", encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"]) for p in info.value.problems] == [(4, "bogus")]

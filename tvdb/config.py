@@ -41,7 +41,8 @@ from tvdb.yamlfile import YamlDocument, load_yaml
 __all__ = [
     "AlertSettings", "BudgetSettings", "ChunkingSettings", "ConsistencyCheckSettings", "EmbeddingSettings",
     "LimitsSettings", "ParseSettings", "RetrySettings", "ServicesSettings", "Settings", "SmtpSettings",
-    "env_var_names", "read_config_file", "read_dotenv", "resolve_settings", "unknown_env_vars",
+    "env_var_names", "read_config_file", "read_dotenv", "resolve_settings", "scenario_settings_problems",
+    "unknown_env_vars",
 ]
 
 CONFIG_FILENAME = "tvdb.yaml"
@@ -250,6 +251,34 @@ def resolve_settings(
                for k in _PATH_KEYS if (v := getattr(settings, k)) is not None}
     named = {".".join(p): _origin(origins[p], p, merged) for p in MODE_KEYS if p in origins}
     return settings.model_copy(update=updates).with_origins(named)
+
+
+def scenario_settings_problems(scenario: Mapping[str, Any], doc: YamlDocument) -> list[ScenarioError]:
+    """The problems of a scenario's own settings keys (`chunking:`, `embedding:`, …), judged alone.
+
+    For listing them beside the scenario schema's problems in one pass. Only problems at a value the
+    scenario itself states are kept: a cross-field check made against defaults (e.g. an overlap
+    against the default max_tokens) may not hold once tvdb.yaml and the environment are merged in.
+    """
+    layer = _Layer(scenario, "scenario", doc=doc)
+    merged: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], _Layer] = {}
+    _merge(merged, scenario, (), origins, layer)
+    try:
+        Settings.model_validate(merged)
+    except ValidationError as exc:
+        found = [_explain_one(err, origins) for err in exc.errors()]
+        return [e for e in found if isinstance(e, ScenarioError) and _states_leaf(scenario, e.key)]
+    return []
+
+
+def _states_leaf(data: Mapping[str, Any], key: str | None) -> bool:
+    value: Any = data
+    for part in (key or "").split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    return not isinstance(value, Mapping)
 
 
 def _origin(layer: _Layer, path: tuple[str, ...], merged: Mapping[str, Any]) -> str:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from tvdb.errors import ScenarioError
 from tvdb.scenarios.hooks import ScenarioHooks
 from tvdb.scenarios.patterns import matches
-from tvdb.scenarios.schema import Scenario
+from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
 from tvdb.validation import describe, dotted
 from tvdb.yamlfile import YamlDocument, load_yaml
 
@@ -57,7 +57,7 @@ def load_scenario(path: Path) -> LoadedScenario:
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
-        raise _scenario_error(exc, doc, Scenario) from None
+        raise _scenario_error(exc, doc, Scenario, also=_settings_problems(doc)) from None
     from tvdb.faults.plan import FaultPlan
 
     try:
@@ -89,12 +89,25 @@ def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: t
             )
 
 
-def _scenario_error(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]) -> ScenarioError:
+def _settings_problems(doc: YamlDocument) -> list[ScenarioError]:
+    """The settings keys' problems, which are otherwise only found once the schema passes (a second run)."""
+    from tvdb.config import scenario_settings_problems
+
+    assert isinstance(doc.data, dict)
+    stated = {k: v for k, v in doc.data.items() if k in SETTINGS_KEYS and v is not None}
+    return scenario_settings_problems(stated, doc) if stated else []
+
+
+def _scenario_error(
+    exc: ValidationError, doc: YamlDocument, root: type[BaseModel], also: list[ScenarioError] | None = None,
+) -> ScenarioError:
     """Every problem pydantic found, in file order: the first names file, line and key; the rest ride along."""
-    found = []
+    found = list(also or ())
     for err in exc.errors():
         loc = tuple(err["loc"])
         found.append(ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc)))
+    # A key both the schema and the settings check (e.g. `mode`) is reported once.
+    found = list({(e.line, e.key): e for e in reversed(found)}.values())
     found.sort(key=lambda e: (e.line is None, e.line or 0))
     first = found[0]
     return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(found[1:]))
