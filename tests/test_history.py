@@ -84,6 +84,18 @@ def test_runs_alias_filters_and_table(cli: Cli, history: History) -> None:
     assert "docs" in out and "passed" in out and "$0.00001516" in out
 
 
+def test_runs_plain_has_a_value_in_every_column_for_awk(cli: Cli, history: History) -> None:
+    # A run with no failed document used to print an empty "failed" cell: awk's $7 then read the spend.
+    code, out, _ = cli("runs", "--format", "plain")
+    assert code == 0
+    header, *rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
+    assert header[:6] == ["run_id", "scenario", "mode", "status", "docs", "failed"]
+    assert len(rows) == len(history.ids)
+    for row in rows:
+        assert row[5] == "–" and row[6].startswith("$")  # failed, then spent
+        assert len(row) == 11  # 10 columns; "started (UTC)" is a date and a time
+
+
 def test_run_id_prefixes_are_accepted_and_ambiguity_is_explained(cli: Cli, history: History) -> None:
     detail = _json(cli, "runs", "show", history.ids[0][:13], "--json")
     assert detail["run"]["run_id"] == history.ids[0]  # type: ignore[index]

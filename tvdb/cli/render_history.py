@@ -45,12 +45,13 @@ def _status(r: RunSummary) -> str:
 
 
 def runs_table(rows: Sequence[RunSummary]) -> TableData:
+    # No cell is empty ("–" for none), so `--format plain | awk '{print $6}'` always reads the same column.
     cols = [Col("run_id", Kind.ID), Col("scenario", Kind.TEXT), Col("mode", Kind.WORD), Col("status", Kind.WORD),
             Col("docs", Kind.NUM, "documents"), Col("failed", Kind.NUM), Col("spent", Kind.MONEY, "spent_usd"),
             Col("would cost", Kind.MONEY, "would_cost_usd"), Col("duration", Kind.NUM, "duration_s"),
             Col("started (UTC)", Kind.ID, "started_at")]
-    cells = [[r.run_id, r.scenario, r.mode, _status(r), str(r.documents), str(r.failed or ""), usd(r.spent_usd),
-              usd(r.would_cost_usd), duration(r.duration_s), (r.started_at or "")[:16].replace("T", " ")]
+    cells = [[r.run_id, r.scenario, r.mode, _status(r), str(r.documents), str(r.failed or "–"), usd(r.spent_usd),
+              usd(r.would_cost_usd), duration(r.duration_s), (r.started_at or "–")[:16].replace("T", " ")]
              for r in rows]
     values = [[r.run_id, r.scenario, r.mode, _status(r), r.documents, r.failed, r.spent_usd, r.would_cost_usd,
                r.duration_s, r.started_at] for r in rows]
