@@ -97,6 +97,8 @@ def test_an_unreachable_server_is_a_storage_error_without_the_password(pg_server
     with pytest.raises(StorageError) as caught:
         PgDatabase(url, connect_timeout_s=2)
     assert "cannot connect to PostgreSQL" in str(caught.value) and PASSWORD not in str(caught.value)
+    # Not "cannot write": a read-only command (`tvdb runs`) meets a server that is down the same way.
+    assert str(caught.value).startswith("cannot reach postgresql://***@127.0.0.1:1/nowhere: cannot connect")
     wrong = pg_server.url("postgres", password="not-the-password")
     with pytest.raises(StorageError, match="password authentication failed") as refused:
         PgDatabase(wrong, connect_timeout_s=5)

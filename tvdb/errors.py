@@ -288,16 +288,18 @@ class StorageError(TvdbError):
     done is kept, and `resume_command` (when known) continues once there is space."""
 
     def __init__(self, path: str, reason: str, *, resume_command: str | None = None,
-                 fix: str = "free some space (or make it writable)") -> None:
+                 fix: str = "free some space (or make it writable)", action: str = "cannot write") -> None:
         self.path = path
         self.reason = reason
         self.resume_command = resume_command
         self.fix = fix  # what to do about it: a database server that is down needs a different fix
+        # "cannot write" for a disk; a server that does not answer is "cannot reach", even for `tvdb runs`.
+        self.action = action
         then = f", then continue with: {resume_command}" if resume_command else ", then run the command again"
-        super().__init__(f"cannot write {path}: {reason}; nothing done is lost: {fix}{then}")
+        super().__init__(f"{action} {path}: {reason}; nothing done is lost: {fix}{then}")
 
     def with_resume(self, command: str) -> StorageError:
-        return StorageError(self.path, self.reason, resume_command=command, fix=self.fix)
+        return StorageError(self.path, self.reason, resume_command=command, fix=self.fix, action=self.action)
 
 
 class RunNotFound(TvdbError):

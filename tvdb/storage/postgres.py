@@ -274,7 +274,8 @@ class PgDatabase:
 
     def _unreachable(self, exc: BaseException) -> StorageError:
         return StorageError(self._location, f"cannot connect to PostgreSQL ({self._detail(exc)})",
-                            fix="check database_url / TVDB_DATABASE_URL and that the server is up")
+                            fix="check database_url / TVDB_DATABASE_URL and that the server is up",
+                            action="cannot reach")
 
     def _detail(self, exc: BaseException) -> str:
         text = str(exc).strip()
@@ -320,6 +321,7 @@ def schema_status(url: str, history: History, *,
         text = str(exc).strip()
         detail = redact(text.splitlines()[0] if text else type(exc).__name__, [password])
         raise StorageError(redact_url(url), f"cannot connect to PostgreSQL ({detail})",
-                           fix="check database_url / TVDB_DATABASE_URL and that the server is up") from None
+                           fix="check database_url / TVDB_DATABASE_URL and that the server is up",
+                           action="cannot reach") from None
     known = history.names
     return version, [n for n in known if n not in applied], [n for n in applied if n not in known]
