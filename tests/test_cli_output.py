@@ -95,6 +95,8 @@ def test_a_hostile_scenario_name_reaches_the_terminal_escaped(tmp_path: Path) ->
 @pytest.mark.parametrize("value,text", [
     (0.00002, "$0.00002"), (0.000015, "$0.000015"), (0.5, "$0.50"), (1.0, "$1.00"), (12.345678, "$12.3456"),
     (0.0, "$0"), (None, "unknown"), (0.000000001, "$0.000000001"),
+    # below a nano-dollar (a session's max_cost_usd=1e-10 printed "at most $0.00")
+    (1e-10, "$0.0000000001"), (4.5e-10, "$0.00000000045"), (-1e-10, "-$0.0000000001"),
 ])
 def test_money_prints_with_the_precision_it_needs(value: float | None, text: str) -> None:
     assert format_usd(value) == text

@@ -18,6 +18,10 @@ def format_usd(value: float | None) -> str:
         return "$0"
     sign = "-" if value < 0 else ""
     text = f"{abs(value):,.9f}".rstrip("0")
+    if text == "0.":  # below the ledger's nano-dollar, yet not zero: still never `$0.00`
+        from decimal import Decimal
+
+        return f"{sign}${Decimal(f'{abs(value):.3g}'):f}"
     whole, _, frac = text.partition(".")
     if abs(value) >= 1:
         frac = frac[:4]
