@@ -69,3 +69,19 @@ def test_a_cross_field_check_against_defaults_is_not_listed_beside_schema_proble
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert [(p["line"], p["key"]) for p in info.value.problems] == [(4, "bogus")]
+
+
+def test_the_json_message_keeps_one_problem_a_line(tmp_path: Path) -> None:
+    # The message used to carry a literal `\x0a` between problems (terminal escaping applied to JSON).
+    path = _write(tmp_path, "name: x\ndocumnts: [a.pdf]\n")
+    result = tvdb(["run", str(path), "--json"], tmp_path)
+    assert result.returncode == 2
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "\\x0a" not in message
+    assert message.split("\n") == [
+        f"{path}:1: documents: required key is missing",
+        f"{path}:2: documnts: unknown key 'documnts' (did you mean 'documents'? allowed: name, description,"
+        " documents, expectations, faults, mode, parse, chunking, embedding, budget, services, pipeline, search,"
+        " python_path)",
+        "(2 problems)",
+    ]

@@ -115,7 +115,8 @@ def _command(args: Sequence[str]) -> str | None:
 def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any) -> None:
     """The one JSON object on stdout for a failed command: `{"error": {"type", "message", ...}, "exit_code"}`
     (`passed: false` too for run/resume, whose result objects carry it)."""
-    error: dict[str, Any] = {"type": type(exc).__name__, "message": clean(exc), **extra}
+    # A message's own line breaks (one problem a line) stay "\n" in JSON, not a literal `\x0a`.
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": clean_lines(exc), **extra}
     if isinstance(exc, ScenarioError):
         error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key, problems=exc.problems)
     if isinstance(exc, StorageError):
