@@ -195,19 +195,9 @@ class EmulatorServer:
         return self.base_url
 
     def dispatch(self, request: EmulatorRequest) -> Reply:
-        for service in self.services:
-            if request.path == service.prefix or request.path.startswith(service.prefix + "/"):
-                try:
-                    return service.handle(request)
-                except Exception:  # an emulator bug must answer 500, not kill the connection thread
-                    log.exception("emulated %s failed on %s %s", service.name, request.method, request.path)
-                    err = openai_error(500, "The server had an error while processing your request. Sorry "
-                                       "about that!", type="server_error")
-                    return Reply(500, {"content-type": "application/json", "x-request-id": request_id()},
-                                 err.body)
-        err = openai_error(404, f"Invalid URL ({request.method} {request.path})",
-                           type="invalid_request_error")
-        return Reply(404, {"content-type": "application/json", "x-request-id": request_id()}, err.body)
+        from tvdb.emulator.inprocess import dispatch
+
+        return dispatch(self.services, request)
 
     def record(self, seen: SeenRequest) -> None:
         with self._lock:
