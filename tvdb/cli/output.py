@@ -110,6 +110,45 @@ def make_console(*, stderr: bool = False, markup: bool = True) -> Console:
     return console
 
 
+# secrets this short would mask ordinary words; no real key, token or password is this short
+MIN_MASKED_SECRET = 8
+# the variables that hold secrets, read before any setting is resolved (a usage error, a bad scenario)
+SECRET_ENV_VARS = ("OPENAI_API_KEY", "LLAMA_CLOUD_API_KEY", "LLAMA_CLOUD_WEBHOOK_SECRET", "TVDB_SIGNING_SECRET",
+                   "TVDB_ALERTS_SLACK_WEBHOOK_URL", "TVDB_ALERTS_SMTP_PASSWORD")
+
+
+class MaskingStream:
+    """A text stream that writes through to `inner` with every registered secret replaced by `***`.
+
+    `tvdb.cli.app.handle_errors` puts one over stdout and one over stderr for the whole command, and
+    `settings_for` registers the configured secrets as soon as they are known, so a key pasted into a
+    scenario name, a query or a file path never reaches the terminal, a pipe or a CI log, whichever
+    code path prints it (tables, JSON, errors, progress). Every other attribute is `inner`'s."""
+
+    def __init__(self, inner: Any, secrets: set[str]) -> None:
+        self.inner = inner
+        self.secrets = secrets  # shared with the other stream and with settings_for: register once
+
+    def write(self, text: str) -> int:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, "***")
+        return int(self.inner.write(text))
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def register_secrets(secrets: set[str] | None, values: Any) -> None:
+    """Add `values` long enough to be masked safely to the masking set (None: nothing to mask into)."""
+    if secrets is not None:
+        secrets.update(v for v in values if isinstance(v, str) and len(v) >= MIN_MASKED_SECRET)
+
+
 def stdout_json(obj: Any) -> None:
     """The one JSON object a command prints on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")

@@ -6,7 +6,8 @@
   budget, real money spent today in the configured zone): info below 80 %, warning below 100 %,
   critical from 100 %; key `budget:<day start>:<pct>`;
 - an error-rate alert per service when, over the last `alerts.error_rate_window_s` seconds, it had
-  at least `alerts.error_rate_min_calls` real calls and errors/calls ≥ `alerts.error_rate_threshold`
+  at least `alerts.error_rate_min_calls` real calls (not counting runs whose scenario injects
+  faults) and errors/calls ≥ `alerts.error_rate_threshold`
   (warning); key `error_rate:<service>:<window bucket start>`, buckets aligned to the window length.
 
 Each key is unique in the table, so an alert is raised once per threshold per window even when
@@ -210,9 +211,15 @@ def _error_rate_candidates(db: Database, settings: Settings, now: dt.datetime,
     epoch = int(now.timestamp())
     bucket = dt.datetime.fromtimestamp(epoch - epoch % cfg.error_rate_window_s, dt.UTC)
     marks = ", ".join("?" for _ in implementations)
+    # calls of a run whose scenario injects faults are left out: its 429s are the test doing its job,
+    # and an alert on every CI run of it would teach people to ignore the alert (budget alerts still
+    # count every cent; the rows stay in the ledger, in `runs compare` and on the dashboard)
     rows = db.execute(
         "SELECT service, COUNT(*), SUM(status = 'error') FROM usage "
-        f"WHERE ts >= ? AND ts < ? AND implementation IN ({marks}) GROUP BY service ORDER BY service",
+        f"WHERE ts >= ? AND ts < ? AND implementation IN ({marks}) "
+        "AND (run_id IS NULL OR run_id NOT IN (SELECT run_id FROM runs "
+        "WHERE COALESCE(json_array_length(json_extract(spec_json, '$.scenario.faults')), 0) > 0)) "
+        "GROUP BY service ORDER BY service",
         [iso(start), iso(now + dt.timedelta(microseconds=1)), *implementations],
     ).fetchall()
     out = []

@@ -62,13 +62,8 @@ def cassette_path(settings: Settings, scenario_name: str, cassette: Path | None 
 
 
 def configured_secrets(settings: Settings) -> list[str]:
-    """Every secret tvdb knows of: API keys, the signing secrets (object store, webhooks), alert
-    channel credentials."""
-    values: list[Any] = [settings.openai_api_key, settings.llama_cloud_api_key, settings.signing_secret,
-                         settings.llama_cloud_webhook_secret, settings.alerts.slack_webhook_url,
-                         settings.alerts.smtp.password]
-    out = [v.get_secret_value() for v in values if v is not None]
-    return [s for s in out if s]
+    """Every secret tvdb knows of (`Settings.secret_values`)."""
+    return settings.secret_values()
 
 
 def versions() -> dict[str, str]:

@@ -122,6 +122,32 @@ def check_runnable(settings: Settings, scenario: Scenario, *, need_keys: bool = 
     db.close()
 
 
+def masked_scenario(loaded: LoadedScenario, secrets: Sequence[str]) -> LoadedScenario:
+    """`loaded` with every configured secret (and anything key-shaped) in its text — name,
+    description, retrieval queries, fault messages — replaced by `***`, so a key pasted into a
+    scenario is never stored (runs, ledger, result), reported, logged or sent as a query. Document
+    paths are left alone: they name files."""
+    from dataclasses import replace
+
+    from tvdb.redaction import redact
+    from tvdb.scenarios.schema import Scenario
+
+    def walk(value: Any, key: str = "") -> Any:
+        if key in ("documents", "document"):
+            return value
+        if isinstance(value, str):
+            return redact(value, secrets)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        return value
+
+    raw = loaded.scenario.model_dump()
+    clean = walk(raw)
+    return loaded if clean == raw else replace(loaded, scenario=Scenario.model_validate(clean))
+
+
 async def start_run(
     loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks(),
     tape: Tape | None = None, fresh: bool = False,
@@ -135,6 +161,7 @@ async def start_run(
     from tvdb.tokens import get_encoding
 
     get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
+    loaded = masked_scenario(loaded, settings.secret_values())
     recorder: AbstractContextManager[Any] = nullcontext()
     if tape is not None:
         from tvdb.recording.session import use_tape
@@ -203,8 +230,8 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
         # the cassette covers the pipeline and the expectations' retrieval queries, not the alert
         # deliveries after them (a webhook must never be recorded, nor be refused by a replay)
         with recorder or nullcontext():
-            documents, verdicts = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
-        return await _finish(ctx, scenario, documents, verdicts, tape)
+            documents, verdicts, ingestion = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
+        return await _finish(ctx, scenario, documents, verdicts, tape, ingestion)
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
         raise
@@ -218,16 +245,19 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
         await ctx.router.aclose()
 
 
-async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path,
-                    jobs: list[Job]) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult]]:
+async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: list[Job]
+                    ) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult], UsageSummary]:
+    """Documents, verdicts, and the usage of ingestion alone (before the retrieval queries run)."""
     documents = tuple(document_results(ctx.db, jobs))
     usage = dataclasses.replace(summarize_usage(ctx.db, ctx.run_id), **_reused_cost(ctx, documents))
-    return documents, await evaluate(ctx, scenario.expectations, documents, usage, base)
+    return documents, await evaluate(ctx, scenario.expectations, documents, usage, base), usage
 
 
 async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[DocumentResult, ...],
-                  verdicts: list[ExpectationResult], tape: Tape | None) -> RunResult:
-    usage = summarize_usage(ctx.db, ctx.run_id)  # retrieval queries add requests
+                  verdicts: list[ExpectationResult], tape: Tape | None, ingestion: UsageSummary) -> RunResult:
+    # retrieval queries add requests; what ingestion alone would cost is what max_cost_usd measured
+    usage = dataclasses.replace(summarize_usage(ctx.db, ctx.run_id),
+                                ingestion_would_cost_usd=ingestion.would_cost_usd)
     result = RunResult(
         run_id=ctx.run_id, scenario=scenario.name, mode=str(ctx.settings.mode), status="finished",
         documents=documents, expectations=tuple(verdicts), usage=usage,
