@@ -214,3 +214,28 @@ def test_a_failed_page_is_warned_about_in_the_run_output_json_and_runs_show(cli:
     assert code == 0 and f"! guide.pdf: {warning}" in out
     code, out, _ = cli("runs", "show", result["run_id"], "--json")
     assert json.loads(out)["documents"][0]["warnings"] == [warning]
+
+
+# -- NO_COLOR, TERM=dumb and COLUMNS --------------------------------------------------------------
+
+def _doctor(tmp: Path, **env: str) -> str:
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM", "COLUMNS", "FORCE_COLOR")}
+    done = subprocess.run([sys.executable, "-m", "tvdb", "--data-dir", str(tmp / ".tvdb"), "doctor"], cwd=tmp,
+                          env={**full, "FORCE_COLOR": "1", **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_no_color_term_dumb_and_columns_are_honoured(tmp_path: Path) -> None:
+    coloured = _doctor(tmp_path, TERM="xterm-256color", COLUMNS="120")
+    assert "\x1b[32m" in coloured  # a terminal (FORCE_COLOR stands in for one) gets colour
+    assert "\x1b[32m" not in _doctor(tmp_path, TERM="xterm-256color", COLUMNS="120", NO_COLOR="1")
+    dumb = _doctor(tmp_path, TERM="dumb", COLUMNS="120")
+    assert "\x1b" not in dumb
+    widths = [len(line) for line in dumb.splitlines()]
+    assert 80 < max(widths) <= 120  # COLUMNS wins over the 80 columns Rich assumes for TERM=dumb
+    narrow = _doctor(tmp_path, TERM="dumb", COLUMNS="60").splitlines()
+    assert all(len(line) <= 60 or _unbreakable(line) for line in narrow), narrow

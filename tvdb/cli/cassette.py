@@ -49,7 +49,7 @@ def _scenario_of(cassette: Path) -> Path:
 def replay(
     ctx: typer.Context,
     cassette: Annotated[Path | None, typer.Argument(
-        help="Cassette to replay; its metadata names the scenario.")] = None,
+        metavar="CASSETTE", help="Cassette to replay; its metadata names the scenario.")] = None,
     scenario: Annotated[Path | None, typer.Option(
         "--scenario", "-s", help="Scenario to replay (cassette: <recording.cassette_dir>/<name>.yaml).")] = None,
     cassette_option: Annotated[Path | None, typer.Option("--cassette", help="Cassette for --scenario.")] = None,
@@ -106,8 +106,10 @@ def check(
 ) -> None:
     """Check that each cassette loads safely (valid YAML, vcrpy's structure, no non-standard tags, no
     alias bomb, not nested past 64 levels, at most 256 MiB) and holds no key-shaped string (sk-…,
-    llx-…, whsec_…, bearer tokens, the configured keys, also base64-encoded). Exit 1 on a finding,
-    with file:line and a masked excerpt; for CI and pre-commit.
+    llx-…, whsec_…, bearer tokens, the configured keys, also base64-encoded); for CI and pre-commit.
+
+    Exit codes: 0 every file is a clean cassette; 1 a finding (a key, with file:line and a masked
+    excerpt; a refused or unreadable file); 2 bad usage.
     """
     from tvdb.errors import CassetteError
     from tvdb.recording.scan import Finding, scan_file
@@ -202,13 +204,17 @@ MaxAge = Annotated[str | None, typer.Option("--max-age", help="Flag cassettes ol
 @app.command("list", short_help="What each cassette holds, its age and recorded cost.")
 def list_cassettes(
     ctx: typer.Context,
-    folder: Annotated[Path | None, typer.Argument(help="Folder (default: recording.cassette_dir).")] = None,
+    folder: Annotated[Path | None, typer.Argument(
+        metavar="FOLDER", help="Folder (default: recording.cassette_dir).")] = None,
     max_age: MaxAge = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     now: NowOption = None,
 ) -> None:
-    """What each cassette holds: interactions per service, scenario, age, recorded cost."""
+    """What each cassette holds: interactions per service, scenario, age, recorded cost.
+
+    Exit codes: 0 listed; 1 a cassette is older than --max-age, or cannot be loaded; 2 bad usage.
+    """
     root = folder or settings_for(ctx).recording.cassette_dir
     paths = sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")) if root.is_dir() else []
     summaries, errors = _summaries(paths)

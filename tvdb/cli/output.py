@@ -104,7 +104,13 @@ def make_console(*, stderr: bool = False, markup: bool = True) -> Console:
     """A console for tvdb's output: no highlighting, no emoji codes; Rich honours COLUMNS, NO_COLOR, TERM=dumb.
 
     In a pipe or CI log (no terminal, no COLUMNS) lines are not wrapped at all: a log viewer wraps them."""
-    console = Console(stderr=stderr, highlight=False, emoji=False, markup=markup)
+    width = height = None
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        # Rich sizes a TERM=dumb terminal at 80 columns whatever COLUMNS says; COLUMNS must win
+        lines = os.environ.get("LINES", "").strip()
+        width, height = int(columns), int(lines) if lines.isdigit() and int(lines) > 0 else 25
+    console = Console(stderr=stderr, highlight=False, emoji=False, markup=markup, width=width, height=height)
     if unbounded(console):
         console.soft_wrap = True
     return console

@@ -146,8 +146,9 @@ def run(
     """Run a scenario through upload → parse → chunk → embed → validate → store.
 
     Exit codes: 0 every expectation passed; 1 an expectation failed; 2 bad scenario, config or usage;
-    3 a budget refused the run; 70 a bug in tvdb (rerun with --debug); 130 interrupted (continue with
-    the printed `tvdb resume` command).
+    3 a budget refused the run; 4 the disk is full or read-only (free space, then the printed `tvdb
+    resume` command); 70 a bug in tvdb (rerun with --debug); 130 interrupted (continue with the
+    printed `tvdb resume` command).
 
     \b
     Examples:
