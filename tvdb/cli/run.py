@@ -246,9 +246,28 @@ def resume(
 
     chosen = pick_format(fmt, as_json)
     settings = settings_for(ctx, {"data_dir": data_dir})
+    run_id = _full_run_id(settings, run_id)
     code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1], force=force), fmt=chosen,
                   progress=progress, base=None, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
+
+
+def _full_run_id(settings: Settings, ref: str) -> str:
+    """A unique run id prefix as the full id (as everywhere a run id is taken); raises AmbiguousRunId
+    for a prefix of several. An unknown one is left as given: the resume names the database it
+    looked in."""
+    from tvdb.db import open_db
+    from tvdb.errors import AmbiguousRunId, RunNotFound
+    from tvdb.history.store import RunStore
+
+    if not settings.database_path.is_file():
+        return ref
+    try:
+        return RunStore(open_db(settings.database_path)).resolve(ref)
+    except AmbiguousRunId:
+        raise
+    except RunNotFound:
+        return ref
 
 
 def register(app: typer.Typer) -> None:
