@@ -190,3 +190,17 @@ def test_bad_arguments_are_config_errors(tmp_path: Path) -> None:
         tvdb.session(mode="replay")
     with pytest.raises(ConfigError, match=r"faults\[0"):
         tvdb.session(mode="mock", faults=[{"service": "openai", "kind": "nope"}], cwd=tmp_path, environ={})
+
+
+def test_unchanged_code_without_keys_runs_in_mock_mode(tmp_path: Path, no_sockets: list[Any]) -> None:
+    import os
+
+    assert "OPENAI_API_KEY" not in os.environ
+    with tvdb.session(mode="mock", cwd=tmp_path, environ={}):
+        got = openai.OpenAI().embeddings.create(model="text-embedding-3-small", input="no key needed")
+        llama_cloud.LlamaCloud(max_retries=0).parsing.list()
+        assert os.environ["OPENAI_API_KEY"] == "sk-tvdb-placeholder"
+    assert len(got.data[0].embedding) == 1536
+    assert "OPENAI_API_KEY" not in os.environ and "LLAMA_CLOUD_API_KEY" not in os.environ
+    with emulator() as server, tvdb.session(mode="real", cwd=tmp_path, environ=environ(server, keys=False)):
+        assert "OPENAI_API_KEY" not in os.environ  # real mode: the SDK's own missing-key error stays

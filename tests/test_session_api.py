@@ -114,9 +114,9 @@ def test_explicit_clients_without_patching(tmp_path: Path, documents_dir: Path) 
         parsed = s.llama_cloud_client(max_retries=0).parsing.parse(
             tier="fast", version="latest", upload_file=upload(documents_dir / "pdflatex-4-pages.pdf"),
             expand=["text"], **FAST_POLL)
-        with httpx2.Client(transport=s.http_transport()) as raw:
-            answer = raw.post("https://api.openai.com/v1/embeddings", headers={"authorization": "Bearer x"},
-                              json={"model": "text-embedding-3-small", "input": "raw", "encoding_format": "float"})
+        raw = httpx2.Client(transport=s.http_transport())  # kept past the block: it must then refuse
+        answer = raw.post("https://api.openai.com/v1/embeddings", headers={"authorization": "Bearer x"},
+                          json={"model": "text-embedding-3-small", "input": "raw", "encoding_format": "float"})
     assert [d.embedding for d in sync.data] == [d.embedding for d in async_got.data]
     assert parsed.job.status == "COMPLETED"
     assert len(answer.json()["data"][0]["embedding"]) == 1536
@@ -124,6 +124,8 @@ def test_explicit_clients_without_patching(tmp_path: Path, documents_dir: Path) 
     assert [(c.service, c.requests) for c in summary.calls] == [("llamaparse", 1), ("openai", 3)]
     with pytest.raises(ConfigError, match="not open"):
         s.openai_client()
+    with pytest.raises(ConfigError, match="tvdb.session that is closed"):
+        raw.post("https://api.openai.com/v1/embeddings", json={"model": "m", "input": "x"})
 
 
 def test_real_mode_client_without_key_names_the_variable(tmp_path: Path) -> None:
@@ -155,3 +157,58 @@ def test_concurrent_real_requests_stay_within_the_daily_budget(tmp_path: Path) -
     assert outcomes.count("ok") == sent and sent == summary.requests
     assert summary.spent_usd is not None and summary.spent_usd <= 7 * 20e-9 * 5
     assert outcomes.count("refused") > 0
+
+
+def test_resolved_settings_with_arguments_on_top(tmp_path: Path) -> None:
+    from tvdb.config import resolve_settings
+
+    settings = resolve_settings(cwd=tmp_path, environ={"TVDB_MODE": "real", "TVDB_DATA_DIR": str(tmp_path / ".tvdb")})
+    s = tvdb.session(settings=settings, mode="mock", run_budget_usd=0.5, services={"parser": "hybrid"})
+    assert (s.mode, s.settings.mode, s.settings.budget.max_usd, s.settings.services.parser) == (
+        "mock", "mock", 0.5, "hybrid")
+    assert s.settings.origin_of("mode") == "set by tvdb.session(mode='mock')"
+    with pytest.raises(ConfigError, match="services are parser and embedder"):
+        tvdb.session(settings=settings, services={"vectorstore": "mock"})
+    with pytest.raises(ConfigError, match="daily_budget_usd"):
+        tvdb.session(settings=settings, daily_budget_usd=-1)
+
+
+def test_ledger_reserves_settles_and_reports(tmp_path: Path) -> None:
+    from tvdb.config import resolve_settings
+
+    settings = resolve_settings(cwd=tmp_path, environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb"),
+                                                       "TVDB_DAILY_BUDGET_USD": "0.00003"})
+    ledger = tvdb.Ledger.open(settings=settings)
+    try:
+        held = ledger.reserve("openai", "text-embedding-3-small", 1_000, "tokens", run_id="mine")  # $0.00002
+        with pytest.raises(CostLimitExceeded, match="daily"):
+            ledger.reserve("openai", "text-embedding-3-small", 1_000, "tokens", run_id="mine")
+        ledger.settle(held, 400)  # billed less: $0.000008 spent, room for another 1,000 tokens
+        again = ledger.reserve("openai", "text-embedding-3-small", 1_000, "tokens", run_id="mine")
+        ledger.release(again)
+        statuses = [r[0] for r in ledger.db.execute("SELECT status FROM reservations ORDER BY created_at")]
+    finally:
+        ledger.close()
+    assert statuses == ["settled", "released"]
+
+
+async def test_emulator_app_is_an_asgi_app() -> None:
+    import json
+
+    emu = tvdb.emulator.app()
+    body = json.dumps({"model": "text-embedding-3-small", "input": ["a b c"], "encoding_format": "float"}).encode()
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/embeddings", "query_string": b"",
+             "headers": [(b"authorization", b"Bearer sk-x"), (b"content-type", b"application/json")]}
+    await emu(scope, receive, send)
+    assert sent[0]["status"] == 200
+    answer = json.loads(sent[1]["body"])
+    assert len(answer["data"][0]["embedding"]) == 1536 and answer["usage"]["prompt_tokens"] == 3

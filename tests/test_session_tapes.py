@@ -77,10 +77,21 @@ def test_replay_miss_names_the_request(tmp_path: Path) -> None:
         with tvdb.session(mode="record", cassette=cassette, cwd=tmp_path, environ=environ(server)):
             openai.OpenAI(api_key=OPENAI_KEY, base_url=server.openai_base_url).embeddings.create(
                 model="text-embedding-3-small", input=TEXTS[0])
-    with tvdb.session(mode="replay", cassette=cassette, cwd=tmp_path, environ=environ(server, keys=False)):
+    with tvdb.session(mode="replay", cassette=cassette, cwd=tmp_path, environ=environ(server, keys=False)) as s:
         with pytest.raises(CassetteMiss, match="no recorded interaction matches"):
             openai.OpenAI(api_key="sk-x", base_url=server.openai_base_url).embeddings.create(
                 model="text-embedding-3-small", input=TEXTS[1])
+    [miss] = s.summary().calls
+    assert (miss.implementation, miss.errors, miss.spent_usd) == ("replay", 1, 0.0)
+    with emulator() as server:  # recording with record_mode once: the cassette exists, so a new request is refused
+        with tvdb.session(mode="real", cassette=cassette, record_mode="once", cwd=tmp_path,
+                          environ=environ(server)) as once:
+            with pytest.raises(CassetteMiss):
+                openai.OpenAI(api_key=OPENAI_KEY, base_url=server.openai_base_url, max_retries=0).embeddings.create(
+                    model="text-embedding-3-small", input=TEXTS[1])
+        assert server.count() == 0
+    [refused] = once.summary().calls
+    assert (refused.implementation, refused.errors, refused.spent_usd) == ("real", 1, 0.0)  # not assumed spent
     with pytest.raises(CassetteError, match="no such cassette"):
         tvdb.session(mode="replay", cassette=tmp_path / "none.yaml", cwd=tmp_path, environ={}).open()
 
@@ -128,3 +139,41 @@ def test_emulator_app_serves_sdks_in_process() -> None:
         openai.OpenAI(api_key="nope", base_url="http://emulator/v1", max_retries=0,
                       http_client=httpx2.Client(transport=emu.transport())).embeddings.create(
             model="text-embedding-3-small", input="x")
+
+
+async def test_hybrid_parse_falls_back_and_polls_where_the_job_lives(tmp_path: Path, documents_dir: Path) -> None:
+    pdf = documents_dir / "pdflatex-4-pages.pdf"
+    server = build_server(EmulatorConfig.model_validate({"parse_per_page_ms": 1, "parse_queue_ms": 1})).start()
+    try:
+        async with tvdb.session(mode="hybrid", cwd=tmp_path, environ=environ(server)) as s:
+            client = llama_cloud.AsyncLlamaCloud(api_key=LLX_KEY, base_url=server.llama_cloud_base_url,
+                                                 max_retries=0)
+            first = await client.parsing.parse(tier="fast", version="latest", upload_file=upload(pdf),
+                                               expand=["text"], **FAST_POLL)
+            server.stop()
+            second = await client.parsing.parse(tier="fast", version="latest", upload_file=upload(pdf),
+                                                expand=["text"], **FAST_POLL)
+    finally:
+        server.stop()
+    assert first.text is not None and second.text is not None
+    assert [p.text for p in first.text.pages] == [p.text for p in second.text.pages]
+    summary = s.summary()
+    real, mock = summary.call("llamaparse", "real"), summary.call("llamaparse", "mock")
+    assert real is not None and (real.requests, real.errors, real.credits) == (2, 1, 4.0)
+    assert mock is not None and (mock.requests, mock.credits) == (1, 4.0)
+    assert summary.fallbacks == 1 and summary.spent_usd == pytest.approx(4 * 1.25 / 1000)
+
+
+def test_real_with_a_cassette_appends_new_requests_and_replays_known_ones(tmp_path: Path) -> None:
+    cassette = tmp_path / "c.yaml"
+    with emulator() as server:
+        env = environ(server)
+        for texts in (TEXTS[:1], TEXTS):
+            with tvdb.session(mode="real", cassette=cassette, cwd=tmp_path, environ=env) as s:
+                client = openai.OpenAI(api_key=OPENAI_KEY, base_url=server.openai_base_url, max_retries=0)
+                for text in texts:
+                    client.embeddings.create(model="text-embedding-3-small", input=text)
+        assert server.count() == 2  # the first text went out once
+    summary = s.summary()
+    assert [(c.implementation, c.requests) for c in summary.calls] == [("real", 1), ("replay", 1)]
+    assert summary.replayed == 1 and summary.spent_usd is not None and summary.spent_usd > 0

@@ -39,7 +39,17 @@ _TAGS: contextvars.ContextVar[Tags | None] = contextvars.ContextVar("tvdb_sessio
 
 
 class Session:
-    """An open (or openable) tvdb session; build it with `tvdb.session(...)`. Use it once."""
+    """A tvdb session; build it with `tvdb.session(...)` and use it once, as a (sync or async) context
+    manager or with `open()` / `close()`.
+
+    Attributes: `mode` (the effective mode: mock | real | hybrid | record | replay), `run_id` (the
+    ledger rows' run id), `settings` (resolved; secrets masked in repr), `scenario` (its name or None),
+    `tape` (the cassette in use or None), `is_open`.
+    Methods: `scope()` (tag rows), `openai_client()` / `async_openai_client()` / `llama_cloud_client()` /
+    `async_llama_cloud_client()` (SDK clients on the session's transports), `http_transport()` (httpx2) /
+    `httpx_transport()` (httpx), `summary()` -> SessionSummary, `expect(...)` -> verdicts or
+    ExpectationFailed.
+    """
 
     def __init__(self, settings: Settings, *, mode: str, tape: Tape | None, faults: Any, block_network: bool,
                  intercept: bool, run_id: str, scenario: str | None, clock: Clock) -> None:
@@ -57,6 +67,7 @@ class Session:
         self._bridge: Any = None
         self._recorder: Any = None
         self._closed = False
+        self._placeholders: list[str] = []
         self.routes = Routes(settings.openai_base_url, settings.llama_cloud_base_url)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -93,6 +104,7 @@ class Session:
                                   tags=lambda: _TAGS.get() or Tags())
             if self.intercept:
                 install(self._bridge, passthrough)
+                self._set_placeholder_keys()
         except BaseException:
             self._shutdown(None, None, None)
             raise
@@ -110,6 +122,9 @@ class Session:
         from tvdb.sessions.bridge import uninstall
 
         self._closed = True
+        for name in self._placeholders:
+            os.environ.pop(name, None)
+        self._placeholders = []
         if self.intercept and self._bridge is not None:
             uninstall()
         loop, self._loop = self._loop, None
@@ -121,6 +136,19 @@ class Session:
             if self._recorder is not None:
                 recorder, self._recorder = self._recorder, None
                 recorder.__exit__(exc_type, exc, tb)
+
+    def _set_placeholder_keys(self) -> None:
+        """A service that sends nothing out (mock, or a replay) needs no key, but the SDKs refuse to build
+        a client without one: while the session is open, the SDK's variable holds a placeholder when the
+        user has not set it (never a real key; removed on close)."""
+        from tvdb.services.modes import service_mode
+
+        for role, service, name in (("embedder", "openai", "OPENAI_API_KEY"),
+                                    ("parser", "llamaparse", "LLAMA_CLOUD_API_KEY")):
+            offline = self.mode == "replay" or service_mode(self.settings, role)[0] is Mode.MOCK  # type: ignore[arg-type]
+            if offline and not os.environ.get(name):
+                os.environ[name] = PLACEHOLDER_KEYS[service]
+                self._placeholders.append(name)
 
     def __enter__(self) -> Session:
         return self.open()
@@ -369,6 +397,8 @@ def session(
             cwd=base, environ=os.environ if environ is None else environ, flags=flags,
             scenario=loaded.scenario.settings_layer() if loaded else None,
             scenario_doc=loaded.source if loaded else None), mode)
+    else:
+        settings = _with_arguments(settings, mode, daily_budget_usd, run_budget_usd, services)
     effective = mode or str(settings.mode)
     if faults is None and loaded is not None and loaded.scenario.faults:
         faults = list(loaded.scenario.faults)
@@ -390,6 +420,38 @@ def session(
     return Session(settings, mode=effective, tape=tape, faults=plan, block_network=block_network,
                    intercept=intercept, run_id=run_id or f"session-{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
                    scenario=loaded.scenario.name if loaded else None, clock=clock)
+
+
+def _with_arguments(settings: Settings, mode: str | None, daily_budget_usd: float | None,
+                    run_budget_usd: float | None, services: Mapping[str, str] | None) -> Settings:
+    """Resolved `settings` (from a caller that did the layering) with this call's arguments on top."""
+    update: dict[str, Any] = {}
+    origins = {k: o for k in ("mode", "services.parser", "services.embedder") if (o := settings.origin_of(k))}
+    if mode is not None:
+        update["mode"] = Mode({"record": "real", "replay": "real"}.get(mode, mode))
+        origins["mode"] = f"set by tvdb.session(mode={mode!r})"
+    if daily_budget_usd is not None:
+        update["daily_budget_usd"] = daily_budget_usd
+    if run_budget_usd is not None:
+        update["budget"] = settings.budget.model_copy(update={"max_usd": run_budget_usd})
+    if services:
+        unknown = sorted(set(services) - {"parser", "embedder"})
+        bad = sorted(v for v in services.values() if v not in ("mock", "real", "hybrid"))
+        if unknown or bad:
+            raise ConfigError(f"tvdb.session(services=...): services are parser and embedder, modes mock, real "
+                              f"and hybrid (got {', '.join(unknown + bad)})")
+        update["services"] = settings.services.model_copy(update={k: Mode(v) for k, v in services.items()})
+        origins.update({f"services.{k}": f"set by tvdb.session(services={{{k}={v}}})" for k, v in services.items()})
+    if not update:
+        return settings
+    from pydantic import ValidationError
+
+    try:
+        validated = Settings.model_validate({**settings.model_dump(), **update})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"tvdb.session(...): {problems}") from None
+    return validated.with_origins(origins)
 
 
 def _fault_plan(faults: Any) -> Any:

@@ -63,6 +63,11 @@ class Bridge:
         return exc
 
     def _call(self, endpoint: Endpoint, request: Any, body: bytes) -> Any:
+        if self.loop.loop.is_closed():
+            from tvdb.errors import ConfigError
+
+            raise ConfigError("this client was built on a tvdb.session that is closed: build clients inside "
+                              "`with tvdb.session(...) as s:` (or open a new session)")
         out = Outgoing(request.method, str(request.url), tuple(request.headers.multi_items()), body,
                        request.extensions.get("timeout"))
         try:

@@ -102,6 +102,15 @@ class AnsweredPermanent(PermanentServiceError, _Answered):
     """The service answered with a permanent error status (400, 401, 402, 404, 422, a quota 429)."""
 
 
+class Unsent(ServiceError):
+    """A request the cassette refused (a replay miss, a write-protected cassette): nothing went out, so
+    nothing is reserved as spent; `original` is raised to the client as it is."""
+
+    def __init__(self, service: str, original: Exception) -> None:
+        self.original = original
+        super().__init__(f"{service}: {original}", service=service, code=type(original).__name__)
+
+
 def answered(service: str, wire: Wire) -> ServiceError:
     data = wire.json()
     error = data.get("error") if isinstance(data, dict) else None
@@ -223,6 +232,8 @@ class Engine:
         except ServiceError as exc:
             if isinstance(exc, _Answered):
                 return exc.wire
+            if isinstance(exc, Unsent):
+                raise exc.original from None
             cause = exc.__cause__
             if cause is not None and type(cause).__module__.split(".")[0] in ("httpx2", "httpx"):
                 raise TransportFailure(type(cause).__name__, str(cause)) from None
@@ -256,7 +267,7 @@ class Engine:
             estimate = w.upload_estimate(out.body, out.header("content-type"), tier)
         else:
             estimate = w.create_estimate(out.body, tier, self._file_pages)
-            file_id = str((w.Wire(200, (), out.body).json() or {}).get("file_id"))
+            file_id = str(w.json_body(out.body).get("file_id"))
             want = self._sticky.get(file_id)  # a file lives where it was uploaded
         if want is Implementation.REPLAY:
             want = Implementation.REAL
@@ -341,12 +352,20 @@ class Engine:
         if out.timeout is not None:
             extensions["timeout"] = out.timeout
         request = Request(out.method, out.url, headers=headers, content=out.body, extensions=extensions)
+        from tvdb.errors import CassetteError
+
         try:
             response = await self.faulted[service].handle_async_request(request)
             body = await response.aread()
             await response.aclose()
         except TransportError as exc:
             raise transport_error(service, exc) from exc
+        except CassetteError as exc:
+            raise Unsent(service, exc) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("vcr."):  # vcrpy's own refusal (CannotOverwriteExisting…)
+                raise Unsent(service, exc) from exc
+            raise
         answer = Wire(response.status_code, tuple(response.headers.multi_items()), body)
         if answer.status >= 400:
             raise answered(service, answer)

@@ -52,7 +52,8 @@ class Wire:
             return None
 
 
-def _json_body(body: bytes) -> dict[str, Any]:
+def json_body(body: bytes) -> dict[str, Any]:
+    """A JSON object body, or {} for anything else."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -62,7 +63,7 @@ def _json_body(body: bytes) -> dict[str, Any]:
 
 def embedding_estimate(body: bytes) -> tuple[str, int]:
     """(model, tokens) of an embeddings request body; the emulator answers a malformed one with 400."""
-    data = _json_body(body)
+    data = json_body(body)
     model = data.get("model") if isinstance(data.get("model"), str) else catalog.DEFAULT_EMBEDDING_MODEL
     raw = data.get("input")
     items: Sequence[Any] = [raw] if isinstance(raw, str) or (
@@ -116,7 +117,7 @@ def upload_estimate(body: bytes, content_type: str | None, default_tier: str) ->
         parts = _multipart(EmulatorRequest("POST", "", {"content-type": content_type or ""}, body))
     except ValueError:
         return ParseEstimate(default_tier, 1)
-    config = _json_body(parts["configuration"][0]) if "configuration" in parts else {}
+    config = json_body(parts["configuration"][0]) if "configuration" in parts else {}
     tier = config.get("tier") if isinstance(config.get("tier"), str) else default_tier
     data = parts["file"][0] if "file" in parts else None
     return ParseEstimate(str(tier), _cap(_pages_of(data), config) if data is not None else 1, data)
@@ -137,7 +138,7 @@ def file_pages(body: bytes, content_type: str | None) -> int:
 def create_estimate(body: bytes, default_tier: str, known_pages: Mapping[str, int]) -> ParseEstimate:
     """Tier and pages of a JSON `/api/v2/parse` body: the pages of an uploaded `file_id` this session
     saw, else 1 (a `source_url` is not fetched to count it)."""
-    data = _json_body(body)
+    data = json_body(body)
     tier = data.get("tier") if isinstance(data.get("tier"), str) else default_tier
     pages = known_pages.get(str(data.get("file_id")), 1)
     return ParseEstimate(str(tier), _cap(pages, data))
