@@ -5,6 +5,7 @@ schema; the migration history keeps its released names and order."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,65 @@ def test_the_history_builds_every_owners_tables(tmp_path: Path) -> None:
     assert set(db.view_names()) == {"daily_spend", "run_summary"}
     applied = [r[0] for r in db.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
     assert applied == HISTORY.names
+
+
+# Every module allowed to hold SQL: the storage layer and the stores that own tables (README "Ledger").
+STORE_MODULES = {
+    "tvdb.pipeline.jobs", "tvdb.pipeline.store", "tvdb.ledger.usage_store", "tvdb.ledger.reservations",
+    "tvdb.ledger.alert_store", "tvdb.history.store", "tvdb.history.views", "tvdb.history.advice_store",
+}
+_SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+                  r"CREATE\s+(TABLE|INDEX|VIEW)|DROP\s+(TABLE|INDEX|VIEW)|PRAGMA\s)", re.S)
+_DB_CALLS = {"execute", "executemany", "executescript", "query", "table", "create_view"}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def sql_outside_stores(path: Path) -> list[str]:
+    """`file:line what` for each SQL string, database call or sqlite-utils import in `path`."""
+    tree = ast.parse(path.read_text(), str(path))
+    skip = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            if _SQL.search(node.value):
+                found.append(f"{path.name}:{node.lineno} SQL {node.value[:50]!r}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _DB_CALLS:
+            found.append(f"{path.name}:{node.lineno} .{node.func.attr}(…)")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [f"{path.name}:{node.lineno} import {n}" for n in names if n.split(".")[0] in ("sqlite3",
+                                                                                                   "sqlite_utils")]
+    return found
+
+
+# sqlite3 outside the stores: the doctor catches its error type when it reads a schema
+_SQLITE_ERRORS_ONLY = {"tvdb.services.doctor"}
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _module(p) not in STORE_MODULES
+                                  and not _module(p).startswith("tvdb.storage") and _module(p) != "tvdb.db"],
+                         ids=lambda p: str(p.relative_to(ROOT.parent)))
+def test_no_sql_outside_the_stores(path: Path) -> None:
+    found = sql_outside_stores(path)
+    if _module(path) in _SQLITE_ERRORS_ONLY:
+        found = [f for f in found if not f.endswith(("import sqlite3",))]
+    assert found == []
+
+
+def test_the_sql_check_finds_sql(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('"""SELECT x FROM docstrings is prose."""\nimport sqlite_utils\n'
+                      'def f(db):\n    """INSERT INTO t is prose too."""\n'
+                      '    db.execute(f"SELECT a FROM {t} WHERE b = ?", [1])\n'
+                      '    return "UPDATE usage SET x = 1"\n')
+    assert sorted(f.split(" ", 1)[1] for f in sql_outside_stores(sample)) == [
+        ".execute(…)", "SQL 'SELECT a FROM '", "SQL 'UPDATE usage SET x = 1'", "import sqlite_utils"]

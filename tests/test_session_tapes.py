@@ -123,7 +123,7 @@ def test_import_tvdb_does_no_io_and_imports_no_sdk() -> None:
     assert out[0] == "[]"
     assert json.loads(out[1].replace("'", '"')) == sorted(
         ["CallSummary", "ExpectationFailed", "FaultPlan", "HashEmbedder", "Ledger", "LocalParser",
-         "ServiceRouter", "Session", "SessionSummary", "emulator", "session"])
+         "PipelineDocument", "ServiceRouter", "Session", "SessionSummary", "emulator", "session"])
     assert out[2] == "True"
 
 

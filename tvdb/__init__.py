@@ -10,6 +10,7 @@ The public API (stable names; see README "Test your own pipeline"):
     tvdb.LocalParser       the local parser: PDF, DOCX, HTML, text (tvdb.services.local.parser)
     tvdb.HashEmbedder      deterministic, L2-normalised local embeddings (tvdb.services.local.embedder)
     tvdb.emulator          wire-exact OpenAI/LlamaParse fakes; `tvdb.emulator.app()` in-process
+    tvdb.PipelineDocument  what a scenario's `pipeline:` hook receives per document (tvdb.domain)
 
 `import tvdb` does no I/O and imports no SDK: every name is imported on first use.
 """
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from tvdb import emulator
+    from tvdb.domain import PipelineDocument
     from tvdb.faults.plan import FaultPlan
     from tvdb.ledger_api import Ledger
     from tvdb.services.local.embedder import HashEmbedder
@@ -43,10 +45,11 @@ _LAZY = {
     "LocalParser": ("tvdb.services.local.parser", "LocalParser"),
     "HashEmbedder": ("tvdb.services.local.embedder", "HashEmbedder"),
     "emulator": ("tvdb.emulator", None),
+    "PipelineDocument": ("tvdb.domain", "PipelineDocument"),
 }
 
 __all__ = ["CallSummary", "ExpectationFailed", "FaultPlan", "HashEmbedder", "Ledger", "LocalParser",
-           "ServiceRouter", "Session", "SessionSummary", "emulator", "session"]
+           "PipelineDocument", "ServiceRouter", "Session", "SessionSummary", "emulator", "session"]
 
 
 def __getattr__(name: str) -> Any:

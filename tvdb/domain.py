@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -151,3 +152,27 @@ class EmbeddingResult:
     usage: Mapping[str, Any] = field(default_factory=dict)
     # answered from a cassette while recording (`--record-mode once | new_episodes`): no money moved
     replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineDocument:
+    """One document as a scenario's `pipeline:` hook receives it (`def run(doc: tvdb.PipelineDocument)`).
+
+    `path`: the absolute path the scenario's `documents:` resolved to · `content`: the file's bytes
+    (read once by tvdb; at most `max_document_mb`) · `correlation_id`: 32 hex characters, the id every
+    ledger row and log line of this document carries (pass it on to your own logs) · `job_id`: the
+    tvdb job (`<run id>-<ordinal>`), which `search:` results may name instead of a path."""
+
+    path: Path
+    content: bytes
+    correlation_id: str
+    job_id: str
+
+    @property
+    def name(self) -> str:
+        """The file name, e.g. `field-guide.pdf`."""
+        return self.path.name
+
+    def __repr__(self) -> str:  # the bytes would flood a traceback or a log line
+        return (f"PipelineDocument(path={str(self.path)!r}, content=<{len(self.content)} bytes>, "
+                f"correlation_id={self.correlation_id!r}, job_id={self.job_id!r})")

@@ -70,6 +70,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     PARTIAL_PARSE = "partial_parse"
     CANCELLED = "cancelled"
+    PIPELINE_ERROR = "pipeline_error"  # a scenario's `pipeline:` hook (the user's own code) raised
     INTERNAL = "internal"
 
 

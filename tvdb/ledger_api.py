@@ -89,7 +89,9 @@ class Ledger:
 
     def usage(self, run_id: str) -> list[dict[str, Any]]:
         """The usage rows of `run_id` (a run or a session), oldest first, as dicts (tvdb.ledger.usage)."""
-        return list(self.db.query("SELECT * FROM usage WHERE run_id = ? ORDER BY id", [run_id]))
+        from tvdb.ledger.usage_store import UsageStore
+
+        return UsageStore(self.db).run_rows(run_id)
 
     def close(self) -> None:
         self.db.close()

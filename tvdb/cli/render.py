@@ -157,26 +157,32 @@ def _base_for(result: RunResult, base: Path | None) -> Path | None:
 
 def document_table(result: RunResult, base: Path | None) -> TableData:
     base = _base_for(result, base)
+    # the user's own pipeline (`pipeline:`) keeps its chunks and vectors: tvdb shows what its requests used
+    own = result.pipeline is not None
     cols = [Col("document", Kind.PATH, "path"), Col("status", Kind.WORD), Col("pages", Kind.NUM),
-            Col("chunks", Kind.NUM), Col("tokens", Kind.NUM), Col("vectors", Kind.NUM),
-            Col("would cost", Kind.MONEY, "would_cost_usd")]
+            *(() if own else (Col("chunks", Kind.NUM),)), Col("tokens", Kind.NUM),
+            *(() if own else (Col("vectors", Kind.NUM),)), Col("would cost", Kind.MONEY, "would_cost_usd")]
     rows: list[list[str | Text | None]] = []
     values: list[list[Any]] = []
     for d in result.documents:
         status = d.status if not d.error_code else f"{d.status}: {d.error_code}"
         if d.reused_from:
             status = "reused"  # complete: identical bytes and settings were ingested by an earlier run
-        rows.append([_short(d.path, base), data(status, _STYLE.get(d.status, "")), str(d.pages), str(d.chunks),
-                     str(d.tokens), str(d.vectors), format_usd(d.would_cost_usd)])
-        values.append([d.path, status, d.pages, d.chunks, d.tokens, d.vectors, d.would_cost_usd])
+        mine = [d.chunks, d.tokens, d.vectors] if not own else [d.tokens]
+        rows.append([_short(d.path, base), data(status, _STYLE.get(d.status, "")), str(d.pages),
+                     *(str(n) for n in mine), format_usd(d.would_cost_usd)])
+        values.append([d.path, status, d.pages, *mine, d.would_cost_usd])
     title = f"Run {result.run_id} · scenario {clean(result.scenario)} · mode {result.mode}"
+    if own:
+        title += f" · pipeline {clean(str(result.pipeline))}"
     return TableData(cols, rows, title=title, values=values)
 
 
 def _times_table(result: RunResult, base: Path | None) -> TableData:
     base = _base_for(result, base)
-    cols = [Col("document", Kind.PATH), *(Col(s, Kind.NUM) for s in STAGES)]
-    rows = [[_short(d.path, base), *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in STAGES)]
+    stages = ("upload", "pipeline") if result.pipeline is not None else STAGES  # the user's code is one stage
+    cols = [Col("document", Kind.PATH), *(Col(s, Kind.NUM) for s in stages)]
+    rows = [[_short(d.path, base), *(f"{d.stage_ms[s]:.0f}" if s in d.stage_ms else "–" for s in stages)]
             for d in result.documents]
     return TableData(cols, rows, title="Time per stage (ms)")
 

@@ -18,57 +18,35 @@ stored but marked `muted`, and `tvdb.alerts.deliver_alerts` does not send them.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
-from enum import StrEnum
-from typing import Any
 
 from tvdb.clock import Clock, iso
 from tvdb.config import Settings
+from tvdb.ledger.alert_store import (
+    Alert,
+    Severity,
+    acknowledge,
+    deliveries,
+    get_alert,
+    insert_alert,
+    list_alerts,
+    mute,
+    muted_until,
+    record_deliveries,
+    unmute,
+)
 from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
 from tvdb.ledger.reservations import ReservationStore
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.ledger.windows import day_window, real_spend_nusd
 from tvdb.money import format_usd
 from tvdb.storage import Database, transaction
 
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """One stored alert. `delivery_status`: pending | muted | delivered | failed | no_channels."""
-
-    alert_id: int
-    key: str
-    kind: str  # budget | error_rate | test
-    severity: Severity
-    title: str
-    message: str
-    created_at: dt.datetime
-    window_label: str
-    window_start: dt.datetime | None = None
-    window_end: dt.datetime | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-    muted: bool = False
-    delivery_status: str = "pending"
-    acknowledged_at: dt.datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.alert_id, "key": self.key, "kind": self.kind, "severity": str(self.severity),
-            "title": self.title, "message": self.message, "created_at": iso(self.created_at),
-            "window": self.window_label,
-            "window_start": iso(self.window_start) if self.window_start else None,
-            "window_end": iso(self.window_end) if self.window_end else None,
-            "details": dict(self.details), "muted": self.muted, "delivery_status": self.delivery_status,
-            "acknowledged_at": iso(self.acknowledged_at) if self.acknowledged_at else None,
-        }
+# the stored alerts' API lives with their tables (tvdb.ledger.alert_store); callers import it from here
+__all__ = ["Alert", "Severity", "acknowledge", "budget_severity", "deliveries", "evaluate_alerts", "format_alert",
+           "get_alert", "list_alerts", "mute", "muted_until", "record_deliveries", "unmute"]
 
 
 def format_alert(alert: Alert) -> str:
@@ -78,76 +56,6 @@ def format_alert(alert: Alert) -> str:
 
 def budget_severity(pct: float) -> Severity:
     return Severity.CRITICAL if pct >= 100 else Severity.WARNING if pct >= 80 else Severity.INFO
-
-
-_COLUMNS = (
-    "alert_id, key, kind, severity, title, message, created_at, window_label, window_start, window_end, "
-    "details_json, muted, delivery_status, acknowledged_at"
-)
-
-
-def _ts(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None
-
-
-def _from_row(r: Sequence[Any]) -> Alert:
-    return Alert(
-        alert_id=r[0], key=r[1], kind=r[2], severity=Severity(r[3]), title=r[4], message=r[5],
-        created_at=dt.datetime.fromisoformat(r[6]), window_label=r[7], window_start=_ts(r[8]),
-        window_end=_ts(r[9]), details=json.loads(r[10] or "{}"), muted=bool(r[11]),
-        delivery_status=r[12], acknowledged_at=_ts(r[13]),
-    )
-
-
-def muted_until(db: Database, now: dt.datetime) -> dt.datetime | None:
-    """The end of the open mute window at `now`, or None when alerts are not muted."""
-    row = db.execute(
-        "SELECT MAX(until) FROM alert_mutes WHERE ended_at IS NULL AND until > ?", [iso(now)]
-    ).fetchone()
-    return _ts(row[0])
-
-
-def mute(db: Database, *, now: dt.datetime, duration: dt.timedelta,
-         reason: str | None = None) -> dt.datetime:
-    """Suppress delivery (not storage) of alerts until `now + duration`; returns that time."""
-    until = now + duration
-    with transaction(db):
-        db.execute(
-            "INSERT INTO alert_mutes (created_at, until, reason) VALUES (?, ?, ?)",
-            [iso(now), iso(until), reason],
-        )
-    return until
-
-
-def unmute(db: Database, *, now: dt.datetime) -> int:
-    """End every open mute window; returns how many were open."""
-    with transaction(db):
-        cur = db.execute(
-            "UPDATE alert_mutes SET ended_at = ? WHERE ended_at IS NULL AND until > ?", [iso(now), iso(now)]
-        )
-    return cur.rowcount
-
-
-def _insert(db: Database, alert: Alert) -> Alert | None:
-    """Store `alert` unless its key exists; the stored alert (with its id) or None."""
-    row = db.execute(
-        "INSERT INTO alerts (key, kind, severity, title, message, created_at, window_label, "
-        "window_start, window_end, details_json, muted, delivery_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT (key) DO NOTHING RETURNING alert_id",
-        [
-            alert.key, alert.kind, str(alert.severity), alert.title, alert.message, iso(alert.created_at),
-            alert.window_label, iso(alert.window_start) if alert.window_start else None,
-            iso(alert.window_end) if alert.window_end else None,
-            json.dumps(dict(alert.details), sort_keys=True),
-            int(alert.muted), alert.delivery_status,
-        ],
-    ).fetchone()
-    return None if row is None else get_alert(db, int(row[0]))
-
-
-def get_alert(db: Database, alert_id: int) -> Alert | None:
-    row = db.execute(f"SELECT {_COLUMNS} FROM alerts WHERE alert_id = ?", [alert_id]).fetchone()
-    return None if row is None else _from_row(row)
 
 
 def _budget_candidates(db: Database, settings: Settings, now: dt.datetime) -> list[Alert]:
@@ -210,18 +118,10 @@ def _error_rate_candidates(db: Database, settings: Settings, now: dt.datetime,
     start = now - dt.timedelta(seconds=cfg.error_rate_window_s)
     epoch = int(now.timestamp())
     bucket = dt.datetime.fromtimestamp(epoch - epoch % cfg.error_rate_window_s, dt.UTC)
-    marks = ", ".join("?" for _ in implementations)
-    # calls of a run whose scenario injects faults are left out: its 429s are the test doing its job,
-    # and an alert on every CI run of it would teach people to ignore the alert (budget alerts still
-    # count every cent; the rows stay in the ledger, in `runs compare` and on the dashboard)
-    rows = db.execute(
-        "SELECT service, COUNT(*), SUM(status = 'error') FROM usage "
-        f"WHERE ts >= ? AND ts < ? AND implementation IN ({marks}) "
-        "AND (run_id IS NULL OR run_id NOT IN (SELECT run_id FROM runs "
-        "WHERE COALESCE(json_array_length(json_extract(spec_json, '$.scenario.faults')), 0) > 0)) "
-        "GROUP BY service ORDER BY service",
-        [iso(start), iso(now + dt.timedelta(microseconds=1)), *implementations],
-    ).fetchall()
+    # calls of a run whose scenario injects faults are left out (UsageStore.errors_by_service): its 429s
+    # are the test doing its job, and an alert on every CI run of it would teach people to ignore the
+    # alert (budget alerts still count every cent; the rows stay in the ledger and on the dashboard)
+    rows = UsageStore(db).errors_by_service(start, now + dt.timedelta(microseconds=1), implementations)
     out = []
     minutes = cfg.error_rate_window_s / 60
     for service, calls, errors in rows:
@@ -263,7 +163,7 @@ def evaluate_alerts(
         candidates = [*_refusal_candidates(db, settings, now, refusals), *_budget_candidates(db, settings, now),
                       *_error_rate_candidates(db, settings, now, error_rate_implementations)]
         for c in candidates:
-            stored = _insert(db, _muted(c) if is_muted else c)
+            stored = insert_alert(db, _muted(c) if is_muted else c)
             if stored is not None:
                 new.append(stored)
     return new
@@ -273,49 +173,3 @@ def _muted(a: Alert) -> Alert:
     return replace(a, muted=True, delivery_status="muted")
 
 
-def list_alerts(db: Database, *, include_acknowledged: bool = False,
-                limit: int | None = None) -> list[Alert]:
-    """Alerts, newest first; unacknowledged only unless `include_acknowledged`."""
-    cond = "" if include_acknowledged else " WHERE acknowledged_at IS NULL"
-    lim = f" LIMIT {int(limit)}" if limit else ""
-    rows = db.execute(f"SELECT {_COLUMNS} FROM alerts{cond} ORDER BY alert_id DESC{lim}")
-    return [_from_row(r) for r in rows]
-
-
-def acknowledge(db: Database, ids: Sequence[int] | None, *, now: dt.datetime) -> list[int]:
-    """Acknowledge alerts `ids` (None: all unacknowledged); returns the ids that were acknowledged."""
-    with transaction(db):
-        if ids is None:
-            todo = [r[0] for r in db.execute("SELECT alert_id FROM alerts WHERE acknowledged_at IS NULL")]
-        else:
-            marks = ", ".join("?" for _ in ids) or "NULL"
-            todo = [r[0] for r in db.execute(
-                f"SELECT alert_id FROM alerts WHERE acknowledged_at IS NULL AND alert_id IN ({marks})",
-                list(ids),
-            )]
-        db.executemany(
-            "UPDATE alerts SET acknowledged_at = ? WHERE alert_id = ?", [(iso(now), i) for i in todo]
-        )
-    return sorted(todo)
-
-
-def record_deliveries(
-    db: Database, alert_id: int, outcomes: Sequence[tuple[str, str, int, str | None]], *,
-    now: dt.datetime, status: str,
-) -> None:
-    """Store delivery outcomes (channel, status, attempts, reason) and the alert's summary status."""
-    with transaction(db):
-        db.executemany(
-            "INSERT INTO alert_deliveries (alert_id, channel, status, attempts, reason, at) "
-            "VALUES (?,?,?,?,?,?)",
-            [(alert_id, ch, st, n, reason, iso(now)) for ch, st, n, reason in outcomes],
-        )
-        db.execute("UPDATE alerts SET delivery_status = ? WHERE alert_id = ?", [status, alert_id])
-
-
-def deliveries(db: Database, alert_id: int) -> list[dict[str, Any]]:
-    cur = db.execute(
-        "SELECT channel, status, attempts, reason, at FROM alert_deliveries WHERE alert_id = ? ORDER BY id",
-        [alert_id],
-    )
-    return [dict(zip(("channel", "status", "attempts", "reason", "at"), r, strict=True)) for r in cur]

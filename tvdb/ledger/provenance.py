@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.storage import Database
 
 STAGE_ORDER = {"parse": 0, "embed": 1, "query": 2}
@@ -33,10 +34,8 @@ class ProvenanceRow:
 def run_provenance(db: Database, run_id: str) -> list[ProvenanceRow]:
     """One row per (stage, implementation, reason), in pipeline stage order, then most calls first."""
     rows = [
-        ProvenanceRow(str(r[0]), str(r[1]), str(r[2] or ""), int(r[3]), int(r[4]))
-        for r in db.execute(
-            "SELECT stage, implementation, provenance, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) "
-            "FROM usage WHERE run_id = ? GROUP BY 1, 2, 3", [run_id])
+        ProvenanceRow(stage, impl, reason or "", calls, errors)
+        for stage, impl, reason, calls, errors in UsageStore(db).provenance(run_id)
     ]
     return sorted(rows, key=lambda r: (STAGE_ORDER.get(r.stage, 9), r.stage, -r.calls, r.implementation, r.reason))
 
@@ -45,7 +44,4 @@ def count_local_calls(db: Database, run_id: str, stages: Sequence[str]) -> int:
     """Calls of `stages` that ran a local (mock) implementation: in hybrid mode, the fallbacks."""
     if not stages:
         return 0
-    marks = ", ".join("?" for _ in stages)
-    return int(db.execute(
-        f"SELECT COUNT(*) FROM usage WHERE run_id = ? AND implementation = 'mock' AND stage IN ({marks})",
-        [run_id, *stages]).fetchone()[0])
+    return UsageStore(db).local_calls(run_id, stages)

@@ -32,8 +32,9 @@ from pathlib import Path
 from tvdb.clock import iso
 from tvdb.domain import Implementation
 from tvdb.errors import ConfigError
-from tvdb.ledger.prices import nusd_to_usd, usd_to_nusd
+from tvdb.ledger.prices import usd_to_nusd
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.ledger.windows import Window, day_window
 from tvdb.storage import Database, transaction
 
@@ -135,17 +136,8 @@ def _local_noon(day: dt.date, timezone: str) -> dt.datetime:
 
 def _group(db: Database, entry: BilledDay, window: Window, reconcile_id: str, now: dt.datetime,
            source: str, dry_run: bool) -> GroupResult:
-    where = "implementation = 'real' AND service = ? AND model = ? AND ts >= ? AND ts < ?"
-    args = [entry.service, entry.model, window.start_iso, window.end_iso]
-    known = int(db.execute(f"SELECT COALESCE(SUM(cost_nusd), 0) FROM usage WHERE {where} AND assumed = 0",
-                           args).fetchone()[0])
-    assumed = [(int(r[0]), int(r[1] or 0), r[2], r[3]) for r in db.execute(
-        f"SELECT id, cost_nusd, would_cost_nusd, price_version FROM usage WHERE {where} AND assumed = 1 "
-        "ORDER BY id", args)]
-    folded_known, folded_assumed = (int(v) for v in db.execute(
-        "SELECT COALESCE(SUM(cost_nusd - assumed_nusd), 0), COALESCE(SUM(assumed_nusd), 0) FROM usage_daily "
-        "WHERE implementation = 'real' AND service = ? AND model = ? AND start_ts < ? AND end_ts > ?",
-        [entry.service, entry.model, window.end_iso, window.start_iso]).fetchone())
+    known, assumed, folded_known, folded_assumed = UsageStore(db).billed_group(
+        entry.service, entry.model, window.start_iso, window.end_iso)
     known += folded_known
     before = sum(a[1] for a in assumed)
 
@@ -170,20 +162,15 @@ def _group(db: Database, entry: BilledDay, window: Window, reconcile_id: str, no
 def _set_assumed(db: Database, rows: list[tuple[int, int, int | None, str | None]], target: int,
                  reconcile_id: str, now: dt.datetime) -> None:
     """Spread `target` over the assumed rows in proportion to their estimates; they stop being assumed."""
+    store = UsageStore(db)
     total = sum(r[1] for r in rows)
     given = 0
     for i, (row_id, cost, would, version) in enumerate(rows):
         share = target - given if i == len(rows) - 1 else (target * cost // total if total else target // len(rows))
         given += share
-        db.execute(
-            "INSERT INTO usage_reprices (reprice_id, repriced_at, source, row_ref, old_price_version, "
-            "old_cost_nusd, old_would_cost_nusd, new_price_version, new_cost_nusd, new_would_cost_nusd) "
-            "VALUES (?, ?, 'usage', ?, ?, ?, ?, ?, ?, ?)",
-            [reconcile_id, iso(now), str(row_id), version, cost, would, version, share, share],
-        )
-        db.execute(
-            "UPDATE usage SET cost_nusd = ?, cost_usd = ?, would_cost_nusd = ?, would_cost_usd = ?, assumed = 0 "
-            "WHERE id = ?", [share, nusd_to_usd(share), share, nusd_to_usd(share), row_id])
+        store.record_old_values(reconcile_id, iso(now), "usage", str(row_id), (version, cost, would),
+                                (version, share, share))
+        store.set_cost("usage", str(row_id), share, share, version, assumed=False)
 
 
 def _add_adjustment(db: Database, entry: BilledDay, window: Window, amount: int, source: str) -> None:

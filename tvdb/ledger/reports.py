@@ -23,6 +23,7 @@ from tvdb.errors import ConfigError
 from tvdb.ledger.periods import Period, local_day
 from tvdb.ledger.prices import LLAMAPARSE, nusd_to_usd
 from tvdb.ledger.today import BudgetStatus, budget_status
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.storage import Database
 
 # --by name → usage column (`mode` is the implementation that answered: real / mock / replay)
@@ -43,17 +44,10 @@ class ReportFilters:
     runs: tuple[str, ...] = ()
     implementations: tuple[str, ...] = ()
 
-    def clauses(self) -> tuple[list[str], list[Any]]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column, values in (
-            ("service", self.services), ("model", self.models), ("scenario", self.scenarios),
-            ("run_id", self.runs), ("implementation", self.implementations),
-        ):
-            if values:
-                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
-                args += list(values)
-        return where, args
+    def columns(self) -> dict[str, tuple[str, ...]]:
+        """Ledger column → the values it may have (empty: any)."""
+        return {"service": self.services, "model": self.models, "scenario": self.scenarios,
+                "run_id": self.runs, "implementation": self.implementations}
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,34 +186,18 @@ def _ts(text: str) -> dt.datetime:
 def _facts(
     db: Database, period: Period, filters: ReportFilters, timezone: str, counter: list[int]
 ) -> Iterator[_Fact]:
-    where, args = filters.clauses()
-    raw_where, agg_where = list(where), list(where)
-    raw_args, agg_args = list(args), list(args)
-    if period.since is not None:
-        raw_where.append("ts >= ?")
-        agg_where.append("start_ts >= ?")
-        raw_args.append(iso(period.since))
-        agg_args.append(iso(period.since))
-    if period.until is not None:
-        raw_where.append("ts < ?")
-        agg_where.append("start_ts < ?")
-        raw_args.append(iso(period.until))
-        agg_args.append(iso(period.until))
-    cond = " WHERE " + " AND ".join(raw_where) if raw_where else ""
-    for ts, service, model, scenario, impl, run_id, status, cost, would, units in db.execute(
-        "SELECT ts, service, model, scenario, implementation, run_id, status, cost_nusd, would_cost_nusd, "
-        f"units FROM usage{cond}", raw_args
-    ):
+    store = UsageStore(db)
+    since = None if period.since is None else iso(period.since)
+    until = None if period.until is None else iso(period.until)
+    for ts, service, model, scenario, impl, run_id, status, cost, would, units in store.report_rows(
+            since, until, filters.columns()):
         day = local_day(_ts(ts), timezone)
         keys = {"day": day.isoformat(), "service": service, "model": model, "scenario": scenario,
                 "mode": impl, "run": run_id}
         yield _Fact(day, keys, 1, int(status == "error"), cost, would,
                     int(cost is None), int(would is None), _credits(service, model, units))
-    cond = " WHERE " + " AND ".join(agg_where) if agg_where else ""
-    for day_s, service, model, scenario, impl, run_id, calls, errors, cost, would, cu, wu, units in db.execute(
-        "SELECT day, service, model, scenario, implementation, run_id, calls, errors, cost_nusd, "
-        f"would_cost_nusd, cost_unknown, would_cost_unknown, units FROM usage_daily{cond}", agg_args
-    ):
+    for day_s, service, model, scenario, impl, run_id, calls, errors, cost, would, cu, wu, units in (
+            store.report_daily(since, until, filters.columns())):
         counter[0] += 1
         keys = {"day": day_s, "service": service, "model": model, "scenario": scenario,
                 "mode": impl, "run": run_id}

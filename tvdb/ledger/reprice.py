@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from tvdb.clock import iso
 from tvdb.errors import ConfigError
-from tvdb.ledger.prices import PriceTable, nusd_to_usd
+from tvdb.ledger.prices import PriceTable
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.storage import Database, transaction
 
 
@@ -83,21 +84,8 @@ class _Row:
 
 
 def _rows(db: Database, from_version: str | None) -> Iterable[_Row]:
-    cond, args = "units > 0", []
-    if from_version is not None:
-        cond += " AND price_version IS ?"
-        args.append(from_version)
-    cols = "service, model, implementation, units, unit, cost_nusd, would_cost_nusd, price_version"
-    for rid, *rest in db.execute(f"SELECT id, {cols} FROM usage WHERE {cond} ORDER BY id", args).fetchall():
-        yield _Row("usage", str(rid), *rest)
-    # a folded amount made only of unknown prices is unknown (NULL), not its stored 0 sum
-    daily_cols = cols.replace(
-        "cost_nusd, would_cost_nusd",
-        "CASE WHEN cost_unknown = calls THEN NULL ELSE cost_nusd END, "
-        "CASE WHEN would_cost_unknown = calls THEN NULL ELSE would_cost_nusd END",
-    )
-    for key, *rest in db.execute(f"SELECT key, {daily_cols} FROM usage_daily WHERE {cond}", args).fetchall():
-        yield _Row("usage_daily", key, *rest)
+    for source, ref, values in UsageStore(db).priced_rows(from_version):
+        yield _Row(source, ref, *values)
 
 
 def reprice(
@@ -151,26 +139,12 @@ def reprice(
 
 def _write(db: Database, row: _Row, reprice_id: str, at: str, version: str,
            new_cost: int, new_would: int) -> None:
-    db.execute(
-        "INSERT INTO usage_reprices (reprice_id, repriced_at, source, row_ref, old_price_version, "
-        "old_cost_nusd, old_would_cost_nusd, new_price_version, new_cost_nusd, new_would_cost_nusd) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [reprice_id, at, row.source, row.ref, row.version, row.cost, row.would, version, new_cost, new_would],
-    )
-    if row.source == "usage":
-        db.execute(
-            "UPDATE usage SET cost_nusd = ?, would_cost_nusd = ?, cost_usd = ?, would_cost_usd = ?, "
-            "price_version = ? WHERE id = ?",
-            [new_cost, new_would, nusd_to_usd(new_cost), nusd_to_usd(new_would), version, int(row.ref)],
-        )
-    else:
-        db.execute(
-            "UPDATE usage_daily SET cost_nusd = ?, would_cost_nusd = ?, cost_unknown = 0, "
-            "would_cost_unknown = 0, price_version = ? WHERE key = ?",
-            [new_cost, new_would, version, row.ref],
-        )
+    store = UsageStore(db)
+    store.record_old_values(reprice_id, at, row.source, row.ref, (row.version, row.cost, row.would),
+                            (version, new_cost, new_would))
+    store.set_cost(row.source, row.ref, new_cost, new_would, version)
 
 
 def reprice_history(db: Database, reprice_id: str) -> list[dict[str, object]]:
     """The old and new values recorded by one reprice run, in row order."""
-    return list(db.query("SELECT * FROM usage_reprices WHERE reprice_id = ? ORDER BY id", [reprice_id]))
+    return UsageStore(db).reprice_history(reprice_id)

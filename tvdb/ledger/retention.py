@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from tvdb.clock import iso
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import local_day, local_day_start
+from tvdb.ledger.usage_store import FOLD_GROUP, UsageStore
 from tvdb.ledger.windows import day_window
 from tvdb.storage import Database, transaction
 
 MIN_AGE = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
-_GROUP = ("service", "model", "scenario", "implementation", "run_id", "stage", "unit", "price_version")
-_SUMS = ("calls", "errors", "units", "cost_nusd", "would_cost_nusd", "cost_unknown", "would_cost_unknown",
-         "assumed_nusd")
+_GROUP = FOLD_GROUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +111,11 @@ def prune(
         )
     asked = prune_cutoff(older_than, now, timezone)
     cutoff = min(asked, protected_from((now, *also_now), timezone, recent))
+    store = UsageStore(db)
     with transaction(db):
         groups: dict[str, _Agg] = {}
         rows = spent = would_total = 0
-        for rec in db.execute(
-            f"SELECT ts, status, units, cost_nusd, would_cost_nusd, assumed, {', '.join(_GROUP)} "
-            "FROM usage WHERE ts < ?",
-            [iso(cutoff)],
-        ):
+        for rec in store.rows_before(iso(cutoff)):
             ts, status, units, cost, would, assumed, *group = rec
             day = local_day(dt.datetime.fromisoformat(ts), timezone)
             key = json.dumps([day.isoformat(), timezone, *group])
@@ -131,14 +127,7 @@ def prune(
             spent += (cost or 0) if group[_GROUP.index("implementation")] == "real" else 0
             would_total += would or 0
         if not dry_run and groups:
-            columns = ["key", "day", "timezone", "start_ts", "end_ts", *_GROUP, *_SUMS]
-            updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
-            db.executemany(
-                f"INSERT INTO usage_daily ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-                f"ON CONFLICT(key) DO UPDATE SET {updates}",
-                [[key, *agg.record(timezone)] for key, agg in groups.items()],
-            )
-            db.execute("DELETE FROM usage WHERE ts < ?", [iso(cutoff)])
+            store.fold(iso(cutoff), [[key, *agg.record(timezone)] for key, agg in groups.items()])
     days = [agg.day for agg in groups.values()]
     return PruneResult(
         cutoff=cutoff, timezone=timezone, rows_folded=rows, aggregates=len(groups),

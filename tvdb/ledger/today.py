@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from tvdb.ledger.prices import usd_to_nusd
 from tvdb.ledger.reservations import ReservationStore
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.ledger.windows import assumed_spend_nusd, day_window, real_spend_nusd
 from tvdb.storage import Database
 
@@ -54,13 +55,8 @@ def budget_status(db: Database, *, daily_budget_usd: float, timezone: str,
     budget = usd_to_nusd(Decimal(str(daily_budget_usd)))
     spent = real_spend_nusd(db, window)
     reserved = ReservationStore(db).held_nusd()
-    in_rows, in_aggregates = db.execute(  # rows, and aggregates of pruned days overlapping today (like the spend)
-        "SELECT (SELECT COUNT(*) FROM usage WHERE implementation = 'real' AND cost_nusd IS NULL "
-        "AND ts >= ? AND ts < ?), (SELECT COALESCE(SUM(cost_unknown), 0) FROM usage_daily "
-        "WHERE implementation = 'real' AND start_ts < ? AND end_ts > ?)",
-        [window.start_iso, window.end_iso, window.end_iso, window.start_iso],
-    ).fetchone()
-    unknown = int(in_rows) + int(in_aggregates)
+    # rows, and aggregates of pruned days overlapping today (like the spend)
+    unknown = UsageStore(db).unknown_price_calls(window.start_iso, window.end_iso)
     elapsed_us = max(0, (now - window.start) // dt.timedelta(microseconds=1))
     day_us = (window.end - window.start) // dt.timedelta(microseconds=1)
     projected = spent if elapsed_us == 0 else spent * day_us // elapsed_us

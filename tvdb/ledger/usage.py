@@ -25,7 +25,7 @@ from typing import Any
 from tvdb.clock import iso
 from tvdb.domain import Implementation
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
-from tvdb.storage import Database, insert, transaction
+from tvdb.storage import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,5 +115,26 @@ class UsageRow:
 
 def insert_usage(db: Database, row: UsageRow) -> int:
     """Write one usage row (inside the caller's transaction if one is open); returns its id."""
-    with transaction(db):
-        return int(insert(db, "usage", row.as_record(), returning="id"))
+    from tvdb.ledger.usage_store import UsageStore
+
+    return UsageStore(db).insert(row)
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelatedUsage:
+    """What one correlation id's requests of a run used: `would_cost_nusd` of its successful calls (None
+    when one has no known price), embedding `tokens` and parsed `pages` of those calls, all attempts."""
+
+    would_cost_nusd: int | None
+    tokens: int
+    pages: int
+    requests: int
+
+
+def usage_by_correlation(db: Database, run_id: str, correlation_id: str | None = None) -> dict[str, CorrelatedUsage]:
+    """Per correlation id (or only `correlation_id`), the usage rows of `run_id` (a `pipeline:` hook's
+    document: every request its code made, whatever the stage)."""
+    from tvdb.ledger.usage_store import UsageStore
+
+    return {cid: CorrelatedUsage(None if unknown else would, tokens, pages, requests)
+            for cid, would, unknown, tokens, pages, requests in UsageStore(db).by_correlation(run_id, correlation_id)}

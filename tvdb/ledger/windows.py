@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from tvdb.clock import iso
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.storage import Database
 
 
@@ -63,44 +64,16 @@ def assumed_spend_nusd(
 
 def _spend(db: Database, window: Window | None, run_id: str | None, *,
            assumed_only: bool) -> tuple[int, int]:
-    rows, rows_args = ["implementation = 'real'", "cost_nusd IS NOT NULL"], []
-    aggs: list[str] = ["implementation = 'real'"]
-    agg_args: list[str] = []
-    if assumed_only:
-        rows.append("assumed = 1")
-    if window is not None:
-        rows.append("ts >= ? AND ts < ?")
-        rows_args += [window.start_iso, window.end_iso]
-        aggs.append("start_ts < ? AND end_ts > ?")
-        agg_args += [window.end_iso, window.start_iso]
-    if run_id is not None:
-        rows.append("run_id = ?")
-        rows_args.append(run_id)
-        aggs.append("run_id = ?")
-        agg_args.append(run_id)
-    column = "assumed_nusd" if assumed_only else "cost_nusd"
-    row = db.execute(
-        f"SELECT (SELECT COALESCE(SUM(cost_nusd), 0) FROM usage WHERE {' AND '.join(rows)}), "
-        f"(SELECT COALESCE(SUM({column}), 0) FROM usage_daily WHERE {' AND '.join(aggs)})",
-        rows_args + agg_args,
-    ).fetchone()
-    return int(row[0]), int(row[1])
+    start, end = (None, None) if window is None else (window.start_iso, window.end_iso)
+    return UsageStore(db).spend(start, end, run_id, assumed_only=assumed_only)
 
 
 def real_attempts(db: Database, service: str, since: dt.datetime, now: dt.datetime) -> tuple[int, int]:
     """Real request attempts of `service` in (since, now]: (from per-call rows, from the daily
     aggregates of days overlapping that range, whose calls all count)."""
-    row = db.execute(
-        "SELECT (SELECT COUNT(*) FROM usage WHERE implementation = 'real' AND service = ? AND ts > ?), "
-        "(SELECT COALESCE(SUM(calls), 0) FROM usage_daily WHERE implementation = 'real' AND service = ? "
-        "AND end_ts > ? AND start_ts <= ?)",
-        [service, iso(since), service, iso(since), iso(now)],
-    ).fetchone()
-    return int(row[0]), int(row[1])
+    return UsageStore(db).attempts(service, since, now)
 
 
 def attempt_times(db: Database, service: str, since: dt.datetime) -> list[str]:
     """Timestamps (ISO UTC, oldest first) of the per-call rows of real attempts of `service` after `since`."""
-    return [r[0] for r in db.execute(
-        "SELECT ts FROM usage WHERE implementation = 'real' AND service = ? AND ts > ? ORDER BY ts",
-        [service, iso(since)])]
+    return UsageStore(db).attempt_times(service, since)

@@ -16,7 +16,7 @@ from tvdb.ledger.guard import CallScope
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import Job
 from tvdb.pipeline.stages import fail
-from tvdb.pipeline.store import delete_vectors, insert_vectors, spaces_by_job
+from tvdb.pipeline.store import chunks_without_vectors, delete_vectors, insert_vectors, spaces_by_job
 from tvdb.services.calls import Completed
 from tvdb.storage import transaction
 
@@ -31,16 +31,7 @@ class PendingChunk:
 
 def pending_chunks(ctx: PipelineContext, job_ids: Sequence[str]) -> list[PendingChunk]:
     """Chunks of `job_ids` that have no vector yet, in job then chunk order."""
-    if not job_ids:
-        return []
-    marks = ", ".join("?" for _ in job_ids)
-    rows = ctx.db.query(
-        "SELECT c.chunk_id, c.job_id, c.text, c.token_count FROM chunks c "
-        "LEFT JOIN vectors v ON v.chunk_id = c.chunk_id "
-        f"WHERE c.job_id IN ({marks}) AND v.chunk_id IS NULL ORDER BY c.job_id, c.idx",
-        list(job_ids),
-    )
-    return [PendingChunk(r["chunk_id"], r["job_id"], r["text"], r["token_count"]) for r in rows]
+    return [PendingChunk(*row) for row in chunks_without_vectors(ctx.db, job_ids)]
 
 
 async def embed_stage(ctx: PipelineContext, jobs: Sequence[Job]) -> list[Job]:

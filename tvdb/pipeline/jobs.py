@@ -3,7 +3,8 @@ the persisted job state machine, with an event row per transition.
 
     pending → uploaded → parsing → parsed → chunked → embedding → embedded → stored → complete
     any non-final state → failed (with an error code)
-    uploaded → complete (an identical document was already ingested with the same settings: reused)
+    uploaded → complete (an identical document was already ingested with the same settings: reused;
+                         or a scenario's `pipeline:` hook, the user's own code, ingested it)
     uploaded | parsed | chunked | embedding → deferred → back to where it was (budget window reopened)
 
 A transition that the table does not allow raises `IllegalTransition`; it is a bug, never user error.
@@ -180,6 +181,12 @@ class JobStore:
                 "correlation_id = excluded.correlation_id, ms = excluded.ms, updated_at = excluded.updated_at",
                 [job.job_id, str(stage), job.run_id, job.correlation_id, current[stage], now],
             )
+
+    def failure_detail(self, job_id: str) -> str | None:
+        """The detail of the job's last transition to `failed` (a `pipeline:` hook's traceback), or None."""
+        row = self.db.execute("SELECT detail FROM events WHERE job_id = ? AND to_state = 'failed' "
+                              "ORDER BY id DESC LIMIT 1", [job_id]).fetchone()
+        return None if row is None else row[0]
 
     def note(self, job: Job, detail: str) -> None:
         """An event without a state change (e.g. a resumed stage)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from tvdb.domain import Chunk, EmbeddingSpace, Implementation
-from tvdb.storage import Database, Migration
+from tvdb.storage import Database, Migration, marks
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,6 +78,28 @@ def load_pages(db: Database, job_id: str) -> list[tuple[int, str]]:
     """A document's stored pages as (number, text), in page order."""
     return [(int(n), str(t)) for n, t in db.execute(
         "SELECT number, text FROM pages WHERE job_id = ? ORDER BY number", [job_id])]
+
+
+def chunks_without_vectors(db: Database, job_ids: Sequence[str]) -> list[tuple[str, str, str, int]]:
+    """(chunk_id, job_id, text, token_count) of the chunks of `job_ids` that have no vector yet, in
+    job then chunk order."""
+    if not job_ids:
+        return []
+    return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in db.execute(
+        "SELECT c.chunk_id, c.job_id, c.text, c.token_count FROM chunks c "
+        "LEFT JOIN vectors v ON v.chunk_id = c.chunk_id "
+        f"WHERE c.job_id IN ({marks(job_ids)}) AND v.chunk_id IS NULL ORDER BY c.job_id, c.idx",
+        list(job_ids),
+    )]
+
+
+def vector_counts(db: Database, job_ids: Sequence[str]) -> dict[str, int]:
+    """job_id → how many vectors it has (jobs without any are left out)."""
+    out: dict[str, int] = {}
+    for chunk in _chunked(job_ids):
+        out.update((str(j), int(n)) for j, n in db.execute(
+            f"SELECT job_id, COUNT(*) FROM vectors WHERE job_id IN ({marks(chunk)}) GROUP BY job_id", list(chunk)))
+    return out
 
 
 def delete_vectors(db: Database, job_id: str) -> int:

@@ -8,7 +8,7 @@ expected, so a failed document fails the run unless the scenario says it should 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,13 @@ from tvdb.money import format_usd
 from tvdb.pipeline.context import PipelineContext
 from tvdb.scenarios.patterns import matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
-from tvdb.scenarios.schema import DocumentExpectation, Expectations, ProvenanceExpectation, RequestExpectation
+from tvdb.scenarios.schema import (
+    DocumentExpectation,
+    Expectations,
+    ProvenanceExpectation,
+    RequestExpectation,
+    RetrievalExpectation,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -84,13 +90,9 @@ def document_expectations(
 
 
 def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
-    where, args = ["run_id = ?", "service = ?"], [ctx.run_id, e.service]
-    if e.status:
-        where.append("status = ?")
-        args.append(e.status)
-    if e.retries:
-        where.append("attempt > 1")
-    n = int(ctx.db.execute(f"SELECT COUNT(*) FROM usage WHERE {' AND '.join(where)}", args).fetchone()[0])
+    from tvdb.ledger.usage_store import UsageStore
+
+    n = UsageStore(ctx.db).count_requests(ctx.run_id, e.service, status=e.status, retries=e.retries)
     what = f"{e.service} {'retries' if e.retries else 'requests'}" + (f" with status {e.status}" if e.status else "")
     bounds = [f"≥ {e.min}" if e.min is not None else "", f"≤ {e.max}" if e.max is not None else ""]
     ok = (e.min is None or n >= e.min) and (e.max is None or n <= e.max)
@@ -100,14 +102,16 @@ def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
 async def evaluate(
     ctx: PipelineContext, expectations: Expectations, documents: Sequence[DocumentResult],
     usage: UsageSummary, base: Path,
+    retrieve: Callable[[RetrievalExpectation], Awaitable[ExpectationResult]] | None = None,
 ) -> list[ExpectationResult]:
-    """Every expectation's verdict, in the order the scenario states them."""
+    """Every expectation's verdict, in the order the scenario states them. `retrieve` judges a retrieval
+    expectation instead of tvdb's vector index (a `pipeline:` scenario's `search:` hook)."""
     from tvdb.pipeline.store import load_index
 
     out = document_expectations(expectations.documents, documents, base)
     complete = [d for d in documents if d.status == "complete"]
     index: VectorIndex | None = None
-    if expectations.vectors is not None or expectations.retrieval:  # read the run's vectors once
+    if expectations.vectors is not None or (expectations.retrieval and retrieve is None):  # read the vectors once
         index = load_index(ctx.db, [d.reused_from or d.job_id for d in complete],
                            ctx.settings.embedding.resolved_dimensions)
     if expectations.vectors is not None:
@@ -129,6 +133,9 @@ async def evaluate(
                        "measured when they were first ingested; --fresh measures them again)")
         out.append(ExpectationResult(f"run costs at most {format_usd(limit)} at live prices", ok, detail))
     for r in expectations.retrieval:
+        if retrieve is not None:
+            out.append(await retrieve(r))
+            continue
         try:
             assert index is not None
             out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base, index))

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tvdb.errors import ScenarioError
+from tvdb.scenarios.hooks import ScenarioHooks
 from tvdb.scenarios.patterns import matches
 from tvdb.scenarios.schema import Scenario
 from tvdb.validation import describe, dotted
@@ -28,6 +29,7 @@ class LoadedScenario:
     scenario: Scenario
     source: YamlDocument
     documents: tuple[Path, ...]
+    hooks: ScenarioHooks | None = None  # the user's own code, for a scenario with `pipeline:`
 
     @property
     def path(self) -> Path:
@@ -64,7 +66,10 @@ def load_scenario(path: Path) -> LoadedScenario:
         raise _scenario_error(exc, doc, FaultPlan) from None
     documents = resolve_documents(scenario.documents, doc)
     _check_expectation_names(scenario, doc, documents)
-    return LoadedScenario(scenario, doc, documents)
+    from tvdb.scenarios.hookcheck import check_hook_keys, scenario_hooks
+
+    check_hook_keys(scenario, doc)
+    return LoadedScenario(scenario, doc, documents, scenario_hooks(scenario, path, doc))
 
 
 def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: tuple[Path, ...]) -> None:

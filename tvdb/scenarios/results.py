@@ -35,6 +35,8 @@ class DocumentResult:
     reused_from: str | None
     stage_ms: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # parse warnings of a document that completed anyway (a page not parsed)
+    # a `pipeline:` hook's exception, formatted and redacted (error_code pipeline_error)
+    traceback: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class DocumentResult:
             "would_cost_usd": self.would_cost_usd, "reused_from": self.reused_from,
             "job_id": self.job_id, "correlation_id": self.correlation_id, "stage_ms": dict(self.stage_ms),
             "warnings": list(self.warnings),
+            **({"traceback": self.traceback} if self.traceback else {}),
         }
 
 
@@ -96,6 +99,8 @@ class RunResult:
     alerts: tuple[str, ...] = ()  # alerts this run raised (budget thresholds, error rates), one line each
     # a recording or replay run: cassette, record_mode, replayed_calls + avoided_usd (or recorded_*)
     tape: Mapping[str, Any] | None = None
+    # a scenario that ran the user's own code: its `pipeline:` hook spec (chunks and vectors are the user's)
+    pipeline: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -122,6 +127,7 @@ class RunResult:
             pages=d["pages"], chunks=d["chunks"], tokens=d["tokens"], vectors=d["vectors"],
             would_cost_usd=d["would_cost_usd"], reused_from=d.get("reused_from"), stage_ms=d.get("stage_ms") or {},
             warnings=tuple(d.get("warnings") or ()),
+            traceback=d.get("traceback"),
         ) for d in data["documents"])
         usage = UsageSummary(data["cost_usd"], data["would_cost_usd"], data.get("unpriced_calls", 0),
                              data.get("requests") or {}, ingestion_would_cost_usd=data.get("ingestion_would_cost_usd"))
@@ -135,6 +141,7 @@ class RunResult:
                           sp["vectors"]) for sp in data.get("spaces") or ()),
             notes=tuple(data.get("notes") or ()),
             alerts=tuple(data.get("alerts") or ()),
+            pipeline=data.get("pipeline"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -158,6 +165,7 @@ class RunResult:
             "expectations": [e.as_json() for e in self.expectations],
             "notes": list(self.notes),
             "alerts": list(self.alerts),
+            **({"pipeline": self.pipeline} if self.pipeline else {}),
             **({"replay" if self.tape.get("record_mode") == "none" else "recording": dict(self.tape)}
                if self.tape else {}),
         }

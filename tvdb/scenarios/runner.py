@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import secrets
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -24,21 +25,24 @@ from tvdb.domain import Stage
 from tvdb.errors import StorageError
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
 from tvdb.ledger.provenance import run_provenance
+from tvdb.ledger.usage_store import UsageStore
 from tvdb.pipeline.context import NullProgress, PipelineContext, ProgressSink
 from tvdb.pipeline.jobs import Job, JobStore
 from tvdb.pipeline.objects import ObjectStore, load_or_create_secret
 from tvdb.pipeline.runner import run_pipeline
-from tvdb.pipeline.store import space_counts
+from tvdb.pipeline.store import space_counts, vector_counts
 from tvdb.scenarios.expectations import count_fallbacks, evaluate
 from tvdb.scenarios.loader import LoadedScenario
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, RunResult, UsageSummary
-from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
+from tvdb.scenarios.schema import SETTINGS_KEYS, RetrievalExpectation, Scenario
 from tvdb.services.calls import ServiceCaller
 from tvdb.storage import Database
 
 if TYPE_CHECKING:
     from tvdb.http import AsyncBaseTransport
     from tvdb.recording.session import Tape
+    from tvdb.scenarios.hookrun import SessionOpener
+    from tvdb.scenarios.hooks import ScenarioHooks
 
 # A run keeps only its ingestion settings; budgets, limits, keys, paths, alert channels and prices
 # come from the environment of a resuming process, so a resume obeys today's budget and a run never
@@ -53,6 +57,8 @@ class RunHooks:
     on_start: Callable[[str, Sequence[Job]], None] = lambda run_id, jobs: None
     # replaces the network of a real service's client and health probe ("openai", "llamaparse")
     transports: Mapping[str, AsyncBaseTransport] = field(default_factory=dict)
+    # opens the tvdb session a `pipeline:` scenario's hooks run in (default: tvdb.session)
+    open_session: SessionOpener | None = None
 
 
 def ingestion_settings(settings: Settings) -> dict[str, Any]:
@@ -76,10 +82,23 @@ def new_run_id(clock: Clock) -> str:
     return f"{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def _with_placeholder_keys(settings: Settings) -> Settings:
+    """`settings` with a placeholder for each missing API key: for building a router that sends nothing
+    (a forecast's checks; a `pipeline:` run, whose requests the user's code makes with its own keys)."""
+    from pydantic import SecretStr
+
+    placeholders = {"openai_api_key": "sk-placeholder-for-checks", "llama_cloud_api_key": "llx-placeholder-for-checks"}
+    missing = {k: SecretStr(v) for k, v in placeholders.items() if getattr(settings, k) is None}
+    return settings.model_copy(update=missing)
+
+
 def _context(settings: Settings, db: Database, clock: Clock, run_id: str, scenario: Scenario,
              hooks: RunHooks, tape: Tape | None = None, *, reuse: bool = True) -> PipelineContext:
     from tvdb.services.factory import build_budget, build_faults, build_retry, build_router
 
+    # a `pipeline:` run's requests go through its session, which carries the user's own keys; tvdb's router
+    # only answers questions (modes, deferral windows) and must not demand keys the user's code has
+    router_settings = _with_placeholder_keys(settings) if scenario.pipeline else settings
     secret = (settings.signing_secret.get_secret_value().encode() if settings.signing_secret
               else load_or_create_secret(settings.data_dir))
     faults = build_faults(scenario.faults)
@@ -88,7 +107,7 @@ def _context(settings: Settings, db: Database, clock: Clock, run_id: str, scenar
     return PipelineContext(
         settings=settings, db=db, clock=clock, jobs=JobStore(db, clock),
         objects=ObjectStore(settings.object_store_dir, secret, clock),
-        router=build_router(settings, caller, clock, faults=faults, transports=hooks.transports,
+        router=build_router(router_settings, caller, clock, faults=faults, transports=hooks.transports,
                             replay=tape is not None and tape.replay),
         run_id=run_id, scenario=scenario.name,
         progress=hooks.progress, after_stage=hooks.after_stage, reuse=reuse and tape is None,
@@ -100,19 +119,19 @@ def check_runnable(settings: Settings, scenario: Scenario, *, need_keys: bool = 
     modes and services that are not available, the fault plan, and (with `need_keys`) missing API keys.
     `--estimate` calls it (without keys: a forecast needs none) so that it refuses what the run would
     refuse. Raises ConfigError."""
-    from pydantic import SecretStr
-
     from tvdb.catalog import embedding_model
     from tvdb.clock import SystemClock
+    from tvdb.errors import ConfigError
     from tvdb.services.factory import build_faults, build_retry, build_router
     from tvdb.tokens import get_encoding
 
+    if scenario.pipeline is not None:
+        raise ConfigError(f"scenario {scenario.name!r} runs your own code (pipeline: {scenario.pipeline}), whose "
+                          "requests tvdb cannot foresee: run it in mock mode (`--mode mock`, free) and read "
+                          "`would cost` instead")
     get_encoding(embedding_model(settings.embedding.model).encoding)
     if not need_keys:
-        placeholders = {"openai_api_key": "sk-placeholder-for-checks",
-                        "llama_cloud_api_key": "llx-placeholder-for-checks"}
-        settings = settings.model_copy(update={k: SecretStr(v) for k, v in placeholders.items()
-                                               if getattr(settings, k) is None})
+        settings = _with_placeholder_keys(settings)
     clock = SystemClock()
     db = open_db(Path(":memory:"))
     caller = ServiceCaller(db=db, prices=PriceTable.load(settings.prices), clock=clock,
@@ -163,7 +182,7 @@ async def start_run(
     get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
     loaded = masked_scenario(loaded, settings.secret_values())
     recorder: AbstractContextManager[Any] = nullcontext()
-    if tape is not None:
+    if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
         from tvdb.recording.session import use_tape
 
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
@@ -180,7 +199,8 @@ async def start_run(
     jobs = ctx.jobs.create_run(run_id=run_id, scenario=loaded.scenario.name, scenario_path=str(loaded.path),
                                mode=str(settings.mode), spec=spec, documents=spec["documents"])
     hooks.on_start(run_id, jobs)
-    return await _execute(ctx, loaded.scenario, loaded.path.parent, recorder, tape)
+    return await _execute(ctx, loaded.scenario, loaded.path.parent, recorder, tape,
+                          user=loaded.hooks, open_session=hooks.open_session)
 
 
 async def resume_run(
@@ -208,9 +228,13 @@ async def resume_run(
                           f"resumed half way: run it again (`tvdb replay` or `tvdb run --record`)")
     settings = restore_settings(spec["settings"], current)
     scenario = Scenario.model_validate(spec["scenario"])
+    from tvdb.scenarios.hookcheck import scenario_hooks
+
+    user = scenario_hooks(scenario, Path(spec["scenario_path"]))  # the user's code as it is now
     ctx = _context(settings, db, clock, run_id, scenario, hooks, reuse=not spec.get("fresh", False))
     hooks.on_start(run_id, ctx.jobs.jobs(run_id))
-    return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent)
+    return await _execute(ctx, scenario, Path(spec["scenario_path"]).parent, user=user,
+                          open_session=hooks.open_session)
 
 
 def _already_finished(row: Mapping[str, Any], jobs: Sequence[Job]) -> RunResult:
@@ -225,12 +249,16 @@ def _already_finished(row: Mapping[str, Any], jobs: Sequence[Job]) -> RunResult:
 
 
 async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
-                   recorder: AbstractContextManager[Any] | None = None, tape: Tape | None = None) -> RunResult:
+                   recorder: AbstractContextManager[Any] | None = None, tape: Tape | None = None, *,
+                   user: ScenarioHooks | None = None, open_session: SessionOpener | None = None) -> RunResult:
     try:
         # the cassette covers the pipeline and the expectations' retrieval queries, not the alert
         # deliveries after them (a webhook must never be recorded, nor be refused by a replay)
         with recorder or nullcontext():
-            documents, verdicts, ingestion = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
+            if user is None:
+                documents, verdicts, ingestion = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
+            else:
+                documents, verdicts, ingestion = await _run_user_code(ctx, scenario, base, user, tape, open_session)
         return await _finish(ctx, scenario, documents, verdicts, tape, ingestion)
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
@@ -253,6 +281,32 @@ async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: 
     return documents, await evaluate(ctx, scenario.expectations, documents, usage, base), usage
 
 
+async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, user: ScenarioHooks,
+                         tape: Tape | None, open_session: SessionOpener | None
+                         ) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult], UsageSummary]:
+    """A `pipeline:` scenario: its documents through the user's code, then the expectations (the `search:`
+    hook's queries too), all inside one tvdb session, with the hook modules importable throughout."""
+    from tvdb.scenarios import hookrun
+    from tvdb.scenarios.hooks import hook_import_path, import_dirs
+
+    opener = open_session or hookrun.open_session
+    with hook_import_path(import_dirs(base, scenario.python_path)), \
+            hookrun.placeholder_keys(ctx.settings, tape, os.environ):
+        async with opener(ctx, scenario, tape) as session:
+            jobs = await hookrun.run_hook_jobs(ctx, user.pipeline, session)
+            documents = tuple(hookrun.hook_document_results(ctx.db, jobs, ctx.jobs.failure_detail))
+            search, secrets = user.search, hookrun.secrets_of(ctx)
+
+            async def retrieve(r: RetrievalExpectation) -> ExpectationResult:
+                assert search is not None  # the loader refuses retrieval: without search:
+                return await hookrun.hook_retrieval(search, session, r, documents, base, secrets)
+
+            ingestion = summarize_usage(ctx.db, ctx.run_id)
+            verdicts = await evaluate(ctx, scenario.expectations, documents, ingestion, base,
+                                      retrieve if search is not None else None)
+    return documents, verdicts, ingestion
+
+
 async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[DocumentResult, ...],
                   verdicts: list[ExpectationResult], tape: Tape | None, ingestion: UsageSummary) -> RunResult:
     # retrieval queries add requests; what ingestion alone would cost is what max_cost_usd measured
@@ -263,7 +317,7 @@ async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[Doc
         documents=documents, expectations=tuple(verdicts), usage=usage,
         provenance=tuple(run_provenance(ctx.db, ctx.run_id)), fallbacks=count_fallbacks(ctx),
         spaces=tuple(space_counts(ctx.db, [d.reused_from or d.job_id for d in documents])),
-        alerts=await _raise_alerts(ctx), tape=tape_summary(ctx.db, ctx.run_id, tape),
+        alerts=await _raise_alerts(ctx), tape=tape_summary(ctx.db, ctx.run_id, tape), pipeline=scenario.pipeline,
     )
     ctx.jobs.set_run(ctx.run_id, status="finished", finished_at=iso(ctx.clock.now()), passed=int(result.passed),
                      result_json=json.dumps(result.as_json()))
@@ -303,28 +357,18 @@ def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any]
     """What a recording or replay run did with its cassette: calls replayed or recorded, cost avoided."""
     if tape is None:
         return None
-    impl = "replay" if tape.replay else "real"
-    calls, would = db.execute(
-        "SELECT COUNT(*), SUM(would_cost_nusd) FROM usage WHERE run_id = ? AND implementation = ?",
-        [run_id, impl]).fetchone()
-    unknown = db.execute("SELECT COUNT(*) FROM usage WHERE run_id = ? AND implementation = ? AND status = 'ok' "
-                         "AND would_cost_nusd IS NULL", [run_id, impl]).fetchone()[0]
-    usd = None if unknown else nusd_to_usd(int(would or 0))
+    calls, would, unknown = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
+    usd = None if unknown else nusd_to_usd(would or 0)
     out: dict[str, Any] = {**tape.as_json(), "replayed_calls" if tape.replay else "recorded_calls": int(calls)}
     out["avoided_usd" if tape.replay else "recorded_cost_usd"] = usd
     return out
 
 
 def summarize_usage(db: Database, run_id: str) -> UsageSummary:
-    row = db.execute(
-        "SELECT COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(would_cost_nusd), 0), "
-        "SUM(CASE WHEN would_cost_nusd IS NULL AND status = 'ok' THEN 1 ELSE 0 END) "
-        "FROM usage WHERE run_id = ?", [run_id],
-    ).fetchone()
-    unpriced = int(row[2] or 0)
-    requests = {f"{r[0]}/{r[1]}": int(r[2]) for r in db.execute(
-        "SELECT stage, implementation, COUNT(*) FROM usage WHERE run_id = ? GROUP BY 1, 2 ORDER BY 1, 2", [run_id])}
-    return UsageSummary(nusd_to_usd(int(row[0])), None if unpriced else nusd_to_usd(int(row[1])), unpriced, requests)
+    usage = UsageStore(db)
+    cost, would, unpriced = usage.run_totals(run_id)
+    requests = usage.run_requests(run_id)
+    return UsageSummary(nusd_to_usd(cost), None if unpriced else nusd_to_usd(would), unpriced, requests)
 
 
 def document_results(db: Database, jobs: Sequence[Job]) -> list[DocumentResult]:
@@ -332,16 +376,10 @@ def document_results(db: Database, jobs: Sequence[Job]) -> list[DocumentResult]:
     if not jobs:
         return []
     run_id = jobs[0].run_id
-    embed_nusd, embed_unknown = db.execute(
-        "SELECT COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
-        "FROM usage WHERE run_id = ? AND stage = 'embed' AND status = 'ok'", [run_id]).fetchone()
-    parse = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
-        "SELECT job_id, COALESCE(SUM(would_cost_nusd), 0), SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
-        "FROM usage WHERE run_id = ? AND stage = 'parse' AND status = 'ok' GROUP BY job_id", [run_id])}
-    sources = sorted({j.source_job_id for j in jobs})
-    marks = ", ".join("?" for _ in sources)
-    vectors = dict(db.execute(
-        f"SELECT job_id, COUNT(*) FROM vectors WHERE job_id IN ({marks}) GROUP BY job_id", sources).fetchall())
+    usage = UsageStore(db)
+    embed_nusd, embed_unknown = usage.run_embed_cost(run_id)
+    parse = usage.run_parse_costs(run_id)
+    vectors = vector_counts(db, sorted({j.source_job_id for j in jobs}))
     embedded = {j.job_id for j in jobs if j.reused_from is None and j.tokens and vectors.get(j.job_id)}
     total_tokens = sum(j.tokens or 0 for j in jobs if j.job_id in embedded) or 1
     out = []

@@ -11,6 +11,9 @@
     services: {parser: mock, embedder: real}   # per-service mode overrides
     faults: [...]                    # fault plan (see tvdb.faults)
     expectations: {...}              # see Expectations
+    pipeline: my_pkg.ingest:run      # run the user's own code per document (tvdb.scenarios.hooks)
+    search: my_pkg.search:query      # ... and its own store for `retrieval:` expectations
+    python_path: [src]               # folders the hook modules import from (relative to this file)
 """
 
 from __future__ import annotations
@@ -125,6 +128,26 @@ class Scenario(_Strict):
     embedding: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
     services: dict[str, Any] | None = None
+    # the user's own code (tvdb.scenarios.hooks): `package.module:function`
+    pipeline: str | None = None
+    search: str | None = None
+    python_path: list[str] = []
+
+    @field_validator("pipeline", "search")
+    @classmethod
+    def _hook_spec(cls, value: str | None) -> str | None:
+        from tvdb.scenarios.hooks import SPEC, SPEC_HINT
+
+        if value is not None and not SPEC.match(value.strip()):
+            raise ValueError(f"{value!r} is not a hook spec: {SPEC_HINT}")
+        return value.strip() if value is not None else None
+
+    @field_validator("python_path")
+    @classmethod
+    def _non_empty_paths(cls, value: list[str]) -> list[str]:
+        if any(not entry.strip() for entry in value):
+            raise ValueError("a python_path entry is empty")
+        return value
 
     @field_validator("documents")
     @classmethod

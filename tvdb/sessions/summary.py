@@ -79,9 +79,9 @@ def _total(values: Sequence[int | None]) -> float | None:
 def build_summary(db: Database, run_id: str, hybrid_stages: Sequence[str],
                   pending_jobs: int = 0) -> SessionSummary:
     from tvdb.ledger.provenance import count_local_calls
-    from tvdb.ledger.sessions import calls_by_implementation
+    from tvdb.ledger.usage_store import UsageStore
 
-    groups = calls_by_implementation(db, run_id)
+    groups = UsageStore(db).by_implementation(run_id)
     calls = tuple(CallSummary(g["service"], g["implementation"], g["requests"], g["errors"], g["tokens"],
                               g["pages"], g["credits"], _usd(g["cost_nusd"]), _usd(g["would_cost_nusd"]))
                   for g in groups)
