@@ -195,7 +195,7 @@ def test_every_command_prints_exactly_one_json_object(cli: Cli, tmp_path: Path) 
         if code not in (0, 1):
             assert doc["exit_code"] == code and doc["error"]["message"], command
         assert not re.search(r"^\s*[\[{]", err, re.M), (command, err)  # no JSON leaked to stderr
-    code, out, err = cli("resume", runs[1][:15], "--json", "--no-progress")  # a run id prefix, as everywhere
+    code, out, err = cli("resume", runs[1][:20], "--json", "--no-progress")  # a run id prefix, as everywhere
     assert code == 0 and json.loads(out)["run_id"] == runs[1], err
 
 
