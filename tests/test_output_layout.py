@@ -169,7 +169,8 @@ def _arguments(run_a: str, run_b: str, tmp: Path) -> dict[str, list[str]]:
     cassettes = Path(__file__).parent.parent / "cassettes"
     one = next(iter(sorted(cassettes.glob("*.yaml"))), cassettes / "none.yaml")
     return {
-        "run": [str(QUICKSTART), "--no-progress"], "resume": [run_b], "replay": ["--scenario", str(QUICKSTART)],
+        "run": [str(QUICKSTART), "--no-progress"], "resume": [run_b], "replay replay": ["--scenario", str(QUICKSTART)],
+        "replay merge": [str(tmp / "missing.json")],
         "runs list": [], "runs show": [run_a], "runs compare": [run_a, run_b], "logs": ["--run", run_a],
         "doctor": [], "report": ["--html", str(tmp / "r.html")],
         "cost report": [], "cost advise": [], "cost prune": ["--older-than", "400d", "--dry-run"],

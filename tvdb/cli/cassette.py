@@ -49,7 +49,9 @@ def _scenario_of(cassette: Path) -> Path:
 def replay(
     ctx: typer.Context,
     cassette: Annotated[Path | None, typer.Argument(
-        metavar="CASSETTE", help="Cassette to replay; its metadata names the scenario.")] = None,
+        metavar="CASSETTE|DIR",
+        help="Cassette to replay (its metadata names the scenario); with --all, the folder of scenarios "
+             "(default: scenarios).")] = None,
     scenario: Annotated[Path | None, typer.Option(
         "--scenario", "-s", help="Scenario to replay (cassette: <recording.cassette_dir>/<name>.yaml).")] = None,
     cassette_option: Annotated[Path | None, typer.Option("--cassette", help="Cassette for --scenario.")] = None,
@@ -57,6 +59,20 @@ def replay(
     fmt: FormatOption = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the database and uploads live.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress display.")] = True,
+    every: Annotated[bool, typer.Option(
+        "--all", help="Replay every scenario file under DIR from its cassette (<cassette_dir>/<name>.yaml).")] = False,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", min=1, help="With --all: scenarios replayed at once, each in its own process "
+                                    "(default: the CPU count).")] = None,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", metavar="I/N", help="With --all: replay only shard I of N (stable by scenario path, "
+                                       "balanced by recorded interactions).")] = None,
+    require_cassettes: Annotated[bool, typer.Option(
+        "--require-cassettes", help="With --all: a scenario without a cassette is an error, not skipped.")] = False,
+    junit: Annotated[Path | None, typer.Option(
+        "--junit", help="With --all: write JUnit XML here (a testcase per scenario and per expectation).")] = None,
+    summary_md: Annotated[Path | None, typer.Option(
+        "--summary-md", help="With --all: write a Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\").")] = None,
 ) -> None:
     """Run a scenario through the real clients with every HTTP request answered from its cassette.
 
@@ -64,10 +80,20 @@ def replay(
     closest recorded request and what differs. Nothing is reused from earlier runs. Replayed calls go to
     the ledger as `replay` (cost $0, would_cost = the money avoided). Exit codes as for `tvdb run`.
 
+    With --all, every scenario file under DIR (YAML with top-level `name` and `documents`) is
+    replayed from <recording.cassette_dir>/<name>.yaml, --jobs at a time; one without a cassette is
+    skipped (an error with --require-cassettes). Exit 0 when every scenario passed or was skipped,
+    1 when one failed, 2 when one could not be used (bad scenario or cassette), 70 a bug in tvdb.
+    `--json` prints {"runs": [run objects as `tvdb run --json`], "totals": {...}}. Shards' reports
+    merge with `tvdb replay merge`.
+
     \b
     Examples:
       tvdb replay cassettes/nightly.yaml
       tvdb replay --scenario scenarios/nightly.yaml --json
+      tvdb replay --all scenarios/ --junit replay.xml --summary-md "$GITHUB_STEP_SUMMARY"
+      tvdb replay --all scenarios/ --shard 2/4 --json > shard-2.json
+      tvdb replay merge shard-*.json --junit replay.xml
     """
     from tvdb.clock import VirtualClock
     from tvdb.errors import ConfigError
@@ -77,6 +103,18 @@ def replay(
     from tvdb.scenarios.runner import start_run
 
     chosen = pick_format(fmt, as_json)
+    suite_only = {"--jobs": jobs, "--shard": shard, "--require-cassettes": require_cassettes or None,
+                  "--junit": junit, "--summary-md": summary_md}
+    if every:
+        if scenario is not None or cassette_option is not None:
+            raise ConfigError("--all replays every scenario under DIR from its own cassette: "
+                              "drop --scenario/--cassette")
+        from tvdb.cli.replay_all import replay_all
+
+        raise typer.Exit(replay_all(ctx, cassette, fmt=chosen, data_dir=data_dir, jobs=jobs, shard=shard,
+                                    require_cassettes=require_cassettes, junit=junit, summary_md=summary_md))
+    if given := [flag for flag, value in suite_only.items() if value is not None]:
+        raise ConfigError(f"{', '.join(given)} work with --all (tvdb replay --all DIR)")
     if (cassette is None) == (scenario is None):
         raise ConfigError("tvdb replay needs a CASSETTE or --scenario SCENARIO (one of them)")
     if cassette is not None and cassette_option is not None:
@@ -250,5 +288,12 @@ def _line_of(message: str, path: Path) -> int:
 
 
 def register(application: typer.Typer) -> None:
-    application.command("replay", short_help="Replay a scenario from its cassette: real clients, no network.")(replay)
+    from tvdb.cli.replay_all import PLAY, ReplayCommand, ReplayGroup, merge
+
+    group = typer.Typer(cls=ReplayGroup, rich_markup_mode=None,
+                        context_settings={"help_option_names": ["-h", "--help"]})
+    group.command(PLAY, cls=ReplayCommand, hidden=True)(replay)
+    group.command("merge", short_help="Merge the shards' JUnit/JSON reports of `tvdb replay --all --shard`.")(merge)
+    application.add_typer(group, name="replay",
+                          short_help="Replay a scenario (or --all) from its cassette: real clients, no network.")
     application.add_typer(app, name="cassette", short_help="Cassettes: check for keys, list, show.")
