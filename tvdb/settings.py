@@ -81,6 +81,17 @@ class ChunkingSettings(_Section):
         return self
 
 
+class StreamingSettings(_Section):
+    """How much of the corpus is in memory at once (README "Performance at scale"). Neither changes a
+    run's result: chunks, vectors and usage rows are the same for any window."""
+
+    # documents taken through upload, parse and chunk together before their chunks join the embed queue
+    window_documents: int = Field(32, ge=1, le=MAX_COUNT)
+    # embedding requests planned together from the queue: each planned group of waiting chunks is the
+    # longest run that `lookahead_requests` requests can carry (the request minimum holds per group)
+    lookahead_requests: int = Field(8, ge=1, le=MAX_COUNT)
+
+
 class ConsistencyCheckSettings(_Section):
     """Re-embed `sample` texts and require cosine ≥ `min_cosine` with the first result (0 = off)."""
 
@@ -212,6 +223,7 @@ class Settings(_Section):
     parse: ParseSettings = ParseSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
+    streaming: StreamingSettings = StreamingSettings()
     budget: BudgetSettings = BudgetSettings()
     limits: LimitsSettings = LimitsSettings()
     services: ServicesSettings = ServicesSettings()

@@ -66,8 +66,11 @@ def top_k(query: npt.ArrayLike, matrix: npt.ArrayLike, k: int) -> list[tuple[int
     if k <= 0 or m.shape[0] == 0:
         return []
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # einsum scores each row on its own; a BLAS gemv (`m @ q`) blocks rows in its kernels, so a
+        # row's last bit would depend on the rows around it and a block-wise scan (tvdb.pipeline.search)
+        # would not equal the whole-matrix search
         norms = np.sqrt(np.einsum("ij,ij->i", m, m, dtype=np.float64))
-        scores = (m @ q).astype(np.float64) / (norms * q_norm)
+        scores = np.einsum("ij,j->i", m, q).astype(np.float64) / (norms * q_norm)
     valid = np.flatnonzero(np.isfinite(scores) & (norms > 0.0))
     # Sort by descending score, then ascending row, so ties are deterministic.
     order = np.lexsort((valid, -scores[valid]))[:k]

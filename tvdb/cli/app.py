@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +64,8 @@ def _global(
     ctx.obj = {**(ctx.obj or {}), "config": config, "data_dir": data_dir, "debug": debug}
     if log_format not in ("text", "json"):
         raise typer.BadParameter(f"{log_format!r} is not text or json", param_hint="'--log-format'")
+    import logging  # here: `tvdb --help` and `--version` never get this far
+
     if log_format == "json":
         from tvdb.logcontext import JsonLinesFormatter
 

@@ -19,21 +19,17 @@ overrides) are shown as `\\x1b`-style escapes, and such text is never read as Ri
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 
@@ -65,6 +61,8 @@ def clean(value: object) -> str:
     text = str(value)
     if text.isprintable():
         return text
+    import unicodedata  # only for text that needs escaping
+
     out = []
     for ch in text:
         if ch.isprintable() or ch == " ":
@@ -340,6 +338,9 @@ def _layout(console: Console, columns: Sequence[Col], cells: list[list[Text]], p
 
 def print_table(console: Console, table: TableData, *, plain: bool = False) -> None:
     """Print `table` so that no identifier or amount is cut (see the module docstring)."""
+    from rich import box
+    from rich.table import Table  # not at import: `tvdb --help` prints no table
+
     cols = list(table.columns)
     has_footer = any(c.footer is not None for c in cols)
     cells = [[Text(c.header), *(_text(r[i]) for r in table.rows), *([_text(c.footer)] if has_footer else [])]
@@ -468,6 +469,8 @@ def table_rows(table: TableData) -> list[dict[str, Any]]:
 
 def table_csv(table: TableData) -> str:
     """The table as CSV: a header of fields, then one line per row (raw values when given)."""
+    import csv
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([c.field for c in table.columns])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from enum import StrEnum
@@ -32,7 +31,8 @@ CRASH_ENV = "TVDB_CRASH_AFTER_STAGE"
 
 def _crash_hook() -> Callable[[Stage], None]:
     """Chaos knob for resume tests: `TVDB_CRASH_AFTER_STAGE=parse` SIGKILLs this process right after
-    the parse stage finished for every document; `parse:INT` sends SIGINT instead (a Ctrl-C)."""
+    the parse stage finished for every document of the first window (`streaming.window_documents`);
+    `parse:INT` sends SIGINT instead (a Ctrl-C)."""
     target, _, sig = (os.environ.get(CRASH_ENV) or "").partition(":")
     signum = getattr(signal, f"SIG{sig or 'KILL'}")
 
@@ -52,6 +52,8 @@ def resume_command(ctx: typer.Context, run_id: str, data_dir: Path | None) -> st
     chosen = data_dir if data_dir is not None else obj.get("data_dir")
     if chosen is not None:
         parts += ["--data-dir", str(Path(chosen).absolute())]
+    import shlex
+
     return shlex.join([*parts, "resume", run_id])
 
 
@@ -75,6 +77,10 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
 
     hooks = RunHooks(progress=bars if show else RunHooks().progress, after_stage=_crash_hook(), on_start=on_start)
     import asyncio  # here, not at module level: `tvdb --help` must not pay for it (tests/test_startup.py)
+
+    from tvdb.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the run starts its worker threads (see tvdb/memory.py)
 
     async def main() -> RunResult:
         # SIGTERM (a cancelled CI job, `kill`) stops as cleanly as Ctrl-C: the event loop cancels the

@@ -65,6 +65,15 @@ class PipelineContext:
     # and for `tvdb run --fresh` (parse and embed every document even if identical work is stored)
     reuse: bool = True
 
+    _reuse_key: str | None = None
+
+    def reuse_key(self) -> str:
+        """`settings_key` of this run, computed once: it reads library versions from the installed
+        package metadata, which cost more than a small document's upload when done per document."""
+        if self._reuse_key is None:
+            self._reuse_key = settings_key(self.settings, self.router)
+        return self._reuse_key
+
     @property
     def caller(self) -> ServiceCaller:
         """The metered call path (budget guard, the one retry policy, usage rows) the router uses."""

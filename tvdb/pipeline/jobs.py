@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +144,15 @@ class JobStore:
     def jobs(self, run_id: str) -> list[Job]:
         return [Job.from_row(r) for r in
                 self.db.query("SELECT * FROM jobs WHERE run_id = ? ORDER BY ordinal", [run_id])]
+
+    def jobs_by_id(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs of `job_ids`, in run then ordinal order."""
+        out: list[Job] = []
+        for i in range(0, len(job_ids), 500):  # well under SQLite's limit of bound parameters
+            part = list(job_ids[i:i + 500])
+            marks = ", ".join("?" for _ in part)
+            out += [Job.from_row(r) for r in self.db.query(f"SELECT * FROM jobs WHERE job_id IN ({marks})", part)]
+        return sorted(out, key=lambda j: (j.run_id, j.ordinal))
 
     def job(self, job_id: str) -> Job:
         rows = list(self.db.query("SELECT * FROM jobs WHERE job_id = ?", [job_id]))

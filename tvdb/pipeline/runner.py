@@ -2,21 +2,22 @@
 
 The same function starts a run and resumes one: a job is picked up in whatever state it was left
 (`parsing` re-parses, `embedding` embeds only the chunks without vectors), finished jobs are left
-alone. Documents are processed concurrently within a stage; embedding is one batched stage.
+alone. Documents are processed concurrently within a stage, in windows; embedding is a queue
+batched across documents and windows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from tvdb.domain import JobState, Stage
 from tvdb.errors import StorageError
 from tvdb.logcontext import log_context
 from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
-from tvdb.pipeline.embed import embed_stage
+from tvdb.pipeline.embed import EmbedQueue
 from tvdb.pipeline.jobs import FINAL, Job
 from tvdb.storage import savepoint, transaction
 
@@ -51,12 +52,13 @@ async def _each(
     await asyncio.gather(*(one(j) for j in jobs if j.state in states))
 
 
-def _each_sync(ctx: PipelineContext, state: JobState, step: Callable[[PipelineContext, Job], Job]) -> None:
-    """`step` for every job in `state`, all committed in one transaction (a commit per document
-    transition was most of a small document's stage time); each job in its own savepoint, so one
-    that fails unexpectedly leaves none of its writes behind and is failed on its own."""
+def _each_sync(ctx: PipelineContext, jobs: Sequence[Job], state: JobState,
+               step: Callable[[PipelineContext, Job], Job]) -> None:
+    """`step` for every job of `jobs` in `state`, all committed in one transaction (a commit per
+    document transition was most of a small document's stage time); each job in its own savepoint,
+    so one that fails unexpectedly leaves none of its writes behind and is failed on its own."""
     with transaction(ctx.db):
-        for job in ctx.jobs.jobs(ctx.run_id):
+        for job in jobs:
             if job.state is state:
                 try:
                     with savepoint(ctx.db):
@@ -70,6 +72,12 @@ def _each_sync(ctx: PipelineContext, state: JobState, step: Callable[[PipelineCo
 async def run_pipeline(ctx: PipelineContext) -> list[Job]:
     """Run (or resume) every job of `ctx.run_id` to a final state; returns the jobs as they end.
 
+    Documents go through upload, parse and chunk in windows of `streaming.window_documents`, in
+    order; each window's chunks join the embed queue (tvdb.pipeline.embed), which sends the request
+    groups that are complete, and the documents whose vectors are all stored are validated and
+    stored. So memory holds a window and a request group, whatever the corpus size, and the result
+    does not depend on the window. `after_stage` is called after each stage of each window.
+
     Deferred jobs (budget window full) come back first; if their window is still full they are
     deferred again by the stage that is refused.
     """
@@ -77,9 +85,18 @@ async def run_pipeline(ctx: PipelineContext) -> list[Job]:
         if job.state is JobState.DEFERRED and job.deferred_from:
             ctx.changed(ctx.jobs.transition(job, JobState(job.deferred_from), detail="resumed after deferral",
                                             deferred_from=None, error_code=None, error_message=None))
+    todo = [j.job_id for j in ctx.jobs.jobs(ctx.run_id) if j.state not in FINAL]
+    size = ctx.settings.streaming.window_documents
+    windows = [todo[i:i + size] for i in range(0, len(todo), size)] or [[]]
+    queue = EmbedQueue(ctx)
+    for number, window in enumerate(windows):
+        await _window(ctx, queue, window, final=number == len(windows) - 1)
+    return ctx.jobs.jobs(ctx.run_id)
 
+
+async def _window(ctx: PipelineContext, queue: EmbedQueue, job_ids: list[str], *, final: bool) -> None:
     def current() -> list[Job]:
-        return ctx.jobs.jobs(ctx.run_id)
+        return ctx.jobs.jobs_by_id(job_ids)
 
     # Upload sequentially: it is I/O on local files and keeps object writes simple to reason about.
     await _each(ctx, current(), {JobState.PENDING}, 1, lambda j: stages.upload(ctx, j))
@@ -87,17 +104,19 @@ async def run_pipeline(ctx: PipelineContext) -> list[Job]:
     await _each(ctx, current(), {JobState.UPLOADED, JobState.PARSING}, ctx.settings.parse.concurrency,
                 lambda j: stages.parse(ctx, j))
     ctx.after_stage(Stage.PARSE)
-    _each_sync(ctx, JobState.PARSED, stages.chunk)
+    _each_sync(ctx, current(), JobState.PARSED, stages.chunk)
     ctx.after_stage(Stage.CHUNK)
-    waiting = [j for j in current() if j.state in (JobState.CHUNKED, JobState.EMBEDDING)]
     try:
-        await embed_stage(ctx, waiting)
+        queue.add(current())
+        embedded = await queue.drain(final=final)
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 — a bug while embedding fails those documents, not the run
-        for job in waiting:
+        for job in queue.abandon():
             _contained(ctx, job, exc)
+        embedded = []
     ctx.after_stage(Stage.EMBED)
-    _each_sync(ctx, JobState.EMBEDDED, stages.validate_and_store)
+    # this drain's documents (some of earlier windows) and this window's that were embedded already (resumed)
+    ready = dict.fromkeys([*(j.job_id for j in embedded), *job_ids])
+    _each_sync(ctx, ctx.jobs.jobs_by_id(list(ready)), JobState.EMBEDDED, stages.validate_and_store)
     ctx.after_stage(Stage.STORE)
-    return current()

@@ -27,7 +27,7 @@ from tvdb.errors import (
 )
 from tvdb.ledger.guard import CallScope
 from tvdb.ledger.prices import LLAMAPARSE
-from tvdb.pipeline.context import PipelineContext, settings_key
+from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import Job
 from tvdb.services.calls import CallSpec
 from tvdb.services.protocols import Parser
@@ -98,7 +98,7 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
         key = await asyncio.to_thread(ctx.objects.put, data)
     except TvdbError as exc:
         return fail(ctx, job, exc)
-    skey = settings_key(ctx.settings, ctx.router)
+    skey = ctx.reuse_key()
     job = ctx.changed(ctx.jobs.transition(
         job, JobState.UPLOADED, sha256=key, size_bytes=len(data), media_type=media_type, object_key=key,
         settings_key=skey,

@@ -8,7 +8,7 @@ space (implementation, model, dimensions); search compares a query only with vec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,22 @@ def load_pages(db: Database, job_id: str) -> list[tuple[int, str]]:
     """A document's stored pages as (number, text), in page order."""
     return [(int(n), str(t)) for n, t in db.execute(
         "SELECT number, text FROM pages WHERE job_id = ? ORDER BY number", [job_id])]
+
+
+def waiting_chunks(db: Database, job_id: str) -> list[tuple[str, int]]:
+    """(chunk_id, token_count) of `job_id`'s chunks that have no vector yet, in chunk order: what the
+    embed queue holds (no text: texts are read per request group with `chunk_texts`)."""
+    return [(str(cid), int(n)) for cid, n in db.execute(
+        "SELECT c.chunk_id, c.token_count FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.chunk_id "
+        "WHERE c.job_id = ? AND v.chunk_id IS NULL ORDER BY c.idx", [job_id])]
+
+
+def chunk_texts(db: Database, chunk_ids: Sequence[str]) -> list[str]:
+    """The texts of `chunk_ids`, in the same order. KeyError for an id that has no chunk."""
+    found: dict[str, str] = {}
+    for part in _chunked(chunk_ids):
+        found.update(db.execute(f"SELECT chunk_id, text FROM chunks WHERE chunk_id IN ({marks(part)})", list(part)))
+    return [found[cid] for cid in chunk_ids]
 
 
 def chunks_without_vectors(db: Database, job_ids: Sequence[str]) -> list[tuple[str, str, str, int]]:
@@ -224,6 +240,66 @@ def load_index(db: Database, job_ids: Sequence[str], dimensions: int) -> VectorI
     if odd or len(hits) != len(matrix):  # rare: a damaged blob, which validation reports
         return VectorIndex(tuple(hits), _matrix([bytes(r[-1]) for r in _blobs(db, job_ids, "v.job_id")], dimensions))
     return VectorIndex(tuple(hits), matrix)
+
+
+@dataclass(frozen=True)
+class VectorBlock:
+    """Consecutive stored vectors of a scan (job then chunk order). Row i of `matrix` (float32,
+    (rows, dimensions)) is chunk `chunk_ids[i]` of job `job_ids[i]` in `spaces[i]`, and row
+    `first + i` of the whole scan. `widths[i]` is the stored blob's own dimension: a blob of another
+    size (damaged) is a row of NaN, which no search returns and every check reports."""
+
+    first: int
+    chunk_ids: tuple[str, ...]
+    job_ids: tuple[str, ...]
+    spaces: tuple[EmbeddingSpace, ...]
+    widths: tuple[int, ...]
+    matrix: npt.NDArray[np.float32]
+
+
+BLOCK_ROWS = 1024  # 6 MiB of 1536-dimension vectors (and their blobs) in memory at a time
+
+
+def scan_vectors(
+    db: Database, job_ids: Sequence[str], dimensions: int, block_rows: int = BLOCK_ROWS,
+) -> Iterator[VectorBlock]:
+    """The stored vectors of `job_ids` in blocks of at most `block_rows` rows, job (sorted by id)
+    then chunk order: the whole matrix is never in memory, only one block (and its blobs)."""
+    import numpy as np
+
+    spaces: dict[tuple[str, str, int], EmbeddingSpace] = {}
+    rows: list[tuple[str, str, EmbeddingSpace, int]] = []
+    blobs: list[bytes] = []
+    first = 0
+
+    def block() -> VectorBlock:
+        size = 4 * dimensions
+        if all(len(b) == size for b in blobs):  # one copy of the block's bytes, no per-row decoding
+            matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dimensions)
+            matrix = matrix.astype(np.float32, copy=False)  # a view on little-endian machines
+        else:
+            matrix = np.full((len(blobs), dimensions), np.nan, dtype=np.float32)
+            for i, b in enumerate(blobs):
+                if len(b) == size:
+                    matrix[i] = np.frombuffer(b, dtype="<f4")
+        cids, jids, sps, widths = zip(*rows, strict=True)
+        return VectorBlock(first, cids, jids, sps, widths, matrix)
+
+    for job_id in sorted(set(job_ids)):
+        for cid, impl, model, dims, blob in db.execute(
+            "SELECT v.chunk_id, v.implementation, v.model, v.dimensions, v.vector FROM vectors v "
+            "JOIN chunks c USING (chunk_id) WHERE v.job_id = ? ORDER BY c.idx", [job_id]):
+            key = (impl, model, int(dims))
+            space = spaces.get(key) or spaces.setdefault(key, EmbeddingSpace(Implementation(impl), model, int(dims)))
+            rows.append((str(cid), job_id, space, len(blob) // 4))
+            blobs.append(bytes(blob))
+            if len(rows) == block_rows:
+                done = block()
+                rows, blobs = [], []  # the blobs go before the consumers' scratch arrays arrive
+                yield done
+                first += block_rows
+    if rows:
+        yield block()
 
 
 # -- migrations of the tables owned here (their place in the one history: tvdb.schema) ----------------

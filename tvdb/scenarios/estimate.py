@@ -118,7 +118,7 @@ def _request(service: str, model: str, units: int, unit: str, price: UnitPrice |
 def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estimate:
     """Forecast `loaded` under `settings` (today's spend read from the ledger, if there is one)."""
     from tvdb.db import open_db
-    from tvdb.services.batching import plan_batches
+    from tvdb.services.batching import group_sizes, plan_batches
     from tvdb.services.modes import service_mode
 
     async def gather() -> list[tuple[DocumentEstimate, list[int]]]:
@@ -137,10 +137,13 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
     ]
     counts = [c for _, cs in results for c in cs]
     scope = CallScope(None, loaded.scenario.name, "embed")
-    embed_requests = [
-        _request(OPENAI, model, sum(counts[i] for i in batch), "tokens", embed_price, scope, settings)
-        for batch in (plan_batches(counts, embedding_model(model)) if counts else [])
-    ]
+    # planned as the run's embed queue plans them: group by group (tvdb.pipeline.embed)
+    spec, start, batches = embedding_model(model), 0, []
+    for size in group_sizes(counts, spec, settings.streaming.lookahead_requests):
+        group = counts[start:start + size]
+        batches += [sum(group[i] for i in batch) for batch in plan_batches(group, spec)]
+        start += size
+    embed_requests = [_request(OPENAI, model, tokens, "tokens", embed_price, scope, settings) for tokens in batches]
     paid = (Mode.REAL, Mode.HYBRID)  # hybrid spends at most what real would
     real = [*(parse_requests if modes["parser"] in paid else []),
             *(embed_requests if modes["embedder"] in paid else [])]

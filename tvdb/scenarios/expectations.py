@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from tvdb.domain import EmbeddingRequest, EmbeddingSpace, Mode
 from tvdb.errors import TvdbError
 from tvdb.money import format_usd
 from tvdb.pipeline.context import PipelineContext
+from tvdb.pipeline.search import TopK
 from tvdb.scenarios.patterns import matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
 from tvdb.scenarios.schema import (
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from tvdb.pipeline.store import VectorIndex
+    from tvdb.pipeline.search import VectorStats
 
 from tvdb.ledger.guard import CallScope
 from tvdb.services.modes import STAGE_ROLE
@@ -105,18 +107,29 @@ async def evaluate(
     retrieve: Callable[[RetrievalExpectation], Awaitable[ExpectationResult]] | None = None,
 ) -> list[ExpectationResult]:
     """Every expectation's verdict, in the order the scenario states them. `retrieve` judges a retrieval
-    expectation instead of tvdb's vector index (a `pipeline:` scenario's `search:` hook)."""
-    from tvdb.pipeline.store import load_index
+    expectation instead of tvdb's vector index (a `pipeline:` scenario's `search:` hook).
+
+    The vector checks and every retrieval query are answered in one block-wise pass over the run's
+    stored vectors (tvdb.pipeline.search): memory holds one block, not the corpus."""
+    from tvdb.pipeline.search import VectorStats, feed
+    from tvdb.pipeline.store import scan_vectors, space_counts
 
     out = document_expectations(expectations.documents, documents, base)
     complete = [d for d in documents if d.status == "complete"]
-    index: VectorIndex | None = None
-    if expectations.vectors is not None or (expectations.retrieval and retrieve is None):  # read the vectors once
-        index = load_index(ctx.db, [d.reused_from or d.job_id for d in complete],
-                           ctx.settings.embedding.resolved_dimensions)
-    if expectations.vectors is not None:
-        assert index is not None
-        out.extend(_vector_checks(ctx, expectations, index.matrix))
+    job_ids = [d.reused_from or d.job_id for d in complete]
+    dims = ctx.settings.embedding.resolved_dimensions
+    stats = VectorStats(dims) if expectations.vectors is not None else None
+    # every query is embedded (in each space present) before the scan, so one pass answers them all
+    ours = expectations.retrieval and retrieve is None
+    spaces = [sp for sp, _ in space_counts(ctx.db, job_ids)] if ours else []
+    searches = [await retrieve(r) if retrieve is not None
+                else await _prepare(ctx, r.query, r.document, r.top_k, complete, base, spaces)
+                for r in expectations.retrieval]
+    consumers = [c for c in (stats, *(t for s in searches if isinstance(s, _Search) for t in s.tops)) if c]
+    if consumers:
+        feed(scan_vectors(ctx.db, job_ids, dims), *consumers)
+    if stats is not None:
+        out.extend(_vector_checks(ctx, expectations, stats))
     if expectations.max_cost_usd is not None:
         # a reused document made no calls in this run, so its cost is the one measured when it was
         # ingested: otherwise a run that reused everything would pass any limit at $0
@@ -132,16 +145,7 @@ async def evaluate(
             detail += (f" (includes {format_usd(reused)} for {usage.reused_documents} reused document(s), "
                        "measured when they were first ingested; --fresh measures them again)")
         out.append(ExpectationResult(f"run costs at most {format_usd(limit)} at live prices", ok, detail))
-    for r in expectations.retrieval:
-        if retrieve is not None:
-            out.append(await retrieve(r))
-            continue
-        try:
-            assert index is not None
-            out.append(await _retrieval(ctx, r.query, r.document, r.top_k, complete, base, index))
-        except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
-            out.append(ExpectationResult(f"query {r.query!r} finds {r.document} in the top {r.top_k}", False,
-                                         f"could not be evaluated: {type(exc).__name__}: {exc}", RETRIEVAL))
+    out.extend(s.verdict() if isinstance(s, _Search) else s for s in searches)
     out.extend(_requests(ctx, e) for e in expectations.requests)
     if expectations.provenance is not None:
         out.extend(_provenance(ctx, expectations.provenance))
@@ -190,55 +194,85 @@ def _provenance(ctx: PipelineContext, e: ProvenanceExpectation) -> list[Expectat
     return out
 
 
-def _vector_checks(
-    ctx: PipelineContext, expectations: Expectations, matrix: npt.NDArray[np.float32]
-) -> list[ExpectationResult]:
-    import numpy as np
-
+def _vector_checks(ctx: PipelineContext, expectations: Expectations, stats: VectorStats) -> list[ExpectationResult]:
     spec = expectations.vectors
     assert spec is not None
     dims = spec.dimension or ctx.settings.embedding.resolved_dimensions
-    out = [ExpectationResult(f"vectors have dimension {dims}", matrix.shape[1] == dims and matrix.shape[0] > 0,
-                             f"{matrix.shape[0]} vectors of dimension {matrix.shape[1]}")]
+    width = stats.width_or_default
+    out = [ExpectationResult(f"vectors have dimension {dims}", width == dims and stats.rows > 0,
+                             f"{stats.rows} vectors of dimension {width}")]
     if spec.finite:
-        bad = int((~np.isfinite(matrix)).any(axis=1).sum()) if matrix.size else 0
-        out.append(ExpectationResult("vectors are all finite", bad == 0, f"{bad} with NaN/inf"))
+        out.append(ExpectationResult("vectors are all finite", stats.nonfinite == 0, f"{stats.nonfinite} with NaN/inf"))
     if spec.unit_norm:
-        norms = np.linalg.norm(matrix, axis=1) if matrix.size else np.zeros(0)
-        worst = float(np.max(np.abs(norms - 1))) if norms.size else 0.0
-        ok = norms.size > 0 and math.isfinite(worst) and worst <= 1e-3
-        detail = f"largest |norm - 1| = {worst:.2e}" if norms.size else "no vectors"
+        worst = stats.worst_norm_error
+        ok = stats.rows > 0 and math.isfinite(worst) and worst <= 1e-3
+        detail = f"largest |norm - 1| = {worst:.2e}" if stats.rows else "no vectors"
         out.append(ExpectationResult("vectors have unit norm", ok, detail))
     return out
 
 
-async def _retrieval(
+@dataclass
+class _Search:
+    """A retrieval expectation whose query is embedded in each space: the scan fills `tops`."""
+
+    desc: str
+    k: int
+    wanted: set[str]
+    by_job: dict[str, str]
+    tops: list[TopK]
+    failures: list[tuple[EmbeddingSpace, str]]  # spaces whose query could not be embedded
+    spaces: list[EmbeddingSpace]
+
+    def verdict(self) -> ExpectationResult:
+        ok, details = False, []
+        failed = dict(self.failures)
+        tops = {t.space: t for t in self.tops}
+        for space in self.spaces:
+            if space in failed:
+                found, detail = False, failed[space]
+            else:
+                top = tops[space]
+                if top.error is not None:
+                    return ExpectationResult(self.desc, False, "could not be evaluated: "
+                                             f"{type(top.error).__name__}: {top.error}", RETRIEVAL)
+                got = ", ".join(f"{self.by_job.get(f.job_id, f.job_id)}#{f.chunk_index} ({f.score:.3f})"
+                                for f in top.best)
+                found = any(f.job_id in self.wanted for f in top.best)
+                detail = f"top {self.k} of {top.compared} {space.implementation} vectors: {got}"
+            ok = ok or found
+            details.append(detail if len(self.spaces) == 1 else f"{space.label}: {detail}")
+        return ExpectationResult(self.desc, ok, " · ".join(details), RETRIEVAL)
+
+
+async def _prepare(
     ctx: PipelineContext, query: str, document: str, k: int, complete: Sequence[DocumentResult], base: Path,
-    index: VectorIndex,
-) -> ExpectationResult:
+    spaces: list[EmbeddingSpace],
+) -> _Search | ExpectationResult:
     """Top-k within each embedding space present: the query is embedded once per space, by that
     space's implementation, and compared only with that space's vectors. Passes when `document`
-    is in the top k of a space."""
+    is in the top k of a space. A verdict already when there is nothing to search."""
     desc = f"query {query!r} finds {document} in the top {k}"
-    wanted = {d.reused_from or d.job_id for d in complete if matches(document, d.path, base)}
-    if not wanted:
-        return ExpectationResult(desc, False, f"no complete document matches {document!r}", RETRIEVAL)
-    spaces = index.spaces
-    if not spaces:
-        return ExpectationResult(desc, False, "no vectors to search", RETRIEVAL)
-    by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
-    ok, details = False, []
-    for space in spaces:
-        found, detail = await _search_space(ctx, query, k, space, index, wanted, by_job)
-        ok = ok or found
-        details.append(detail if len(spaces) == 1 else f"{space.label}: {detail}")
-    return ExpectationResult(desc, ok, " · ".join(details))
+    try:
+        wanted = {d.reused_from or d.job_id for d in complete if matches(document, d.path, base)}
+        if not wanted:
+            return ExpectationResult(desc, False, f"no complete document matches {document!r}", RETRIEVAL)
+        if not spaces:
+            return ExpectationResult(desc, False, "no vectors to search", RETRIEVAL)
+        by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
+        search = _Search(desc, k, wanted, by_job, [], [], spaces)
+        for space in spaces:
+            vector = await _embed_query(ctx, query, space)
+            if isinstance(vector, str):
+                search.failures.append((space, vector))
+            else:
+                search.tops.append(TopK(vector, k, space))
+        return search
+    except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
+        return ExpectationResult(desc, False, f"could not be evaluated: {type(exc).__name__}: {exc}", RETRIEVAL)
 
 
-async def _search_space(
-    ctx: PipelineContext, query: str, k: int, space: EmbeddingSpace, index: VectorIndex, wanted: set[str],
-    by_job: dict[str, str],
-) -> tuple[bool, str]:
+async def _embed_query(ctx: PipelineContext, query: str, space: EmbeddingSpace) -> npt.NDArray[np.float32] | str:
+    """The query's vector in `space`, or why it could not be had."""
     import numpy as np
 
     from tvdb.services.embedding import embedding_call_spec
@@ -247,7 +281,6 @@ async def _search_space(
 
     tokens = count_tokens([query], embedding_model(space.model).encoding)[0]
     request = EmbeddingRequest((query,), space.model, space.dimensions, tokens, (tokens,))
-    n = sum(1 for h in index.hits if h.space == space)
     try:
         done = await ctx.router.call(
             ctx.router.embedder, CallScope(ctx.run_id, ctx.scenario, "query"),
@@ -255,12 +288,10 @@ async def _search_space(
             want=space.implementation, why=f"query in the space it searches: {space.label}",
         )
     except TvdbError as exc:
-        return False, f"embedding the query in {space.implementation} failed: {exc}"
+        return f"embedding the query in {space.implementation} failed: {exc}"
     done.commit(ctx.db, ctx.caller.budget)
     try:
         validate_vectors(done.value.vectors, dimensions=space.dimensions)
     except TvdbError as exc:
-        return False, f"the query's embedding is invalid: {exc}"
-    hits = index.search(np.asarray(done.value.vectors[0], dtype=np.float32), k, space)
-    got = ", ".join(f"{by_job.get(h.job_id, h.job_id)}#{h.chunk_index} ({h.score:.3f})" for h in hits)
-    return any(h.job_id in wanted for h in hits), f"top {k} of {n} {space.implementation} vectors: {got}"
+        return f"the query's embedding is invalid: {exc}"
+    return np.asarray(done.value.vectors[0], dtype=np.float32)

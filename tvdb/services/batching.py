@@ -160,3 +160,28 @@ def _decreasing_first_fit(
     plan = [sorted(m) for m in members if m]
     plan.sort(key=lambda m: m[0])
     return plan
+
+
+def group_sizes(token_counts: Sequence[int], spec: EmbeddingModelSpec, lookahead: int) -> list[int]:
+    """How the pipeline's embed queue (tvdb.pipeline.embed) splits a stream of inputs into groups
+    planned together: each group but the last is the longest run that `lookahead` requests could
+    carry (≤ lookahead × max_inputs inputs and ≤ lookahead × max_tokens tokens; a lone input over
+    that is a group of its own). Returns the groups' sizes, in order; they sum to len(token_counts).
+
+    The requests of a stream are `sum(len(plan_batches(group)))`, at least the sum of the groups'
+    lower bounds, and that exceeds the whole stream's `lower_bound` by at most
+    ⌈(groups − 1) × largest input / max_tokens⌉ (each full group falls short of its capacity by less
+    than one input).
+    """
+    max_inputs, max_tokens = lookahead * spec.max_inputs_per_request, lookahead * spec.max_tokens_per_request
+    sizes: list[int] = []
+    size = tokens = 0
+    for count in token_counts:
+        if size and (size == max_inputs or tokens + count > max_tokens):
+            sizes.append(size)
+            size = tokens = 0
+        size += 1
+        tokens += count
+    if size:
+        sizes.append(size)
+    return sizes

@@ -94,7 +94,8 @@ class RatePacer:
         self._tokens += tokens
 
 
-def _stops_everything(exc: TvdbError) -> bool:
+def stops_everything(exc: TvdbError) -> bool:
+    """Whether `exc` dooms every later request too (quota, budget, unknown price, bad key or model)."""
     if isinstance(exc, QuotaExhausted | CostLimitExceeded | PriceUnknownError):
         return True
     return isinstance(exc, PermanentServiceError) and exc.status in (401, 403, 404)
@@ -133,6 +134,7 @@ async def embed_batches(
     why: str = "",
     keep_vectors: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    probe: bool = True,
 ) -> npt.NDArray[np.float32]:
     """Embed `texts` in the fewest requests; float32 (len(texts), d), NaN rows for failed inputs.
 
@@ -146,8 +148,10 @@ async def embed_batches(
     `on_batch` stores a batch's vectors and must commit `completed.commit(db, budget)` in the same
     transaction; by default only the usage row is committed. `on_progress(finished, planned)` is
     called once the requests are planned and after each one ends (answered or failed: a progress
-    display's "embed 3/5 requests"). Raises the first failure when
-    `on_error` is None; VectorValidationError when the consistency check fails.
+    display's "embed 3/5 requests"). `probe=False` sends the first request with the others (the
+    caller already knows the key and quota work: a later group of the pipeline's embed queue).
+    Raises the first failure when `on_error` is None; VectorValidationError when the consistency
+    check fails.
     """
     import numpy as np
 
@@ -244,7 +248,7 @@ async def embed_batches(
                 raise  # nothing more is sent while the ledger cannot be written
             except TvdbError as exc:
                 # without on_error the call raises anyway: nothing more is worth sending
-                if (on_error is None or _stops_everything(exc)) and not stopped:
+                if (on_error is None or stops_everything(exc)) and not stopped:
                     stopped.append(exc)
                 fail(batch, exc)
                 return
@@ -262,7 +266,9 @@ async def embed_batches(
 
     if on_progress is not None:
         on_progress(0, len(batches))
-    if batches:
+    if batches and not probe:
+        await _all([run(b) for b in batches])
+    elif batches:
         # The first request goes alone: if the key, the model or the quota is bad, that one request
         # says so and nothing else is sent (CASES C07); then the rest go `concurrency` at a time.
         await run(batches[0])
