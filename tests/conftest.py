@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import open_target
 from tests.pg_server import PgServer, ServerMissing, running_server
+from tvdb.storage import Database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,9 +65,64 @@ def pg_server() -> Iterator[PgServer]:
         pytest.fail(str(exc))
 
 
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PgServer) -> str:
+    """A database with the current schema, which each `pg_url` copies (faster than migrating each)."""
+    from tvdb.db import open_pg
+
+    url = pg_server.fresh_database()
+    open_pg(url).close()
+    return url.rsplit("/", 1)[1]
+
+
 @pytest.fixture
-def pg_url(pg_server: PgServer) -> Iterator[str]:
+def pg_empty_url(pg_server: PgServer) -> Iterator[str]:
     """The URL (password included) of a fresh, empty database on the session's server."""
     url = pg_server.fresh_database()
     yield url
     pg_server.drop_database(url)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer, pg_template: str) -> Iterator[str]:
+    """The URL (password included) of a fresh database with the current schema."""
+    url = pg_server.fresh_database(template=pg_template)
+    yield url
+    pg_server.drop_database(url)
+
+
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs once per storage engine (the ledger promises hold on both)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_target(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the test's database lives: a SQLite file path, or the URL of a fresh PostgreSQL database
+    (open it with `tests.engines.open_target`, also in a child process)."""
+    if engine == "sqlite":
+        return str(tmp_path / "tvdb.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def any_db(db_target: str) -> Iterator[Database]:
+    """A fresh tvdb database with the current schema, on the test's engine."""
+    db = open_target(db_target)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def storage_env(engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """For CLI and runner tests: on PostgreSQL, TVDB_DATABASE_URL names a fresh database (and no
+    SQLite file may appear); on SQLite, the data dir's file as before. Returns the URL or None."""
+    if engine == "sqlite":
+        return None
+    url = str(request.getfixturevalue("pg_url"))
+    monkeypatch.setenv("TVDB_DATABASE_URL", url)
+    return url

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import sqlite_utils
-
 from tvdb.domain import Implementation
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
+from tvdb.storage import Database
 
 PRICES = PriceTable.load()
 EMBED = "text-embedding-3-small"  # $0.02 per 1M tokens = 20 nano-USD per token
@@ -23,7 +22,7 @@ def at(text: str) -> dt.datetime:
 
 
 def add(
-    db: sqlite_utils.Database,
+    db: Database,
     ts: dt.datetime | str,
     *,
     impl: str = "real",
@@ -64,21 +63,16 @@ def add(
 
 
 def reserve(
-    db: sqlite_utils.Database, amount_nusd: int, *, now: dt.datetime, ttl_s: int = 600, status: str = "active"
+    db: Database, amount_nusd: int, *, now: dt.datetime, ttl_s: int = 600, status: str = "active"
 ) -> None:
     """An in-flight reservation row (as the budget guard writes it)."""
     from tvdb.clock import iso
-    from tvdb.db import transaction
+    from tvdb.storage import transaction
 
     with transaction(db):
-        db.table("reservations").insert(
-            {
-                "reservation_id": f"r-{amount_nusd}-{iso(now)}-{status}",
-                "created_at": iso(now),
-                "expires_at": iso(now + dt.timedelta(seconds=ttl_s)),
-                "service": "openai",
-                "model": EMBED,
-                "amount_nusd": amount_nusd,
-                "status": status,
-            }
+        db.execute(
+            "INSERT INTO reservations (reservation_id, created_at, expires_at, service, model, amount_nusd, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [f"r-{amount_nusd}-{iso(now)}-{status}", iso(now), iso(now + dt.timedelta(seconds=ttl_s)), "openai",
+             EMBED, amount_nusd, status],
         )

@@ -19,8 +19,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"  # Debian's layout; 15 here, any newer major works too
 RUN_AS = ("postgres", "tvdb-pg")  # an existing unprivileged account, else one we create
@@ -43,29 +44,43 @@ class PgServer:
     data_dir: Path
     bin_dir: Path
     user: str
+    _admin: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def url(self, database: str = "postgres", *, password: str | None = PASSWORD) -> str:
         auth = ROLE if password is None else f"{ROLE}:{password}"
         return f"postgresql://{auth}@{self.host}:{self.port}/{database}"
 
     def admin(self, sql: str) -> str:
-        """Run `sql` as the superuser over the unix socket (no password), returning psql's output."""
-        out = subprocess.run(
-            [str(self.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-c", sql],
-            check=True, capture_output=True, text=True, timeout=60,
-        )
-        return out.stdout
+        """Run `sql` as the superuser over the unix socket (no password); rows as text lines."""
+        conn = self._admin_conn()
+        cur = conn.execute(sql.encode())
+        rows = cur.fetchall() if cur.description is not None else []
+        return "".join("|".join("" if v is None else str(v) for v in row) + "\n" for row in rows)
 
-    def fresh_database(self) -> str:
-        """CREATE DATABASE of a new name owned by the test role; returns its URL."""
+    def _admin_conn(self) -> Any:
+        import psycopg
+
+        conn = self._admin.get("conn")
+        if conn is None or conn.closed:
+            conn = psycopg.connect(host=str(self.socket_dir), port=self.port, user="postgres", dbname="postgres",
+                                   autocommit=True)
+            self._admin["conn"] = conn
+        return conn
+
+    def fresh_database(self, *, template: str = "template0") -> str:
+        """CREATE DATABASE of a new name owned by the test role (a copy of `template`); returns its URL."""
         name = "t_" + uuid.uuid4().hex[:16]
-        self.admin(f"CREATE DATABASE {name} OWNER {ROLE} TEMPLATE template0")
+        self.admin(f"CREATE DATABASE {name} OWNER {ROLE} TEMPLATE {template}")
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1].split("?", 1)[0]
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def close(self) -> None:
+        conn = self._admin.pop("conn", None)
+        if conn is not None:
+            conn.close()
 
 
 def _major(bin_dir: Path) -> int:
@@ -143,6 +158,7 @@ def running_server() -> Iterator[PgServer]:
         server.admin(f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{PASSWORD}'")
         yield server
     finally:
+        server.close()
         subprocess.run(_as(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
                        capture_output=True, timeout=60)
         _wait_gone(data)

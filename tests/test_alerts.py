@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
+from tests.engines import open_target
 from tests.ledger_rows import add, at, reserve
 from tvdb.alerts.channels import Channel
 from tvdb.alerts.delivery import deliver_alerts
 from tvdb.clock import FakeClock
 from tvdb.config import Settings
-from tvdb.db import open_db
 from tvdb.ledger.alerts import (
     Alert,
     Severity,
@@ -27,6 +25,7 @@ from tvdb.ledger.alerts import (
     muted_until,
     unmute,
 )
+from tvdb.storage import Database
 
 START = at("2026-01-10T06:00")
 
@@ -36,15 +35,16 @@ def settings(**alerts: Any) -> Settings:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    return open_db(tmp_path / "tvdb.db")
+def db(any_db: Database) -> Database:
+    """The ledger on each engine in turn (tests/conftest.py: any_db)."""
+    return any_db
 
 
-def spend(db: sqlite_utils.Database, ts: dt.datetime, usd: float, impl: str = "real") -> None:
+def spend(db: Database, ts: dt.datetime, usd: float, impl: str = "real") -> None:
     add(db, ts, units=round(usd * 50_000_000), impl=impl)  # $0.02 per 1M tokens
 
 
-def test_budget_thresholds_fire_once_per_threshold_per_day(db: sqlite_utils.Database) -> None:
+def test_budget_thresholds_fire_once_per_threshold_per_day(db: Database) -> None:
     clock = FakeClock(START)
     s = settings()
     spend(db, START, 0.49)
@@ -69,7 +69,7 @@ def test_budget_thresholds_fire_once_per_threshold_per_day(db: sqlite_utils.Data
     assert len(list_alerts(db)) == 4
 
 
-def test_a_jump_raises_every_crossed_threshold_and_mock_spend_never_counts(db: sqlite_utils.Database) -> None:
+def test_a_jump_raises_every_crossed_threshold_and_mock_spend_never_counts(db: Database) -> None:
     clock = FakeClock(START)
     spend(db, START, 5.0, impl="mock")
     spend(db, START, 5.0, impl="replay")
@@ -81,7 +81,7 @@ def test_a_jump_raises_every_crossed_threshold_and_mock_spend_never_counts(db: s
     assert alerts[2].details["reserved_usd"] == 0.01
 
 
-def test_custom_thresholds_and_time_zone_window(db: sqlite_utils.Database) -> None:
+def test_custom_thresholds_and_time_zone_window(db: Database) -> None:
     s = Settings.model_validate(
         {"daily_budget_usd": 1.0, "timezone": "Europe/Berlin", "alerts": {"thresholds_pct": [25, 90]}}
     )
@@ -92,7 +92,7 @@ def test_custom_thresholds_and_time_zone_window(db: sqlite_utils.Database) -> No
     assert alerts[0].window_label == "daily 2026-01-10 (Europe/Berlin)"
 
 
-def test_error_rate_per_service_over_its_window(db: sqlite_utils.Database) -> None:
+def test_error_rate_per_service_over_its_window(db: Database) -> None:
     s = settings(error_rate_threshold=0.25, error_rate_min_calls=8, error_rate_window_s=3600)
     clock = FakeClock(START)
     for i in range(6):
@@ -117,7 +117,7 @@ def test_error_rate_per_service_over_its_window(db: sqlite_utils.Database) -> No
     assert len(evaluate_alerts(db, s, clock)) == 1  # next window
 
 
-def test_a_scenarios_deliberate_faults_raise_no_error_rate_alert(db: sqlite_utils.Database) -> None:
+def test_a_scenarios_deliberate_faults_raise_no_error_rate_alert(db: Database) -> None:
     # a scenario that injects a 429 to test retries does its job; an alert on every CI run of it would
     # teach people to ignore the alert. Errors of a run without a fault plan still count.
     import json
@@ -137,7 +137,7 @@ def test_a_scenarios_deliberate_faults_raise_no_error_rate_alert(db: sqlite_util
     assert [(a.kind, a.details["calls"], a.details["errors"]) for a in alerts] == [("error_rate", 4, 4)]
 
 
-def test_error_rate_needs_min_calls(db: sqlite_utils.Database) -> None:
+def test_error_rate_needs_min_calls(db: Database) -> None:
     for _ in range(4):
         add(db, START, status="error", service="llamaparse", model="fast")
     assert evaluate_alerts(db, settings(error_rate_min_calls=5), FakeClock(START)) == []
@@ -147,7 +147,7 @@ def test_error_rate_needs_min_calls(db: sqlite_utils.Database) -> None:
     assert [a.details["service"] for a in mock_too] == ["llamaparse"]
 
 
-def test_mute_stores_but_suppresses_delivery_until_it_ends(db: sqlite_utils.Database) -> None:
+def test_mute_stores_but_suppresses_delivery_until_it_ends(db: Database) -> None:
     clock = FakeClock(START)
     sent: list[Alert] = []
     channel = Channel("webhook", "test sink", sent.append)
@@ -171,7 +171,7 @@ def test_mute_stores_but_suppresses_delivery_until_it_ends(db: sqlite_utils.Data
     assert statuses == {muted[0].alert_id: "muted", loud[0].alert_id: "delivered"}
 
 
-def test_unmute_ends_the_window_and_an_open_mute_blocks_earlier_alerts(db: sqlite_utils.Database) -> None:
+def test_unmute_ends_the_window_and_an_open_mute_blocks_earlier_alerts(db: Database) -> None:
     clock = FakeClock(START)
     sent: list[Alert] = []
     spend(db, START, 0.6)
@@ -186,7 +186,7 @@ def test_unmute_ends_the_window_and_an_open_mute_blocks_earlier_alerts(db: sqlit
     assert len(sent) == 1
 
 
-def test_acknowledge_by_id_and_all(db: sqlite_utils.Database) -> None:
+def test_acknowledge_by_id_and_all(db: Database) -> None:
     spend(db, START, 1.0)
     a, b, c = evaluate_alerts(db, settings(), FakeClock(START))
     assert acknowledge(db, [b.alert_id, 999], now=START) == [b.alert_id]
@@ -198,21 +198,21 @@ def test_acknowledge_by_id_and_all(db: sqlite_utils.Database) -> None:
     assert format_alert(c).startswith(f"[critical] #{c.alert_id} Daily budget 100% used: spent $1.00 of")
 
 
-def _evaluate_in_process(path: str, now: str, barrier: Any, queue: Any) -> None:
-    db = open_db(path)
+def _evaluate_in_process(target: str, now: str, barrier: Any, queue: Any) -> None:
+    db = open_target(target)
     barrier.wait()
     new = evaluate_alerts(db, settings(), FakeClock(dt.datetime.fromisoformat(now)))
     queue.put([a.key for a in new])
 
 
-def test_concurrent_evaluations_raise_each_alert_once(db: sqlite_utils.Database, tmp_path: Path) -> None:
+def test_concurrent_evaluations_raise_each_alert_once(db: Database, db_target: str) -> None:
     spend(db, START, 1.0)
     ctx = multiprocessing.get_context("fork")
     n = 6
     barrier, queue = ctx.Barrier(n), ctx.Queue()
     procs = [
         ctx.Process(
-            target=_evaluate_in_process, args=(str(tmp_path / "tvdb.db"), START.isoformat(), barrier, queue)
+            target=_evaluate_in_process, args=(db_target, START.isoformat(), barrier, queue)
         )
         for _ in range(n)
     ]

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1] / "tvdb"
 LAYERS = ["cli", "scenarios", "pipeline", "services", "ledger", "storage"]
 # modules that assemble every owner (the schema) and may therefore only be imported from the top
 COMPOSITION_ROOTS = {"tvdb.db", "tvdb.schema"}
-STORAGE_MAY_IMPORT = {"tvdb.errors", "tvdb.domain"}
+# tvdb.redaction: the stdlib-only leaf that masks the password of a PostgreSQL URL in messages
+STORAGE_MAY_IMPORT = {"tvdb.errors", "tvdb.domain", "tvdb.redaction"}
 
 
 def _module(path: Path) -> str:

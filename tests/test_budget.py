@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from tvdb.clock import FakeClock
 from tvdb.config import BudgetSettings, LimitsSettings, Settings
-from tvdb.db import open_db, transaction
+from tvdb.db import open_db
 from tvdb.domain import Implementation
 from tvdb.errors import CostLimitExceeded, PriceUnknownError, RateLimitExceeded, ServiceUnavailableError
 from tvdb.ledger.budget import LedgerBudget
@@ -22,20 +20,24 @@ from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage
 from tvdb.services.calls import CallSpec, Completed, ServiceCaller
 from tvdb.services.factory import budget_settings
+from tvdb.storage import Database, transaction
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_db(tmp_path / "ledger.db")
-    yield database
-    database.close()
+def db(any_db: Database) -> Database:
+    """The ledger on each engine in turn (tests/conftest.py: any_db)."""
+    return any_db
 
 
 def settings(**kwargs: Any) -> Settings:
     return Settings.model_validate(kwargs)
+
+
+def count(db: Database, table: str) -> int:
+    return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 def request(nusd: int | None, *, run_id: str | None = "r1", service: str = "openai",
@@ -44,7 +46,7 @@ def request(nusd: int | None, *, run_id: str | None = "r1", service: str = "open
     return SpendRequest(service, "text-embedding-3-small", 1000, "tokens", nusd, scope, run_budget_usd)
 
 
-def spend(db: sqlite_utils.Database, ts: dt.datetime, nusd: int, *, run_id: str = "r0",
+def spend(db: Database, ts: dt.datetime, nusd: int, *, run_id: str = "r0",
           implementation: Implementation = Implementation.REAL, service: str = "openai",
           status: str = "ok") -> None:
     cost = nusd if implementation is Implementation.REAL else 0
@@ -53,9 +55,10 @@ def spend(db: sqlite_utils.Database, ts: dt.datetime, nusd: int, *, run_id: str 
                               unit="tokens", pricing=Pricing(cost, nusd, "v"), status=status))
 
 
-def statuses(db: sqlite_utils.Database) -> list[tuple[str, int | None]]:
-    rows = db.execute("SELECT status, settled_nusd FROM reservations ORDER BY created_at, rowid").fetchall()
-    return [(r[0], r[1]) for r in rows]
+def statuses(db: Database) -> list[tuple[str, int | None]]:
+    """(status, settled nano-USD) of every reservation, sorted (engines keep no common insertion order)."""
+    rows = db.execute("SELECT status, settled_nusd FROM reservations").fetchall()
+    return sorted(((r[0], r[1]) for r in rows), key=lambda r: (r[0], r[1] or 0))
 
 
 def daily(guard: LedgerBudget) -> tuple[int, int]:
@@ -63,7 +66,7 @@ def daily(guard: LedgerBudget) -> tuple[int, int]:
     return check.used, check.reserved
 
 
-def test_reserve_settle_release_arithmetic(db: sqlite_utils.Database) -> None:
+def test_reserve_settle_release_arithmetic(db: Database) -> None:
     guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.001)), FakeClock(T0))  # 1,000,000 nUSD
     a = guard.reserve(request(300_000))
     b = guard.reserve(request(500_000))
@@ -86,20 +89,20 @@ def test_reserve_settle_release_arithmetic(db: sqlite_utils.Database) -> None:
     guard.reserve(request(450_000))  # exactly at the limit: admitted
     with pytest.raises(CostLimitExceeded):
         guard.reserve(request(1))
-    assert statuses(db) == [("settled", 250_000), ("released", None), ("active", None), ("active", None)]
+    assert statuses(db) == [("active", None), ("active", None), ("released", None), ("settled", 250_000)]
     # settling or releasing twice changes nothing
     guard.release(a)
-    assert statuses(db)[0] == ("settled", 250_000)
+    assert statuses(db)[3] == ("settled", 250_000)
 
 
-def test_reservation_without_id_is_ignored(db: sqlite_utils.Database) -> None:
+def test_reservation_without_id_is_ignored(db: Database) -> None:
     guard = LedgerBudget(db, budget_settings(settings()), FakeClock(T0))
     guard.settle(Reservation(None, request(5)), 5)
     guard.release(Reservation(None, request(5)))
     assert statuses(db) == []
 
 
-def test_mock_and_replay_never_count(db: sqlite_utils.Database) -> None:
+def test_mock_and_replay_never_count(db: Database) -> None:
     guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.0001)), FakeClock(T0))
     spend(db, T0, 10**9, implementation=Implementation.MOCK)
     spend(db, T0, 10**9, implementation=Implementation.REPLAY)
@@ -118,7 +121,7 @@ def test_mock_and_replay_never_count(db: sqlite_utils.Database) -> None:
         ("America/New_York", "2026-11-02T04:59:59.999+00:00", "2026-11-02T05:00:00+00:00", "2026-11-01", 25),
     ],
 )
-def test_day_window_edges(db: sqlite_utils.Database, timezone: str, last_instant: str, next_start: str,
+def test_day_window_edges(db: Database, timezone: str, last_instant: str, next_start: str,
                           day: str, hours: int) -> None:
     last, nxt = dt.datetime.fromisoformat(last_instant), dt.datetime.fromisoformat(next_start)
     day_start = nxt - dt.timedelta(hours=hours)
@@ -140,7 +143,7 @@ def test_day_window_edges(db: sqlite_utils.Database, timezone: str, last_instant
     assert again.value.window.startswith("daily ") and day not in again.value.window
 
 
-def test_reservation_open_across_midnight_counts_in_the_new_day(db: sqlite_utils.Database) -> None:
+def test_reservation_open_across_midnight_counts_in_the_new_day(db: Database) -> None:
     clock = FakeClock(dt.datetime(2026, 11, 29, 23, 59, 59, 999_000, tzinfo=UTC))
     guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.0001)), clock)
     held = guard.reserve(request(100_000))
@@ -154,7 +157,7 @@ def test_reservation_open_across_midnight_counts_in_the_new_day(db: sqlite_utils
     guard.reserve(request(100_000))  # the spend belongs to yesterday
 
 
-def test_hourly_window_edges(db: sqlite_utils.Database) -> None:
+def test_hourly_window_edges(db: Database) -> None:
     clock = FakeClock(T0)
     guard = LedgerBudget(db, budget_settings(settings(limits=LimitsSettings(openai_requests_per_hour=2))), clock)
     spend(db, T0, 10, status="error")  # failed attempts are requests too
@@ -183,7 +186,7 @@ def test_hourly_window_edges(db: sqlite_utils.Database) -> None:
     guard.reserve(request(10, service="llamaparse"))  # no limit configured for llamaparse
 
 
-def test_hourly_limit_zero_never_frees(db: sqlite_utils.Database) -> None:
+def test_hourly_limit_zero_never_frees(db: Database) -> None:
     limits = LimitsSettings(llamaparse_requests_per_hour=0)
     guard = LedgerBudget(db, budget_settings(settings(limits=limits)), FakeClock(T0))
     with pytest.raises(RateLimitExceeded) as refused:
@@ -191,7 +194,7 @@ def test_hourly_limit_zero_never_frees(db: sqlite_utils.Database) -> None:
     assert refused.value.retry_after is None and guard.deferred_until(refused.value) is None
 
 
-def test_unknown_price_is_refused_not_free(db: sqlite_utils.Database) -> None:
+def test_unknown_price_is_refused_not_free(db: Database) -> None:
     guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=100)), FakeClock(T0))
     with pytest.raises(PriceUnknownError) as refused:
         guard.reserve(request(None))
@@ -235,7 +238,7 @@ def test_a_dead_owners_reservation_is_assumed_spent_not_free_room(tmp_path: Path
     db.close()
 
 
-def test_a_live_owners_reservation_never_lapses(db: sqlite_utils.Database) -> None:
+def test_a_live_owners_reservation_never_lapses(db: Database) -> None:
     """However long a live call takes (pacing, retries, a slow answer), its money stays held."""
     clock = FakeClock(T0)
     guard = LedgerBudget(db, budget_settings(settings(daily_budget_usd=0.0002, reservation_ttl_s=600)), clock)
@@ -248,7 +251,7 @@ def test_a_live_owners_reservation_never_lapses(db: sqlite_utils.Database) -> No
     assert statuses(db) == [("settled", 90_000)]
 
 
-def test_another_hosts_reservation_is_assumed_once_its_lease_ends(db: sqlite_utils.Database) -> None:
+def test_another_hosts_reservation_is_assumed_once_its_lease_ends(db: Database) -> None:
     clock = FakeClock(T0)
     cfg = settings(daily_budget_usd=0.0002, reservation_ttl_s=600)
     remote = LedgerBudget(db, budget_settings(cfg), clock,
@@ -269,7 +272,7 @@ def test_another_hosts_reservation_is_assumed_once_its_lease_ends(db: sqlite_uti
     assert db.execute("SELECT status, assumed, cost_nusd FROM usage").fetchall() == [("ok", 0, 90_000)]
 
 
-def test_run_budget(db: sqlite_utils.Database) -> None:
+def test_run_budget(db: Database) -> None:
     cfg = settings(daily_budget_usd=1, budget=BudgetSettings(max_usd=0.0001))
     guard = LedgerBudget(db, budget_settings(cfg), FakeClock(T0))
     spend(db, T0 - dt.timedelta(days=3), 60_000, run_id="r1")  # a run's budget has no day window
@@ -284,16 +287,22 @@ def test_run_budget(db: sqlite_utils.Database) -> None:
     assert guard.deferred_until(daily_refused.value) is None
 
 
-def test_forecast_is_read_only_and_per_budget(db: sqlite_utils.Database) -> None:
+def _state(db: Database) -> list[tuple[object, ...]]:
+    """Everything the ledger holds (a read-only call must leave it as it was)."""
+    return [tuple(r) for table in ("usage", "reservations", "usage_daily")
+            for r in db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()]
+
+
+def test_forecast_is_read_only_and_per_budget(db: Database) -> None:
     cfg = settings(daily_budget_usd=0.0001, budget=BudgetSettings(max_usd=0.00005),
                    limits=LimitsSettings(openai_requests_per_hour=2))
     guard = LedgerBudget(db, budget_settings(cfg), FakeClock(T0))
     spend(db, T0, 30_000)
-    before = db.conn.total_changes
+    before = _state(db)
     reqs = [request(20_000, run_id=None, stage="parse", service="llamaparse"),
             request(25_000, run_id=None), request(25_000, run_id=None), request(25_000, run_id=None)]
     forecast = guard.forecast(reqs)
-    assert db.conn.total_changes == before
+    assert _state(db) == before
     assert forecast.by_stage_nusd == {"parse": 20_000, "embed": 75_000}
     checks = {c.name: c for c in forecast.checks}
     assert (checks["daily"].used, checks["daily"].requested, checks["daily"].fits) == (30_000, 95_000, False)
@@ -322,7 +331,7 @@ class FakeSend:
         return {"prompt_tokens": self.tokens}
 
 
-def caller(db: sqlite_utils.Database, cfg: Settings, clock: FakeClock) -> tuple[ServiceCaller, LedgerBudget]:
+def caller(db: Database, cfg: Settings, clock: FakeClock) -> tuple[ServiceCaller, LedgerBudget]:
     guard = LedgerBudget(db, budget_settings(cfg), clock)
     return ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, budget=guard), guard
 
@@ -337,7 +346,7 @@ def spec(send: FakeSend, tokens: int, model: str = "text-embedding-3-small",
 SCOPE = CallScope(run_id="r1", scenario="s", stage="embed", job_ids=("j1",))
 
 
-async def test_c08_one_million_tokens_cost_two_cents(db: sqlite_utils.Database) -> None:
+async def test_c08_one_million_tokens_cost_two_cents(db: Database) -> None:
     svc, guard = caller(db, settings(daily_budget_usd=1), FakeClock(T0))
     send = FakeSend(1_000_000)
     done = await svc.call(SCOPE, spec(send, 1_000_000))
@@ -348,12 +357,12 @@ async def test_c08_one_million_tokens_cost_two_cents(db: sqlite_utils.Database) 
     assert daily(guard) == (20_000_000, 0)
 
 
-async def test_c08_unpriced_model_blocks_real_and_stores_null(db: sqlite_utils.Database) -> None:
+async def test_c08_unpriced_model_blocks_real_and_stores_null(db: Database) -> None:
     svc, guard = caller(db, settings(daily_budget_usd=100), FakeClock(T0))
     send = FakeSend(10)
     with pytest.raises(PriceUnknownError):
         await svc.call(SCOPE, spec(send, 10, model="text-embedding-9-unpriced"))
-    assert send.calls == 0 and statuses(db) == [] and db["usage"].count == 0
+    assert send.calls == 0 and statuses(db) == [] and count(db, "usage") == 0
     mock = await svc.call(SCOPE, spec(send, 10, model="text-embedding-9-unpriced",
                                       implementation=Implementation.MOCK))
     mock.commit(db, guard)
@@ -371,7 +380,7 @@ async def _in_flight(svc: ServiceCaller, n: int, send: FakeSend, tokens: int
     return [t for t in tasks if not t.done()], [e for e in refused if e is not None]
 
 
-async def test_c09_daily_budget_admits_two_of_eight(db: sqlite_utils.Database) -> None:
+async def test_c09_daily_budget_admits_two_of_eight(db: Database) -> None:
     svc, guard = caller(db, settings(daily_budget_usd=0.00010), FakeClock(T0))
     send = FakeSend(2_000, gate=asyncio.Event())  # 2,000 tokens = $0.00004
     running, refused = await _in_flight(svc, 8, send, 2_000)
@@ -382,12 +391,12 @@ async def test_c09_daily_budget_admits_two_of_eight(db: sqlite_utils.Database) -
     send.gate.set()
     for done in await asyncio.gather(*running):
         done.commit(db, guard)
-    assert send.calls == 2 and db["usage"].count == 2
+    assert send.calls == 2 and count(db, "usage") == 2
     spent = db.execute("SELECT SUM(cost_nusd) FROM usage").fetchone()[0]
     assert spent == 80_000 <= 100_000
 
 
-async def test_c09_hourly_limit_admits_exactly_five_of_twenty(db: sqlite_utils.Database) -> None:
+async def test_c09_hourly_limit_admits_exactly_five_of_twenty(db: Database) -> None:
     svc, guard = caller(db, settings(limits=LimitsSettings(openai_requests_per_hour=5)), FakeClock(T0))
     send = FakeSend(100, gate=asyncio.Event())
     running, refused = await _in_flight(svc, 20, send, 100)
@@ -397,13 +406,13 @@ async def test_c09_hourly_limit_admits_exactly_five_of_twenty(db: sqlite_utils.D
     send.gate.set()
     for done in await asyncio.gather(*running):
         done.commit(db, guard)
-    assert db["usage"].count == 5 and statuses(db) == [("settled", 2_000)] * 5
+    assert count(db, "usage") == 5 and statuses(db) == [("settled", 2_000)] * 5
     with pytest.raises(RateLimitExceeded):  # settled calls hold their slot through their usage rows
         await svc.call(SCOPE, spec(send, 100))
     assert send.calls == 5
 
 
-async def test_failed_call_releases_and_its_attempt_counts_hourly(db: sqlite_utils.Database) -> None:
+async def test_failed_call_releases_and_its_attempt_counts_hourly(db: Database) -> None:
     svc, guard = caller(db, settings(limits=LimitsSettings(openai_requests_per_hour=1)), FakeClock(T0))
     send = FakeSend(100, fail=True)
     with pytest.raises(ServiceUnavailableError):

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from tests.cli_support import Cli, in_process_cli
+from tests.engines import open_target
 from tests.ledger_rows import add, at, reserve
 from tests.receivers import Receiver, free_port
-from tvdb.db import open_db
+from tvdb.storage import Database
 
 NOW = "2026-01-10T12:00:00+00:00"
 
@@ -27,10 +27,14 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def db(workdir: Path) -> Iterator[sqlite_utils.Database]:
-    db = open_db(workdir / ".tvdb" / "tvdb.db")  # TVDB_DATA_DIR (conftest) points here
+def db(workdir: Path, storage_env: str | None) -> Iterator[Database]:
+    """The ledger the CLI will open, on each engine: TVDB_DATA_DIR's file (conftest), or the
+    PostgreSQL database TVDB_DATABASE_URL names (then no SQLite file may appear)."""
+    db = open_target(storage_env or str(workdir / ".tvdb" / "tvdb.db"))
     yield db
     db.close()
+    if storage_env:
+        assert not (workdir / ".tvdb" / "tvdb.db").exists()
 
 
 @pytest.fixture
@@ -38,7 +42,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], wor
     return in_process_cli(monkeypatch, capsys)
 
 
-def _seed(db: sqlite_utils.Database) -> None:
+def _seed(db: Database) -> None:
     add(db, "2026-01-10T02:00", units=1_234_567)  # real $0.02469134
     add(db, "2026-01-10T03:00", units=5_000_000, run_id="run-2")  # real $0.10
     add(db, "2026-01-09T03:00", units=3_000_000, impl="mock")  # would $0.06
@@ -48,7 +52,7 @@ def _seed(db: sqlite_utils.Database) -> None:
     reserve(db, 30_000_000, now=at(NOW))
 
 
-def test_report_json_is_one_object_with_rows_and_budget(cli: Cli, db: sqlite_utils.Database) -> None:
+def test_report_json_is_one_object_with_rows_and_budget(cli: Cli, db: Database) -> None:
     _seed(db)
     code, out, err = cli(
         "cost", "report", "--by", "service", "--by", "mode", "--format", "json", "--now", NOW
@@ -78,7 +82,7 @@ def test_report_json_is_one_object_with_rows_and_budget(cli: Cli, db: sqlite_uti
     }
 
 
-def test_report_csv_header_and_unknown_as_empty(cli: Cli, db: sqlite_utils.Database) -> None:
+def test_report_csv_header_and_unknown_as_empty(cli: Cli, db: Database) -> None:
     _seed(db)
     code, out, _ = cli(
         "cost", "report", "--by", "day,model", "--format", "csv", "--mode", "real", "--now", NOW
@@ -108,7 +112,7 @@ def test_report_csv_header_and_unknown_as_empty(cli: Cli, db: sqlite_utils.Datab
     assert len(lines) == 4
 
 
-def test_report_table_shows_budget_would_cost_and_chart(cli: Cli, db: sqlite_utils.Database) -> None:
+def test_report_table_shows_budget_would_cost_and_chart(cli: Cli, db: Database) -> None:
     _seed(db)
     code, out, _ = cli("cost", "report", "--now", NOW)
     assert code == 0
@@ -121,7 +125,7 @@ def test_report_table_shows_budget_would_cost_and_chart(cli: Cli, db: sqlite_uti
 
 
 def test_report_day_in_configured_zone(
-    cli: Cli, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add(db, "2026-01-09T23:30")  # 2026-01-10 in Berlin
     monkeypatch.setenv("TVDB_TIMEZONE", "Europe/Berlin")
@@ -132,7 +136,7 @@ def test_report_day_in_configured_zone(
     assert json.loads(out)["totals"]["calls"] == 0
 
 
-def test_report_usage_errors_exit_2(cli: Cli, db: sqlite_utils.Database) -> None:
+def test_report_usage_errors_exit_2(cli: Cli, db: Database) -> None:
     code, _, err = cli("cost", "report", "--by", "colour")
     assert code == 2 and "--by: unknown group 'colour'" in err
     code, _, err = cli("cost", "report", "--since", "last tuesday")
@@ -156,7 +160,7 @@ def test_report_usage_errors_exit_2(cli: Cli, db: sqlite_utils.Database) -> None
     ],
 )
 def test_huge_or_extreme_values_are_usage_errors_not_tracebacks(
-    cli: Cli, db: sqlite_utils.Database, args: tuple[str, ...], message: str
+    cli: Cli, db: Database, args: tuple[str, ...], message: str
 ) -> None:
     code, out, err = cli(*args)
     assert code == 2, (out, err)
@@ -172,14 +176,14 @@ def test_huge_or_extreme_values_are_usage_errors_not_tracebacks(
     ],
 )
 def test_numbers_sqlite_cannot_hold_are_usage_errors(
-    cli: Cli, db: sqlite_utils.Database, args: tuple[str, ...], option: str
+    cli: Cli, db: Database, args: tuple[str, ...], option: str
 ) -> None:
     code, out, err = cli(*args)
     assert code == 2, (out, err)
     assert f"Invalid value for '{option}'" in err and "Traceback" not in err
 
 
-def test_prune_then_report_is_unchanged(cli: Cli, db: sqlite_utils.Database) -> None:
+def test_prune_then_report_is_unchanged(cli: Cli, db: Database) -> None:
     _seed(db)
     args = (
         "cost",
@@ -210,7 +214,7 @@ def test_prune_then_report_is_unchanged(cli: Cli, db: sqlite_utils.Database) -> 
 
 
 def test_reprice_under_a_config_price_keeps_old_values(
-    cli: Cli, db: sqlite_utils.Database, workdir: Path
+    cli: Cli, db: Database, workdir: Path
 ) -> None:
     add(db, "2026-01-10T02:00", units=1_000_000)
     (workdir / "tvdb.yaml").write_text(
@@ -234,7 +238,7 @@ def test_reprice_under_a_config_price_keeps_old_values(
     assert code == 2 and "unknown price version '1999'" in err
 
 
-def test_alerts_list_ack_mute_unmute(cli: Cli, db: sqlite_utils.Database) -> None:
+def test_alerts_list_ack_mute_unmute(cli: Cli, db: Database) -> None:
     add(db, "2026-01-10T02:00", units=45_000_000)  # $0.90
     code, out, _ = cli("alerts", "check", "--now", NOW)
     assert code == 0 and "[info]" in out and "[warning]" in out and "no alert channel" not in out
@@ -263,7 +267,7 @@ def test_alerts_list_ack_mute_unmute(cli: Cli, db: sqlite_utils.Database) -> Non
 
 
 def test_alerts_test_sends_and_never_prints_secrets(
-    cli: Cli, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, _, err = cli("alerts", "test")
     assert code == 2 and "TVDB_ALERTS_WEBHOOK_URL" in err

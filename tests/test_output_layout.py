@@ -177,6 +177,7 @@ def _arguments(run_a: str, run_b: str, tmp: Path) -> dict[str, list[str]]:
         "cost reprice": ["--dry-run"], "cost reconcile": [str(tmp / "missing.csv")],
         "alerts list": [], "alerts check": [], "alerts ack": ["--all"], "alerts mute": ["--for", "1h"],
         "alerts unmute": [], "alerts test": [],
+        "ledger migrate": ["--to", "postgresql://tvdb@127.0.0.1:1/unreachable"],  # exit 4, one JSON object
         "cassette check": [str(cassettes)], "cassette list": [str(cassettes)], "cassette show": [str(one)],
     }
 

@@ -20,7 +20,7 @@ def test_server_runs_unprivileged_with_password_auth(pg_server: PgServer, pg_url
         psycopg.connect(pg_url.replace(PASSWORD, "wrong"), connect_timeout=10).close()
 
 
-def test_each_test_gets_its_own_empty_database(pg_url: str) -> None:
-    with psycopg.connect(pg_url) as conn:
+def test_each_test_gets_its_own_empty_database(pg_empty_url: str) -> None:
+    with psycopg.connect(pg_empty_url) as conn:
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
     assert tables == (0,)

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from tests.ledger_rows import NUSD_PER_1M_TOKENS, NUSD_PER_FAST_PAGE, add, at, reserve
-from tvdb.db import open_db
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import Period, parse_duration, parse_period
 from tvdb.ledger.reports import ReportFilters, build_report, report_to_dict
+from tvdb.storage import Database
 
 NOW = at("2026-01-10T12:00")
 ALL = Period(None, None)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    return open_db(tmp_path / "tvdb.db")
+def db(any_db: Database) -> Database:
+    """The ledger on each engine in turn (tests/conftest.py: any_db)."""
+    return any_db
 
 
 def _report(
-    db: sqlite_utils.Database,
+    db: Database,
     by: tuple[str, ...] = ("service",),
     period: Period = ALL,
     tz: str = "UTC",
@@ -35,7 +34,7 @@ def _report(
     )
 
 
-def _seed(db: sqlite_utils.Database) -> None:
+def _seed(db: Database) -> None:
     add(db, "2026-01-10T08:00", units=1_000_000)  # real openai $0.02
     add(db, "2026-01-10T09:00", units=2_500_000)  # real openai $0.05
     add(db, "2026-01-09T09:00", impl="mock", units=1_000_000)  # mock: would $0.02, spent 0
@@ -44,7 +43,7 @@ def _seed(db: sqlite_utils.Database) -> None:
     add(db, "2026-01-10T10:30", status="error")  # failed attempt: $0
 
 
-def test_groups_by_service_with_exact_sums_and_separate_mock_replay_values(db: sqlite_utils.Database) -> None:
+def test_groups_by_service_with_exact_sums_and_separate_mock_replay_values(db: Database) -> None:
     _seed(db)
     r = _report(db)
     rows = {row.keys["service"]: row for row in r.rows}
@@ -59,7 +58,7 @@ def test_groups_by_service_with_exact_sums_and_separate_mock_replay_values(db: s
     assert r.totals.spent.nusd == 70_000_000 + 12_500_000
 
 
-def test_several_group_keys_and_mode_names_the_implementation(db: sqlite_utils.Database) -> None:
+def test_several_group_keys_and_mode_names_the_implementation(db: Database) -> None:
     _seed(db)
     r = _report(db, by=("day", "mode"))
     got = {
@@ -74,14 +73,14 @@ def test_several_group_keys_and_mode_names_the_implementation(db: sqlite_utils.D
     assert [row.keys["day"] for row in r.rows] == sorted(row.keys["day"] for row in r.rows)
 
 
-def test_group_by_run_scenario_and_model(db: sqlite_utils.Database) -> None:
+def test_group_by_run_scenario_and_model(db: Database) -> None:
     _seed(db)
     r = _report(db, by=("run", "scenario", "model"))
     keys = {tuple(row.keys.values()) for row in r.rows}
     assert ("run-2", "quick", "fast") in keys and ("run-1", "quick", "text-embedding-3-small") in keys
 
 
-def test_filters_select_rows(db: sqlite_utils.Database) -> None:
+def test_filters_select_rows(db: Database) -> None:
     _seed(db)
     assert _report(db, services=("llamaparse",)).totals.calls == 1
     assert _report(db, implementations=("mock", "replay")).totals.spent.nusd == 0
@@ -91,7 +90,7 @@ def test_filters_select_rows(db: sqlite_utils.Database) -> None:
     assert _report(db, scenarios=("quick",)).totals.calls == 6
 
 
-def test_unknown_prices_are_unknown_never_zero(db: sqlite_utils.Database) -> None:
+def test_unknown_prices_are_unknown_never_zero(db: Database) -> None:
     add(db, "2026-01-10T08:00", model="text-embedding-9-mystery")
     add(db, "2026-01-10T08:05", model="text-embedding-9-mystery", impl="mock")
     add(db, "2026-01-10T08:10")
@@ -109,7 +108,7 @@ def test_unknown_prices_are_unknown_never_zero(db: sqlite_utils.Database) -> Non
     assert data["budget"]["unknown_price_calls_today"] == 1
 
 
-def test_totals_with_unpriced_calls_give_the_known_sum_under_its_own_name(db: sqlite_utils.Database) -> None:
+def test_totals_with_unpriced_calls_give_the_known_sum_under_its_own_name(db: Database) -> None:
     add(db, "2026-01-10T08:00", model="text-embedding-9-mystery")  # real, no price
     add(db, "2026-01-10T08:05", model="text-embedding-9-mystery", impl="mock")  # mock, no price
     add(db, "2026-01-10T08:10")  # real $0.02
@@ -133,7 +132,7 @@ def test_totals_with_unpriced_calls_give_the_known_sum_under_its_own_name(db: sq
     assert data["daily"][0]["spent_usd"] == 0.0 and data["daily"][0]["unknown_price_calls"] == 0
 
 
-def test_a_full_figure_and_its_nano_twin_are_null_together(db: sqlite_utils.Database) -> None:
+def test_a_full_figure_and_its_nano_twin_are_null_together(db: Database) -> None:
     _seed(db)
     add(db, "2026-01-10T11:00", model="text-embedding-9-mystery")
     data = report_to_dict(_report(db, by=("model", "mode")))
@@ -145,7 +144,7 @@ def test_a_full_figure_and_its_nano_twin_are_null_together(db: sqlite_utils.Data
         assert (group["would_cost_usd"] is None) == (group["unknown_price_calls"] > 0)
 
 
-def test_day_edges_follow_the_configured_time_zone(db: sqlite_utils.Database) -> None:
+def test_day_edges_follow_the_configured_time_zone(db: Database) -> None:
     add(db, "2026-01-05T23:30")  # 2026-01-06 00:30 in Berlin
     add(db, "2026-01-06T22:59")  # 2026-01-06 23:59 in Berlin
     add(db, "2026-01-06T23:00")  # 2026-01-07 00:00 in Berlin
@@ -157,7 +156,7 @@ def test_day_edges_follow_the_configured_time_zone(db: sqlite_utils.Database) ->
     assert {row.keys["day"]: row.calls for row in r.rows} == {"2026-01-06": 2, "2026-01-07": 1}
 
 
-def test_dst_day_is_23_hours_and_reports_are_exact_across_it(db: sqlite_utils.Database) -> None:
+def test_dst_day_is_23_hours_and_reports_are_exact_across_it(db: Database) -> None:
     p = parse_period(day="2026-03-08", timezone="America/New_York")
     assert p.since is not None and p.until is not None
     assert p.until - p.since == dt.timedelta(hours=23)
@@ -167,7 +166,7 @@ def test_dst_day_is_23_hours_and_reports_are_exact_across_it(db: sqlite_utils.Da
     assert _report(db, period=p, tz="America/New_York").totals.calls == 2
 
 
-def test_budget_block_spent_reserved_remaining_and_projection(db: sqlite_utils.Database) -> None:
+def test_budget_block_spent_reserved_remaining_and_projection(db: Database) -> None:
     add(db, "2026-01-10T01:00", units=5_000_000)  # $0.10 today
     add(db, "2026-01-10T02:00", units=10_000_000)  # $0.20 today
     add(db, "2026-01-09T23:59", units=50_000_000)  # yesterday: not today
@@ -190,7 +189,7 @@ def test_budget_block_spent_reserved_remaining_and_projection(db: sqlite_utils.D
     assert data["projected_end_of_day_usd"] == 0.6
 
 
-def test_remaining_never_negative_and_zero_budget_has_no_percent(db: sqlite_utils.Database) -> None:
+def test_remaining_never_negative_and_zero_budget_has_no_percent(db: Database) -> None:
     add(db, "2026-01-10T01:00", units=100_000_000)  # $2
     r = build_report(db, period=ALL, now=NOW, daily_budget_usd=0.0)
     assert r.budget.remaining_nusd == 0 and r.budget.percent_used is None
@@ -198,7 +197,7 @@ def test_remaining_never_negative_and_zero_budget_has_no_percent(db: sqlite_util
     assert r.budget.remaining_nusd == 0 and r.budget.percent_used == 200.0
 
 
-def test_daily_series_covers_every_day_of_the_period(db: sqlite_utils.Database) -> None:
+def test_daily_series_covers_every_day_of_the_period(db: Database) -> None:
     _seed(db)
     r = _report(db, period=parse_period(timezone="UTC", now=NOW))  # default: last 7 days
     assert [p.day.isoformat() for p in r.daily] == [f"2026-01-{d:02d}" for d in range(4, 11)]
@@ -208,7 +207,7 @@ def test_daily_series_covers_every_day_of_the_period(db: sqlite_utils.Database) 
     assert series["2026-01-10"] == (4, 82_500_000, 0)
 
 
-def test_json_shape_rows_and_budget_keys(db: sqlite_utils.Database) -> None:
+def test_json_shape_rows_and_budget_keys(db: Database) -> None:
     _seed(db)
     data = report_to_dict(_report(db, by=("service", "mode")))
     assert {"rows", "budget", "totals", "daily", "period", "by"} <= set(data)
@@ -218,7 +217,7 @@ def test_json_shape_rows_and_budget_keys(db: sqlite_utils.Database) -> None:
     assert "total" not in {r.get("service") for r in data["rows"]}
 
 
-def test_unknown_group_name_is_a_config_error(db: sqlite_utils.Database) -> None:
+def test_unknown_group_name_is_a_config_error(db: Database) -> None:
     with pytest.raises(ConfigError, match="--by: unknown group 'colour'"):
         _report(db, by=("colour",))
 

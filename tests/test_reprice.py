@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from tests.ledger_rows import add, at
-from tvdb.db import open_db
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import Period
 from tvdb.ledger.prices import PriceTable, PriceVersion
 from tvdb.ledger.reports import build_report
 from tvdb.ledger.reprice import reprice, reprice_history
 from tvdb.ledger.retention import prune
+from tvdb.storage import Database
 
 NOW = at("2026-06-01T12:00")
 
@@ -46,11 +44,12 @@ FIXED = PriceTable(
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    return open_db(tmp_path / "tvdb.db")
+def db(any_db: Database) -> Database:
+    """The ledger on each engine in turn (tests/conftest.py: any_db)."""
+    return any_db
 
 
-def _costs(db: sqlite_utils.Database) -> list[tuple[object, ...]]:
+def _costs(db: Database) -> list[tuple[object, ...]]:
     return list(
         db.execute(
             "SELECT id, implementation, units, cost_nusd, would_cost_nusd, cost_usd, would_cost_usd, "
@@ -64,7 +63,7 @@ def test_c15_a_price_in_the_wrong_unit_is_refused_at_load() -> None:
         PriceTable.load({"openai": {"text-embedding-3-small": {"usd_per_1m_tokens": "20000"}}})
 
 
-def test_c15_reprice_recomputes_from_units_and_keeps_old_values(db: sqlite_utils.Database) -> None:
+def test_c15_reprice_recomputes_from_units_and_keeps_old_values(db: Database) -> None:
     real = add(db, "2026-05-01T10:00", units=1_234_567, prices=WRONG)
     mock = add(db, "2026-05-01T10:01", units=1_000_000, impl="mock", prices=WRONG)
     failed = add(db, "2026-05-01T10:02", status="error", prices=WRONG)
@@ -98,7 +97,7 @@ def test_c15_reprice_recomputes_from_units_and_keeps_old_values(db: sqlite_utils
     assert report.totals.spent.nusd == 24_691_340
 
 
-def test_reprice_is_idempotent(db: sqlite_utils.Database) -> None:
+def test_reprice_is_idempotent(db: Database) -> None:
     add(db, "2026-05-01T10:00", prices=WRONG)
     assert reprice(db, FIXED, "fixed", now=NOW).changed == 1
     second = reprice(db, FIXED, "fixed", now=NOW)
@@ -106,7 +105,7 @@ def test_reprice_is_idempotent(db: sqlite_utils.Database) -> None:
     assert db.execute("SELECT COUNT(*) FROM usage_reprices").fetchone()[0] == 1
 
 
-def test_unknown_becomes_known_and_unpriced_rows_are_left_alone(db: sqlite_utils.Database) -> None:
+def test_unknown_becomes_known_and_unpriced_rows_are_left_alone(db: Database) -> None:
     was_unknown = add(db, "2026-05-01T10:00", model="text-embedding-9-mystery", prices=WRONG)
     never_priced = add(db, "2026-05-01T10:01", model="text-embedding-0-unheard-of", prices=WRONG)
     result = reprice(db, FIXED, "fixed", now=NOW)
@@ -117,7 +116,7 @@ def test_unknown_becomes_known_and_unpriced_rows_are_left_alone(db: sqlite_utils
     assert result.changes[0].old_unknown == 1
 
 
-def test_from_version_and_dry_run(db: sqlite_utils.Database) -> None:
+def test_from_version_and_dry_run(db: Database) -> None:
     add(db, "2026-05-01T10:00", prices=WRONG)
     add(db, "2026-05-01T10:01")  # priced under the shipped table
     dry = reprice(db, FIXED, "fixed", now=NOW, from_version="wrong", dry_run=True)
@@ -127,14 +126,14 @@ def test_from_version_and_dry_run(db: sqlite_utils.Database) -> None:
     assert done.examined == 1 and done.changed == 1
 
 
-def test_parse_pages_are_repriced_per_page(db: sqlite_utils.Database) -> None:
+def test_parse_pages_are_repriced_per_page(db: Database) -> None:
     three = PriceTable([PriceVersion.from_dict(_version("agentic-ish", "0.02", fast_credits=3))])
     row = add(db, "2026-05-01T10:00", service="llamaparse", model="fast", units=8)
     reprice(db, three, "agentic-ish", now=NOW)
     assert db.execute("SELECT cost_nusd FROM usage WHERE id = ?", [row]).fetchone()[0] == 8 * 3 * 1_250_000
 
 
-def test_folded_days_are_repriced_too(db: sqlite_utils.Database) -> None:
+def test_folded_days_are_repriced_too(db: Database) -> None:
     for i in range(5):
         add(db, at("2026-01-05T10:00") + dt.timedelta(minutes=i), units=200_000, prices=WRONG)
     prune(db, dt.timedelta(days=30), NOW)
@@ -146,7 +145,7 @@ def test_folded_days_are_repriced_too(db: sqlite_utils.Database) -> None:
     assert (h["source"], h["old_cost_nusd"], h["new_cost_nusd"]) == ("usage_daily", 2_000_000_000, 20_000_000)
 
 
-def test_unknown_version_is_a_config_error(db: sqlite_utils.Database) -> None:
+def test_unknown_version_is_a_config_error(db: Database) -> None:
     with pytest.raises(ConfigError, match="unknown price version 'nope'; known: wrong, fixed"):
         reprice(db, FIXED, "nope", now=NOW)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import open_target
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["upload", "parse", "chunk", "embed", "store"]
 TABLES = ["jobs", "pages", "chunks", "vectors", "usage", "events"]
@@ -40,14 +42,31 @@ def _tvdb(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess
                           text=True, timeout=120)
 
 
-def _counts(db: Path) -> dict[str, int]:
-    with sqlite3.connect(db) as conn:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+def _query(target: Path | str, sql: str) -> list[tuple[object, ...]]:
+    if isinstance(target, Path):
+        with sqlite3.connect(target) as conn:
+            return conn.execute(sql).fetchall()
+    db = open_target(target)
+    try:
+        return [tuple(r) for r in db.execute(sql).fetchall()]
+    finally:
+        db.close()
 
 
-def _usage(db: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT id, ts, stage, status FROM usage ORDER BY id").fetchall()
+def _counts(target: Path | str) -> dict[str, int]:
+    return {t: int(_query(target, f"SELECT COUNT(*) FROM {t}")[0][0]) for t in TABLES}  # type: ignore[call-overload]
+
+
+def _usage(target: Path | str) -> list[tuple[object, ...]]:
+    return _query(target, "SELECT id, ts, stage, status FROM usage ORDER BY id")
+
+
+def _where(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path | str, dict[str, str]]:
+    """The database of this test's engine and the environment that selects it."""
+    if engine == "sqlite":
+        return tmp_path / ".tvdb" / "tvdb.db", {}
+    url = str(request.getfixturevalue("pg_url"))
+    return url, {"TVDB_DATABASE_URL": url}
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +79,17 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_sigkill_at_stage_boundary_then_resume(tmp_path: Path, stage: str, baseline: dict[str, int]) -> None:
+def test_sigkill_at_stage_boundary_then_resume(tmp_path: Path, stage: str, baseline: dict[str, int], engine: str,
+                                               request: pytest.FixtureRequest) -> None:
     scenario = _scenario(tmp_path)
-    killed = _tvdb(["run", str(scenario), "--json"], tmp_path, TVDB_CRASH_AFTER_STAGE=stage)
+    db, env = _where(engine, tmp_path, request)
+    killed = _tvdb(["run", str(scenario), "--json"], tmp_path, TVDB_CRASH_AFTER_STAGE=stage, **env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    db = tmp_path / ".tvdb" / "tvdb.db"
-    with sqlite3.connect(db) as conn:
-        (run_id,) = conn.execute("SELECT run_id FROM runs").fetchone()
-        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "running"
+    ((run_id, status),) = _query(db, "SELECT run_id, status FROM runs")
+    assert status == "running"
     before = _usage(db)
 
-    resumed = _tvdb(["resume", run_id, "--json"], tmp_path)
+    resumed = _tvdb(["resume", str(run_id), "--json"], tmp_path, **env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     result = json.loads(resumed.stdout)
     assert result["run_id"] == run_id and result["passed"] is True
@@ -80,6 +99,8 @@ def test_sigkill_at_stage_boundary_then_resume(tmp_path: Path, stage: str, basel
     assert after[: len(before)] == before
     finished = set(STAGES[: STAGES.index(stage) + 1])
     assert not [row for row in after[len(before):] if row[2] in finished]
+    if env:  # with TVDB_DATABASE_URL no SQLite ledger file is written
+        assert not (tmp_path / ".tvdb" / "tvdb.db").exists()
 
 
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path: Path) -> None:

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from tests.ledger_rows import add, at
-from tvdb.db import open_db
 from tvdb.errors import ConfigError
 from tvdb.ledger.periods import Period, parse_period
 from tvdb.ledger.reports import build_report, report_to_dict
 from tvdb.ledger.retention import prune
+from tvdb.storage import Database
 
 NOW = at("2026-06-01T12:00")
 GROUPINGS = [("day",), ("service",), ("model",), ("scenario",), ("mode",), ("run",), ("day", "mode", "run")]
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    return open_db(tmp_path / "tvdb.db")
+def db(any_db: Database) -> Database:
+    """The ledger on each engine in turn (tests/conftest.py: any_db)."""
+    return any_db
 
 
-def _seed(db: sqlite_utils.Database) -> None:
+def _seed(db: Database) -> None:
     """Calls spread over 150 days, every kind of row: real/mock/replay, errors, unknown prices."""
     start = at("2026-01-01T00:00")
     for i in range(150):
@@ -41,7 +40,7 @@ def _seed(db: sqlite_utils.Database) -> None:
             add(db, ts + dt.timedelta(minutes=4), service="llamaparse", model="agentic", units=3)
 
 
-def _reports(db: sqlite_utils.Database, tz: str = "UTC") -> list[dict[str, Any]]:
+def _reports(db: Database, tz: str = "UTC") -> list[dict[str, Any]]:
     periods = [
         Period(None, None),
         parse_period(since="2026-02-01", until="2026-02-28", timezone=tz),
@@ -59,12 +58,12 @@ def _reports(db: sqlite_utils.Database, tz: str = "UTC") -> list[dict[str, Any]]
     return out
 
 
-def _count(db: sqlite_utils.Database, table: str) -> int:
+def _count(db: Database, table: str) -> int:
     return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin"])
-def test_prune_keeps_every_report_exact(db: sqlite_utils.Database, tz: str) -> None:
+def test_prune_keeps_every_report_exact(db: Database, tz: str) -> None:
     _seed(db)
     before = _reports(db, tz)
     rows_before = _count(db, "usage")
@@ -75,7 +74,7 @@ def test_prune_keeps_every_report_exact(db: sqlite_utils.Database, tz: str) -> N
     assert _reports(db, tz) == before
 
 
-def test_prune_folds_whole_local_days_before_the_cutoff(db: sqlite_utils.Database) -> None:
+def test_prune_folds_whole_local_days_before_the_cutoff(db: Database) -> None:
     add(db, "2026-03-02T22:30")  # 2026-03-02 23:30 in Berlin: folded
     add(db, "2026-03-02T23:30")  # 2026-03-03 00:30 in Berlin: kept (same local day as the cutoff)
     add(db, "2026-03-03T11:00")  # kept
@@ -94,7 +93,7 @@ def test_prune_folds_whole_local_days_before_the_cutoff(db: sqlite_utils.Databas
     )
 
 
-def test_prune_is_idempotent_and_adds_late_rows_into_the_same_aggregate(db: sqlite_utils.Database) -> None:
+def test_prune_is_idempotent_and_adds_late_rows_into_the_same_aggregate(db: Database) -> None:
     _seed(db)
     first = prune(db, dt.timedelta(days=90), NOW)
     snapshot = list(db.execute("SELECT * FROM usage_daily ORDER BY key"))
@@ -110,7 +109,7 @@ def test_prune_is_idempotent_and_adds_late_rows_into_the_same_aggregate(db: sqli
     assert calls == first.rows_folded + 1
 
 
-def test_prune_preserves_unknown_prices_and_error_counts(db: sqlite_utils.Database) -> None:
+def test_prune_preserves_unknown_prices_and_error_counts(db: Database) -> None:
     add(db, "2026-01-10T10:00", model="text-embedding-9-mystery")
     add(db, "2026-01-10T10:01", model="text-embedding-9-mystery")
     add(db, "2026-01-10T10:02", status="error")
@@ -122,7 +121,7 @@ def test_prune_preserves_unknown_prices_and_error_counts(db: sqlite_utils.Databa
     assert r.aggregated_rows == 2
 
 
-def test_prune_never_touches_today_and_keeps_the_budget(db: sqlite_utils.Database) -> None:
+def test_prune_never_touches_today_and_keeps_the_budget(db: Database) -> None:
     add(db, "2026-06-01T01:00", units=5_000_000)
     add(db, "2026-05-31T01:00", units=5_000_000)  # within the last day's local date: kept
     add(db, "2026-05-30T23:00", units=5_000_000)
@@ -133,7 +132,7 @@ def test_prune_never_touches_today_and_keeps_the_budget(db: sqlite_utils.Databas
     assert b.spent_today_nusd == 100_000_000
 
 
-def test_dry_run_writes_nothing(db: sqlite_utils.Database) -> None:
+def test_dry_run_writes_nothing(db: Database) -> None:
     _seed(db)
     n = _count(db, "usage")
     result = prune(db, dt.timedelta(days=90), NOW, dry_run=True)
@@ -141,6 +140,6 @@ def test_dry_run_writes_nothing(db: sqlite_utils.Database) -> None:
     assert _count(db, "usage") == n and _count(db, "usage_daily") == 0
 
 
-def test_prune_refuses_less_than_a_day(db: sqlite_utils.Database) -> None:
+def test_prune_refuses_less_than_a_day(db: Database) -> None:
     with pytest.raises(ConfigError, match="--older-than must be at least 1d"):
         prune(db, dt.timedelta(hours=12), NOW)

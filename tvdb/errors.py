@@ -287,16 +287,17 @@ class StorageError(TvdbError):
     failing (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, ENOSPC, EROFS…). Stops the run; what was
     done is kept, and `resume_command` (when known) continues once there is space."""
 
-    def __init__(self, path: str, reason: str, *, resume_command: str | None = None) -> None:
+    def __init__(self, path: str, reason: str, *, resume_command: str | None = None,
+                 fix: str = "free some space (or make it writable)") -> None:
         self.path = path
         self.reason = reason
         self.resume_command = resume_command
-        fix = "free some space (or make it writable)"
+        self.fix = fix  # what to do about it: a database server that is down needs a different fix
         then = f", then continue with: {resume_command}" if resume_command else ", then run the command again"
         super().__init__(f"cannot write {path}: {reason}; nothing done is lost: {fix}{then}")
 
     def with_resume(self, command: str) -> StorageError:
-        return StorageError(self.path, self.reason, resume_command=command)
+        return StorageError(self.path, self.reason, resume_command=command, fix=self.fix)
 
 
 class RunNotFound(TvdbError):

@@ -44,12 +44,12 @@ class Ledger:
              environ: Mapping[str, str] | None = None, clock: Clock | None = None) -> Ledger:
         """The ledger at the settings' database (tvdb.yaml < TVDB_* environment). Raises ConfigError."""
         from tvdb.config import resolve_settings
-        from tvdb.db import open_db
+        from tvdb.db import open_storage
 
         if settings is None:
             settings = resolve_settings(cwd=Path(cwd) if cwd else Path.cwd(),
                                         environ=os.environ if environ is None else environ)
-        return cls(open_db(settings.database_path), settings, clock=clock)
+        return cls(open_storage(settings), settings, clock=clock)
 
     def _estimate_nusd(self, service: str, model: str, units: float) -> int | None:
         price = self.prices.lookup(service, model, day=self.clock.now().date())

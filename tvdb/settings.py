@@ -207,6 +207,9 @@ class Settings(_Section):
     mode: Mode = Mode.MOCK
     data_dir: Path = Path(".tvdb")
     db_path: Path | None = None
+    # the ledger on PostgreSQL instead of the SQLite file (postgresql://user:password@host/db): a secret,
+    # since it may carry the password
+    database_url: SecretStr | None = None
     objects_dir: Path | None = None
     max_document_mb: float = Field(50.0, gt=0, le=MAX_DOCUMENT_MB)
     signing_secret: SecretStr | None = None
@@ -261,6 +264,21 @@ class Settings(_Section):
                              "set the API key on its own (not shown)")
         return value
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        text = text.strip()
+        if not text:
+            return None
+        if not text.lower().startswith(("postgresql://", "postgres://")):
+            # the value may hold a password: it is never repeated
+            raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host:5432/tvdb "
+                             "(value not shown); leave it unset to keep the ledger in the SQLite file")
+        return text
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -308,7 +326,8 @@ class Settings(_Section):
         """Every configured secret's value: API keys, the signing secrets (object store, webhooks),
         alert channel credentials. For masking, never for showing."""
         values = [self.openai_api_key, self.llama_cloud_api_key, self.signing_secret,
-                  self.llama_cloud_webhook_secret, self.alerts.slack_webhook_url, self.alerts.smtp.password]
+                  self.llama_cloud_webhook_secret, self.alerts.slack_webhook_url, self.alerts.smtp.password,
+                  self.database_url]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
     @property

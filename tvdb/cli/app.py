@@ -210,6 +210,7 @@ from tvdb.cli import (  # noqa: E402  (registers the commands)
     cost,
     doctor,
     emulate,
+    ledger,
     logs,
     report,
     run,
@@ -220,6 +221,7 @@ from tvdb.cli import (  # noqa: E402  (registers the commands)
 app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice, reconcile.")
 app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
 app.add_typer(runs.app, name="runs", short_help="Run history: list, show, compare.")
+app.add_typer(ledger.app, name="ledger", short_help="The database as a whole: migrate the SQLite ledger to PostgreSQL.")
 app.add_typer(webhook.app, name="webhook", short_help="LlamaCloud webhooks: serve a verifying receiver.")
 for _module in (run, emulate, doctor, report, logs, cassette):
     _module.register(app)

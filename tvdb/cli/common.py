@@ -69,10 +69,11 @@ def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,
 
 
 def open_ledger(ctx: typer.Context) -> tuple[Settings, Database]:
-    from tvdb.db import open_db
+    """The settings and the database they name (PostgreSQL with `database_url`, else the SQLite file)."""
+    from tvdb.db import open_storage
 
     settings = settings_for(ctx)
-    return settings, open_db(settings.database_path)
+    return settings, open_storage(settings)
 
 
 def now_or(now: str | None) -> dt.datetime:

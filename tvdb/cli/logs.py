@@ -44,7 +44,7 @@ def logs(
     import sys
 
     from tvdb.cli.output import stdout_json
-    from tvdb.db import open_db
+    from tvdb.db import open_storage
     from tvdb.history.store import RunStore
     from tvdb.history.timeline import timeline
 
@@ -53,7 +53,7 @@ def logs(
     settings = settings_for(ctx)
     secrets = [s.get_secret_value() for s in (settings.openai_api_key, settings.llama_cloud_api_key,
                                              settings.signing_secret) if s is not None]
-    entries = timeline(RunStore(open_db(settings.database_path)), run=run, correlation_id=correlation_id,
+    entries = timeline(RunStore(open_storage(settings)), run=run, correlation_id=correlation_id,
                        secrets=secrets)
     if as_json:
         stdout_json({"entries": [e.as_json() for e in entries]})

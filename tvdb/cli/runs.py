@@ -25,11 +25,11 @@ DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the d
 
 
 def _store(ctx: typer.Context, data_dir: Path | None) -> Any:
-    from tvdb.db import open_db
+    from tvdb.db import open_storage
     from tvdb.history.store import RunStore
 
     settings = settings_for(ctx, {"data_dir": data_dir})
-    return settings, RunStore(open_db(settings.database_path))
+    return settings, RunStore(open_storage(settings))
 
 
 def _list(ctx: typer.Context, scenario: str | None, since: str | None, limit: int, fmt: Format,

@@ -252,7 +252,7 @@ class RunStore:
         """The usage rows of one job, including batched requests that served it and others."""
         return [_call(r) for r in self.db.query(
             f"SELECT {_CALL_COLUMNS} FROM usage WHERE job_id = ? OR id IN "
-            "(SELECT u.id FROM usage u, json_each(u.job_ids) j WHERE u.job_id IS NULL AND j.value = ?) "
+            f"(SELECT u.id FROM usage u, {_json_items(self.db, 'u.job_ids')} WHERE u.job_id IS NULL AND j.value = ?) "
             "ORDER BY ts, id", [job_id, job_id])]
 
     def events(self, *, run_id: str | None = None, correlation_id: str | None = None) -> list[EventRecord]:
@@ -284,9 +284,10 @@ class RunStore:
             return {}
         impl: dict[str, str] = {}
         marks = ", ".join("?" for _ in set(sources.values()))
+        batched = _json_items(self.db, "CASE WHEN u.job_id IS NULL THEN u.job_ids ELSE '[]' END")
         for job_id, implementation in self.db.execute(
             "SELECT COALESCE(u.job_id, j.value), u.implementation FROM usage u "
-            "LEFT JOIN json_each(CASE WHEN u.job_id IS NULL THEN u.job_ids ELSE '[]' END) j "
+            f"LEFT JOIN {batched} ON TRUE "
             f"WHERE u.stage = 'embed' AND u.status = 'ok' AND COALESCE(u.job_id, j.value) IN ({marks})",
             sorted(set(sources.values())),
         ):
@@ -318,3 +319,11 @@ class RunStore:
         """(ts, status, attempt) of every request attempt since `since` (ISO UTC; None: all)."""
         return [(str(ts), str(status), int(attempt or 1)) for ts, status, attempt in self.db.execute(
             "SELECT ts, status, attempt FROM usage WHERE ? IS NULL OR ts >= ? ORDER BY ts", [since, since])]
+
+
+def _json_items(db: Database, array: str) -> str:
+    """A FROM item `j` whose `value` column holds each text element of the JSON array `array`
+    (SQLite's json_each; PostgreSQL's jsonb_array_elements_text)."""
+    if db.engine == "postgresql":
+        return f"jsonb_array_elements_text(({array})::jsonb) AS j(value)"
+    return f"json_each({array}) AS j"

@@ -1,7 +1,8 @@
 """Budgets and hourly request limits, enforced before every real call (the `BudgetGuard` of
 ServiceCaller; the API and the rule "may have been billed counts as spent" are in tvdb.ledger.guard).
 
-    reserve(request)   one BEGIN IMMEDIATE transaction:
+    reserve(request)   one transaction under the budget lock (`Database.lock_budget_window`: SQLite's
+                       BEGIN IMMEDIATE write lock; PostgreSQL's pg_advisory_xact_lock):
         1. sweep: reservations whose owner is gone (dead pid on this host, or an expired lease of
            an owner on another host) become assumed spend at their estimate, never free room
         2. daily budget   real spend in today's window (`settings.timezone`; assumed spend and
@@ -15,8 +16,9 @@ ServiceCaller; the API and the rule "may have been billed counts as spent" are i
     settle_assumed(r)  → `assumed` (the caller's usage row carries the estimate, flagged `assumed`)
     release(r)         → `released`: only for a request proven not processed
 
-The check and the insert happen under SQLite's write lock, so concurrent processes sharing the
-database file can never both spend the same headroom. All money is integer nano-USD; errors carry USD.
+The check and the insert happen under the budget lock (SQLite's write lock, or on PostgreSQL a
+transaction-scoped advisory lock that every machine sharing the ledger takes), so concurrent
+processes can never both spend the same headroom. All money is integer nano-USD; errors carry USD.
 Active reservations count against every window (also one opened before midnight) for as long as
 they are active: over-counting a call in flight for a moment is safe, under-counting is not.
 Only `implementation = 'real'` usage counts; mock and replay calls never reach the guard.
@@ -139,6 +141,16 @@ class BudgetSettings:
     hourly_requests: Mapping[str, int | None] = field(default_factory=dict)
 
 
+# Why every check reads the reservations before the usage rows (`_READ_ORDER`): a reserve holds the
+# budget lock, so no reservation can appear meanwhile, but a settle (which takes no lock, so that a
+# long stage transaction never blocks other machines' reserves) may commit between two reads. It
+# moves money from `reservations` (active → settled) to `usage` in one commit. On PostgreSQL (READ
+# COMMITTED: each statement sees what was committed when it began) reading usage first and then
+# reservations could miss that money in both; reservations first can only count it twice, which
+# errs on the safe side for one decision. On SQLite BEGIN IMMEDIATE excludes every other writer.
+_READ_ORDER = "reservations, then usage"
+
+
 def usd_limit_nusd(usd: float) -> int:
     """A USD limit in nano-USD, rounded down so that a limit never admits more than was set."""
     return int((Decimal(str(usd)) * NANO_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
@@ -187,6 +199,7 @@ class LedgerBudget:
         reservation_id = uuid.uuid4().hex
         reservation = Reservation(reservation_id, request, now + self.ttl)
         with transaction(self.db):
+            self.db.lock_budget_window()
             self.store.sweep(now)
             refusal = self._refusal(now, request)
             if refusal is None:
@@ -216,6 +229,7 @@ class LedgerBudget:
     def sweep(self, now: dt.datetime | None = None) -> int:
         """Turn reservations whose owner is gone into assumed spend; returns how many."""
         with transaction(self.db):
+            self.db.lock_budget_window()
             return self.store.sweep(now or self.clock.now())
 
     def forecast(self, requests: Sequence[SpendRequest]) -> BudgetForecast:
@@ -292,9 +306,9 @@ class LedgerBudget:
 
     def _daily_check(self, now: dt.datetime, requested: int) -> BudgetCheck:
         day = day_window(now, self.timezone)
+        reserved = self.store.held_nusd()  # reservations before usage: see `_READ_ORDER`
         return BudgetCheck(
-            "daily", day.label, NUSD, self.daily_limit_nusd, real_spend_nusd(self.db, day),
-            self.store.held_nusd(), requested,
+            "daily", day.label, NUSD, self.daily_limit_nusd, real_spend_nusd(self.db, day), reserved, requested,
         )
 
     def _run_check(
@@ -305,8 +319,8 @@ class LedgerBudget:
             return None
         used = reserved = 0
         if run_id is not None:  # no run yet (an estimate): only the requests themselves count
+            reserved = self.store.held_nusd(run_id=run_id)  # before usage: see `_READ_ORDER`
             used = real_spend_nusd(self.db, run_id=run_id)
-            reserved = self.store.held_nusd(run_id=run_id)
         limit = usd_limit_nusd(budget)
         return BudgetCheck("run", f"run {run_id or '(new)'}", NUSD, limit, used, reserved, requested)
 
@@ -322,9 +336,9 @@ class LedgerBudget:
         if limit is None:
             return None
         since = now - dt.timedelta(seconds=HOUR_S)
+        held = self.store.held_slots(service)  # before usage: see `_READ_ORDER`
         rows, folded = real_attempts(self.db, service, since, now)
-        check = BudgetCheck(f"hourly {service}", "hour", REQUESTS, limit, rows + folded,
-                            self.store.held_slots(service), requested)
+        check = BudgetCheck(f"hourly {service}", "hour", REQUESTS, limit, rows + folded, held, requested)
         if check.fits or limit == 0 or requested > limit:
             return check, None
         if folded:  # aggregated attempts carry no times: assume they free last

@@ -56,14 +56,16 @@ class ReservationStore:
         (a lease that ran out while the call was still alive), its assumed usage row is replaced by
         the real one the caller writes in the same transaction."""
         with transaction(self.db):
-            self.db.execute(
-                f"DELETE FROM usage WHERE reservation_id = ? AND assumed = 1 AND error_code = '{OWNER_GONE}'",
-                [reservation_id],
-            )
+            # UPDATE first: on PostgreSQL it waits for a sweep that holds this row, and the DELETE
+            # after it then sees the assumed usage row that sweep committed
             self.db.execute(
                 "UPDATE reservations SET status = 'settled', settled_nusd = ?, settled_at = ? "
                 "WHERE reservation_id = ? AND status IN ('active', 'expired', 'assumed')",
                 [actual_nusd, iso(now), reservation_id],
+            )
+            self.db.execute(
+                f"DELETE FROM usage WHERE reservation_id = ? AND assumed = 1 AND error_code = '{OWNER_GONE}'",
+                [reservation_id],
             )
 
     def assume(self, reservation_id: str, now: dt.datetime) -> None:
@@ -93,11 +95,20 @@ class ReservationStore:
         columns = ("reservation_id", "created_at", "expires_at", "service", "model", "run_id", "scenario",
                    "stage", "correlation_id", "job_ids", "units", "unit", "amount_nusd", "pid",
                    "pid_started", "host")
-        with transaction(self.db):  # read and write under one write lock: two sweepers never both assume
+        assumed = 0
+        with transaction(self.db):  # read and write under the budget lock: two sweepers never both assume
+            self.db.lock_budget_window()
             rows = [dict(zip(columns, r, strict=True)) for r in self.db.execute(
                 f"SELECT {', '.join(columns)} FROM reservations WHERE status IN {_OPEN}")]
-            gone = [r for r in rows if _gone(r, now)]
-            for r in gone:
+            for r in (r for r in rows if _gone(r, now)):
+                # the reservation first: a settle that committed meanwhile (it takes no budget lock)
+                # has won the row, and then no assumed spend is written
+                changed = self.db.execute(
+                    "UPDATE reservations SET status = 'assumed', settled_nusd = amount_nusd, settled_at = ? "
+                    f"WHERE reservation_id = ? AND status IN {_OPEN}", [iso(now), r["reservation_id"]])
+                if changed.rowcount != 1:
+                    continue
+                assumed += 1
                 amount = r["amount_nusd"] or 0
                 insert_usage(self.db, UsageRow(
                     ts=dt.datetime.fromisoformat(r["created_at"]), run_id=r["run_id"], stage=r["stage"] or "unknown",
@@ -107,8 +118,7 @@ class ReservationStore:
                     scenario=r["scenario"], error_code=OWNER_GONE, assumed=True, reservation_id=r["reservation_id"],
                     provenance="its process ended with the request in flight: the estimate counts as spent",
                 ))
-                self.assume(r["reservation_id"], now)
-        return len(gone)
+        return assumed
 
     def held_nusd(self, *, run_id: str | None = None) -> int:
         """Money held by active reservations (optionally of one run): in flight, not yet settled."""
@@ -168,5 +178,22 @@ def _m004_reservation_owner(db: sqlite_utils.Database) -> None:
         db.table("reservations").add_column(column, str)
 
 
-M002 = Migration(__name__, _m002_reservations)
-M004 = Migration(__name__, _m004_reservation_owner)
+# PostgreSQL's steps (tvdb.storage.postgres), the same schema in its dialect: bigint for INTEGER,
+# double precision for REAL, bytea for BLOB, identity columns for integer ids (tests/test_pg_schema.py).
+
+_PG_M002 = (
+    "CREATE TABLE reservations (reservation_id text PRIMARY KEY, created_at text, expires_at text, service text, "
+    "model text, run_id text, scenario text, job_ids text, units double precision, unit text, "
+    "amount_nusd bigint, status text, settled_nusd bigint, settled_at text, pid bigint)",
+    "CREATE INDEX idx_reservations_status_service ON reservations (status, service)",
+    "CREATE INDEX idx_reservations_run_id ON reservations (run_id)",
+)
+
+_PG_M004 = (
+    "ALTER TABLE reservations ADD COLUMN stage text, ADD COLUMN correlation_id text, "
+    "ADD COLUMN pid_started text, ADD COLUMN host text",
+)
+
+
+M002 = Migration(__name__, _m002_reservations, postgresql=_PG_M002)
+M004 = Migration(__name__, _m004_reservation_owner, postgresql=_PG_M004)

@@ -47,8 +47,10 @@ def insert_vectors(
     wire = np.ascontiguousarray(vectors, dtype="<f4")
     impl = str(implementation)
     db.executemany(
-        "INSERT OR REPLACE INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO vectors (chunk_id, job_id, model, dimensions, vector, implementation) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chunk_id) DO UPDATE SET job_id = excluded.job_id, "
+        "model = excluded.model, dimensions = excluded.dimensions, vector = excluded.vector, "
+        "implementation = excluded.implementation",
         [(cid, jid, model, dims, row.tobytes(), impl) for (cid, jid), row in zip(chunk_ids, wire, strict=True)],
     )
 
@@ -59,7 +61,9 @@ def insert_chunks(db: Database, job_id: str, chunks: Sequence[Chunk]) -> None:
     import json
 
     db.executemany(
-        "INSERT OR REPLACE INTO chunks (chunk_id, job_id, idx, text, token_count, pages) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO chunks (chunk_id, job_id, idx, text, token_count, pages) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (chunk_id) DO UPDATE SET job_id = excluded.job_id, idx = excluded.idx, text = excluded.text, "
+        "token_count = excluded.token_count, pages = excluded.pages",
         [(f"{job_id}:{c.index}", job_id, c.index, c.text, c.token_count, json.dumps(list(c.pages)))
          for c in chunks],
     )
@@ -334,5 +338,26 @@ def _m030_vector_space(db: sqlite_utils.Database) -> None:
     db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")
 
 
-M001 = Migration(__name__, _m001_content)
-M030 = Migration(__name__, _m030_vector_space)
+# PostgreSQL's steps (tvdb.storage.postgres), the same schema in its dialect: bigint for INTEGER,
+# double precision for REAL, bytea for BLOB, identity columns for integer ids (tests/test_pg_schema.py).
+
+_PG_M001 = (
+    "CREATE TABLE pages (job_id text, number bigint, text text, PRIMARY KEY (job_id, number))",
+    "CREATE TABLE chunks (chunk_id text PRIMARY KEY, job_id text, idx bigint, text text, token_count bigint, "
+    "pages text)",
+    "CREATE UNIQUE INDEX idx_chunks_job_id_idx ON chunks (job_id, idx)",
+    "CREATE TABLE vectors (chunk_id text PRIMARY KEY, job_id text, model text, dimensions bigint, vector bytea)",
+    "CREATE INDEX idx_vectors_job_id ON vectors (job_id)",
+)
+
+_PG_M030 = (
+    "ALTER TABLE vectors ADD COLUMN implementation text",
+    "UPDATE vectors SET implementation = COALESCE((SELECT u.implementation FROM usage u "
+    "WHERE u.stage = 'embed' AND u.status = 'ok' AND u.job_ids LIKE '%\"' || vectors.job_id || '\"%' "
+    "ORDER BY u.id DESC LIMIT 1), 'mock')",
+    "CREATE INDEX idx_vectors_space ON vectors (job_id, implementation)",
+)
+
+
+M001 = Migration(__name__, _m001_content, postgresql=_PG_M001)
+M030 = Migration(__name__, _m030_vector_space, postgresql=_PG_M030)

@@ -62,8 +62,20 @@ def cassette_path(settings: Settings, scenario_name: str, cassette: Path | None 
 
 
 def configured_secrets(settings: Settings) -> list[str]:
-    """Every secret tvdb knows of (`Settings.secret_values`)."""
-    return settings.secret_values()
+    """Every secret tvdb knows of: API keys, the signing secrets (object store, webhooks), alert
+    channel credentials."""
+    values: list[Any] = [settings.openai_api_key, settings.llama_cloud_api_key, settings.signing_secret,
+                         settings.llama_cloud_webhook_secret, settings.alerts.slack_webhook_url,
+                         settings.alerts.smtp.password, settings.database_url]
+    out = [v.get_secret_value() for v in values if v is not None]
+    if settings.database_url is not None:  # the password of the PostgreSQL URL, also on its own
+        from urllib.parse import unquote, urlsplit
+
+        password = urlsplit(settings.database_url.get_secret_value()).password
+        # URLs are masked whole (user-info); a bare password is masked too unless so short that
+        # masking it would garble every message (it still never appears inside a URL)
+        out += [p for p in {password, unquote(password)} if len(p) >= 4] if password else []
+    return [s for s in out if s]
 
 
 def versions() -> dict[str, str]:

@@ -117,7 +117,7 @@ def _request(service: str, model: str, units: int, unit: str, price: UnitPrice |
 
 def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estimate:
     """Forecast `loaded` under `settings` (today's spend read from the ledger, if there is one)."""
-    from tvdb.db import open_db
+    from tvdb.db import open_db, open_storage
     from tvdb.services.batching import group_sizes, plan_batches
     from tvdb.services.modes import service_mode
 
@@ -148,8 +148,12 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
     real = [*(parse_requests if modes["parser"] in paid else []),
             *(embed_requests if modes["embedder"] in paid else [])]
     # an existing ledger gives today's real spend; without one, nothing has been spent
-    path = settings.database_path if settings.database_path.exists() else Path(":memory:")
-    forecast = LedgerBudget(open_db(path), budget_settings(settings), clock).forecast(real)
+    if settings.database_url is not None:
+        ledger = open_storage(settings)
+    else:
+        ledger = open_db(settings.database_path if settings.database_path.exists() else Path(":memory:"))
+    forecast = LedgerBudget(ledger, budget_settings(settings), clock).forecast(real)
+    ledger.close()
     every = [*parse_requests, *embed_requests]
     # pages as the run will record them: a document the mock parser fails bills (and records) 0 pages,
     # while real LlamaParse bills a scanned page it cannot read

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tvdb.clock import Clock, iso
 from tvdb.config import Settings
-from tvdb.db import open_db
+from tvdb.db import open_db, open_storage
 from tvdb.domain import Stage
 from tvdb.errors import StorageError
 from tvdb.ledger.prices import PriceTable, nusd_to_usd
@@ -186,7 +186,7 @@ async def start_run(
         from tvdb.recording.session import use_tape
 
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
-    db = open_db(settings.database_path)
+    db = open_storage(settings)
     run_id = new_run_id(clock)
     ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks, tape, reuse=not fresh)
     spec: dict[str, Any] = {
@@ -211,12 +211,13 @@ async def resume_run(
 
     A run that already finished is not touched (no stage, query or ledger row, nothing written): its
     stored result comes back with a note, and documents a budget refused are named with what to run."""
-    db = open_db(current.database_path)
+    db = open_storage(current)
     store = JobStore(db, clock)
     stored = store.run(run_id)
     if stored["status"] == "finished" and stored.get("result_json"):
         jobs = store.jobs(run_id)
         if all(j.state.value in ("complete", "failed") for j in jobs):  # nothing deferred or half-done
+            db.close()
             return _already_finished(stored, jobs)
     row = store.claim_run(run_id, force=force)
     spec = json.loads(row["spec_json"])
@@ -271,6 +272,8 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
         raise
     finally:
         await ctx.router.aclose()
+        if ctx.db.engine == "postgresql":  # the pool's connections go back to the server now, not at exit
+            ctx.db.close()
 
 
 async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: list[Job]

@@ -146,10 +146,10 @@ def run_suite(planned: Sequence[Planned], env: ReplayEnv, *, jobs: int, require_
     `jobs` 1 replays in this process, one after another; more starts that many worker processes
     (never more than there are scenarios), heaviest scenario first. `on_done` sees each outcome as
     it ends (progress lines). A worker that dies is that scenario's `error`, not the suite's end."""
-    from tvdb.db import open_db
+    from tvdb.db import open_storage
 
     if planned:  # create or migrate the ledger once, before workers open it side by side
-        open_db(env.settings().database_path).close()
+        open_storage(env.settings()).close()
     order = {p.path: i for i, p in enumerate(planned)}
     outcomes: list[ScenarioOutcome] = []
     workers = max(1, min(jobs, len(planned)))

@@ -3,7 +3,8 @@ line with its fix. Nothing is spent and nothing is written except the data dir (
 
     config        valid (no tvdb.yaml is fine)                      checked by the caller (CLI)
     data dir      writable, created if missing
-    database      schema current (no database yet is fine: created on first use)
+    database      schema current (no database yet is fine: created on first use); with database_url,
+                  the PostgreSQL connection (password masked), server version and round trip
     keys          present, masked (`sk-…a1b2`); a failure only when a service runs real
     tokenizer     tiktoken's cl100k_base vocabulary loads offline
     <service>     effective mode and why; health and latency (probed only with a key, never in mock)
@@ -48,6 +49,15 @@ class DatabaseAccess(Protocol):
         """(pending, unknown) migration names, read-only; raises sqlite3.Error."""
         ...
 
+    def open_pg(self, url: str, /) -> Database:
+        """Connect to the PostgreSQL database at `url`, migrating it; raises StorageError / ConfigError."""
+        ...
+
+    def pg_schema_status(self, url: str, /) -> tuple[str, list[str], list[str]]:
+        """(server version, pending, unknown) of the PostgreSQL database at `url`, read-only; raises
+        StorageError (unreachable) or ConfigError (the postgres extra is missing)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -69,14 +79,17 @@ async def diagnose(
     transports: Mapping[str, AsyncBaseTransport] | None = None,
 ) -> list[Check]:
     """Every check after the config one, in report order."""
-    checks = [_data_dir(settings.data_dir), _database(storage, settings.database_path)]
+    url = settings.database_url.get_secret_value() if settings.database_url is not None else None
+    database = _database(storage, settings.database_path) if url is None else _postgres(storage, url)
+    checks = [_data_dir(settings.data_dir), database]
     modes = {role: service_mode(settings, role) for role in ROLES}
     checks += [_key(settings, role, modes[role][0]) for role in ROLES]
     checks.append(_tokenizer(settings))
     for role in ROLES:
         transport = (transports or {}).get(ROLE_INFO[role].service)
         checks.append(await _service(settings, role, *modes[role], clock, transport))
-    checks += _budget(storage, settings, clock, {r: m for r, (m, _) in modes.items()})
+    if database.status != "fail":  # no budget to read from a database that cannot be reached
+        checks += _budget(storage, settings, clock, {r: m for r, (m, _) in modes.items()})
     return checks
 
 
@@ -109,6 +122,33 @@ def _database(storage: DatabaseAccess, path: Path) -> Check:
         return Check("database", "warn", f"{path}: {len(pending)} schema migrations pending ({', '.join(pending)})",
                      "nothing to do: the next tvdb command applies them")
     return Check("database", "ok", f"{path}: schema current")
+
+
+def _postgres(storage: DatabaseAccess, url: str) -> Check:
+    """The PostgreSQL ledger: reachable with these credentials, its server version and schema state,
+    the connection's round trip. The URL is shown with its password masked."""
+    import time
+
+    from tvdb.errors import ConfigError, StorageError
+    from tvdb.redaction import redact_url
+
+    shown = redact_url(url)
+    started = time.perf_counter()
+    try:
+        version, pending, unknown = storage.pg_schema_status(url)
+    except StorageError as exc:
+        return Check("database", "fail", f"{shown}: {exc.reason}", exc.fix)
+    except ConfigError as exc:
+        return Check("database", "fail", str(exc), "pip install 'tvdb[postgres]', or unset TVDB_DATABASE_URL")
+    ms = (time.perf_counter() - started) * 1000
+    where = f"{shown} (PostgreSQL {version})"
+    if unknown:
+        return Check("database", "fail", f"{where}: written by a newer tvdb (unknown migrations {', '.join(unknown)})",
+                     "upgrade tvdb on this machine: every machine sharing the ledger needs the same version", ms)
+    if pending:
+        return Check("database", "warn", f"{where}: {len(pending)} schema migrations pending",
+                     "nothing to do: the next tvdb command applies them", ms)
+    return Check("database", "ok", f"{where}: connected, schema current", latency_ms=ms)
 
 
 def _key(settings: Settings, role: Role, mode: Mode) -> Check:
@@ -178,7 +218,10 @@ def _budget(storage: DatabaseAccess, settings: Settings, clock: Clock, modes: di
     from tvdb.services.factory import budget_settings
 
     path = settings.database_path
-    db = storage.open_db(path) if path.exists() else storage.open_db(":memory:")
+    if settings.database_url is not None:
+        db = storage.open_pg(settings.database_url.get_secret_value())
+    else:
+        db = storage.open_db(path) if path.exists() else storage.open_db(":memory:")
     try:
         forecast = LedgerBudget(db, budget_settings(settings), clock).forecast([])
     finally:

@@ -277,9 +277,9 @@ class Session:
                 return fn(engine.db, len(engine._pending))
 
             return self._loop.run(run())
-        from tvdb.db import open_db
+        from tvdb.db import open_storage
 
-        db = open_db(self.settings.database_path)
+        db = open_storage(self.settings)
         try:
             return fn(db, 0)
         finally:

@@ -180,7 +180,7 @@ class Engine:
         self._file_pages: dict[str, int] = {}
 
     async def setup(self) -> None:
-        from tvdb.db import open_db
+        from tvdb.db import open_storage
         from tvdb.emulator.inprocess import app
         from tvdb.faults.transport import FaultTransport, llamaparse_channel
         from tvdb.faults.wrappers import as_schedule
@@ -189,7 +189,7 @@ class Engine:
         from tvdb.services.factory import build_budget
         from tvdb.sessions.lanes import build_router
 
-        self.db = open_db(self.settings.database_path)
+        self.db = open_storage(self.settings)
         self.prices = PriceTable.load(self.settings.prices)
         self.caller = ServiceCaller(db=self.db, prices=self.prices, clock=self.clock, retry=SdkAttempts(),
                                     budget=build_budget(self.db, self.settings, self.clock))
