@@ -123,10 +123,9 @@ def test_a_scenarios_deliberate_faults_raise_no_error_rate_alert(db: Database) -
     import json
 
     faults = [{"service": "openai", "kind": "status", "status": 429, "nth": 1}]
-    db.table("runs").insert_all([
-        {"run_id": "faulty", "scenario": "retries", "spec_json": json.dumps({"scenario": {"faults": faults}})},
-        {"run_id": "plain", "scenario": "nightly", "spec_json": json.dumps({"scenario": {"faults": []}})},
-    ])
+    for run_id, plan in (("faulty", faults), ("plain", [])):
+        db.execute("INSERT INTO runs (run_id, scenario, spec_json) VALUES (?, ?, ?)",
+                   [run_id, run_id, json.dumps({"scenario": {"faults": plan}})])
     s = settings(error_rate_threshold=0.25, error_rate_min_calls=4, error_rate_window_s=3600)
     for i in range(4):
         add(db, START - dt.timedelta(minutes=i), status="error", run_id="faulty")
