@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -240,14 +239,11 @@ def test_slow_receiver_times_out_and_is_retried(db: sqlite_utils.Database) -> No
     slow = Receiver([200], delay_s=0.6)
     try:
         s = _settings(webhook_url=f"{slow.url}/hook", delivery_attempts=2)
-        started = time.monotonic()
         (result,) = deliver_alerts([_alert(db)], s, sleep=lambda _: None, timeout_s=0.15)
-        elapsed = time.monotonic() - started
     finally:
         slow.close()
     assert (result.status, result.attempts) == ("failed", 2)
     assert "Timeout" in (result.reason or "")
-    assert elapsed < 1.5
 
 
 def test_a_broken_channel_never_raises(db: sqlite_utils.Database) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -268,16 +267,13 @@ def test_lone_surrogates_do_not_break_offsets() -> None:
     assert all(c.token_count == count(c.text) <= 10 for c in chunks)
 
 
-def test_chunking_a_large_document_is_fast_and_exact() -> None:
+def test_chunking_a_large_document_is_exact() -> None:
     """About 2,000 chunks of 200 tokens (~400k tokens, over 1M characters: encoded in two halves on
-    two threads) in well under the time budget, still exact."""
+    two threads), still exact (its speed is bench/'s to measure, not a timed test's)."""
     text = numbered_prose(16_000)
     assert len(text) > 1_000_000
-    started = time.perf_counter()
     chunks = chunk_pages([Page(1, text)], max_tokens=200, overlap_tokens=0)
-    elapsed = time.perf_counter() - started
     assert len(chunks) > 1_900
-    assert elapsed < 4.0, f"chunking {len(chunks)} chunks took {elapsed:.2f}s"
     assert "".join(c.text for c in chunks) == text
     assert all(c.token_count <= 200 for c in chunks)
     middle = len(chunks) // 2

@@ -7,7 +7,6 @@ must have a decided outcome (CASES C05, C11, C12, C16, C18; SOURCES.md "observed
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,11 +120,7 @@ def test_the_whole_corpus_parses_together_and_quickly(documents_dir: Path) -> No
         return await asyncio.gather(*(outcome(p) for p in paths))
 
     paths = sorted(documents_dir.iterdir())
-    started = time.perf_counter()
     outcomes = asyncio.run(parse_all(paths))
-    elapsed = time.perf_counter() - started
     assert dict(zip([p.name for p in paths], outcomes, strict=True)) == {
         name: (e.code.value if isinstance(e, Fails) else f"{e.pages} page(s)") for name, e in EXPECTED.items()
     }
-    # A generous bound (it takes well under a second here): it only catches a pathological slowdown.
-    assert elapsed < 20, f"parsing the corpus took {elapsed:.1f} s"
