@@ -117,6 +117,25 @@ def test_error_rate_per_service_over_its_window(db: Database) -> None:
     assert len(evaluate_alerts(db, s, clock)) == 1  # next window
 
 
+def test_a_scenarios_deliberate_faults_raise_no_error_rate_alert(db: Database) -> None:
+    # a scenario that injects a 429 to test retries does its job; an alert on every CI run of it would
+    # teach people to ignore the alert. Errors of a run without a fault plan still count.
+    import json
+
+    faults = [{"service": "openai", "kind": "status", "status": 429, "nth": 1}]
+    for run_id, plan in (("faulty", faults), ("plain", [])):
+        db.execute("INSERT INTO runs (run_id, scenario, spec_json) VALUES (?, ?, ?)",
+                   [run_id, run_id, json.dumps({"scenario": {"faults": plan}})])
+    s = settings(error_rate_threshold=0.25, error_rate_min_calls=4, error_rate_window_s=3600)
+    for i in range(4):
+        add(db, START - dt.timedelta(minutes=i), status="error", run_id="faulty")
+    assert evaluate_alerts(db, s, FakeClock(START)) == []
+    for i in range(4):
+        add(db, START - dt.timedelta(minutes=i), status="error", run_id="plain")
+    alerts = evaluate_alerts(db, s, FakeClock(START))
+    assert [(a.kind, a.details["calls"], a.details["errors"]) for a in alerts] == [("error_rate", 4, 4)]
+
+
 def test_error_rate_needs_min_calls(db: Database) -> None:
     for _ in range(4):
         add(db, START, status="error", service="llamaparse", model="fast")

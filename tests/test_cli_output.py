@@ -218,7 +218,7 @@ def test_run_help_lists_every_exit_code(cli: Cli) -> None:
     _, out, _ = cli("run", "--help")
     text = " ".join(out.split())
     for code in ("0 every expectation passed", "1 an expectation failed", "2 bad scenario", "3 a budget",
-                 "70 a bug in tvdb", "130 interrupted"):
+                 "4 the disk is full", "70 a bug in tvdb", "130 interrupted"):
         assert code in text
 
 

@@ -155,6 +155,29 @@ def test_compare_mock_with_real_refuses_cosines_across_spaces(cli: Cli, history:
     assert stages["embed"]["b"]["retry_rate"] == 0.5
 
 
+def test_compare_flags_error_and_retry_rates_that_went_up(cli: Cli, history: History) -> None:
+    # R3's real embedder got a 429 and retried it: 1 of its 2 embed attempts failed, 1 was a retry
+    c = _json(cli, "runs", "compare", history.ids[0], history.ids[2], "--json")
+    assert isinstance(c, dict)
+    assert "embed: error rate 0.0% → 50.0% (1 of 2 attempts)" in c["regressions"]
+    assert "embed: retry rate 0.0% → 50.0% (1 of 2 attempts)" in c["regressions"]
+    embed = next(s for s in c["stages"] if s["stage"] == "embed")
+    assert embed["error_regression"] and embed["retry_regression"] and len(embed["regressions"]) >= 2
+    code, out, _ = cli("runs", "compare", history.ids[0], history.ids[2], "--fail-on-regression")
+    assert code == 1 and "▲ embed: error rate 0.0% → 50.0%" in out and "▲ embed: retry rate" in out
+    assert "regressed" in out  # the mark column has a header
+    back = _json(cli, "runs", "compare", history.ids[2], history.ids[0], "--json")
+    assert isinstance(back, dict)
+    assert not [r for r in back["regressions"] if "rate" in r]  # fewer errors is no regression
+
+
+def test_changes_never_read_minus_zero() -> None:
+    from tvdb.cli.render_history import change_pct
+
+    assert [change_pct(100, 99.6), change_pct(100, 100), change_pct(0, 5), change_pct(100, 125),
+            change_pct(100, 100.001), change_pct(None, 3)] == ["-0.4%", "same", "new", "+25%", "+0.001%", "–"]
+
+
 def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: History) -> None:
     c = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json")
     assert isinstance(c, dict)
@@ -249,14 +272,19 @@ def test_advice_counts_real_money_and_extra_requests() -> None:
         return {"ts": ts, "tier": tier, "pages": 2, "implementation": impl, "cost_nusd": cost,
                 "would_cost_nusd": cost or 2 * NUSD_FAST_PAGE, "sha256": "s", "state": state}
 
-    rows = [parse("2026-01-01T00:00", "fast", "mock", 0), parse("2026-01-02T00:00", "agentic", "real", 25_000_000),
+    rows = [parse("2026-01-01T00:00", "fast", "real", 2 * NUSD_FAST_PAGE),
+            parse("2026-01-02T00:00", "agentic", "real", 25_000_000),
             parse("2026-01-03T00:00", "agentic", "real", 25_000_000)]
     tier = _cheaper_tier(rows, PriceTable.load())
     assert (tier.occurrences, tier.saved_nusd) == (2, 2 * 2 * (NUSD_AGENTIC_PAGE - NUSD_FAST_PAGE))
     repeat = _repeated_parses(rows)
     assert (repeat.occurrences, repeat.saved_nusd) == (1, 25_000_000)
-    failed_fast = [parse("2026-01-01T00:00", "fast", "mock", 0, state="failed"), rows[1]]
+    failed_fast = [parse("2026-01-01T00:00", "fast", "real", 2 * NUSD_FAST_PAGE, state="failed"), rows[1]]
     assert _cheaper_tier(failed_fast, PriceTable.load()).occurrences == 0  # fast did not parse it fine
+    # a mock parse at fast proves nothing about the real service's fast tier, nor answers a real parse
+    mock_fast = [parse("2026-01-01T00:00", "fast", "mock", 0), *rows[1:]]
+    assert _cheaper_tier(mock_fast, PriceTable.load()).saved_nusd == 0
+    assert (_repeated_parses(mock_fast).occurrences, _repeated_parses(mock_fast).saved_nusd) == (1, 25_000_000)
     extra = _request_minimum([{"requests": 5, "tokens": 1000, "inputs": 4100}, {"requests": 1, "tokens": 10,
                                                                                "inputs": 1}])
     assert (extra.occurrences, extra.saved_nusd) == (2, 0)  # 5 sent, ⌈4100/2048⌉ = 3 needed

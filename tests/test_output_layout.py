@@ -197,6 +197,8 @@ def test_every_command_prints_exactly_one_json_object(cli: Cli, tmp_path: Path) 
         if code not in (0, 1):
             assert doc["exit_code"] == code and doc["error"]["message"], command
         assert not re.search(r"^\s*[\[{]", err, re.M), (command, err)  # no JSON leaked to stderr
+    code, out, err = cli("resume", runs[1][:20], "--json", "--no-progress")  # a run id prefix, as everywhere
+    assert code == 0 and json.loads(out)["run_id"] == runs[1], err
 
 
 # -- a page the parser could not read is a warning, not silence -----------------------------------
@@ -216,3 +218,28 @@ def test_a_failed_page_is_warned_about_in_the_run_output_json_and_runs_show(cli:
     assert code == 0 and f"! guide.pdf: {warning}" in out
     code, out, _ = cli("runs", "show", result["run_id"], "--json")
     assert json.loads(out)["documents"][0]["warnings"] == [warning]
+
+
+# -- NO_COLOR, TERM=dumb and COLUMNS --------------------------------------------------------------
+
+def _doctor(tmp: Path, **env: str) -> str:
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM", "COLUMNS", "FORCE_COLOR")}
+    done = subprocess.run([sys.executable, "-m", "tvdb", "--data-dir", str(tmp / ".tvdb"), "doctor"], cwd=tmp,
+                          env={**full, "FORCE_COLOR": "1", **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_no_color_term_dumb_and_columns_are_honoured(tmp_path: Path) -> None:
+    coloured = _doctor(tmp_path, TERM="xterm-256color", COLUMNS="120")
+    assert "\x1b[32m" in coloured  # a terminal (FORCE_COLOR stands in for one) gets colour
+    assert "\x1b[32m" not in _doctor(tmp_path, TERM="xterm-256color", COLUMNS="120", NO_COLOR="1")
+    dumb = _doctor(tmp_path, TERM="dumb", COLUMNS="120")
+    assert "\x1b" not in dumb
+    widths = [len(line) for line in dumb.splitlines()]
+    assert 80 < max(widths) <= 120  # COLUMNS wins over the 80 columns Rich assumes for TERM=dumb
+    narrow = _doctor(tmp_path, TERM="dumb", COLUMNS="60").splitlines()
+    assert all(len(line) <= 60 or _unbreakable(line) for line in narrow), narrow

@@ -322,6 +322,14 @@ class Settings(_Section):
     def database_path(self) -> Path:
         return self.db_path or self.data_dir / "tvdb.db"
 
+    def secret_values(self) -> list[str]:
+        """Every configured secret's value: API keys, the signing secrets (object store, webhooks),
+        alert channel credentials. For masking, never for showing."""
+        values = [self.openai_api_key, self.llama_cloud_api_key, self.signing_secret,
+                  self.llama_cloud_webhook_secret, self.alerts.slack_webhook_url, self.alerts.smtp.password,
+                  self.database_url]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
     @property
     def object_store_dir(self) -> Path:
         return self.objects_dir or self.data_dir / "objects"

@@ -69,8 +69,8 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_aliases(root: yaml.Node) -> None:
-    """Refuse recursive aliases and documents whose aliases expand past MAX_EXPANDED_NODES."""
+def _check_aliases(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> None:
+    """Refuse recursive aliases and documents whose aliases expand past `limit` values."""
     sizes: dict[int, int] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     open_nodes: set[int] = set()
@@ -79,8 +79,8 @@ def _check_aliases(root: yaml.Node) -> None:
         if done:
             open_nodes.discard(id(node))
             sizes[id(node)] = 1 + sum(sizes[id(c)] for c in _children(node))
-            if sizes[id(node)] > MAX_EXPANDED_NODES:
-                raise yaml.MarkedYAMLError(None, None, f"aliases expand to more than {MAX_EXPANDED_NODES:,} "
+            if sizes[id(node)] > limit:
+                raise yaml.MarkedYAMLError(None, None, f"aliases expand to more than {limit:,} "
                                            "values; refusing (a YAML alias bomb?)", node.start_mark)
             continue
         if id(node) in sizes:
@@ -91,6 +91,44 @@ def _check_aliases(root: yaml.Node) -> None:
         open_nodes.add(id(node))
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
+_EventLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def check_structure(text: str) -> None:
+    """Refuse a hostile document before anything in it is constructed: collections nested deeper
+    than MAX_DEPTH, recursive aliases, and aliases that expand to more than MAX_EXPANDED_NODES values
+    (or 10× the document's own values, when that is more: a large file with honest aliases, as a
+    dumper writes for repeated objects). One streaming pass over libyaml's parse events; only a
+    document that uses aliases is composed to count their expansion. Raises yaml.YAMLError (with
+    its mark) for these and for a syntax error."""
+    depth = values = 0
+    aliases = False
+    for event in yaml.parse(text, Loader=_EventLoader):
+        if isinstance(event, _OPENS):
+            depth += 1
+            values += 1
+            if depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(None, None, f"nested more than {MAX_DEPTH} levels deep; refusing "
+                                           "(flatten the structure)", event.start_mark)  # type: ignore[arg-type]
+        elif isinstance(event, _CLOSES):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases = True
+    if not aliases:
+        return
+    loader = _DepthLimitedLoader(text)  # depth is known to be small: composing cannot recurse deeply
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_aliases(node, max(MAX_EXPANDED_NODES, 10 * values))
+    finally:
+        loader.dispose()
 
 
 def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:

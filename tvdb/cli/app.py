@@ -61,7 +61,7 @@ def _global(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    ctx.obj = {"config": config, "data_dir": data_dir, "debug": debug}
+    ctx.obj = {**(ctx.obj or {}), "config": config, "data_dir": data_dir, "debug": debug}
     if log_format not in ("text", "json"):
         raise typer.BadParameter(f"{log_format!r} is not text or json", param_hint="'--log-format'")
     import logging  # here: `tvdb --help` and `--version` never get this far
@@ -163,10 +163,24 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
     A usage error (a bad option, a missing argument) prints click's usage message and exits 2; a
     TvdbError prints one line on stderr and exits with its code; anything else is a bug (exit 70).
     With `--json` or `--format json`, each of them also prints one JSON object on stdout."""
-    argv = list(sys.argv[1:] if args is None else args)
+    import os
+
+    from tvdb.cli.output import SECRET_ENV_VARS, MaskingStream, register_secrets
+
+    secrets: set[str] = set()
+    register_secrets(secrets, (os.environ.get(name) for name in SECRET_ENV_VARS))
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskingStream(saved[0], secrets), MaskingStream(saved[1], secrets)
+    try:
+        return _run(application, list(sys.argv[1:] if args is None else args), secrets)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _run(application: typer.Typer, argv: list[str], secrets: set[str]) -> int:
     as_json = wants_json(argv)
     try:
-        rv = application(args=argv, prog_name="tvdb", standalone_mode=False)
+        rv = application(args=argv, prog_name="tvdb", standalone_mode=False, obj={"secrets": secrets})
         return rv if isinstance(rv, int) else 0
     except _CLICK_ERROR as exc:
         return _usage_error(argv, exc)

@@ -17,6 +17,7 @@ from tvdb.cli.output import (
     JsonOption,
     Kind,
     TableData,
+    data,
     emit_table,
     make_console,
     pick_format,
@@ -135,33 +136,50 @@ def replay(
     raise typer.Exit(code)
 
 
-@app.command("check", short_help="Scan cassettes for API keys (exit 1 on a hit).")
+@app.command("check", short_help="Check cassettes: loadable and free of API keys (exit 1 if not).")
 def check(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Cassette files (or folders of them) to scan.")],
+    paths: Annotated[list[Path], typer.Argument(help="Cassette files (or folders of them) to check.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
-    """Scan cassettes for key-shaped strings (sk-…, llx-…, whsec_…, bearer tokens, the configured keys,
-    also base64-encoded). Exit 1 on a finding, with file:line and a masked excerpt; for CI and pre-commit.
+    """Check that each cassette loads safely (valid YAML, vcrpy's structure, no non-standard tags, no
+    alias bomb, not nested past 64 levels, at most 256 MiB) and holds no key-shaped string (sk-…,
+    llx-…, whsec_…, bearer tokens, the configured keys, also base64-encoded); for CI and pre-commit.
+
+    Exit codes: 0 every file is a clean cassette; 1 a finding (a key, with file:line and a masked
+    excerpt; a refused or unreadable file); 2 bad usage.
     """
-    from tvdb.recording.scan import scan_file
+    from tvdb.errors import CassetteError
+    from tvdb.recording.scan import Finding, scan_file
     from tvdb.recording.session import configured_secrets
+    from tvdb.recording.store import read_cassette
 
     secrets = configured_secrets(settings_for(ctx))
     files = [f for p in paths for f in (sorted(p.rglob("*.y*ml")) if p.is_dir() else [p])]
-    findings = [f for path in files for f in scan_file(path, secrets)]
+    findings: list[Finding] = []
+    for path in files:
+        try:
+            read_cassette(path)  # what a replay would refuse, refused here first
+        except CassetteError as exc:
+            if "no such cassette" not in str(exc):  # a missing file: scan_file says it is unreadable
+                findings.append(Finding(str(path), _line_of(str(exc), path), "refused", str(exc)))
+            if any(m in str(exc) for m in ("not a cassette file", "a cassette may hold")):
+                continue  # not a regular file, or too large to read: nothing to scan
+        findings += scan_file(path, secrets)
     if as_json:
         rows = [{"file": f.file, "line": f.line, "kind": f.kind, "excerpt": f.excerpt} for f in findings]
         sys.stdout.write(json.dumps({"files": len(files), "findings": rows}, indent=2) + "\n")
     else:
         out = plain_console()
         for f in findings:
-            out.print(str(f), soft_wrap=True)
-        unreadable = sum(1 for f in findings if f.kind == "unreadable")
-        keys = len(findings) - unreadable
+            out.print(data(str(f) if f.kind != "refused" else f.excerpt), soft_wrap=True)
+        refused = {f.file for f in findings if f.kind == "refused"}
+        unreadable = {f.file for f in findings if f.kind == "unreadable"}
+        keys = sum(1 for f in findings if f.kind not in ("refused", "unreadable"))
         summary = f"{keys} key-shaped string(s)" if keys else "no key-shaped strings"
-        # a missing file is not a key: say it could not be scanned rather than count it as one
-        tail = f"; {unreadable} file(s) could not be read" if unreadable else ""
+        # a file that cannot be read or loaded is not a key: say so rather than count it as one
+        tail = (f"; {len(unreadable)} file(s) could not be read" if unreadable else "") + (
+            f"; {len(refused)} file(s) refused (not a loadable cassette)" if refused else "")
         out.print(f"{summary} in {len(files)} file(s){tail}")
     raise typer.Exit(1 if findings else 0)
 
@@ -224,13 +242,17 @@ MaxAge = Annotated[str | None, typer.Option("--max-age", help="Flag cassettes ol
 @app.command("list", short_help="What each cassette holds, its age and recorded cost.")
 def list_cassettes(
     ctx: typer.Context,
-    folder: Annotated[Path | None, typer.Argument(help="Folder (default: recording.cassette_dir).")] = None,
+    folder: Annotated[Path | None, typer.Argument(
+        metavar="FOLDER", help="Folder (default: recording.cassette_dir).")] = None,
     max_age: MaxAge = None,
     as_json: JsonOption = False,
     fmt: FormatOption = None,
     now: NowOption = None,
 ) -> None:
-    """What each cassette holds: interactions per service, scenario, age, recorded cost."""
+    """What each cassette holds: interactions per service, scenario, age, recorded cost.
+
+    Exit codes: 0 listed; 1 a cassette is older than --max-age, or cannot be loaded; 2 bad usage.
+    """
     root = folder or settings_for(ctx).recording.cassette_dir
     paths = sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")) if root.is_dir() else []
     summaries, errors = _summaries(paths)
@@ -256,6 +278,13 @@ def show(
     raise typer.Exit(_render(summaries, errors, now=now_or(now), max_age=_max_age(max_age),
                              fmt=pick_format(fmt, as_json),
                              detail=True))
+
+
+def _line_of(message: str, path: Path) -> int:
+    """The line a CassetteError names (`path:12: …`), else 0."""
+    rest = message[len(str(path)):] if message.startswith(str(path)) else ""
+    digits = rest[1:].split(":", 1)[0] if rest.startswith(":") else ""
+    return int(digits) if digits.isdigit() else 0
 
 
 def register(application: typer.Typer) -> None:

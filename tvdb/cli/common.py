@@ -48,7 +48,7 @@ def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,
     """Settings for this command: defaults < tvdb.yaml (or --config) < scenario < environment < flags."""
     from rich.text import Text
 
-    from tvdb.cli.output import clean, make_console
+    from tvdb.cli.output import clean, make_console, register_secrets
     from tvdb.config import read_dotenv, resolve_settings, unknown_env_vars
 
     obj = ctx.obj or {}
@@ -59,11 +59,13 @@ def settings_for(ctx: typer.Context, flags: dict[str, Any] | None = None,
     flags = dict(flags or {})
     if flags.get("data_dir") is None:
         flags["data_dir"] = obj.get("data_dir")
-    return resolve_settings(
+    settings = resolve_settings(
         cwd=Path.cwd(), environ=os.environ, config_file=obj.get("config"), flags=flags,
         scenario=loaded.scenario.settings_layer() if loaded else None,
         scenario_doc=loaded.source if loaded else None,
     )
+    register_secrets(obj.get("secrets"), settings.secret_values())  # from tvdb.yaml and .env too: masked
+    return settings
 
 
 def open_ledger(ctx: typer.Context) -> tuple[Settings, Database]:

@@ -102,10 +102,55 @@ def make_console(*, stderr: bool = False, markup: bool = True) -> Console:
     """A console for tvdb's output: no highlighting, no emoji codes; Rich honours COLUMNS, NO_COLOR, TERM=dumb.
 
     In a pipe or CI log (no terminal, no COLUMNS) lines are not wrapped at all: a log viewer wraps them."""
-    console = Console(stderr=stderr, highlight=False, emoji=False, markup=markup)
+    width = height = None
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        # Rich sizes a TERM=dumb terminal at 80 columns whatever COLUMNS says; COLUMNS must win
+        lines = os.environ.get("LINES", "").strip()
+        width, height = int(columns), int(lines) if lines.isdigit() and int(lines) > 0 else 25
+    console = Console(stderr=stderr, highlight=False, emoji=False, markup=markup, width=width, height=height)
     if unbounded(console):
         console.soft_wrap = True
     return console
+
+
+# secrets this short would mask ordinary words; no real key, token or password is this short
+MIN_MASKED_SECRET = 8
+# the variables that hold secrets, read before any setting is resolved (a usage error, a bad scenario)
+SECRET_ENV_VARS = ("OPENAI_API_KEY", "LLAMA_CLOUD_API_KEY", "LLAMA_CLOUD_WEBHOOK_SECRET", "TVDB_SIGNING_SECRET",
+                   "TVDB_ALERTS_SLACK_WEBHOOK_URL", "TVDB_ALERTS_SMTP_PASSWORD")
+
+
+class MaskingStream:
+    """A text stream that writes through to `inner` with every registered secret replaced by `***`.
+
+    `tvdb.cli.app.handle_errors` puts one over stdout and one over stderr for the whole command, and
+    `settings_for` registers the configured secrets as soon as they are known, so a key pasted into a
+    scenario name, a query or a file path never reaches the terminal, a pipe or a CI log, whichever
+    code path prints it (tables, JSON, errors, progress). Every other attribute is `inner`'s."""
+
+    def __init__(self, inner: Any, secrets: set[str]) -> None:
+        self.inner = inner
+        self.secrets = secrets  # shared with the other stream and with settings_for: register once
+
+    def write(self, text: str) -> int:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, "***")
+        return int(self.inner.write(text))
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def register_secrets(secrets: set[str] | None, values: Any) -> None:
+    """Add `values` long enough to be masked safely to the masking set (None: nothing to mask into)."""
+    if secrets is not None:
+        secrets.update(v for v in values if isinstance(v, str) and len(v) >= MIN_MASKED_SECRET)
 
 
 def stdout_json(obj: Any) -> None:

@@ -216,10 +216,12 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
             print_hanging(console, Text.assemble(" ", mark, " "), Text.assemble(data(e.description), detail),
                           indent=3)
     u = result.usage
-    console.print(
+    queries = u.query_would_cost_usd
+    split = (f" ({format_usd(u.ingestion_would_cost_usd)} ingestion + {format_usd(queries)} retrieval queries)"
+             if queries else "")  # the expectation's "ingestion would cost" is the first figure
+    print_hanging(console, "", Text(
         f"Spent {format_usd(u.cost_usd)} · the real services would have charged {format_usd(u.would_cost_usd)}"
-        + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else ""),
-    )
+        + split + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else "")), indent=2)
     if result.tape:
         console.print(data(tape_line(result.tape)))
     for note in result.notes:

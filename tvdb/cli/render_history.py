@@ -117,37 +117,50 @@ def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.T
         console.print(f"\n{len(detail.run_calls)} calls served no single document (retrieval queries).")
 
 
-def _change(a: float | None, b: float | None) -> str:
+def change_pct(a: float | None, b: float | None) -> str:
+    """`+12%`, `-3.4%`, `same`, `new`: a change that rounds to zero is never shown as `-0%`."""
     if a is None or b is None:
-        return ""
+        return "–"
+    if a == b:
+        return "same"
     if a == 0:
-        return "" if b == 0 else "(new)"
-    return f"({(b - a) / a * 100:+.0f}%)"
+        return "new"
+    value = (b - a) / a * 100
+    return f"{value:+.0f}%" if abs(value) >= 10 else f"{value:+.1f}%" if abs(value) >= 0.05 else f"{value:+.2g}%"
+
+
+def _change(a: float | None, b: float | None) -> str:
+    return "" if a is None or b is None else f"({change_pct(a, b)})"
 
 
 def _pair(fmt_one: Callable[[float | None], str], a: float | None, b: float | None) -> str:
     return f"{fmt_one(a)} → {fmt_one(b)}"
 
 
+def _marks(*regressions: str | None) -> Text | str:
+    return Text("▲", "bold red") if any(regressions) else ""
+
+
 def comparison_tables(c: Comparison) -> tuple[TableData, TableData]:
     latency = TableData(
         [Col("stage", Kind.WORD), Col("p50 ms A → B", Kind.ID), Col("p95 ms A → B", Kind.ID),
-         Col("Δ p95", Kind.NUM), Col("", Kind.WORD)],
+         Col("Δ p95", Kind.WORD), Col("regressed", Kind.WORD, "regression")],
         [[s.stage, _pair(ms, s.a.p50_ms if s.a else None, s.b.p50_ms if s.b else None),
           _pair(ms, s.a.p95_ms if s.a else None, s.b.p95_ms if s.b else None),
-          "–" if s.p95_change_pct is None else f"{s.p95_change_pct:+.0f}%",
-          Text("▲ regression", "bold red") if s.regression else ""] for s in c.stages],
+          change_pct(s.a.p95_ms if s.a else None, s.b.p95_ms if s.b else None), _marks(s.regression)]
+         for s in c.stages],
         title=f"Latency per stage (a regression: p95 up more than {c.threshold_pct:g}%)",
     )
     calls = TableData(
         [Col("stage", Kind.WORD), Col("error rate A → B", Kind.ID), Col("retry rate A → B", Kind.ID),
-         Col("would cost A → B", Kind.ID)],
+         Col("would cost A → B", Kind.ID), Col("regressed", Kind.WORD, "regression")],
         [[s.stage, _pair(pct, s.a.error_rate if s.a else None, s.b.error_rate if s.b else None),
           _pair(pct, s.a.retry_rate if s.a else None, s.b.retry_rate if s.b else None),
           f"{_nusd(s.a.would_cost_nusd) if s.a and s.a.attempts else '–'} → "
-          f"{_nusd(s.b.would_cost_nusd) if s.b and s.b.attempts else '–'}"]
+          f"{_nusd(s.b.would_cost_nusd) if s.b and s.b.attempts else '–'}",
+          _marks(s.error_regression, s.retry_regression)]
          for s in c.stages if (s.a and s.a.attempts) or (s.b and s.b.attempts)],
-        title="Calls per stage",
+        title="Calls per stage (a regression: error or retry rate up)",
     )
     return latency, calls
 

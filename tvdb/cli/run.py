@@ -152,8 +152,9 @@ def run(
     """Run a scenario through upload → parse → chunk → embed → validate → store.
 
     Exit codes: 0 every expectation passed; 1 an expectation failed; 2 bad scenario, config or usage;
-    3 a budget refused the run; 70 a bug in tvdb (rerun with --debug); 130 interrupted (continue with
-    the printed `tvdb resume` command).
+    3 a budget refused the run; 4 the disk is full or read-only (free space, then the printed `tvdb
+    resume` command); 70 a bug in tvdb (rerun with --debug); 130 interrupted (continue with the
+    printed `tvdb resume` command).
 
     \b
     Examples:
@@ -251,9 +252,28 @@ def resume(
 
     chosen = pick_format(fmt, as_json)
     settings = settings_for(ctx, {"data_dir": data_dir})
+    run_id = _full_run_id(settings, run_id)
     code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1], force=force), fmt=chosen,
                   progress=progress, base=None, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
+
+
+def _full_run_id(settings: Settings, ref: str) -> str:
+    """A unique run id prefix as the full id (as everywhere a run id is taken); raises AmbiguousRunId
+    for a prefix of several. An unknown one is left as given: the resume names the database it
+    looked in."""
+    from tvdb.db import open_db
+    from tvdb.errors import AmbiguousRunId, RunNotFound
+    from tvdb.history.store import RunStore
+
+    if not settings.database_path.is_file():
+        return ref
+    try:
+        return RunStore(open_db(settings.database_path)).resolve(ref)
+    except AmbiguousRunId:
+        raise
+    except RunNotFound:
+        return ref
 
 
 def register(app: typer.Typer) -> None:

@@ -115,8 +115,11 @@ def compare(
     """Compare run B with run A: per-stage latency p50/p95, error and retry rates, cost, chunks,
     retrieval recall, and the cosine similarity of the same documents' vectors (same space only).
 
-    Regressions (marked ▲): p95 latency up more than --threshold percent, cost at live prices up,
-    retrieval recall down.
+    Regressions (marked ▲): p95 latency up more than --threshold percent, error or retry rate up,
+    cost at live prices up, retrieval recall down.
+
+    Exit codes: 0 compared (and, with --fail-on-regression, no regression); 1 B regressed and
+    --fail-on-regression was given; 2 an unknown or ambiguous run id, or bad usage.
 
 
     \b

@@ -14,6 +14,12 @@ from the stored usage rows and the price table.
 `saved_usd` is real money that would have been saved; `saved_would_cost_usd` the same at live prices
 including mock calls (what the advice is worth once those runs go real). Items overlap (a repeated
 agentic parse is both a repeat and a tier choice); each is its own alternative.
+
+Only what a cache or a cassette could really have answered counts: a parse repeats an earlier one
+of the same family — real after real (or after a replay of a recorded real answer), mock after mock
+— never a real parse after a mock one (a mock result answers no real request); a tier is proven
+"fine" for real parses only by a real or replayed parse; replayed calls cost nothing and are never
+savings themselves; and the run that records a cassette is the advice taken, not a repeat.
 """
 
 from __future__ import annotations
@@ -51,19 +57,29 @@ def _day(ts: str) -> dt.date:
     return dt.date.fromisoformat(ts[:10])
 
 
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 real run`, `2 real runs`."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _family(implementation: str) -> str:
+    """Which calls can answer each other: real and replay (a recorded real answer) vs mock."""
+    return "mock" if implementation == "mock" else "real"
+
+
 def _repeated_parses(rows: list[dict[str, Any]]) -> Advice:
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     count = saved = would = 0
     for r in rows:
-        key = (r["sha256"], r["tier"])
-        if key in seen:
+        key = (r["sha256"], r["tier"], _family(r["implementation"]))
+        if key in seen and r["implementation"] != "replay":  # a replay already cost nothing
             count += 1
             saved += r["cost_nusd"] or 0
             would += r["would_cost_nusd"] or 0
         seen.add(key)
     return Advice("repeated_parse", "Documents parsed more than once",
-                  f"{count} parses repeated a document already parsed at the same tier; cache parse results by "
-                  "content hash and tier (or dedupe documents) to pay once", count, saved, would)
+                  f"{_n(count, 'parse')} repeated a document already parsed at the same tier; cache parse "
+                  "results by content hash and tier (or dedupe documents) to pay once", count, saved, would)
 
 
 def _cheaper_tier(rows: list[dict[str, Any]], prices: PriceTable) -> Advice:
@@ -71,16 +87,19 @@ def _cheaper_tier(rows: list[dict[str, Any]], prices: PriceTable) -> Advice:
         price = prices.lookup("llamaparse", tier, day=day)
         return None if price is None else price.cost_nusd(1)
 
-    fine: dict[str, set[str]] = {}
+    fine: dict[tuple[str, str], set[str]] = {}  # (bytes, family) → tiers that parsed them to completion
     for r in rows:
         if r["state"] == "complete":
-            fine.setdefault(r["sha256"], set()).add(r["tier"])
+            fine.setdefault((r["sha256"], _family(r["implementation"])), set()).add(r["tier"])
     count = saved = would = 0
     tiers: set[str] = set()
     for r in rows:
+        if r["implementation"] == "replay":
+            continue
         day = _day(r["ts"])
         mine = per_page(r["tier"], day)
-        options = [(p, t) for t in fine.get(r["sha256"], ()) if (p := per_page(t, day)) is not None]
+        options = [(p, t) for t in fine.get((r["sha256"], _family(r["implementation"])), ())
+                   if (p := per_page(t, day)) is not None]
         if mine is None or not options:
             continue
         cheapest, tier = min(options)
@@ -92,7 +111,7 @@ def _cheaper_tier(rows: list[dict[str, Any]], prices: PriceTable) -> Advice:
         would += delta
         saved += delta if r["implementation"] == "real" else 0
     return Advice("cheaper_tier", "A cheaper parse tier parsed the same documents fine",
-                  f"{count} parses used a dearer tier than one that parsed the same bytes to completion"
+                  f"{_n(count, 'parse')} used a dearer tier than one that parsed the same bytes to completion"
                   + (f" ({', '.join(sorted(tiers))})" if tiers else ""), count, saved, would)
 
 
@@ -105,7 +124,8 @@ def _request_minimum(rows: list[dict[str, Any]]) -> Advice:
             extra += r["requests"] - minimum
             runs += 1
     return Advice("request_minimum", "Embedding requests above the minimum",
-                  f"{extra} embedding requests in {runs} runs beyond max(⌈inputs/2048⌉, ⌈tokens/300,000⌉); OpenAI "
+                  f"{_n(extra, 'embedding request')} in {_n(runs, 'run')} beyond max(⌈inputs/2048⌉, "
+                  "⌈tokens/300,000⌉); OpenAI "
                   "bills per token, so packing saves requests (hourly limits, latency), not dollars", extra, 0, 0)
 
 
@@ -120,7 +140,8 @@ def _batch_api(rows: list[dict[str, Any]], prices: PriceTable) -> Advice:
             count += 1
             saved += delta
     return Advice("batch_api", "Batch API price for runs that can wait",
-                  f"{count} real embedding requests at the live price; the Batch API (results within 24 h) charges "
+                  f"{_n(count, 'real embedding request')} at the live price; the Batch API (results within "
+                  "24 h) charges "
                   "half: worth it for nightly and other non-urgent runs", count, saved, saved)
 
 
@@ -131,14 +152,15 @@ def _cassettes(rows: list[dict[str, Any]]) -> Advice:
     for r in rows:
         spec = json.loads(r["spec_json"] or "{}")
         key = (r["scenario"], json.dumps([spec.get("settings"), spec.get("documents")], sort_keys=True))
-        if key in seen:
+        recording = (spec.get("tape") or {}).get("record_mode", "none") != "none"
+        if key in seen and not recording:  # recording a cassette is taking the advice, not a repeat
             count += 1
             saved += r["spent"] or 0
             scenarios.add(r["scenario"])
         seen.add(key)
     return Advice("cassettes", "Cassettes instead of repeated real runs",
-                  f"{count} real runs repeated an earlier real run of the same scenario, settings and documents"
-                  + (f" ({', '.join(sorted(scenarios))})" if scenarios else "")
+                  f"{_n(count, 'real run')} repeated an earlier real run of the same scenario, settings and "
+                  "documents" + (f" ({', '.join(sorted(scenarios))})" if scenarios else "")
                   + "; record the first and replay it", count, saved, saved)
 
 

@@ -2,8 +2,9 @@
 and for the documents both runs ingested, the cosine similarity of their vectors (same space only).
 
 A regression is B worse than A: a stage's p95 latency up by more than `threshold_pct` percent (and
-by at least `MIN_LATENCY_MS`, so sub-millisecond jitter of mock runs is not one), the run's cost at
-live prices up, or the share of retrieval expectations that passed down.
+by at least `MIN_LATENCY_MS`, so sub-millisecond jitter of mock runs is not one), a stage's error
+rate (failed attempts / attempts) or retry rate (attempts after the first / attempts) up, the run's
+cost at live prices up, or the share of retrieval expectations that passed down.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ class StageDelta:
     a: StageMetrics | None
     b: StageMetrics | None
     p95_change_pct: float | None  # (b - a) / a × 100
-    regression: str | None
+    regression: str | None  # p95 latency
+    error_regression: str | None = None  # error rate up
+    retry_regression: str | None = None  # retry rate up
+
+    @property
+    def regressions(self) -> tuple[str, ...]:
+        return tuple(r for r in (self.regression, self.error_regression, self.retry_regression) if r)
 
     def as_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "a": self.a.as_json() if self.a else None,
                 "b": self.b.as_json() if self.b else None, "p95_change_pct": self.p95_change_pct,
-                "regression": self.regression}
+                "regression": self.regression, "error_regression": self.error_regression,
+                "retry_regression": self.retry_regression, "regressions": list(self.regressions)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +110,22 @@ def _stage_delta(stage: str, a: StageMetrics | None, b: StageMetrics | None, thr
         if b.p95_ms - a.p95_ms >= MIN_LATENCY_MS and (change is None or change > threshold_pct):
             pct = "" if change is None else f" (+{change:.0f}% > {threshold_pct:g}%)"
             regression = f"{stage}: p95 latency {a.p95_ms:.1f} ms → {b.p95_ms:.1f} ms{pct}"
-    return StageDelta(stage, a, b, change, regression)
+    return StageDelta(stage, a, b, change, regression,
+                      _rate_up(stage, "error rate", a.error_rate if a else None, b.error_rate if b else None, b,
+                               "errors"),
+                      _rate_up(stage, "retry rate", a.retry_rate if a else None, b.retry_rate if b else None, b,
+                               "retries"))
+
+
+def _rate_up(stage: str, what: str, a: float | None, b: float | None, mb: StageMetrics | None,
+             field: str) -> str | None:
+    """`embed: error rate 0.0% → 25.0% (1 of 4 attempts)` when B's rate is above A's (a stage A did
+    not call counts as 0%)."""
+    if b is None or mb is None or b <= (a or 0.0):
+        return None
+    count = getattr(mb, field)
+    before = "–" if a is None else f"{a * 100:.1f}%"
+    return f"{stage}: {what} {before} → {b * 100:.1f}% ({count} of {mb.attempts} attempts)"
 
 
 def _cosines(va: DocumentVectors, vb: DocumentVectors) -> tuple[float, float, str]:
@@ -157,7 +180,7 @@ def compare_runs(store: RunStore, run_a: str, run_b: str, *, threshold_pct: floa
     documents = tuple(_document_delta(x, y, vectors[0].get(x.job_id), vectors[1].get(y.job_id))
                       for x, y in _pairs(docs[0], docs[1]))
     recalls = [recall(store.result(i)) for i in ids]
-    regressions = [s.regression for s in stages if s.regression]
+    regressions = [r for s in stages for r in s.regressions]
     a, b = summaries
     if a.would_cost_usd is not None and b.would_cost_usd is not None:
         if round(b.would_cost_usd * 1e9) > round(a.would_cost_usd * 1e9):

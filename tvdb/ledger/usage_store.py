@@ -100,10 +100,15 @@ class UsageStore:
 
     def errors_by_service(self, start: dt.datetime, end: dt.datetime,
                           implementations: Sequence[str]) -> list[tuple[str, int, int]]:
-        """(service, calls, errors) of the calls of `implementations` in [start, end), by service."""
+        """(service, calls, errors) of the calls of `implementations` in [start, end), by service,
+        leaving out the calls of runs whose scenario injects faults (their errors are deliberate)."""
         return [(str(r[0]), int(r[1]), int(r[2])) for r in self.db.execute(
             "SELECT service, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) FROM usage "
             f"WHERE ts >= ? AND ts < ? AND implementation IN ({marks(implementations)}) "
+            # spec_json is json.dumps of the run's spec: a fault plan reads `"faults": [{`, none `"faults": []`
+            # (a LIKE, not json_extract, so SQLite and PostgreSQL agree)
+            "AND (run_id IS NULL OR run_id NOT IN (SELECT run_id FROM runs "
+            "WHERE spec_json LIKE '%\"faults\": [{%')) "
             "GROUP BY service ORDER BY service",
             [iso(start), iso(end), *implementations],
         )]

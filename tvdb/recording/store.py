@@ -58,8 +58,25 @@ def _where(path: Path, exc: yaml.YAMLError) -> str:
     return f"{path}:{mark.line + 1}" if mark is not None else str(path)
 
 
+# A cassette holds every request and response of a run, PDFs included (base64), so it may be large;
+# past this it is a mistake or an attack (a file grown to fill the disk), never a recording to load.
+MAX_CASSETTE_BYTES = 256 * 1024 * 1024
+
+
 def parse_cassette(text: str, path: Path) -> CassetteFile:
-    """Parse cassette text with the safe loader and check its shape. Raises CassetteError."""
+    """Parse cassette text with the safe loader and check its shape. Raises CassetteError for a
+    hostile file (a non-standard tag, nesting past 64 levels, an alias bomb), invalid YAML (a
+    truncated file) or a structure that is not vcrpy's (version 1, interactions of request and
+    response)."""
+    from tvdb.yamlfile import check_structure
+
+    try:
+        check_structure(text)  # before the loader builds anything: depth and alias expansion
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if type(exc) is yaml.MarkedYAMLError:  # the depth or alias check itself, not a syntax error
+            raise CassetteError(f"{_where(path, exc)}: refused: {problem}. Delete the file and re-record.") from None
+        raise CassetteError(f"{_where(path, exc)}: not valid YAML: {problem} (a truncated file?)") from None
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.constructor.ConstructorError as exc:
@@ -84,8 +101,26 @@ def parse_cassette(text: str, path: Path) -> CassetteFile:
         if not isinstance(request, dict) or not isinstance(response, dict) or \
                 not {"method", "uri"} <= set(request) or not isinstance(response.get("status"), dict):
             raise CassetteError(f"{path}: interaction {i + 1} has no request (method, uri) and response (status)")
+        if problem := _malformed(request, response):
+            raise CassetteError(f"{path}: interaction {i + 1}: {problem}")
     metadata = data.get("metadata")
     return CassetteFile(path, data["interactions"], metadata if isinstance(metadata, dict) else {})
+
+
+def _malformed(request: Mapping[str, Any], response: Mapping[str, Any]) -> str | None:
+    """What is wrong with an interaction's fields, so replay never trips over them half way."""
+    if not isinstance(request["method"], str) or not isinstance(request["uri"], str):
+        return "the request's method and uri must be strings"
+    code = response["status"].get("code")
+    if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599:
+        return f"response status code {code!r} is not an HTTP status (100-599)"
+    for where, part in (("request", request), ("response", response)):
+        if not isinstance(part.get("headers", {}) or {}, dict):
+            return f"the {where} headers are not a mapping"
+    body = response.get("body", {})
+    if body is not None and not isinstance(body, dict):
+        return "the response body is not a mapping (vcrpy writes {string: …})"
+    return None
 
 
 def _standard_layout(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,10 +131,17 @@ def _standard_layout(response: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_cassette(path: Path) -> CassetteFile:
     """Load `path` safely. Raises CassetteError (missing, unreadable, hostile or malformed)."""
+    from tvdb.files import FileTooLarge, NotARegularFile, read_regular_file
+
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_regular_file(path, MAX_CASSETTE_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise CassetteError(f"{path}: no such cassette") from None
+    except FileTooLarge as exc:
+        raise CassetteError(f"{path}: refused: {exc.size:,} bytes is over the {MAX_CASSETTE_BYTES // 2**20} MiB "
+                            "a cassette may hold") from None
+    except NotARegularFile as exc:
+        raise CassetteError(f"{path}: not a cassette file: it {exc}") from None
     except UnicodeDecodeError:
         raise CassetteError(f"{path}: not UTF-8 text, so not a YAML cassette") from None
     except OSError as exc:

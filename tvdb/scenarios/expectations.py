@@ -137,8 +137,10 @@ async def evaluate(
         mine, reused = usage.would_cost_usd, usage.reused_would_cost_usd
         cost = None if mine is None or reused is None else mine + reused
         ok = cost is not None and cost <= limit
-        detail = (f"would cost {format_usd(cost)}" if cost is not None
+        detail = (f"ingestion would cost {format_usd(cost)}" if cost is not None
                   else f"{usage.unpriced_calls} calls have no known price")
+        if expectations.retrieval and cost is not None:
+            detail += " (the retrieval queries' own calls not counted)"
         if usage.reused_documents:
             detail += (f" (includes {format_usd(reused)} for {usage.reused_documents} reused document(s), "
                        "measured when they were first ingested; --fresh measures them again)")

@@ -14,6 +14,7 @@ from typing import Any
 
 from tvdb.domain import EmbeddingSpace, Implementation
 from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERRUPTED, EXIT_OK, ErrorCode
+from tvdb.ledger.prices import nusd_to_usd
 from tvdb.ledger.provenance import ProvenanceRow
 
 
@@ -71,6 +72,15 @@ class UsageSummary:
     # documents this run reused instead of ingesting, and what their ingestion cost when it was done
     reused_documents: int = 0
     reused_would_cost_usd: float | None = 0.0
+    # the calls of ingestion alone, before the retrieval queries ran (what `max_cost_usd` measures)
+    ingestion_would_cost_usd: float | None = None
+
+    @property
+    def query_would_cost_usd(self) -> float | None:
+        """What the retrieval queries would cost at live prices: the rest of `would_cost_usd`."""
+        if self.would_cost_usd is None or self.ingestion_would_cost_usd is None:
+            return None
+        return nusd_to_usd(round(self.would_cost_usd * 1e9) - round(self.ingestion_would_cost_usd * 1e9))
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ class RunResult:
             traceback=d.get("traceback"),
         ) for d in data["documents"])
         usage = UsageSummary(data["cost_usd"], data["would_cost_usd"], data.get("unpriced_calls", 0),
-                             data.get("requests") or {})
+                             data.get("requests") or {}, ingestion_would_cost_usd=data.get("ingestion_would_cost_usd"))
         return cls(
             run_id=data["run_id"], scenario=data["scenario"], mode=data["mode"], status=data["status"],
             documents=docs, expectations=tuple(ExpectationResult(e["description"], e["passed"], e.get("detail", ""))
@@ -144,6 +154,7 @@ class RunResult:
             "exit_code": self.exit_code,
             "cost_usd": self.usage.cost_usd,
             "would_cost_usd": self.usage.would_cost_usd,
+            "ingestion_would_cost_usd": self.usage.ingestion_would_cost_usd,
             "unpriced_calls": self.usage.unpriced_calls,
             "requests": dict(self.usage.requests),
             "provenance": [p.as_json() for p in self.provenance],

@@ -141,6 +141,32 @@ def check_runnable(settings: Settings, scenario: Scenario, *, need_keys: bool = 
     db.close()
 
 
+def masked_scenario(loaded: LoadedScenario, secrets: Sequence[str]) -> LoadedScenario:
+    """`loaded` with every configured secret (and anything key-shaped) in its text — name,
+    description, retrieval queries, fault messages — replaced by `***`, so a key pasted into a
+    scenario is never stored (runs, ledger, result), reported, logged or sent as a query. Document
+    paths are left alone: they name files."""
+    from dataclasses import replace
+
+    from tvdb.redaction import redact
+    from tvdb.scenarios.schema import Scenario
+
+    def walk(value: Any, key: str = "") -> Any:
+        if key in ("documents", "document"):
+            return value
+        if isinstance(value, str):
+            return redact(value, secrets)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        return value
+
+    raw = loaded.scenario.model_dump()
+    clean = walk(raw)
+    return loaded if clean == raw else replace(loaded, scenario=Scenario.model_validate(clean))
+
+
 async def start_run(
     loaded: LoadedScenario, settings: Settings, *, clock: Clock, hooks: RunHooks = RunHooks(),
     tape: Tape | None = None, fresh: bool = False,
@@ -154,6 +180,7 @@ async def start_run(
     from tvdb.tokens import get_encoding
 
     get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
+    loaded = masked_scenario(loaded, settings.secret_values())
     recorder: AbstractContextManager[Any] = nullcontext()
     if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
         from tvdb.recording.session import use_tape
@@ -230,10 +257,10 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
         # deliveries after them (a webhook must never be recorded, nor be refused by a replay)
         with recorder or nullcontext():
             if user is None:
-                documents, verdicts = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
+                documents, verdicts, ingestion = await _evaluate(ctx, scenario, base, await run_pipeline(ctx))
             else:
-                documents, verdicts = await _run_user_code(ctx, scenario, base, user, tape, open_session)
-        return await _finish(ctx, scenario, documents, verdicts, tape)
+                documents, verdicts, ingestion = await _run_user_code(ctx, scenario, base, user, tape, open_session)
+        return await _finish(ctx, scenario, documents, verdicts, tape, ingestion)
     except (KeyboardInterrupt, asyncio.CancelledError):
         ctx.jobs.set_run(ctx.run_id, status="interrupted", finished_at=iso(ctx.clock.now()))
         raise
@@ -249,16 +276,17 @@ async def _execute(ctx: PipelineContext, scenario: Scenario, base: Path,
             ctx.db.close()
 
 
-async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path,
-                    jobs: list[Job]) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult]]:
+async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: list[Job]
+                    ) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult], UsageSummary]:
+    """Documents, verdicts, and the usage of ingestion alone (before the retrieval queries run)."""
     documents = tuple(document_results(ctx.db, jobs))
     usage = dataclasses.replace(summarize_usage(ctx.db, ctx.run_id), **_reused_cost(ctx, documents))
-    return documents, await evaluate(ctx, scenario.expectations, documents, usage, base)
+    return documents, await evaluate(ctx, scenario.expectations, documents, usage, base), usage
 
 
 async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, user: ScenarioHooks,
                          tape: Tape | None, open_session: SessionOpener | None
-                         ) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult]]:
+                         ) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult], UsageSummary]:
     """A `pipeline:` scenario: its documents through the user's code, then the expectations (the `search:`
     hook's queries too), all inside one tvdb session, with the hook modules importable throughout."""
     from tvdb.scenarios import hookrun
@@ -276,14 +304,17 @@ async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, u
                 assert search is not None  # the loader refuses retrieval: without search:
                 return await hookrun.hook_retrieval(search, session, r, documents, base, secrets)
 
-            verdicts = await evaluate(ctx, scenario.expectations, documents, summarize_usage(ctx.db, ctx.run_id),
-                                      base, retrieve if search is not None else None)
-    return documents, verdicts
+            ingestion = summarize_usage(ctx.db, ctx.run_id)
+            verdicts = await evaluate(ctx, scenario.expectations, documents, ingestion, base,
+                                      retrieve if search is not None else None)
+    return documents, verdicts, ingestion
 
 
 async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[DocumentResult, ...],
-                  verdicts: list[ExpectationResult], tape: Tape | None) -> RunResult:
-    usage = summarize_usage(ctx.db, ctx.run_id)  # retrieval queries add requests
+                  verdicts: list[ExpectationResult], tape: Tape | None, ingestion: UsageSummary) -> RunResult:
+    # retrieval queries add requests; what ingestion alone would cost is what max_cost_usd measured
+    usage = dataclasses.replace(summarize_usage(ctx.db, ctx.run_id),
+                                ingestion_would_cost_usd=ingestion.would_cost_usd)
     result = RunResult(
         run_id=ctx.run_id, scenario=scenario.name, mode=str(ctx.settings.mode), status="finished",
         documents=documents, expectations=tuple(verdicts), usage=usage,
