@@ -161,3 +161,20 @@ def test_a_failed_webhook_delivery_reason_hides_the_token(cli: Cli, monkeypatch:
     assert code == 1 and "failed" in out
     assert PATH_CANARY not in out + err
     assert _leaks(tmp_path, PATH_CANARY) == []
+
+
+def test_a_parse_webhook_urls_token_is_never_stored_with_the_run(cli: Cli, monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    from tvdb.scenarios.runner import ingestion_settings, restore_settings
+    from tvdb.settings import Settings
+
+    hook = f"https://hooks.example/parse/{PATH_CANARY}"
+    monkeypatch.setenv("TVDB_PARSE_WEBHOOK_URL", hook)
+    code, out, err = cli("run", str(REPO / "scenarios" / "quickstart.yaml"), "--no-progress")
+    assert code == 0, out + err
+    assert _leaks(tmp_path, PATH_CANARY) == []  # tvdb.db and its WAL
+    stored = ingestion_settings(Settings.model_validate({"parse": {"webhook_url": hook, "tier": "agentic"}}))
+    assert "webhook_url" not in stored["parse"] and stored["parse"]["tier"] == "agentic"
+    current = Settings.model_validate({"parse": {"webhook_url": "https://hooks.example/parse/now"}})
+    restored = restore_settings(stored, current)  # resume delivers to the current receiver
+    assert (restored.parse.webhook_url, restored.parse.tier) == ("https://hooks.example/parse/now", "agentic")

@@ -62,14 +62,21 @@ class RunHooks:
 
 
 def ingestion_settings(settings: Settings) -> dict[str, Any]:
-    """The settings a run stores (JSON): its ingestion keys only, no secrets."""
-    return settings.model_dump(mode="json", include=set(INGESTION_KEYS))
+    """The settings a run stores (JSON): its ingestion keys only, no secrets. `parse.webhook_url` is
+    left out: its path or query carries the receiver's token, and resume takes it from the current
+    settings instead (it decides where results are delivered, not what a document becomes)."""
+    stored = settings.model_dump(mode="json", include=set(INGESTION_KEYS))
+    if isinstance(stored.get("parse"), dict):
+        stored["parse"].pop("webhook_url", None)
+    return stored
 
 
 def restore_settings(stored: Mapping[str, Any], current: Settings) -> Settings:
     """The current settings with a stored run's ingestion keys put back."""
     data = current.model_dump()
     data.update({k: v for k, v in stored.items() if k in INGESTION_KEYS})
+    if isinstance(stored.get("parse"), dict):  # never stored (a secret): the current one
+        data["parse"] = {**stored["parse"], "webhook_url": current.parse.webhook_url}
     settings = Settings.model_validate(data)
     origins = {"mode": "set by the run being resumed"}
     for role, value in (stored.get("services") or {}).items():
