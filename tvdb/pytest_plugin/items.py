@@ -42,11 +42,7 @@ def _identity(path: Path, st: PluginState) -> tuple[str, Path | None]:
         name = data.get("name") if isinstance(data, dict) else None
         if not isinstance(name, str) or not name:
             return path.stem, None
-        from tvdb.config import resolve_settings
-
-        settings = resolve_settings(cwd=st.cwd, environ=st.environ())
-        folder = Path(settings.recording.cassette_dir)
-        return name, (folder if folder.is_absolute() else st.cwd / folder) / f"{name}.yaml"
+        return name, st.cassette_dir() / f"{name}.yaml"
     except Exception:  # noqa: BLE001  (a broken scenario still becomes an item, which fails with file:line)
         return path.stem, None
 

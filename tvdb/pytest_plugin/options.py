@@ -59,6 +59,16 @@ class PluginState:
             env["TVDB_DATA_DIR"] = str(data_dir)
         return env
 
+    def cassette_dir(self) -> Path:
+        """`recording.cassette_dir` (tvdb.yaml, TVDB_*; default ./cassettes) from the working directory,
+        read once per run (a scenario cannot set it). Raises ConfigError."""
+        if "cassette_dir" not in self._resolved:
+            from tvdb.config import resolve_settings
+
+            folder = Path(resolve_settings(cwd=self.cwd, environ=os.environ).recording.cassette_dir)
+            self._resolved["cassette_dir"] = folder if folder.is_absolute() else self.cwd / folder
+        return self._resolved["cassette_dir"]  # type: ignore[no-any-return]
+
     def worker_data_dir(self) -> Path | None:
         """--tvdb-data-dir; under pytest-xdist `<data dir>/xdist/<worker>` (one SQLite ledger per worker;
         a configured database_url is still shared). None: the settings' own data dir. Raises ConfigError."""

@@ -28,7 +28,8 @@ _FLAGS: dict[str, dict[str, Any]] = {
 def run_scenario(path: Any, env: ReplayEnv, mode: RunMode, *, record_base: str = "real") -> ScenarioOutcome:
     """Load `path` and run it in `mode` in this process. Never raises for a bad scenario, config or
     key: those are `error` outcomes naming the file (and line) and the fix; a failed expectation is
-    `failed` with the report. Reuses nothing from earlier runs. `record_base`: the mode a `record` run sends with (real | hybrid)."""
+    `failed` with the report. Reuses nothing from earlier runs. `record_base`: the mode a `record`
+    run sends with (real | hybrid)."""
     from tvdb.clock import SystemClock, VirtualClock
     from tvdb.config import resolve_settings
     from tvdb.recording.session import Tape, configured_secrets
@@ -51,7 +52,7 @@ def run_scenario(path: Any, env: ReplayEnv, mode: RunMode, *, record_base: str =
         if mode == "record":
             from tvdb.services.modes import service_mode
 
-            if all(str(service_mode(settings, r)[0]) == "mock" for r in ("parser", "embedder")):  # type: ignore[arg-type]
+            if all(str(service_mode(settings, r)[0]) == "mock" for r in ("parser", "embedder")):
                 raise ConfigError(f"{name}: --tvdb-record keeps real HTTP traffic, and this scenario has no real "
                                   "service (services: all mock)")
             cassette = cassette_for(loaded, settings, env.cwd)
