@@ -142,3 +142,21 @@ def test_xdist_workers_each_get_a_data_dir(pytester: pytest.Pytester, project: P
     cases = list(ET.parse(project / "x.xml").getroot().iter("testcase"))
     assert sorted(c.get("name") or "" for c in cases) == ["cheap", "real-embeddings-emulated"]
     assert all(not [e for e in c if e.tag in ("failure", "error", "skipped")] for c in cases)
+
+
+def test_loading_the_plugin_imports_nothing_heavy() -> None:
+    """pytest loads it in every run of every project with tvdb installed: pytest and the stdlib only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tvdb.pytest_plugin.plugin; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tvdb', 'yaml', 'pydantic', 'openai', 'httpx', 'httpx2', 'vcr', 'numpy', 'sqlite_utils')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(["tvdb", "tvdb.pytest_plugin", "tvdb.pytest_plugin.fixture",
+                                       "tvdb.pytest_plugin.options", "tvdb.pytest_plugin.plugin"])
+
+
+def test_the_entry_point_is_registered() -> None:
+    from importlib.metadata import entry_points
+
+    assert [ep.value for ep in entry_points(group="pytest11") if ep.name == "tvdb"] == ["tvdb.pytest_plugin.plugin"]
