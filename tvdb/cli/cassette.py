@@ -288,7 +288,10 @@ def _line_of(message: str, path: Path) -> int:
 
 
 def register(application: typer.Typer) -> None:
+    from tvdb.cli.drift import drift
     from tvdb.cli.replay_all import PLAY, ReplayCommand, ReplayGroup, merge
+
+    app.command("drift", short_help="Replay a sample of recorded requests live and report drift (exit 1).")(drift)
 
     group = typer.Typer(cls=ReplayGroup, rich_markup_mode=None,
                         context_settings={"help_option_names": ["-h", "--help"]})
@@ -296,4 +299,4 @@ def register(application: typer.Typer) -> None:
     group.command("merge", short_help="Merge the shards' JUnit/JSON reports of `tvdb replay --all --shard`.")(merge)
     application.add_typer(group, name="replay",
                           short_help="Replay a scenario (or --all) from its cassette: real clients, no network.")
-    application.add_typer(app, name="cassette", short_help="Cassettes: check for keys, list, show.")
+    application.add_typer(app, name="cassette", short_help="Cassettes: check for keys, list, show, drift.")
