@@ -312,3 +312,21 @@ def test_llamaparse_and_unpriced_interactions_are_skipped_with_a_reason(cassette
     [item] = json.loads(result.stdout)["interactions"]
     assert item["result"] == "skipped" and item["reasons"] == [
         "no price known for model 'non-existent-embedding-model': not sent (an unknown price is never $0)"]
+
+
+def test_without_max_usd_the_run_budget_caps_the_check(tmp_path: Path, cassette: Path, drift: Any) -> None:
+    with serving(OpenAIEmulator()) as server:
+        result = drift(server, str(cassette), TVDB_BUDGET_MAX_USD="0.0000001")
+        sent = server.count()
+    assert result.exit_code == 3, result.output
+    assert sent == 0 and "drift check (budget.max_usd) budget" in result.stderr
+
+
+def test_a_cassette_named_twice_is_checked_once(tmp_path: Path, cassette: Path, drift: Any) -> None:
+    with serving(OpenAIEmulator()) as server:
+        result = drift(server, str(cassette), str(cassette.parent / "." / cassette.name), "--sample", "2", "--json")
+        sent = server.count()
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert sent == 2 and len(report["cassettes"]) == 1
+    assert report["totals"] == {"interactions": 4, "ok": 2, "drifted": 0, "skipped": 2, "error": 0}

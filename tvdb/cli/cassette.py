@@ -1,4 +1,4 @@
-"""`tvdb replay` and `tvdb cassette check | list | show`."""
+"""`tvdb replay` and `tvdb cassette check | list | show | drift`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
+from tvdb.cli.drift import drift
 from tvdb.cli.output import (
     Col,
     Format,
@@ -287,11 +288,11 @@ def _line_of(message: str, path: Path) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-def register(application: typer.Typer) -> None:
-    from tvdb.cli.drift import drift
-    from tvdb.cli.replay_all import PLAY, ReplayCommand, ReplayGroup, merge
+app.command("drift", short_help="Replay a sample of recorded requests live and report drift (exit 1).")(drift)
 
-    app.command("drift", short_help="Replay a sample of recorded requests live and report drift (exit 1).")(drift)
+
+def register(application: typer.Typer) -> None:
+    from tvdb.cli.replay_all import PLAY, ReplayCommand, ReplayGroup, merge
 
     group = typer.Typer(cls=ReplayGroup, rich_markup_mode=None,
                         context_settings={"help_option_names": ["-h", "--help"]})

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -158,6 +158,14 @@ def sample_of(cassette: CassetteFile, n: int, seed: int) -> list[Planned]:
     return sorted(planned, key=lambda p: p.index)
 
 
+def _once(paths: Sequence[Path]) -> list[Path]:
+    """`paths` in order, a cassette named twice (a glob and ./its/path) once."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        seen.setdefault(path.resolve(), path)
+    return list(seen.values())
+
+
 def load_cassettes(paths: Sequence[Path]) -> list[CassetteFile]:
     """Every cassette loaded before anything is sent: one hostile or broken file refuses the check."""
     return [read_cassette(p) for p in paths]
@@ -197,6 +205,14 @@ class _Answered(PermanentServiceError):
                          request_id=wire.header("x-request-id"), maybe_billed=False)
 
 
+def cap_of(options: DriftOptions, settings: Settings) -> tuple[float | None, str]:
+    """The check's cap in USD and its name: --max-usd, else the run budget `budget.max_usd` (None: no cap
+    of its own; the daily budget still applies per request)."""
+    if options.max_usd is not None:
+        return options.max_usd, "drift check (--max-usd)"
+    return settings.budget.max_usd, "drift check (budget.max_usd)"
+
+
 def new_run_id(clock: Clock) -> str:
     return f"drift-{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
@@ -210,7 +226,7 @@ def check_drift(paths: Sequence[Path], settings: Settings, options: DriftOptions
     (`skipped`): an unknown price is never $0. `transport` replaces the network (tests)."""
     from tvdb.services.modes import api_key
 
-    loaded = load_cassettes(paths)
+    loaded = load_cassettes(_once(paths))
     plans = {c.path: sample_of(c, options.sample, options.seed) for c in loaded}
     report = DriftReport(new_run_id(clock))
     sampled = [p for ps in plans.values() for p in ps if p.skip is None]
@@ -260,9 +276,10 @@ async def _replay(report: DriftReport, sampled: list[Planned], settings: Setting
     if not priced:
         return
     total = sum(c for _, _, c in estimates)
-    if options.max_usd is not None and total > options.max_usd * 1e9:
-        raise CostLimitExceeded(spent=0.0, reserved=0.0, limit=options.max_usd, requested=total / 1e9,
-                                window="drift check (--max-usd)")
+    cap, window = cap_of(options, settings)
+    if cap is not None and total > cap * 1e9:  # the whole sample or nothing: no half-checked night
+        raise CostLimitExceeded(spent=0.0, reserved=0.0, limit=cap, requested=total / 1e9, window=window)
+    options = replace(options, max_usd=cap)  # every reservation is checked against the same cap
     db = open_storage(settings)
     try:
         budget = build_budget(db, settings, clock)
