@@ -330,3 +330,11 @@ def test_a_cassette_named_twice_is_checked_once(tmp_path: Path, cassette: Path, 
     report = json.loads(result.stdout)
     assert sent == 2 and len(report["cassettes"]) == 1
     assert report["totals"] == {"interactions": 4, "ok": 2, "drifted": 0, "skipped": 2, "error": 0}
+
+
+def test_cassette_help_lists_drift(drift: Any) -> None:
+    from tvdb.cli.lazy import BY_NAME
+
+    assert BY_NAME["cassette"].short_help == "Cassettes: check for keys, list, show, drift."
+    result = drift(None, "--help", key=None)
+    assert result.exit_code == 0 and "--max-usd" in result.stdout and "--min-cosine" in result.stdout
