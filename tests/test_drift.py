@@ -338,3 +338,18 @@ def test_cassette_help_lists_drift(drift: Any) -> None:
     assert BY_NAME["cassette"].short_help == "Cassettes: check for keys, list, show, drift."
     result = drift(None, "--help", key=None)
     assert result.exit_code == 0 and "--max-usd" in result.stdout and "--min-cosine" in result.stdout
+
+
+def test_a_budget_refusing_mid_way_keeps_what_was_compared(tmp_path: Path, cassette: Path, drift: Any) -> None:
+    # each request costs 100-140 nano-dollars: the daily budget lets exactly one through
+    with serving(Changed(OpenAIEmulator(), _new_header)) as server:
+        result = drift(server, str(cassette), "--json", TVDB_DAILY_BUDGET_USD="0.00000015")
+        sent = server.count()
+    assert result.exit_code == 3, result.output
+    assert sent == 1
+    report = json.loads(result.stdout)  # one object: the report, not an error object besides it
+    assert report["totals"] == {"interactions": 5, "ok": 0, "drifted": 1, "skipped": 4, "error": 0}
+    refused = [i for i in report["interactions"] if i["reasons"][0].startswith("not sent: daily")]
+    assert len(refused) == 2 and report["refused"].startswith("daily")
+    assert "error:" in result.stderr and "daily" in result.stderr
+    assert len(ledger(tmp_path)) == 1

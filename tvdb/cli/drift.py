@@ -71,4 +71,7 @@ def drift(
         t = report.totals()
         plain_console().print(f"{t['ok']} ok, {t['drifted']} drifted, {t['error']} failed, {t['skipped']} skipped; "
                               f"spent {format_usd(report.spent_nusd / 1e9)} (run {report.run_id})", soft_wrap=True)
+    if report.refused is not None:  # the report is out; the refusal still decides the exit code (3)
+        report.refused.reported_as_json = chosen is Format.JSON  # type: ignore[attr-defined]
+        raise report.refused
     raise typer.Exit(1 if report.drifted else 0)

@@ -93,6 +93,7 @@ class DriftReport:
     outcomes: list[Outcome] = field(default_factory=list)
     cassettes: list[dict[str, Any]] = field(default_factory=list)
     spent_nusd: int = 0
+    refused: CostLimitExceeded | None = None  # a budget refused a request mid-way (the rest not sent)
 
     @property
     def drifted(self) -> bool:
@@ -107,7 +108,8 @@ class DriftReport:
     def as_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "cassettes": self.cassettes,
                 "interactions": [o.as_json() for o in self.outcomes], "totals": self.totals(),
-                "spent_usd": self.spent_nusd / 1e9}
+                "spent_usd": self.spent_nusd / 1e9,
+                "refused": str(self.refused) if self.refused is not None else None}
 
 
 def _path_of(request: dict[str, Any]) -> str:
@@ -221,8 +223,9 @@ def check_drift(paths: Sequence[Path], settings: Settings, options: DriftOptions
                 transport: AsyncBaseTransport | None = None) -> DriftReport:
     """Run the drift check (see the module doc). Raises CassetteError (a cassette refused),
     ConfigError (no OPENAI_API_KEY while there is something to replay), or
-    CostLimitExceeded (the sample's estimate is over --max-usd, or a budget refused a request: nothing
-    more is sent; what was sent is ledgered). A request for a model with no known price is not sent
+    CostLimitExceeded (the sample's estimate is over the cap: nothing is sent). A budget refusing a
+    request mid-way (the daily one, say) is not raised: `report.refused` holds it, what was compared is
+    kept and the rest is `skipped` ("not sent: …"); what was sent is ledgered. A request for a model with no known price is not sent
     (`skipped`): an unknown price is never $0. `transport` replaces the network (tests)."""
     from tvdb.services.modes import api_key
 
@@ -289,7 +292,19 @@ async def _replay(report: DriftReport, sampled: list[Planned], settings: Setting
         base = (settings.openai_base_url or OPENAI_DEFAULT).rstrip("/")
         async with AsyncClient(transport=transport, timeout=Timeout(60.0)) as client:
             for p, (model, tokens, _) in zip(priced, estimates, strict=True):
-                report.outcomes.append(await _one(caller, client, base, key, p, model, tokens, options, report))
+                if report.refused is not None:  # a budget said no: nothing more is sent
+                    report.outcomes.append(Outcome(str(p.cassette), p.index, describe(p.request),
+                                                   str(p.response["status"]["code"]), "skipped",
+                                                   (f"not sent: {report.refused}",)))
+                    continue
+                try:
+                    report.outcomes.append(await _one(caller, client, base, key, p, model, tokens, options,
+                                                      report))
+                except CostLimitExceeded as exc:  # raised before the request: what was compared is kept
+                    report.refused = exc
+                    report.outcomes.append(Outcome(str(p.cassette), p.index, describe(p.request),
+                                                   str(p.response["status"]["code"]), "skipped",
+                                                   (f"not sent: {exc}",)))
     finally:
         db.close()
 
