@@ -1,0 +1,80 @@
+"""Hostile `pipeline:` and `search:` hooks: output on stdout, BaseException subclasses, hangs, and
+results of the wrong shape. Each fails its own document or expectation, never the run or its JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli_support import in_process_cli
+from tests.hook_support import FakeOpener, forget, run_with, scenario_file, unique_package
+
+CANARY = "sk-CANARY" + "Qw7Er5Ty3Ui1Op9As"  # an env key; MaskingStream knows it
+LITERAL = "sk-CANARY" + "Literal8Zx6Cv4Bn2"  # key-shaped, in no setting: only redaction catches it
+USER = f"""
+import os
+import sys
+
+def noisy(doc):
+    print("hook says hello", doc.name)
+    print("env key", os.environ.get("OPENAI_API_KEY"))
+    sys.stdout.write("literal {LITERAL}")
+    sys.stdout.write(" tail\\n")
+
+def query(text, top_k):
+    print("searching", text)
+    return ["a.txt"]
+"""
+
+
+@pytest.fixture
+def pkg(tmp_path: Path) -> Iterator[str]:
+    name = unique_package(tmp_path, {"user": USER})
+    yield name
+    forget(name)
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    return in_process_cli(monkeypatch, capsys)
+
+
+def test_a_hook_printing_to_stdout_leaves_run_json_intact_and_goes_redacted_to_stderr(
+        tmp_path: Path, pkg: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:noisy\nsearch: {pkg}.user:query\n"
+                                   "expectations:\n  retrieval: [{query: alpha, document: a.txt, top_k: 1}]\n")
+    code, out, err = _cli(monkeypatch, capsys)("run", str(path), "--json")
+    result = json.loads(out)  # stdout is the one JSON object and nothing else
+    assert code == 0 and result["passed"] is True
+    assert "hook says hello a.txt" in err and "searching alpha" in err and "tail" in err
+    assert CANARY not in out + err and LITERAL not in out + err
+    assert "env key ***" in err and "literal sk-***" in err
+
+
+def test_a_hook_printing_during_tvdb_replay_leaves_its_json_intact(
+        tmp_path: Path, pkg: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:noisy\n")
+    cassette = tmp_path / "cassettes" / "s.yaml"
+    cassette.parent.mkdir()
+    cassette.write_text("interactions: []\nversion: 1\n")  # the hook makes no request: nothing to answer
+    code, out, err = _cli(monkeypatch, capsys)("replay", "--scenario", str(path), "--cassette", str(cassette), "--json")
+    assert code == 0 and json.loads(out)["passed"] is True
+    assert "hook says hello a.txt" in err and "literal sk-***" in err and LITERAL not in out + err
+
+
+def test_redacting_lines_redacts_a_key_written_in_pieces_and_drains_the_last_line() -> None:
+    import io
+
+    from tvdb.scenarios.hookoutput import RedactingLines
+
+    target = io.StringIO()
+    stream = RedactingLines(target, ["hunter2-secret"])
+    stream.write(LITERAL[:12])
+    assert target.getvalue() == ""  # half a key is never written
+    stream.write(LITERAL[12:] + " and hunter2-secret\nnext")
+    stream.drain()
+    assert target.getvalue() == "sk-*** and ***\nnext\n"
