@@ -4,7 +4,6 @@ results of the wrong shape. Each fails its own document or expectation, never th
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,25 @@ def noisy(doc):
 def query(text, top_k):
     print("searching", text)
     return ["a.txt"]
+
+class Custom(BaseException):
+    pass
+
+def raising(doc):
+    kind = doc.content.decode().split()[0]
+    if kind == "exit0":
+        raise SystemExit(0)
+    if kind == "exit3":
+        raise SystemExit(3)
+    if kind == "genexit":
+        raise GeneratorExit("closed")
+    if kind == "custom":
+        raise Custom("custom base {LITERAL}")
+    if kind == "ctrlc":
+        raise KeyboardInterrupt
+
+async def raising_async(doc):
+    raising(doc)
 """
 
 
@@ -45,7 +63,8 @@ def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  
 def test_a_hook_printing_to_stdout_leaves_run_json_intact_and_goes_redacted_to_stderr(
         tmp_path: Path, pkg: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
-    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:noisy\nsearch: {pkg}.user:query\n"
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:noisy\n"
+                                   f"search: {pkg}.user:query\n"
                                    "expectations:\n  retrieval: [{query: alpha, document: a.txt, top_k: 1}]\n")
     code, out, err = _cli(monkeypatch, capsys)("run", str(path), "--json")
     result = json.loads(out)  # stdout is the one JSON object and nothing else
@@ -78,3 +97,32 @@ def test_redacting_lines_redacts_a_key_written_in_pieces_and_drains_the_last_lin
     stream.write(LITERAL[12:] + " and hunter2-secret\nnext")
     stream.drain()
     assert target.getvalue() == "sk-*** and ***\nnext\n"
+
+
+DOCS = {"a.txt": "exit0", "b.txt": "exit3", "c.txt": "genexit", "d.txt": "custom", "e.txt": "fine"}
+
+
+@pytest.mark.parametrize("function", ["raising", "raising_async"])
+def test_base_exceptions_from_a_hook_fail_only_their_own_document(tmp_path: Path, pkg: str, function: str) -> None:
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt, b.txt, c.txt, d.txt, e.txt]\n"
+                                   f"pipeline: {pkg}.user:{function}\n", DOCS)
+    result = run_with(path, FakeOpener())
+    got = [(Path(d.path).name, d.status, d.error_code, (d.error_message or "").split(" (")[0])
+           for d in result.documents]
+    assert got == [
+        ("a.txt", "failed", "pipeline_error", "SystemExit: 0"),
+        ("b.txt", "failed", "pipeline_error", "SystemExit: 3"),
+        ("c.txt", "failed", "pipeline_error", "GeneratorExit: closed"),
+        ("d.txt", "failed", "pipeline_error", f"{pkg}.user.Custom: custom base sk-***"),
+        ("e.txt", "complete", None, ""),
+    ]
+    assert result.exit_code == 1 and not result.passed  # failed documents, not a crash and not a success
+
+
+def test_ctrl_c_in_a_hook_still_stops_the_run_with_130_and_the_resume_hint(
+        tmp_path: Path, pkg: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt, b.txt]\npipeline: {pkg}.user:raising\n",
+                         {"a.txt": "ctrlc", "b.txt": "fine"})
+    code, _, err = _cli(monkeypatch, capsys)("run", str(path))
+    assert code == 130
+    assert "tvdb resume" in err

@@ -60,7 +60,7 @@ def hook_stdout_to_stderr(secrets: Sequence[str]) -> Iterator[None]:
     (when there is one) points at descriptor 2; both are put back afterwards."""
     saved, stream = sys.stdout, RedactingLines(sys.stderr, secrets)
     saved_fd = _point_fd1_at_fd2(saved)
-    sys.stdout = stream  # type: ignore[assignment]
+    sys.stdout = stream
     try:
         yield
     finally:

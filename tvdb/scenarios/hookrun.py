@@ -30,7 +30,7 @@ from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import FINAL, Job
 from tvdb.redaction import redact
-from tvdb.scenarios.hooks import Hook
+from tvdb.scenarios.hooks import Hook, HookRaised
 from tvdb.scenarios.patterns import matches
 from tvdb.scenarios.results import DocumentResult, ExpectationResult
 
@@ -137,11 +137,12 @@ async def _one(ctx: PipelineContext, hook: Hook, job: Job, session: HookSession,
     try:
         with session.scope(correlation_id=job.correlation_id, job_id=job.job_id):
             await hook.call(doc)
-    except StorageError:
-        raise
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 — the user's code failed this document, not the run
+    except HookRaised as carried:  # the user's code failed this document, not the run (SystemExit too)
+        raised = carried.raised
+        if stops_the_run(raised):
+            raise raised from None
         ctx.jobs.add_stage_time(job, PIPELINE_STAGE, (ctx.clock.monotonic() - start) * 1000)
-        _failed(ctx, job, exc, secrets)
+        _failed(ctx, job, raised, secrets)
         return
     ctx.jobs.add_stage_time(job, PIPELINE_STAGE, (ctx.clock.monotonic() - start) * 1000)
     ctx.changed(ctx.jobs.transition(job, JobState.COMPLETE, detail=f"{hook.spec} returned", **_used(ctx, job)))
@@ -168,6 +169,14 @@ async def _read(ctx: PipelineContext, job: Job) -> tuple[PipelineDocument, Job]:
             job, JobState.UPLOADED, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
             media_type=detect_media_type(data, path.name)))
     return PipelineDocument(path=path, content=data, correlation_id=job.correlation_id, job_id=job.job_id), job
+
+
+def stops_the_run(exc: BaseException) -> bool:
+    """Whether an exception out of the user's code ends the run rather than its document: Ctrl-C (exit 130,
+    `tvdb resume`), and a storage failure of tvdb's own ledger (a full disk) met inside the user's
+    requests. SystemExit, GeneratorExit and the user's own BaseException subclasses are the document's
+    failure: `sys.exit()` in a hook must not end the run as a success, nor skip the other documents."""
+    return isinstance(exc, KeyboardInterrupt | StorageError)
 
 
 def tvdb_error_in(exc: BaseException) -> TvdbError | None:
@@ -268,9 +277,10 @@ async def hook_retrieval(search: Hook, session: HookSession, r: RetrievalExpecta
     try:
         with session.scope(stage="query"):
             got = await search.call(r.query, r.top_k)
-    except StorageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
+    except HookRaised as carried:  # a verdict, never a crash after all the work is done
+        exc = carried.raised
+        if stops_the_run(exc):
+            raise exc from None
         return ExpectationResult(desc, False, f"{search.spec} raised {describe_exception(exc, secrets)}", RETRIEVAL)
     if isinstance(got, str | bytes) or not isinstance(got, Sequence):
         return ExpectationResult(desc, False, f"{search.spec} returned a {type(got).__name__}; return a list of "

@@ -54,13 +54,44 @@ class Hook:
     async def call(self, *args: Any) -> Any:
         """Call the function with `args`: an async one is awaited in this loop; a sync one runs in a worker
         thread (with this context's variables), so the SDKs' blocking clients do not stall the event loop
-        and may be served by tvdb's transports, which need it."""
-        if self.is_async:
-            return await self.function(*args)
-        result = await asyncio.to_thread(self.function, *args)
-        if inspect.isawaitable(result):  # e.g. an object whose __call__ is `async def`: awaited on this loop
-            return await result
-        return result
+        and may be served by tvdb's transports, which need it.
+
+        Whatever the function raises comes back as HookRaised (`.raised` is the exception), except a
+        cancellation of this task, which stays a cancellation."""
+        try:
+            if self.is_async:
+                return await self.function(*args)
+            result = await asyncio.to_thread(_guarded, self.function, *args)
+            if inspect.isawaitable(result):  # e.g. an object whose __call__ is `async def`: awaited on this loop
+                return await result
+            return result
+        except HookRaised:
+            raise
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling() > 0:  # tvdb's own task is cancelled: not the user's doing
+                raise
+            raise HookRaised(exc) from None
+        except BaseException as exc:  # noqa: BLE001 — the caller decides what ends the run (Ctrl-C does)
+            raise HookRaised(exc) from None
+
+
+class HookRaised(Exception):  # noqa: N818 — a carrier, not an error of its own
+    """What the user's function raised (`raised`), carried as an ordinary exception: a SystemExit or
+    GeneratorExit must not travel through asyncio's futures and coroutines, which treat them as their own
+    signals (a GeneratorExit crossing a future and a `with` block resurfaces after the handler ran)."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(f"{type(raised).__name__}: {raised}")
+        self.raised = raised
+
+
+def _guarded(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)` in a worker thread, with a BaseException turned into HookRaised right there."""
+    try:
+        return function(*args)
+    except BaseException as exc:  # noqa: BLE001 — carried to the event loop as HookRaised
+        raise HookRaised(exc) from None
 
 
 @dataclass(frozen=True)
