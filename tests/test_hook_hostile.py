@@ -4,6 +4,7 @@ results of the wrong shape. Each fails its own document or expectation, never th
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,21 @@ def raising(doc):
 
 async def raising_async(doc):
     raising(doc)
+
+import asyncio
+import threading
+RELEASE = threading.Event()  # set by the test's teardown: no thread outlives the test for long
+
+def hangs(doc):
+    if b"hang" in doc.content:
+        RELEASE.wait()
+
+async def hangs_async(doc):
+    if b"hang" in doc.content:
+        await asyncio.Event().wait()
+
+def query_hangs(text, top_k):
+    RELEASE.wait()
 """
 
 
@@ -53,6 +69,9 @@ async def raising_async(doc):
 def pkg(tmp_path: Path) -> Iterator[str]:
     name = unique_package(tmp_path, {"user": USER})
     yield name
+    module = sys.modules.get(f"{name}.user")
+    if module is not None:
+        module.RELEASE.set()
     forget(name)
 
 
@@ -126,3 +145,42 @@ def test_ctrl_c_in_a_hook_still_stops_the_run_with_130_and_the_resume_hint(
     code, _, err = _cli(monkeypatch, capsys)("run", str(path))
     assert code == 130
     assert "tvdb resume" in err
+
+
+@pytest.mark.parametrize("function", ["hangs", "hangs_async"])
+def test_a_hook_that_never_returns_fails_its_document_with_timeout_and_the_run_goes_on(
+        tmp_path: Path, pkg: str, function: str) -> None:
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt, b.txt]\npipeline: {pkg}.user:{function}\n"
+                                   "hooks: {timeout_s: 0.05}\n", {"a.txt": "hang", "b.txt": "fine"})
+    result = run_with(path, FakeOpener())
+    a, b = result.documents
+    assert (a.status, a.error_code, b.status) == ("failed", "timeout", "complete")
+    assert a.error_message is not None
+    assert a.error_message.startswith(f"{pkg}.user:{function} did not return within 0.05 s (hooks.timeout_s)")
+    assert ("cannot be stopped" in a.error_message) is (function == "hangs")
+
+
+def test_the_hook_timeout_comes_from_the_environment_too_and_covers_search(tmp_path: Path, pkg: str) -> None:
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:hangs\n"
+                                   f"search: {pkg}.user:query_hangs\n"
+                                   "expectations:\n  retrieval: [{query: alpha, document: a.txt}]\n")
+    result = run_with(path, FakeOpener(), TVDB_HOOKS_TIMEOUT_S="0.05")
+    assert result.documents[0].status == "complete"
+    (verdict,) = [e for e in result.expectations if e.kind == "retrieval"]
+    assert not verdict.passed
+    assert verdict.detail.startswith(f"{pkg}.user:query_hangs did not return within 0.05 s")
+
+
+def test_the_hook_timeout_defaults_to_300_s_and_is_bounded(tmp_path: Path, pkg: str) -> None:
+    from tvdb.config import Settings
+    from tvdb.errors import ScenarioError
+    from tvdb.scenarios.loader import load_scenario
+
+    assert Settings().hooks.timeout_s == 300.0
+    path = scenario_file(tmp_path, f"name: s\ndocuments: [a.txt]\npipeline: {pkg}.user:hangs\n"
+                                   "hooks: {timeout_s: 0}\n")
+    with pytest.raises(ScenarioError) as caught:
+        from tests.hook_support import settings_of
+
+        settings_of(load_scenario(path), tmp_path)
+    assert "hooks.timeout_s" in str(caught.value) and ":4:" in str(caught.value)

@@ -134,9 +134,16 @@ async def _one(ctx: PipelineContext, hook: Hook, job: Job, session: HookSession,
         return
     ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
     start = ctx.clock.monotonic()
+    timeout = ctx.settings.hooks.timeout_s
     try:
         with session.scope(correlation_id=job.correlation_id, job_id=job.job_id):
-            await hook.call(doc)
+            await asyncio.wait_for(hook.call(doc), timeout)
+    except TimeoutError:  # ours: what the user's code raises arrives as HookRaised
+        ctx.jobs.add_stage_time(job, PIPELINE_STAGE, (ctx.clock.monotonic() - start) * 1000)
+        ctx.changed(ctx.jobs.transition(
+            ctx.jobs.job(job.job_id), JobState.FAILED, detail=f"{hook.spec} abandoned after {timeout:g} s",
+            error_code=ErrorCode.TIMEOUT.value, error_message=timeout_message(hook, timeout)))
+        return
     except HookRaised as carried:  # the user's code failed this document, not the run (SystemExit too)
         raised = carried.raised
         if stops_the_run(raised):
@@ -169,6 +176,11 @@ async def _read(ctx: PipelineContext, job: Job) -> tuple[PipelineDocument, Job]:
             job, JobState.UPLOADED, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
             media_type=detect_media_type(data, path.name)))
     return PipelineDocument(path=path, content=data, correlation_id=job.correlation_id, job_id=job.job_id), job
+
+
+def timeout_message(hook: Hook, timeout: float) -> str:
+    return (f"{hook.spec} did not return within {timeout:g} s (hooks.timeout_s); tvdb moved on without it"
+            + ("" if hook.is_async else " (its thread cannot be stopped and runs on until the process exits)"))
 
 
 def stops_the_run(exc: BaseException) -> bool:
@@ -263,7 +275,8 @@ def hook_document_results(db: Database, jobs: Sequence[Job],
 
 
 async def hook_retrieval(search: Hook, session: HookSession, r: RetrievalExpectation,
-                         documents: Sequence[DocumentResult], base: Path, secrets: Sequence[str]) -> ExpectationResult:
+                         documents: Sequence[DocumentResult], base: Path, secrets: Sequence[str],
+                         timeout: float) -> ExpectationResult:
     """`r.query` through the user's `search:` hook: passes when a document `r.document` names is among the
     first `r.top_k` results. A result names a document by path (absolute or relative to the scenario),
     file name, job id or correlation id."""
@@ -276,7 +289,9 @@ async def hook_retrieval(search: Hook, session: HookSession, r: RetrievalExpecta
         return ExpectationResult(desc, False, f"no complete document matches {r.document!r}", RETRIEVAL)
     try:
         with session.scope(stage="query"):
-            got = await search.call(r.query, r.top_k)
+            got = await asyncio.wait_for(search.call(r.query, r.top_k), timeout)
+    except TimeoutError:
+        return ExpectationResult(desc, False, timeout_message(search, timeout), RETRIEVAL)
     except HookRaised as carried:  # a verdict, never a crash after all the work is done
         exc = carried.raised
         if stops_the_run(exc):

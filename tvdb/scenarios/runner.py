@@ -311,7 +311,8 @@ async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, u
 
             async def retrieve(r: RetrievalExpectation) -> ExpectationResult:
                 assert search is not None  # the loader refuses retrieval: without search:
-                return await hookrun.hook_retrieval(search, session, r, documents, base, secrets)
+                return await hookrun.hook_retrieval(search, session, r, documents, base, secrets,
+                                                    ctx.settings.hooks.timeout_s)
 
             ingestion = summarize_usage(ctx.db, ctx.run_id)
             verdicts = await evaluate(ctx, scenario.expectations, documents, ingestion, base,
