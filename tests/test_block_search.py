@@ -1,21 +1,20 @@
 """The block-wise scan answers exactly what the whole matrix would: the same top-k rows with the
 same scores (ties to the lower row), per embedding space, and the same vector checks, for any
-block size, including zero, NaN and damaged rows."""
+block size, including zero, NaN and damaged rows; the stored scans on both engines."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tvdb.db import open_db, transaction
 from tvdb.domain import Chunk, EmbeddingSpace, Implementation
 from tvdb.pipeline.search import TopK, VectorStats, feed
 from tvdb.pipeline.store import VectorBlock, insert_chunks, insert_vectors, load_index, scan_vectors
+from tvdb.storage.base import Database, transaction
 from tvdb.vectors import top_k
 
 MODEL = "text-embedding-3-small"
@@ -70,8 +69,8 @@ def test_vector_stats_equal_the_whole_matrix_checks(rows: list[list[float]], siz
     assert stats.worst_norm_error == worst or (math.isnan(worst) and math.isnan(stats.worst_norm_error))
 
 
-def test_the_scan_reads_every_stored_vector_in_blocks_as_the_index_does(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "t.db")
+def test_the_scan_reads_every_stored_vector_in_blocks_as_the_index_does(any_db: Database) -> None:
+    db = any_db
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((7, 4)).astype(np.float32)
     with transaction(db):
@@ -94,8 +93,8 @@ def test_the_scan_reads_every_stored_vector_in_blocks_as_the_index_does(tmp_path
                 (h.job_id, h.chunk_index, h.score) for h in want]
 
 
-def test_a_damaged_blob_is_a_nan_row_that_the_checks_report(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "t.db")
+def test_a_damaged_blob_is_a_nan_row_that_the_checks_report(any_db: Database) -> None:
+    db = any_db
     with transaction(db):
         insert_chunks(db, "job", [Chunk(i, f"t {i}", 2, (1,)) for i in range(3)])
         insert_vectors(db, [(f"job:{i}", "job") for i in range(3)], np.eye(3, 4, dtype=np.float32), MODEL,

@@ -15,7 +15,7 @@ from tests.cli_support import Cli, in_process_cli
 from tests.history_support import PAGES, History, build_history
 from tvdb.history.compare import _stage_delta
 from tvdb.history.metrics import percentile, stage_metrics
-from tvdb.history.store import DocumentRecord
+from tvdb.history.store import CallRecord, DocumentRecord
 
 NUSD_PER_TOKEN = 20  # text-embedding-3-small, $0.02 per 1M tokens
 NUSD_FAST_PAGE, NUSD_AGENTIC_PAGE = 1_250_000, 12_500_000
@@ -210,7 +210,26 @@ def test_percentiles_and_p95_threshold() -> None:
     assert _stage_delta("parse", a, b, 30).regression is None
     tiny_a = stage_metrics([_doc("a", chunk=0.2)], [])[0]
     tiny_b = stage_metrics([_doc("a", chunk=0.9)], [])[0]
-    assert _stage_delta("chunk", tiny_a, tiny_b, 20).regression is None  # +350 %, but under 1 ms
+    assert _stage_delta("chunk", tiny_a, tiny_b, 20).regression is None  # +350 %, but under 5 ms
+    jitter_a = stage_metrics([_doc("a", upload=10.4)], [])[0]
+    jitter_b = stage_metrics([_doc("a", upload=13.0)], [])[0]
+    assert _stage_delta("upload", jitter_a, jitter_b, 20).regression is None  # +25 %, 2.6 ms: jitter
+    slow_b = stage_metrics([_doc("a", upload=16.0)], [])[0]
+    assert _stage_delta("upload", jitter_a, slow_b, 20).regression == (
+        "upload: p95 latency 10.4 ms → 16.0 ms (+54% > 20%)")
+
+
+def _query_call(latency_ms: float) -> CallRecord:
+    return CallRecord(1, "2026-12-01T00:00:00Z", "r", (), None, "s", "query", "openai", "mock", "mock",
+                      "text-embedding-3-small", 5, "tokens", None, 0, 100, "ok", None, None, latency_ms, None, 1)
+
+
+def test_a_stage_without_documents_takes_its_latency_from_its_calls() -> None:
+    query = stage_metrics([_doc("a", parse=100)], [_query_call(2.0), _query_call(4.0), _query_call(30.0)])[-1]
+    assert (query.stage, query.documents, query.attempts) == ("query", 0, 3)
+    assert (query.p50_ms, query.p95_ms, query.max_ms) == (4.0, pytest.approx(27.4), 30.0)
+    parse = stage_metrics([_doc("a", parse=100)], [])[0]
+    assert (parse.p50_ms, parse.max_ms) == (100, 100)  # a document's stage time, not a call's
 
 
 def test_views_daily_spend_and_run_summary(history: History) -> None:

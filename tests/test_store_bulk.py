@@ -1,22 +1,19 @@
 """The vector store's bulk writes and reads: chunks and vectors with one executemany each, read
-back bit for bit, in job then chunk order, and a damaged blob still reported (NaN-padded)."""
+back bit for bit, in job then chunk order, and a damaged blob still reported (NaN-padded) — on both
+engines (PostgreSQL keeps vectors as bytea)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import sqlite_utils
 
-from tvdb.db import open_db, savepoint, transaction
 from tvdb.domain import Chunk, EmbeddingSpace, Implementation
 from tvdb.pipeline.store import insert_chunks, insert_vectors, load_index, load_matrix
+from tvdb.storage.base import Database, savepoint, transaction
 
 MODEL = "text-embedding-3-small"
 
 
-def _store(tmp_path: Path) -> tuple[sqlite_utils.Database, np.ndarray]:
-    db = open_db(tmp_path / "t.db")
+def _store(db: Database) -> tuple[Database, np.ndarray]:
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((5, 8)).astype(np.float32)
     with transaction(db):
@@ -30,8 +27,8 @@ def _store(tmp_path: Path) -> tuple[sqlite_utils.Database, np.ndarray]:
     return db, vectors
 
 
-def test_vectors_round_trip_bit_for_bit_in_job_then_chunk_order(tmp_path: Path) -> None:
-    db, vectors = _store(tmp_path)
+def test_vectors_round_trip_bit_for_bit_in_job_then_chunk_order(any_db: Database) -> None:
+    db, vectors = _store(any_db)
     index = load_index(db, ["job-a", "job-b"], 8)
     assert index.matrix.dtype == np.float32
     assert np.array_equal(index.matrix, vectors)
@@ -44,8 +41,8 @@ def test_vectors_round_trip_bit_for_bit_in_job_then_chunk_order(tmp_path: Path) 
     assert rows[3:] == [("job-b:0", 2, "[1]"), ("job-b:1", 2, "[1, 2]")]
 
 
-def test_a_blob_of_another_size_is_kept_nan_padded_for_validation(tmp_path: Path) -> None:
-    db, vectors = _store(tmp_path)
+def test_a_blob_of_another_size_is_kept_nan_padded_for_validation(any_db: Database) -> None:
+    db, vectors = _store(any_db)
     db.execute("UPDATE vectors SET vector = ? WHERE chunk_id = 'job-a:1'", [b"\x00" * 12])
     matrix = load_index(db, ["job-a"], 8).matrix
     assert matrix.shape == (3, 8)
@@ -53,8 +50,8 @@ def test_a_blob_of_another_size_is_kept_nan_padded_for_validation(tmp_path: Path
     assert np.array_equal(matrix[1, :3], [0, 0, 0]) and np.isnan(matrix[1, 3:]).all()
 
 
-def test_a_savepoint_undoes_only_its_own_writes(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "t.db")
+def test_a_savepoint_undoes_only_its_own_writes(any_db: Database) -> None:
+    db = any_db
     with transaction(db):
         insert_chunks(db, "kept", [Chunk(0, "kept", 1, (1,))])
         try:

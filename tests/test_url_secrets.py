@@ -178,3 +178,49 @@ def test_a_parse_webhook_urls_token_is_never_stored_with_the_run(cli: Cli, monke
     current = Settings.model_validate({"parse": {"webhook_url": "https://hooks.example/parse/now"}})
     restored = restore_settings(stored, current)  # resume delivers to the current receiver
     assert (restored.parse.webhook_url, restored.parse.tier) == ("https://hooks.example/parse/now", "agentic")
+
+
+def _older_history() -> object:
+    from tvdb.schema import HISTORY
+    from tvdb.storage.migrations import History
+
+    assert HISTORY.names[-1] == "m023_spec_without_webhook_url"
+    return History(HISTORY.name, HISTORY.steps[:-1])
+
+
+_OLD_SPEC = json.dumps({"parse": {"tier": "agentic", "webhook_url": f"https://hooks.example/p/{PATH_CANARY}"},
+                        "chunking": {"max_tokens": 512}})
+
+
+def test_an_older_databases_stored_webhook_token_is_scrubbed_on_upgrade(tmp_path: Path) -> None:
+    """Runs stored before a run stopped saving `parse.webhook_url` lose it when the database is next
+    opened; the rest of their settings stay, and the freed bytes are zeroed, not left in the file."""
+    from tvdb.db import open_db
+    from tvdb.storage.sqlite import open_sqlite
+
+    path = tmp_path / "tvdb.db"
+    old = open_sqlite(path, _older_history())  # type: ignore[arg-type]
+    old.execute("INSERT INTO runs (run_id, spec_json) VALUES ('r-old', ?), ('r-none', NULL), ('r-bad', 'x')",
+                [_OLD_SPEC])
+    old.close()
+    db = open_db(path)
+    rows = {r["run_id"]: r["spec_json"] for r in db.query("SELECT run_id, spec_json FROM runs")}
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    assert json.loads(rows["r-old"]) == {"parse": {"tier": "agentic"}, "chunking": {"max_tokens": 512}}
+    assert (rows["r-none"], rows["r-bad"]) == (None, "x")
+    assert _leaks(tmp_path, PATH_CANARY) == []
+
+
+def test_the_webhook_token_scrub_runs_on_postgresql_too(pg_empty_url: str) -> None:
+    from tvdb.db import open_pg
+    from tvdb.storage.postgres import open_postgres
+
+    old = open_postgres(pg_empty_url, _older_history())  # type: ignore[arg-type]
+    old.execute("INSERT INTO runs (run_id, spec_json) VALUES ('r-old', ?), ('r-none', NULL)", [_OLD_SPEC])
+    old.close()
+    db = open_pg(pg_empty_url)
+    rows = {r["run_id"]: r["spec_json"] for r in db.query("SELECT run_id, spec_json FROM runs")}
+    db.close()
+    assert json.loads(rows["r-old"]) == {"parse": {"tier": "agentic"}, "chunking": {"max_tokens": 512}}
+    assert rows["r-none"] is None

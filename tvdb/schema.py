@@ -33,4 +33,5 @@ HISTORY = History("tvdb", (
     step("m021_views", views.M021),
     step("m030_vector_space", vector_store.M030),
     step("m022_job_warnings", jobs.M022),  # run history's range, appended: released steps keep their order
+    step("m023_spec_without_webhook_url", jobs.M023),
 ))

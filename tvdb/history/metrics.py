@@ -1,8 +1,10 @@
 """Per-stage metrics of one run, from its job stage times and its usage rows.
 
 Latency is the wall time each document spent in a stage (milliseconds, p50/p95 over documents);
-calls are request attempts of that stage (one usage row each): an error rate is failed attempts
-over attempts, a retry rate is attempts after the first over attempts.
+a stage no document passes through (`query`: retrieval expectations' query embeddings) takes its
+latency from its calls instead, so `runs compare` can still see it regress. Calls are request
+attempts of that stage (one usage row each): an error rate is failed attempts over attempts, a retry
+rate is attempts after the first over attempts.
 """
 
 from __future__ import annotations
@@ -87,14 +89,17 @@ def stage_metrics(documents: Sequence[DocumentRecord], calls: Sequence[CallRecor
     stages = sorted(set(times) | set(by_stage), key=lambda s: (STAGE_ORDER + (s,)).index(s))
     out = []
     for stage in stages:
-        samples = times.get(stage, [])
         rows = by_stage.get(stage, [])
         ok = [c for c in rows if c.ok]
         latencies = [c.latency_ms for c in rows if c.latency_ms is not None]
+        samples = times.get(stage, [])
+        per_call = stage not in times
         credits = [c.credits for c in ok if c.credits is not None]
         out.append(StageMetrics(
-            stage=stage, documents=len(samples), p50_ms=percentile(samples, 50), p95_ms=percentile(samples, 95),
-            max_ms=max(samples) if samples else None, attempts=len(rows),
+            stage=stage, documents=len(samples),
+            p50_ms=percentile(latencies if per_call else samples, 50),
+            p95_ms=percentile(latencies if per_call else samples, 95),
+            max_ms=max(latencies if per_call else samples, default=None), attempts=len(rows),
             errors=sum(1 for c in rows if not c.ok), retries=sum(1 for c in rows if c.attempt > 1),
             errors_by_code=dict(Counter(c.error_code or "error" for c in rows if not c.ok)),
             call_p50_ms=percentile(latencies, 50), call_p95_ms=percentile(latencies, 95),

@@ -290,6 +290,18 @@ def _m022_job_warnings(db: sqlite_utils.Database) -> None:
     db.table("jobs").add_column("warnings_json", str)
 
 
+def _m023_spec_without_webhook_url(db: sqlite_utils.Database) -> None:
+    """Drop `parse.webhook_url` from runs stored before a run stopped saving it: its path or query
+    carries the receiver's token. `secure_delete` zeroes the freed bytes instead of leaving the old
+    JSON in free pages of the file."""
+    before = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete = ON")
+    try:
+        db.execute(_M023_SQLITE)
+    finally:
+        db.execute(f"PRAGMA secure_delete = {int(before)}")  # zeroing every later delete costs I/O
+
+
 # PostgreSQL's steps (tvdb.storage.postgres), the same schema in its dialect: bigint for INTEGER,
 # double precision for REAL, bytea for BLOB, identity columns for integer ids (tests/test_pg_schema.py).
 
@@ -320,6 +332,13 @@ _PG_M022 = (
     "ALTER TABLE jobs ADD COLUMN warnings_json text",
 )
 
+_M023_SQLITE = ("UPDATE runs SET spec_json = json_remove(spec_json, '$.parse.webhook_url') "
+                "WHERE json_valid(spec_json) AND json_extract(spec_json, '$.parse.webhook_url') IS NOT NULL")
+_PG_M023 = (
+    "UPDATE runs SET spec_json = (spec_json::jsonb #- '{parse,webhook_url}')::text "
+    "WHERE spec_json LIKE '%webhook_url%' AND spec_json::jsonb #> '{parse,webhook_url}' IS NOT NULL",
+)
+
 _PG_M020 = (
     "CREATE TABLE job_stages (job_id text, stage text, run_id text, correlation_id text, ms double precision, "
     "updated_at text, PRIMARY KEY (job_id, stage))",
@@ -337,3 +356,4 @@ M013 = Migration(__name__, _m013_run_owner, postgresql=_PG_M013)
 M014 = Migration(__name__, _m014_run_owner_started, postgresql=_PG_M014)
 M020 = Migration(__name__, _m020_job_stages, postgresql=_PG_M020)
 M022 = Migration(__name__, _m022_job_warnings, postgresql=_PG_M022)
+M023 = Migration(__name__, _m023_spec_without_webhook_url, postgresql=_PG_M023)
