@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import traceback
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
+from collections.abc import Callable, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tvdb.domain import JobState, PipelineDocument, Stage
 from tvdb.errors import DocumentError, ErrorCode, StorageError, TvdbError
@@ -77,30 +77,13 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
     return opened
 
 
-# what the SDKs read when the user's code builds `OpenAI()` / `LlamaCloud()` without a key
-KEY_ENV: dict[Literal["parser", "embedder"], tuple[str, str]] = {
-    "embedder": ("OPENAI_API_KEY", "sk-tvdb-placeholder"), "parser": ("LLAMA_CLOUD_API_KEY", "llx-tvdb-placeholder")}
+def placeholder_keys(settings: Settings, tape: Tape | None, environ: MutableMapping[str, str]
+                     ) -> AbstractContextManager[None]:
+    """While the block runs, a placeholder key in `environ` for each offline service without one (mock, or
+    a replay), so the user's unchanged `OpenAI()` runs offline: the same rule as `tvdb.session()`."""
+    from tvdb.sessions.placeholders import placeholder_keys as keys
 
-
-@contextmanager
-def placeholder_keys(settings: Settings, tape: Tape | None, environ: MutableMapping[str, str]) -> Iterator[None]:
-    """While the block runs, a placeholder key in `environ` for each service that sends nothing out (mock,
-    or a replay) and has no key set, so the user's unchanged `OpenAI()` runs offline; removed afterwards.
-    A real service keeps what the user set, or the SDK's own missing-key error."""
-    from tvdb.domain import Mode
-    from tvdb.services.modes import service_mode
-
-    added = []
-    for role, (name, value) in KEY_ENV.items():
-        offline = (tape is not None and tape.replay) or service_mode(settings, role)[0] is Mode.MOCK
-        if offline and not environ.get(name):
-            environ[name] = value
-            added.append(name)
-    try:
-        yield
-    finally:
-        for name in added:
-            environ.pop(name, None)
+    return keys(settings, replay=tape is not None and tape.replay, environ=environ)
 
 
 def secrets_of(ctx: PipelineContext) -> list[str]:
