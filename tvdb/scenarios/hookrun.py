@@ -68,7 +68,7 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
         # default, so that it runs offline) recorded; a service the scenario itself sets to mock stays mock
         origins = {k: v for k in ("services.parser", "services.embedder") if (v := settings.origin_of(k))}
         settings = settings.model_copy(update={"mode": Mode.REAL}).with_origins(
-            {**origins, "mode": "set by tvdb replay: the cassette answers"})
+            {**origins, "mode": "set by tvdb replay"})
     mode = str(settings.mode) if tape is None else "replay" if tape.replay else "record" if tape.fresh else \
         str(settings.mode)
     opened: AbstractAsyncContextManager[Any] = Session(
