@@ -286,6 +286,14 @@ class Settings(_Section):
             # the value may hold a password: it is never repeated
             raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host:5432/tvdb "
                              "(value not shown); leave it unset to keep the ledger in the SQLite file")
+        from urllib.parse import urlsplit
+
+        try:  # a bad IPv6 host or port would otherwise surface later as an internal error or "cannot reach"
+            urlsplit(text).port  # noqa: B018 — parsing the port is the check
+        except ValueError:
+            raise ValueError("is not a valid PostgreSQL URL: its host or port cannot be read (value not shown); "
+                             "write it as postgresql://user:password@host:5432/tvdb (port 1-65535, an IPv6 "
+                             "host in [brackets])") from None
         return text
 
     @field_validator("timezone")
