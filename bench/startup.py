@@ -67,8 +67,9 @@ def main() -> None:
     import typer
 
     from tvdb.cli.app import app
+    from tvdb.cli.lazy import load_all
 
-    command = typer.main.get_command(app)
+    command = load_all(typer.main.get_command(app))
     tvdb = str(Path(sys.executable).with_name("tvdb"))
     with tempfile.TemporaryDirectory() as tmp:
         floor = Path(tmp) / "floor.py"

@@ -19,6 +19,7 @@ from rich.console import Console
 from tests.ledger_rows import add
 from tests.test_cli_run import QUICKSTART, tvdb
 from tvdb.cli.app import app, handle_errors
+from tvdb.cli.lazy import load_all
 from tvdb.cli.output import Col, Kind, TableData, clean, print_table, shorten_path
 from tvdb.money import format_usd
 
@@ -136,7 +137,7 @@ def test_cost_report_by_run_piped_shows_whole_run_ids_and_amounts(cli: Cli, tmp_
 # -- one --json contract ----------------------------------------------------------------------------
 
 def _leaf_commands() -> Iterator[list[str]]:
-    root = typer.main.get_command(app)
+    root = load_all(typer.main.get_command(app))
 
     def walk(cmd: object, path: list[str]) -> Iterator[list[str]]:
         subs = getattr(cmd, "commands", None)

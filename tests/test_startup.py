@@ -32,7 +32,8 @@ def paths(command, prefix):
 which = sys.argv[1]
 before = set(sys.modules)
 if which == "all":
-    codes = [handle_errors(app, [*p, "--help"]) for p in paths(typer.main.get_command(app), [])]
+    from tvdb.cli.lazy import load_all
+    codes = [handle_errors(app, [*p, "--help"]) for p in paths(load_all(typer.main.get_command(app)), [])]
 else:
     codes = [handle_errors(app, [which])]
 print("\\x00" + json.dumps({"codes": codes, "modules": sorted(sys.modules), "count": len(codes)}))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from tvdb.cli.lazy import LazyGroup
 from tvdb.cli.output import clean, clean_lines, make_console, stdout_json
 from tvdb.errors import (
     EXIT_INTERNAL,
@@ -32,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # click's plain help: rewrapped paragraphs, flags without a value, nothing cut
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=LazyGroup,  # the commands (tvdb.cli.lazy.COMMANDS) are imported when one of them is asked for
 )
 
 
@@ -216,26 +218,3 @@ def _run(application: typer.Typer, argv: list[str], secrets: set[str]) -> int:
             ("internal error:", "bold red"), f" {type(exc).__name__}: {clean(message)}\n"
             "This is a bug in tvdb; rerun with --debug for the traceback and report it."), soft_wrap=True)
         return EXIT_INTERNAL
-
-
-from tvdb.cli import (  # noqa: E402  (registers the commands)
-    alerts,
-    cassette,
-    cost,
-    doctor,
-    emulate,
-    ledger,
-    logs,
-    report,
-    run,
-    runs,
-    webhook,
-)
-
-app.add_typer(cost.app, name="cost", short_help="Cost ledger: report, prune, reprice, reconcile.")
-app.add_typer(alerts.app, name="alerts", short_help="Budget and error-rate alerts: list, ack, mute, test, check.")
-app.add_typer(runs.app, name="runs", short_help="Run history: list, show, compare.")
-app.add_typer(ledger.app, name="ledger", short_help="The database as a whole: migrate the SQLite ledger to PostgreSQL.")
-app.add_typer(webhook.app, name="webhook", short_help="LlamaCloud webhooks: serve a verifying receiver.")
-for _module in (run, emulate, doctor, report, logs, cassette):
-    _module.register(app)

@@ -294,6 +294,6 @@ def register(application: typer.Typer) -> None:
                         context_settings={"help_option_names": ["-h", "--help"]})
     group.command(PLAY, cls=ReplayCommand, hidden=True)(replay)
     group.command("merge", short_help="Merge the shards' JUnit/JSON reports of `tvdb replay --all --shard`.")(merge)
-    application.add_typer(group, name="replay",
-                          short_help="Replay a scenario (or --all) from its cassette: real clients, no network.")
-    application.add_typer(app, name="cassette", short_help="Cassettes: check for keys, list, show.")
+    # short helps: tvdb.cli.lazy.COMMANDS
+    application.add_typer(group, name="replay")
+    application.add_typer(app, name="cassette")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("emulate", short_help="Serve wire-exact OpenAI embeddings and LlamaParse v2 APIs on loopback.")(emulate)
+    app.command("emulate")(emulate)  # short help: tvdb.cli.lazy.COMMANDS
 
 
 def emulate(

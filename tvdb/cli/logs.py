@@ -68,4 +68,4 @@ def logs(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("logs", help=LOGS_HELP, short_help="Events and calls of one job or run, in time order.")(logs)
+    app.command("logs", help=LOGS_HELP)(logs)  # short help: tvdb.cli.lazy.COMMANDS

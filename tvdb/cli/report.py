@@ -59,4 +59,4 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report", help=REPORT_HELP, short_help="Write the HTML dashboard (charts, runs, spend).")(report)
+    app.command("report", help=REPORT_HELP)(report)  # short help: tvdb.cli.lazy.COMMANDS

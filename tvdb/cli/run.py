@@ -277,5 +277,5 @@ def _full_run_id(settings: Settings, ref: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", short_help="Run a scenario (mock, real or hybrid) and check its expectations.")(run)
-    app.command("resume", short_help="Continue an interrupted or deferred run.")(resume)
+    app.command("run")(run)  # short helps: tvdb.cli.lazy.COMMANDS
+    app.command("resume")(resume)
