@@ -225,8 +225,9 @@ def check_drift(paths: Sequence[Path], settings: Settings, options: DriftOptions
     ConfigError (no OPENAI_API_KEY while there is something to replay), or
     CostLimitExceeded (the sample's estimate is over the cap: nothing is sent). A budget refusing a
     request mid-way (the daily one, say) is not raised: `report.refused` holds it, what was compared is
-    kept and the rest is `skipped` ("not sent: …"); what was sent is ledgered. A request for a model with no known price is not sent
-    (`skipped`): an unknown price is never $0. `transport` replaces the network (tests)."""
+    kept and the rest is `skipped` ("not sent: …"); what was sent is ledgered. A request for a model
+    with no known price is not sent (`skipped`): an unknown price is never $0.
+    `transport` replaces the network (tests)."""
     from tvdb.services.modes import api_key
 
     loaded = load_cassettes(_once(paths))
