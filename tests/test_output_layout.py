@@ -179,6 +179,7 @@ def _arguments(run_a: str, run_b: str, tmp: Path) -> dict[str, list[str]]:
         "alerts unmute": [], "alerts test": [],
         "ledger migrate": ["--to", "postgresql://tvdb@127.0.0.1:1/unreachable"],  # exit 4, one JSON object
         "cassette check": [str(cassettes)], "cassette list": [str(cassettes)], "cassette show": [str(one)],
+        "cassette drift": [str(tmp / "missing.yaml")],  # exit 2 (no such cassette) before any request
     }
 
 
