@@ -163,7 +163,8 @@ def test_require_cassettes_turns_a_skip_into_an_error(project: Path, monkeypatch
     entry = next(r for r in doc["runs"] if r["scenario"] == "missing-cassette")
     assert entry["outcome"] == "error" and entry["exit_code"] == 2
     assert entry["message"].startswith("cassettes/missing-cassette.yaml: no such cassette (--require-cassettes); "
-                                       "record one with `tvdb run scenarios/missing-cassette.yaml --mode real --record`")
+                                       "record one with `tvdb run scenarios/missing-cassette.yaml --mode real "
+                                       "--record`")
     case = next(c for c in valid_junit(project / "r.xml").iter("testcase") if c.get("name") == "missing-cassette")
     assert case.find("error") is not None and case.find("error").get("type") == "tvdb.error"
 

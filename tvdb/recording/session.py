@@ -100,6 +100,20 @@ def command_path(path: Path) -> str:
     return relative if relative.split(os.sep).count(os.pardir) <= 1 else str(path)
 
 
+def replay_settings(settings: Settings) -> Settings:
+    """The settings a replay runs with: a `mode: mock` scenario (the default, so that it runs offline)
+    replays in real mode, since the cassette holds what a `--mode real --record` run of it sent — in
+    mock mode nothing would ask the cassette and a replay would pass on zero calls. A service the
+    scenario itself sets to mock (`services:`) stays mock."""
+    from tvdb.domain import Mode
+
+    if settings.mode is not Mode.MOCK:
+        return settings
+    origins = {k: v for k in ("services.parser", "services.embedder") if (v := settings.origin_of(k))}
+    return settings.model_copy(update={"mode": Mode.REAL}).with_origins(
+        {**origins, "mode": "set by tvdb replay"})  # the table adds "(answered from the cassette)"
+
+
 def record_hint(scenario: str | None, cassette: Path | None = None, *, verb: str = "record one") -> str:
     """How to (re-)record: a command that works as written. A scenario records with `--mode real`
     (`--record` refuses a mock run, and most scenarios say `mode: mock`), `--cassette` when the file is
