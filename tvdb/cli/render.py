@@ -264,5 +264,6 @@ def render_provenance(console: Console, result: RunResult, *, plain: bool = Fals
         if len(result.spaces) > 1:
             console.print(Text("  a query is compared only with vectors of its own space", "dim"))
     if result.fallbacks:
-        console.print(Text.assemble((f"{result.fallbacks} calls fell back to local", "yellow"), " (hybrid mode)"))
+        calls = f"{result.fallbacks} call{'' if result.fallbacks == 1 else 's'}"
+        console.print(Text.assemble((f"{calls} fell back to local", "yellow"), " (hybrid mode)"))
 
