@@ -52,8 +52,10 @@ class Session:
     """
 
     def __init__(self, settings: Settings, *, mode: str, tape: Tape | None, faults: Any, block_network: bool,
-                 intercept: bool, run_id: str, scenario: str | None, clock: Clock) -> None:
+                 intercept: bool, run_id: str, scenario: str | None, clock: Clock,
+                 correlation_id: str | None = None) -> None:
         self.settings = settings
+        self.correlation_id = correlation_id
         self.mode = mode
         self.run_id = run_id
         self.scenario = scenario
@@ -77,7 +79,7 @@ class Session:
         import vcr.patch  # noqa: F401 - vcrpy keeps the transport methods it finds at import: the real ones
 
         from tvdb.ledger.prices import PriceTable
-        from tvdb.sessions.bridge import _INSTALLED, Bridge, install, originals
+        from tvdb.sessions.bridge import _INSTALLED, Bridge, install, network_method, originals
         from tvdb.sessions.engine import Engine, Loop
 
         if self._loop is not None or self._closed:
@@ -91,9 +93,10 @@ class Session:
             self._recorder = use_tape(self.tape, self.settings, PriceTable.load(self.settings.prices),
                                       now=self._clock.now)
             self._recorder.__enter__()
-        import httpx2
-
-        forward = httpx2.AsyncHTTPTransport.__dict__["handle_async_request"]  # vcrpy's while recording
+        # through this session's own cassette while it records or replays; without one, straight to the
+        # network, past any other vcrpy cassette that is open (pytest-recording's `vcr` marker): a request
+        # tvdb serves is intercepted once, by tvdb, and never lands unscrubbed in someone else's cassette
+        forward = network_method(own_cassette=self.tape is not None)
         self._loop = Loop()
         try:
             self._engine = Engine(self.settings, run_id=self.run_id, scenario=self.scenario, clock=self._clock,
@@ -101,7 +104,7 @@ class Session:
                                   forward=forward)
             self._loop.run(self._engine.setup())
             self._bridge = Bridge(self._engine, self._loop, self.routes, block_network=self.block_network,
-                                  tags=lambda: _TAGS.get() or Tags())
+                                  tags=lambda: self._tags(_TAGS.get()))
             if self.intercept:
                 install(self._bridge, passthrough)
                 self._set_placeholder_keys()
@@ -169,6 +172,15 @@ class Session:
         return self._loop is not None
 
     # -- tagging ----------------------------------------------------------------------------------
+    def _tags(self, scoped: Tags | None) -> Tags:
+        """The tags of a request: the `scope()` it was made in, under the session's `correlation_id`
+        (`<session's>::<scope's>` when both are set)."""
+        tags = scoped or Tags()
+        if self.correlation_id is None:
+            return tags
+        cid = self.correlation_id if tags.correlation_id is None else f"{self.correlation_id}::{tags.correlation_id}"
+        return Tags(cid, tags.job_id, tags.stage)
+
     @contextlib.contextmanager
     def scope(self, *, correlation_id: str | None = None, job_id: str | None = None,
               stage: str | None = None) -> Iterator[None]:
@@ -358,6 +370,7 @@ def session(
     settings: Settings | None = None,
     intercept: bool = True,
     clock: Clock | None = None,
+    correlation_id: str | None = None,
 ) -> Session:
     """A tvdb session around the user's own code; open it with `with` / `async with`.
 
@@ -373,7 +386,9 @@ def session(
     not serve. `run_id`: the ledger rows' run id (default `session-<UTC time>-<hex>`). `cwd` /
     `environ`: where tvdb.yaml and .env are read, and the environment (defaults: the process's).
     `settings`: use these resolved settings instead of the layering. `intercept=False`: patch nothing
-    (use `s.openai_client()` & co. or `s.http_transport()`).
+    (use `s.openai_client()` & co. or `s.http_transport()`). `correlation_id`: every ledger row of the
+    session carries it (a `s.scope(correlation_id=X)` inside makes it `<correlation_id>::X`); the
+    pytest fixture passes the test's node id.
 
     Raises ConfigError (bad mode, record/replay without a cassette, bad budget), ScenarioError (a bad
     scenario file, file:line:key); CassetteError at open for a missing or hostile replay cassette."""
@@ -419,7 +434,7 @@ def session(
     clock = clock or SystemClock()
     return Session(settings, mode=effective, tape=tape, faults=plan, block_network=block_network,
                    intercept=intercept, run_id=run_id or f"session-{clock.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
-                   scenario=loaded.scenario.name if loaded else None, clock=clock)
+                   scenario=loaded.scenario.name if loaded else None, clock=clock, correlation_id=correlation_id)
 
 
 def _with_arguments(settings: Settings, mode: str | None, daily_budget_usd: float | None,

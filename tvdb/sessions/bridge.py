@@ -113,6 +113,25 @@ def originals() -> dict[tuple[Any, str], Any]:
     return out
 
 
+def network_method(*, own_cassette: bool) -> Any:
+    """httpx2's `AsyncHTTPTransport.handle_async_request` that a session sends its real requests with.
+
+    `own_cassette`: the session's cassette is open, so the method installed now is that cassette's
+    (it records or replays, then calls the network). Otherwise the method vcrpy took at its import,
+    i.e. the network itself, even while another vcrpy cassette (pytest-recording's) is patched in:
+    that cassette would record the request with its API key, or answer it from its file while the
+    ledger bills it as real. Falls back to the installed method if vcrpy does not expose it."""
+    import httpx2
+
+    current = httpx2.AsyncHTTPTransport.__dict__["handle_async_request"]
+    if own_cassette:
+        return current
+    import vcr.patch
+
+    network = getattr(vcr.patch, "_Httpx2AsyncHttpTransport_handle_async_request", None)
+    return network if callable(network) and not hasattr(network, "__tvdb_session__") else current
+
+
 def install(bridge: Bridge, passthrough: dict[tuple[Any, str], Any]) -> None:
     """Patch the default transports of every installed library; `passthrough` (from `originals()`) sends
     the requests tvdb does not serve. Raises RuntimeError if a session is already open."""
