@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DOCUMENTS  # TVDB_SHARED_DIR, else ../shared
 from tests.llamaparse_support import LLX_CANARY
 from tests.openai_support import CANARY
 from tvdb.clock import FakeClock
@@ -36,7 +37,7 @@ from tvdb.scenarios.loader import load_scenario
 from tvdb.scenarios.results import RunResult
 from tvdb.scenarios.runner import start_run
 
-DOC = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "documents" / "minimal-document.pdf"
+DOC = DOCUMENTS / "minimal-document.pdf"
 NUSD_FAST_PAGE = 1_250_000
 SCENARIO = "name: advised\ndocuments: [doc.pdf]\nparse: {tier: fast}\nservices: {parser: %s, embedder: %s}\n"
 

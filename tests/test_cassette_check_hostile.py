@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.cli_support import Cli, in_process_cli
+from tests.conftest import CASSETTES  # TVDB_SHARED_DIR, else ../shared
 from tvdb.errors import CassetteError
 from tvdb.recording.store import read_cassette
 
-GOOD = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "cassettes" / \
+GOOD = CASSETTES / \
     "dd-trace-py__embedding_b64.yaml"
 BOMB = "version: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DOCUMENTS  # TVDB_SHARED_DIR, else ../shared
 from tests.openai_support import CANARY, emulator
 from tests.receivers import Receiver
 from tests.test_cli_run import QUICKSTART, tvdb
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "documents"
+CORPUS = DOCUMENTS
 
 
 def _snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:

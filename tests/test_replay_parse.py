@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import DOCUMENTS  # TVDB_SHARED_DIR, else ../shared
 from tests.llamaparse_support import LLX_CANARY
 from tests.openai_support import CANARY
 from tvdb.clock import FakeClock
@@ -29,7 +30,7 @@ from tvdb.scenarios.loader import load_scenario
 from tvdb.scenarios.results import RunResult
 from tvdb.scenarios.runner import start_run
 
-DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "documents"
+DOCS = DOCUMENTS
 SCENARIO = """name: parsetrip
 mode: real
 services: {parser: real, embedder: real}
