@@ -218,3 +218,42 @@ async def test_key_and_base_url_from_settings_reach_the_emulator() -> None:
         result = await embed_once(settings_for(server, key=CANARY), request(["ok"]))
         assert server.requests[-1].headers["authorization"] == f"Bearer {CANARY}"
     assert result.vectors.shape == (1, 1536)
+
+
+def _emulator_body(texts: list[str], dimensions: int) -> dict[str, Any]:
+    """The emulator's raw JSON answer to one base64 embeddings request, as the wire carries it."""
+    import urllib.request
+
+    with emulator() as server:
+        body = {"model": MODEL, "input": texts, "dimensions": dimensions, "encoding_format": "base64"}
+        req = urllib.request.Request(f"{server.openai_base_url}/embeddings", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as response:
+            payload: dict[str, Any] = json.loads(response.read())
+    return payload
+
+
+def test_batch_decode_equals_the_item_by_item_decode_bit_for_bit() -> None:
+    """The one-pass decode of a whole response (`_decode_contiguous`) gives the very bits of the
+    reference decode that checks every item on its own, on the emulator's output."""
+    from tvdb.services.remote.openai_embedder import _decode, _decode_contiguous, _decode_items
+
+    def malformed(why: str) -> AssertionError:
+        return AssertionError(why)
+
+    texts = [f"chunk {i}: " + "tokens and more tokens " * (i % 7 + 1) for i in range(300)]
+    data = _emulator_body(texts, 1536)["data"]
+    fast = _decode_contiguous(data, len(texts))
+    assert fast is not None and fast.shape == (300, 1536) and fast.dtype == np.float32
+    reference = _decode_items(data, len(texts), malformed)
+    assert fast.tobytes() == reference.tobytes()
+    assert np.array_equal(fast, HashEmbedder().embed_texts(texts, 1536))
+    # out of index order: the one-pass decode steps aside and the rows still land by index
+    shuffled = list(reversed(data))
+    assert _decode_contiguous(shuffled, len(texts)) is None
+    assert _decode(shuffled, len(texts), malformed).tobytes() == reference.tobytes()
+    # 512 dimensions: 2,048 bytes a row end in base64 padding, so rows cannot be joined
+    padded = _emulator_body(texts[:5], 512)["data"]
+    assert padded[0]["embedding"].endswith("=")
+    assert _decode_contiguous(padded, 5) is None
+    assert np.array_equal(_decode(padded, 5, malformed), HashEmbedder().embed_texts(texts[:5], 512))
