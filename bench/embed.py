@@ -1,50 +1,51 @@
-"""Embedding throughput: tvdb's batched driver against the clients users would otherwise pick.
+"""Embedding throughput, measured fairly: tvdb's real-mode client against the clients users would otherwise pick.
 
-    python bench/embed.py          (no arguments; offline; about two minutes)
+    python bench/embed.py          (no arguments; offline; 10–15 minutes: LlamaIndex's sync
+                                    client alone takes ≥ 30 s a run for 20,000 chunks)
 
-Starts the OpenAI emulator in this process (150 ms latency per response, 3,000 requests per minute)
-and embeds the same 1,000 and 20,000 chunks (200-token windows cut by tvdb's chunker from a
-synthetic English-like document; 4.0M tokens for 20,000) with:
+The server is `tvdb emulate` in its own process on loopback (150 ms latency per response,
+3,000 requests and 100M tokens per minute, memo on and primed: OpenAI's CPU is not on the client's
+machine, so a warm emulator costs as little CPU as possible). Every client embeds the same texts,
+the first 1,000 and 20,000 chunks (200-token windows cut by tvdb's chunker from a synthetic
+English-like document; 4.0M tokens for 20,000), **each run in a fresh process**; the timer runs
+from building the client to holding every vector, so **token counting is inside it** for every
+client that needs counts (tvdb plans requests by tokens; LangChain sends token arrays). Imports
+and reading the texts are outside it. Clients, each with its concurrency (requests in flight):
 
-- LangChain `OpenAIEmbeddings().embed_documents` and LlamaIndex `OpenAIEmbedding()
-  .aget_text_embedding_batch`, with their defaults (LlamaIndex's sync `get_text_embedding_batch`
-  sends its 200 requests one after another, so it cannot take less than 200 × 150 ms = 30 s and is
-  left out); skipped with a message when not installed (`pip install -e '.[bench]'`);
-- tvdb: `tvdb.services.embedding.embed_batches` over `OpenAIEmbedder` (the official SDK on
-  httpx2): the fewest requests (`plan_batches`), `embedding.concurrency` (default 4) in flight, the
-  first request alone (so a bad key or an exhausted quota costs one request), one ledger row per
-  request in a scratch SQLite database, vector validation. Twice: counting the tokens itself with
-  tiktoken, and with the token counts the chunker produced as it cut the chunks, which is how the
-  pipeline calls it (the two-line summary uses this one).
+- LangChain `OpenAIEmbeddings().embed_documents` (1: one request after another);
+- LlamaIndex `OpenAIEmbedding().aget_text_embedding_batch` (all 200 at once: its default
+  `num_workers=None` gathers every batch), and with `num_workers=4` (4);
+- LlamaIndex `get_text_embedding_batch`, the sync call (1);
+- tvdb: `embed_batches` over `OpenAIEmbedder` (the official SDK on httpx2) counting the tokens
+  itself, with the default `embedding.concurrency` (4: the equal-concurrency row against LlamaIndex
+  with 4 workers), and with `embedding.concurrency: 16` (every request after the first in flight
+  at once, as LlamaIndex's default gathers them). One ledger row per request in a scratch SQLite
+  database, vector validation, the first request alone. And, for reference only, the pipeline's
+  path: tvdb given the chunker's token counts (the pipeline has them; a user of the peers does not).
 
-Each client runs 3 times against a fresh server on the same warm emulator; the best time counts.
-The emulator memoises per-text token counts and vectors and is primed with every chunk first,
-because it shares this process (and its GIL) with the client under test, while OpenAI's CPU is not
-on the client's machine. For each job it prints requests issued against the lower bound
-max(⌈inputs/2048⌉, ⌈tokens/300,000⌉) and wall times, and checks every client got the same vectors.
-It ends with exactly two lines for the 20,000-chunk job: `tvdb requests/minimum = X.XX` and
-`tvdb wall/best-peer = X.XX`.
-
-Measured on the 2-core development machine (Python 3.11, openai 3.57, langchain-openai 1.7.4,
-llama-index-embeddings-openai 0.7.0), 20,000 chunks / 4,000,000 tokens, lower bound 14 requests:
-LangChain 20 requests in 11.1 s; LlamaIndex async 200 requests in 4.6 s; tvdb 14 requests in 2.1 s
-(0.45x) with the chunker's counts, 3.9 s (0.85x) when it also counts the tokens (tiktoken: ~1.5 s
-for 4M tokens here). Run-to-run spread is about ±10%.
+After one untimed warm-up of each client (which also primes the emulator's memo for every input
+form), the clients run RUNS rounds, interleaved (each client once per round) so that a change in
+the machine's load hits all alike; the median and the min of the rounds are printed, with the
+requests each client sent (read from the emulator's request log) against the lower bound
+max(⌈inputs/2048⌉, ⌈tokens/300,000⌉), and a check that every client got the same vectors. The
+load average is printed before and after. The last lines are the 20,000-chunk headline:
+`tvdb requests/minimum = X.XX` and `real-mode embedding wall / best peer = X.XX` (medians; tvdb
+counting its own tokens, against the fastest peer by median).
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import logging
+import json
 import os
 import random
+import re
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(REPO.parent / "shared" / "tiktoken_cache"))
 
-import numpy as np  # noqa: E402
-
-from tvdb.domain import Chunk  # noqa: E402
-from tvdb.emulator.openai import OpenAIEmulator  # noqa: E402
-from tvdb.emulator.ratelimit import SlidingWindowLimiter  # noqa: E402
-from tvdb.emulator.server import EmulatorServer  # noqa: E402
-
 MODEL = "text-embedding-3-small"
 KEY = "sk-fake-bench-not-a-real-key"
 SIZES = (1_000, 20_000)
-LATENCY_S = 0.150
-RPM = 3_000
-REPEATS = 3
-
-Vectors = Any
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+EMULATOR_CONFIG = {"latency_ms": 150, "rpm": 3_000, "tpm": 100_000_000, "memo_entries": 30_000}
 
 
 WORDS = """
@@ -110,11 +101,9 @@ def make_text(n_words: int, seed: int) -> str:
     return " ".join(sentences)
 
 
-def make_chunks(n: int, seed: int = 2026) -> list[Chunk]:
-    """The first n chunks (200-token windows, tvdb's chunker) of a long synthetic document.
-
-    The chunker counts each chunk's tokens as it cuts it; tvdb's pipeline hands those counts to the
-    embed stage, as `run_tvdb` does here."""
+def make_chunks(n: int, seed: int = 2026) -> tuple[list[str], list[int]]:
+    """The first n chunks (200-token windows, tvdb's chunker) of a long synthetic document: their
+    texts, and the token counts the chunker computed as it cut them."""
     from tvdb.domain import Page
     from tvdb.pipeline.chunk import chunk_pages
 
@@ -124,19 +113,15 @@ def make_chunks(n: int, seed: int = 2026) -> list[Chunk]:
     chunks = chunk_pages(pages, max_tokens=200, overlap_tokens=0, model=MODEL)
     if len(chunks) < n:
         raise AssertionError(f"the synthetic document gave {len(chunks)} chunks, fewer than {n}")
-    return chunks[:n]
+    return [c.text for c in chunks[:n]], [c.token_count for c in chunks[:n]]
 
 
-def lower_bound(counts: list[int]) -> int:
-    """max(⌈inputs / 2048⌉, ⌈tokens / 300,000⌉) for the model."""
-    from tvdb import catalog
-    from tvdb.services.batching import lower_bound as bound
+# -- the clients, each run in a child process: `python bench/embed.py --client NAME TEXTS URL OUT` --
 
-    return bound(counts, catalog.embedding_model(MODEL))
+def client_tvdb(texts: list[str], url: str, concurrency: int | None = None,
+                counts: list[int] | None = None) -> Any:
+    import asyncio
 
-
-def run_tvdb(server: EmulatorServer, texts: list[str], workdir: Path, counts: list[int] | None = None) -> Vectors:
-    """tvdb's embed stage; `counts` are the chunker's token counts (None: count here with tiktoken)."""
     from tvdb.clock import SystemClock
     from tvdb.config import Settings
     from tvdb.db import open_db
@@ -145,89 +130,157 @@ def run_tvdb(server: EmulatorServer, texts: list[str], workdir: Path, counts: li
     from tvdb.services.embedding import embed_batches
     from tvdb.services.remote.openai_embedder import build_openai_embedder
     from tvdb.services.retry import ServiceRetryPolicy
+    from tvdb.tokens import get_encoding
 
-    settings = Settings.model_validate({"openai_api_key": KEY, "openai_base_url": server.openai_base_url,
-                                        "mode": "real"})
+    get_encoding()  # tiktoken's vocabulary loads once per process in any client: outside the timer
+    embedding: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
+    settings = Settings.model_validate({"openai_api_key": KEY, "openai_base_url": url, "mode": "real",
+                                        "embedding": embedding})
     clock = SystemClock()
-    db = open_db(workdir / f"bench-{len(texts)}-{counts is None}.db")
-    caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, retry=ServiceRetryPolicy(settings.retry))
+    with tempfile.TemporaryDirectory() as tmp:
+        db = open_db(Path(tmp) / "bench.db")
+        caller = ServiceCaller(db=db, prices=PriceTable.load(), clock=clock, retry=ServiceRetryPolicy(settings.retry))
 
-    async def main() -> Vectors:
-        embedder = build_openai_embedder(settings)
+        async def main() -> Any:
+            embedder = build_openai_embedder(settings)
+            try:
+                return await embed_batches(texts, token_counts=counts, embedder=embedder, caller=caller,
+                                           settings=settings, clock=clock)
+            finally:
+                await embedder.aclose()
+
         try:
-            return await embed_batches(texts, token_counts=counts, embedder=embedder, caller=caller,
-                                       settings=settings, clock=clock)
+            start = time.perf_counter()
+            vectors = asyncio.run(main())
+            return time.perf_counter() - start, vectors
         finally:
-            await embedder.aclose()
-
-    try:
-        return asyncio.run(main())
-    finally:
-        db.conn.close()
+            db.conn.close()
 
 
-def run_langchain(server: EmulatorServer, texts: list[str]) -> Vectors:
+def client_langchain(texts: list[str], url: str) -> Any:
+    import tiktoken
     from langchain_openai import OpenAIEmbeddings
 
-    client = OpenAIEmbeddings(model=MODEL, api_key=KEY, base_url=server.openai_base_url)  # type: ignore[arg-type]
-    return client.embed_documents(texts)
+    tiktoken.encoding_for_model(MODEL)  # its vocabulary loads outside the timer, as tvdb's does
+    start = time.perf_counter()
+    client = OpenAIEmbeddings(model=MODEL, api_key=KEY, base_url=url)  # type: ignore[arg-type]
+    vectors = client.embed_documents(texts)
+    return time.perf_counter() - start, vectors
 
 
-def run_llamaindex_async(server: EmulatorServer, texts: list[str]) -> Vectors:
+def client_llamaindex_async(texts: list[str], url: str, workers: int | None = None) -> Any:
+    import asyncio
+
     from llama_index.embeddings.openai import OpenAIEmbedding
 
-    client = OpenAIEmbedding(model=MODEL, api_key=KEY, api_base=server.openai_base_url)
-
-    async def main() -> Vectors:
+    async def main() -> Any:
+        client = OpenAIEmbedding(model=MODEL, api_key=KEY, api_base=url, num_workers=workers)
         try:
             return await client.aget_text_embedding_batch(texts)
         finally:  # close its connections inside the loop (else: "Event loop is closed" at exit)
             if getattr(client, "_aclient", None) is not None:
                 await client._aclient.close()
 
-    return asyncio.run(main())
+    start = time.perf_counter()
+    vectors = asyncio.run(main())
+    return time.perf_counter() - start, vectors
 
 
-PEERS: list[tuple[str, str, Callable[[EmulatorServer, list[str]], Vectors]]] = [
-    ("LangChain OpenAIEmbeddings.embed_documents", "langchain_openai", run_langchain),
-    ("LlamaIndex OpenAIEmbedding.aget_text_embedding_batch", "llama_index.embeddings.openai", run_llamaindex_async),
-]
+def client_llamaindex_sync(texts: list[str], url: str) -> Any:
+    from llama_index.embeddings.openai import OpenAIEmbedding
+
+    start = time.perf_counter()
+    client = OpenAIEmbedding(model=MODEL, api_key=KEY, api_base=url)
+    vectors = client.get_text_embedding_batch(texts)
+    return time.perf_counter() - start, vectors
 
 
-@dataclass(frozen=True)
-class Outcome:
-    wall: float
-    requests: int
-    vectors: Vectors
+# name: (label, concurrency, module needed, runner(texts, url, counts))
+CLIENTS: dict[str, tuple[str, str, str, Callable[[list[str], str, list[int]], Any]]] = {
+    "langchain": ("LangChain embed_documents", "1", "langchain_openai",
+                  lambda t, u, c: client_langchain(t, u)),
+    "llamaindex-async": ("LlamaIndex aget_text_embedding_batch", "all", "llama_index.embeddings.openai",
+                         lambda t, u, c: client_llamaindex_async(t, u)),
+    "llamaindex-async-4": ("LlamaIndex aget_text_embedding_batch, num_workers=4", "4",
+                           "llama_index.embeddings.openai", lambda t, u, c: client_llamaindex_async(t, u, 4)),
+    "llamaindex-sync": ("LlamaIndex get_text_embedding_batch (sync)", "1", "llama_index.embeddings.openai",
+                        lambda t, u, c: client_llamaindex_sync(t, u)),
+    "tvdb": ("tvdb, counting tokens itself (default concurrency)", "4", "tvdb",
+             lambda t, u, c: client_tvdb(t, u)),
+    "tvdb-16": ("tvdb, counting tokens itself, concurrency=16", "16", "tvdb",
+                lambda t, u, c: client_tvdb(t, u, 16)),
+    "tvdb-counts": ("tvdb given the chunker's counts (pipeline path; reference)", "4", "tvdb",
+                    lambda t, u, c: client_tvdb(t, u, None, c)),
+}
+PEERS = ("langchain", "llamaindex-async", "llamaindex-async-4", "llamaindex-sync")
 
 
-def measure(emulator: OpenAIEmulator, fn: Callable[..., Vectors], *args: Any) -> Outcome:
-    """The fastest of `REPEATS` runs of `fn(server, *args)`, each against a fresh server (no keep-alive
-    connections left by the previous client) on the same warm emulator, with a fresh rate-limit minute
-    and a collected heap (the peers return 20,000 lists of 1,536 Python floats, whose garbage would
-    otherwise slow whichever client runs next)."""
-    best: Outcome | None = None
-    for _ in range(REPEATS):
-        emulator.limiter = SlidingWindowLimiter(RPM)
-        gc.collect()
-        with EmulatorServer([emulator]) as server:
-            start = time.perf_counter()
-            vectors = fn(server, *args)
-            wall = time.perf_counter() - start
-            requests = server.count()
-        outcome = Outcome(wall, requests, np.asarray(vectors, dtype=np.float32))
-        del vectors
-        if best is None or outcome.wall < best.wall:
-            best = outcome
-    assert best is not None
-    return best
+def child(name: str, texts_file: str, url: str, out_file: str) -> None:
+    import logging
+    import warnings
+
+    import numpy as np
+
+    logging.basicConfig(level=logging.ERROR)
+    warnings.filterwarnings("ignore")
+    data = json.loads(Path(texts_file).read_text(encoding="utf-8"))
+    wall, vectors = CLIENTS[name][3](data["texts"], url, data["counts"])
+    np.save(out_file, np.asarray(vectors, dtype=np.float32))
+    print(json.dumps({"wall": wall}))
 
 
-def agreement(vectors: Vectors, reference: Vectors) -> str:
-    if reference is None:
-        return "reference vectors"
-    same = vectors.shape == reference.shape and bool(np.allclose(vectors, reference, atol=1e-6))
-    return "same vectors" if same else "DIFFERENT vectors"
+# -- the parent: the emulator process, the rounds, the table --
+
+class Emulator:
+    """`tvdb emulate` in its own process; counts the embeddings requests it logs."""
+
+    def __init__(self, config: Path) -> None:
+        tvdb = str(Path(sys.executable).with_name("tvdb"))
+        self.proc = subprocess.Popen([tvdb, "emulate", "--port", "0", "--config", str(config)],
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert self.proc.stdout is not None
+        self.url = ""
+        for line in self.proc.stdout:
+            if m := re.match(r"export OPENAI_BASE_URL=(\S+)", line):
+                self.url = m.group(1)
+                break
+        if not self.url:
+            raise SystemExit("tvdb emulate did not start")
+        self.requests = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._count, daemon=True).start()
+
+    def _count(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("POST /v1/embeddings"):
+                with self._lock:
+                    self.requests += 1
+
+    def settled_count(self) -> int:
+        """The request count once the log has caught up with the last answer."""
+        last = -1
+        while True:
+            time.sleep(0.2)
+            with self._lock:
+                now = self.requests
+            if now == last:
+                return now
+            last = now
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def run_child(name: str, texts_file: Path, emulator: Emulator, out: Path) -> tuple[float, int]:
+    before = emulator.settled_count()
+    done = subprocess.run([sys.executable, __file__, "--client", name, str(texts_file), emulator.url, str(out)],
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    wall = float(json.loads(done.stdout.strip().splitlines()[-1])["wall"])
+    return wall, emulator.settled_count() - before
 
 
 def available(module: str) -> bool:
@@ -240,49 +293,72 @@ def available(module: str) -> bool:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.ERROR)
-    warnings.filterwarnings("ignore")
-    emulator = OpenAIEmulator(latency_s=LATENCY_S, rpm=RPM, memo_entries=max(SIZES) + 1_000)
-    all_chunks = make_chunks(max(SIZES))
-    print(f"emulator in process: {LATENCY_S * 1000:.0f} ms latency, {RPM:,} RPM; model {MODEL}; "
-          f"best of {REPEATS} runs per client")
-    # The emulator stands in for OpenAI's servers, whose CPU is not on the client's machine; it shares
-    # this process, so it memoises per-text counts and vectors and is primed with every chunk first:
-    # each client then meets the same warm server.
-    emulator.prime([c.text for c in all_chunks], MODEL)
-    results: dict[int, tuple[Outcome, int, float | None]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        measure(emulator, run_tvdb, [c.text for c in make_chunks(50, seed=1)], Path(tmp))  # imports, tokenizer
-        for size in SIZES:
-            chunks = all_chunks[:size]
-            texts, counts = [c.text for c in chunks], [c.token_count for c in chunks]
-            minimum = lower_bound(counts)
-            print(f"\n{size:,} chunks, {sum(counts):,} tokens: lower bound {minimum} requests")
-            best: float | None = None
-            reference: Vectors = None
-            for name, module, fn in PEERS:
-                if not available(module):
-                    print(f"  {name}: skipped ({module} is not installed; pip install -e '.[bench]')")
-                    continue
-                peer = measure(emulator, fn, texts)
-                reference = peer.vectors if reference is None else reference
-                print(f"  {name}: {peer.requests} requests in {peer.wall:.2f} s "
-                      f"({agreement(peer.vectors, reference)})")
-                best = peer.wall if best is None else min(best, peer.wall)
-            own = measure(emulator, run_tvdb, texts, Path(tmp), None)
-            versus = f", {own.wall / best:.2f}x the best peer's time" if best else ""
-            print(f"  tvdb embed_batches counting tokens itself: {own.requests} requests in {own.wall:.2f} s"
-                  f"{versus} ({agreement(own.vectors, reference)})")
-            tvdb = measure(emulator, run_tvdb, texts, Path(tmp), counts)
-            versus = f", {tvdb.wall / best:.2f}x the best peer's time" if best else ""
-            print(f"  tvdb embed_batches with the chunker's token counts (the pipeline's path): {tvdb.requests} "
-                  f"requests (minimum {minimum}) in {tvdb.wall:.2f} s{versus} ({agreement(tvdb.vectors, reference)})")
-            results[size] = (tvdb, minimum, best)
-    tvdb, minimum, best = results[SIZES[-1]]
-    print(f"\ntvdb requests/minimum = {tvdb.requests / minimum:.2f}")
-    print(f"tvdb wall/best-peer = {tvdb.wall / best:.2f}" if best else "tvdb wall/best-peer = n/a (no peer installed)")
+    import numpy as np
+
+    from tvdb import catalog
+    from tvdb.services.batching import lower_bound
+
+    names = [n for n in CLIENTS if available(CLIENTS[n][2])]
+    for n in CLIENTS:
+        if n not in names:
+            print(f"{CLIENTS[n][0]}: skipped ({CLIENTS[n][2]} is not installed; pip install -e '.[bench]')")
+    all_texts, all_counts = make_chunks(max(SIZES))
+    headline: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        config = tmp / "emulator.yaml"
+        config.write_text(json.dumps(EMULATOR_CONFIG), encoding="utf-8")  # JSON is YAML
+        emulator = Emulator(config)
+        print(f"emulator: tvdb emulate in its own process, {EMULATOR_CONFIG}; model {MODEL}; "
+              f"{RUNS} interleaved rounds, each client in a fresh process")
+        print(f"load average (1, 5, 15 min) before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        try:
+            for size in SIZES:
+                texts_file = tmp / f"texts-{size}.json"
+                counts = all_counts[:size]
+                texts_file.write_text(json.dumps({"texts": all_texts[:size], "counts": counts}), encoding="utf-8")
+                minimum = lower_bound(counts, catalog.embedding_model(MODEL))
+                print(f"\n{size:,} chunks, {sum(counts):,} tokens: lower bound {minimum} requests")
+                for name in names:  # warm-up: the memo learns every input form, files are cached
+                    if name != "llamaindex-sync":  # its requests are the async client's
+                        run_child(name, texts_file, emulator, tmp / f"{name}.npy")
+                walls: dict[str, list[float]] = {n: [] for n in names}
+                requests: dict[str, int] = {}
+                for _ in range(RUNS):
+                    for name in names:
+                        wall, sent = run_child(name, texts_file, emulator, tmp / f"{name}.npy")
+                        walls[name].append(wall)
+                        requests[name] = sent
+                reference = np.load(tmp / f"{names[0]}.npy")
+                medians = {n: statistics.median(walls[n]) for n in names}
+                peers = [n for n in names if n in PEERS]
+                best = min(peers, key=medians.__getitem__) if peers else None
+                print(f"  {'client':58s} {'in flight':>9s} {'requests':>8s} {'median':>8s} {'min':>8s}  vs best")
+                for name in names:
+                    same = np.allclose(np.load(tmp / f"{name}.npy"), reference, atol=1e-6)
+                    ratio = f"{medians[name] / medians[best]:.2f}x" if best else "n/a"
+                    print(f"  {CLIENTS[name][0]:58s} {CLIENTS[name][1]:>9s} {requests[name]:8d} "
+                          f"{medians[name]:7.2f}s {min(walls[name]):7.2f}s  {ratio}"
+                          f"{'' if same else '  DIFFERENT vectors'}")
+                if "tvdb" in medians and "llamaindex-async-4" in medians:
+                    print(f"  equal concurrency (4 in flight): tvdb / LlamaIndex num_workers=4 = "
+                          f"{medians['tvdb'] / medians['llamaindex-async-4']:.2f}")
+                headline = {"requests": requests.get("tvdb", 0), "minimum": minimum,
+                            "ratio": medians["tvdb"] / medians[best] if best else None, "best": best}
+        finally:
+            emulator.close()
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"\ntvdb requests/minimum = {headline['requests'] / headline['minimum']:.2f}")
+    if headline["ratio"] is None:
+        print("real-mode embedding wall / best peer = n/a (no peer installed)")
+    else:
+        print(f"real-mode embedding wall / best peer = {headline['ratio']:.2f} "
+              f"(best peer: {CLIENTS[headline['best']][0]})")
     return 0
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--client":
+        child(*sys.argv[2:])
+        raise SystemExit(0)
     raise SystemExit(main())
