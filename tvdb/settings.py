@@ -195,6 +195,14 @@ class AlertSettings(_Section):
     delivery_attempts: int = Field(3, ge=1, le=10)
 
 
+class HookSettings(_Section):
+    """A scenario's `pipeline:` / `search:` hooks (the user's own code). `timeout_s` bounds one call: one
+    document through `pipeline:`, one query through `search:`; past it the document fails with `timeout`
+    (the query's expectation fails) and the run goes on."""
+
+    timeout_s: float = Field(300.0, gt=0, le=MAX_PARSE_WAIT_S)  # as long as a parse job may take
+
+
 class RecordingSettings(_Section):
     """Where cassettes live: `<cassette_dir>/<scenario name>.yaml`, relative to the working directory."""
 
@@ -235,6 +243,7 @@ class Settings(_Section):
     hybrid: HybridSettings = HybridSettings()
     alerts: AlertSettings = AlertSettings()
     recording: RecordingSettings = RecordingSettings()
+    hooks: HookSettings = HookSettings()
     prices: dict[str, Any] | None = None
     # Where `mode` and `services.*` came from ("scenario", "TVDB_MODE", "--mode", …), filled in by
     # `tvdb.config.resolve_settings`; the router names it in provenance. Not a setting.
@@ -277,6 +286,14 @@ class Settings(_Section):
             # the value may hold a password: it is never repeated
             raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host:5432/tvdb "
                              "(value not shown); leave it unset to keep the ledger in the SQLite file")
+        from urllib.parse import urlsplit
+
+        try:  # a bad IPv6 host or port would otherwise surface later as an internal error or "cannot reach"
+            urlsplit(text).port  # noqa: B018 — parsing the port is the check
+        except ValueError:
+            raise ValueError("is not a valid PostgreSQL URL: its host or port cannot be read (value not shown); "
+                             "write it as postgresql://user:password@host:5432/tvdb (port 1-65535, an IPv6 "
+                             "host in [brackets])") from None
         return text
 
     @field_validator("timezone")

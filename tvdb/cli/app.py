@@ -118,7 +118,8 @@ def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any)
     """The one JSON object on stdout for a failed command: `{"error": {"type", "message", ...}, "exit_code"}`
     (`passed: false` too for run/resume, whose result objects carry it)."""
     # A message's own line breaks (one problem a line) stay "\n" in JSON, not a literal `\x0a`.
-    error: dict[str, Any] = {"type": type(exc).__name__, "message": clean_lines(exc), **extra}
+    kind = exc.name if isinstance(exc, _Redacted) else type(exc).__name__
+    error: dict[str, Any] = {"type": kind, "message": clean_lines(exc), **extra}
     if isinstance(exc, ScenarioError):
         error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key, problems=exc.problems)
     if isinstance(exc, StorageError):
@@ -179,6 +180,14 @@ def handle_errors(application: typer.Typer, args: Sequence[str] | None = None) -
         sys.stdout, sys.stderr = saved
 
 
+class _Redacted(Exception):  # noqa: N818 — stands in for an unexpected exception in the JSON error object
+    """An unexpected exception's type name and redacted message, for `error_json`."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 def _run(application: typer.Typer, argv: list[str], secrets: set[str]) -> int:
     as_json = wants_json(argv)
     try:
@@ -199,9 +208,13 @@ def _run(application: typer.Typer, argv: list[str], secrets: set[str]) -> int:
     except Exception as exc:
         if "--debug" in argv:
             raise
+        from tvdb.redaction import redact
+
+        # a bug's message may quote what it was handling (a URL with its token, a key): redact before printing
+        message = redact(str(exc), secrets)
         if as_json:
-            error_json(argv, exc, EXIT_INTERNAL)
+            error_json(argv, _Redacted(type(exc).__name__, message), EXIT_INTERNAL)
         make_console(stderr=True).print(Text.assemble(
-            ("internal error:", "bold red"), f" {type(exc).__name__}: {clean(exc)}\n"
+            ("internal error:", "bold red"), f" {type(exc).__name__}: {clean(message)}\n"
             "This is a bug in tvdb; rerun with --debug for the traceback and report it."), soft_wrap=True)
         return EXIT_INTERNAL

@@ -31,8 +31,20 @@ class ReplayGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+class _ReplayContext(typer.Context):
+    """The default command's context names it as the user typed it: `Try 'tvdb replay -h'` after a bad
+    option (`--jobs 0`), and `"command": "tvdb replay"` in `--json` errors, not `tvdb replay replay`."""
+
+    @property
+    def command_path(self) -> str:
+        parent = self.parent
+        return str(parent.command_path) if parent is not None else str(super().command_path)
+
+
 class ReplayCommand(TyperCommand):
     """Its usage line reads `tvdb replay [OPTIONS] …`, not `tvdb replay replay`."""
+
+    context_class = _ReplayContext
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
         formatter.write_usage(ctx.parent.command_path if ctx.parent else ctx.command_path,

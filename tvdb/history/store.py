@@ -170,6 +170,12 @@ class RunStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _not_found(self, ref: str) -> str:
+        """Which database was searched (the SQLite file, or the PostgreSQL URL without its password) and how
+        to see what it holds: a run id from another data dir or machine is the usual cause."""
+        return (f"no run {ref!r} in {self.db.location}; list its runs with `tvdb runs list` (another database: "
+                "--data-dir DIR, TVDB_DATA_DIR or TVDB_DATABASE_URL)")
+
     def resolve(self, ref: str) -> str:
         """The full run id for `ref`: an exact id or an unambiguous prefix of one."""
         ref = ref.strip()
@@ -181,7 +187,7 @@ class RunStore:
             "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY started_at DESC LIMIT 6",
             [_like_prefix(ref)])]
         if not found:
-            raise RunNotFound(f"no run {ref!r} in this database (see `tvdb runs list`)")
+            raise RunNotFound(self._not_found(ref))
         if len(found) > 1:
             more = ", …" if len(found) > 5 else ""
             raise AmbiguousRunId(f"run id prefix {ref!r} matches several runs ({', '.join(found[:5])}{more}); "
@@ -209,7 +215,7 @@ class RunStore:
     def summary(self, run_id: str) -> RunSummary:
         rows = list(self.db.query("SELECT * FROM run_summary WHERE run_id = ?", [run_id]))
         if not rows:
-            raise RunNotFound(f"no run {run_id!r} in this database (see `tvdb runs list`)")
+            raise RunNotFound(self._not_found(run_id))
         return _summary(rows[0])
 
     def owners(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import traceback
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
+from collections.abc import Callable, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tvdb.domain import JobState, PipelineDocument, Stage
 from tvdb.errors import DocumentError, ErrorCode, StorageError, TvdbError
@@ -30,7 +30,7 @@ from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import FINAL, Job
 from tvdb.redaction import redact
-from tvdb.scenarios.hooks import Hook
+from tvdb.scenarios.hooks import Hook, HookRaised
 from tvdb.scenarios.patterns import matches
 from tvdb.scenarios.results import DocumentResult, ExpectationResult
 
@@ -68,7 +68,7 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
         # default, so that it runs offline) recorded; a service the scenario itself sets to mock stays mock
         origins = {k: v for k in ("services.parser", "services.embedder") if (v := settings.origin_of(k))}
         settings = settings.model_copy(update={"mode": Mode.REAL}).with_origins(
-            {**origins, "mode": "set by tvdb replay: the cassette answers"})
+            {**origins, "mode": "set by tvdb replay"})
     mode = str(settings.mode) if tape is None else "replay" if tape.replay else "record" if tape.fresh else \
         str(settings.mode)
     opened: AbstractAsyncContextManager[Any] = Session(
@@ -77,30 +77,13 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
     return opened
 
 
-# what the SDKs read when the user's code builds `OpenAI()` / `LlamaCloud()` without a key
-KEY_ENV: dict[Literal["parser", "embedder"], tuple[str, str]] = {
-    "embedder": ("OPENAI_API_KEY", "sk-tvdb-placeholder"), "parser": ("LLAMA_CLOUD_API_KEY", "llx-tvdb-placeholder")}
+def placeholder_keys(settings: Settings, tape: Tape | None, environ: MutableMapping[str, str]
+                     ) -> AbstractContextManager[None]:
+    """While the block runs, a placeholder key in `environ` for each offline service without one (mock, or
+    a replay), so the user's unchanged `OpenAI()` runs offline: the same rule as `tvdb.session()`."""
+    from tvdb.sessions.placeholders import placeholder_keys as keys
 
-
-@contextmanager
-def placeholder_keys(settings: Settings, tape: Tape | None, environ: MutableMapping[str, str]) -> Iterator[None]:
-    """While the block runs, a placeholder key in `environ` for each service that sends nothing out (mock,
-    or a replay) and has no key set, so the user's unchanged `OpenAI()` runs offline; removed afterwards.
-    A real service keeps what the user set, or the SDK's own missing-key error."""
-    from tvdb.domain import Mode
-    from tvdb.services.modes import service_mode
-
-    added = []
-    for role, (name, value) in KEY_ENV.items():
-        offline = (tape is not None and tape.replay) or service_mode(settings, role)[0] is Mode.MOCK
-        if offline and not environ.get(name):
-            environ[name] = value
-            added.append(name)
-    try:
-        yield
-    finally:
-        for name in added:
-            environ.pop(name, None)
+    return keys(settings, replay=tape is not None and tape.replay, environ=environ)
 
 
 def secrets_of(ctx: PipelineContext) -> list[str]:
@@ -134,14 +117,22 @@ async def _one(ctx: PipelineContext, hook: Hook, job: Job, session: HookSession,
         return
     ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
     start = ctx.clock.monotonic()
+    timeout = ctx.settings.hooks.timeout_s
     try:
         with session.scope(correlation_id=job.correlation_id, job_id=job.job_id):
-            await hook.call(doc)
-    except StorageError:
-        raise
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 — the user's code failed this document, not the run
+            await asyncio.wait_for(hook.call(doc), timeout)
+    except TimeoutError:  # ours: what the user's code raises arrives as HookRaised
         ctx.jobs.add_stage_time(job, PIPELINE_STAGE, (ctx.clock.monotonic() - start) * 1000)
-        _failed(ctx, job, exc, secrets)
+        ctx.changed(ctx.jobs.transition(
+            ctx.jobs.job(job.job_id), JobState.FAILED, detail=f"{hook.spec} abandoned after {timeout:g} s",
+            error_code=ErrorCode.TIMEOUT.value, error_message=timeout_message(hook, timeout)))
+        return
+    except HookRaised as carried:  # the user's code failed this document, not the run (SystemExit too)
+        raised = carried.raised
+        if stops_the_run(raised):
+            raise raised from None
+        ctx.jobs.add_stage_time(job, PIPELINE_STAGE, (ctx.clock.monotonic() - start) * 1000)
+        _failed(ctx, job, raised, secrets)
         return
     ctx.jobs.add_stage_time(job, PIPELINE_STAGE, (ctx.clock.monotonic() - start) * 1000)
     ctx.changed(ctx.jobs.transition(job, JobState.COMPLETE, detail=f"{hook.spec} returned", **_used(ctx, job)))
@@ -168,6 +159,19 @@ async def _read(ctx: PipelineContext, job: Job) -> tuple[PipelineDocument, Job]:
             job, JobState.UPLOADED, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
             media_type=detect_media_type(data, path.name)))
     return PipelineDocument(path=path, content=data, correlation_id=job.correlation_id, job_id=job.job_id), job
+
+
+def timeout_message(hook: Hook, timeout: float) -> str:
+    return (f"{hook.spec} did not return within {timeout:g} s (hooks.timeout_s); tvdb moved on without it"
+            + ("" if hook.is_async else " (its thread cannot be stopped and runs on until the process exits)"))
+
+
+def stops_the_run(exc: BaseException) -> bool:
+    """Whether an exception out of the user's code ends the run rather than its document: Ctrl-C (exit 130,
+    `tvdb resume`), and a storage failure of tvdb's own ledger (a full disk) met inside the user's
+    requests. SystemExit, GeneratorExit and the user's own BaseException subclasses are the document's
+    failure: `sys.exit()` in a hook must not end the run as a success, nor skip the other documents."""
+    return isinstance(exc, KeyboardInterrupt | StorageError)
 
 
 def tvdb_error_in(exc: BaseException) -> TvdbError | None:
@@ -254,7 +258,8 @@ def hook_document_results(db: Database, jobs: Sequence[Job],
 
 
 async def hook_retrieval(search: Hook, session: HookSession, r: RetrievalExpectation,
-                         documents: Sequence[DocumentResult], base: Path, secrets: Sequence[str]) -> ExpectationResult:
+                         documents: Sequence[DocumentResult], base: Path, secrets: Sequence[str],
+                         timeout: float) -> ExpectationResult:
     """`r.query` through the user's `search:` hook: passes when a document `r.document` names is among the
     first `r.top_k` results. A result names a document by path (absolute or relative to the scenario),
     file name, job id or correlation id."""
@@ -267,10 +272,13 @@ async def hook_retrieval(search: Hook, session: HookSession, r: RetrievalExpecta
         return ExpectationResult(desc, False, f"no complete document matches {r.document!r}", RETRIEVAL)
     try:
         with session.scope(stage="query"):
-            got = await search.call(r.query, r.top_k)
-    except StorageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 — a verdict, never a crash after all the work is done
+            got = await asyncio.wait_for(search.call(r.query, r.top_k), timeout)
+    except TimeoutError:
+        return ExpectationResult(desc, False, timeout_message(search, timeout), RETRIEVAL)
+    except HookRaised as carried:  # a verdict, never a crash after all the work is done
+        exc = carried.raised
+        if stops_the_run(exc):
+            raise exc from None
         return ExpectationResult(desc, False, f"{search.spec} raised {describe_exception(exc, secrets)}", RETRIEVAL)
     if isinstance(got, str | bytes) or not isinstance(got, Sequence):
         return ExpectationResult(desc, False, f"{search.spec} returned a {type(got).__name__}; return a list of "

@@ -17,11 +17,13 @@ the arguments tvdb passes) is a ScenarioError naming the file, the line and the 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import difflib
 import importlib
 import inspect
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,15 +54,65 @@ class Hook:
         return inspect.iscoroutinefunction(self.function)
 
     async def call(self, *args: Any) -> Any:
-        """Call the function with `args`: an async one is awaited in this loop; a sync one runs in a worker
-        thread (with this context's variables), so the SDKs' blocking clients do not stall the event loop
-        and may be served by tvdb's transports, which need it."""
-        if self.is_async:
-            return await self.function(*args)
-        result = await asyncio.to_thread(self.function, *args)
-        if inspect.isawaitable(result):  # e.g. an object whose __call__ is `async def`: awaited on this loop
-            return await result
-        return result
+        """Call the function with `args`: an async one is awaited in this loop; a sync one runs in a thread of
+        its own (with this context's variables), so the SDKs' blocking clients do not stall the event loop
+        and may be served by tvdb's transports, which need it. A daemon thread, not the loop's executor: a
+        call that never returns can be abandoned (`asyncio.wait_for`) without keeping the process alive.
+
+        Whatever the function raises comes back as HookRaised (`.raised` is the exception), except a
+        cancellation of this task, which stays a cancellation."""
+        try:
+            if self.is_async:
+                return await self.function(*args)
+            result = await in_daemon_thread(self.function, *args)
+            if inspect.isawaitable(result):  # e.g. an object whose __call__ is `async def`: awaited on this loop
+                return await result
+            return result
+        except HookRaised:
+            raise
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling() > 0:  # tvdb's own task is cancelled: not the user's doing
+                raise
+            raise HookRaised(exc) from None
+        except BaseException as exc:  # noqa: BLE001 — the caller decides what ends the run (Ctrl-C does)
+            raise HookRaised(exc) from None
+
+
+class HookRaised(Exception):  # noqa: N818 — a carrier, not an error of its own
+    """What the user's function raised (`raised`), carried as an ordinary exception: a SystemExit or
+    GeneratorExit must not travel through asyncio's futures and coroutines, which treat them as their own
+    signals (a GeneratorExit crossing a future and a `with` block resurfaces after the handler ran)."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(f"{type(raised).__name__}: {raised}")
+        self.raised = raised
+
+
+async def in_daemon_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)` in a new daemon thread, in a copy of this context; what it raises comes back as
+    HookRaised. Cancelling the await abandons the thread: a hung call cannot be killed (Python has no way
+    to stop a thread), but it no longer holds up the run, and the process does not wait for it at exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if not future.done():  # abandoned after a timeout: nobody waits for it any more
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def work() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, context.run(function, *args))
+        except BaseException as exc:  # noqa: BLE001 — carried to the event loop as HookRaised
+            outcome = (False, HookRaised(exc))
+        try:
+            loop.call_soon_threadsafe(deliver, *outcome)
+        except RuntimeError:  # the loop is closed: the run ended without this call
+            pass
+
+    threading.Thread(target=work, name=f"tvdb-hook-{getattr(function, '__name__', 'call')}", daemon=True).start()
+    return await future
 
 
 @dataclass(frozen=True)

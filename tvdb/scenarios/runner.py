@@ -297,11 +297,13 @@ async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, u
     """A `pipeline:` scenario: its documents through the user's code, then the expectations (the `search:`
     hook's queries too), all inside one tvdb session, with the hook modules importable throughout."""
     from tvdb.scenarios import hookrun
+    from tvdb.scenarios.hookoutput import hook_stdout_to_stderr
     from tvdb.scenarios.hooks import hook_import_path, import_dirs
 
     opener = open_session or hookrun.open_session
+    # what the user's code prints must not land in stdout, which carries `--json`'s one object
     with hook_import_path(import_dirs(base, scenario.python_path)), \
-            hookrun.placeholder_keys(ctx.settings, tape, os.environ):
+            hookrun.placeholder_keys(ctx.settings, tape, os.environ), hook_stdout_to_stderr(hookrun.secrets_of(ctx)):
         async with opener(ctx, scenario, tape) as session:
             jobs = await hookrun.run_hook_jobs(ctx, user.pipeline, session)
             documents = tuple(hookrun.hook_document_results(ctx.db, jobs, ctx.jobs.failure_detail))
@@ -309,7 +311,8 @@ async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, u
 
             async def retrieve(r: RetrievalExpectation) -> ExpectationResult:
                 assert search is not None  # the loader refuses retrieval: without search:
-                return await hookrun.hook_retrieval(search, session, r, documents, base, secrets)
+                return await hookrun.hook_retrieval(search, session, r, documents, base, secrets,
+                                                    ctx.settings.hooks.timeout_s)
 
             ingestion = summarize_usage(ctx.db, ctx.run_id)
             verdicts = await evaluate(ctx, scenario.expectations, documents, ingestion, base,

@@ -14,6 +14,7 @@
     pipeline: my_pkg.ingest:run      # run the user's own code per document (tvdb.scenarios.hooks)
     search: my_pkg.search:query      # ... and its own store for `retrieval:` expectations
     python_path: [src]               # folders the hook modules import from (relative to this file)
+    hooks: {timeout_s: 300}          # one call of the user's code: past it the document fails with `timeout`
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tvdb.validation import StrictModel
 DocumentStatus = Literal["complete", "failed"]
 # The settings a scenario may state: they decide how documents are ingested, so a run stores them
 # and `tvdb resume` restores them (the rest — budgets, keys, paths — is the machine's).
-SETTINGS_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget")
+SETTINGS_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget", "hooks")
 _FAILURE_CODES = {c.value for c in ErrorCode}
 MAX_TOP_K = 10_000  # results of one retrieval check, all held in memory
 
@@ -128,6 +129,7 @@ class Scenario(_Strict):
     embedding: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
     services: dict[str, Any] | None = None
+    hooks: dict[str, Any] | None = None  # {timeout_s: 300}: one call of the user's code
     # the user's own code (tvdb.scenarios.hooks): `package.module:function`
     pipeline: str | None = None
     search: str | None = None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tvdb.bounds import MAX_COUNT
 from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ConfigError
 from tvdb.scenarios.replay import ReplayEnv, ScenarioOutcome, count_interactions, replay_scenario
 
@@ -77,8 +78,10 @@ def parse_shard(text: str) -> tuple[int, int]:
         i, n = int(index), int(count)
     except ValueError:
         i = n = 0
-    if not sep or n < 1 or not 1 <= i <= n:
-        raise ConfigError(f"--shard {text!r}: expected I/N with 1 ≤ I ≤ N, e.g. --shard 1/4 (the first of four)")
+    if not sep or n < 1 or not 1 <= i <= n or n > MAX_COUNT:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise ConfigError(f"--shard {shown!r}: expected I/N with 1 ≤ I ≤ N ≤ {MAX_COUNT:,}, e.g. --shard 1/4 "
+                          "(the first of four)")
     return i, n
 
 
@@ -94,9 +97,14 @@ def assign_shards(planned: Sequence[Planned], count: int) -> list[list[Planned]]
 
 
 def select_shard(planned: Sequence[Planned], shard: tuple[int, int] | None) -> list[Planned]:
+    """The scenarios of shard (i, n). Only the first len(planned) shards can hold any: splitting into that
+    many gives them the same scenarios (an item goes to the lowest-numbered lightest shard, and one of
+    those is always empty) without building a million empty shards for `--shard 1/1000000`."""
     if shard is None:
         return list(planned)
-    return assign_shards(planned, shard[1])[shard[0] - 1]
+    index, count = shard
+    used = min(count, len(planned))
+    return assign_shards(planned, used)[index - 1] if index <= used else []
 
 
 def default_jobs() -> int:

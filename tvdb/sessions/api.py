@@ -26,6 +26,7 @@ from tvdb.config import Settings
 from tvdb.domain import Mode
 from tvdb.errors import ConfigError
 from tvdb.sessions.engine import Tags
+from tvdb.sessions.placeholders import PLACEHOLDER_KEYS, remove_placeholder_keys, set_placeholder_keys
 from tvdb.sessions.routes import LLAMA_CLOUD_DEFAULT, OPENAI_DEFAULT, Routes
 from tvdb.sessions.summary import SessionSummary
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from tvdb.scenarios.results import ExpectationResult
 
 MODES = ("mock", "real", "hybrid", "record", "replay")
-PLACEHOLDER_KEYS = {"openai": "sk-tvdb-placeholder", "llamaparse": "llx-tvdb-placeholder"}
 _TAGS: contextvars.ContextVar[Tags | None] = contextvars.ContextVar("tvdb_session_tags", default=None)
 
 
@@ -107,7 +107,8 @@ class Session:
                                   tags=lambda: self._tags(_TAGS.get()))
             if self.intercept:
                 install(self._bridge, passthrough)
-                self._set_placeholder_keys()
+                self._placeholders = set_placeholder_keys(self.settings, replay=self.mode == "replay",
+                                                          environ=os.environ)
         except BaseException:
             self._shutdown(None, None, None)
             raise
@@ -125,8 +126,7 @@ class Session:
         from tvdb.sessions.bridge import uninstall
 
         self._closed = True
-        for name in self._placeholders:
-            os.environ.pop(name, None)
+        remove_placeholder_keys(self._placeholders, os.environ)
         self._placeholders = []
         if self.intercept and self._bridge is not None:
             uninstall()
@@ -139,19 +139,6 @@ class Session:
             if self._recorder is not None:
                 recorder, self._recorder = self._recorder, None
                 recorder.__exit__(exc_type, exc, tb)
-
-    def _set_placeholder_keys(self) -> None:
-        """A service that sends nothing out (mock, or a replay) needs no key, but the SDKs refuse to build
-        a client without one: while the session is open, the SDK's variable holds a placeholder when the
-        user has not set it (never a real key; removed on close)."""
-        from tvdb.services.modes import service_mode
-
-        for role, service, name in (("embedder", "openai", "OPENAI_API_KEY"),
-                                    ("parser", "llamaparse", "LLAMA_CLOUD_API_KEY")):
-            offline = self.mode == "replay" or service_mode(self.settings, role)[0] is Mode.MOCK  # type: ignore[arg-type]
-            if offline and not os.environ.get(name):
-                os.environ[name] = PLACEHOLDER_KEYS[service]
-                self._placeholders.append(name)
 
     def __enter__(self) -> Session:
         return self.open()

@@ -230,15 +230,11 @@ class OpenAIEmbedder:
 
 def _decode(data: list[Any], n: int, malformed: Any) -> npt.NDArray[np.float32]:
     """Rows in `index` order; base64 little-endian float32 or float lists."""
-    fast = _decode_contiguous(data, n)
-    return fast if fast is not None else _decode_items(data, n, malformed)
-
-
-def _decode_items(data: list[Any], n: int, malformed: Any) -> npt.NDArray[np.float32]:
-    """Item by item, every one checked: any index order, padded base64 (dimensions not divisible
-    by 3), float lists. The reference `_decode_contiguous` must agree with bit for bit."""
     import numpy as np
 
+    fast = _decode_contiguous(data, n)
+    if fast is not None:
+        return fast
     rows: list[Any] = [None] * n
     for item in data:
         index = item.get("index") if isinstance(item, dict) else None
