@@ -167,6 +167,7 @@ def test_one_pass_norms_agree_with_the_float64_reference() -> None:
     half[1, 2] = np.nan
     with pytest.raises(VectorValidationError, match=r"vector 1 has a non-finite value \(nan at index 2\)"):
         validate_vectors(half, dimensions=8)
+    validate_vectors(unit_rows(3, 8).astype(np.longdouble), dimensions=8)  # too wide for the one pass
     huge = unit_rows(3, 8).astype(np.float64)
     huge[2, 0] = 1e200  # finite, but its square is not: the slow path tells the two apart
     assert _row_norms(huge) is None

@@ -134,7 +134,7 @@ def validate_vectors(
 
 def _row_norms(array: npt.NDArray[np.floating]) -> npt.NDArray[np.float64] | None:
     """Each row's L2 norm in float64 from one pass over the batch, or None when a row's sum of squares
-    is not finite.
+    is not finite (or the dtype is wider than float64, which einsum will not cast down).
 
     einsum accumulates the squares in float64 as it reads the float32 values, so neither a float64
     copy of the batch nor an `isfinite` mask of it is made (both cost more than the sum for a
@@ -142,6 +142,8 @@ def _row_norms(array: npt.NDArray[np.floating]) -> npt.NDArray[np.float64] | Non
     of a finite float32 cannot overflow float64: a finite sum proves the row finite, so the separate
     finiteness scan is needed only when a batch is bad.
     """
+    if array.dtype.itemsize > 8:
+        return None
     squares = np.einsum("ij,ij->i", array, array, dtype=np.float64)
     if not np.isfinite(squares).all():
         return None
