@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.engines import open_target
 from tests.pg_server import PgServer, ServerMissing, running_server
@@ -24,6 +25,11 @@ SHARED = _shared_dir()
 CORPUS = SHARED / "corpus"
 DOCUMENTS = CORPUS / "documents"
 CASSETTES = CORPUS / "cassettes"
+
+# Property tests check results, never speed: on a loaded 2-core CI machine input generation can be
+# slow, and Hypothesis's timing health check and per-example deadline would fail a correct test.
+settings.register_profile("tvdb", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("tvdb")
 
 # tiktoken reads this on first use; CI sets it too, but a plain `pytest` must also work offline.
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken_cache"))

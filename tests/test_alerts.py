@@ -223,3 +223,24 @@ def test_concurrent_evaluations_raise_each_alert_once(db: Database, db_target: s
         assert p.exitcode == 0
     assert sorted(keys) == sorted(f"budget:2026-01-10T00:00:00.000000Z:{t}" for t in (50, 80, 100))
     assert db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 3
+
+
+def test_a_run_budget_refusal_does_not_use_up_the_days_budget_alert(db: Database) -> None:
+    """A run refused by its own `budget.max_usd` raises that run's alert; the daily budget refusing
+    calls later the same day still raises the day's critical 100 % alert (the two keys differ)."""
+    clock = FakeClock(START)
+    run_refusal = ("run 20260110-060000-aaaaaa budget $0.000001 would be exceeded: spent $0, reserved $0, "
+                   "requested $0.00000392")
+    first = evaluate_alerts(db, settings(), clock, refusals=[run_refusal])
+    assert [(a.key, a.severity, a.title) for a in first] == [
+        ("run_budget:20260110-060000-aaaaaa", Severity.CRITICAL, "Run budget reached: calls were refused")]
+    assert first[0].details["run_id"] == "20260110-060000-aaaaaa" and first[0].message == run_refusal
+    spend(db, START, 0.5)
+    clock.advance(3600)
+    daily = ("daily 2026-01-10 (UTC) budget $1.00 would be exceeded: spent $0.50, reserved $0, "
+             "requested $0.60")
+    second = evaluate_alerts(db, settings(), clock, refusals=[daily])
+    assert [a.key for a in second] == ["budget:2026-01-10T00:00:00.000000Z:100",
+                                     "budget:2026-01-10T00:00:00.000000Z:50"]
+    assert second[0].title == "Budget reached: calls were refused" and second[0].severity is Severity.CRITICAL
+    assert evaluate_alerts(db, settings(), clock, refusals=[run_refusal, daily]) == []  # each raised once

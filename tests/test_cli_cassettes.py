@@ -143,3 +143,37 @@ def test_recording_needs_a_real_service_and_a_missing_cassette_says_how_to_recor
     assert mock.returncode == 2 and "no real service" in mock.stderr
     missing = tvdb(project, "replay", "--scenario", "canary.yaml")
     assert missing.returncode == 2 and "no such cassette" in missing.stderr and "--record" in missing.stderr
+
+
+MOCK_SCENARIO = """name: offline
+mode: mock
+services: {parser: mock}
+documents: [docs/*]
+expectations:
+  retrieval:
+    - {query: clean barnacles off the sensor window, document: docs/field-guide.pdf, top_k: 3}
+"""
+
+
+def test_a_mock_scenario_recorded_in_real_mode_replays_from_its_cassette(project: Path) -> None:
+    """A `mode: mock` scenario (offline by default) recorded with `--mode real --record` replays its
+    recorded calls — in mock mode nothing would ask the cassette and a replay would pass on zero calls —
+    while the service it sets to mock itself stays mock. `tvdb runs` lists the run as a replay."""
+    (project / "offline.yaml").write_text(MOCK_SCENARIO)
+    with emulator() as srv:
+        recorded = tvdb(project, "run", "offline.yaml", "--mode", "real", "--record", "--json",
+                        OPENAI_BASE_URL=srv.openai_base_url)
+        assert recorded.returncode == 0, recorded.stderr[-3000:]
+    replayed = tvdb(project, "replay", "--scenario", "offline.yaml", "--json", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    assert replayed.returncode == 0, replayed.stderr[-3000:]
+    result = json.loads(replayed.stdout)
+    assert result["requests"] == {"embed/replay": 1, "parse/mock": 4, "query/replay": 1}
+    assert result["replay"]["replayed_calls"] == 2
+    embed = next(p for p in result["provenance"] if p["stage"] == "embed")
+    assert embed["reason"].startswith("set by tvdb replay") and embed["reason"].count("cassette") == 1
+    runs = json.loads(tvdb(project, "runs", "--json").stdout)["runs"]
+    assert [r["mode"] for r in runs] == ["replay", "real"]
+    # a changed document is a miss, not a pass: the replay really asks the cassette
+    (project / "docs" / "release-notes.txt").write_text("Entirely new release notes.\n")
+    missed = tvdb(project, "replay", "--scenario", "offline.yaml", "--no-progress")
+    assert missed.returncode != 0 and "cassette" in missed.stdout + missed.stderr

@@ -117,3 +117,11 @@ def test_table_output_shows_marks_and_the_verdict(cli: Cli) -> None:
     code, out, _ = cli()
     assert code == 0
     assert "tvdb doctor" in out and "ready  (exit code 0)" in out and "✓ │ tokenizer" in out
+
+
+def test_a_config_files_problems_read_on_one_line_without_escapes(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "tvdb.yaml").write_text("daily_budget_usd: .inf\nlimits:\n  openai_requests_per_hour: true\n")
+    code, out, _ = cli()
+    assert code == 2 and "\\x0a" not in out  # a configuration error, as the run would say
+    flat = " ".join(out.split())  # the table wraps the cell; its words stay in order
+    assert "daily_budget_usd: Input should be a finite number · " in flat and "· (2 problems)" in flat

@@ -307,3 +307,21 @@ def test_advice_counts_real_money_and_extra_requests() -> None:
     extra = _request_minimum([{"requests": 5, "tokens": 1000, "inputs": 4100}, {"requests": 1, "tokens": 10,
                                                                                "inputs": 1}])
     assert (extra.occurrences, extra.saved_nusd) == (2, 0)  # 5 sent, ⌈4100/2048⌉ = 3 needed
+
+
+def test_a_batched_calls_cost_is_split_among_its_documents_by_tokens() -> None:
+    from dataclasses import replace
+
+    from tvdb.history.detail import share_of
+
+    call = replace(_query_call(5.0), stage="embed", job_ids=("a", "b", "c"), units=400, cost_nusd=1001,
+                   would_cost_nusd=1000)
+    tokens = {"a": 100, "b": 100, "c": 200}
+    parts = [share_of(call, j, tokens) for j in ("a", "b", "c")]
+    assert [p.would_cost_nusd for p in parts] == [250, 250, 500]
+    assert [p.cost_nusd for p in parts] == [250, 250, 501]  # whole nano-dollars that add up to the call
+    assert [p.units for p in parts] == [100, 100, 200]
+    assert share_of(replace(call, cost_nusd=None), "a", tokens).cost_nusd is None  # unknown stays unknown
+    assert share_of(call, "b", {}).would_cost_nusd == 333  # no token counts: evenly
+    single = replace(call, job_ids=("a",))
+    assert share_of(single, "a", tokens) is single

@@ -94,6 +94,16 @@ def test_too_narrow_for_any_table_prints_one_block_per_row() -> None:
     assert "  detail: cl100k_base loads offline" in lines and f"          (…/{CACHE_FILE})" in lines
 
 
+def test_a_tables_totals_row_is_the_last_block_when_it_cannot_be_a_table() -> None:
+    cols = [Col("service", Kind.ID, footer="total"), Col("calls", Kind.NUM, footer="14"),
+            Col("spent (real)", Kind.MONEY, footer="$0.01503056"), Col("note", Kind.TEXT, footer="")]
+    rows = [["llamaparse", "8", "$0.015", "parse jobs of every tier, " * 3], ["openai", "6", "$0.00003056", ""]]
+    lines = _render(TableData(cols, rows, title="Spend by service"), 30).splitlines()
+    assert "┃" not in "\n".join(lines)
+    assert lines[-6:] == ["openai", "  calls: 6", "  spent (real): $0.00003056",
+                          "total", "  calls: 14", "  spent (real): $0.01503056"]  # an empty footer cell is left out
+
+
 def test_path_words_keep_their_brackets_when_shortened() -> None:
     assert shorten_path_word(f"({LONG_DIR}/{CACHE_FILE})", 60) == f"(…/tiktoken_cache/{CACHE_FILE})"
     assert shorten_path_word(f"({LONG_DIR}/{CACHE_FILE}),", 10) == f"(…/{CACHE_FILE}),"

@@ -107,7 +107,8 @@ def test_an_unreachable_server_is_a_storage_error_without_the_password(pg_server
 
 def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg → ImportError
-    with pytest.raises(ConfigError, match=r"pip install 'tvdb\[postgres\]'"):
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[postgres\]' in a tvdb checkout, or pip install "
+                                          r"'psycopg\[binary\]>=3\.1\.4' 'psycopg_pool>=3\.1'"):
         PgDatabase("postgresql://tvdb@127.0.0.1/tvdb")
 
 

@@ -115,7 +115,7 @@ def test_tvdb_mode_mock_and_replay_without_a_cassette(pytester: pytest.Pytester,
     assert _outcomes(result) == {"scenarios/real-embeddings-emulated.yaml::real-embeddings-emulated": "PASSED (mock)"}
     result = pytester.runpytest("-rs", "-q", "-p", "no:cacheprovider", "--tvdb-mode", "replay", "-k", "cheap")
     result.assert_outcomes(skipped=1)
-    assert "no cassette at cassettes/cheap.yaml; record one with `tvdb run scenarios/cheap.yaml --record`" \
+    assert "no cassette at cassettes/cheap.yaml; record one with `tvdb run scenarios/cheap.yaml --mode real --record`" \
            in result.stdout.str()
     result = pytester.runpytest("-q", "-p", "no:cacheprovider", "--tvdb-record", "--tvdb-mode", "mock")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

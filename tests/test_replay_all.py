@@ -68,7 +68,7 @@ def test_every_outcome_in_json_with_run_objects_and_totals(
     assert skipped["exit_code"] == 0 and skipped["passed"] is False and "run_id" not in skipped
     assert skipped["message"] == (
         "no cassette at cassettes/missing-cassette.yaml; record one with "
-        "`tvdb run scenarios/missing-cassette.yaml --record` (real mode: it spends money once)")
+        "`tvdb run scenarios/missing-cassette.yaml --mode real --record` (real mode: it spends money once)")
     totals = doc["totals"]
     assert {k: totals[k] for k in ("scenarios", "passed", "failed", "skipped", "errors", "replayed_calls",
                                    "exit_code")} == {"scenarios": 4, "passed": 1, "failed": 2, "skipped": 1,
@@ -145,6 +145,13 @@ def test_the_step_summary_file_is_appended_to(project: Path, monkeypatch: pytest
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     _cli(monkeypatch, capsys)("replay", "--all", "scenarios/passing.yaml", "--summary-md", str(summary))
     assert summary.read_text().startswith("# earlier step output\n## ✅ tvdb replay: 1 of 1 scenarios passed")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    other = project / "pr-comment.md"
+    other.write_text("# kept\n")
+    for _ in range(2):
+        _cli(monkeypatch, capsys)("replay", "--all", "scenarios/passing.yaml", "--summary-md", str(other))
+    text = other.read_text()
+    assert text.startswith("# kept\n## ✅") and text.count("## ✅ tvdb replay: 1 of 1 scenarios passed") == 2
 
 
 def test_require_cassettes_turns_a_skip_into_an_error(project: Path, monkeypatch: pytest.MonkeyPatch,
@@ -156,7 +163,8 @@ def test_require_cassettes_turns_a_skip_into_an_error(project: Path, monkeypatch
     entry = next(r for r in doc["runs"] if r["scenario"] == "missing-cassette")
     assert entry["outcome"] == "error" and entry["exit_code"] == 2
     assert entry["message"].startswith("cassettes/missing-cassette.yaml: no such cassette (--require-cassettes); "
-                                       "record one with `tvdb run scenarios/missing-cassette.yaml --record`")
+                                       "record one with `tvdb run scenarios/missing-cassette.yaml --mode real "
+                                       "--record`")
     case = next(c for c in valid_junit(project / "r.xml").iter("testcase") if c.get("name") == "missing-cassette")
     assert case.find("error") is not None and case.find("error").get("type") == "tvdb.error"
 

@@ -85,3 +85,31 @@ def test_the_json_message_keeps_one_problem_a_line(tmp_path: Path) -> None:
         " search, python_path)",
         "(2 problems)",
     ]
+
+
+def test_documents_expectations_and_settings_are_listed_in_the_same_pass(tmp_path: Path) -> None:
+    # A glob matching nothing, a missing file and a settings typo used to take three runs, one each.
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments:\n  - a.md\n  - missing/*.pdf\n  - nofile.txt\n"
+                            "chunking:\n  max_tokenz: 3\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"]) for p in info.value.problems] == [
+        (4, "documents[1]"), (5, "documents[2]"), (7, "chunking.max_tokenz")]
+    # a schema problem elsewhere no longer hides them (and they no longer hide it)
+    path.write_text(path.read_text() + "foo: 1\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [p["key"] for p in info.value.problems] == [
+        "documents[1]", "documents[2]", "chunking.max_tokenz", "foo"]
+
+
+def test_an_expectation_naming_no_document_is_listed_with_the_settings_problems(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments: [a.md]\nchunking: {max_tokenz: 3}\nexpectations:\n"
+                            "  documents:\n    - {document: nothere.pdf, status: complete}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"]) for p in info.value.problems] == [
+        (3, "chunking.max_tokenz"), (6, "expectations.documents[0].document")]
+    assert "'nothere.pdf' names none of the scenario's 1 documents" in str(info.value.problems[1]["message"])

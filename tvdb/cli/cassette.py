@@ -125,9 +125,10 @@ def replay(
     path = cassette or cassette_path(settings, loaded.scenario.name, cassette_option)
     if not path.is_file():
         from tvdb.errors import CassetteError
+        from tvdb.recording.session import record_hint
 
-        raise CassetteError(f"{path}: no such cassette; record one with `tvdb run {scenario_file} --record` "
-                            "(real mode: it spends money once)")
+        custom = path if cassette_option is not None else None
+        raise CassetteError(f"{path}: no such cassette; {record_hint(str(scenario_file), custom)}")
     read_cassette(path)  # a hostile or malformed cassette fails before a run is created
     tape = Tape(path=path, record_mode="none", scenario=loaded.scenario.name, scenario_path=str(loaded.path))
     code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,

@@ -78,10 +78,17 @@ def _has_yaml() -> bool:
     return (Path.cwd() / "tvdb.yaml").is_file()
 
 
+def _one_line(text: str) -> str:
+    return " · ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def _render(checks: list[Check], code: int, fmt: Format) -> None:
     cols = [Col("", Kind.WORD, key="status"), Col("check", Kind.TEXT, key="name"), Col("detail", Kind.TEXT),
             Col("fix", Kind.TEXT)]
-    rows: list[list[Any]] = [[Text(_MARK[c.status], _STYLE[c.status]), c.name, c.detail, c.fix or ""] for c in checks]
+    # a cell escapes control characters (a file name's \n would forge rows), so a multi-line detail
+    # (a config file's problems, one a line) is joined here instead of printing a literal \x0a
+    rows: list[list[Any]] = [[Text(_MARK[c.status], _STYLE[c.status]), c.name, _one_line(c.detail), c.fix or ""]
+                             for c in checks]
     table = TableData(cols, rows, title="tvdb doctor", values=[[c.status, c.name, c.detail, c.fix] for c in checks])
     console = make_console()
     if fmt in (Format.JSON, Format.CSV):

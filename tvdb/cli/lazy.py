@@ -43,7 +43,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("doctor", "tvdb.cli.doctor", "Check that this machine is ready for the configured modes."),
     Entry("report", "tvdb.cli.report", "Write the HTML dashboard (charts, runs, spend)."),
     Entry("logs", "tvdb.cli.logs", "Events and calls of one job or run, in time order."),
-    Entry("cost", "tvdb.cli.cost", "Cost ledger: report, prune, reprice, reconcile."),
+    Entry("cost", "tvdb.cli.cost", "Cost ledger: report, advise, reconcile, reprice, prune."),
     Entry("alerts", "tvdb.cli.alerts", "Budget and error-rate alerts: list, ack, mute, test, check."),
     Entry("runs", "tvdb.cli.runs", "Run history: list, show, compare."),
     Entry("ledger", "tvdb.cli.ledger", "The database as a whole: migrate the SQLite ledger to PostgreSQL."),

@@ -391,10 +391,13 @@ def _print_records(console: Console, table: TableData, *, plain: bool) -> None:
     Ids, words, numbers and amounts follow as `label: value` fields on shared lines, broken only
     between fields; each text or path gets a line of its own, text wrapped at spaces under its label,
     paths shortened from the left to the line. Nothing is cut: a value longer than the line runs past
-    the edge. Empty cells are left out."""
+    the edge. Empty cells are left out; a footer (totals) is the last block."""
     cols = list(table.columns)
     lead = 2 if len(cols) > 1 and not cols[0].header else 1
-    for row in table.rows:
+    rows = list(table.rows)
+    if any(c.footer is not None for c in cols):  # the totals row is a block too, last as in the table
+        rows.append([c.footer for c in cols])
+    for row in rows:
         texts = [Text(_text(c).plain) if plain else _text(c) for c in row]
         print_title(console, Text(" ").join(texts[:lead]))
         fields = [(spec, text) for spec, text in zip(cols[lead:], texts[lead:], strict=True) if text.plain.strip()]

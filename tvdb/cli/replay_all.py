@@ -60,11 +60,10 @@ def replay_env(ctx: typer.Context, data_dir: Path | None) -> ReplayEnv:
                      data_dir=Path(chosen).absolute() if chosen is not None else None)
 
 
-def _write(path: Path, text: str | bytes, *, what: str) -> None:
-    """Write a report; `$GITHUB_STEP_SUMMARY` is appended to, as GitHub asks. Raises ConfigError."""
+def _write(path: Path, text: str | bytes, *, what: str, append: bool = False) -> None:
+    """Write a report (`append`: add to what the file holds). Raises ConfigError."""
     from tvdb.errors import ConfigError
 
-    append = os.environ.get("GITHUB_STEP_SUMMARY") == str(path)
     data = text.encode() if isinstance(text, str) else text
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +83,9 @@ def write_reports(doc: dict[str, Any], *, junit: Path | None, summary_md: Path |
         _write(junit, junit_xml(doc["runs"], now=dt.datetime.now(dt.UTC), hostname=socket.gethostname(),
                                 properties=props, suite_name=name), what="--junit")
     if summary_md is not None:
-        _write(summary_md, summary_markdown(doc), what="--summary-md")
+        # always appended: `$GITHUB_STEP_SUMMARY` is shared by every step of a job, as GitHub asks, and
+        # a summary file named some other way should not lose what an earlier step wrote either
+        _write(summary_md, summary_markdown(doc), what="--summary-md", append=True)
 
 
 def replay_all(ctx: typer.Context, folder: Path | None, *, fmt: Format, data_dir: Path | None, jobs: int | None,

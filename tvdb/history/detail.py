@@ -48,13 +48,39 @@ def run_detail(store: RunStore, run: str) -> RunDetail:
     documents = store.documents(run_id)
     calls = store.calls(run_id)
     events = store.events(run_id=run_id)
+    tokens = {d.job_id: d.tokens or 0 for d in documents}
     per_doc = []
     for d in documents:
-        mine = [c for c in calls if d.job_id in c.job_ids]
+        mine = [share_of(c, d.job_id, tokens) for c in calls if d.job_id in c.job_ids]
         per_doc.append(DocumentDetail(d, tuple(stage_metrics([d], mine)),
                                       tuple(e for e in events if e.job_id == d.job_id)))
     return RunDetail(store.summary(run_id), tuple(stage_metrics(documents, calls)), tuple(per_doc),
                      tuple(c for c in calls if not c.job_ids))
+
+
+def share_of(call: CallRecord, job_id: str, tokens: dict[str, int]) -> CallRecord:
+    """`job_id`'s part of a call that served several documents (one batched embedding request): its
+    units and money split by the documents' tokens (evenly when none are known), so a run's documents
+    add up to the call instead of each showing all of it. Nano-USD shares are whole numbers that sum
+    to the call's amount (the remainder goes to the call's last document)."""
+    from dataclasses import replace
+
+    if len(call.job_ids) < 2:
+        return call
+    weights = [tokens.get(j, 0) for j in call.job_ids]
+    if not sum(weights):
+        weights = [1] * len(call.job_ids)
+    index = call.job_ids.index(job_id)
+
+    def part(amount: int | None) -> int | None:
+        if amount is None:
+            return None
+        parts = [amount * w // sum(weights) for w in weights]
+        parts[-1] += amount - sum(parts)
+        return parts[index]
+
+    return replace(call, units=call.units * weights[index] / sum(weights), cost_nusd=part(call.cost_nusd),
+                   would_cost_nusd=part(call.would_cost_nusd))
 
 
 def recent_runs(store: RunStore, *, scenario: str | None = None, since: str | None = None,

@@ -18,6 +18,7 @@ stored but marked `muted`, and `tvdb.alerts.deliver_alerts` does not send them.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -89,10 +90,33 @@ def _budget_candidates(db: Database, settings: Settings, now: dt.datetime) -> li
     return out
 
 
+_RUN_REFUSAL = re.compile(r"run (\S+) budget ")  # CostLimitExceeded's message for a run's own budget
+
+
 def _refusal_candidates(db: Database, settings: Settings, now: dt.datetime,
                         refusals: Sequence[str]) -> list[Alert]:
-    if not refusals:
-        return []
+    """A refusal by the daily budget is the day's 100 % alert; one by a run's own budget
+    (`budget.max_usd`) is that run's alert, so it never takes the key of the day's real breach."""
+    runs: dict[str, list[str]] = {}
+    for r in refusals:
+        if (m := _RUN_REFUSAL.match(r)) is not None:
+            runs.setdefault(m[1], []).append(r)
+    daily = [r for r in refusals if not _RUN_REFUSAL.match(r)]
+    out = _daily_refusal(db, settings, now, daily) if daily else []
+    return out + [_run_refusal(settings, now, run_id, messages) for run_id, messages in runs.items()]
+
+
+def _run_refusal(settings: Settings, now: dt.datetime, run_id: str, refusals: list[str]) -> Alert:
+    window = day_window(now, settings.timezone)
+    return Alert(
+        alert_id=0, key=f"run_budget:{run_id}", kind="budget", severity=Severity.CRITICAL,
+        title="Run budget reached: calls were refused", message="; ".join(refusals),
+        created_at=now, window_label=window.label, window_start=window.start, window_end=window.end,
+        details={"threshold_pct": 100.0, "run_id": run_id, "refused": list(refusals)},
+    )
+
+
+def _daily_refusal(db: Database, settings: Settings, now: dt.datetime, refusals: list[str]) -> list[Alert]:
     window = day_window(now, settings.timezone)
     budget = usd_to_nusd(Decimal(str(settings.daily_budget_usd)))
     spent = real_spend_nusd(db, window)

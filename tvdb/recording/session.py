@@ -100,6 +100,38 @@ def command_path(path: Path) -> str:
     return relative if relative.split(os.sep).count(os.pardir) <= 1 else str(path)
 
 
+def replay_settings(settings: Settings) -> Settings:
+    """The settings a replay runs with: a `mode: mock` scenario (the default, so that it runs offline)
+    replays in real mode, since the cassette holds what a `--mode real --record` run of it sent — in
+    mock mode nothing would ask the cassette and a replay would pass on zero calls. A service the
+    scenario itself sets to mock (`services:`) stays mock."""
+    from tvdb.domain import Mode
+
+    if settings.mode is not Mode.MOCK:
+        return settings
+    origins = {k: v for k in ("services.parser", "services.embedder") if (v := settings.origin_of(k))}
+    return settings.model_copy(update={"mode": Mode.REAL}).with_origins(
+        {**origins, "mode": "set by tvdb replay"})  # the table adds "(answered from the cassette)"
+
+
+def record_hint(scenario: str | None, cassette: Path | None = None, *, verb: str = "record one") -> str:
+    """How to (re-)record: a command that works as written. A scenario records with `--mode real`
+    (`--record` refuses a mock run, and most scenarios say `mode: mock`), `--cassette` when the file is
+    not the default one; without a scenario (a session, the pytest fixture) the session's record mode."""
+    if scenario is None:
+        return (f"{verb} with tvdb.session(mode=\"record\", cassette=...) or, under pytest, --tvdb-record "
+                "(real mode: it spends money once)")
+    extra = f" --cassette {command_path(cassette)}" if cassette is not None else ""
+    return f"{verb} with `tvdb run {scenario} --mode real --record{extra}` (real mode: it spends money once)"
+
+
+def _scenario_command(tape: Tape) -> str | None:
+    """The tape's scenario file as a command argument; None for a session's tape."""
+    if not tape.scenario_path:
+        return None
+    return command_path(Path(os.path.normpath(tape.path.parent.resolve() / tape.scenario_path)))
+
+
 def _store(tape: Tape, settings: Settings, prices: PriceTable, now: Callable[[], dt.datetime]) -> CassetteStore:
     metadata: dict[str, Any] = {
         "scenario": tape.scenario, "scenario_path": tape.scenario_path, "versions": versions(),
@@ -107,10 +139,9 @@ def _store(tape: Tape, settings: Settings, prices: PriceTable, now: Callable[[],
     }
     store = CassetteStore(secrets=configured_secrets(settings), metadata=metadata, fresh=tape.fresh,
                           annotate=Annotator(prices, lambda: now().date()), now=now)
-    where = "SCENARIO"
-    if tape.scenario_path:
-        where = command_path(Path(os.path.normpath(tape.path.parent.resolve() / tape.scenario_path)))
-    store.rerecord_hint = f"re-record it with `tvdb run {where} --record` (real mode, spends money)"
+    where = _scenario_command(tape)
+    custom = tape.path.name != f"{tape.scenario}.yaml"  # the default file is <cassette_dir>/<scenario>.yaml
+    store.rerecord_hint = record_hint(where, tape.path if custom else None, verb="re-record it")
     return store
 
 
@@ -146,7 +177,7 @@ def use_tape(tape: Tape, settings: Settings, prices: PriceTable,
     from tvdb.recording.cassette import IndexedCassette
 
     if tape.replay and not tape.path.is_file():
-        raise CassetteError(f"{tape.path}: no such cassette; record one with `tvdb run SCENARIO --record`")
+        raise CassetteError(f"{tape.path}: no such cassette; {record_hint(_scenario_command(tape))}")
     store = _store(tape, settings, prices, now)
     scrub = store.scrubber
     recorder = vcr.VCR(

@@ -190,7 +190,7 @@ def _provenance(ctx: PipelineContext, e: ProvenanceExpectation) -> list[Expectat
     if e.max_fallbacks is not None:
         n = count_fallbacks(ctx)
         out.append(ExpectationResult(f"at most {e.max_fallbacks} fallbacks", n <= e.max_fallbacks,
-                                     f"{n} calls fell back to local"))
+                                     f"{n} call{'' if n == 1 else 's'} fell back to local"))
     return out
 
 

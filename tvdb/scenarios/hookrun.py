@@ -58,17 +58,11 @@ SessionOpener = Callable[[PipelineContext, "Scenario", "Tape | None"], AbstractA
 def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) -> AbstractAsyncContextManager[Any]:
     """The tvdb session a `pipeline:` scenario runs in: the run's settings (mode, services, budgets, base
     URLs), its fault plan, its cassette (recording or replaying it), its run id and name on every row."""
-    from tvdb.domain import Mode
     from tvdb.faults.plan import FaultPlan
+    from tvdb.recording.session import replay_settings
     from tvdb.sessions.api import Session
 
-    settings = ctx.settings
-    if tape is not None and tape.replay and settings.mode is Mode.MOCK:
-        # `tvdb replay` answers from the cassette what a `--mode real --record` run of this scenario (mock by
-        # default, so that it runs offline) recorded; a service the scenario itself sets to mock stays mock
-        origins = {k: v for k in ("services.parser", "services.embedder") if (v := settings.origin_of(k))}
-        settings = settings.model_copy(update={"mode": Mode.REAL}).with_origins(
-            {**origins, "mode": "set by tvdb replay"})
+    settings = ctx.settings if tape is None or not tape.replay else replay_settings(ctx.settings)
     mode = str(settings.mode) if tape is None else "replay" if tape.replay else "record" if tape.fresh else \
         str(settings.mode)
     opened: AbstractAsyncContextManager[Any] = Session(

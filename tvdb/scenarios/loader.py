@@ -54,25 +54,50 @@ def load_scenario(path: Path) -> LoadedScenario:
         raise ScenarioError(f"invalid YAML: {problem}", path=path, line=line) from None
     if not isinstance(doc.data, dict):
         raise ScenarioError("a scenario must be a mapping with at least `name` and `documents`", path=path, line=1)
+    # every problem is gathered in one pass (schema, settings keys, faults, documents, expectation
+    # names), so a file is fixed in one go instead of one error per run
+    entries = doc.data.get("documents")
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
-        raise _scenario_error(exc, doc, Scenario, also=_settings_problems(doc)) from None
+        found = _settings_problems(doc)
+        if isinstance(entries, list) and all(isinstance(e, str) for e in entries):
+            resolve_documents(entries, doc, problems=found)
+        raise _scenario_error(exc, doc, Scenario, also=found) from None
     from tvdb.faults.plan import FaultPlan
 
+    problems = _settings_problems(doc)
     try:
         FaultPlan.of(scenario.faults)
     except ValidationError as exc:
-        raise _scenario_error(exc, doc, FaultPlan) from None
-    documents = resolve_documents(scenario.documents, doc)
-    _check_expectation_names(scenario, doc, documents)
+        problems.append(_scenario_error(exc, doc, FaultPlan))
+    documents = resolve_documents(scenario.documents, doc, problems=problems)
+    if not any(p.key and p.key.startswith("documents[") for p in problems):
+        _check_expectation_names(scenario, doc, documents, problems)  # a missing document is not a second typo
+    if problems:
+        raise _combined(_unpack(problems))
     from tvdb.scenarios.hookcheck import check_hook_keys, scenario_hooks
 
     check_hook_keys(scenario, doc)
     return LoadedScenario(scenario, doc, documents, scenario_hooks(scenario, path, doc))
 
 
-def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: tuple[Path, ...]) -> None:
+def _unpack(problems: list[ScenarioError]) -> list[ScenarioError]:
+    return [one for p in problems for one in (p, *p.more)]
+
+
+def _combined(found: list[ScenarioError]) -> ScenarioError:
+    """One error for every problem, in file order, each (line, key) once: the first names file, line
+    and key; the rest ride along."""
+    unique = list({(e.line, e.key, e.message): ScenarioError(e.message, path=e.path, line=e.line, key=e.key)
+                   for e in found}.values())
+    unique.sort(key=lambda e: (e.line is None, e.line or 0))
+    first = unique[0]
+    return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(unique[1:]))
+
+
+def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: tuple[Path, ...],
+                             problems: list[ScenarioError]) -> None:
     """A typo in an expectation's document name is caught before anything runs (or is paid for)."""
     named = [(("expectations", "documents", i, "document"), e.document)
              for i, e in enumerate(scenario.expectations.documents)]
@@ -81,12 +106,12 @@ def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: t
     base = doc.path.parent
     for loc, pattern in named:
         if not any(matches(pattern, str(p), base) for p in documents):
-            raise ScenarioError(
+            problems.append(ScenarioError(
                 f"{pattern!r} names none of the scenario's {len(documents)} documents (name one as"
                 f" `documents:` does, relative to {base}, by absolute path, or by file name, e.g."
                 f" {documents[0].name if documents else 'report.pdf'!r})",
                 path=doc.path, line=doc.line_of(loc), key=dotted(loc),
-            )
+            ))
 
 
 def _settings_problems(doc: YamlDocument) -> list[ScenarioError]:
@@ -113,32 +138,46 @@ def _scenario_error(
     return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(found[1:]))
 
 
-def resolve_documents(entries: list[str], doc: YamlDocument) -> tuple[Path, ...]:
-    """Absolute paths, or paths and globs relative to the scenario file; sorted per glob, de-duplicated."""
-    base = doc.path.parent
+def resolve_documents(entries: list[str], doc: YamlDocument,
+                      problems: list[ScenarioError] | None = None) -> tuple[Path, ...]:
+    """Absolute paths, or paths and globs relative to the scenario file; sorted per glob, de-duplicated.
+    Raises ScenarioError for an entry that names nothing, or appends it to `problems` and goes on."""
     seen: dict[Path, None] = {}
     for i, entry in enumerate(entries):
-        pattern = Path(entry).expanduser()
-        full = pattern if pattern.is_absolute() else base / pattern
-        if _GLOB_CHARS & set(entry):
-            matches = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
-            if not matches:
-                raise ScenarioError(
-                    f"the pattern {entry!r} matches no file (relative to {base})",
-                    path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
-                )
-        else:
-            if not full.exists():
-                raise ScenarioError(
-                    f"no such document: {entry!r} (resolved to {full})",
-                    path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
-                )
-            if full.is_dir():
-                raise ScenarioError(
-                    f"{entry!r} is a directory; use a glob such as '{entry.rstrip('/')}/*'",
-                    path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
-                )
-            matches = [full]
-        for m in matches:
+        try:
+            matched = _resolve_one(i, entry, doc)
+        except ScenarioError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+            continue
+        for m in matched:
             seen.setdefault(m.resolve(), None)
     return tuple(seen)
+
+
+def _resolve_one(i: int, entry: str, doc: YamlDocument) -> list[Path]:
+    """The files entry `i` names. Raises ScenarioError when it names none."""
+    base = doc.path.parent
+    pattern = Path(entry).expanduser()
+    full = pattern if pattern.is_absolute() else base / pattern
+    if _GLOB_CHARS & set(entry):
+        matches = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
+        if not matches:
+            raise ScenarioError(
+                f"the pattern {entry!r} matches no file (relative to {base})",
+                path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
+            )
+    else:
+        if not full.exists():
+            raise ScenarioError(
+                f"no such document: {entry!r} (resolved to {full})",
+                path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
+            )
+        if full.is_dir():
+            raise ScenarioError(
+                f"{entry!r} is a directory; use a glob such as '{entry.rstrip('/')}/*'",
+                path=doc.path, line=doc.line_of(("documents", i)), key=f"documents[{i}]",
+            )
+        matches = [full]
+    return matches

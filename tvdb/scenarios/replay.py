@@ -196,7 +196,7 @@ def replay_scenario(path: Path, env: ReplayEnv, *, require_cassette: bool = Fals
     message names the file (and line) and what to do. A scenario without a cassette is `skipped`,
     or an `error` with `require_cassette`. Not thread-safe (see the module docstring)."""
     from tvdb.clock import VirtualClock
-    from tvdb.recording.session import Tape, configured_secrets
+    from tvdb.recording.session import Tape, configured_secrets, record_hint
     from tvdb.recording.store import read_cassette
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run
@@ -213,7 +213,7 @@ def replay_scenario(path: Path, env: ReplayEnv, *, require_cassette: bool = Fals
         cassette = cassette_for(loaded, settings, env.cwd)
         if not cassette.is_file():
             where = shown(cassette, env.cwd)
-            hint = f"record one with `tvdb run {shown(path, env.cwd)} --record` (real mode: it spends money once)"
+            hint = record_hint(shown(path, env.cwd))
             if require_cassette:
                 return ScenarioOutcome(path=path, name=name, status="error", cassette=cassette,
                                        message=f"{where}: no such cassette (--require-cassettes); {hint}",

@@ -190,8 +190,10 @@ async def start_run(
     loaded = masked_scenario(loaded, settings.secret_values())
     recorder: AbstractContextManager[Any] = nullcontext()
     if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
-        from tvdb.recording.session import use_tape
+        from tvdb.recording.session import replay_settings, use_tape
 
+        if tape.replay:
+            settings = replay_settings(settings)
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
     db = open_storage(settings)
     run_id = new_run_id(clock)
@@ -203,8 +205,9 @@ async def start_run(
     }
     if tape is not None:
         spec["tape"] = tape.as_json()
+    mode = "replay" if tape is not None and tape.replay else str(settings.mode)  # `tvdb runs` tells replays apart
     jobs = ctx.jobs.create_run(run_id=run_id, scenario=loaded.scenario.name, scenario_path=str(loaded.path),
-                               mode=str(settings.mode), spec=spec, documents=spec["documents"])
+                               mode=mode, spec=spec, documents=spec["documents"])
     hooks.on_start(run_id, jobs)
     return await _execute(ctx, loaded.scenario, loaded.path.parent, recorder, tape,
                           user=loaded.hooks, open_session=hooks.open_session)

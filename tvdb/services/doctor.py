@@ -139,7 +139,8 @@ def _postgres(storage: DatabaseAccess, url: str) -> Check:
     except StorageError as exc:
         return Check("database", "fail", f"{shown}: {exc.reason}", exc.fix)
     except ConfigError as exc:
-        return Check("database", "fail", str(exc), "pip install 'tvdb[postgres]', or unset TVDB_DATABASE_URL")
+        return Check("database", "fail", str(exc),
+                     "pip install -e '.[postgres]' (in the tvdb checkout), or unset TVDB_DATABASE_URL")
     ms = (time.perf_counter() - started) * 1000
     where = f"{shown} (PostgreSQL {version})"
     if unknown:

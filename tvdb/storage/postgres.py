@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-EXTRA_HINT = "install the PostgreSQL extra: pip install 'tvdb[postgres]'"
+EXTRA_HINT = ("install the PostgreSQL extra: pip install -e '.[postgres]' in a tvdb checkout, or "
+              "pip install 'psycopg[binary]>=3.1.4' 'psycopg_pool>=3.1'")
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_S = 10
 # The one lock every budget decision takes (tvdb.ledger.budget): a reservation counts against the
