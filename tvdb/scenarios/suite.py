@@ -24,6 +24,7 @@ from typing import Any
 
 from tvdb.bounds import MAX_COUNT
 from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ConfigError
+from tvdb.redaction import redact
 from tvdb.scenarios.replay import ReplayEnv, ScenarioOutcome, count_interactions, replay_scenario
 
 
@@ -206,8 +207,8 @@ def run_suite(planned: Sequence[Planned], env: ReplayEnv, *, jobs: int, require_
                 outcome = future.result()
             except Exception as exc:  # noqa: BLE001  (a worker killed by the OS, an unpicklable result)
                 outcome = ScenarioOutcome(path=item.path, name=None, status="error", internal=True,
-                                          message=f"internal error: the worker replaying it failed: "
-                                                  f"{type(exc).__name__}: {exc}")
+                                          message=redact(f"internal error: the worker replaying it failed: "
+                                                         f"{type(exc).__name__}: {exc}"))  # a key in a bug's text
             outcomes.append(outcome)
             on_done(outcome)
     finally:
