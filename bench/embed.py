@@ -1,10 +1,10 @@
 """Embedding throughput, measured fairly: tvdb's real-mode client against the clients users would otherwise pick.
 
-    python bench/embed.py          (no arguments; offline; about ten minutes: LlamaIndex's sync
+    python bench/embed.py          (no arguments; offline; 10–15 minutes: LlamaIndex's sync
                                     client alone takes ≥ 30 s a run for 20,000 chunks)
 
 The server is `tvdb emulate` in its own process on loopback (150 ms latency per response,
-3,000 requests and 100M tokens per minute, memo on and warmed: OpenAI's CPU is not on the client's
+3,000 requests and 100M tokens per minute, memo on and primed: OpenAI's CPU is not on the client's
 machine, so a warm emulator costs as little CPU as possible). Every client embeds the same texts,
 the first 1,000 and 20,000 chunks (200-token windows cut by tvdb's chunker from a synthetic
 English-like document; 4.0M tokens for 20,000), **each run in a fresh process**; the timer runs
@@ -17,10 +17,11 @@ and reading the texts are outside it. Clients, each with its concurrency (reques
   `num_workers=None` gathers every batch), and with `num_workers=4` (4);
 - LlamaIndex `get_text_embedding_batch`, the sync call (1);
 - tvdb: `embed_batches` over `OpenAIEmbedder` (the official SDK on httpx2) counting the tokens
-  itself, `embedding.concurrency` 4 (its default: the equal-concurrency row against LlamaIndex
-  with 4 workers), one ledger row per request in a scratch SQLite database, vector validation, the
-  first request alone. And, for reference only, the pipeline's path: tvdb given the chunker's token
-  counts (the pipeline has them; a user of the peers does not).
+  itself, with the default `embedding.concurrency` (4: the equal-concurrency row against LlamaIndex
+  with 4 workers), and with `embedding.concurrency: 16` (every request after the first in flight
+  at once, as LlamaIndex's default gathers them). One ledger row per request in a scratch SQLite
+  database, vector validation, the first request alone. And, for reference only, the pipeline's
+  path: tvdb given the chunker's token counts (the pipeline has them; a user of the peers does not).
 
 After one untimed warm-up of each client (which also primes the emulator's memo for every input
 form), the clients run RUNS rounds, interleaved (each client once per round) so that a change in
@@ -204,7 +205,10 @@ CLIENTS: dict[str, tuple[str, str, str, Callable[[list[str], str, list[int]], An
                            "llama_index.embeddings.openai", lambda t, u, c: client_llamaindex_async(t, u, 4)),
     "llamaindex-sync": ("LlamaIndex get_text_embedding_batch (sync)", "1", "llama_index.embeddings.openai",
                         lambda t, u, c: client_llamaindex_sync(t, u)),
-    "tvdb": ("tvdb, counting tokens itself", "4", "tvdb", lambda t, u, c: client_tvdb(t, u)),
+    "tvdb": ("tvdb, counting tokens itself (default concurrency)", "4", "tvdb",
+             lambda t, u, c: client_tvdb(t, u)),
+    "tvdb-16": ("tvdb, counting tokens itself, concurrency=16", "16", "tvdb",
+                lambda t, u, c: client_tvdb(t, u, 16)),
     "tvdb-counts": ("tvdb given the chunker's counts (pipeline path; reference)", "4", "tvdb",
                     lambda t, u, c: client_tvdb(t, u, None, c)),
 }

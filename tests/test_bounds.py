@@ -214,8 +214,8 @@ SCENARIO_SETTINGS = [f for f in SETTINGS if f[0][0] in ("parse", "chunking", "em
 def test_an_out_of_bounds_setting_in_a_scenario_names_file_line_and_key(tmp_path: Path, path: Path_,
                                                                        value: Any) -> None:
     scenario = _scenario(tmp_path, _nest(path, value))
-    loaded = load_scenario(scenario)
-    with pytest.raises(ScenarioError) as info:
+    with pytest.raises(ScenarioError) as info:  # found when the scenario loads, with its other problems
+        loaded = load_scenario(scenario)
         resolve_settings(cwd=tmp_path, environ={}, scenario=loaded.scenario.settings_layer(),
                          scenario_doc=loaded.source)
     assert (info.value.path, info.value.line, info.value.key) == (scenario, len(path) + 3, ".".join(path))

@@ -87,10 +87,15 @@ def test_untrusted_text_is_escaped_and_never_markup() -> None:
 
 def test_a_hostile_scenario_name_reaches_the_terminal_escaped(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("hello world\n")
-    (tmp_path / "s.yaml").write_text('name: "x\\e[2J[bold]y[/]:smile:"\ndocuments: [a.md]\n')
+    (tmp_path / "s.yaml").write_text('name: "x[bold]y[red]:smile:"\ndocuments: [a.md]\n')
     done = tvdb(["run", str(tmp_path / "s.yaml"), "--no-progress"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "\x1b" not in done.stdout and "x\\x1b[2J[bold]y[/]:smile:" in done.stdout
+    assert "x[bold]y[red]:smile:" in done.stdout  # markup and emoji codes print as typed
+    # an escape sequence (or a '/') is no cassette file name: refused, and the refusal is escaped too
+    (tmp_path / "s.yaml").write_text('name: "x\\e[2J[bold]y[/]:smile:"\ndocuments: [a.md]\n')
+    done = tvdb(["run", str(tmp_path / "s.yaml"), "--no-progress"], tmp_path)
+    assert done.returncode == 2
+    assert "\x1b" not in done.stderr and "x\\x1b[2J[bold]y[/]:smile:" in done.stderr
 
 
 @pytest.mark.parametrize("value,text", [

@@ -52,3 +52,21 @@ def test_the_bar_shows_requests_beside_documents() -> None:
     bars.requests_changed("embed", 3, 5)
     assert "embed 0/0 (3/5 requests)" in bars._stages()
     assert "parse 0/0 ·" in bars._stages()
+
+
+def test_an_80_column_terminal_keeps_the_elapsed_time_and_eta_whole() -> None:
+    from types import SimpleNamespace
+
+    from tvdb.domain import JobState
+
+    out = io.StringIO()
+    bars = RichProgress(Console(file=out, force_terminal=True, width=80, color_system=None), refresh_per_second=1)
+    bars.start([SimpleNamespace(job_id=f"j{i}", path=f"/d/doc-{i}.pdf", state=JobState.PENDING)  # type: ignore[misc]
+                for i in range(200)])
+    bars.requests_changed("embed", 3, 5)
+    bars.stop()
+    last = out.getvalue().rsplit("\x1b[2K", 1)[-1].splitlines()  # the final frame
+    bar = next(line for line in out.getvalue().splitlines() if line.lstrip("\x1b[2K1A").startswith("run"))
+    assert "ETA -:--:--" in bar and "0:00:00" in bar and "…" not in bar
+    assert "  parse 0/200 · chunk 0/200 · embed 0/200 (3/5 requests) · store 0/200" in out.getvalue()
+    assert all(len(line) <= 80 for line in last)

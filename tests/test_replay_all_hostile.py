@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,31 @@ def test_a_huge_shard_count_puts_each_scenario_in_the_first_shards_and_the_rest_
     planned = [Planned(path=Path(f"s{i}.yaml"), key=f"s{i}.yaml", weight=w) for i, w in enumerate([5, 0, 3, 0])]
     assert [select_shard(planned, (i, 10**9)) for i in (1, 2, 3, 4)] == assign_shards(planned, 10)[:4]
     assert select_shard(planned, (5, 10**9)) == [] and select_shard(planned, (10**9, 10**9)) == []
+
+
+def _scenarios(root: Path) -> None:
+    (root / "scen").mkdir()
+    (root / "scen" / "a.md").write_text("alpha tide\n")
+    for name in ("s", "t"):
+        (root / "scen" / f"{name}.yaml").write_text(f"name: {name}\ndocuments: [a.md]\n")
+
+
+def test_workers_import_the_installed_tvdb_not_a_tvdb_folder_in_the_cwd(tmp_path: Path) -> None:
+    # what the `tvdb` console script is: a file elsewhere, so sys.path[0] is its folder, not the cwd
+    # (`python -P -m tvdb` would not do: -P is handed on to the fork server and hides the problem)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "tvdb_script.py").write_text(
+        "import sys\nfrom tvdb.cli import main\n\nif __name__ == '__main__':\n    sys.exit(main())\n")
+    (tmp_path / "work").mkdir()
+    _scenarios(tmp_path / "work")
+    (tmp_path / "work" / "tvdb").mkdir()
+    (tmp_path / "work" / "tvdb" / "__init__.py").write_text("raise RuntimeError('the bogus tvdb in the cwd')\n")
+    env = {**os.environ, "TVDB_DATA_DIR": str(tmp_path / ".tvdb")}
+    env.pop("PYTHONSAFEPATH", None)
+    done = subprocess.run([sys.executable, str(tmp_path / "bin" / "tvdb_script.py"), "replay", "--all", "scen",
+                           "--jobs", "2", "--json"], cwd=tmp_path / "work", env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert "bogus" not in done.stderr, done.stderr
+    doc = json.loads(done.stdout)
+    assert [(r["scenario"], r["outcome"]) for r in doc["runs"]] == [("s", "skipped"), ("t", "skipped")]
+    assert doc["jobs"] == 2 and done.returncode == 0

@@ -102,8 +102,8 @@ def test_a_consistency_sample_over_the_model_limit_is_refused_before_anything_is
     (tmp_path / "a.md").write_text("# Alpha\nTide sensors.")
     path = tmp_path / "s.yaml"
     path.write_text("name: big-sample\ndocuments: [a.md]\nembedding:\n  consistency_check: {sample: 2049}\n")
-    loaded = load_scenario(path)
-    with pytest.raises(ScenarioError) as refused:
+    with pytest.raises(ScenarioError) as refused:  # when the scenario loads, before any run exists
+        loaded = load_scenario(path)
         resolve_settings(cwd=tmp_path, environ={}, scenario=loaded.scenario.settings_layer(),
                          scenario_doc=loaded.source)
     assert "2048" in str(refused.value) and "s.yaml" in str(refused.value)

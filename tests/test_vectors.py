@@ -151,3 +151,25 @@ def test_norm_off_names_the_first_bad_row_and_respects_the_tolerance() -> None:
     validate_vectors(vectors, dimensions=16, norm_tolerance=0.02)
     with pytest.raises(VectorValidationError, match="vector 0 has L2 norm 0"):
         validate_vectors(np.zeros((1, 4), dtype=np.float32), dimensions=4)
+
+
+def test_one_pass_norms_agree_with_the_float64_reference() -> None:
+    """validate_vectors' norms (one einsum pass) match numpy's float64 norms; bad batches still name
+    their first bad value, also in float16 and float64 batches."""
+    from tvdb.vectors import _row_norms
+
+    rng = np.random.default_rng(8)
+    batch = (rng.standard_normal((64, 1536)) * rng.uniform(0.5, 2.0, (64, 1))).astype(np.float32)
+    norms = _row_norms(batch)
+    assert norms is not None and norms.dtype == np.float64
+    assert np.allclose(norms, np.linalg.norm(batch.astype(np.float64), axis=1), rtol=1e-12, atol=0)
+    half = unit_rows(3, 8).astype(np.float16)
+    half[1, 2] = np.nan
+    with pytest.raises(VectorValidationError, match=r"vector 1 has a non-finite value \(nan at index 2\)"):
+        validate_vectors(half, dimensions=8)
+    validate_vectors(unit_rows(3, 8).astype(np.longdouble), dimensions=8)  # too wide for the one pass
+    huge = unit_rows(3, 8).astype(np.float64)
+    huge[2, 0] = 1e200  # finite, but its square is not: the slow path tells the two apart
+    assert _row_norms(huge) is None
+    with pytest.raises(VectorValidationError, match=r"vector 2 has L2 norm inf"):
+        validate_vectors(huge, dimensions=8)

@@ -6,13 +6,14 @@ swapped for a FIFO or a device between a check and the open can neither hang nor
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 
 class NotARegularFile(OSError):
-    """The path names a directory, FIFO, socket or device."""
+    """The path names a directory, FIFO, socket or device, or is a symlink loop."""
 
 
 class FileTooLarge(OSError):
@@ -37,9 +38,14 @@ def describe_mode(mode: int) -> str:
 def read_regular_file(path: Path, limit: int) -> bytes:
     """At most `limit` bytes of the regular file `path`.
 
-    Raises FileNotFoundError, NotARegularFile, FileTooLarge, or another OSError.
+    Raises FileNotFoundError, NotARegularFile (also for a symlink loop), FileTooLarge, or another OSError.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # "too many levels of symbolic links" says less than what it is
+            raise NotARegularFile("is a symlink loop") from None
+        raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +28,7 @@ from tvdb.cli.run import _drive, resume_command
 
 if TYPE_CHECKING:
     from tvdb.recording.info import CassetteSummary
+    from tvdb.recording.scan import Finding
 
 app = typer.Typer(help="Inspect and check cassettes (recorded HTTP traffic).", no_args_is_help=True)
 
@@ -124,7 +126,7 @@ def replay(
     loaded = load_scenario(scenario_file)
     settings = settings_for(ctx, {"data_dir": data_dir}, loaded)
     path = cassette or cassette_path(settings, loaded.scenario.name, cassette_option)
-    if not path.is_file():
+    if not os.path.lexists(path):  # a directory, FIFO or symlink loop there: read_cassette says which
         from tvdb.errors import CassetteError
         from tvdb.recording.session import record_hint
 
@@ -157,8 +159,7 @@ def check(
     from tvdb.recording.store import read_cassette
 
     secrets = configured_secrets(settings_for(ctx))
-    files = [f for p in paths for f in (sorted(p.rglob("*.y*ml")) if p.is_dir() else [p])]
-    findings: list[Finding] = []
+    files, findings = _cassette_files(paths)
     for path in files:
         try:
             read_cassette(path)  # what a replay would refuse, refused here first
@@ -184,6 +185,27 @@ def check(
             f"; {len(refused)} file(s) refused (not a loadable cassette)" if refused else "")
         out.print(f"{summary} in {len(files)} file(s){tail}")
     raise typer.Exit(1 if findings else 0)
+
+
+def _cassette_files(paths: list[Path]) -> tuple[list[Path], list[Finding]]:
+    """The files `tvdb cassette check` reads: each path, or the `*.yml`/`*.yaml` files under a folder.
+    A folder named like a cassette (`x.yaml/`) and a folder with no cassette in it are refused: a
+    check that passes because it read nothing would hide a cassette that is not there."""
+    from tvdb.recording.scan import Finding
+
+    files: list[Path] = []
+    refused: list[Finding] = []
+    for p in paths:
+        if not p.is_dir():
+            files.append(p)
+        elif p.suffix.lower() in (".yaml", ".yml"):
+            refused.append(Finding(str(p), 0, "refused", f"{p}: not a cassette file: it is a directory"))
+        elif found := sorted(f for f in p.rglob("*.y*ml") if f.suffix.lower() in (".yaml", ".yml")):
+            files += found
+        else:
+            refused.append(Finding(str(p), 0, "refused", f"{p}: a folder with no cassette (*.yaml, *.yml) "
+                                                            "under it; pass the folder your cassettes are in"))
+    return files, refused
 
 
 def _summaries(paths: list[Path]) -> tuple[list[CassetteSummary], list[str]]:

@@ -74,7 +74,7 @@ class RichProgress:
         self._start = 0.0
         self._progress = _Display(
             self._in_flight, TextColumn("[bold]run[/]"), BarColumn(bar_width=24),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}"), TextColumn("{task.fields[stages]}"),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console, transient=False, refresh_per_second=refresh_per_second,
         )
@@ -84,7 +84,7 @@ class RichProgress:
             self._names[job.job_id] = clean(Path(job.path).name)
             self._states[job.job_id] = job.state
             self._counts[job.state] += 1
-        self._task = self._progress.add_task("run", total=len(jobs), stages=self._stages(), rate="")
+        self._task = self._progress.add_task("run", total=len(jobs), rate="")
         self._start = self._progress.get_time()
         self._progress.start()
 
@@ -129,11 +129,14 @@ class RichProgress:
         done = sum(self._counts[s] for s in _DONE)
         elapsed = self._progress.get_time() - self._start
         rate = f"{done / elapsed:.1f} docs/s" if done and elapsed > 0 else ""
-        self._progress.update(self._task, completed=done, stages=self._stages(), rate=rate)
+        self._progress.update(self._task, completed=done, rate=rate)
 
     def _in_flight(self) -> RenderableType:
+        """The per-stage counts on a line of their own under the bar (beside it, an 80-column terminal
+        cut the elapsed time and the ETA to `…`), then the documents in flight."""
         ids = list(self._busy)[:IN_FLIGHT_SHOWN]
-        lines = [Text.assemble("  ", (f"{_BUSY.get(self._states[i], '')}", "dim"), " ", self._names[i]) for i in ids]
+        lines = [Text.from_markup("  " + self._stages())]
+        lines += [Text.assemble("  ", (f"{_BUSY.get(self._states[i], '')}", "dim"), " ", self._names[i]) for i in ids]
         more = len(self._busy) - len(ids)
         if more > 0:
             lines.append(Text(f"  … and {more} more in flight", "dim"))

@@ -176,7 +176,7 @@ def use_tape(tape: Tape, settings: Settings, prices: PriceTable,
 
     from tvdb.recording.cassette import IndexedCassette
 
-    if tape.replay and not tape.path.is_file():
+    if tape.replay and not os.path.lexists(tape.path):  # not a file there: refused by the store, by name
         raise CassetteError(f"{tape.path}: no such cassette; {record_hint(_scenario_command(tape))}")
     store = _store(tape, settings, prices, now)
     scrub = store.scrubber

@@ -10,6 +10,7 @@ Replayed calls make no budget reservation, so replays share one ledger safely.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -62,8 +63,8 @@ def cassette_for(loaded: LoadedScenario, settings: Settings, cwd: Path) -> Path:
 
 def shown(path: Path, cwd: Path) -> str:
     """`path` as a user types it from `cwd`: relative when inside it, else absolute."""
-    try:
-        return path.resolve().relative_to(cwd.resolve()).as_posix()
+    try:  # the folder is resolved, not the file: a symlink loop there is named, not followed
+        return (path.parent.resolve() / path.name).relative_to(cwd.resolve()).as_posix()
     except ValueError:
         return str(path)
 
@@ -90,7 +91,7 @@ def document_errors(failed: Iterable[tuple[str, str]], base: Path) -> list[str]:
 def _from_here(path: Path) -> Path:
     """`path` relative to the working directory when inside it (still opens the same file)."""
     try:
-        return path.resolve().relative_to(Path.cwd().resolve())
+        return (path.parent.resolve() / path.name).relative_to(Path.cwd().resolve())
     except ValueError:
         return path
 
@@ -98,8 +99,11 @@ def _from_here(path: Path) -> Path:
 def count_interactions(cassette: Path) -> int:
     """Recorded interactions in a cassette without parsing it (for balancing shards): vcrpy's
     top-level `- request:` items. 0 for a missing or unreadable file."""
-    try:
-        return len(_INTERACTION.findall(cassette.read_bytes()))
+    from tvdb.files import read_regular_file
+    from tvdb.recording.store import MAX_CASSETTE_BYTES
+
+    try:  # never a plain read: a FIFO in the cassette's place would hang the planning of --all
+        return len(_INTERACTION.findall(read_regular_file(cassette, MAX_CASSETTE_BYTES)))
     except OSError:
         return 0
 
@@ -211,7 +215,7 @@ def replay_scenario(path: Path, env: ReplayEnv, *, require_cassette: bool = Fals
         settings = env.settings(loaded)
         secrets = configured_secrets(settings)
         cassette = cassette_for(loaded, settings, env.cwd)
-        if not cassette.is_file():
+        if not os.path.lexists(cassette):  # a directory or FIFO there is refused below, not skipped
             where = shown(cassette, env.cwd)
             hint = record_hint(shown(path, env.cwd))
             if require_cassette:

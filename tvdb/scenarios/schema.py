@@ -135,6 +135,19 @@ class Scenario(_Strict):
     search: str | None = None
     python_path: list[str] = []
 
+    @field_validator("name")
+    @classmethod
+    def _cassette_file_name(cls, value: str) -> str:
+        # the name is a file name (cassettes/<name>.yaml, the run table): a separator, `..` or an absolute
+        # path would read or write a cassette outside the cassette folder, NUL fails deep inside open()
+        why = ("'/'" if "/" in value else "'\\'" if "\\" in value else "'..'" if ".." in value
+               else "NUL or a control character" if not value.isprintable() else None)
+        if why is not None:
+            raise ValueError(f"{value!r} contains {why}, and the name becomes the cassette file "
+                             "cassettes/<name>.yaml: use a plain file name (letters, digits, '-', '_', '.', "
+                             "spaces), e.g. 'nightly-ingest'")
+        return value
+
     @field_validator("pipeline", "search")
     @classmethod
     def _hook_spec(cls, value: str | None) -> str | None:

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tvdb.bounds import MAX_COUNT
 from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ConfigError
+from tvdb.redaction import redact
 from tvdb.scenarios.replay import ReplayEnv, ScenarioOutcome, count_interactions, replay_scenario
 
 
@@ -136,6 +138,30 @@ def _pool_context() -> Any:
     return ctx
 
 
+@contextmanager
+def _cwd_off_the_fork_servers_path() -> Iterator[None]:
+    """While the block runs, PYTHONSAFEPATH=1 in this process's environment, unless the tvdb in use is
+    the one in the working directory (a checkout run as `python -m tvdb`).
+
+    The fork server starts as `python -c …`, which puts the working directory first on `sys.path`
+    (and multiprocessing does not replace it): a `tvdb/` folder there would be imported by the
+    workers instead of the installed tvdb, and would break or subvert every replay. PYTHONSAFEPATH
+    (Python 3.11) leaves the working directory off; it is read once, when the server starts."""
+    import tvdb
+
+    here = Path(tvdb.__file__).resolve().parent.parent == Path.cwd().resolve()
+    saved = os.environ.get("PYTHONSAFEPATH")
+    if not here:
+        os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = saved
+
+
 def _init_worker(environ: Mapping[str, str]) -> None:
     """A forked worker has the fork server's environment: give it the command's (tiktoken's cache,
     NO_COLOR, the SDKs' variables) so a worker behaves as the in-process replay would."""
@@ -171,17 +197,18 @@ def run_suite(planned: Sequence[Planned], env: ReplayEnv, *, jobs: int, require_
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
                                initargs=(dict(os.environ),))
     try:
-        futures: dict[Future[ScenarioOutcome], Planned] = {
-            pool.submit(_replay_in_worker, item.path, env, require_cassettes): item
-            for item in sorted(planned, key=lambda p: (-p.weight, p.key))}
+        with _cwd_off_the_fork_servers_path():  # the workers start while the jobs are submitted
+            futures: dict[Future[ScenarioOutcome], Planned] = {
+                pool.submit(_replay_in_worker, item.path, env, require_cassettes): item
+                for item in sorted(planned, key=lambda p: (-p.weight, p.key))}
         for future in as_completed(futures):
             item = futures[future]
             try:
                 outcome = future.result()
             except Exception as exc:  # noqa: BLE001  (a worker killed by the OS, an unpicklable result)
                 outcome = ScenarioOutcome(path=item.path, name=None, status="error", internal=True,
-                                          message=f"internal error: the worker replaying it failed: "
-                                                  f"{type(exc).__name__}: {exc}")
+                                          message=redact(f"internal error: the worker replaying it failed: "
+                                                         f"{type(exc).__name__}: {exc}"))  # a key in a bug's text
             outcomes.append(outcome)
             on_done(outcome)
     finally:
