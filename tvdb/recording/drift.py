@@ -67,6 +67,11 @@ class Planned:
     response: dict[str, Any]
     skip: str | None = None
 
+    def skipped(self, reason: str) -> Outcome:
+        """This interaction's verdict when it is not sent, with the recorded status."""
+        return Outcome(str(self.cassette), self.index, describe(self.request),
+                       str(self.response["status"]["code"]), "skipped", (reason,))
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -249,8 +254,7 @@ def check_drift(paths: Sequence[Path], settings: Settings, options: DriftOptions
         asyncio.run(_replay(report, sampled, settings, options, clock, key or "", transport))
     by_key = {(o.cassette, o.index): o for o in report.outcomes}
     report.outcomes = [by_key.get((str(p.cassette), p.index)) or
-                       Outcome(str(p.cassette), p.index, describe(p.request), str(p.response["status"]["code"]),
-                               "skipped", (p.skip or "",)) for ps in plans.values() for p in ps]
+                       p.skipped(p.skip or "") for ps in plans.values() for p in ps]
     return report
 
 
@@ -270,10 +274,8 @@ async def _replay(report: DriftReport, sampled: list[Planned], settings: Setting
         cost = price_call(prices, service=OPENAI, model=model, units=tokens, implementation=Implementation.REAL,
                           day=clock.now().date()).would_cost_nusd
         if cost is None:  # an unknown price is never $0: not sent (a recorded model_not_found, say)
-            report.outcomes.append(Outcome(str(p.cassette), p.index, describe(p.request),
-                                           str(p.response["status"]["code"]), "skipped",
-                                           (f"no price known for model {model!r}: not sent (an unknown "
-                                            "price is never $0)",)))
+            report.outcomes.append(p.skipped(f"no price known for model {model!r}: not sent (an unknown "
+                                             "price is never $0)"))
             continue
         estimates.append((model, tokens, cost))
         priced.append(p)
@@ -294,18 +296,14 @@ async def _replay(report: DriftReport, sampled: list[Planned], settings: Setting
         async with AsyncClient(transport=transport, timeout=Timeout(60.0)) as client:
             for p, (model, tokens, _) in zip(priced, estimates, strict=True):
                 if report.refused is not None:  # a budget said no: nothing more is sent
-                    report.outcomes.append(Outcome(str(p.cassette), p.index, describe(p.request),
-                                                   str(p.response["status"]["code"]), "skipped",
-                                                   (f"not sent: {report.refused}",)))
+                    report.outcomes.append(p.skipped(f"not sent: {report.refused}"))
                     continue
                 try:
                     report.outcomes.append(await _one(caller, client, base, key, p, model, tokens, options,
                                                       report))
                 except CostLimitExceeded as exc:  # raised before the request: what was compared is kept
                     report.refused = exc
-                    report.outcomes.append(Outcome(str(p.cassette), p.index, describe(p.request),
-                                                   str(p.response["status"]["code"]), "skipped",
-                                                   (f"not sent: {exc}",)))
+                    report.outcomes.append(p.skipped(f"not sent: {exc}"))
     finally:
         db.close()
 
