@@ -132,10 +132,7 @@ def _scenario_error(
         loc = tuple(err["loc"])
         found.append(ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc)))
     # A key both the schema and the settings check (e.g. `mode`) is reported once.
-    found = list({(e.line, e.key): e for e in reversed(found)}.values())
-    found.sort(key=lambda e: (e.line is None, e.line or 0))
-    first = found[0]
-    return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(found[1:]))
+    return _combined(list({(e.line, e.key): e for e in reversed(found)}.values()))
 
 
 def resolve_documents(entries: list[str], doc: YamlDocument,
