@@ -133,6 +133,7 @@ def client_tvdb(texts: list[str], url: str, concurrency: int | None = None,
     from tvdb.tokens import get_encoding
 
     get_encoding()  # tiktoken's vocabulary loads once per process in any client: outside the timer
+    import openai  # noqa: F401  imported outside the timer, as the peers' clients import it
     embedding: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
     settings = Settings.model_validate({"openai_api_key": KEY, "openai_base_url": url, "mode": "real",
                                         "embedding": embedding})

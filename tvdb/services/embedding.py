@@ -1,6 +1,7 @@
 """The batched embedding driver used by the pipeline's embed stage and by `bench/embed.py`.
 
-    texts ─► token counts (given, or tiktoken) ─► plan_batches (fewest requests the limits allow)
+    texts ─► token counts given ─► plan_batches (fewest requests the limits allow)
+          └► no counts: tiktoken in worker threads, requests cut as counts arrive (tvdb.services.counting)
           ─► per request: ServiceCaller.call (retry policy; per attempt RPM/TPM pacing, then the
              budget reservation, then the request; usage rows)
           ─► validate vectors ─► on_batch(indices, completed)   (store + commit, one transaction)
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -156,8 +157,8 @@ async def embed_batches(
     import numpy as np
 
     from tvdb.services.batching import plan_batches
+    from tvdb.services.counting import counted_requests
     from tvdb.services.router import fixed_router
-    from tvdb.tokens import count_tokens
 
     if router is None:
         assert embedder is not None and caller is not None, "embed_batches needs a router, or an embedder and a caller"
@@ -168,9 +169,6 @@ async def embed_batches(
     spec = catalog.embedding_model(s.model)
     dims = s.resolved_dimensions
     n = len(texts)
-    counts = list(token_counts) if token_counts is not None else count_tokens(list(texts), spec.encoding)
-    if len(counts) != n:
-        raise ValueError(f"{len(counts)} token counts for {n} texts")
     keep = keep_vectors or bool(s.consistency_check.sample)
     out = np.empty((n if keep else 0, dims), dtype=np.float32)
     filled = np.zeros(n, dtype=bool)
@@ -182,19 +180,31 @@ async def embed_batches(
         else:
             on_error(indices, exc)
 
-    sendable: list[int] = []
-    for i, (text, count) in enumerate(zip(texts, counts, strict=True)):
-        if not text.strip() or count > spec.max_input_tokens:
-            problem = "is empty" if not text.strip() else f"has {count} tokens, over the {spec.max_input_tokens} cap"
-            fail([i], PermanentServiceError(f"{service}: input {i} {problem}; not sent",
-                                            service=service, code="invalid_input"))
-        else:
-            sendable.append(i)
-    plan = plan_batches([counts[i] for i in sendable], spec)
-    batches = [[sendable[j] for j in batch] for batch in plan]
-    log.info("embedding %d inputs (%d tokens) in %d requests", len(sendable),
-             sum(counts[i] for i in sendable), len(batches))
+    def refused(i: int, count: int) -> bool:
+        """Inputs the API would refuse are failed here and never sent."""
+        if texts[i].strip() and count <= spec.max_input_tokens:
+            return False
+        problem = "is empty" if not texts[i].strip() else f"has {count} tokens, over the {spec.max_input_tokens} cap"
+        fail([i], PermanentServiceError(f"{service}: input {i} {problem}; not sent", service=service,
+                                        code="invalid_input"))
+        return True
 
+    if token_counts is not None:
+        counts = list(token_counts)
+        if len(counts) != n:
+            raise ValueError(f"{len(counts)} token counts for {n} texts")
+        sendable = [i for i in range(n) if not refused(i, counts[i])]
+        plan = plan_batches([counts[i] for i in sendable], spec)
+        batches = [[sendable[j] for j in batch] for batch in plan]
+        log.info("embedding %d inputs (%d tokens) in %d requests", len(sendable),
+                 sum(counts[i] for i in sendable), len(plan))
+        known: list[list[int]] | None = batches
+        planned: AsyncGenerator[list[int], None] = _listed(batches)
+    else:
+        # counting overlaps with sending: requests are cut as tiktoken's counts arrive
+        counts = [0] * n
+        known = None
+        planned = counted_requests(texts, counts, spec, refuse=refused)
     pacer = RatePacer(settings.limits.openai_requests_per_minute, settings.limits.openai_tokens_per_minute, clock)
     gate = asyncio.Semaphore(s.concurrency)
     stopped: list[TvdbError] = []
@@ -224,12 +234,15 @@ async def embed_batches(
             return scope_for(batch)
         return scope or CallScope(None, None, Stage.EMBED)
 
-    finished = [0]
+    finished, cut = [0], [0]  # requests ended, requests planned so far
+
+    def progress() -> None:
+        if on_progress is not None:
+            on_progress(finished[0], len(known) if known is not None else cut[0])
 
     def ended() -> None:
         finished[0] += 1
-        if on_progress is not None:
-            on_progress(finished[0], len(batches))
+        progress()
 
     async def run(batch: list[int]) -> None:
         try:
@@ -264,15 +277,12 @@ async def embed_batches(
             filled[batch] = True
             spaces.add(done.row.implementation.space)
 
-    if on_progress is not None:
-        on_progress(0, len(batches))
-    if batches and not probe:
-        await _all([run(b) for b in batches])
-    elif batches:
-        # The first request goes alone: if the key, the model or the quota is bad, that one request
-        # says so and nothing else is sent (CASES C07); then the rest go `concurrency` at a time.
-        await run(batches[0])
-        await _all([run(b) for b in batches[1:]])
+    def planned_one() -> None:
+        cut[0] += 1
+        progress()
+
+    progress()
+    await _dispatch(planned, run, probe=probe, on_cut=planned_one)
     if keep:
         out[~filled] = np.nan
     if s.consistency_check.sample and not errors and len(spaces) == 1:
@@ -283,17 +293,49 @@ async def embed_batches(
     return out
 
 
-async def _all(coroutines: list[Coroutine[Any, Any, None]]) -> None:
-    """Run them concurrently; if one raises (a bug, a cassette miss, Ctrl-C), cancel and await the
-    others before re-raising, so no request is left running unobserved."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
+async def _listed(batches: list[list[int]]) -> AsyncGenerator[list[int], None]:
+    for batch in batches:
+        yield batch
+
+
+async def _dispatch(
+    planned: AsyncGenerator[list[int], None], run: Callable[[list[int]], Coroutine[Any, Any, None]], *,
+    probe: bool, on_cut: Callable[[], None],
+) -> None:
+    """Start `run(batch)` for each request as it is planned (the gate in `run` bounds how many are in
+    flight); with `probe` the first runs alone before any other starts: if the key, the model or the
+    quota is bad, that one request says so and nothing else is sent (CASES C07).
+
+    If a run raises (a bug, the ledger unwritable, a cassette miss, Ctrl-C), nothing more is started
+    and the others are cancelled and awaited before re-raising, so no request is left running
+    unobserved; the planner (and its counting threads) is closed either way.
+    """
+    tasks: list[asyncio.Task[None]] = []
+    broken: list[asyncio.Task[None]] = []
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            broken.append(task)
+
     try:
+        async for batch in planned:
+            on_cut()
+            if probe:
+                probe = False
+                await run(batch)
+                continue
+            tasks.append(asyncio.ensure_future(run(batch)))
+            tasks[-1].add_done_callback(ended)
+            if broken:
+                break  # gather below raises it
         await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    finally:
+        await planned.aclose()
 
 
 def _validated(vectors: npt.NDArray[np.float32], rows: int, dims: int) -> npt.NDArray[np.float32]:
