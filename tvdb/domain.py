@@ -139,6 +139,20 @@ class EmbeddingRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimits:
+    """A provider's rate-limit state as one response's `x-ratelimit-*` headers give it (OpenAI:
+    https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers). Counts are per minute
+    (requests, tokens); `reset_*_s` is seconds until that window is full again. None: not sent."""
+
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests_s: float | None = None
+    reset_tokens_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EmbeddingResult:
     """Output of one embeddings request: float32 vectors of shape (n, dimensions).
 
@@ -152,6 +166,8 @@ class EmbeddingResult:
     usage: Mapping[str, Any] = field(default_factory=dict)
     # answered from a cassette while recording (`--record-mode once | new_episodes`): no money moved
     replayed: bool = False
+    # the response's `x-ratelimit-*` headers (real API only): what the in-flight limit follows
+    rate_limits: RateLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,9 +102,23 @@ class ConsistencyCheckSettings(_Section):
 class EmbeddingSettings(_Section):
     model: str = catalog.DEFAULT_EMBEDDING_MODEL
     dimensions: int | None = Field(None, ge=1, le=catalog.MAX_DIMENSIONS)  # per model: in catalog
-    concurrency: int = Field(4, ge=1, le=64)
+    # requests in flight: `auto` follows the x-ratelimit-remaining-* headers (tvdb.services.inflight)
+    concurrency: int | Literal["auto"] = "auto"
     timeout_s: float = Field(60.0, gt=0, le=MAX_WAIT_S)
     consistency_check: ConsistencyCheckSettings = ConsistencyCheckSettings()
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _auto_or_count(cls, value: Any) -> Any:
+        # one message instead of pydantic's two (one per member of the union)
+        if value == "auto":
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
+            return value
+        raise ValueError(f"must be auto (follow the API's rate-limit headers) or a whole number of "
+                         f"requests from 1 to 64, got {value!r}")
 
     @model_validator(mode="after")
     def _known_model(self) -> EmbeddingSettings:

@@ -7,7 +7,8 @@
           ─► validate vectors ─► on_batch(indices, completed)   (store + commit, one transaction)
           ─► optional consistency check ─► float32 (n, d) in input order
 
-At most `settings.embedding.concurrency` requests are in flight. When
+At most `settings.embedding.concurrency` requests are in flight: a fixed number, or `auto`, which
+follows the answers' `x-ratelimit-remaining-*` headers (tvdb.services.inflight). When
 `settings.limits.openai_requests_per_minute` / `openai_tokens_per_minute` are set, requests wait
 (on the injected clock) until sending keeps the last 60 s inside them: the client-side TPM guard.
 Inputs the API would refuse (empty, or over the model's per-input cap) are never sent.
@@ -158,6 +159,7 @@ async def embed_batches(
 
     from tvdb.services.batching import plan_batches
     from tvdb.services.counting import counted_requests
+    from tvdb.services.inflight import InFlightLimit
     from tvdb.services.router import fixed_router
 
     if router is None:
@@ -206,7 +208,8 @@ async def embed_batches(
         known = None
         planned = counted_requests(texts, counts, spec, refuse=refused)
     pacer = RatePacer(settings.limits.openai_requests_per_minute, settings.limits.openai_tokens_per_minute, clock)
-    gate = asyncio.Semaphore(s.concurrency)
+    # `auto`: as many in flight as the last answer's x-ratelimit-remaining-* headers allow
+    gate = InFlightLimit(None if s.concurrency == "auto" else s.concurrency)
     stopped: list[TvdbError] = []
     spaces: set[Implementation] = set()  # implementations that answered: the consistency check needs one
     commit: OnBatch = on_batch or (lambda _i, done: done.commit(caller.db, caller.budget))
@@ -265,6 +268,7 @@ async def embed_batches(
                     stopped.append(exc)
                 fail(batch, exc)
                 return
+            await gate.observe(done.value.rate_limits, sum(counts[i] for i in batch))
             try:
                 vectors = _validated(done.value.vectors, len(batch), dims)
             except VectorValidationError as exc:

@@ -33,7 +33,7 @@ from tvdb.errors import (
     ServiceUnavailableError,
 )
 from tvdb.redaction import redact, redact_url
-from tvdb.services.remote.status import error_for_status, parse_retry_after
+from tvdb.services.remote.status import error_for_status, parse_rate_limits, parse_retry_after
 
 if TYPE_CHECKING:
     import numpy as np
@@ -177,8 +177,10 @@ class OpenAIEmbedder:
             ) from None
         result = self._result(request, response.content, response.headers.get("x-request-id"))
         if REPLAYED_HEADER in response.headers:  # a recording session answered it from its cassette
-            result = replace(result, replayed=True)
-        return result
+            return replace(result, replayed=True)  # a cassette's rate limits are not today's
+        if self.implementation is Implementation.REPLAY:
+            return result  # a cassette's rate limits are not today's: nothing to follow
+        return replace(result, rate_limits=parse_rate_limits(response.headers))
 
     def _status_error(self, exc: Any) -> ServiceError:
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -282,6 +284,7 @@ def build_openai_embedder(
     Raises ConfigError when no key is configured for a real client.
     """
     from tvdb.http import ACCEPT_ENCODING, AsyncClient, AsyncHTTPTransport, Limits, Timeout
+    from tvdb.services.inflight import AUTO_MAX
 
     secret = settings.openai_api_key
     key = secret.get_secret_value() if secret is not None else None  # settings read OPENAI_API_KEY
@@ -294,7 +297,7 @@ def build_openai_embedder(
         )
     base_url = (settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/")
     concurrency = settings.embedding.concurrency
-    pool = max(10, 2 * concurrency)
+    pool = max(10, 2 * (AUTO_MAX if concurrency == "auto" else concurrency))
     inner: AsyncBaseTransport = transport or AsyncHTTPTransport(
         limits=Limits(max_connections=pool, max_keepalive_connections=pool),
     )

@@ -12,8 +12,10 @@ same error whichever implementation ran. Sources: contracts.md §1.5 (OpenAI), �
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
+from tvdb.domain import RateLimits
 from tvdb.errors import (
     PermanentServiceError,
     QuotaExhausted,
@@ -28,6 +30,43 @@ QUOTA_CODES = frozenset({
     "insufficient_quota", "credit_balance_exhausted", "organization_spend_limit_exceeded",
     "project_spend_limit_exceeded", "organization_usage_limit_exceeded",
 })
+
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+
+
+def parse_go_duration(text: str) -> float | None:
+    """Seconds in a Go duration string ("2ms", "1.5s", "19m5.228s", "6m0s"), as OpenAI's
+    `x-ratelimit-reset-*` headers send them (contracts.md §1.6); None when `text` is not one."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    parts = _GO_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)
+
+
+def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """The `x-ratelimit-*` headers of a response; None when it has no `x-ratelimit-remaining-*`
+    header (a proxy, a local server). A value that is not a count or a duration counts as not sent."""
+    def count(name: str) -> int | None:
+        raw = headers.get(name)
+        return int(raw) if raw is not None and raw.strip().isdigit() else None
+
+    def duration(name: str) -> float | None:
+        raw = headers.get(name)
+        return parse_go_duration(raw) if raw is not None else None
+
+    limits = RateLimits(
+        count("x-ratelimit-limit-requests"), count("x-ratelimit-limit-tokens"),
+        count("x-ratelimit-remaining-requests"), count("x-ratelimit-remaining-tokens"),
+        duration("x-ratelimit-reset-requests"), duration("x-ratelimit-reset-tokens"),
+    )
+    if limits.remaining_requests is None and limits.remaining_tokens is None:
+        return None
+    return limits
+
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `retry-after-ms`, else `retry-after` (float seconds); None when absent or not a number.
