@@ -103,7 +103,7 @@ class EmbeddingSettings(_Section):
     model: str = catalog.DEFAULT_EMBEDDING_MODEL
     dimensions: int | None = Field(None, ge=1, le=catalog.MAX_DIMENSIONS)  # per model: in catalog
     # requests in flight: `auto` follows the x-ratelimit-remaining-* headers (tvdb.services.inflight)
-    concurrency: int | Literal["auto"] = "auto"
+    concurrency: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     timeout_s: float = Field(60.0, gt=0, le=MAX_WAIT_S)
     consistency_check: ConsistencyCheckSettings = ConsistencyCheckSettings()
 

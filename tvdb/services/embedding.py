@@ -283,7 +283,8 @@ async def embed_batches(
 
     def planned_one() -> None:
         cut[0] += 1
-        progress()
+        if known is None:  # streamed: the total grows as requests are cut
+            progress()
 
     progress()
     await _dispatch(planned, run, probe=probe, on_cut=planned_one)
