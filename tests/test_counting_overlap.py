@@ -182,3 +182,49 @@ def test_counting_runs_beside_the_event_loop() -> None:
 
     asyncio.run(main())
     assert ticks[0] > 10
+
+
+async def test_closing_stops_a_slice_being_counted_after_its_current_text() -> None:
+    import time
+
+    calls = [0]
+    started = threading.Event()
+
+    def slow(text: str) -> int:
+        calls[0] += 1
+        started.set()
+        time.sleep(0.02)  # a long text: 1,000 of them would take 20 s
+        return 10
+
+    gen = counted_requests(["long"] * 1_000, [0] * 1_000, SPEC, refuse=lambda i, n: False, count=slow,
+                           slice_size=1_000, threads=1)
+    consumer = asyncio.ensure_future(anext(gen))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    await gen.aclose()
+    await asyncio.sleep(0.2)
+    stopped_at = calls[0]
+    await asyncio.sleep(0.2)
+    assert calls[0] == stopped_at < 50
+    assert not [t for t in threading.enumerate() if t.name.startswith("tvdb-count")]
+
+
+async def test_a_lone_surrogate_fails_its_own_input_only(tmp_path: Path) -> None:
+    texts = long_texts(50)
+    texts[7] = "\ud800 a lone surrogate from bad decoding"
+    clock = FakeClock()
+    failed: list[tuple[list[int], TvdbError]] = []
+    with emulator() as server:
+        settings = settings_for(server)
+        embedder = build_openai_embedder(settings)
+        try:
+            vectors = await embed_batches(texts, embedder=embedder, caller=metered_caller(tmp_path, clock),
+                                          settings=settings, clock=clock, scope=CallScope("run-1", "t", "embed", ()),
+                                          on_error=lambda idx, exc: failed.append((list(idx), exc)))
+        finally:
+            await embedder.aclose()
+        assert server.count() == 1
+    assert [idx for idx, _ in failed] == [[7]]
+    assert "lone surrogate" in str(failed[0][1])
+    assert np.isnan(vectors[7]).all() and not np.isnan(np.delete(vectors, 7, axis=0)).any()

@@ -166,3 +166,22 @@ def test_a_bad_concurrency_names_the_file_line_and_both_forms(tmp_path: Path, va
 def test_auto_is_the_default_and_a_number_from_the_environment_works(tmp_path: Path) -> None:
     assert resolve_settings(cwd=tmp_path, environ={}).embedding.concurrency == "auto"
     assert resolve_settings(cwd=tmp_path, environ={"TVDB_EMBEDDING_CONCURRENCY": "8"}).embedding.concurrency == 8
+
+
+def test_a_header_that_only_looks_like_a_count_is_not_sent() -> None:
+    # headers arrive as latin-1: byte 0xB2 is "²", which str.isdigit() calls a digit and int() refuses
+    assert parse_rate_limits({"x-ratelimit-remaining-requests": "²"}) is None
+    assert parse_rate_limits({"x-ratelimit-remaining-requests": "²", "x-ratelimit-remaining-tokens": "90"}) == \
+        RateLimits(remaining_tokens=90)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("AUTO", "auto"), (" auto ", "auto"), (" 8 ", 8), ("08", 8)])
+def test_auto_and_numbers_are_read_forgivingly(tmp_path: Path, value: str, expected: object) -> None:
+    env = {"TVDB_EMBEDDING_CONCURRENCY": value}
+    assert resolve_settings(cwd=tmp_path, environ=env).embedding.concurrency == expected
+
+
+@pytest.mark.parametrize("value", ["²", "٨"])
+def test_digits_that_are_not_ascii_are_refused_with_the_message(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match="must be auto .* or a whole number of requests from 1 to 64"):
+        resolve_settings(cwd=tmp_path, environ={"TVDB_EMBEDDING_CONCURRENCY": value})

@@ -6,6 +6,7 @@ How the values are layered from files, the scenario, the environment and flags i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -111,9 +112,9 @@ class EmbeddingSettings(_Section):
     @classmethod
     def _auto_or_count(cls, value: Any) -> Any:
         # one message instead of pydantic's two (one per member of the union)
-        if value == "auto":
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):  # ASCII digits: not "²" or "٨"
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
             return value

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,9 +106,16 @@ async def counted_requests(
         def count(text: str) -> int:
             return len(encoding.encode_ordinary(text))
 
+    stop = threading.Event()
+
     def count_slice(start: int) -> list[int]:
         assert count is not None
-        return [count(t) for t in texts[start:start + slice_size]]
+        counted = []
+        for text in texts[start:start + slice_size]:
+            if stop.is_set():  # the caller is gone: a slice of long texts must not run on for seconds
+                break
+            counted.append(count(text))
+        return counted
 
     planner = StreamPlanner(spec)
     pool = ThreadPoolExecutor(max_workers=threads or counting_threads(), thread_name_prefix="tvdb-count")
@@ -124,5 +132,6 @@ async def counted_requests(
         for request in planner.finish():
             yield request
     finally:
-        # slices not started are dropped; the ones running end within a slice's time
+        # slices not started are dropped; the ones running stop after the text they are counting
+        stop.set()
         pool.shutdown(wait=False, cancel_futures=True)

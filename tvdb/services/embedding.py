@@ -184,9 +184,12 @@ async def embed_batches(
 
     def refused(i: int, count: int) -> bool:
         """Inputs the API would refuse are failed here and never sent."""
-        if texts[i].strip() and count <= spec.max_input_tokens:
+        text = texts[i]
+        if text.strip() and count <= spec.max_input_tokens and (text.isascii() or _utf8(text)):
             return False
-        problem = "is empty" if not texts[i].strip() else f"has {count} tokens, over the {spec.max_input_tokens} cap"
+        problem = ("is empty" if not text.strip() else
+                   f"has {count} tokens, over the {spec.max_input_tokens} cap" if count > spec.max_input_tokens else
+                   "is not valid Unicode (a lone surrogate): it cannot be sent as UTF-8")
         fail([i], PermanentServiceError(f"{service}: input {i} {problem}; not sent", service=service,
                                         code="invalid_input"))
         return True
@@ -296,6 +299,15 @@ async def embed_batches(
     if errors:
         raise errors[0]
     return out
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` can be sent as UTF-8 (not if it holds a lone surrogate, e.g. from bad decoding)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _listed(batches: list[list[int]]) -> AsyncGenerator[list[int], None]:

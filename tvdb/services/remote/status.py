@@ -32,6 +32,7 @@ QUOTA_CODES = frozenset({
 })
 
 _GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_COUNT = re.compile(r"[0-9]+")
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
 
 
@@ -52,7 +53,8 @@ def parse_rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     header (a proxy, a local server). A value that is not a count or a duration counts as not sent."""
     def count(name: str) -> int | None:
         raw = headers.get(name)
-        return int(raw) if raw is not None and raw.strip().isdigit() else None
+        # ASCII digits only: headers arrive as latin-1, and "²".isdigit() is True but int("²") fails
+        return int(raw) if raw is not None and _COUNT.fullmatch(raw.strip()) else None
 
     def duration(name: str) -> float | None:
         raw = headers.get(name)
