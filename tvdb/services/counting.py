@@ -100,21 +100,15 @@ async def counted_requests(
     count (it runs in the worker threads); `slice_size` texts are counted per task.
     Raises TokenizerUnavailable before counting when the vocabulary cannot be loaded.
     """
-    if count is None:
-        encoding = get_encoding(spec.encoding)
-
-        def count(text: str) -> int:
-            return len(encoding.encode_ordinary(text))
-
+    counter = count or _tiktoken_count(spec.encoding)
     stop = threading.Event()
 
     def count_slice(start: int) -> list[int]:
-        assert count is not None
         counted = []
         for text in texts[start:start + slice_size]:
             if stop.is_set():  # the caller is gone: a slice of long texts must not run on for seconds
                 break
-            counted.append(count(text))
+            counted.append(counter(text))
         return counted
 
     planner = StreamPlanner(spec)
@@ -135,3 +129,9 @@ async def counted_requests(
         # slices not started are dropped; the ones running stop after the text they are counting
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _tiktoken_count(encoding_name: str) -> Callable[[str], int]:
+    """tiktoken's count as the embeddings API counts (no special tokens); loads the vocabulary now."""
+    encoding = get_encoding(encoding_name)
+    return lambda text: len(encoding.encode_ordinary(text))

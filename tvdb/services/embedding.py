@@ -11,7 +11,8 @@ At most `settings.embedding.concurrency` requests are in flight: a fixed number,
 follows the answers' `x-ratelimit-remaining-*` headers (tvdb.services.inflight). When
 `settings.limits.openai_requests_per_minute` / `openai_tokens_per_minute` are set, requests wait
 (on the injected clock) until sending keeps the last 60 s inside them: the client-side TPM guard.
-Inputs the API would refuse (empty, or over the model's per-input cap) are never sent.
+Inputs the API would refuse (empty, over the model's per-input cap, or not encodable as UTF-8) are
+never sent.
 
 A request that fails for good is reported to `on_error(indices, error)` and its rows are NaN in the
 returned array; with no `on_error` nothing more is sent and the first error is raised once the
@@ -203,13 +204,12 @@ async def embed_batches(
         batches = [[sendable[j] for j in batch] for batch in plan]
         log.info("embedding %d inputs (%d tokens) in %d requests", len(sendable),
                  sum(counts[i] for i in sendable), len(plan))
-        known: list[list[int]] | None = batches
         planned: AsyncGenerator[list[int], None] = _listed(batches)
     else:
         # counting overlaps with sending: requests are cut as tiktoken's counts arrive
         counts = [0] * n
-        known = None
         planned = counted_requests(texts, counts, spec, refuse=refused)
+    streamed = token_counts is None
     pacer = RatePacer(settings.limits.openai_requests_per_minute, settings.limits.openai_tokens_per_minute, clock)
     # `auto`: as many in flight as the last answer's x-ratelimit-remaining-* headers allow
     gate = InFlightLimit(None if s.concurrency == "auto" else s.concurrency)
@@ -240,11 +240,12 @@ async def embed_batches(
             return scope_for(batch)
         return scope or CallScope(None, None, Stage.EMBED)
 
-    finished, cut = [0], [0]  # requests ended, requests planned so far
+    # requests ended, requests planned (streamed: it grows as requests are cut)
+    finished, total = [0], [0 if streamed else len(batches)]
 
     def progress() -> None:
         if on_progress is not None:
-            on_progress(finished[0], len(known) if known is not None else cut[0])
+            on_progress(finished[0], total[0])
 
     def ended() -> None:
         finished[0] += 1
@@ -285,8 +286,8 @@ async def embed_batches(
             spaces.add(done.row.implementation.space)
 
     def planned_one() -> None:
-        cut[0] += 1
-        if known is None:  # streamed: the total grows as requests are cut
+        if streamed:
+            total[0] += 1
             progress()
 
     progress()
