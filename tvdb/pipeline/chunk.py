@@ -4,15 +4,24 @@ A document's non-blank pages are joined with a blank line and tokenised once (ti
 the catalog gives for the model). Windows of at most `max_tokens` tokens step forward by
 `max_tokens - overlap_tokens`. Window edges sit only on token boundaries that are also character
 boundaries, and the text is cut by character offsets, so a multi-byte character (CJK, Arabic, Thai,
-emoji) is never split into U+FFFD halves. Each chunk's text is re-counted: re-encoding a substring can
-differ from the tokens it had in context, so a window that re-counts over the limit is shortened until
-it fits. Whitespace-only windows are dropped, so no chunk is ever empty after strip().
+emoji) is never split into U+FFFD halves. Each chunk's count is the count of its own text, which can
+differ from the tokens it had in context, so a window that counts over the limit is shortened until it
+fits. Whitespace-only windows are dropped, so no chunk is ever empty after strip().
+
+Counting a window's own text does not re-encode all of it (that was as much work as the document's
+encode). tiktoken cuts text into regex pieces and encodes each piece alone, and for cl100k_base a
+single space between two ASCII letters ("word word") is always a piece boundary whatever surrounds
+it: encode(x + y) == encode(x) + encode(y) when x ends with an ASCII letter and y starts with a space
+and an ASCII letter (see `_counts`). So a window's count is its in-context tokens between its first
+and last such boundary plus the re-encoded head and tail outside them, exactly; a window with no such
+boundary, or in another encoding, is re-encoded whole.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -35,6 +44,12 @@ _PARALLEL_CHARS = 1_000_000  # texts at least this long are encoded in two halve
 _FIRST_BLOCK = 16
 _BLOCK = 512
 _MIN_PARALLEL = 64  # fewer texts than twice this are counted on the calling thread only
+# Encodings whose pre-tokenizer always splits "<ASCII letter>| <ASCII letter>" (checked against the
+# regex of each: no alternative consumes a letter and then a space, and " x" starts a letters piece).
+_SPLIT_AT_WORD_SPACE = frozenset({"cl100k_base"})
+# Matches the letter before such a space: a match's end is the boundary (the space's offset).
+_WORD_SPACE = re.compile(r"[A-Za-z](?= [A-Za-z])")
+_TAIL_SCAN = 64  # characters searched back from a window's end for its last boundary, first
 
 
 def chunk_pages(
@@ -68,10 +83,12 @@ def chunk_pages(
     if not spans:
         return []
     enc = get_encoding(spec.encoding)
+    split = enc.name in _SPLIT_AT_WORD_SPACE
     with ThreadPoolExecutor(max_workers=1) as pool:
-        tokens = _encode(enc, text, pool)
+        tokens, inexact = _encode(enc, text, pool, split)
         boundaries, char_at = _safe_boundaries(spec.encoding, tokens)
-        windows = _Windows(text, enc, boundaries, char_at, max_tokens, overlap_tokens, pool)
+        windows = _Windows(text, enc, boundaries, char_at, max_tokens, overlap_tokens, pool,
+                           split=split, inexact=inexact)
         index = _PageIndex(spans)
         return [
             Chunk(i, chunk_text, count, index.pages(start, start + len(chunk_text)))
@@ -100,11 +117,16 @@ class _Windows:
         max_tokens: int,
         overlap: int,
         pool: ThreadPoolExecutor,
+        *,
+        split: bool = False,
+        inexact: int | None = None,
     ) -> None:
         self.text, self.enc, self.pool = text, enc, pool
         self.boundaries, self.char_at = boundaries, char_at
         self.max_tokens, self.overlap = max_tokens, overlap
         self.last = len(boundaries) - 1  # the boundary at len(tokens)
+        self.split = split  # the encoding always splits at a space between ASCII letters (`_counts`)
+        self.inexact = inexact  # a character offset where in-context tokens may differ, if any
 
     def run(self) -> Iterator[tuple[str, int, int]]:
         """Yields (text, token count, character start) of each non-blank window in order."""
@@ -120,7 +142,7 @@ class _Windows:
                     break
                 pos = self._next(pos, end)
             cuts = [self._cut(p, e) for p, e in planned]
-            counts = self._count([t for t, _ in cuts])
+            counts = self._counts(planned, cuts)
             for (pos, end), (chunk_text, start), count in zip(planned, cuts, counts, strict=True):
                 if end == pos:
                     raise ConfigError(
@@ -173,6 +195,43 @@ class _Windows:
             if count <= self.max_tokens:
                 return end, chunk_text, start, count
 
+    def _counts(self, planned: list[tuple[int, int]], cuts: list[tuple[str, int]]) -> list[int]:
+        """The exact count of each planned window's own text (0 for a blank one).
+
+        Where the encoding splits at word spaces, a window whose text has boundaries q1 ≤ q2 (a
+        space between ASCII letters, the letter before q1 and the one after q2 inside the window)
+        counts as len(encode(head)) + in-context tokens from q1 to q2 + len(encode(tail)): the
+        window's encoding is the concatenation of the three parts' encodings, and so is the whole
+        text's around the middle part. Others are re-encoded whole (`_count`)."""
+        counts = [0] * len(cuts)
+        whole: list[int] = []
+        found: list[tuple[int, int, int, int]] = []  # (window, start, q1, q2), character offsets
+        for i, ((chunk_text, start), (_, end)) in enumerate(zip(cuts, planned, strict=True)):
+            if not chunk_text:
+                continue
+            stop = int(self.char_at[end])
+            q1 = _first_word_space(self.text, start, stop) if self.split else None
+            q2 = _last_word_space(self.text, q1, stop) if q1 is not None else None
+            if q1 is None or q2 is None or (self.inexact is not None and q1 <= self.inexact <= q2):
+                whole.append(i)
+            else:
+                found.append((i, start, q1, q2))
+        if found:
+            edges = np.array([[q1, q2] for _, _, q1, q2 in found], dtype=np.int64)
+            at = np.minimum(np.searchsorted(self.char_at, edges), len(self.char_at) - 1)
+            exact = self.char_at[at] == edges  # both are token boundaries in context (always, for a split)
+            inside = self.boundaries[at[:, 1]] - self.boundaries[at[:, 0]]
+            encode = self.enc.encode_ordinary
+            for k, (i, start, q1, q2) in enumerate(found):
+                if not exact[k].all():
+                    whole.append(i)
+                    continue
+                stop = start + len(cuts[i][0])
+                counts[i] = len(encode(self.text[start:q1])) + int(inside[k]) + len(encode(self.text[q2:stop]))
+        for i, n in zip(whole, self._count([cuts[i][0] for i in whole]), strict=True):
+            counts[i] = n
+        return counts
+
     def _count(self, texts: list[str]) -> list[int]:
         encode = self.enc.encode_ordinary
 
@@ -187,17 +246,46 @@ class _Windows:
         return first.result() + second
 
 
-def _encode(enc: tiktoken.Encoding, text: str, pool: ThreadPoolExecutor) -> npt.NDArray[np.uint32]:
-    """Token ids of `text` (as encode_ordinary). A long text is cut in two at a line break and the
-    halves encoded in parallel: tokens next to the cut may differ from a whole-text encoding, which
-    only moves a window edge, since every chunk is re-counted."""
+def _encode(
+    enc: tiktoken.Encoding, text: str, pool: ThreadPoolExecutor, split: bool
+) -> tuple[npt.NDArray[np.uint32], int | None]:
+    """Token ids of `text` (as encode_ordinary), and the character offset where they may differ
+    from a whole-text encoding (None: nowhere).
+
+    A long text is cut in two and the halves encoded in parallel. The cut is a word space after the
+    middle when the encoding splits there (`split`), so the halves' tokens are the whole text's;
+    otherwise it is a line break, tokens next to it may differ, which only moves a window edge, and
+    windows across it are re-encoded whole to be counted."""
     if len(text) < _PARALLEL_CHARS:
-        return enc.encode_to_numpy(text, disallowed_special=())
+        return enc.encode_to_numpy(text, disallowed_special=()), None
     middle = len(text) // 2
-    cut = text.rfind("\n", 0, middle) + 1 or middle
+    space = _first_word_space(text, middle, len(text)) if split else None
+    cut = space if space is not None else (text.rfind("\n", 0, middle) + 1 or middle)
     first = pool.submit(enc.encode_to_numpy, text[:cut], disallowed_special=())
     second = enc.encode_to_numpy(text[cut:], disallowed_special=())
-    return np.concatenate([first.result(), second])
+    return np.concatenate([first.result(), second]), (None if space is not None else cut)
+
+
+def _first_word_space(text: str, start: int, stop: int) -> int | None:
+    """The first offset q in start < q < stop - 1 of a space between ASCII letters, or None."""
+    found = _WORD_SPACE.search(text, start, stop)
+    return None if found is None else found.end()
+
+
+def _last_word_space(text: str, first: int, stop: int) -> int | None:
+    """The last offset q ≥ `first` of a space between ASCII letters with q < stop - 1, or None.
+    Searches back from `stop` in growing spans: in prose the last one is a few characters away."""
+    span = _TAIL_SCAN
+    while True:
+        lo = max(first - 1, stop - span)
+        last = None
+        for last in _WORD_SPACE.finditer(text, lo, stop):  # noqa: B007 — the last match is kept
+            pass
+        if last is not None:
+            return last.end()
+        if lo == first - 1:
+            return None
+        span *= 4
 
 
 def _join_pages(pages: Sequence[Page]) -> tuple[str, list[tuple[int, int, int]]]:
