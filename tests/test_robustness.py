@@ -86,6 +86,36 @@ def test_a_document_the_chunker_cannot_cut_fails_alone(tmp_path: Path) -> None:
     assert outcome["odd.md"] in ("complete", "failed")  # either way, the run finished
 
 
+def test_a_bug_while_cutting_one_document_on_a_worker_thread_fails_that_document_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents are cut on two threads and stored in order: an unexpected error in one cut fails
+    its job `internal` (nothing of it stored) and every other document goes on."""
+    from tvdb.pipeline import stages
+
+    real_cut = stages.cut_chunks
+
+    def cut(ctx, pages):  # type: ignore[no-untyped-def]
+        if "poison" in pages[0].text:
+            raise RuntimeError("a bug in the chunker")
+        return real_cut(ctx, pages)
+
+    monkeypatch.setattr(stages, "cut_chunks", cut)
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / f"{name}.md").write_text(f"document {name} " + ("poison" if name == "b" else "fine") * 40)
+    s = tmp_path / "s.yaml"
+    s.write_text("name: s\ndocuments: ['*.md']\n")
+    loaded, settings = _settings(tmp_path, s)
+    result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+    outcome = {Path(d.path).name: (d.status, d.error_code) for d in result.documents}
+    assert outcome == {"a.md": ("complete", None), "b.md": ("failed", "internal"),
+                       "c.md": ("complete", None), "d.md": ("complete", None)}
+    db = open_db(settings.database_path)
+    per_job = dict(db.execute("SELECT j.path, COUNT(c.chunk_id) FROM jobs j LEFT JOIN chunks c "
+                              "ON c.job_id = j.job_id GROUP BY j.path").fetchall())
+    assert {Path(k).name: v for k, v in per_job.items()} == {"a.md": 1, "b.md": 0, "c.md": 1, "d.md": 1}
+
+
 def test_a_bad_query_vector_fails_its_expectation_not_the_run(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# Alpha\nthe alpha document talks about tide sensors")
     s = tmp_path / "s.yaml"

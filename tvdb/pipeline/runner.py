@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from tvdb.domain import JobState, Stage
+from tvdb.domain import Chunk, JobState, Stage
 from tvdb.errors import StorageError
 from tvdb.logcontext import log_context
 from tvdb.pipeline import stages
@@ -22,6 +24,8 @@ from tvdb.pipeline.jobs import FINAL, Job
 from tvdb.storage import savepoint, transaction
 
 log = logging.getLogger(__name__)
+
+_CUTTING = 3  # documents being cut ahead of the one being stored (two threads plus one queued)
 
 
 def _contained(ctx: PipelineContext, job: Job, exc: Exception) -> None:
@@ -69,6 +73,39 @@ def _each_sync(ctx: PipelineContext, jobs: Sequence[Job], state: JobState,
                     _contained(ctx, job, exc)
 
 
+def _chunk_each(ctx: PipelineContext, jobs: Sequence[Job]) -> None:
+    """The chunk stage of a window's parsed jobs, as `_each_sync`, with documents cut on two worker
+    threads (tiktoken releases the GIL) while the calling thread reads pages and stores chunks in
+    document order. At most `_CUTTING` documents' pages and chunks are held at once."""
+    todo = [j for j in jobs if j.state is JobState.PARSED]
+    if len(todo) < 2:  # nothing to overlap: no threads
+        _each_sync(ctx, todo, JobState.PARSED, stages.chunk)
+        return
+    cutting: deque[tuple[Job, float, Future[list[Chunk]]]] = deque()
+    with transaction(ctx.db), ThreadPoolExecutor(max_workers=2, thread_name_prefix="tvdb-chunk") as pool:
+        pending = iter(todo)
+        while True:
+            while len(cutting) < _CUTTING and (job := next(pending, None)) is not None:
+                try:
+                    pages = stages.load_document_pages(ctx, job)
+                except StorageError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 — contained to this document
+                    _contained(ctx, job, exc)
+                    continue
+                cutting.append((job, ctx.clock.monotonic(), pool.submit(stages.cut_chunks, ctx, pages)))
+            if not cutting:
+                return
+            job, started, future = cutting.popleft()
+            try:
+                with savepoint(ctx.db):
+                    stages.store_chunks(ctx, job, future.result(), started)
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — contained to this document
+                _contained(ctx, job, exc)
+
+
 async def run_pipeline(ctx: PipelineContext) -> list[Job]:
     """Run (or resume) every job of `ctx.run_id` to a final state; returns the jobs as they end.
 
@@ -104,7 +141,7 @@ async def _window(ctx: PipelineContext, queue: EmbedQueue, job_ids: list[str], *
     await _each(ctx, current(), {JobState.UPLOADED, JobState.PARSING}, ctx.settings.parse.concurrency,
                 lambda j: stages.parse(ctx, j))
     ctx.after_stage(Stage.PARSE)
-    _each_sync(ctx, current(), JobState.PARSED, stages.chunk)
+    _chunk_each(ctx, current())
     ctx.after_stage(Stage.CHUNK)
     try:
         queue.add(current())

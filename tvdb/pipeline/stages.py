@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tvdb.catalog import selected_page_count
 from tvdb.clock import iso
-from tvdb.domain import Implementation, JobState, Page, ParseRequest, ParseResult, Stage
+from tvdb.domain import Chunk, Implementation, JobState, Page, ParseRequest, ParseResult, Stage
 from tvdb.errors import (
     CostLimitExceeded,
     DocumentError,
@@ -200,24 +200,40 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
     return ctx.changed(job)
 
 
-def chunk(ctx: PipelineContext, job: Job) -> Job:
-    """parsed → chunked: token windows over the stored pages (no service call)."""
+def cut_chunks(ctx: PipelineContext, pages: list[Page]) -> list[Chunk]:
+    """A document's token windows (tvdb.pipeline.chunk); pure CPU, safe on a worker thread."""
     from tvdb.pipeline.chunk import chunk_pages
-    from tvdb.pipeline.store import insert_chunks, load_pages
 
-    start = ctx.clock.monotonic()
-    pages = [Page(number, text) for number, text in load_pages(ctx.db, job.job_id)]
     s = ctx.settings
-    chunks = chunk_pages(pages, max_tokens=s.chunking.max_tokens, overlap_tokens=s.chunking.overlap_tokens,
-                         model=s.embedding.model)
+    return chunk_pages(pages, max_tokens=s.chunking.max_tokens, overlap_tokens=s.chunking.overlap_tokens,
+                       model=s.embedding.model)
+
+
+def load_document_pages(ctx: PipelineContext, job: Job) -> list[Page]:
+    from tvdb.pipeline.store import load_pages
+
+    return [Page(number, text) for number, text in load_pages(ctx.db, job.job_id)]
+
+
+def store_chunks(ctx: PipelineContext, job: Job, chunks: list[Chunk], started: float) -> Job:
+    """parsed → chunked: the chunks cut (at monotonic `started`) from the stored pages; a document
+    with none fails NO_TEXT."""
+    from tvdb.pipeline.store import insert_chunks
+
     if not chunks:
         return fail(ctx, job, DocumentError(ErrorCode.NO_TEXT, "no text to chunk", path=job.path))
     with transaction(ctx.db):
         insert_chunks(ctx.db, job.job_id, chunks)
         job = ctx.jobs.transition(job, JobState.CHUNKED, chunks=len(chunks),
                                   tokens=sum(c.token_count for c in chunks))
-    ctx.jobs.add_stage_time(job, Stage.CHUNK, (ctx.clock.monotonic() - start) * 1000)
+    ctx.jobs.add_stage_time(job, Stage.CHUNK, (ctx.clock.monotonic() - started) * 1000)
     return ctx.changed(job)
+
+
+def chunk(ctx: PipelineContext, job: Job) -> Job:
+    """parsed → chunked: token windows over the stored pages (no service call)."""
+    start = ctx.clock.monotonic()
+    return store_chunks(ctx, job, cut_chunks(ctx, load_document_pages(ctx, job)), start)
 
 
 def validate_and_store(ctx: PipelineContext, job: Job) -> Job:
