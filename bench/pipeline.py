@@ -102,6 +102,7 @@ def kernel(folder: Path, db_path: Path, vectors: str) -> dict[str, int]:
 
         embedder = HashEmbedder()
     conn = sqlite3.connect(str(db_path), isolation_level=None)
+    conn.execute("PRAGMA page_size = 16384")  # tvdb.storage.sqlite.PAGE_SIZE: the floor writes as fast as tvdb
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE chunks (chunk_id TEXT PRIMARY KEY, job_id TEXT, idx INTEGER, text TEXT, "

@@ -92,7 +92,8 @@ def test_a_run_stopped_by_a_full_disk_keeps_its_paid_usage_and_resumes(tmp_path:
         if stage is Stage.CHUNK:
             fill(opened[-1])  # the embedding is paid for, then its vectors find no room
 
-    (tmp_path / "a.md").write_text("# Tides\n" + " ".join(f"sensor{i} reading" for i in range(300)))
+    # dozens of 6 KiB vectors: more than the free space left in the last 16 KiB pages
+    (tmp_path / "a.md").write_text("# Tides\n" + " ".join(f"sensor{i} reading" for i in range(3000)))
     path = tmp_path / "s.yaml"
     path.write_text("name: full\nmode: real\nservices: {parser: mock}\ndocuments: [a.md]\n")
     loaded = load_scenario(path)
