@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from tvdb.domain import Chunk, JobState, Stage
 from tvdb.errors import StorageError
@@ -113,7 +114,10 @@ async def run_pipeline(ctx: PipelineContext) -> list[Job]:
     order; each window's chunks join the embed queue (tvdb.pipeline.embed), which sends the request
     groups that are complete, and the documents whose vectors are all stored are validated and
     stored. So memory holds a window and a request group, whatever the corpus size, and the result
-    does not depend on the window. `after_stage` is called after each stage of each window.
+    does not depend on the window. A window's groups embed while the next window is uploaded,
+    parsed and chunked (the embedder's threads, or the requests in flight, overlap that work); the
+    next window's chunks join the queue only once they are done, so the groups are the same.
+    `after_stage` is called after each stage of each window.
 
     Deferred jobs (budget window full) come back first; if their window is still full they are
     deferred again by the stage that is refused.
@@ -126,12 +130,24 @@ async def run_pipeline(ctx: PipelineContext) -> list[Job]:
     size = ctx.settings.streaming.window_documents
     windows = [todo[i:i + size] for i in range(0, len(todo), size)] or [[]]
     queue = EmbedQueue(ctx)
-    for number, window in enumerate(windows):
-        await _window(ctx, queue, window, final=number == len(windows) - 1)
+    embedding: _Embedding | None = None
+    try:
+        for number, window in enumerate(windows):
+            await _front(ctx, window)
+            if embedding is not None:
+                await _back(ctx, queue, embedding)
+            embedding = _start_embedding(ctx, queue, window, final=number == len(windows) - 1)
+        assert embedding is not None
+        await _back(ctx, queue, embedding)
+    finally:
+        if embedding is not None and not embedding.task.done():  # the run stops (Ctrl-C, a full disk)
+            embedding.task.cancel()
+            await asyncio.gather(embedding.task, return_exceptions=True)
     return ctx.jobs.jobs(ctx.run_id)
 
 
-async def _window(ctx: PipelineContext, queue: EmbedQueue, job_ids: list[str], *, final: bool) -> None:
+async def _front(ctx: PipelineContext, job_ids: list[str]) -> None:
+    """Upload, parse and chunk a window's documents."""
     def current() -> list[Job]:
         return ctx.jobs.jobs_by_id(job_ids)
 
@@ -143,9 +159,32 @@ async def _window(ctx: PipelineContext, queue: EmbedQueue, job_ids: list[str], *
     ctx.after_stage(Stage.PARSE)
     _chunk_each(ctx, current())
     ctx.after_stage(Stage.CHUNK)
+
+
+@dataclass(frozen=True)
+class _Embedding:
+    """A window's embed stage in progress: its documents and the queue's drain (jobs that left it)."""
+
+    job_ids: list[str]
+    task: asyncio.Task[list[Job]]
+
+
+def _start_embedding(ctx: PipelineContext, queue: EmbedQueue, job_ids: list[str], *, final: bool) -> _Embedding:
+    """The window's chunked documents join the queue, and its complete groups start to embed."""
     try:
-        queue.add(current())
-        embedded = await queue.drain(final=final)
+        queue.add(ctx.jobs.jobs_by_id(job_ids))
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — a bug while embedding fails those documents, not the run
+        for job in queue.abandon():
+            _contained(ctx, job, exc)
+    return _Embedding(job_ids, asyncio.ensure_future(queue.drain(final=final)))
+
+
+async def _back(ctx: PipelineContext, queue: EmbedQueue, embedding: _Embedding) -> None:
+    """Wait for a window's drain, then validate and store the documents it finished."""
+    try:
+        embedded = await embedding.task
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 — a bug while embedding fails those documents, not the run
@@ -154,6 +193,6 @@ async def _window(ctx: PipelineContext, queue: EmbedQueue, job_ids: list[str], *
         embedded = []
     ctx.after_stage(Stage.EMBED)
     # this drain's documents (some of earlier windows) and this window's that were embedded already (resumed)
-    ready = dict.fromkeys([*(j.job_id for j in embedded), *job_ids])
+    ready = dict.fromkeys([*(j.job_id for j in embedded), *embedding.job_ids])
     _each_sync(ctx, ctx.jobs.jobs_by_id(list(ready)), JobState.EMBEDDED, stages.validate_and_store)
     ctx.after_stage(Stage.STORE)
