@@ -99,11 +99,13 @@ async def upload(ctx: PipelineContext, job: Job) -> Job:
     except TvdbError as exc:
         return fail(ctx, job, exc)
     skey = ctx.reuse_key()
-    job = ctx.changed(ctx.jobs.transition(
-        job, JobState.UPLOADED, sha256=key, size_bytes=len(data), media_type=media_type, object_key=key,
-        settings_key=skey,
-    ))
-    ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
+    with transaction(ctx.db):  # the transition and its stage time in one commit
+        job = ctx.jobs.transition(
+            job, JobState.UPLOADED, sha256=key, size_bytes=len(data), media_type=media_type, object_key=key,
+            settings_key=skey,
+        )
+        ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
+    job = ctx.changed(job)
     earlier = ctx.jobs.find_reusable(key, skey, exclude_run=ctx.run_id) if ctx.reuse else None
     if earlier is not None:
         job = ctx.changed(ctx.jobs.transition(
@@ -192,12 +194,13 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
         from tvdb.pipeline.store import insert_pages
 
         insert_pages(ctx.db, job.job_id, [(p.number, p.text) for p in pages])
-        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail,
-                                   warnings_json=json.dumps(warnings) if warnings else None)
+        parsed = ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail,
+                                     warnings_json=json.dumps(warnings) if warnings else None)
+        # in the same commit as the pages: a commit per document less (the commit itself is not timed)
+        ctx.jobs.add_stage_time(parsed, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
+        return parsed
 
-    job = done.commit_with(ctx.db, ctx.caller.budget, store)
-    ctx.jobs.add_stage_time(job, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
-    return ctx.changed(job)
+    return ctx.changed(done.commit_with(ctx.db, ctx.caller.budget, store))
 
 
 def cut_chunks(ctx: PipelineContext, pages: list[Page]) -> list[Chunk]:
