@@ -218,6 +218,26 @@ def test_concurrent_callers_get_the_same_vectors() -> None:
     assert len(results) == 4 and all(np.array_equal(r, expected) for r in results)
 
 
+def test_threads_adding_new_words_while_others_project_get_exact_vectors() -> None:
+    """The numpy work runs outside the cache lock: threads that add words (and grow the folded
+    tables) while others project with the arrays they took must all get a fresh instance's vectors."""
+    sets = [[f"text {t}-{i} word{t}x{i} shared harbour tide{i % 7}" for i in range(700)] for t in range(4)]
+    dims = [384, 1536, 384, 64]
+    expected = [HashEmbedder().embed_texts(texts, d) for texts, d in zip(sets, dims, strict=True)]
+    shared = HashEmbedder()
+    results: dict[int, np.ndarray] = {}
+
+    def work(t: int) -> None:
+        results[t] = shared.embed_texts(sets[t], dims[t])
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.array_equal(results[t], expected[t]) for t in range(4))
+
+
 async def test_embed_satisfies_the_protocol_and_counts_tokens_like_the_api() -> None:
     embedder = HashEmbedder()
     texts = ("hello world", "日本語の文章を埋め込む", "<|endoftext|> is plain text here")
