@@ -55,6 +55,8 @@ def test_absolute_paths(tmp_path: Path) -> None:
         ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  documents:\n    - status: failed\n"
          "      error_code: exploded\n", 6, "expectations.documents[0].error_code", "unknown error code"),
         ("name: s\ndocuments: [docs/a.md\n", 3, None, "invalid YAML"),
+        ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  requests:\n    - {service: llamaparse, stage: embed}\n",
+         5, "expectations.requests[0]", "llamaparse has no embed requests (its stages: parse)"),
     ],
 )
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, key: str | None, message: str) -> None:

@@ -94,8 +94,9 @@ def document_expectations(
 def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
     from tvdb.ledger.usage_store import UsageStore
 
-    n = UsageStore(ctx.db).count_requests(ctx.run_id, e.service, status=e.status, retries=e.retries)
-    what = f"{e.service} {'retries' if e.retries else 'requests'}" + (f" with status {e.status}" if e.status else "")
+    n = UsageStore(ctx.db).count_requests(ctx.run_id, e.service, stage=e.stage, status=e.status, retries=e.retries)
+    what = (f"{e.service} {f'{e.stage} ' if e.stage else ''}{'retries' if e.retries else 'requests'}"
+            + (f" with status {e.status}" if e.status else ""))
     bounds = [f"≥ {e.min}" if e.min is not None else "", f"≤ {e.max}" if e.max is not None else ""]
     ok = (e.min is None or n >= e.min) and (e.max is None or n <= e.max)
     return ExpectationResult(f"{what} {' and '.join(b for b in bounds if b)}".strip(), ok, f"got {n}")

@@ -33,6 +33,7 @@ DocumentStatus = Literal["complete", "failed"]
 SETTINGS_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget", "hooks")
 _FAILURE_CODES = {c.value for c in ErrorCode}
 MAX_TOP_K = 10_000  # results of one retrieval check, all held in memory
+_SERVICE_STAGES = {"openai": ("embed", "query"), "llamaparse": ("parse",)}  # the ledger's stage per call
 
 
 class _Strict(StrictModel):
@@ -82,6 +83,9 @@ class RequestExpectation(_Strict):
     """Count of request attempts (ledger rows) of this run, e.g. to assert on retries."""
 
     service: Literal["openai", "llamaparse"]
+    # only this stage's rows: openai serves `embed` (documents) and `query` (retrieval queries), so a
+    # fault meant for document embedding can be checked to have hit it
+    stage: Literal["parse", "embed", "query"] | None = None
     status: Literal["ok", "error"] | None = None
     retries: bool = False  # count only attempts after the first (attempt > 1)
     min: int | None = Field(None, ge=0, le=MAX_COUNT)
@@ -91,6 +95,9 @@ class RequestExpectation(_Strict):
     def _bounds(self) -> RequestExpectation:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min is larger than max")
+        if self.stage is not None and self.stage not in _SERVICE_STAGES[self.service]:
+            raise ValueError(f"{self.service} has no {self.stage} requests (its stages: "
+                             f"{', '.join(_SERVICE_STAGES[self.service])})")
         return self
 
 
