@@ -181,8 +181,9 @@ async def start_run(
     """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything.
 
     With `tape`, the run's HTTP traffic is recorded to, or replayed from, a cassette, and nothing
-    is reused from earlier runs. Raises CassetteError for a cassette that cannot be used. `fresh`:
-    parse and embed every document, even one whose identical bytes and settings are stored."""
+    is reused from earlier runs. Raises CassetteError for a cassette that cannot be used. `fresh`
+    (or the scenario's `reuse: false`): parse and embed every document, even one whose identical
+    bytes and settings are stored."""
     from tvdb.catalog import embedding_model
     from tvdb.tokens import get_encoding
 
@@ -195,6 +196,7 @@ async def start_run(
         if tape.replay:
             settings = replay_settings(settings)
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
+    fresh = fresh or not loaded.scenario.reuse  # stored below, so a resume stays fresh too
     db = open_storage(settings)
     run_id = new_run_id(clock)
     ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks, tape, reuse=not fresh)

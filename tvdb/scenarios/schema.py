@@ -10,6 +10,7 @@
     budget: {max_usd: 0.05}          # per-run budget in USD
     services: {parser: mock, embedder: real}   # per-service mode overrides
     faults: [...]                    # fault plan (see tvdb.faults)
+    reuse: false                     # parse and embed every document on every run (default true)
     expectations: {...}              # see Expectations
     pipeline: my_pkg.ingest:run      # run the user's own code per document (tvdb.scenarios.hooks)
     search: my_pkg.search:query      # ... and its own store for `retrieval:` expectations
@@ -129,6 +130,10 @@ class Scenario(_Strict):
     documents: list[str] = Field(min_length=1)
     expectations: Expectations = Expectations()
     faults: list[dict[str, Any]] = []
+    # false: every run parses and embeds every document, as `tvdb run --fresh` does. A scenario whose
+    # faults must hit document calls needs it: reused documents make no calls, so a rerun's fault
+    # would land on whatever call comes first instead (a retrieval query)
+    reuse: bool = True
     # settings sections (validated by tvdb.config.Settings in the layered merge)
     mode: str | None = None
     parse: dict[str, Any] | None = None
