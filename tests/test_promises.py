@@ -59,7 +59,7 @@ def test_fresh_reparses_and_reembeds_instead_of_reusing(tmp_path: Path) -> None:
 def test_max_cost_on_a_fully_reused_run_counts_what_ingestion_cost(tmp_path: Path) -> None:
     tvdb(["run", str(QUICKSTART), "--json"], tmp_path)
     again = json.loads(tvdb(["run", str(QUICKSTART), "--json"], tmp_path).stdout)
-    cost = next(e for e in again["expectations"] if e["description"].startswith("run costs at most"))
+    cost = next(e for e in again["expectations"] if e["description"].startswith("ingesting the documents costs"))
     assert "would cost $0.00751502" in cost["detail"] and "4 reused document(s)" in cost["detail"]
 
 

@@ -81,7 +81,7 @@ def test_replay_mock_failure_report_junit_and_summary(pytester: pytest.Pytester,
     assert "tvdb scenario too-dear (scenarios/too-dear.yml), mock (no cassette): failed, 2 of 3 expectations " \
            "passed" in text
     at = result.outlines.index("  ✓ quickstart/getting-started.md: complete")
-    assert result.outlines[at + 1] == "  ✗ run costs at most $0.000000001 at live prices"
+    assert result.outlines[at + 1] == "  ✗ ingesting the documents costs at most $0.000000001 at live prices"
     assert result.outlines[at + 2].startswith("      ingestion would cost $0.00")
     assert result.outlines[at + 3] == "  ✓ openai requests ≥ 1"
     assert "  0 calls replayed, real spend $0, dollars avoided $" in text

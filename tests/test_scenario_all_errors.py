@@ -81,7 +81,7 @@ def test_the_json_message_keeps_one_problem_a_line(tmp_path: Path) -> None:
     assert message.split("\n") == [
         f"{path}:1: documents: required key is missing",
         f"{path}:2: documnts: unknown key 'documnts' (did you mean 'documents'? allowed: name, description,"
-        " documents, expectations, faults, mode, parse, chunking, embedding, budget, services, hooks, pipeline,"
+        " documents, expectations, faults, reuse, mode, parse, chunking, embedding, budget, services, hooks, pipeline,"
         " search, python_path)",
         "(2 problems)",
     ]

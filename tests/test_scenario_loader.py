@@ -27,6 +27,7 @@ def test_minimal_scenario_gets_defaults(tmp_path: Path) -> None:
     assert loaded.documents == ((tmp_path / "docs" / "a.md").resolve(),)
     assert loaded.scenario.expectations.documents == []
     assert loaded.scenario.settings_layer() == {}
+    assert loaded.scenario.reuse is True  # documents stored by an earlier run are reused unless it says not
 
 
 def test_globs_are_sorted_and_deduplicated(tmp_path: Path) -> None:
@@ -55,6 +56,9 @@ def test_absolute_paths(tmp_path: Path) -> None:
         ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  documents:\n    - status: failed\n"
          "      error_code: exploded\n", 6, "expectations.documents[0].error_code", "unknown error code"),
         ("name: s\ndocuments: [docs/a.md\n", 3, None, "invalid YAML"),
+        ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  requests:\n    - {service: llamaparse, stage: embed}\n",
+         5, "expectations.requests[0]", "llamaparse has no embed requests (its stages: parse)"),
+        ("name: s\ndocuments: [docs/a.md]\nreuse: sometimes\n", 3, "reuse", "valid boolean"),
     ],
 )
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, key: str | None, message: str) -> None:

@@ -28,7 +28,7 @@ from tvdb.cli.output import (
 from tvdb.domain import JobState, Stage
 from tvdb.money import format_usd
 from tvdb.pipeline.jobs import Job
-from tvdb.scenarios.results import RunResult
+from tvdb.scenarios.results import RunResult, UsageSummary
 
 STAGES = tuple(s.value for s in Stage)
 # how many of the stages a job in this state has finished
@@ -218,13 +218,7 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
             detail = Text.assemble(" ", ("— ", "dim"), data_lines(e.detail, "dim")) if e.detail else Text("")
             print_hanging(console, Text.assemble(" ", mark, " "), Text.assemble(data(e.description), detail),
                           indent=3)
-    u = result.usage
-    queries = u.query_would_cost_usd
-    split = (f" ({format_usd(u.ingestion_would_cost_usd)} ingestion + {format_usd(queries)} retrieval queries)"
-             if queries else "")  # the expectation's "ingestion would cost" is the first figure
-    print_hanging(console, "", Text(
-        f"Spent {format_usd(u.cost_usd)} · the real services would have charged {format_usd(u.would_cost_usd)}"
-        + split + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else "")), indent=2)
+    print_hanging(console, "", Text(spent_line(result.usage)), indent=2)
     if result.tape:
         console.print(data(tape_line(result.tape)))
     for note in result.notes:
@@ -235,6 +229,18 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
     verdict = {0: ("PASSED", "bold green"), 1: ("FAILED", "bold red"), 3: ("BUDGET REFUSED", "bold yellow")}
     word, style = verdict.get(result.exit_code, (f"exit {result.exit_code}", ""))
     console.print(Text.assemble((word, style), f"  (exit code {result.exit_code})"))
+
+
+def spent_line(u: UsageSummary) -> str:
+    """The run's money: this run's calls only, split ingestion + retrieval queries; reused documents,
+    which made no calls, are named with the first-ingestion cost that `max_cost_usd` adds for them."""
+    queries = u.query_would_cost_usd
+    split = (f" ({format_usd(u.ingestion_would_cost_usd)} ingestion + {format_usd(queries)} retrieval queries)"
+             if queries or u.reused_documents else "")  # the figure max_cost_usd's detail names for this run
+    reused = (f" · {u.reused_documents} reused document(s) made no calls (their first ingestion: "
+              f"{format_usd(u.reused_would_cost_usd)}, counted by max_cost_usd)" if u.reused_documents else "")
+    return (f"Spent {format_usd(u.cost_usd)} · the real services would have charged {format_usd(u.would_cost_usd)}"
+            + split + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else "") + reused)
 
 
 def tape_line(tape: Mapping[str, Any]) -> str:

@@ -15,6 +15,9 @@ probability from a seeded RNG (deterministic for a given plan and call order); w
 fires on every call. `times` caps how often a fault fires. A `latency` fault delays the call and
 combines with at most one other fault; of the others the first that fires decides the outcome.
 
+Only calls that are made count: documents a run reuses from an earlier one make none, so a scenario
+whose faults must hit document calls says `reuse: false` (tvdb.scenarios.schema).
+
 LlamaParse calls are its uploads (one per document, as in mock mode); `request: poll` makes a fault count
 and hit the job-status requests instead. The job kinds act on the job an upload creates:
 `stuck` (PENDING forever), `job_failed` (FAILED with `message`), `partial` (`pages` pages fail).

@@ -198,9 +198,13 @@ class UsageStore:
             "SUM(CASE WHEN would_cost_nusd IS NULL THEN 1 ELSE 0 END) FROM usage "
             "WHERE run_id = ? AND stage = 'parse' AND status = 'ok' GROUP BY job_id", [run_id])}
 
-    def count_requests(self, run_id: str, service: str, *, status: str | None = None, retries: bool = False) -> int:
-        """Request attempts of `service` in a run (with `status`; only retries: attempt > 1)."""
+    def count_requests(self, run_id: str, service: str, *, stage: str | None = None, status: str | None = None,
+                       retries: bool = False) -> int:
+        """Request attempts of `service` in a run (of `stage`; with `status`; only retries: attempt > 1)."""
         where, args = ["run_id = ?", "service = ?"], [run_id, service]
+        if stage:
+            where.append("stage = ?")
+            args.append(stage)
         if status:
             where.append("status = ?")
             args.append(status)

@@ -94,8 +94,9 @@ def document_expectations(
 def _requests(ctx: PipelineContext, e: RequestExpectation) -> ExpectationResult:
     from tvdb.ledger.usage_store import UsageStore
 
-    n = UsageStore(ctx.db).count_requests(ctx.run_id, e.service, status=e.status, retries=e.retries)
-    what = f"{e.service} {'retries' if e.retries else 'requests'}" + (f" with status {e.status}" if e.status else "")
+    n = UsageStore(ctx.db).count_requests(ctx.run_id, e.service, stage=e.stage, status=e.status, retries=e.retries)
+    what = (f"{e.service} {f'{e.stage} ' if e.stage else ''}{'retries' if e.retries else 'requests'}"
+            + (f" with status {e.status}" if e.status else ""))
     bounds = [f"≥ {e.min}" if e.min is not None else "", f"≤ {e.max}" if e.max is not None else ""]
     ok = (e.min is None or n >= e.min) and (e.max is None or n <= e.max)
     return ExpectationResult(f"{what} {' and '.join(b for b in bounds if b)}".strip(), ok, f"got {n}")
@@ -131,25 +132,37 @@ async def evaluate(
     if stats is not None:
         out.extend(_vector_checks(ctx, expectations, stats))
     if expectations.max_cost_usd is not None:
-        # a reused document made no calls in this run, so its cost is the one measured when it was
-        # ingested: otherwise a run that reused everything would pass any limit at $0
-        limit = expectations.max_cost_usd
-        mine, reused = usage.would_cost_usd, usage.reused_would_cost_usd
-        cost = None if mine is None or reused is None else mine + reused
-        ok = cost is not None and cost <= limit
-        detail = (f"ingestion would cost {format_usd(cost)}" if cost is not None
-                  else f"{usage.unpriced_calls} calls have no known price")
-        if expectations.retrieval and cost is not None:
-            detail += " (the retrieval queries' own calls not counted)"
-        if usage.reused_documents:
-            detail += (f" (includes {format_usd(reused)} for {usage.reused_documents} reused document(s), "
-                       "measured when they were first ingested; --fresh measures them again)")
-        out.append(ExpectationResult(f"run costs at most {format_usd(limit)} at live prices", ok, detail))
+        out.append(_max_cost(expectations.max_cost_usd, usage, bool(expectations.retrieval)))
     out.extend(s.verdict() if isinstance(s, _Search) else s for s in searches)
     out.extend(_requests(ctx, e) for e in expectations.requests)
     if expectations.provenance is not None:
         out.extend(_provenance(ctx, expectations.provenance))
     return out
+
+
+def _max_cost(limit: float, usage: UsageSummary, retrieval: bool) -> ExpectationResult:
+    """`max_cost_usd` bounds what ingesting the run's documents costs, reused ones included at the cost
+    measured when they were first ingested: otherwise the same scenario would pass any limit at $0 once
+    its documents are stored, and its verdict would depend on the data dir."""
+    cost = usage.documents_would_cost_usd
+    ok = cost is not None and cost <= limit
+    return ExpectationResult(f"ingesting the documents costs at most {format_usd(limit)} at live prices", ok,
+                             _max_cost_detail(usage, retrieval))
+
+
+def _max_cost_detail(usage: UsageSummary, retrieval: bool) -> str:
+    cost, reused = usage.documents_would_cost_usd, usage.reused_would_cost_usd
+    if cost is None:
+        return ("the reused documents' first ingestion has no known price" if reused is None
+                else f"{usage.unpriced_calls} calls have no known price")
+    notes = ["the retrieval queries' own calls not counted"] if retrieval else []
+    if not usage.reused_documents:
+        return f"ingestion would cost {format_usd(cost)}" + (f" ({notes[0]})" if notes else "")
+    # the Spent line and --json's ingestion_would_cost_usd count this run's calls only: say how we differ
+    notes.insert(0, "--fresh measures them again")
+    return (f"ingesting the documents would cost {format_usd(cost)}: {format_usd(usage.ingestion_would_cost_usd)} "
+            f"in this run (the Spent line's ingestion figure) + {format_usd(reused)} for {usage.reused_documents} "
+            f"reused document(s), as measured when they were first ingested ({'; '.join(notes)})")
 
 
 def count_fallbacks(ctx: PipelineContext) -> int:

@@ -1,7 +1,8 @@
 """What a run produced, as plain values: per-document outcomes, expectation verdicts, money.
 
 `RunResult.as_json()` is the `tvdb run --json` contract; its keys are stable (more may be added):
-run_id, scenario, mode, passed, cost_usd, would_cost_usd, documents[{path, status, error_code,
+run_id, scenario, mode, passed, cost_usd, would_cost_usd, ingestion_would_cost_usd, reused_documents,
+reused_would_cost_usd, documents_would_cost_usd (what `max_cost_usd` bounds), documents[{path, status, error_code,
 pages, chunks, tokens, warnings, …}], expectations[{description, passed, …}], provenance[{stage,
 implementation, reason, calls, errors}], fallbacks, spaces[{implementation, model, dimensions, vectors}].
 """
@@ -72,7 +73,7 @@ class UsageSummary:
     # documents this run reused instead of ingesting, and what their ingestion cost when it was done
     reused_documents: int = 0
     reused_would_cost_usd: float | None = 0.0
-    # the calls of ingestion alone, before the retrieval queries ran (what `max_cost_usd` measures)
+    # this run's ingestion calls alone, before the retrieval queries ran (the Spent line's first figure)
     ingestion_would_cost_usd: float | None = None
 
     @property
@@ -81,6 +82,15 @@ class UsageSummary:
         if self.would_cost_usd is None or self.ingestion_would_cost_usd is None:
             return None
         return nusd_to_usd(round(self.would_cost_usd * 1e9) - round(self.ingestion_would_cost_usd * 1e9))
+
+    @property
+    def documents_would_cost_usd(self) -> float | None:
+        """What ingesting all of the run's documents would cost at live prices: this run's ingestion
+        calls plus the reused documents' ingestion as measured when it was done. `max_cost_usd` bounds
+        this figure, so its verdict does not depend on what the data dir already held."""
+        if self.ingestion_would_cost_usd is None or self.reused_would_cost_usd is None:
+            return None
+        return nusd_to_usd(round(self.ingestion_would_cost_usd * 1e9) + round(self.reused_would_cost_usd * 1e9))
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,9 @@ class RunResult:
             traceback=d.get("traceback"),
         ) for d in data["documents"])
         usage = UsageSummary(data["cost_usd"], data["would_cost_usd"], data.get("unpriced_calls", 0),
-                             data.get("requests") or {}, ingestion_would_cost_usd=data.get("ingestion_would_cost_usd"))
+                             data.get("requests") or {}, reused_documents=data.get("reused_documents", 0),
+                             reused_would_cost_usd=data.get("reused_would_cost_usd", 0.0),
+                             ingestion_would_cost_usd=data.get("ingestion_would_cost_usd"))
         return cls(
             run_id=data["run_id"], scenario=data["scenario"], mode=data["mode"], status=data["status"],
             documents=docs, expectations=tuple(ExpectationResult(e["description"], e["passed"], e.get("detail", ""))
@@ -155,6 +167,9 @@ class RunResult:
             "cost_usd": self.usage.cost_usd,
             "would_cost_usd": self.usage.would_cost_usd,
             "ingestion_would_cost_usd": self.usage.ingestion_would_cost_usd,
+            "reused_documents": self.usage.reused_documents,
+            "reused_would_cost_usd": self.usage.reused_would_cost_usd,
+            "documents_would_cost_usd": self.usage.documents_would_cost_usd,
             "unpriced_calls": self.usage.unpriced_calls,
             "requests": dict(self.usage.requests),
             "provenance": [p.as_json() for p in self.provenance],

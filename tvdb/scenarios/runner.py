@@ -181,8 +181,9 @@ async def start_run(
     """Create a run for `loaded` and drive it to the end. Raises ConfigError before creating anything.
 
     With `tape`, the run's HTTP traffic is recorded to, or replayed from, a cassette, and nothing
-    is reused from earlier runs. Raises CassetteError for a cassette that cannot be used. `fresh`:
-    parse and embed every document, even one whose identical bytes and settings are stored."""
+    is reused from earlier runs. Raises CassetteError for a cassette that cannot be used. `fresh`
+    (or the scenario's `reuse: false`): parse and embed every document, even one whose identical
+    bytes and settings are stored."""
     from tvdb.catalog import embedding_model
     from tvdb.tokens import get_encoding
 
@@ -195,6 +196,7 @@ async def start_run(
         if tape.replay:
             settings = replay_settings(settings)
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
+    fresh = fresh or not loaded.scenario.reuse  # stored below, so a resume stays fresh too
     db = open_storage(settings)
     run_id = new_run_id(clock)
     ctx = _context(settings, db, clock, run_id, loaded.scenario, hooks, tape, reuse=not fresh)
@@ -290,7 +292,7 @@ async def _evaluate(ctx: PipelineContext, scenario: Scenario, base: Path, jobs: 
                     ) -> tuple[tuple[DocumentResult, ...], list[ExpectationResult], UsageSummary]:
     """Documents, verdicts, and the usage of ingestion alone (before the retrieval queries run)."""
     documents = tuple(document_results(ctx.db, jobs))
-    usage = dataclasses.replace(summarize_usage(ctx.db, ctx.run_id), **_reused_cost(ctx, documents))
+    usage = dataclasses.replace(ingestion_usage(ctx.db, ctx.run_id), **_reused_cost(ctx, documents))
     return documents, await evaluate(ctx, scenario.expectations, documents, usage, base), usage
 
 
@@ -317,7 +319,7 @@ async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, u
                 return await hookrun.hook_retrieval(search, session, r, documents, base, secrets,
                                                     ctx.settings.hooks.timeout_s)
 
-            ingestion = summarize_usage(ctx.db, ctx.run_id)
+            ingestion = ingestion_usage(ctx.db, ctx.run_id)
             verdicts = await evaluate(ctx, scenario.expectations, documents, ingestion, base,
                                       retrieve if search is not None else None)
     return documents, verdicts, ingestion
@@ -325,9 +327,12 @@ async def _run_user_code(ctx: PipelineContext, scenario: Scenario, base: Path, u
 
 async def _finish(ctx: PipelineContext, scenario: Scenario, documents: tuple[DocumentResult, ...],
                   verdicts: list[ExpectationResult], tape: Tape | None, ingestion: UsageSummary) -> RunResult:
-    # retrieval queries add requests; what ingestion alone would cost is what max_cost_usd measured
+    # retrieval queries add requests; ingestion's own figures (and the reused documents') stay as
+    # max_cost_usd measured them, so the Spent line and --json show the same numbers
     usage = dataclasses.replace(summarize_usage(ctx.db, ctx.run_id),
-                                ingestion_would_cost_usd=ingestion.would_cost_usd)
+                                ingestion_would_cost_usd=ingestion.ingestion_would_cost_usd,
+                                reused_documents=ingestion.reused_documents,
+                                reused_would_cost_usd=ingestion.reused_would_cost_usd)
     result = RunResult(
         run_id=ctx.run_id, scenario=scenario.name, mode=str(ctx.settings.mode), status="finished",
         documents=documents, expectations=tuple(verdicts), usage=usage,
@@ -385,6 +390,12 @@ def summarize_usage(db: Database, run_id: str) -> UsageSummary:
     cost, would, unpriced = usage.run_totals(run_id)
     requests = usage.run_requests(run_id)
     return UsageSummary(nusd_to_usd(cost), None if unpriced else nusd_to_usd(would), unpriced, requests)
+
+
+def ingestion_usage(db: Database, run_id: str) -> UsageSummary:
+    """The run's usage before the retrieval queries run: every call so far is ingestion."""
+    usage = summarize_usage(db, run_id)
+    return dataclasses.replace(usage, ingestion_would_cost_usd=usage.would_cost_usd)
 
 
 def document_results(db: Database, jobs: Sequence[Job]) -> list[DocumentResult]:

@@ -10,6 +10,7 @@
     budget: {max_usd: 0.05}          # per-run budget in USD
     services: {parser: mock, embedder: real}   # per-service mode overrides
     faults: [...]                    # fault plan (see tvdb.faults)
+    reuse: false                     # parse and embed every document on every run (default true)
     expectations: {...}              # see Expectations
     pipeline: my_pkg.ingest:run      # run the user's own code per document (tvdb.scenarios.hooks)
     search: my_pkg.search:query      # ... and its own store for `retrieval:` expectations
@@ -33,6 +34,7 @@ DocumentStatus = Literal["complete", "failed"]
 SETTINGS_KEYS = ("mode", "services", "parse", "chunking", "embedding", "budget", "hooks")
 _FAILURE_CODES = {c.value for c in ErrorCode}
 MAX_TOP_K = 10_000  # results of one retrieval check, all held in memory
+_SERVICE_STAGES = {"openai": ("embed", "query"), "llamaparse": ("parse",)}  # the ledger's stage per call
 
 
 class _Strict(StrictModel):
@@ -82,6 +84,9 @@ class RequestExpectation(_Strict):
     """Count of request attempts (ledger rows) of this run, e.g. to assert on retries."""
 
     service: Literal["openai", "llamaparse"]
+    # only this stage's rows: openai serves `embed` (documents) and `query` (retrieval queries), so a
+    # fault meant for document embedding can be checked to have hit it
+    stage: Literal["parse", "embed", "query"] | None = None
     status: Literal["ok", "error"] | None = None
     retries: bool = False  # count only attempts after the first (attempt > 1)
     min: int | None = Field(None, ge=0, le=MAX_COUNT)
@@ -91,6 +96,9 @@ class RequestExpectation(_Strict):
     def _bounds(self) -> RequestExpectation:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min is larger than max")
+        if self.stage is not None and self.stage not in _SERVICE_STAGES[self.service]:
+            raise ValueError(f"{self.service} has no {self.stage} requests (its stages: "
+                             f"{', '.join(_SERVICE_STAGES[self.service])})")
         return self
 
 
@@ -122,6 +130,10 @@ class Scenario(_Strict):
     documents: list[str] = Field(min_length=1)
     expectations: Expectations = Expectations()
     faults: list[dict[str, Any]] = []
+    # false: every run parses and embeds every document, as `tvdb run --fresh` does. A scenario whose
+    # faults must hit document calls needs it: reused documents make no calls, so a rerun's fault
+    # would land on whatever call comes first instead (a retrieval query)
+    reuse: bool = True
     # settings sections (validated by tvdb.config.Settings in the layered merge)
     mode: str | None = None
     parse: dict[str, Any] | None = None
