@@ -294,3 +294,23 @@ def test_alerts_test_sends_and_never_prints_secrets(
 def test_help_teaches_with_examples(cli: Cli, command: tuple[str, ...]) -> None:
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Examples" in out and f"tvdb {' '.join(command)}" in out
+
+
+def _chart_title(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("Real spend per day"))
+
+
+def test_report_chart_title_states_the_days_it_shows(cli: Cli, db: Database) -> None:
+    """The title is derived from the days the chart draws: the default 7-day report says 7 days, a
+    longer period says it shows only its last 31, a single --day says that day."""
+    _seed(db)
+    code, out, _ = cli("cost", "report", "--now", NOW)
+    assert code == 0
+    assert _chart_title(out) == "Real spend per day · 2026-01-04 … 2026-01-10 (7 days)"
+    assert "31" not in _chart_title(out)
+    code, out, _ = cli("cost", "report", "--since", "60d", "--now", NOW)
+    assert code == 0
+    assert _chart_title(out) == "Real spend per day · 2025-12-11 … 2026-01-10 (the last 31 days of the period)"
+    code, out, _ = cli("cost", "report", "--day", "2026-01-09", "--now", NOW)
+    assert code == 0
+    assert _chart_title(out) == "Real spend per day · 2026-01-09 (1 day)"

@@ -125,3 +125,40 @@ def test_a_config_files_problems_read_on_one_line_without_escapes(cli: Cli, tmp_
     assert code == 2 and "\\x0a" not in out  # a configuration error, as the run would say
     flat = " ".join(out.split())  # the table wraps the cell; its words stay in order
     assert "daily_budget_usd: Input should be a finite number · " in flat and "· (2 problems)" in flat
+
+
+LEAK_CANARY = "sk-canary-DO-NOT-LEAK-1234567890abcdef"
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_a_key_is_shown_as_the_readme_says_and_never_in_full(cli: Cli) -> None:
+    """The README's words and doctor's output agree: first 3 and last 4 characters (`sk-…cdef`), and
+    the key itself is in no output format (nor on stderr)."""
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert "masked: the first 3 and last 4 characters, `sk-…cdef`; a key under 19 characters shows only `…`" in readme
+    code, report, err = cli("--json", "--mode", "mock", OPENAI_API_KEY=LEAK_CANARY, LLAMA_CLOUD_API_KEY="llx-short-key")
+    assert code == 0
+    checks = _by_name(report)
+    assert checks["key OPENAI_API_KEY"]["detail"] == "set (sk-…cdef)"
+    assert checks["key LLAMA_CLOUD_API_KEY"]["detail"] == "set (…)"
+    assert LEAK_CANARY not in json.dumps(report) + err
+    for fmt in ("plain", "table"):
+        code, out, err = cli("--format", fmt, "--mode", "mock")
+        assert code == 0
+        line = next(line for line in out.splitlines() if "key OPENAI_API_KEY" in line)
+        assert line.replace("│", " ").split()[-3:] == ["OPENAI_API_KEY", "set", "(sk-…cdef)"], line
+        assert LEAK_CANARY not in out + err and "llx-short-key" not in out + err
+
+
+@pytest.mark.parametrize("length", range(1, 60))
+def test_the_mask_never_shows_more_than_7_characters_nor_leaves_fewer_than_12_hidden(length: int) -> None:
+    """Checked on mask_key itself, not through the CLI's output streams (which also scrub the
+    configured keys and would hide a leak here)."""
+    from tvdb.services.modes import mask_key
+
+    key = ("abcdefg-" + LEAK_CANARY * 2)[:length]
+    masked = mask_key(key)
+    shown = masked.replace("…", "")
+    assert key not in masked and len(shown) <= 7
+    assert shown == "" or length - len(shown) >= 12
+    assert masked == (f"{key[:3]}…{key[-4:]}" if length >= 19 else "…")

@@ -56,6 +56,19 @@ def allowed_keys(root: type[BaseModel], parent: Sequence[object]) -> list[str]:
     return list(model.model_fields) if model is not None else []
 
 
+# What pydantic puts before the text of a ValueError or an assert raised in a validator. Our validators
+# write whole sentences, which read wrong behind pydantic's label.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def own_message(msg: str) -> str:
+    """A validator's message as it wrote it: without pydantic's `Value error, ` / `Assertion failed, `."""
+    for prefix in _PYDANTIC_PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
 def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
     """`unknown key 'x' (allowed: …)`, `required key is missing`, or pydantic's own message."""
     loc = err["loc"]
@@ -67,7 +80,7 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
         return f"unknown key {loc[-1]!r}" + (f" ({hint}{listed})".replace("? )", "?)") if hint or listed else "")
     if err["type"] == "missing":
         return "required key is missing"
-    return str(err["msg"]).removeprefix("Value error, ")
+    return own_message(str(err["msg"]))
 
 
 def dotted(loc: Sequence[object]) -> str:

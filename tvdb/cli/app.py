@@ -141,8 +141,19 @@ def _param_name(exc: Exception) -> str | None:
     return str(getattr(param, "metavar", None) or str(getattr(param, "name", "")).upper())
 
 
+def _own_wording(exc: Exception) -> None:
+    """Typer coerces option values with pydantic, so a bad `--mode foo` arrives as
+    "Value error, 'foo' is not one of …": drop pydantic's label before click formats the message."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        from tvdb.validation import own_message
+
+        exc.message = own_message(message)  # type: ignore[attr-defined]
+
+
 def _usage_error(args: Sequence[str], exc: Exception) -> int:
     code = int(getattr(exc, "exit_code", EXIT_USAGE))
+    _own_wording(exc)
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
         typer.echo(ctx.get_help(), err=True)  # `tvdb cost` alone: the help, exit 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -47,6 +48,21 @@ def _scenario_of(cassette: Path) -> Path:
         raise ConfigError(f"{cassette}: its scenario {ref} (relative to the cassette) does not exist; "
                           "pass it with --scenario")
     return path
+
+
+def _refuse_a_scenario_as_cassette(cassette: Path, cassette_option: Path | None) -> None:
+    """A scenario file where the cassette goes is the commonest slip (both are YAML, `tvdb run` takes
+    the scenario as its argument); name it and the command that works, instead of "not a vcrpy cassette"."""
+    from tvdb.errors import ConfigError
+    from tvdb.recording.session import command_path
+    from tvdb.scenarios.discover import is_scenario_file
+
+    if not is_scenario_file(cassette):  # the rule `replay --all` uses; a cassette never passes it
+        return
+    fixed = ["tvdb replay --scenario", shlex.quote(command_path(cassette))]
+    if cassette_option is not None:
+        fixed += ["--cassette", shlex.quote(command_path(cassette_option))]
+    raise ConfigError(f"{cassette} is a scenario, not a cassette; replay it with `{' '.join(fixed)}`")
 
 
 def replay(
@@ -120,6 +136,8 @@ def replay(
         raise ConfigError(f"{', '.join(given)} work with --all (tvdb replay --all DIR)")
     if (cassette is None) == (scenario is None):
         raise ConfigError("tvdb replay needs a CASSETTE or --scenario SCENARIO (one of them)")
+    if cassette is not None:
+        _refuse_a_scenario_as_cassette(cassette, cassette_option)
     if cassette is not None and cassette_option is not None:
         raise ConfigError("give the cassette once: as the argument or with --cassette")
     scenario_file = scenario if scenario is not None else _scenario_of(cassette)  # type: ignore[arg-type]

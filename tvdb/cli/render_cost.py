@@ -15,7 +15,7 @@ from rich.text import Text
 from tvdb.cli.output import Col, Kind, TableData, print_table
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.ledger.reconcile import ReconcileResult
-from tvdb.ledger.reports import Amount, CostReport, ReportRow, report_to_dict, row_to_dict
+from tvdb.ledger.reports import Amount, CostReport, DayPoint, ReportRow, report_to_dict, row_to_dict
 from tvdb.ledger.reprice import RepriceResult
 from tvdb.ledger.retention import PruneResult
 from tvdb.money import format_usd
@@ -36,6 +36,8 @@ CSV_METRICS = (
     "llamaparse_credits",  # pages × the tier's credits per page, for LlamaParse rows
 )
 _BAR_WIDTH = 30
+# a terminal row per day: a month still fits on a screen; longer periods show their last days
+_CHART_DAYS = 31
 
 
 usd = format_usd  # one formatter for every amount (tvdb.money)
@@ -147,8 +149,18 @@ def _unpriced_note(text: str, unknown: int) -> str:
     return " ".join(part for part in (text, f"(+{unknown} unpriced)" if unknown else "") if part)
 
 
+def _chart_title(points: tuple[DayPoint, ...], *, cut: bool) -> str:
+    """What the chart shows, from the days it was given: a title that says 31 days over a 7-day
+    report makes the reader look for bars that are not there."""
+    days = "1 day" if len(points) == 1 else f"{len(points)} days"
+    span = f"the last {days} of the period" if cut else days
+    first, last = points[0].day.isoformat(), points[-1].day.isoformat()
+    dates = first if first == last else f"{first} … {last}"
+    return f"Real spend per day · {dates} ({span})"
+
+
 def _chart(report: CostReport) -> TableData | None:
-    points = report.daily[-31:]
+    points = report.daily[-_CHART_DAYS:]
     if not points:
         return None
     top = max(max(p.spent_nusd for p in points), 1)
@@ -162,7 +174,7 @@ def _chart(report: CostReport) -> TableData | None:
         not_spent = _unpriced_note(f"+{usd(nusd_to_usd(p.not_spent_nusd))}" if p.not_spent_nusd else "",
                                    p.not_spent_unknown)
         rows.append([p.day.isoformat(), Text(bar.ljust(_BAR_WIDTH), "cyan"), spent, Text(not_spent, "dim")])
-    return TableData(cols, rows, title="Real spend per day (last 31 days of the period)")
+    return TableData(cols, rows, title=_chart_title(points, cut=len(points) < len(report.daily)))
 
 
 def print_report(report: CostReport, console: Console, *, plain: bool = False) -> None:

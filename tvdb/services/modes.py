@@ -51,9 +51,17 @@ def api_key(settings: Settings, role: Role) -> str | None:
     return value or None
 
 
+# How much of a key doctor shows: enough to tell which key is set, a fixed count so that no key's
+# shape can widen it (a prefix "up to the first dash" shows 12 of `abcdefg-hijkl`), and nothing of a
+# key so short that fewer than _MIN_HIDDEN characters would stay hidden.
+_SHOWN_HEAD, _SHOWN_TAIL, _MIN_HIDDEN = 3, 4, 12
+
+
 def mask_key(key: str | None) -> str:
-    """`sk-…a1b2`: the prefix and the last 4 characters, for doctor output. "not set" for None."""
+    """`sk-…cdef`: the first 3 and last 4 characters, for doctor output; `…` alone for a key shorter
+    than 19 characters (it could not keep 12 hidden); "not set" for None."""
     if not key:
         return "not set"
-    prefix = key.split("-", 1)[0] + "-" if "-" in key[:8] else ""
-    return f"{prefix}…{key[-4:]}" if len(key) > 12 else f"{prefix}…"
+    if len(key) < _SHOWN_HEAD + _SHOWN_TAIL + _MIN_HIDDEN:
+        return "…"
+    return f"{key[:_SHOWN_HEAD]}…{key[-_SHOWN_TAIL:]}"
