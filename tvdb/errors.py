@@ -9,7 +9,7 @@
     ├── VectorValidationError            a vector of the wrong shape, NaN/inf, bad norm
     ├── ServiceError(service, status, request_id, code)
     │   ├── TransientServiceError(retry_after)      worth retrying
-    │   │   ├── RateLimitExceeded(limit, window)    HTTP 429 rate_limit_exceeded
+    │   │   ├── RateLimitExceeded(limit, window, rate_limits)  HTTP 429 rate_limit_exceeded
     │   │   │   └── LocalRequestLimitExceeded       tvdb's own hourly request limit
     │   │   ├── ServiceUnavailableError             HTTP 5xx, connection errors
     │   │   ├── ServiceTimeoutError                 no answer in time
@@ -35,8 +35,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tvdb.money import format_usd
+
+if TYPE_CHECKING:
+    from tvdb.domain import RateLimits
 
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
@@ -188,7 +192,10 @@ class TransientServiceError(ServiceError):
 
 
 class RateLimitExceeded(TransientServiceError):
-    """HTTP 429 `rate_limit_exceeded`, or a local request limit: `limit` requests per `window`."""
+    """HTTP 429 `rate_limit_exceeded`, or a local request limit: `limit` requests per `window`.
+
+    `rate_limits` holds the 429's own `x-ratelimit-*` headers when it sent them: they name the
+    account's limits even when no request has succeeded yet."""
 
     error_code = ErrorCode.RATE_LIMITED
 
@@ -199,10 +206,12 @@ class RateLimitExceeded(TransientServiceError):
         limit: int | None = None,
         window: str | None = None,
         retry_after: float | None = None,
+        rate_limits: RateLimits | None = None,
         **kwargs: object,
     ) -> None:
         self.limit = limit
         self.window = window
+        self.rate_limits = rate_limits
         super().__init__(message, retry_after=retry_after, **kwargs)
 
 

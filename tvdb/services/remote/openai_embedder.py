@@ -6,7 +6,7 @@ The SDK's retries are off so that tvdb's one retry policy (tvdb.services.retry) 
 records every attempt. Vectors are requested as base64 (little-endian float32, contracts.md §1.4)
 and decoded with numpy; a base64 *string* is never handed on as a vector (CASES C01).
 
-Errors (tvdb.services.remote.status): 429 rate_limit_exceeded → RateLimitExceeded(retry_after);
+Errors (tvdb.services.remote.status): 429 rate_limit_exceeded → RateLimitExceeded(retry_after, rate_limits);
 429 insufficient_quota / 402 → QuotaExhausted; 5xx and connection errors → ServiceUnavailableError;
 timeouts → ServiceTimeoutError; an unreadable body or the wrong number of vectors →
 MalformedResponseError; timeouts and lost connections after sending and unreadable 200s are
@@ -190,6 +190,8 @@ class OpenAIEmbedder:
             message=redact(message or exc.response.reason_phrase or "error", [self._key]),
             code=exc.code, type=exc.type, request_id=exc.request_id,
             retry_after=parse_retry_after(exc.response.headers),
+            # a 429 names the account's limits too, before any request has succeeded
+            rate_limits=parse_rate_limits(exc.response.headers),
         )
 
     def _result(self, request: EmbeddingRequest, content: bytes, request_id: str | None) -> EmbeddingResult:
