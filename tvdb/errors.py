@@ -16,6 +16,7 @@
     │   │   └── MalformedResponseError              a body that is not what the API documents
     │   ├── QuotaExhausted                           HTTP 429 insufficient_quota / 402: permanent
     │   └── PermanentServiceError                    other 4xx (bad request, auth, model not found)
+    │       ├── RequestOverTokenLimit(tokens, limit)  over the account's tokens per minute: 429 forever
     │       └── ParseJobError(error_code)            a parse job that ended FAILED/CANCELLED/timed out
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
@@ -245,6 +246,20 @@ class QuotaExhausted(ServiceError):
 
 class PermanentServiceError(ServiceError):
     """A 4xx other than 408/409/429: bad request, bad key, unknown model. Never retried."""
+
+
+class RequestOverTokenLimit(PermanentServiceError):
+    """A request (or one input) of `tokens` tokens, more than the account may send in a minute
+    (`limit`, its `x-ratelimit-limit-tokens`). The API answers such a request 429 however long one
+    waits, so it is never retried as it is: the embed driver splits it, and an input over the limit
+    on its own fails with this error. `status` is 429 when it was sent, None when refused unsent."""
+
+    error_code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, *, tokens: int, limit: int, **kwargs: object) -> None:
+        self.tokens = tokens
+        self.limit = limit
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ParseJobError(PermanentServiceError):
