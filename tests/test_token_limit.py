@@ -6,24 +6,29 @@ the ledger bills and reserves exactly what was sent."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import sqlite_utils
 
 from tests.openai_support import KEY, emulator, metered_caller, settings_for, text_of_tokens, usage_rows
 from tvdb import catalog
 from tvdb.clock import FakeClock
-from tvdb.config import Settings
+from tvdb.config import Settings, resolve_settings
 from tvdb.domain import RateLimits
 from tvdb.errors import PermanentServiceError, RateLimitExceeded, RequestOverTokenLimit, TvdbError
 from tvdb.http import AsyncBaseTransport, AsyncHTTPTransport, Request, Response
 from tvdb.ledger.budget import BudgetSettings, LedgerBudget
 from tvdb.ledger.guard import CallScope
+from tvdb.scenarios.loader import load_scenario
+from tvdb.scenarios.runner import RunHooks, start_run
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.embedding import embed_batches
 from tvdb.services.local.embedder import HashEmbedder
@@ -45,17 +50,22 @@ class Sent:
 
 
 class Watching(AsyncBaseTransport):
-    """The real transport, noting each request's tokens (from the test's own counts) and status, and
-    the limit header the answers before it carried; `limit` replaces that header on every answer."""
+    """The real transport, noting each embeddings request's tokens (`counts`: the test's own counts,
+    else tiktoken's) and status, and the limit header the answers before it carried; `limit` replaces
+    that header on every answer."""
 
-    def __init__(self, counts: dict[str, int], limit: str | None = None) -> None:
+    def __init__(self, counts: dict[str, int] | None = None, limit: str | None = None) -> None:
         self.inner = AsyncHTTPTransport()
-        self.counts, self.limit = counts, limit
+        self.count: Callable[[str], int] = counts.__getitem__ if counts is not None else \
+            (lambda text: count_tokens([text])[0])
+        self.limit = limit
         self.sent: list[Sent] = []
         self.lowest: int | None = None
 
     async def handle_async_request(self, request: Request) -> Response:
-        tokens = sum(self.counts[text] for text in json.loads(request.content)["input"])
+        if not request.url.path.endswith("/embeddings"):  # a health probe
+            return await self.inner.handle_async_request(request)
+        tokens = sum(self.count(text) for text in json.loads(request.content)["input"])
         before = self.lowest
         response = await self.inner.handle_async_request(request)
         if self.limit is not None:
@@ -197,6 +207,40 @@ async def test_a_configured_limit_plans_every_request_under_it(tmp_path: Path) -
     sent = [s.tokens for s in transport.sent]
     assert len(sent) == 3 and max(sent) <= 20_000 and sum(sent) == 50_000  # ⌈50,000 / 20,000⌉ requests
     assert all(s.status == 200 for s in transport.sent)
+
+
+# --- a run: the limit learned once holds for its later request groups -----------------------------
+
+
+def test_a_run_learns_the_limit_once_and_plans_its_later_groups_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests of at most 8 inputs / 700 tokens, one request per group: a few notes make several groups
+    small = dataclasses.replace(SPEC, max_inputs_per_request=8, max_tokens_per_request=700)
+    monkeypatch.setitem(catalog.EMBEDDING_MODELS, SPEC.name, small)
+    for n in range(3):
+        (tmp_path / f"d{n}.md").write_text("\n".join(f"{i}. harbour tide gauge sensor reading {n}-{i} " * 4
+                                                    for i in range(12)), encoding="utf-8")
+    (tmp_path / "s.yaml").write_text("name: tpm\nmode: real\nservices: {parser: mock, embedder: real}\n"
+                                     "documents: ['*.md']\nchunking: {max_tokens: 60, overlap_tokens: 0}\n",
+                                     encoding="utf-8")
+    loaded = load_scenario(tmp_path / "s.yaml")
+    clock = FakeClock()
+    transport = Watching()
+    with emulator(tpm=300, clock=clock.monotonic) as server:
+        settings = resolve_settings(
+            cwd=tmp_path, scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source,
+            environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb"), "OPENAI_API_KEY": KEY,
+                     "OPENAI_BASE_URL": server.openai_base_url, "TVDB_STREAMING_LOOKAHEAD_REQUESTS": "1",
+                     "TVDB_EMBEDDING_CONCURRENCY": "1"})
+        result = asyncio.run(start_run(loaded, settings, clock=clock, hooks=RunHooks(transports={"openai": transport})))
+    assert [d.status for d in result.documents] == ["complete"] * 3
+    over = [s for s in transport.sent if s.tokens > 300]
+    assert len(over) == 1 and over[0] == transport.sent[0] and over[0].status == 429  # the first group's probe
+    assert transport.over_a_known_limit() == []
+    db = sqlite_utils.Database(settings.database_path)
+    billed = db.execute("SELECT SUM(units) FROM usage WHERE stage = 'embed' AND status = 'ok'").fetchone()[0]
+    assert billed == db.execute("SELECT SUM(token_count) FROM chunks").fetchone()[0]
 
 
 # --- an input over the limit on its own -------------------------------------------------------------
