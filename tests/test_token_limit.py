@@ -27,7 +27,9 @@ from tvdb.errors import PermanentServiceError, RateLimitExceeded, RequestOverTok
 from tvdb.http import AsyncBaseTransport, AsyncHTTPTransport, Request, Response
 from tvdb.ledger.budget import BudgetSettings, LedgerBudget
 from tvdb.ledger.guard import CallScope
-from tvdb.scenarios.loader import load_scenario
+from tvdb.recording.session import Tape
+from tvdb.scenarios.loader import LoadedScenario, load_scenario
+from tvdb.scenarios.results import RunResult
 from tvdb.scenarios.runner import RunHooks, start_run
 from tvdb.services.calls import ServiceCaller
 from tvdb.services.embedding import embed_batches
@@ -212,28 +214,44 @@ async def test_a_configured_limit_plans_every_request_under_it(tmp_path: Path) -
 # --- a run: the limit learned once holds for its later request groups -----------------------------
 
 
-def test_a_run_learns_the_limit_once_and_plans_its_later_groups_under_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # requests of at most 8 inputs / 700 tokens, one request per group: a few notes make several groups
+@pytest.fixture()
+def small_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests of at most 8 inputs / 700 tokens: with one request per group, a few notes make several groups."""
     small = dataclasses.replace(SPEC, max_inputs_per_request=8, max_tokens_per_request=700)
     monkeypatch.setitem(catalog.EMBEDDING_MODELS, SPEC.name, small)
-    for n in range(3):
-        (tmp_path / f"d{n}.md").write_text("\n".join(f"{i}. harbour tide gauge sensor reading {n}-{i} " * 4
-                                                    for i in range(12)), encoding="utf-8")
+
+
+def note(n: int, lines: int = 12) -> str:
+    return "\n".join(f"{i}. harbour tide gauge sensor reading {n}-{i} " * 4 for i in range(lines))
+
+
+def notes(tmp_path: Path, texts: Sequence[str]) -> LoadedScenario:
+    """A scenario of one note per text, in that order."""
+    for n, text in enumerate(texts):
+        (tmp_path / f"d{n:02}.md").write_text(text, encoding="utf-8")
     (tmp_path / "s.yaml").write_text("name: tpm\nmode: real\nservices: {parser: mock, embedder: real}\n"
                                      "documents: ['*.md']\nchunking: {max_tokens: 60, overlap_tokens: 0}\n",
                                      encoding="utf-8")
-    loaded = load_scenario(tmp_path / "s.yaml")
+    return load_scenario(tmp_path / "s.yaml")
+
+
+def run(tmp_path: Path, loaded: LoadedScenario, base_url: str, clock: FakeClock, *, tape: Tape | None = None,
+        transport: Watching | None = None) -> tuple[RunResult, Settings]:
+    settings = resolve_settings(
+        cwd=tmp_path, scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source,
+        environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb"), "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url,
+                 "TVDB_STREAMING_LOOKAHEAD_REQUESTS": "1", "TVDB_EMBEDDING_CONCURRENCY": "1"})
+    hooks = RunHooks(transports={"openai": transport}) if transport is not None else RunHooks()
+    return asyncio.run(start_run(loaded, settings, clock=clock, hooks=hooks, tape=tape)), settings
+
+
+@pytest.mark.usefixtures("small_requests")
+def test_a_run_learns_the_limit_once_and_plans_its_later_groups_under_it(tmp_path: Path) -> None:
+    loaded = notes(tmp_path, [note(n) for n in range(3)])
     clock = FakeClock()
     transport = Watching()
     with emulator(tpm=300, clock=clock.monotonic) as server:
-        settings = resolve_settings(
-            cwd=tmp_path, scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source,
-            environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb"), "OPENAI_API_KEY": KEY,
-                     "OPENAI_BASE_URL": server.openai_base_url, "TVDB_STREAMING_LOOKAHEAD_REQUESTS": "1",
-                     "TVDB_EMBEDDING_CONCURRENCY": "1"})
-        result = asyncio.run(start_run(loaded, settings, clock=clock, hooks=RunHooks(transports={"openai": transport})))
+        result, settings = run(tmp_path, loaded, server.openai_base_url, clock, transport=transport)
     assert [d.status for d in result.documents] == ["complete"] * 3
     over = [s for s in transport.sent if s.tokens > 300]
     assert len(over) == 1 and over[0] == transport.sent[0] and over[0].status == 429  # the first group's probe
@@ -241,6 +259,24 @@ def test_a_run_learns_the_limit_once_and_plans_its_later_groups_under_it(
     db = sqlite_utils.Database(settings.database_path)
     billed = db.execute("SELECT SUM(units) FROM usage WHERE stage = 'embed' AND status = 'ok'").fetchone()[0]
     assert billed == db.execute("SELECT SUM(token_count) FROM chunks").fetchone()[0]
+
+
+@pytest.mark.usefixtures("small_requests")
+def test_a_replay_makes_the_requests_the_recording_made(tmp_path: Path) -> None:
+    # eight one-line notes first: the first request fits the limit, and its answer's header teaches
+    # it; the longer notes' requests are then cut under it before they are sent. A replay must cut them
+    # the same way from the recorded headers, or it asks the cassette for requests it does not hold.
+    loaded = notes(tmp_path, [*(f"tide {n}" for n in range(8)), note(8), note(9)])
+    cassette = tmp_path / "tpm.yaml"
+    clock = FakeClock()
+    with emulator(tpm=300, clock=clock.monotonic) as server:
+        recorded, _ = run(tmp_path, loaded, server.openai_base_url, clock,
+                          tape=Tape(cassette, "all", fresh=True, scenario="tpm"))
+    assert [d.status for d in recorded.documents] == ["complete"] * 10
+    replayed, _ = run(tmp_path, loaded, "http://127.0.0.1:9/v1", FakeClock(), tape=Tape(cassette, "none"))
+    assert [d.status for d in replayed.documents] == ["complete"] * 10, [d.error_message for d in replayed.documents]
+    assert replayed.tape is not None and recorded.tape is not None
+    assert replayed.tape["replayed_calls"] == recorded.tape["recorded_calls"]
 
 
 # --- an input over the limit on its own -------------------------------------------------------------

@@ -317,7 +317,8 @@ async def embed_batches(
                     stopped.append(exc)
                 fail(batch, exc)
                 return None
-            await gate.observe(done.value.rate_limits, sum(counts[i] for i in batch))
+            if done.row.implementation is not Implementation.REPLAY:  # a cassette's remaining counts are not today's
+                await gate.observe(done.value.rate_limits, sum(counts[i] for i in batch))
             try:
                 vectors = _validated(done.value.vectors, len(batch), dims)
             except VectorValidationError as exc:

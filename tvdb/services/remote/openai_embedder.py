@@ -175,12 +175,13 @@ class OpenAIEmbedder:
                 f"openai: connection to {self.shown_url} lost after sending ({cause})",
                 service=SERVICE, maybe_billed=not unsent,
             ) from None
-        result = self._result(request, response.content, response.headers.get("x-request-id"))
+        result = replace(self._result(request, response.content, response.headers.get("x-request-id")),
+                         rate_limits=parse_rate_limits(response.headers))
+        # a cassette's rate limits are kept too: the token limit they name decided how the recording
+        # cut its requests, so a replay must cut them alike (the in-flight gate ignores a replay's)
         if REPLAYED_HEADER in response.headers:  # a recording session answered it from its cassette
-            return replace(result, replayed=True)  # a cassette's rate limits are not today's
-        if self.implementation is Implementation.REPLAY:
-            return result  # a cassette's rate limits are not today's: nothing to follow
-        return replace(result, rate_limits=parse_rate_limits(response.headers))
+            return replace(result, replayed=True)
+        return result
 
     def _status_error(self, exc: Any) -> ServiceError:
         body = exc.body if isinstance(exc.body, dict) else {}
