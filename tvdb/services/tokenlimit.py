@@ -2,9 +2,10 @@
 
 The API refuses every request that carries more tokens than the account may send in a minute
 (429 `rate_limit_exceeded`, type `tokens`: "Request too large for text-embedding-3-small … on tokens
-per min (TPM): Limit 150000, Requested 300060. The input or output tokens must be reduced"), however
-long one waits: retrying it only spends the retry policy's attempts and their retry-after waits.
-Every answer, a 429 too, names that limit in `x-ratelimit-limit-tokens` (contracts.md §1.6).
+per min (TPM): Limit 150000, Requested 300060. The input or output tokens must be reduced", the body
+third-party reports show), however long one waits: retrying it only spends the retry policy's
+attempts and their retry-after waits. Every answer, a 429 too, names that limit in
+`x-ratelimit-limit-tokens` (contracts.md §1.6).
 
 `AccountTokenLimit` keeps the lowest limit known: `limits.openai_tokens_per_minute` when set (the
 user's own ceiling), lowered by every answer's header. The embed driver (tvdb.services.embedding)
