@@ -5,22 +5,26 @@ against the emulator sending no more at once than the headers allow."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.openai_support import emulator, metered_caller, settings_for
+from tests.openai_support import emulator, metered_caller, settings_for, usage_rows
 from tvdb.clock import FakeClock
 from tvdb.config import resolve_settings
-from tvdb.domain import EmbeddingRequest, Implementation, RateLimits
+from tvdb.domain import EmbeddingRequest, Implementation, Mode, RateLimits
 from tvdb.errors import ConfigError
 from tvdb.http import AsyncBaseTransport, AsyncHTTPTransport, Request, Response
 from tvdb.ledger.guard import CallScope
+from tvdb.services.breaker import CircuitBreaker
 from tvdb.services.embedding import embed_batches
 from tvdb.services.inflight import AUTO_MAX, AUTO_START, InFlightLimit, limit_from
+from tvdb.services.local.embedder import HashEmbedder
 from tvdb.services.remote.openai_embedder import build_openai_embedder
 from tvdb.services.remote.status import parse_go_duration, parse_rate_limits
+from tvdb.services.router import Lane, fixed_router
 
 CONTRACT_HEADERS = {  # contracts.md §1.6, a captured embeddings response
     "x-ratelimit-limit-requests": "200", "x-ratelimit-limit-tokens": "150000",
@@ -137,7 +141,7 @@ async def test_the_real_client_sends_as_many_at_once_as_the_headers_allow(
     assert transport.peak == peak
 
 
-async def test_the_emulators_headers_reach_the_result_and_a_replay_ignores_them() -> None:
+async def test_the_emulators_headers_reach_the_result_a_replay_too() -> None:
     with emulator(rpm=500, tpm=2_000_000) as server:
         request = EmbeddingRequest(("hello world",), "text-embedding-3-small", 1536, 2, (2,))
         real = build_openai_embedder(settings_for(server))
@@ -151,7 +155,29 @@ async def test_the_emulators_headers_reach_the_result_and_a_replay_ignores_them(
     assert answer.rate_limits is not None
     assert (answer.rate_limits.limit_requests, answer.rate_limits.remaining_requests) == (500, 499)
     assert (answer.rate_limits.limit_tokens, answer.rate_limits.remaining_tokens) == (2_000_000, 1_999_998)
-    assert replayed.rate_limits is None
+    # kept: the token limit a cassette names decides how a replay cuts its requests (tvdb.services.tokenlimit)
+    assert replayed.rate_limits is not None and replayed.rate_limits.limit_tokens == 2_000_000
+
+
+async def test_a_replay_does_not_move_the_limit(tmp_path: Path) -> None:
+    # a cassette's remaining counts are not today's: the gate stays where it started
+    clock = FakeClock()
+    caller = metered_caller(tmp_path, clock)
+    with emulator(latency_s=0.5) as server:
+        transport = Rewriting("1")
+        settings = settings_for(server, embedding={"dimensions": 8})
+        replay = build_openai_embedder(settings, transport=transport, implementation=Implementation.REPLAY)
+        plain = fixed_router(caller)
+        breaker = CircuitBreaker("openai", failure_threshold=5, cooldown_s=30.0, clock=clock)
+        router = replace(plain, embedder=Lane("embedder", Mode.REAL, "replay", HashEmbedder(), replay, breaker))
+        try:
+            await embed_batches(small_texts(), router=router, settings=settings, clock=clock,
+                                scope=CallScope("run-1", "t", "embed", ()))
+        finally:
+            await replay.aclose()
+    assert transport.sent == 9
+    assert transport.peak == AUTO_START
+    assert {r["implementation"] for r in usage_rows(caller.db)} == {"replay"}
 
 
 @pytest.mark.parametrize("value", [0, 65, "fast", True, 2.5])

@@ -9,13 +9,14 @@
     ├── VectorValidationError            a vector of the wrong shape, NaN/inf, bad norm
     ├── ServiceError(service, status, request_id, code)
     │   ├── TransientServiceError(retry_after)      worth retrying
-    │   │   ├── RateLimitExceeded(limit, window)    HTTP 429 rate_limit_exceeded
+    │   │   ├── RateLimitExceeded(limit, window, rate_limits)  HTTP 429 rate_limit_exceeded
     │   │   │   └── LocalRequestLimitExceeded       tvdb's own hourly request limit
     │   │   ├── ServiceUnavailableError             HTTP 5xx, connection errors
     │   │   ├── ServiceTimeoutError                 no answer in time
     │   │   └── MalformedResponseError              a body that is not what the API documents
     │   ├── QuotaExhausted                           HTTP 429 insufficient_quota / 402: permanent
     │   └── PermanentServiceError                    other 4xx (bad request, auth, model not found)
+    │       ├── RequestOverTokenLimit(tokens, limit)  over the account's tokens per minute: 429 forever
     │       └── ParseJobError(error_code)            a parse job that ended FAILED/CANCELLED/timed out
     ├── CostLimitExceeded(spent, reserved, limit, requested, window)              exit 3
     ├── PriceUnknownError(service, model)  no price for a billable call: never $0
@@ -35,8 +36,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tvdb.money import format_usd
+
+if TYPE_CHECKING:
+    from tvdb.domain import RateLimits
 
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
@@ -188,7 +193,10 @@ class TransientServiceError(ServiceError):
 
 
 class RateLimitExceeded(TransientServiceError):
-    """HTTP 429 `rate_limit_exceeded`, or a local request limit: `limit` requests per `window`."""
+    """HTTP 429 `rate_limit_exceeded`, or a local request limit: `limit` requests per `window`.
+
+    `rate_limits` holds the 429's own `x-ratelimit-*` headers when it sent them: they name the
+    account's limits even when no request has succeeded yet."""
 
     error_code = ErrorCode.RATE_LIMITED
 
@@ -199,10 +207,12 @@ class RateLimitExceeded(TransientServiceError):
         limit: int | None = None,
         window: str | None = None,
         retry_after: float | None = None,
+        rate_limits: RateLimits | None = None,
         **kwargs: object,
     ) -> None:
         self.limit = limit
         self.window = window
+        self.rate_limits = rate_limits
         super().__init__(message, retry_after=retry_after, **kwargs)
 
 
@@ -236,6 +246,20 @@ class QuotaExhausted(ServiceError):
 
 class PermanentServiceError(ServiceError):
     """A 4xx other than 408/409/429: bad request, bad key, unknown model. Never retried."""
+
+
+class RequestOverTokenLimit(PermanentServiceError):
+    """A request (or one input) of `tokens` tokens, more than the account may send in a minute
+    (`limit`, its `x-ratelimit-limit-tokens`). The API answers such a request 429 however long one
+    waits, so it is never retried as it is: the embed driver splits it, and an input over the limit
+    on its own fails with this error. `status` is 429 when it was sent, None when refused unsent."""
+
+    error_code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, *, tokens: int, limit: int, **kwargs: object) -> None:
+        self.tokens = tokens
+        self.limit = limit
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ParseJobError(PermanentServiceError):

@@ -30,6 +30,7 @@ from tvdb.pipeline.jobs import Job
 from tvdb.pipeline.stages import fail
 from tvdb.pipeline.store import chunk_texts, delete_vectors, insert_vectors, spaces_by_job, waiting_chunks
 from tvdb.services.calls import Completed
+from tvdb.services.tokenlimit import AccountTokenLimit
 from tvdb.storage import transaction
 
 
@@ -56,6 +57,11 @@ class EmbedQueue:
     stopped: TvdbError | None = None  # an error that dooms every later request: nothing more is sent
     sent_groups: int = 0
     requests: tuple[int, int] = (0, 0)  # finished, planned: over every group so far (progress)
+    # the account's tokens-per-minute limit: what one group's answers taught, the next is planned under
+    token_limit: AccountTokenLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.token_limit = AccountTokenLimit(self.ctx.settings.limits.openai_tokens_per_minute)
 
     def add(self, jobs: Sequence[Job]) -> None:
         """Jobs that are chunked (or were embedding when the run stopped) join, in the given order."""
@@ -202,7 +208,7 @@ async def _embed(
         texts, token_counts=[c.token_count for c in chunks], router=ctx.router,
         settings=s, clock=ctx.clock, scope_for=scope_for, on_batch=on_batch, on_error=on_error, want=want, why=why,
         keep_vectors=False,  # each batch is stored by on_batch: nothing to hold
-        on_progress=on_progress, probe=probe,
+        on_progress=on_progress, probe=probe, token_limit=queue.token_limit,
     )
     if want is None:
         ended = list(dict.fromkeys(c.job_id for c in chunks if queue.left.get(c.job_id, 1) <= 0))

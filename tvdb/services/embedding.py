@@ -14,6 +14,13 @@ follows the answers' `x-ratelimit-remaining-*` headers (tvdb.services.inflight).
 Inputs the API would refuse (empty, over the model's per-input cap, or not encodable as UTF-8) are
 never sent.
 
+No request carries more tokens than the account may send in a minute once that limit is known
+(`x-ratelimit-limit-tokens` of any answer, a 429's too, or `limits.openai_tokens_per_minute`;
+tvdb.services.tokenlimit): requests are planned under it, one planned before it was known is split
+before it is sent, and one the API refused for it (429) is split and its parts re-sent, one after
+another, instead of being retried as it is. An input over the limit on its own fails with an error
+that names the limit.
+
 A request that fails for good is reported to `on_error(indices, error)` and its rows are NaN in the
 returned array; with no `on_error` nothing more is sent and the first error is raised once the
 requests in flight end.
@@ -39,12 +46,14 @@ from tvdb.errors import (
     PermanentServiceError,
     PriceUnknownError,
     QuotaExhausted,
+    RequestOverTokenLimit,
     StorageError,
     TvdbError,
     VectorValidationError,
 )
 from tvdb.ledger.guard import CallScope
 from tvdb.services.calls import CallSpec, Completed, ServiceCaller
+from tvdb.services.tokenlimit import AccountTokenLimit, capped, guarded, split
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,6 +147,7 @@ async def embed_batches(
     keep_vectors: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
     probe: bool = True,
+    token_limit: AccountTokenLimit | None = None,
 ) -> npt.NDArray[np.float32]:
     """Embed `texts` in the fewest requests; float32 (len(texts), d), NaN rows for failed inputs.
 
@@ -153,6 +163,8 @@ async def embed_batches(
     called once the requests are planned and after each one ends (answered or failed: a progress
     display's "embed 3/5 requests"). `probe=False` sends the first request with the others (the
     caller already knows the key and quota work: a later group of the pipeline's embed queue).
+    `token_limit` carries the account's tokens-per-minute limit from one call to the next (the
+    embed queue's groups); by default each call starts from `limits.openai_tokens_per_minute`.
     Raises the first failure when `on_error` is None; VectorValidationError when the consistency
     check fails.
     """
@@ -176,6 +188,7 @@ async def embed_batches(
     out = np.empty((n if keep else 0, dims), dtype=np.float32)
     filled = np.zeros(n, dtype=bool)
     errors: list[TvdbError] = []
+    limit = token_limit if token_limit is not None else AccountTokenLimit(settings.limits.openai_tokens_per_minute)
 
     def fail(indices: Sequence[int], exc: TvdbError) -> None:
         if on_error is None:
@@ -187,7 +200,10 @@ async def embed_batches(
         """Inputs the API would refuse are failed here and never sent."""
         text = texts[i]
         if text.strip() and count <= spec.max_input_tokens and (text.isascii() or _utf8(text)):
-            return False
+            if not limit.over(count):
+                return False
+            fail([i], limit.refuse_input(i, count, service))
+            return True
         problem = ("is empty" if not text.strip() else
                    f"has {count} tokens, over the {spec.max_input_tokens} cap" if count > spec.max_input_tokens else
                    "is not valid Unicode (a lone surrogate): it cannot be sent as UTF-8")
@@ -200,7 +216,7 @@ async def embed_batches(
         if len(counts) != n:
             raise ValueError(f"{len(counts)} token counts for {n} texts")
         sendable = [i for i in range(n) if not refused(i, counts[i])]
-        plan = plan_batches([counts[i] for i in sendable], spec)
+        plan = plan_batches([counts[i] for i in sendable], capped(spec, limit.tokens))
         batches = [[sendable[j] for j in batch] for batch in plan]
         log.info("embedding %d inputs (%d tokens) in %d requests", len(sendable),
                  sum(counts[i] for i in sendable), len(plan))
@@ -208,7 +224,7 @@ async def embed_batches(
     else:
         # counting overlaps with sending: requests are cut as tiktoken's counts arrive
         counts = [0] * n
-        planned = counted_requests(texts, counts, spec, refuse=refused)
+        planned = counted_requests(texts, counts, capped(spec, limit.tokens), refuse=refused)
     streamed = token_counts is None
     pacer = RatePacer(settings.limits.openai_requests_per_minute, settings.limits.openai_tokens_per_minute, clock)
     # `auto`: as many in flight as the last answer's x-ratelimit-remaining-* headers allow
@@ -229,9 +245,13 @@ async def embed_batches(
                 return spec  # the per-minute limits are the real API's
 
             async def pace() -> None:
+                # before the reservation: a request over the known limit takes no budget and is not sent
+                limit.check(tokens, service)
                 await pacer.acquire(tokens)  # every real attempt counts against the per-minute limits
+                limit.check(tokens, service)  # an answer during the wait may have taught the limit
 
-            return replace(spec, before_send=pace)  # paced before its reservation is taken
+            # paced before its reservation is taken; every answer may teach the account's limit
+            return replace(spec, before_send=pace, send=guarded(spec.send, tokens, limit, service))
 
         return make
 
@@ -258,32 +278,59 @@ async def embed_batches(
             ended()
 
     async def send(batch: list[int]) -> None:
+        over = await send_once(batch)
+        if over is not None:  # outside the gate: each part waits for its turn like any request
+            await send_split(batch, over)
+
+    async def send_split(batch: list[int], over: RequestOverTokenLimit) -> None:
+        cap = min(over.limit, limit.tokens or over.limit)  # the limit may have dropped again since
+        parts, alone = split(batch, counts, spec, cap)
+        # refused by the API (429) is worth a warning; cut before sending is the plan working
+        log.log(logging.WARNING if over.status is not None else logging.INFO,
+                "%s: a request of %d tokens is over the account's limit of %d tokens per minute (%s); "
+                "sending its %d inputs as %d requests", service, over.tokens, cap, limit.source, len(batch),
+                len(parts))
+        for i in alone:
+            fail([i], limit.refuse_input(i, counts[i], service))
+        total[0] += len(parts)
+        progress()
+        # one after another: each part is near the whole minute's tokens, so sending them at once
+        # would only collect 429s (and their retry-after waits) for all but one
+        for part in parts:
+            await run(part)
+
+    async def send_once(batch: list[int]) -> RequestOverTokenLimit | None:
+        """Send `batch` as one request; the error that says it must be split, else None."""
         async with gate:
             if stopped:
                 fail(batch, stopped[0])
-                return
+                return None
             try:
                 done = await router.call(router.embedder, scope_of(batch), spec_maker(batch), want=want, why=why)
             except StorageError:
                 raise  # nothing more is sent while the ledger cannot be written
+            except RequestOverTokenLimit as exc:
+                return exc
             except TvdbError as exc:
                 # without on_error the call raises anyway: nothing more is worth sending
                 if (on_error is None or stops_everything(exc)) and not stopped:
                     stopped.append(exc)
                 fail(batch, exc)
-                return
-            await gate.observe(done.value.rate_limits, sum(counts[i] for i in batch))
+                return None
+            if done.row.implementation is not Implementation.REPLAY:  # a cassette's remaining counts are not today's
+                await gate.observe(done.value.rate_limits, sum(counts[i] for i in batch))
             try:
                 vectors = _validated(done.value.vectors, len(batch), dims)
             except VectorValidationError as exc:
                 done.commit(caller.db, caller.budget)  # the request was paid for all the same
                 fail(batch, exc)
-                return
+                return None
             commit(batch, done)
             if keep:
                 out[batch] = vectors
             filled[batch] = True
             spaces.add(done.row.implementation.space)
+        return None
 
     def planned_one() -> None:
         if streamed:
@@ -296,7 +343,7 @@ async def embed_batches(
         out[~filled] = np.nan
     if s.consistency_check.sample and not errors and len(spaces) == 1:
         await _consistency_check(texts, counts, out, router=router, settings=settings, scope=scope_of, fail=fail,
-                                 space=spaces.pop())
+                                 space=spaces.pop(), cap=capped(spec, limit.tokens).max_tokens_per_request)
     if errors:
         raise errors[0]
     return out
@@ -365,11 +412,12 @@ def _validated(vectors: npt.NDArray[np.float32], rows: int, dims: int) -> npt.ND
 
 async def _consistency_check(
     texts: Sequence[str], counts: Sequence[int], first: npt.NDArray[np.float32], *, router: ServiceRouter,
-    settings: Settings, scope: Callable[[Sequence[int]], CallScope], fail: OnError, space: Implementation,
+    settings: Settings, scope: Callable[[Sequence[int]], CallScope], fail: OnError, space: Implementation, cap: int,
 ) -> None:
     """Re-embed an evenly spaced sample in one request, with the implementation that embedded them
     (`space`); each cosine with the first result must reach `min_cosine`, else VectorValidationError
-    for the inputs that drifted. Skipped by the caller when the inputs went to several implementations."""
+    for the inputs that drifted. Skipped by the caller when the inputs went to several implementations.
+    The sample carries at most `cap` tokens (the model's, or the account's per-minute limit)."""
     import numpy as np
 
     check = settings.embedding.consistency_check
@@ -378,7 +426,6 @@ async def _consistency_check(
         return
     step = max(1, len(done_rows) // check.sample)
     sample = done_rows[::step][: check.sample]
-    cap = catalog.embedding_model(settings.embedding.model).max_tokens_per_request
     while sum(counts[i] for i in sample) > cap:  # long chunks: a smaller sample, still one request
         sample = sample[: len(sample) // 2]
     tokens = sum(counts[i] for i in sample)

@@ -6,7 +6,7 @@ The SDK's retries are off so that tvdb's one retry policy (tvdb.services.retry) 
 records every attempt. Vectors are requested as base64 (little-endian float32, contracts.md §1.4)
 and decoded with numpy; a base64 *string* is never handed on as a vector (CASES C01).
 
-Errors (tvdb.services.remote.status): 429 rate_limit_exceeded → RateLimitExceeded(retry_after);
+Errors (tvdb.services.remote.status): 429 rate_limit_exceeded → RateLimitExceeded(retry_after, rate_limits);
 429 insufficient_quota / 402 → QuotaExhausted; 5xx and connection errors → ServiceUnavailableError;
 timeouts → ServiceTimeoutError; an unreadable body or the wrong number of vectors →
 MalformedResponseError; timeouts and lost connections after sending and unreadable 200s are
@@ -175,12 +175,13 @@ class OpenAIEmbedder:
                 f"openai: connection to {self.shown_url} lost after sending ({cause})",
                 service=SERVICE, maybe_billed=not unsent,
             ) from None
-        result = self._result(request, response.content, response.headers.get("x-request-id"))
+        result = replace(self._result(request, response.content, response.headers.get("x-request-id")),
+                         rate_limits=parse_rate_limits(response.headers))
+        # a cassette's rate limits are kept too: the token limit they name decided how the recording
+        # cut its requests, so a replay must cut them alike (the in-flight gate ignores a replay's)
         if REPLAYED_HEADER in response.headers:  # a recording session answered it from its cassette
-            return replace(result, replayed=True)  # a cassette's rate limits are not today's
-        if self.implementation is Implementation.REPLAY:
-            return result  # a cassette's rate limits are not today's: nothing to follow
-        return replace(result, rate_limits=parse_rate_limits(response.headers))
+            return replace(result, replayed=True)
+        return result
 
     def _status_error(self, exc: Any) -> ServiceError:
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -190,6 +191,8 @@ class OpenAIEmbedder:
             message=redact(message or exc.response.reason_phrase or "error", [self._key]),
             code=exc.code, type=exc.type, request_id=exc.request_id,
             retry_after=parse_retry_after(exc.response.headers),
+            # a 429 names the account's limits too, before any request has succeeded
+            rate_limits=parse_rate_limits(exc.response.headers),
         )
 
     def _result(self, request: EmbeddingRequest, content: bytes, request_id: str | None) -> EmbeddingResult:

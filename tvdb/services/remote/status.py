@@ -1,10 +1,10 @@
 """HTTP status (+ provider code/type) → the typed errors of tvdb.errors, for every remote service.
 
-    429 rate_limit_exceeded            → RateLimitExceeded(retry_after)      transient
-    429 type insufficient_quota, 402   → QuotaExhausted                      permanent
-    408                                → ServiceTimeoutError                 transient
-    409, ≥ 500                         → ServiceUnavailableError             transient
-    other 4xx (400/401/403/404/422)    → PermanentServiceError               permanent
+    429 rate_limit_exceeded            → RateLimitExceeded(retry_after, rate_limits)   transient
+    429 type insufficient_quota, 402   → QuotaExhausted                                permanent
+    408                                → ServiceTimeoutError                           transient
+    409, ≥ 500                         → ServiceUnavailableError                       transient
+    other 4xx (400/401/403/404/422)    → PermanentServiceError                         permanent
 
 The real clients and the fault wrappers for local services both use this, so a fault raises the
 same error whichever implementation ran. Sources: contracts.md §1.5 (OpenAI), §2.4 (LlamaCloud).
@@ -97,8 +97,10 @@ def error_for_status(
     type: str | None = None,
     request_id: str | None = None,
     retry_after: float | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> ServiceError:
-    """The typed error for an HTTP error response; `message` must already be free of secrets."""
+    """The typed error for an HTTP error response; `message` must already be free of secrets.
+    `rate_limits` (the response's `x-ratelimit-*` headers) travels with a 429 rate limit."""
     label = code or type
     text = f"{service} HTTP {status}" + (f" {label}" if label else "") + f": {message}"
     code = code or type
@@ -107,7 +109,7 @@ def error_for_status(
     if status == 429:
         return RateLimitExceeded(
             text, retry_after=retry_after, window=type if type in ("requests", "tokens") else None,
-            service=service, status=status, request_id=request_id, code=code,
+            rate_limits=rate_limits, service=service, status=status, request_id=request_id, code=code,
         )
     if status == 408:
         return ServiceTimeoutError(text, retry_after=retry_after, service=service, status=status,
