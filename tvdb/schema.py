@@ -34,4 +34,5 @@ HISTORY = History("tvdb", (
     step("m030_vector_space", vector_store.M030),
     step("m022_job_warnings", jobs.M022),  # run history's range, appended: released steps keep their order
     step("m023_spec_without_webhook_url", jobs.M023),
+    step("m031_covering_space_index", vector_store.M031),
 ))

@@ -22,6 +22,7 @@ from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.embed import EmbedQueue
 from tvdb.pipeline.jobs import FINAL, Job
+from tvdb.pipeline.store import spaces_by_job
 from tvdb.storage import savepoint, transaction
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,8 @@ async def _back(ctx: PipelineContext, queue: EmbedQueue, embedding: _Embedding) 
         embedded = []
     ctx.after_stage(Stage.EMBED)
     # this drain's documents (some of earlier windows) and this window's that were embedded already (resumed)
-    ready = dict.fromkeys([*(j.job_id for j in embedded), *embedding.job_ids])
-    _each_sync(ctx, ctx.jobs.jobs_by_id(list(ready)), JobState.EMBEDDED, stages.validate_and_store)
+    ready = list(dict.fromkeys([*(j.job_id for j in embedded), *embedding.job_ids]))
+    spaces = spaces_by_job(ctx.db, ready)  # one index-only query for the window's documents
+    _each_sync(ctx, ctx.jobs.jobs_by_id(ready), JobState.EMBEDDED,
+               lambda c, job: stages.validate_and_store(c, job, spaces.get(job.job_id, {})))
     ctx.after_stage(Stage.STORE)

