@@ -94,8 +94,11 @@ class EmbedQueue:
     def abandon(self) -> list[Job]:
         """The jobs still in the stage (after a bug in it: the runner fails them `internal`)."""
         out = list(self.jobs.values())
-        self.jobs.clear()
+        # everything per job goes: a later window's drain must not meet a job no longer in the stage
+        for table in (self.jobs, self.left, self.started, self.failed):
+            table.clear()
         self.queue.clear()
+        self.tokens = 0
         return out
 
     def _next_group(self, final: bool) -> list[Waiting]:

@@ -140,6 +140,9 @@ async def run_pipeline(ctx: PipelineContext) -> list[Job]:
             embedding = _start_embedding(ctx, queue, window, final=number == len(windows) - 1)
         assert embedding is not None
         await _back(ctx, queue, embedding)
+        # a drain that failed part-way had moved some documents to `embedded` before it raised:
+        # they are validated and stored now, so no run finishes with a document left in between
+        _validate_and_store(ctx, [j for j in ctx.jobs.jobs(ctx.run_id) if j.state is JobState.EMBEDDED])
     finally:
         if embedding is not None and not embedding.task.done():  # the run stops (Ctrl-C, a full disk)
             embedding.task.cancel()
@@ -194,8 +197,17 @@ async def _back(ctx: PipelineContext, queue: EmbedQueue, embedding: _Embedding) 
         embedded = []
     ctx.after_stage(Stage.EMBED)
     # this drain's documents (some of earlier windows) and this window's that were embedded already (resumed)
-    ready = list(dict.fromkeys([*(j.job_id for j in embedded), *embedding.job_ids]))
-    spaces = spaces_by_job(ctx.db, ready)  # one index-only query for the window's documents
-    _each_sync(ctx, ctx.jobs.jobs_by_id(ready), JobState.EMBEDDED,
-               lambda c, job: stages.validate_and_store(c, job, spaces.get(job.job_id, {})))
+    _validate_and_store(ctx, ctx.jobs.jobs_by_id(list(dict.fromkeys([*(j.job_id for j in embedded),
+                                                                      *embedding.job_ids]))))
     ctx.after_stage(Stage.STORE)
+
+
+def _validate_and_store(ctx: PipelineContext, jobs: list[Job]) -> None:
+    """The validate and store stages of `jobs` that are embedded, their spaces read in one
+    index-only query."""
+    embedded = [j for j in jobs if j.state is JobState.EMBEDDED]
+    if not embedded:
+        return
+    spaces = spaces_by_job(ctx.db, [j.job_id for j in embedded])
+    _each_sync(ctx, embedded, JobState.EMBEDDED,
+               lambda c, job: stages.validate_and_store(c, job, spaces.get(job.job_id, {})))

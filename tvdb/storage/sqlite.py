@@ -28,6 +28,11 @@ PAGE_SIZE = 16_384  # bytes, for new database files (see _open)
 # SQLite primary result codes that mean the storage, not tvdb, is at fault
 _STORAGE_CODES = {13: "the disk is full (SQLITE_FULL)", 8: "the database is read-only (SQLITE_READONLY)",
                   10: "disk I/O error (SQLITE_IOERR)"}
+# SQLITE_BUSY / SQLITE_LOCKED once the busy timeout has passed: another process holds the write lock.
+# The run stops resumably (as for a full disk) instead of failing each document it was working on.
+_LOCKED_CODES = {5: "SQLITE_BUSY", 6: "SQLITE_LOCKED"}
+_LOCKED_FIX = ("wait until the other process using the file ends (another tvdb, or a tool with a write "
+               "transaction open; `fuser` on the file names it)")
 _STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                    errno.EROFS: "read-only file system", errno.EFBIG: "file too large"}
 
@@ -110,9 +115,14 @@ def savepoint(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 
 def storage_error(exc: BaseException, path: Path | str) -> StorageError | None:
-    """The StorageError for `exc` if it means a full, read-only or failing disk, else None."""
+    """The StorageError for `exc` if it means a full, read-only or failing disk, or a write lock
+    another process held past the busy timeout; else None."""
     if isinstance(exc, sqlite3.Error):
-        reason = _STORAGE_CODES.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+        code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+        if code in _LOCKED_CODES:
+            return StorageError(str(path), f"another process has held the database's write lock for over "
+                                f"{BUSY_TIMEOUT_MS // 1000} s ({_LOCKED_CODES[code]})", fix=_LOCKED_FIX)
+        reason = _STORAGE_CODES.get(code)
     elif isinstance(exc, OSError):
         reason = _STORAGE_ERRNOS.get(exc.errno or -1)
     else:

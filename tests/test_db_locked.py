@@ -1,0 +1,70 @@
+"""Another process holding the database's write lock past the busy timeout stops the run resumably,
+as a full disk does (StorageError, exit 4, "nothing done is lost"), instead of failing each document
+it was working on as an internal error. The timeout is shortened here (30 s in production)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import tvdb.storage.sqlite
+from tvdb.clock import FakeClock
+from tvdb.config import resolve_settings
+from tvdb.db import open_db, transaction
+from tvdb.domain import Stage
+from tvdb.errors import StorageError
+from tvdb.scenarios.loader import load_scenario
+from tvdb.scenarios.runner import RunHooks, resume_run, start_run
+
+
+def _hold_lock(path: Path) -> sqlite3.Connection:
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+def test_a_write_lock_held_past_the_timeout_is_a_storage_error_saying_who_to_wait_for(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "t.db")
+    db.conn.execute("PRAGMA busy_timeout = 50")
+    holder = _hold_lock(tmp_path / "t.db")
+    with pytest.raises(StorageError) as locked:
+        with transaction(db):
+            db.conn.execute("INSERT INTO runs (run_id) VALUES ('x')")
+    assert locked.value.path == str(tmp_path / "t.db")
+    assert str(locked.value) == (
+        f"cannot write {tmp_path / 't.db'}: another process has held the database's write lock for over 30 s "
+        "(SQLITE_BUSY); nothing done is lost: wait until the other process using the file ends (another tvdb, "
+        "or a tool with a write transaction open; `fuser` on the file names it), then run the command again")
+    holder.execute("ROLLBACK")
+    with transaction(db):  # the lock is free: the same connection writes again
+        db.conn.execute("INSERT INTO runs (run_id) VALUES ('x')")
+
+
+def test_a_run_that_meets_a_held_lock_stops_and_resumes_with_every_document(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tvdb.storage.sqlite, "BUSY_TIMEOUT_MS", 100)
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.md").write_text(f"# {name}\n" + " ".join(f"{name}word{i}" for i in range(400)))
+    path = tmp_path / "s.yaml"
+    path.write_text("name: locked\nmode: mock\ndocuments: [a.md, b.md, c.md]\n")
+    loaded = load_scenario(path)
+    settings = resolve_settings(cwd=tmp_path, scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source,
+                                environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb")})
+    holders: list[sqlite3.Connection] = []
+
+    def after(stage: Stage) -> None:
+        if stage is Stage.UPLOAD and not holders:  # another process takes the lock and keeps it
+            holders.append(_hold_lock(settings.database_path))
+
+    with pytest.raises(StorageError, match="write lock"):
+        asyncio.run(start_run(loaded, settings, clock=FakeClock(), hooks=RunHooks(after_stage=after)))
+    holders[0].execute("ROLLBACK")
+    db = open_db(settings.database_path)
+    assert db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall() == [("uploaded", 3)]
+    (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
+    result = asyncio.run(resume_run(run_id, settings, clock=FakeClock()))
+    assert [d.status for d in result.documents] == ["complete"] * 3
+    assert db.execute("SELECT COUNT(*) FROM jobs WHERE error_code IS NOT NULL").fetchone() == (0,)
