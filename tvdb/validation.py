@@ -69,8 +69,72 @@ def own_message(msg: str) -> str:
     return msg
 
 
+class CrossFieldError(ValueError):
+    """A model validator's problem across several of its keys (dotted, relative to the model): the first
+    is the one the error is reported at; the check is only judged once every key in `keys` is valid."""
+
+    def __init__(self, message: str, *, keys: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
+def cross_field(err: ErrorDetails) -> CrossFieldError | None:
+    """The CrossFieldError behind a pydantic error, if it is one."""
+    found = (err.get("ctx") or {}).get("error")
+    return found if isinstance(found, CrossFieldError) else None
+
+
+def field_annotation(root: type[BaseModel], loc: Sequence[object]) -> object:
+    """The annotation of the field at `loc` (a pydantic error location); None if unknown."""
+    model: type[BaseModel] | None = root
+    annotation: object = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return annotation if model is None else None
+        annotation = field.annotation
+        model = _nested_model(annotation)
+    return annotation
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def expected(err: ErrorDetails, root: type[BaseModel]) -> str | None:
+    """What the key must be, in tvdb's words ("a whole number", "at most 64"), for pydantic's common
+    error types; None for a validator's own message or an uncommon type."""
+    kind, ctx, loc = err["type"], err.get("ctx") or {}, err["loc"]
+    name = str(next((p for p in reversed(loc) if isinstance(p, str)), ""))
+    usd = name.endswith("_usd")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "a number of USD like 5 or 0.50" if usd else "a number"
+    if kind == "finite_number":
+        return "a finite number of USD like 5 or 0.50" if usd else "a finite number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "true or false"
+    if kind == "string_type":
+        return "text"
+    if kind in ("literal_error", "enum"):
+        return f"one of {ctx.get('expected')}"
+    bounds = {"greater_than": ("greater than", "gt"), "greater_than_equal": ("at least", "ge"),
+              "less_than": ("less than", "lt"), "less_than_equal": ("at most", "le")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        bound = ctx.get(key)
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        return f"{words} {bound}" + (" USD" if usd else "")
+    return None
+
+
 def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
-    """`unknown key 'x' (allowed: …)`, `required key is missing`, or pydantic's own message."""
+    """`unknown key 'x' (allowed: …)`, `required key is missing`, `must be a whole number, got 'abc'`
+    (pydantic's common types in tvdb's words), or the validator's own sentence."""
     loc = err["loc"]
     if err["type"] == "extra_forbidden":
         allowed = allowed_keys(root, loc[:-1])
@@ -80,6 +144,10 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
         return f"unknown key {loc[-1]!r}" + (f" ({hint}{listed})".replace("? )", "?)") if hint or listed else "")
     if err["type"] == "missing":
         return "required key is missing"
+    wanted = expected(err, root)
+    if wanted is not None:
+        secret = "SecretStr" in str(field_annotation(root, loc))  # the value is never repeated
+        return f"must be {wanted}" + ("" if secret else f", got {_shown(err['input'])}")
     return own_message(str(err["msg"]))
 
 
