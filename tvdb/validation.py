@@ -7,7 +7,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 
 
@@ -100,7 +100,9 @@ def field_annotation(root: type[BaseModel], loc: Sequence[object]) -> object:
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    from tvdb.redaction import redact  # a URL's password or a key-shaped string is never repeated
+
+    text = repr(redact(value) if isinstance(value, str) else value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -157,3 +159,71 @@ def dotted(loc: Sequence[object]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def cross_field_paths(err: ErrorDetails) -> list[tuple[str | int, ...]]:
+    """The full locations of the keys a CrossFieldError reads (the blamed one first); [] for another error."""
+    cross = cross_field(err)
+    if cross is None:
+        return []
+    loc = tuple(err["loc"])
+    first = tuple(cross.keys[0].split("."))
+    base = loc[: -len(first)] if loc[-len(first):] == first else loc  # a field validator's loc ends with it
+    return [(*base, *key.split(".")) for key in cross.keys]
+
+
+def _field_path(loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """A list item's error is the whole list's: ('alerts', 'thresholds_pct', 0) → its field."""
+    out = tuple(loc)
+    while out and isinstance(out[-1], int):
+        out = out[:-1]
+    return out
+
+
+def _remove(data: Any, path: tuple[str | int, ...]) -> bool:
+    for part in path[:-1]:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    if isinstance(data, dict) and path and path[-1] in data:
+        del data[path[-1]]
+        return True
+    return False
+
+
+def all_errors(model: type[BaseModel], data: Any, *, passes: int = 4) -> list[ErrorDetails]:
+    """Every problem of `data`, field-level and cross-field, in one listing.
+
+    pydantic skips a model validator once any field of its model fails, so a cross-field check (an
+    overlap against max_tokens) would only be found on the next run. Each further pass drops the keys
+    already found wrong (they fall back to their defaults) and keeps only what is new and judged on
+    valid values alone: a cross-field check none of whose keys was dropped."""
+    import copy
+
+    found: list[ErrorDetails] = []
+    seen: set[tuple[object, ...]] = set()
+    dropped: list[tuple[str | int, ...]] = []
+    current = copy.deepcopy(data)
+    for n in range(passes):
+        try:
+            model.model_validate(current)
+        except ValidationError as exc:
+            batch = exc.errors()
+        else:
+            break
+        removed = False
+        for err in batch:
+            paths = cross_field_paths(err)
+            if n and (not paths or any(p[: len(d)] == d for p in paths for d in dropped)):
+                continue  # judged against a default that stands in for a wrong value
+            sig = (tuple(err["loc"]), err["msg"])
+            if sig not in seen:
+                seen.add(sig)
+                found.append(err)
+            for path in paths or [_field_path(err["loc"])]:
+                if path and _remove(current, path):
+                    dropped.append(path)
+                    removed = True
+        if not removed:
+            break
+    return found
