@@ -9,6 +9,7 @@ import pytest
 from tvdb.config import Settings, env_var_names, resolve_settings
 from tvdb.errors import ConfigError, ScenarioError
 from tvdb.scenarios.loader import load_scenario
+from tvdb.yamlfile import load_yaml
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -76,12 +77,15 @@ def test_scenario_setting_error_points_at_the_scenario_line(tmp_path: Path) -> N
     (tmp_path / "a.txt").write_text("hello")
     path = tmp_path / "s.yaml"
     path.write_text("name: s\ndocuments: [a.txt]\nchunking:\n  max_tokens: 10\n  overlap_tokens: 20\n")
-    loaded = load_scenario(path)
+    # the scenario states both keys the check reads: found when the file is loaded, at the overlap's line
     with pytest.raises(ScenarioError) as info:
-        resolve_settings(cwd=tmp_path, environ={}, scenario=loaded.scenario.settings_layer(),
-                         scenario_doc=loaded.source)
-    assert info.value.path == path and info.value.line == 3
-    assert "overlap_tokens must be smaller" in str(info.value)
+        load_scenario(path)
+    assert (info.value.path, info.value.line, info.value.key) == (path, 5, "chunking.overlap_tokens")
+    assert info.value.message == "overlap_tokens (20) must be smaller than max_tokens (10)"
+    doc = load_yaml(path)
+    with pytest.raises(ScenarioError) as info:
+        resolve_settings(cwd=tmp_path, environ={}, scenario={"chunking": doc.data["chunking"]}, scenario_doc=doc)
+    assert (info.value.path, info.value.line, info.value.key) == (path, 5, "chunking.overlap_tokens")
 
 
 def test_dimensions_refused_for_ada(tmp_path: Path) -> None:

@@ -124,7 +124,20 @@ def test_a_config_files_problems_read_on_one_line_without_escapes(cli: Cli, tmp_
     code, out, _ = cli()
     assert code == 2 and "\\x0a" not in out  # a configuration error, as the run would say
     flat = " ".join(out.split())  # the table wraps the cell; its words stay in order
-    assert "daily_budget_usd: Input should be a finite number · " in flat and "· (2 problems)" in flat
+    assert "daily_budget_usd: must be a" in flat and "· (2 problems)" in flat
+    code, report, _ = cli("--json")
+    assert code == 2 and _by_name(report)["config"]["detail"].split("\n")[0].endswith(
+        "tvdb.yaml:1: daily_budget_usd: must be a finite number of USD like 5 or 0.50, got inf")
+
+
+def test_a_bad_budget_variable_is_named_with_what_it_must_be(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TVDB_DAILY_BUDGET_USD", "abc")
+    code, report, _ = cli("--json")
+    config = _by_name(report)["config"]
+    assert (code, config["status"]) == (2, "fail")
+    assert config["detail"] == ("TVDB_DAILY_BUDGET_USD=abc (environment): must be a number of USD like 5 or 0.50, "
+                                "got 'abc'")
+    assert config["fix"] == "set TVDB_DAILY_BUDGET_USD to a number of USD like 5 or 0.50, or unset it"
 
 
 LEAK_CANARY = "sk-canary-DO-NOT-LEAK-1234567890abcdef"

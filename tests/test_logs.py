@@ -113,3 +113,17 @@ def test_json_flag_prints_one_object_with_the_json_lines_entries(cli: Cli, histo
     assert list(doc) == ["entries"]
     assert doc["entries"] == _lines(cli("logs", "--run", history.ids[3], "--log-format", "json")[1])
     assert {e["run_id"] for e in doc["entries"]} == {history.ids[3]}
+
+
+def test_a_run_id_given_positionally_is_the_same_as_run(cli: Cli, history: History) -> None:
+    # `tvdb logs 20261203-061336` used to print Click's "Got unexpected extra argument(s)"
+    run = history.ids[3]
+    code, out, err = cli("logs", run[:17], "--log-format", "json")
+    assert (code, err) == (0, "")
+    assert out == cli("logs", "--run", run[:17], "--log-format", "json")[1]
+    assert {e["run_id"] for e in _lines(out)} == {run}
+    code, _, err = cli("logs", run, "--run", history.ids[2])
+    assert code == 2 and f"give the run once: {run} or --run {history.ids[2]}" in " ".join(err.split())
+    code, _, err = cli("logs")
+    assert code == 2 and "give a run (tvdb logs RUN, or --run RUN) or --correlation-id ID (one of them)" in " ".join(
+        err.split())

@@ -247,10 +247,27 @@ def _doctor(tmp: Path, **env: str) -> str:
 def test_no_color_term_dumb_and_columns_are_honoured(tmp_path: Path) -> None:
     coloured = _doctor(tmp_path, TERM="xterm-256color", COLUMNS="120")
     assert "\x1b[32m" in coloured  # a terminal (FORCE_COLOR stands in for one) gets colour
-    assert "\x1b[32m" not in _doctor(tmp_path, TERM="xterm-256color", COLUMNS="120", NO_COLOR="1")
+    assert "\x1b[" not in _doctor(tmp_path, TERM="xterm-256color", COLUMNS="120", NO_COLOR="1")  # no bold either
     dumb = _doctor(tmp_path, TERM="dumb", COLUMNS="120")
     assert "\x1b" not in dumb
     widths = [len(line) for line in dumb.splitlines()]
     assert 80 < max(widths) <= 120  # COLUMNS wins over the 80 columns Rich assumes for TERM=dumb
     narrow = _doctor(tmp_path, TERM="dumb", COLUMNS="60").splitlines()
     assert all(len(line) <= 60 or _unbreakable(line) for line in narrow), narrow
+
+
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1", "TERM": "xterm-256color"}, {"TERM": "dumb"}])
+def test_no_color_and_a_dumb_terminal_emit_no_escape_codes_at_all(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> None:
+    # Rich's no_color keeps bold and dim; https://no-color.org asks for no colour, and tvdb emits no styling
+    from tvdb.cli.output import make_console
+
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    make_console(force_terminal=True).print("[bold]ready[/bold] [dim]note[/dim] [green]✓[/green]")
+    assert capsys.readouterr().out == "ready note ✓\n"
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    make_console(force_terminal=True).print("[bold]ready[/bold]")
+    assert "\x1b[1m" in capsys.readouterr().out  # a terminal without NO_COLOR keeps its styles

@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import DOCUMENTS
 from tests.test_cli_run import tvdb
-from tvdb.errors import ScenarioError
+from tvdb.config import resolve_settings
+from tvdb.errors import ConfigError, ScenarioError
 from tvdb.scenarios.loader import load_scenario
 
 
@@ -113,3 +114,58 @@ def test_an_expectation_naming_no_document_is_listed_with_the_settings_problems(
     assert [(p["line"], p["key"]) for p in info.value.problems] == [
         (3, "chunking.max_tokenz"), (6, "expectations.documents[0].document")]
     assert "'nothere.pdf' names none of the scenario's 1 documents" in str(info.value.problems[1]["message"])
+
+
+def test_field_cross_field_and_document_reference_problems_come_out_in_one_listing(tmp_path: Path) -> None:
+    # The user's file took three runs: first only the expectation naming no document, then the overlap
+    # and the dimensions (cross-field checks judged only after a full merge).
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments: [docs/a.md]\nchunking:\n  max_tokens: 100\n  overlap_tokens: 100\n"
+                            "embedding:\n  model: text-embedding-ada-002\n  dimensions: 512\nexpectations:\n"
+                            "  documents:\n    - document: docs/missing.pdf\n      status: complete\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"], p["message"]) for p in info.value.problems] == [
+        (5, "chunking.overlap_tokens", "overlap_tokens (100) must be smaller than max_tokens (100)"),
+        (8, "embedding.dimensions", "text-embedding-ada-002 does not support `dimensions` (only text-embedding-3 "
+                                    "models do)"),
+        (11, "expectations.documents[0].document", "'docs/missing.pdf' names none of the scenario's 1 documents "
+         f"(name one as `documents:` does, relative to {tmp_path}, by absolute path, or by file name, e.g. 'a.md')"),
+    ]
+    assert str(info.value).endswith("(3 problems)")
+    # a field-level error beside them (a schema key and a bad number) hides none of them
+    path.write_text(path.read_text().replace("max_tokens: 100", "max_tokens: 100\n  bogus: 1")
+                    + "description: [not, text]\n", encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"]) for p in info.value.problems] == [
+        (5, "chunking.bogus"), (6, "chunking.overlap_tokens"), (9, "embedding.dimensions"),
+        (12, "expectations.documents[0].document"), (14, "description")]
+    assert info.value.problems[-1]["message"] == "must be text, got ['not', 'text']"
+
+
+def test_a_cross_field_check_runs_once_its_inputs_are_valid_beside_a_sibling_error(tmp_path: Path) -> None:
+    # pydantic skips a section's model check when any key of it fails; tvdb judges it on the valid keys
+    (tmp_path / "tvdb.yaml").write_text("chunking:\n  max_tokens: 100\n  overlap_tokens: 100\n  bogus: 1\n"
+                                        "embedding:\n  model: text-embedding-3-small\n  dimensions: 4000\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_settings(cwd=tmp_path, environ={})
+    config = tmp_path / "tvdb.yaml"
+    assert str(info.value).split("\n") == [
+        f"{config}:3: chunking.overlap_tokens: overlap_tokens (100) must be smaller than max_tokens (100)",
+        f"{config}:4: chunking.bogus: unknown key 'bogus' (allowed: max_tokens, overlap_tokens)",
+        f"{config}:7: embedding.dimensions: dimensions for text-embedding-3-small must be between 1 and 1536",
+        "(3 problems)",
+    ]
+
+
+def test_the_document_reference_check_runs_beside_a_schema_error(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments: [a.md]\nreuse: sometimes\nexpectations:\n"
+                            "  retrieval:\n    - {query: q, document: b.md}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"]) for p in info.value.problems] == [
+        (3, "reuse"), (6, "expectations.retrieval[0].document")]
+    assert info.value.problems[0]["message"] == "must be true or false, got 'sometimes'"

@@ -192,3 +192,16 @@ def test_pipeline_document_is_public_and_its_repr_is_short() -> None:
     assert "PipelineDocument" in tvdb.__all__ and doc.name == "a.pdf"
     assert repr(doc) == ("PipelineDocument(path='/d/a.pdf', content=<10000 bytes>, correlation_id='"
                          + "c" * 32 + "', job_id='run-000')")
+
+
+def test_the_readme_says_a_documents_path_is_a_pathlib_path() -> None:
+    # a user's hook did doc.path.endswith(...) and got AttributeError: the README said only "(absolute)"
+    import typing
+    from pathlib import Path as _Path
+
+    import tvdb
+
+    readme = " ".join((_Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert "A frozen `tvdb.PipelineDocument` with `path` (a `pathlib.Path`, absolute: use `doc.path.suffix ==" \
+           " \".pdf\"` or `str(doc.path).endswith(...)`, not `doc.path.endswith`)" in readme
+    assert typing.get_type_hints(tvdb.PipelineDocument)["path"] is _Path

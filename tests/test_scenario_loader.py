@@ -50,7 +50,7 @@ def test_absolute_paths(tmp_path: Path) -> None:
         ("name: s\ndocuments: ['docs/*.pdf']\n", 2, "documents[0]", "matches no file"),
         ("documents: [docs/a.md]\n", 1, "name", "required key is missing"),
         ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  max_cost_usd: cheap\n", 4,
-         "expectations.max_cost_usd", "valid number"),
+         "expectations.max_cost_usd", "must be a number of USD like 5 or 0.50, got 'cheap'"),
         ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  documents:\n    - document: '*'\n      stat: failed\n",
          6, "expectations.documents[0].stat", "unknown key 'stat'"),
         ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  documents:\n    - status: failed\n"
@@ -58,7 +58,7 @@ def test_absolute_paths(tmp_path: Path) -> None:
         ("name: s\ndocuments: [docs/a.md\n", 3, None, "invalid YAML"),
         ("name: s\ndocuments: [docs/a.md]\nexpectations:\n  requests:\n    - {service: llamaparse, stage: embed}\n",
          5, "expectations.requests[0]", "llamaparse has no embed requests (its stages: parse)"),
-        ("name: s\ndocuments: [docs/a.md]\nreuse: sometimes\n", 3, "reuse", "valid boolean"),
+        ("name: s\ndocuments: [docs/a.md]\nreuse: sometimes\n", 3, "reuse", "must be true or false, got 'sometimes'"),
     ],
 )
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, key: str | None, message: str) -> None:

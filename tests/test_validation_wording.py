@@ -31,7 +31,8 @@ def test_a_bad_mode_flag_names_the_choices_without_pydantics_label(
 
 
 @pytest.mark.parametrize("var,value,expected", [
-    ("TVDB_MODE", "foo", "error: TVDB_MODE=foo (environment): Input should be 'mock', 'real' or 'hybrid'\n"),
+    ("TVDB_MODE", "foo", "error: TVDB_MODE=foo (environment): must be one of 'mock', 'real' or 'hybrid', "
+                          "got 'foo'\n"),
     ("TVDB_TIMEZONE", "Mars/Olympus", "error: TVDB_TIMEZONE=Mars/Olympus (environment): unknown time zone "
                                       "'Mars/Olympus' (use an IANA name such as UTC or Europe/Berlin)\n"),
 ])

@@ -35,7 +35,7 @@ from tvdb.settings import (
     Settings,
     SmtpSettings,
 )
-from tvdb.validation import describe, dotted
+from tvdb.validation import all_errors, cross_field_paths, describe, dotted, expected
 from tvdb.yamlfile import YamlDocument, load_yaml
 
 __all__ = [
@@ -245,8 +245,8 @@ def resolve_settings(
         _merge(merged, layer.data, (), origins, layer)
     try:
         settings = Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise _explain(exc, origins) from None
+    except ValidationError:
+        raise _explain(all_errors(Settings, merged), origins) from None
     updates = {k: (cwd / v if v is not None and not v.is_absolute() else v)
                for k in _PATH_KEYS if (v := getattr(settings, k)) is not None}
     named = {".".join(p): _origin(origins[p], p, merged) for p in MODE_KEYS if p in origins}
@@ -266,10 +266,18 @@ def scenario_settings_problems(scenario: Mapping[str, Any], doc: YamlDocument) -
     _merge(merged, scenario, (), origins, layer)
     try:
         Settings.model_validate(merged)
-    except ValidationError as exc:
-        found = [_explain_one(err, origins) for err in exc.errors()]
-        return [e for e in found if isinstance(e, ScenarioError) and _states_leaf(scenario, e.key)]
-    return []
+    except ValidationError:
+        pass
+    else:
+        return []
+    out: list[ScenarioError] = []
+    for err in all_errors(Settings, merged):
+        # a cross-field check counts once the scenario states every key it reads (overlap_tokens and max_tokens)
+        keys = [dotted(p) for p in cross_field_paths(err)]
+        one = _explain_one(err, origins)
+        if isinstance(one, ScenarioError) and all(_states_leaf(scenario, k) for k in keys or [one.key or ""]):
+            out.append(one)
+    return out
 
 
 def _states_leaf(data: Mapping[str, Any], key: str | None) -> bool:
@@ -307,13 +315,13 @@ def _source(path: tuple[str, ...], layer: _Layer) -> str:
     return _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
 
 
-def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
+def _explain(errors: list[ErrorDetails], origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
     """Every problem of one validation, so a user fixes them all in one go (scenario ones by line)."""
-    found = [_explain_one(err, origins) for err in exc.errors()]
+    found = [_explain_one(err, origins) for err in errors]
     if len(found) == 1:
         return found[0]
     in_scenario = sorted((e for e in found if isinstance(e, ScenarioError)), key=lambda e: e.line or 0)
-    elsewhere = [e for e in found if not isinstance(e, ScenarioError)]
+    elsewhere = sorted((e for e in found if not isinstance(e, ScenarioError)), key=_file_order)
     if not in_scenario:
         return ConfigError("\n".join(str(e) for e in elsewhere) + f"\n({len(elsewhere)} problems)")
     first, rest = in_scenario[0], in_scenario[1:]
@@ -321,10 +329,25 @@ def _explain(exc: ValidationError, origins: Mapping[tuple[str, ...], _Layer]) ->
     return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=more)
 
 
+def _file_order(error: ConfigError) -> tuple[int, str, int]:
+    """A file's problems in line order, after the environment's and the flags' (kept as found)."""
+    import re
+
+    where = re.match(r"(.+?):(\d+): ", str(error))
+    return (1, where.group(1), int(where.group(2))) if where else (0, "", 0)
+
+
 def _explain_one(err: ErrorDetails, origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
     loc = tuple(str(p) for p in err["loc"])
     key = dotted(err["loc"])
     msg = describe(err, Settings)
+    wanted = expected(err, Settings)
+    crossed = [tuple(str(p) for p in path) for path in cross_field_paths(err)]
+    if crossed:  # reported at the key the check names first, or the one a stronger layer set
+        rank = {CONFIG_FILENAME: 0, "scenario": 1, "env": 2, "flag": 3}
+        stated = [p for p in crossed if p in origins]
+        loc = max(stated, key=lambda p: rank[origins[p].origin]) if stated else crossed[0]
+        key = ".".join(loc)
     layer = None
     for n in range(len(loc), 0, -1):
         layer = origins.get(loc[:n])
@@ -344,9 +367,12 @@ def _explain_one(err: ErrorDetails, origins: Mapping[tuple[str, ...], _Layer]) -
     if layer.origin == "scenario" and layer.doc is not None:
         return ScenarioError(msg, path=layer.doc.path, line=layer.doc.line_of(loc), key=key)
     if layer.doc is not None:
-        return ConfigError(f"{layer.doc.path}:{layer.doc.line_of(loc)}: {key}: {msg}")
+        where = f"{layer.doc.path}:{layer.doc.line_of(loc)}"
+        return ConfigError(f"{where}: {key}: {msg}",
+                           fix=f"edit {where}: {key} must be {wanted}" if wanted else None)
     if layer.origin == "env" and layer.shown:
         name = next((v for p, v in layer.shown.items() if p[: len(loc)] == loc or loc[: len(p)] == p), key)
-        return ConfigError(f"{name}: {msg}")
+        var = (layer.names or {}).get(loc, name.split("=", 1)[0])
+        return ConfigError(f"{name}: {msg}", fix=f"set {var} to {wanted}, or unset it" if wanted else None)
     flag = _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
     return ConfigError(f"{flag}: {msg}")

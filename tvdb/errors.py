@@ -86,7 +86,12 @@ class TvdbError(Exception):
 
 
 class ConfigError(TvdbError):
-    """Configuration (tvdb.yaml, environment, flags) is invalid or incomplete."""
+    """Configuration (tvdb.yaml, environment, flags) is invalid or incomplete. `fix`, when known, says
+    what to change (`set TVDB_DAILY_BUDGET_USD to a number of USD like 5 or 0.50, or unset it`)."""
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class TokenizerUnavailable(ConfigError):

@@ -10,13 +10,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 
 from tvdb import catalog
 from tvdb.bounds import MAX_COUNT, MAX_USD, MAX_WAIT_S
 from tvdb.domain import Mode
 from tvdb.errors import ConfigError
-from tvdb.validation import StrictModel
+from tvdb.validation import CrossFieldError, StrictModel
 
 
 class _Section(StrictModel):
@@ -78,7 +78,8 @@ class ChunkingSettings(_Section):
     @model_validator(mode="after")
     def _overlap_below_max(self) -> ChunkingSettings:
         if self.overlap_tokens >= self.max_tokens:
-            raise ValueError("overlap_tokens must be smaller than max_tokens")
+            raise CrossFieldError(f"overlap_tokens ({self.overlap_tokens}) must be smaller than max_tokens "
+                                  f"({self.max_tokens})", keys=("overlap_tokens", "max_tokens"))
         return self
 
 
@@ -121,21 +122,36 @@ class EmbeddingSettings(_Section):
         raise ValueError(f"must be auto (follow the API's rate-limit headers) or a whole number of "
                          f"requests from 1 to 64, got {value!r}")
 
-    @model_validator(mode="after")
-    def _known_model(self) -> EmbeddingSettings:
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
         try:
-            catalog.resolve_dimensions(self.model, self.dimensions)
+            catalog.embedding_model(value)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        return self
+        return value
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _within_the_models_dimensions(cls, value: Any, info: ValidationInfo) -> Any:
+        # the model's own limit (1536 for text-embedding-3-small), before the static bound of all models
+        model = info.data.get("model")
+        if model is None or isinstance(value, bool) or not isinstance(value, int):
+            return value
+        try:
+            catalog.resolve_dimensions(model, value)
+        except ConfigError as exc:
+            raise CrossFieldError(str(exc), keys=("dimensions", "model")) from None
+        return value
 
     @model_validator(mode="after")
     def _sample_fits_one_request(self) -> EmbeddingSettings:
         # refused here, before anything is paid for: the check re-embeds its sample in one request
         cap = catalog.embedding_model(self.model).max_inputs_per_request
         if self.consistency_check.sample > cap:
-            raise ValueError(f"consistency_check.sample ({self.consistency_check.sample}) is over the {cap} "
-                             f"inputs one {self.model} request takes; use at most {cap}")
+            raise CrossFieldError(f"consistency_check.sample ({self.consistency_check.sample}) is over the {cap} "
+                                  f"inputs one {self.model} request takes; use at most {cap}",
+                                  keys=("consistency_check.sample", "model"))
         return self
 
     @property
@@ -326,8 +342,9 @@ class Settings(_Section):
     def _chunks_fit_the_model(self) -> Settings:
         cap = catalog.embedding_model(self.embedding.model).max_input_tokens
         if self.chunking.max_tokens > cap:
-            raise ValueError(f"chunking.max_tokens ({self.chunking.max_tokens}) is over the {cap}-token input "
-                             f"cap of {self.embedding.model}")
+            raise CrossFieldError(f"chunking.max_tokens ({self.chunking.max_tokens}) is over the {cap}-token "
+                                  f"input cap of {self.embedding.model}",
+                                  keys=("chunking.max_tokens", "embedding.model"))
         return self
 
     @model_validator(mode="after")

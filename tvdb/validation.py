@@ -7,7 +7,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 
 
@@ -69,8 +69,74 @@ def own_message(msg: str) -> str:
     return msg
 
 
+class CrossFieldError(ValueError):
+    """A model validator's problem across several of its keys (dotted, relative to the model): the first
+    is the one the error is reported at; the check is only judged once every key in `keys` is valid."""
+
+    def __init__(self, message: str, *, keys: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
+def cross_field(err: ErrorDetails) -> CrossFieldError | None:
+    """The CrossFieldError behind a pydantic error, if it is one."""
+    found = (err.get("ctx") or {}).get("error")
+    return found if isinstance(found, CrossFieldError) else None
+
+
+def field_annotation(root: type[BaseModel], loc: Sequence[object]) -> object:
+    """The annotation of the field at `loc` (a pydantic error location); None if unknown."""
+    model: type[BaseModel] | None = root
+    annotation: object = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return annotation if model is None else None
+        annotation = field.annotation
+        model = _nested_model(annotation)
+    return annotation
+
+
+def _shown(value: object) -> str:
+    from tvdb.redaction import redact  # a URL's password or a key-shaped string is never repeated
+
+    text = repr(redact(value) if isinstance(value, str) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def expected(err: ErrorDetails, root: type[BaseModel]) -> str | None:
+    """What the key must be, in tvdb's words ("a whole number", "at most 64"), for pydantic's common
+    error types; None for a validator's own message or an uncommon type."""
+    kind, ctx, loc = err["type"], err.get("ctx") or {}, err["loc"]
+    name = str(next((p for p in reversed(loc) if isinstance(p, str)), ""))
+    usd = name.endswith("_usd")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "a number of USD like 5 or 0.50" if usd else "a number"
+    if kind == "finite_number":
+        return "a finite number of USD like 5 or 0.50" if usd else "a finite number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "true or false"
+    if kind == "string_type":
+        return "text"
+    if kind in ("literal_error", "enum"):
+        return f"one of {ctx.get('expected')}"
+    bounds = {"greater_than": ("greater than", "gt"), "greater_than_equal": ("at least", "ge"),
+              "less_than": ("less than", "lt"), "less_than_equal": ("at most", "le")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        bound = ctx.get(key)
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        return f"{words} {bound}" + (" USD" if usd else "")
+    return None
+
+
 def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
-    """`unknown key 'x' (allowed: …)`, `required key is missing`, or pydantic's own message."""
+    """`unknown key 'x' (allowed: …)`, `required key is missing`, `must be a whole number, got 'abc'`
+    (pydantic's common types in tvdb's words), or the validator's own sentence."""
     loc = err["loc"]
     if err["type"] == "extra_forbidden":
         allowed = allowed_keys(root, loc[:-1])
@@ -80,6 +146,10 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
         return f"unknown key {loc[-1]!r}" + (f" ({hint}{listed})".replace("? )", "?)") if hint or listed else "")
     if err["type"] == "missing":
         return "required key is missing"
+    wanted = expected(err, root)
+    if wanted is not None:
+        secret = "SecretStr" in str(field_annotation(root, loc))  # the value is never repeated
+        return f"must be {wanted}" + ("" if secret else f", got {_shown(err['input'])}")
     return own_message(str(err["msg"]))
 
 
@@ -89,3 +159,71 @@ def dotted(loc: Sequence[object]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def cross_field_paths(err: ErrorDetails) -> list[tuple[str | int, ...]]:
+    """The full locations of the keys a CrossFieldError reads (the blamed one first); [] for another error."""
+    cross = cross_field(err)
+    if cross is None:
+        return []
+    loc = tuple(err["loc"])
+    first = tuple(cross.keys[0].split("."))
+    base = loc[: -len(first)] if loc[-len(first):] == first else loc  # a field validator's loc ends with it
+    return [(*base, *key.split(".")) for key in cross.keys]
+
+
+def _field_path(loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """A list item's error is the whole list's: ('alerts', 'thresholds_pct', 0) → its field."""
+    out = tuple(loc)
+    while out and isinstance(out[-1], int):
+        out = out[:-1]
+    return out
+
+
+def _remove(data: Any, path: tuple[str | int, ...]) -> bool:
+    for part in path[:-1]:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    if isinstance(data, dict) and path and path[-1] in data:
+        del data[path[-1]]
+        return True
+    return False
+
+
+def all_errors(model: type[BaseModel], data: Any, *, passes: int = 4) -> list[ErrorDetails]:
+    """Every problem of `data`, field-level and cross-field, in one listing.
+
+    pydantic skips a model validator once any field of its model fails, so a cross-field check (an
+    overlap against max_tokens) would only be found on the next run. Each further pass drops the keys
+    already found wrong (they fall back to their defaults) and keeps only what is new and judged on
+    valid values alone: a cross-field check none of whose keys was dropped."""
+    import copy
+
+    found: list[ErrorDetails] = []
+    seen: set[tuple[object, ...]] = set()
+    dropped: list[tuple[str | int, ...]] = []
+    current = copy.deepcopy(data)
+    for n in range(passes):
+        try:
+            model.model_validate(current)
+        except ValidationError as exc:
+            batch = exc.errors()
+        else:
+            break
+        removed = False
+        for err in batch:
+            paths = cross_field_paths(err)
+            if n and (not paths or any(p[: len(d)] == d for p in paths for d in dropped)):
+                continue  # judged against a default that stands in for a wrong value
+            sig = (tuple(err["loc"]), err["msg"])
+            if sig not in seen:
+                seen.add(sig)
+                found.append(err)
+            for path in paths or [_field_path(err["loc"])]:
+                if path and _remove(current, path):
+                    dropped.append(path)
+                    removed = True
+        if not removed:
+            break
+    return found

@@ -62,7 +62,7 @@ def doctor(
     try:
         settings = settings_for(ctx, {"mode": mode, "services": service_flags(service), "data_dir": data_dir})
     except ConfigError as exc:
-        checks.append(Check("config", "fail", str(exc), "fix the file, variable or flag the message names"))
+        checks.append(Check("config", "fail", str(exc), exc.fix or "fix the file, variable or flag the message names"))
         code = EXIT_USAGE
     else:
         where = (ctx.obj or {}).get("config") or ("tvdb.yaml" if _has_yaml() else None)

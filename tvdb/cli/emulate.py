@@ -47,8 +47,7 @@ def emulate(
     Any `sk-…` key (OpenAI) and `llx-…` key (LlamaCloud) is accepted. Point tvdb and the SDKs at it
     with the printed OPENAI_BASE_URL and LLAMA_CLOUD_BASE_URL.
     """
-    from rich.console import Console
-
+    from tvdb.cli.output import make_console
     from tvdb.emulator.config import EmulatorConfig, build_server, load_emulator_config
     from tvdb.errors import ConfigError
     from tvdb.tokens import get_encoding
@@ -64,7 +63,8 @@ def emulate(
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ConfigError(f"cannot listen on {host}:{port}: {reason}; pick another with --port "
                           "(--port 0 takes any free port)") from None
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console()
+    console.soft_wrap = True
     limits = ", ".join(f"{k} {v}" for k, v in (("rpm", cfg.rpm), ("tpm", cfg.tpm)) if v) or "no rate limits"
     console.print(f"tvdb emulator: OpenAI embeddings at {server.openai_base_url} "
                   f"({limits}, latency {cfg.latency_ms:g} ms, {len(cfg.faults)} faults)")

@@ -1,4 +1,4 @@
-"""`tvdb logs`: every event and call of one job (--correlation-id) or one run (--run), in time order."""
+"""`tvdb logs`: every event and call of one job (--correlation-id) or one run (RUN or --run), in time order."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ object, {"entries": [...]}. Configured keys and anything key-shaped are masked i
 
 \b
 Examples:
-  tvdb logs --run 20261129-0950
+  tvdb logs 20261129-0950
   tvdb logs --correlation-id 3fa2c1d0 --log-format json | jq -c 'select(.kind == "call")'
   tvdb logs --run 20261129-0950 --json | jq '.entries | length'
 """
@@ -32,6 +32,9 @@ Examples:
 
 def logs(
     ctx: typer.Context,
+    run_id: Annotated[str | None, typer.Argument(
+        metavar="[RUN]", show_default=False,
+        help="A run id (or a unique prefix), as `tvdb runs show RUN` takes it; the same as --run.")] = None,
     correlation_id: Annotated[str | None, typer.Option(
         "--correlation-id", metavar="ID", help="One job's correlation ID (or a unique prefix).")] = None,
     run: Annotated[str | None, typer.Option("--run", metavar="RUN", help="A run id (or a unique prefix).")] = None,
@@ -48,8 +51,12 @@ def logs(
     from tvdb.history.store import RunStore
     from tvdb.history.timeline import timeline
 
+    if run_id is not None and run is not None and run_id != run:
+        raise typer.BadParameter(f"give the run once: {run_id} or --run {run}", param_hint="RUN")
+    run = run if run is not None else run_id
     if (correlation_id is None) == (run is None):
-        raise typer.BadParameter("give --correlation-id ID or --run RUN (one of them)", param_hint="--run")
+        raise typer.BadParameter("give a run (tvdb logs RUN, or --run RUN) or --correlation-id ID (one of them)",
+                                 param_hint="RUN")
     settings = settings_for(ctx)
     secrets = [s.get_secret_value() for s in (settings.openai_api_key, settings.llama_cloud_api_key,
                                              settings.signing_secret) if s is not None]

@@ -212,14 +212,17 @@ def _vector_checks(ctx: PipelineContext, expectations: Expectations, stats: Vect
     assert spec is not None
     dims = spec.dimension or ctx.settings.embedding.resolved_dimensions
     width = stats.width_or_default
+    # with no vectors, no vector check can pass: each fails saying so (an empty set is not "all finite")
+    none = "no vectors to check"
     out = [ExpectationResult(f"vectors have dimension {dims}", width == dims and stats.rows > 0,
-                             f"{stats.rows} vectors of dimension {width}")]
+                             f"{stats.rows} vectors of dimension {width}" if stats.rows else none)]
     if spec.finite:
-        out.append(ExpectationResult("vectors are all finite", stats.nonfinite == 0, f"{stats.nonfinite} with NaN/inf"))
+        out.append(ExpectationResult("vectors are all finite", stats.rows > 0 and stats.nonfinite == 0,
+                                     f"{stats.nonfinite} with NaN/inf" if stats.rows else none))
     if spec.unit_norm:
         worst = stats.worst_norm_error
         ok = stats.rows > 0 and math.isfinite(worst) and worst <= 1e-3
-        detail = f"largest |norm - 1| = {worst:.2e}" if stats.rows else "no vectors"
+        detail = f"largest |norm - 1| = {worst:.2e}" if stats.rows else none
         out.append(ExpectationResult("vectors have unit norm", ok, detail))
     return out
 

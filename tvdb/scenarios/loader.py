@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from tvdb.errors import ScenarioError
 from tvdb.scenarios.hooks import ScenarioHooks
 from tvdb.scenarios.patterns import matches
-from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
+from tvdb.scenarios.schema import SETTINGS_KEYS, Expectations, Scenario
 from tvdb.validation import describe, dotted
 from tvdb.yamlfile import YamlDocument, load_yaml
 
@@ -60,10 +60,24 @@ def load_scenario(path: Path) -> LoadedScenario:
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
+        # each later check still runs when its own inputs are valid: the settings keys, the documents,
+        # and the expectations' document names against them
         found = _settings_problems(doc)
-        if isinstance(entries, list) and all(isinstance(e, str) for e in entries):
-            resolve_documents(entries, doc, problems=found)
-        raise _scenario_error(exc, doc, Scenario, also=found) from None
+        if isinstance(entries, list) and entries and all(isinstance(e, str) and e.strip() for e in entries):
+            before = len(found)
+            resolved = resolve_documents(entries, doc, problems=found)
+            expectations = _valid_expectations(doc.data.get("expectations"))
+            if expectations is not None and len(found) == before:
+                _check_expectation_names(expectations, doc, resolved, found)
+        faults = doc.data.get("faults")
+        if isinstance(faults, list) and all(isinstance(f, dict) for f in faults):
+            from tvdb.faults.plan import FaultPlan
+
+            try:
+                FaultPlan.of(faults)
+            except ValidationError as fault_exc:
+                found.append(_scenario_error(fault_exc, doc, FaultPlan))
+        raise _scenario_error(exc, doc, Scenario, also=_unpack(found)) from None
     from tvdb.faults.plan import FaultPlan
 
     problems = _settings_problems(doc)
@@ -72,8 +86,8 @@ def load_scenario(path: Path) -> LoadedScenario:
     except ValidationError as exc:
         problems.append(_scenario_error(exc, doc, FaultPlan))
     documents = resolve_documents(scenario.documents, doc, problems=problems)
-    if not any(p.key and p.key.startswith("documents[") for p in problems):
-        _check_expectation_names(scenario, doc, documents, problems)  # a missing document is not a second typo
+    if not any(p.key and p.key.startswith("documents[") for p in problems):  # a missing document is not a second typo
+        _check_expectation_names(scenario.expectations, doc, documents, problems)
     if problems:
         raise _combined(_unpack(problems))
     from tvdb.scenarios.hookcheck import check_hook_keys, scenario_hooks
@@ -96,13 +110,23 @@ def _combined(found: list[ScenarioError]) -> ScenarioError:
     return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(unique[1:]))
 
 
-def _check_expectation_names(scenario: Scenario, doc: YamlDocument, documents: tuple[Path, ...],
+def _valid_expectations(data: object) -> Expectations | None:
+    """The `expectations:` section alone, when it is valid (its problems are the schema's to report)."""
+    if data is None:
+        return Expectations()
+    try:
+        return Expectations.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _check_expectation_names(expectations: Expectations, doc: YamlDocument, documents: tuple[Path, ...],
                              problems: list[ScenarioError]) -> None:
     """A typo in an expectation's document name is caught before anything runs (or is paid for)."""
     named = [(("expectations", "documents", i, "document"), e.document)
-             for i, e in enumerate(scenario.expectations.documents)]
+             for i, e in enumerate(expectations.documents)]
     named += [(("expectations", "retrieval", i, "document"), r.document)
-              for i, r in enumerate(scenario.expectations.retrieval)]
+              for i, r in enumerate(expectations.retrieval)]
     base = doc.path.parent
     for loc, pattern in named:
         if not any(matches(pattern, str(p), base) for p in documents):
