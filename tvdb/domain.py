@@ -174,10 +174,11 @@ class EmbeddingResult:
 class PipelineDocument:
     """One document as a scenario's `pipeline:` hook receives it (`def run(doc: tvdb.PipelineDocument)`).
 
-    `path`: the absolute path (a pathlib.Path, not a str) the scenario's `documents:` resolved to · `content`: the file's bytes
-    (read once by tvdb; at most `max_document_mb`) · `correlation_id`: 32 hex characters, the id every
-    ledger row and log line of this document carries (pass it on to your own logs) · `job_id`: the
-    tvdb job (`<run id>-<ordinal>`), which `search:` results may name instead of a path."""
+    `path`: the absolute path (a pathlib.Path, not a str) the scenario's `documents:` resolved to ·
+    `content`: the file's bytes (read once by tvdb; at most `max_document_mb`) · `correlation_id`: 32
+    hex characters, the id every ledger row and log line of this document carries (pass it on to
+    your own logs) · `job_id`: the tvdb job (`<run id>-<ordinal>`), which `search:` results may name
+    instead of a path."""
 
     path: Path
     content: bytes
