@@ -184,8 +184,8 @@ def _older_history() -> object:
     from tvdb.schema import HISTORY
     from tvdb.storage.migrations import History
 
-    assert HISTORY.names[-1] == "m023_spec_without_webhook_url"
-    return History(HISTORY.name, HISTORY.steps[:-1])
+    # the history as it was before the scrub step (and every step after it)
+    return History(HISTORY.name, HISTORY.steps[:HISTORY.names.index("m023_spec_without_webhook_url")])
 
 
 _OLD_SPEC = json.dumps({"parse": {"tier": "agentic", "webhook_url": f"https://hooks.example/p/{PATH_CANARY}"},
