@@ -378,10 +378,11 @@ def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any]
     """What a recording or replay run did with its cassette: calls replayed or recorded, cost avoided."""
     if tape is None:
         return None
-    calls, would, unknown = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
+    calls, would, unknown, missed = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
     usd = None if unknown else nusd_to_usd(would or 0)
     out: dict[str, Any] = {**tape.as_json(), "replayed_calls" if tape.replay else "recorded_calls": int(calls)}
     out["avoided_usd" if tape.replay else "recorded_cost_usd"] = usd
+    out["missed_calls"] = missed  # requests the cassette had no answer for: neither replayed nor sent
     return out
 
 
