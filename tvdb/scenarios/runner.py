@@ -190,11 +190,15 @@ async def start_run(
     get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
     loaded = masked_scenario(loaded, settings.secret_values())
     recorder: AbstractContextManager[Any] = nullcontext()
+    if tape is not None and tape.replay:
+        from tvdb.recording.session import with_recorded
+
+        tape = with_recorded(tape)  # the modes it was recorded with: a service recorded as mock replays mock
     if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
         from tvdb.recording.session import replay_settings, use_tape
 
         if tape.replay:
-            settings = replay_settings(settings)
+            settings = replay_settings(settings, tape)
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
     fresh = fresh or not loaded.scenario.reuse  # stored below, so a resume stays fresh too
     db = open_storage(settings)
