@@ -257,7 +257,8 @@ def tape_line(tape: Mapping[str, Any]) -> str:
                 f"{missed} missed the cassette (see the failed documents) · from {where}")
     line = (f"Recorded {tape.get('recorded_calls', 0)} calls worth {format_usd(tape.get('recorded_cost_usd'))} "
             f"· to {where}")
-    return line + (f"; {missed} request(s) missed the cassette" if missed else "")
+    line += f"; {missed} request(s) missed the cassette" if missed else ""
+    return line + (f"; overwrote {where} (the cassette that was there)" if tape.get("overwrote") else "")
 
 
 def provenance_table(result: RunResult) -> TableData:

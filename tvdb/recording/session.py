@@ -47,6 +47,7 @@ class Tape:
     scenario: str | None = None
     scenario_path: str | None = None
     recorded: Mapping[str, Any] | None = None
+    existing: tuple[int, int] | None = None  # the file a recording found (inode, mtime): see `file_identity`
 
     @property
     def replay(self) -> bool:
@@ -115,6 +116,18 @@ def recorded_modes(metadata: Mapping[str, Any] | None) -> tuple[str | None, dict
     services = {str(role): str(value) for role, value in raw.items()
                 if role in ("parser", "embedder") and value in modes} if isinstance(raw, Mapping) else {}
     return (mode if isinstance(mode, str) and mode in modes else None), services
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of the regular file at `path`, or None: a cassette is written by an atomic
+    rename, so a rewritten one has another identity."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    import stat
+
+    return (st.st_ino, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
 def with_recorded(tape: Tape) -> Tape:

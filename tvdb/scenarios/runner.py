@@ -194,6 +194,10 @@ async def start_run(
         from tvdb.recording.session import with_recorded
 
         tape = with_recorded(tape)  # the modes it was recorded with: a service recorded as mock replays mock
+    elif tape is not None and tape.fresh:
+        from tvdb.recording.session import file_identity
+
+        tape = dataclasses.replace(tape, existing=file_identity(tape.path))  # so the summary can say it overwrote it
     if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
         from tvdb.recording.session import replay_settings, use_tape
 
@@ -387,6 +391,11 @@ def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any]
     out: dict[str, Any] = {**tape.as_json(), "replayed_calls" if tape.replay else "recorded_calls": int(calls)}
     out["avoided_usd" if tape.replay else "recorded_cost_usd"] = usd
     out["missed_calls"] = missed  # requests the cassette had no answer for: neither replayed nor sent
+    if not tape.replay:
+        from tvdb.recording.session import file_identity
+
+        # a fresh recording replaced a cassette that was there (a tracked one, in the default folder)
+        out["overwrote"] = tape.existing is not None and file_identity(tape.path) != tape.existing
     return out
 
 
