@@ -21,9 +21,6 @@ services: {parser: mock, embedder: real}
 documents: [docs/*]
 """
 
-pytestmark = pytest.mark.slow
-
-
 def tvdb(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLAMA_CLOUD_", "TVDB_"))}
     full.update({"TVDB_DATA_DIR": str(cwd / ".tvdb"), "OPENAI_API_KEY": CANARY, **env})
@@ -31,6 +28,7 @@ def tvdb(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_a_recording_that_replaces_a_cassette_says_it_overwrote_it(tmp_path: Path) -> None:
     shutil.copytree(REPO / "scenarios" / "quickstart", tmp_path / "docs")
     (tmp_path / "emb.yaml").write_text(SCENARIO)
@@ -49,3 +47,15 @@ def test_a_recording_that_replaces_a_cassette_says_it_overwrote_it(tmp_path: Pat
         other = tvdb(tmp_path, "run", "emb.yaml", "--record", "--cassette", "tmp/try.yaml", "--json", **env)
         assert json.loads(other.stdout)["recording"]["overwrote"] is False
         assert (tmp_path / "cassettes" / "emb.yaml").stat().st_ino == before
+
+
+def test_run_help_names_the_cassette_after_the_scenarios_name(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.cli_support import in_process_cli
+
+    monkeypatch.setenv("COLUMNS", "120")
+    _, out, _ = in_process_cli(monkeypatch, capsys)("run", "--help")
+    assert "then: tvdb replay cassettes/x.yaml" not in out  # the file name is not the cassette's name
+    assert "--record    # writes cassettes/NAME.yaml, NAME =" in out
+    assert "# the scenario's `name:`, not its file name" in out
+    assert "tvdb replay cassettes/NAME.yaml" in out
