@@ -23,7 +23,7 @@ documents: [docs/*]
 
 def tvdb(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLAMA_CLOUD_", "TVDB_"))}
-    full.update({"TVDB_DATA_DIR": str(cwd / ".tvdb"), "OPENAI_API_KEY": CANARY, **env})
+    full.update({"TVDB_DATA_DIR": str(cwd / ".tvdb"), "COLUMNS": "250", "OPENAI_API_KEY": CANARY, **env})
     return subprocess.run([sys.executable, "-m", "tvdb", "--debug", *args], cwd=cwd, env=full, capture_output=True,
                           text=True, timeout=180)
 
