@@ -100,7 +100,7 @@ def test_round_trip_record_then_replay_with_the_emulator_stopped(tmp_path: Path)
         assert all(r[6] == 0 for r in usage)
         assert replayed.usage.cost_usd == 0 and replayed.documents[0].reused_from is None  # never reused
         assert replayed.tape == {"cassette": str(cassette), "record_mode": "none", "replayed_calls": 3,
-                                 "avoided_usd": recorded.tape["recorded_cost_usd"]}
+                                 "avoided_usd": recorded.tape["recorded_cost_usd"], "missed_calls": 0}
     assert recorded.tape["recorded_cost_usd"] == pytest.approx(recorded.usage.cost_usd)
 
     meta = read_cassette(cassette)

@@ -64,6 +64,9 @@ def test_every_outcome_in_json_with_run_objects_and_totals(
     assert "closest recorded request: #1 POST /v1/embeddings" in miss["message"]
     assert "differs at word 17: 'TSV for any date range." in miss["message"]
     assert miss["message"].count("closest recorded request") == 1  # one miss, said once for its four documents
+    # the request the cassette could not answer was neither replayed nor sent: a miss, not a replayed call
+    replay = miss["replay"]
+    assert (replay["replayed_calls"], replay["missed_calls"], replay["avoided_usd"]) == (0, 1, 0)
     skipped = runs["missing-cassette"]
     assert skipped["exit_code"] == 0 and skipped["passed"] is False and "run_id" not in skipped
     assert skipped["message"] == (
@@ -72,7 +75,7 @@ def test_every_outcome_in_json_with_run_objects_and_totals(
     totals = doc["totals"]
     assert {k: totals[k] for k in ("scenarios", "passed", "failed", "skipped", "errors", "replayed_calls",
                                    "exit_code")} == {"scenarios": 4, "passed": 1, "failed": 2, "skipped": 1,
-                                                     "errors": 0, "replayed_calls": 5, "exit_code": 1}
+                                                     "errors": 0, "replayed_calls": 4, "exit_code": 1}
     assert totals["expectations"] == 15 and totals["expectations_failed"] == 6
     assert totals["avoided_usd"] == pytest.approx(2 * 1.596e-05)
     assert doc["jobs"] == 1 and doc["shard"] is None
@@ -127,10 +130,10 @@ def test_markdown_summary_table(project: Path, monkeypatch: pytest.MonkeyPatch,
         "| scenario | result | calls replayed | dollars avoided |",
         "|---|---|---:|---:|",
         "| `failing` (scenarios/failing.yaml) | ❌ failed (4/5 expectations) | 2 | $0.00001596 |",
-        "| `miss` (scenarios/miss.yaml) | ❌ failed (0/5 expectations) | 1 | $0 |",
+        "| `miss` (scenarios/miss.yaml) | ❌ failed (0/5 expectations) | 0 | $0 |",
         "| `missing-cassette` (scenarios/missing-cassette.yaml) | ⏭️ skipped (no cassette) | 0 | – |",
         "| `passing` (scenarios/passing.yaml) | ✅ passed | 2 | $0.00001596 |",
-        "| **total** | 1 passed, 2 failed, 1 skipped | **5** | **$0.00003192** |",
+        "| **total** | 1 passed, 2 failed, 1 skipped | **4** | **$0.00003192** |",
     ]
     assert "<details><summary>scenarios/miss.yaml: failed</summary>" in lines
     assert "  - body field 'input'[9] differs at word 17: 'TSV for any date range. - Alarms: a', recorded " \
@@ -190,7 +193,7 @@ def test_terminal_table_and_verdict(project: Path, monkeypatch: pytest.MonkeyPat
     rows = [line.split() for line in out.splitlines()]
     assert ["passing", "scenarios/passing.yaml", "passed", "5/5", "2", "$0.00001596"] == rows[5][:6]
     assert ["missing-cassette", "scenarios/missing-cassette.yaml", "skipped", "–", "0", "–"] == rows[4][:6]
-    assert "4 scenario(s): 1 passed, 2 failed, 1 skipped · replayed 5 calls, avoided $0.00003192" in out
+    assert "4 scenario(s): 1 passed, 2 failed, 1 skipped · replayed 4 calls, avoided $0.00003192" in out
     assert out.rstrip().endswith("FAILED  (exit code 1)")
 
 

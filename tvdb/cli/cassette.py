@@ -150,8 +150,9 @@ def replay(
 
         custom = path if cassette_option is not None else None
         raise CassetteError(f"{path}: no such cassette; {record_hint(str(scenario_file), custom)}")
-    read_cassette(path)  # a hostile or malformed cassette fails before a run is created
-    tape = Tape(path=path, record_mode="none", scenario=loaded.scenario.name, scenario_path=str(loaded.path))
+    recorded = read_cassette(path).tvdb  # a hostile or malformed cassette fails before a run is created
+    tape = Tape(path=path, record_mode="none", scenario=loaded.scenario.name, scenario_path=str(loaded.path),
+                recorded=recorded)  # its metadata: the services it was recorded with
     code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
                   progress=progress, base=loaded.path.parent,
                   resume_cmd=lambda r: resume_command(ctx, r, data_dir), clock=VirtualClock())

@@ -244,12 +244,21 @@ def spent_line(u: UsageSummary) -> str:
 
 
 def tape_line(tape: Mapping[str, Any]) -> str:
-    """One line on a run's cassette: "Replayed N calls, avoided $X" or "Recorded N calls …" (plain text)."""
+    """One line on a run's cassette: "Replayed N calls, avoided $X" or "Recorded N calls …" (plain text);
+    requests the cassette could not answer are counted apart ("Replayed 0 of 4 calls …; 4 missed the
+    cassette"), never as replayed. A recording that replaced an existing file says so."""
     where = str(tape.get("cassette"))
+    missed = int(tape.get("missed_calls") or 0)
     if "replayed_calls" in tape:
-        return f"Replayed {tape['replayed_calls']} calls, avoided {format_usd(tape.get('avoided_usd'))} · from {where}"
-    return (f"Recorded {tape.get('recorded_calls', 0)} calls worth {format_usd(tape.get('recorded_cost_usd'))} "
+        done = tape["replayed_calls"]
+        if not missed:
+            return f"Replayed {done} calls, avoided {format_usd(tape.get('avoided_usd'))} · from {where}"
+        return (f"Replayed {done} of {done + missed} calls, avoided {format_usd(tape.get('avoided_usd'))}; "
+                f"{missed} missed the cassette (see the failed documents) · from {where}")
+    line = (f"Recorded {tape.get('recorded_calls', 0)} calls worth {format_usd(tape.get('recorded_cost_usd'))} "
             f"· to {where}")
+    line += f"; {missed} request(s) missed the cassette" if missed else ""
+    return line + (f"; overwrote {where} (the cassette that was there)" if tape.get("overwrote") else "")
 
 
 def provenance_table(result: RunResult) -> TableData:

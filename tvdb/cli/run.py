@@ -164,7 +164,9 @@ def run(
       tvdb run scenarios/quickstart.yaml --fresh      # re-parse and re-embed, reuse nothing
       TVDB_MODE=real tvdb run scenarios/x.yaml --max-usd 0.05
       tvdb run scenarios/x.yaml --mode hybrid --service parser=mock
-      tvdb run scenarios/x.yaml --mode real --record    # then: tvdb replay cassettes/x.yaml
+      tvdb run scenarios/x.yaml --mode real --record    # writes cassettes/NAME.yaml, NAME =
+                                                        # the scenario's `name:`, not its file name
+      tvdb replay cassettes/NAME.yaml                   # (or: tvdb replay --scenario scenarios/x.yaml)
     """
     from tvdb.scenarios.loader import load_scenario
     from tvdb.scenarios.runner import start_run

@@ -127,13 +127,17 @@ class UsageStore:
             f"SELECT COUNT(*) FROM usage WHERE run_id = ? AND implementation = 'mock' AND stage IN ({marks(stages)})",
             [run_id, *stages]).fetchone()[0])
 
-    def run_calls(self, run_id: str, implementation: str) -> tuple[int, int | None, int]:
-        """(calls, sum of would_cost_nusd or None, ok calls without a price) of one implementation in a run."""
-        calls, would, unknown = self.db.execute(
-            "SELECT COUNT(*), SUM(would_cost_nusd), "
-            "SUM(CASE WHEN status = 'ok' AND would_cost_nusd IS NULL THEN 1 ELSE 0 END) "
+    def run_calls(self, run_id: str, implementation: str) -> tuple[int, int | None, int, int]:
+        """(calls, sum of would_cost_nusd or None, ok calls without a price, cassette misses) of one
+        implementation in a run. A request the cassette could not answer (`cassette_miss`) is counted
+        as a miss only: it was neither sent nor answered."""
+        calls, would, unknown, missed = self.db.execute(
+            "SELECT SUM(CASE WHEN error_code IS NOT 'cassette_miss' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN error_code IS NOT 'cassette_miss' THEN would_cost_nusd END), "
+            "SUM(CASE WHEN status = 'ok' AND would_cost_nusd IS NULL THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN error_code = 'cassette_miss' THEN 1 ELSE 0 END) "
             "FROM usage WHERE run_id = ? AND implementation = ?", [run_id, implementation]).fetchone()
-        return int(calls), None if would is None else int(would), int(unknown or 0)
+        return int(calls or 0), None if would is None else int(would), int(unknown or 0), int(missed or 0)
 
     def run_totals(self, run_id: str) -> tuple[int, int, int]:
         """(cost_nusd, would_cost_nusd, ok calls without a price) of a run."""

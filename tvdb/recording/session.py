@@ -17,9 +17,9 @@ import datetime as dt
 import functools
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,13 +38,16 @@ RECORD_MODES: tuple[RecordMode, ...] = ("once", "new_episodes", "all", "none")
 @dataclass(frozen=True)
 class Tape:
     """How a run uses a cassette. `fresh`: start empty and replace the file (`--record`).
-    `replay`: answer from the cassette only, with the network blocked."""
+    `replay`: answer from the cassette only, with the network blocked. `recorded`: the cassette's
+    `metadata.tvdb` (None: not read yet; see `with_recorded`)."""
 
     path: Path
     record_mode: RecordMode
     fresh: bool = False
     scenario: str | None = None
     scenario_path: str | None = None
+    recorded: Mapping[str, Any] | None = None
+    existing: tuple[int, int] | None = None  # the file a recording found (inode, mtime): see `file_identity`
 
     @property
     def replay(self) -> bool:
@@ -100,29 +103,89 @@ def command_path(path: Path) -> str:
     return relative if relative.split(os.sep).count(os.pardir) <= 1 else str(path)
 
 
-def replay_settings(settings: Settings) -> Settings:
+def recorded_modes(metadata: Mapping[str, Any] | None) -> tuple[str | None, dict[str, str]]:
+    """The mode and the per-service modes (`{"parser": "mock", "embedder": "real"}`) a recording ran
+    with, from its `metadata.tvdb`; (None, {}) for a cassette recorded before tvdb stored them. Values
+    that are not a known service and mode are ignored (a cassette is data, not configuration)."""
+    from tvdb.domain import Mode
+
+    modes = {str(m) for m in Mode}
+    meta = metadata or {}
+    mode = meta.get("mode")
+    raw = meta.get("services")
+    services = {str(role): str(value) for role, value in raw.items()
+                if role in ("parser", "embedder") and value in modes} if isinstance(raw, Mapping) else {}
+    return (mode if isinstance(mode, str) and mode in modes else None), services
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of the regular file at `path`, or None: a cassette is written by an atomic
+    rename, so a rewritten one has another identity."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    import stat
+
+    return (st.st_ino, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def with_recorded(tape: Tape) -> Tape:
+    """`tape` with its cassette's `metadata.tvdb` read, for a replay (a tape that has it is returned
+    as is). A cassette that is missing or cannot be read gets {}: the replay then refuses it by name."""
+    if not tape.replay or tape.recorded is not None:
+        return tape
+    from tvdb.recording.store import read_cassette
+
+    try:
+        metadata: Mapping[str, Any] = read_cassette(tape.path).tvdb if os.path.lexists(tape.path) else {}
+    except CassetteError:
+        metadata = {}
+    return replace(tape, recorded=metadata)
+
+
+def replay_settings(settings: Settings, tape: Tape | None = None) -> Settings:
     """The settings a replay runs with: a `mode: mock` scenario (the default, so that it runs offline)
     replays in real mode, since the cassette holds what a `--mode real --record` run of it sent — in
     mock mode nothing would ask the cassette and a replay would pass on zero calls. A service the
-    scenario itself sets to mock (`services:`) stays mock."""
+    scenario itself sets to mock (`services:`) stays mock, and so does a service the recording ran as
+    mock (`--service parser=mock`, stored in the cassette's metadata): the cassette holds no traffic of it."""
     from tvdb.domain import Mode
 
-    if settings.mode is not Mode.MOCK:
+    _, recorded = recorded_modes(tape.recorded if tape is not None else None)
+    mocked = sorted(role for role, mode in recorded.items() if mode == "mock")
+    origins = {k: v for k in ("mode", "services.parser", "services.embedder") if (v := settings.origin_of(k))}
+    update: dict[str, Any] = {}
+    if mocked:
+        update["services"] = settings.services.model_copy(update=dict.fromkeys(mocked, Mode.MOCK))
+        origins.update({f"services.{role}": f"set by the cassette: {role} was mock when it was recorded"
+                        for role in mocked})
+    if settings.mode is Mode.MOCK:
+        update["mode"] = Mode.REAL
+        origins["mode"] = "set by tvdb replay"  # the table adds "(answered from the cassette)"
+    if not update:
         return settings
-    origins = {k: v for k in ("services.parser", "services.embedder") if (v := settings.origin_of(k))}
-    return settings.model_copy(update={"mode": Mode.REAL}).with_origins(
-        {**origins, "mode": "set by tvdb replay"})  # the table adds "(answered from the cassette)"
+    return settings.model_copy(update=update).with_origins(origins)
 
 
-def record_hint(scenario: str | None, cassette: Path | None = None, *, verb: str = "record one") -> str:
+def record_hint(scenario: str | None, cassette: Path | None = None, *, verb: str = "record one",
+                mode: str | None = None, services: Mapping[str, str] | None = None) -> str:
     """How to (re-)record: a command that works as written. A scenario records with `--mode real`
-    (`--record` refuses a mock run, and most scenarios say `mode: mock`), `--cassette` when the file is
-    not the default one; without a scenario (a session, the pytest fixture) the session's record mode."""
+    (`--record` refuses a mock run, and most scenarios say `mode: mock`) or the recording's own `mode`,
+    a `--service ROLE=MODE` for each service that ran in another mode than that (a service recorded
+    as mock must stay mock: a re-record without it would spend real money on it), `--cassette` when
+    the file is not the default one; without a scenario (a session, the pytest fixture) the session's
+    record mode."""
     if scenario is None:
         return (f"{verb} with tvdb.session(mode=\"record\", cassette=...) or, under pytest, --tvdb-record "
                 "(real mode: it spends money once)")
-    extra = f" --cassette {command_path(cassette)}" if cassette is not None else ""
-    return f"{verb} with `tvdb run {scenario} --mode real --record{extra}` (real mode: it spends money once)"
+    import shlex
+
+    chosen = mode if mode in ("real", "hybrid", "mock") else "real"
+    flags = "".join(f" --service {role}={m}" for role, m in sorted((services or {}).items()) if m != chosen)
+    extra = f" --cassette {shlex.quote(command_path(cassette))}" if cassette is not None else ""
+    return (f"{verb} with `tvdb run {scenario} --mode {chosen}{flags} --record{extra}` "
+            "(real mode: it spends money once)")
 
 
 def _scenario_command(tape: Tape) -> str | None:
@@ -132,16 +195,29 @@ def _scenario_command(tape: Tape) -> str | None:
     return command_path(Path(os.path.normpath(tape.path.parent.resolve() / tape.scenario_path)))
 
 
+def run_modes(settings: Settings) -> tuple[str, dict[str, str]]:
+    """The mode and each service's resolved mode of a run (what a cassette's metadata stores)."""
+    from tvdb.services.modes import ROLES, service_mode
+
+    return str(settings.mode), {role: str(service_mode(settings, role)[0]) for role in ROLES}
+
+
 def _store(tape: Tape, settings: Settings, prices: PriceTable, now: Callable[[], dt.datetime]) -> CassetteStore:
+    mode, services = run_modes(settings)
     metadata: dict[str, Any] = {
         "scenario": tape.scenario, "scenario_path": tape.scenario_path, "versions": versions(),
         "price_version": prices.versions[-1], "record_mode": tape.as_json()["record_mode"],
+        "mode": mode, "services": services,  # a replay keeps a service recorded as mock mock
     }
     store = CassetteStore(secrets=configured_secrets(settings), metadata=metadata, fresh=tape.fresh,
                           annotate=Annotator(prices, lambda: now().date()), now=now)
     where = _scenario_command(tape)
     custom = tape.path.name != f"{tape.scenario}.yaml"  # the default file is <cassette_dir>/<scenario>.yaml
-    store.rerecord_hint = record_hint(where, tape.path if custom else None, verb="re-record it")
+    if tape.replay:  # re-record as the cassette was recorded; an old cassette that does not say: --mode real
+        recorded_mode, recorded = recorded_modes(tape.recorded)
+        mode, services = (recorded_mode or "real", recorded) if recorded else ("real", {})
+    store.rerecord_hint = record_hint(where, tape.path if custom else None, verb="re-record it", mode=mode,
+                                      services=services)
     return store
 
 

@@ -62,7 +62,7 @@ def open_session(ctx: PipelineContext, scenario: Scenario, tape: Tape | None) ->
     from tvdb.recording.session import replay_settings
     from tvdb.sessions.api import Session
 
-    settings = ctx.settings if tape is None or not tape.replay else replay_settings(ctx.settings)
+    settings = ctx.settings if tape is None or not tape.replay else replay_settings(ctx.settings, tape)
     mode = str(settings.mode) if tape is None else "replay" if tape.replay else "record" if tape.fresh else \
         str(settings.mode)
     opened: AbstractAsyncContextManager[Any] = Session(

@@ -226,8 +226,9 @@ def replay_scenario(path: Path, env: ReplayEnv, *, require_cassette: bool = Fals
                                    message=f"no cassette at {where}; {hint}",
                                    duration_s=time.perf_counter() - started)
         cassette = _from_here(cassette)  # messages and reports name `cassettes/x.yaml`, as a user types it
-        read_cassette(cassette)  # a hostile or malformed cassette is refused before a run is created
-        tape = Tape(path=cassette, record_mode="none", scenario=name, scenario_path=str(loaded.path))
+        recorded = read_cassette(cassette).tvdb  # a hostile or malformed cassette is refused before a run is created
+        tape = Tape(path=cassette, record_mode="none", scenario=name, scenario_path=str(loaded.path),
+                    recorded=recorded)
         result = asyncio.run(start_run(loaded, settings, clock=VirtualClock(), tape=tape))
     except (KeyboardInterrupt, SystemExit):
         raise

@@ -190,11 +190,19 @@ async def start_run(
     get_encoding(embedding_model(settings.embedding.model).encoding)  # fail before creating anything
     loaded = masked_scenario(loaded, settings.secret_values())
     recorder: AbstractContextManager[Any] = nullcontext()
+    if tape is not None and tape.replay:
+        from tvdb.recording.session import with_recorded
+
+        tape = with_recorded(tape)  # the modes it was recorded with: a service recorded as mock replays mock
+    elif tape is not None and tape.fresh:
+        from tvdb.recording.session import file_identity
+
+        tape = dataclasses.replace(tape, existing=file_identity(tape.path))  # so the summary can say it overwrote it
     if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
         from tvdb.recording.session import replay_settings, use_tape
 
         if tape.replay:
-            settings = replay_settings(settings)
+            settings = replay_settings(settings, tape)
         recorder = use_tape(tape, settings, PriceTable.load(settings.prices), now=clock.now)
     fresh = fresh or not loaded.scenario.reuse  # stored below, so a resume stays fresh too
     db = open_storage(settings)
@@ -378,10 +386,16 @@ def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any]
     """What a recording or replay run did with its cassette: calls replayed or recorded, cost avoided."""
     if tape is None:
         return None
-    calls, would, unknown = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
+    calls, would, unknown, missed = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
     usd = None if unknown else nusd_to_usd(would or 0)
     out: dict[str, Any] = {**tape.as_json(), "replayed_calls" if tape.replay else "recorded_calls": int(calls)}
     out["avoided_usd" if tape.replay else "recorded_cost_usd"] = usd
+    out["missed_calls"] = missed  # requests the cassette had no answer for: neither replayed nor sent
+    if not tape.replay:
+        from tvdb.recording.session import file_identity
+
+        # a fresh recording replaced a cassette that was there (a tracked one, in the default folder)
+        out["overwrote"] = tape.existing is not None and file_identity(tape.path) != tape.existing
     return out
 
 

@@ -29,7 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from tvdb.clock import Clock
 from tvdb.domain import Implementation
-from tvdb.errors import DocumentError, ServiceError, ServiceTimeoutError, StorageError
+from tvdb.errors import CassetteMiss, DocumentError, ErrorCode, ServiceError, ServiceTimeoutError, StorageError
 from tvdb.ledger.guard import BudgetGuard, CallScope, NoBudget, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
 from tvdb.ledger.usage import Pricing, UsageRow, insert_usage, price_call
@@ -171,12 +171,15 @@ class ServiceCaller:
                 raise
             except BaseException as exc:
                 # stopped mid-call (Ctrl-C, SIGTERM, cancelled) or an error we did not expect: the
-                # provider may have answered, and billed, a request we never read
-                code = "interrupted" if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt) else "internal"
+                # provider may have answered, and billed, a request we never read. A cassette miss
+                # is neither: vcrpy refused the request before anything was sent.
+                missed = isinstance(exc, CassetteMiss)
+                code = "interrupted" if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt) else \
+                    ErrorCode.CASSETTE_MISS.value if missed else "internal"
                 row = replace(base, status="error", error_code=code,
                               latency_ms=(self.clock.monotonic() - started) * 1000)
                 try:
-                    self._failed(spec, row, reservation, maybe_billed=True)
+                    self._failed(spec, row, reservation, maybe_billed=not missed)
                 except Exception:  # noqa: BLE001 - the original error matters; an active reservation
                     # whose process ends is swept into assumed spend by the next reservation
                     log.exception("could not record the interrupted %s call", spec.service)
