@@ -45,7 +45,7 @@ DOCUMENTS = int(os.environ.get("BENCH_DOCUMENTS", "200"))  # fewer only for a qu
 WORDS_PER_DOCUMENT = 8_800  # ≈ 30,000 cl100k tokens of the generated prose (≈ 3.4 tokens a word)
 MAX_TOKENS, OVERLAP = 320, 32
 DIMENSIONS = 1536
-REPEATS = 2
+REPEATS = 3
 
 
 def _vocabulary(rng: random.Random) -> list[str]:

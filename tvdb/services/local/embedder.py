@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import math
 import threading
 import unicodedata
@@ -235,22 +236,23 @@ class _Vocabulary:
     def lookup(self, words: list[str]) -> npt.NDArray[np.int64]:
         """Ids of `words` (int64 array, same order), adding the words not seen before."""
         ids = self.ids
-        try:
-            return np.fromiter(map(ids.__getitem__, words), dtype=np.int64, count=len(words))
-        except KeyError:
-            for word in words:
-                if word not in ids:
-                    self._add(word)
-            return np.fromiter(map(ids.__getitem__, words), dtype=np.int64, count=len(words))
+        # one pass over the words (-1 for a new one); then only the new words' places are filled in
+        seq = np.fromiter(map(ids.get, words, itertools.repeat(-1)), dtype=np.int64, count=len(words))
+        new = np.flatnonzero(seq < 0)
+        if new.size:
+            for word in dict.fromkeys(words[i] for i in new):  # ids in order of first appearance
+                self._add(word)
+            seq[new] = [ids[words[i]] for i in new]
+        return seq
 
     def stop_array(self) -> npt.NDArray[np.bool_]:
-        if len(self._stop_array) != len(self._stop):
-            self._stop_array = np.array(self._stop, dtype=bool)
+        if (have := len(self._stop_array)) != len(self._stop):  # extended by the words added since
+            self._stop_array = np.concatenate([self._stop_array, np.array(self._stop[have:], dtype=bool)])
         return self._stop_array
 
     def hash_array(self) -> npt.NDArray[np.uint64]:
-        if len(self._hash_array) != len(self._word_hash):
-            self._hash_array = np.array(self._word_hash, dtype=np.uint64)
+        if (have := len(self._hash_array)) != len(self._word_hash):
+            self._hash_array = np.concatenate([self._hash_array, np.array(self._word_hash[have:], dtype=np.uint64)])
         return self._hash_array
 
     def folded(self, dimensions: int) -> _Folded:
@@ -263,7 +265,7 @@ class _Vocabulary:
             weights = np.array(self._feature_weight[lo:hi], dtype=np.float64)
             table.index = np.concatenate([table.index, (hashes % np.uint64(dimensions)).astype(np.int64)])
             table.value = np.concatenate([table.value, np.where(hashes >> _TOP_BIT, -weights, weights)])
-            table.ptr = np.array(self._ptr, dtype=np.int64)
+            table.ptr = np.concatenate([table.ptr, np.array(self._ptr[table.words + 1 : words + 1], dtype=np.int64)])
             table.words = words
         return table
 
