@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 import tvdb.storage.sqlite
+from tests.run_support import mock_scenario
 from tvdb.clock import FakeClock
-from tvdb.config import resolve_settings
 from tvdb.db import open_db, transaction
 from tvdb.domain import Stage
 from tvdb.errors import StorageError
-from tvdb.scenarios.loader import load_scenario
 from tvdb.scenarios.runner import RunHooks, resume_run, start_run
 
 
@@ -46,13 +45,8 @@ def test_a_write_lock_held_past_the_timeout_is_a_storage_error_saying_who_to_wai
 def test_a_run_that_meets_a_held_lock_stops_and_resumes_with_every_document(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tvdb.storage.sqlite, "BUSY_TIMEOUT_MS", 100)
-    for name in ("a", "b", "c"):
-        (tmp_path / f"{name}.md").write_text(f"# {name}\n" + " ".join(f"{name}word{i}" for i in range(400)))
-    path = tmp_path / "s.yaml"
-    path.write_text("name: locked\nmode: mock\ndocuments: [a.md, b.md, c.md]\n")
-    loaded = load_scenario(path)
-    settings = resolve_settings(cwd=tmp_path, scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source,
-                                environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb")})
+    loaded, settings = mock_scenario(
+        tmp_path, {f"{name}.md": f"# {name}\n" + " ".join(f"{name}word{i}" for i in range(400)) for name in "abc"})
     holders: list[sqlite3.Connection] = []
 
     def after(stage: Stage) -> None:

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 import tvdb.pipeline.embed
+from tests.run_support import mock_scenario
 from tvdb import catalog
 from tvdb.clock import FakeClock
-from tvdb.config import resolve_settings
-from tvdb.scenarios.loader import load_scenario
 from tvdb.scenarios.runner import start_run
 
 MODEL = "text-embedding-3-small"
@@ -43,17 +42,11 @@ def test_a_failing_request_fails_only_the_documents_in_the_embed_stage(
         original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(tvdb.pipeline.embed, "insert_vectors", fails_once)
-    names = [f"d{n}.md" for n in range(6)]
-    for n, name in enumerate(names):
-        words = 100 if n == 0 else 300
-        (tmp_path / name).write_text(f"# {n}\n" + " ".join(f"w{n}x{i} tide" for i in range(words)))
-    (tmp_path / "s.yaml").write_text(f"name: drain\nmode: mock\ndocuments: [{', '.join(names)}]\n"
-                                     "chunking: {max_tokens: 100, overlap_tokens: 0}\n")
-    loaded = load_scenario(tmp_path / "s.yaml")
-    settings = resolve_settings(
-        cwd=tmp_path, scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source,
-        environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb"), "TVDB_STREAMING_WINDOW_DOCUMENTS": window,
-                 "TVDB_STREAMING_LOOKAHEAD_REQUESTS": lookahead})
+    loaded, settings = mock_scenario(
+        tmp_path, {f"d{n}.md": f"# {n}\n" + " ".join(f"w{n}x{i} tide" for i in range(100 if n == 0 else 300))
+                   for n in range(6)},
+        "chunking: {max_tokens: 100, overlap_tokens: 0}\n",
+        {"TVDB_STREAMING_WINDOW_DOCUMENTS": window, "TVDB_STREAMING_LOOKAHEAD_REQUESTS": lookahead})
     asyncio.run(start_run(loaded, settings, clock=FakeClock()))
     with sqlite3.connect(settings.database_path) as db:
         jobs = db.execute("SELECT path, state, error_code, error_message FROM jobs ORDER BY ordinal").fetchall()

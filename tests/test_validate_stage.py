@@ -11,21 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.run_support import mock_scenario
 from tvdb.clock import FakeClock
-from tvdb.config import resolve_settings
 from tvdb.domain import Stage
-from tvdb.scenarios.loader import load_scenario
 from tvdb.scenarios.runner import RunHooks, start_run
 
 
 def _run(tmp_path: Path, tamper: str) -> dict[str, tuple[str, str | None, str | None]]:
-    for name in ("a", "b"):
-        (tmp_path / f"{name}.md").write_text(f"# {name}\n" + " ".join(f"{name}word{i} tide" for i in range(900)))
-    path = tmp_path / "s.yaml"
-    path.write_text("name: v\nmode: mock\ndocuments: [a.md, b.md]\nchunking: {max_tokens: 200, overlap_tokens: 0}\n")
-    loaded = load_scenario(path)
-    settings = resolve_settings(cwd=tmp_path, scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source,
-                                environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb")})
+    loaded, settings = mock_scenario(
+        tmp_path, {f"{name}.md": f"# {name}\n" + " ".join(f"{name}word{i} tide" for i in range(900)) for name in "ab"},
+        "chunking: {max_tokens: 200, overlap_tokens: 0}\n")
 
     def after(stage: Stage) -> None:
         if stage is Stage.EMBED:  # embedded, not yet validated: another process changes a's vectors
