@@ -169,3 +169,20 @@ def test_the_document_reference_check_runs_beside_a_schema_error(tmp_path: Path)
     assert [(p["line"], p["key"]) for p in info.value.problems] == [
         (3, "reuse"), (6, "expectations.retrieval[0].document")]
     assert info.value.problems[0]["message"] == "must be true or false, got 'sometimes'"
+
+
+def test_expectation_names_are_checked_beside_their_own_field_errors_and_a_missing_document(tmp_path: Path) -> None:
+    # field errors in the expectations and a missing document no longer hold the name checks back
+    # for a second run; a name that the missing `documents:` entry also gives is reported once, there
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments: [a.md, gone.pdf]\nexpectations:\n"
+                            "  documents: [{document: '*.txt', min_chunks: -1}, {document: x.pdf},"
+                            " {document: gone.pdf}]\n"
+                            "  retrieval:\n    - {query: q, document: y.pdf, top_k: 0}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"]) for p in info.value.problems] == [
+        (2, "documents[1]"), (4, "expectations.documents[0].document"), (4, "expectations.documents[0].min_chunks"),
+        (4, "expectations.documents[1].document"), (6, "expectations.retrieval[0].document"),
+        (6, "expectations.retrieval[0].top_k")]
+    assert info.value.problems[2]["message"] == "must be at least 0, got -1"

@@ -6,6 +6,8 @@ Every error is a ScenarioError naming the file, the line and the key.
 from __future__ import annotations
 
 import glob
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from tvdb.errors import ScenarioError
 from tvdb.scenarios.hooks import ScenarioHooks
 from tvdb.scenarios.patterns import matches
-from tvdb.scenarios.schema import SETTINGS_KEYS, Expectations, Scenario
+from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
 from tvdb.validation import describe, dotted
 from tvdb.yamlfile import YamlDocument, load_yaml
 
@@ -64,11 +66,7 @@ def load_scenario(path: Path) -> LoadedScenario:
         # and the expectations' document names against them
         found = _settings_problems(doc)
         if isinstance(entries, list) and entries and all(isinstance(e, str) and e.strip() for e in entries):
-            before = len(found)
-            resolved = resolve_documents(entries, doc, problems=found)
-            expectations = _valid_expectations(doc.data.get("expectations"))
-            if expectations is not None and len(found) == before:
-                _check_expectation_names(expectations, doc, resolved, found)
+            _check_expectation_names(doc, entries, resolve_documents(entries, doc, problems=found), found)
         faults = doc.data.get("faults")
         if isinstance(faults, list) and all(isinstance(f, dict) for f in faults):
             from tvdb.faults.plan import FaultPlan
@@ -86,8 +84,7 @@ def load_scenario(path: Path) -> LoadedScenario:
     except ValidationError as exc:
         problems.append(_scenario_error(exc, doc, FaultPlan))
     documents = resolve_documents(scenario.documents, doc, problems=problems)
-    if not any(p.key and p.key.startswith("documents[") for p in problems):  # a missing document is not a second typo
-        _check_expectation_names(scenario.expectations, doc, documents, problems)
+    _check_expectation_names(doc, scenario.documents, documents, problems)
     if problems:
         raise _combined(_unpack(problems))
     from tvdb.scenarios.hookcheck import check_hook_keys, scenario_hooks
@@ -105,30 +102,38 @@ def _combined(found: list[ScenarioError]) -> ScenarioError:
     and key; the rest ride along."""
     unique = list({(e.line, e.key, e.message): ScenarioError(e.message, path=e.path, line=e.line, key=e.key)
                    for e in found}.values())
-    unique.sort(key=lambda e: (e.line is None, e.line or 0))
+    # within a line (a flow-style list) by key, its indices as numbers: [2] before [10]
+    unique.sort(key=lambda e: (e.line is None, e.line or 0,
+                               [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", e.key or "")]))
     first = unique[0]
     return ScenarioError(first.message, path=first.path, line=first.line, key=first.key, more=tuple(unique[1:]))
 
 
-def _valid_expectations(data: object) -> Expectations | None:
-    """The `expectations:` section alone, when it is valid (its problems are the schema's to report)."""
-    if data is None:
-        return Expectations()
-    try:
-        return Expectations.model_validate(data)
-    except ValidationError:
-        return None
+def _named_documents(data: object) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, name) of every `document:` the raw `expectations:` section gives as a string,
+    whatever else in the section is wrong (its other problems are the schema's to report)."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if not isinstance(data, dict):
+        return out
+    for section in ("documents", "retrieval"):
+        items = data.get(section)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and isinstance(item.get("document"), str):
+                out.append((("expectations", section, i, "document"), item["document"]))
+    return out
 
 
-def _check_expectation_names(expectations: Expectations, doc: YamlDocument, documents: tuple[Path, ...],
+def _check_expectation_names(doc: YamlDocument, entries: Sequence[str], documents: tuple[Path, ...],
                              problems: list[ScenarioError]) -> None:
-    """A typo in an expectation's document name is caught before anything runs (or is paid for)."""
-    named = [(("expectations", "documents", i, "document"), e.document)
-             for i, e in enumerate(expectations.documents)]
-    named += [(("expectations", "retrieval", i, "document"), r.document)
-              for i, r in enumerate(expectations.retrieval)]
+    """A typo in an expectation's document name is caught before anything runs (or is paid for).
+    A name that a `documents:` entry which itself names nothing also gives is not reported again
+    (that entry's own problem is the one to fix)."""
     base = doc.path.parent
-    for loc, pattern in named:
+    reported = {p.key for p in problems}
+    missing = [entry for i, entry in enumerate(entries) if f"documents[{i}]" in reported]
+    for loc, pattern in _named_documents(doc.data.get("expectations") if isinstance(doc.data, dict) else None):
+        if any(pattern in (entry, Path(entry).name) for entry in missing):
+            continue
         if not any(matches(pattern, str(p), base) for p in documents):
             problems.append(ScenarioError(
                 f"{pattern!r} names none of the scenario's {len(documents)} documents (name one as"
