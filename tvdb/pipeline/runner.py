@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tvdb.domain import Chunk, JobState, Stage
-from tvdb.errors import StorageError
+from tvdb.errors import StorageError, TvdbError
 from tvdb.logcontext import log_context
 from tvdb.pipeline import stages
 from tvdb.pipeline.context import PipelineContext
@@ -155,14 +155,42 @@ async def _front(ctx: PipelineContext, job_ids: list[str]) -> None:
     def current() -> list[Job]:
         return ctx.jobs.jobs_by_id(job_ids)
 
-    # Upload sequentially: it is I/O on local files and keeps object writes simple to reason about.
-    await _each(ctx, current(), {JobState.PENDING}, 1, lambda j: stages.upload(ctx, j))
+    await _upload(ctx, current())
     ctx.after_stage(Stage.UPLOAD)
     await _each(ctx, current(), {JobState.UPLOADED, JobState.PARSING}, ctx.settings.parse.concurrency,
                 lambda j: stages.parse(ctx, j))
     ctx.after_stage(Stage.PARSE)
     _chunk_each(ctx, current())
     ctx.after_stage(Stage.CHUNK)
+
+
+async def _upload(ctx: PipelineContext, jobs: list[Job]) -> None:
+    """The upload stage of a window: its documents read and stored one after another on one worker
+    thread (a hop to a thread and back per file, and a commit per document, were most of a small
+    document's upload time while the embedder's threads held the GIL), then their transitions
+    committed together, each in its own savepoint."""
+    pending = [j for j in jobs if j.state is JobState.PENDING]
+    if not pending:
+        return
+
+    def store_all() -> dict[str, stages.Stored | Exception]:
+        out: dict[str, stages.Stored | Exception] = {}
+        for job in pending:
+            try:
+                out[job.job_id] = stages.store_document(ctx, job)
+            except Exception as exc:  # noqa: BLE001 — a bug with one file fails that document (below)
+                out[job.job_id] = exc
+        return out
+
+    stored = await asyncio.to_thread(store_all)
+
+    def record(c: PipelineContext, job: Job) -> Job:
+        outcome = stored[job.job_id]
+        if isinstance(outcome, Exception) and not isinstance(outcome, TvdbError):
+            raise outcome
+        return stages.record_upload(c, job, outcome)
+
+    _each_sync(ctx, pending, JobState.PENDING, record)
 
 
 @dataclass(frozen=True)

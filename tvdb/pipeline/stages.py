@@ -7,10 +7,10 @@ one transaction, so a crash between stages loses nothing and a resumed job never
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from tvdb.catalog import selected_page_count
@@ -86,28 +86,48 @@ def read_document(path: Path, limit: int, limit_mb: float) -> bytes:
     return data
 
 
-async def upload(ctx: PipelineContext, job: Job) -> Job:
-    """pending → uploaded: size limit, type from the bytes, sha256, content-addressed store; or reuse."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A document's bytes as the upload stage stored them: content key (sha256 hex), size, type,
+    and the stage's time in ms (reading, sniffing, storing; not the commit)."""
+
+    key: str
+    size_bytes: int
+    media_type: str
+    ms: float
+
+
+def store_document(ctx: PipelineContext, job: Job) -> Stored | TvdbError:
+    """Read `job`'s file (size limit), detect its type from the bytes and store them
+    content-addressed; the document's error instead of raising it. Touches no database: it runs on
+    a worker thread, one document's bytes in memory at a time."""
+    from tvdb.pipeline.detect import detect_media_type
+
     start = ctx.clock.monotonic()
     path = Path(job.path)
     try:
-        data = await asyncio.to_thread(read_document, path, ctx.settings.max_document_bytes,
-                                       ctx.settings.max_document_mb)
-        from tvdb.pipeline.detect import detect_media_type
-
+        data = read_document(path, ctx.settings.max_document_bytes, ctx.settings.max_document_mb)
         media_type = detect_media_type(data, path.name)
-        key = await asyncio.to_thread(ctx.objects.put, data)
+        key = ctx.objects.put(data)
     except TvdbError as exc:
-        return fail(ctx, job, exc)
+        return exc
+    return Stored(key, len(data), media_type, (ctx.clock.monotonic() - start) * 1000)
+
+
+def record_upload(ctx: PipelineContext, job: Job, stored: Stored | TvdbError) -> Job:
+    """pending → uploaded with what `store_document` stored (or failed with its error); then
+    complete at once when an earlier run holds identical bytes and settings (reuse)."""
+    if isinstance(stored, TvdbError):
+        return fail(ctx, job, stored)
     skey = ctx.reuse_key()
-    with transaction(ctx.db):  # the transition and its stage time in one commit
+    with transaction(ctx.db):  # the transition and its stage time in one commit (joined by the window's)
         job = ctx.jobs.transition(
-            job, JobState.UPLOADED, sha256=key, size_bytes=len(data), media_type=media_type, object_key=key,
-            settings_key=skey,
+            job, JobState.UPLOADED, sha256=stored.key, size_bytes=stored.size_bytes, media_type=stored.media_type,
+            object_key=stored.key, settings_key=skey,
         )
-        ctx.jobs.add_stage_time(job, Stage.UPLOAD, (ctx.clock.monotonic() - start) * 1000)
+        ctx.jobs.add_stage_time(job, Stage.UPLOAD, stored.ms)
     job = ctx.changed(job)
-    earlier = ctx.jobs.find_reusable(key, skey, exclude_run=ctx.run_id) if ctx.reuse else None
+    earlier = ctx.jobs.find_reusable(stored.key, skey, exclude_run=ctx.run_id) if ctx.reuse else None
     if earlier is not None:
         job = ctx.changed(ctx.jobs.transition(
             job, JobState.COMPLETE, detail=f"reused: identical document and settings in job {earlier.job_id}",
