@@ -186,3 +186,21 @@ def test_expectation_names_are_checked_beside_their_own_field_errors_and_a_missi
         (4, "expectations.documents[1].document"), (6, "expectations.retrieval[0].document"),
         (6, "expectations.retrieval[0].top_k")]
     assert info.value.problems[2]["message"] == "must be at least 0, got -1"
+
+
+def test_a_key_typed_anywhere_in_a_bad_scenario_is_never_repeated(tmp_path: Path) -> None:
+    # as a list item, a mapping value, a key, a document name and path, inside a check's own message
+    key = "sk-proj-CANARYcanary0123456789abcdefCANARY"
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, f"name: x\nmode: [{key}]\ndocuments: [a.md, {key}.md]\nparse: {{tier: {key}}}\n"
+                            f"embedding: {{model: {key}, dimensions: [{key}]}}\n{key}: 1\n"
+                            f"expectations:\n  retrieval:\n    - {{query: {{q: {key}}}, document: {key}}}\n"
+                            f"faults:\n  - {{service: openai, kind: [{key}]}}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    shown = str(info.value) + json.dumps(info.value.problems)
+    assert "CANARY" not in shown
+    assert len(info.value.problems) >= 7 and "sk-***" in shown
+    with pytest.raises(ConfigError) as config:
+        resolve_settings(cwd=tmp_path, environ={"TVDB_EMBEDDING_MODEL": key})
+    assert "CANARY" not in str(config.value) and "sk-***" in str(config.value)

@@ -90,8 +90,10 @@ class ConfigError(TvdbError):
     what to change (`set TVDB_DAILY_BUDGET_USD to a number of USD like 5 or 0.50, or unset it`)."""
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
+        from tvdb.redaction import redact  # a key typed where a setting goes is never repeated back
+
+        super().__init__(redact(message))
+        self.fix = None if fix is None else redact(fix)
 
 
 class TokenizerUnavailable(ConfigError):
@@ -105,16 +107,18 @@ class ScenarioError(TvdbError):
         self, message: str, *, path: Path | str | None = None, line: int | None = None, key: str | None = None,
         more: tuple[ScenarioError, ...] = (),
     ) -> None:
-        self.message = message
+        from tvdb.redaction import redact  # a key typed into the file (as a value, a key, a path) never shows
+
+        self.message = redact(message)
         self.path = Path(path) if path is not None else None
         self.line = line
-        self.key = key
+        self.key = None if key is None else redact(key)
         # Further problems found in the same pass, so a user fixes them all at once instead of one per run.
         self.more = more
         where = ""
         if self.path is not None:
-            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
-        what = f"{key}: " if key else ""
+            where = redact(f"{self.path}:{line}: " if line is not None else f"{self.path}: ")
+        what = f"{self.key}: " if self.key else ""
         text = f"{where}{what}{message}"
         if more:
             text += "".join(f"\n{other}" for other in more)
