@@ -95,6 +95,8 @@ def test_the_recorded_modes_are_read_strictly_and_an_old_cassette_has_none() -> 
     assert recorded_modes({"mode": "turbo", "services": {"parser": "free", "ocr": "mock", "embedder": "mock"}}) == (
         None, {"embedder": "mock"})
     assert recorded_modes({"services": ["parser"]}) == (None, {})
+    # a list or a mapping where a mode goes is ignored too (it was looked up in a set: TypeError, exit 70)
+    assert recorded_modes({"services": {"parser": ["mock"], "embedder": {"mode": "mock"}}}) == (None, {})
 
 
 def test_replay_settings_keep_a_recorded_mock_service_mock_and_leave_old_cassettes_as_before(tmp_path: Path) -> None:
@@ -135,6 +137,10 @@ def test_a_hint_repeats_every_service_that_ran_in_another_mode(tmp_path: Path, m
         "(real mode: it spends money once)")
     assert record_hint("s.yaml", tmp_path / "my tapes" / "t.yaml", verb="re-record it") == (
         "re-record it with `tvdb run s.yaml --mode real --record --cassette 'my tapes/t.yaml'` "
+        "(real mode: it spends money once)")
+    # the scenario's path is quoted too: pasting the hint never runs what a folder name holds
+    assert record_hint("my dir $(touch PWNED) it's/s.yaml") == (
+        "record one with `tvdb run 'my dir $(touch PWNED) it'\"'\"'s/s.yaml' --mode real --record` "
         "(real mode: it spends money once)")
 
 

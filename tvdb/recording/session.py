@@ -114,7 +114,8 @@ def recorded_modes(metadata: Mapping[str, Any] | None) -> tuple[str | None, dict
     mode = meta.get("mode")
     raw = meta.get("services")
     services = {str(role): str(value) for role, value in raw.items()
-                if role in ("parser", "embedder") and value in modes} if isinstance(raw, Mapping) else {}
+                if role in ("parser", "embedder") and isinstance(value, str) and value in modes
+                } if isinstance(raw, Mapping) else {}
     return (mode if isinstance(mode, str) and mode in modes else None), services
 
 
@@ -184,7 +185,7 @@ def record_hint(scenario: str | None, cassette: Path | None = None, *, verb: str
     chosen = mode if mode in ("real", "hybrid", "mock") else "real"
     flags = "".join(f" --service {role}={m}" for role, m in sorted((services or {}).items()) if m != chosen)
     extra = f" --cassette {shlex.quote(command_path(cassette))}" if cassette is not None else ""
-    return (f"{verb} with `tvdb run {scenario} --mode {chosen}{flags} --record{extra}` "
+    return (f"{verb} with `tvdb run {shlex.quote(scenario)} --mode {chosen}{flags} --record{extra}` "
             "(real mode: it spends money once)")
 
 
