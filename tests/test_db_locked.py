@@ -62,3 +62,17 @@ def test_a_run_that_meets_a_held_lock_stops_and_resumes_with_every_document(
     result = asyncio.run(resume_run(run_id, settings, clock=FakeClock()))
     assert [d.status for d in result.documents] == ["complete"] * 3
     assert db.execute("SELECT COUNT(*) FROM jobs WHERE error_code IS NOT NULL").fetchone() == (0,)
+
+
+def test_an_up_to_date_database_opens_and_reads_while_another_process_holds_the_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `tvdb runs`, reports and doctor read: only a file with pending migrations needs the write lock
+    open_db(tmp_path / "t.db").close()
+    monkeypatch.setattr(tvdb.storage.sqlite, "BUSY_TIMEOUT_MS", 100)
+    holder = _hold_lock(tmp_path / "t.db")
+    db = open_db(tmp_path / "t.db")
+    assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
+    with pytest.raises(StorageError, match="write lock"):  # writing still waits for the lock, and says so
+        with transaction(db):
+            db.conn.execute("INSERT INTO runs (run_id) VALUES ('x')")
+    holder.execute("ROLLBACK")

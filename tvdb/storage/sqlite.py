@@ -171,8 +171,13 @@ def _open(path: Path, history: History) -> SqliteDatabase:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     db = SqliteDatabase(conn)
-    with transaction(db):
-        history.sqlite().apply(db)
+    migrations = history.sqlite()
+    # a read first: a file that is up to date opens without the write lock, so `tvdb runs`, reports
+    # and doctor read while another process holds it (WAL lets readers in); the steps, if any, are
+    # applied under the lock, where sqlite-utils skips those another process applied meanwhile
+    if migrations.pending(db):
+        with transaction(db):
+            migrations.apply(db)
     return db
 
 
