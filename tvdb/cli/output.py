@@ -10,7 +10,7 @@ Every command that prints a table builds a `TableData` and hands it to `print_ta
   terminal (a CI log, a pipe, `| less`) and `COLUMNS` is unset, nothing is narrowed at all;
 - when even the narrowest layout is wider than the terminal, the table is printed wider than the
   terminal rather than cut: a line that wraps in the terminal still contains the whole run id;
-- `NO_COLOR` and `TERM=dumb` turn every escape code off (colour, bold, dim), `--format plain` drops borders too.
+- `NO_COLOR` and `TERM=dumb` turn every style code off (colour, bold, dim), `--format plain` drops borders too.
 
 Text that comes from files, scenarios or the database (document paths, scenario names, error
 messages) goes through `clean` / `data`: control characters (escape sequences, OSC titles, bidi
@@ -99,14 +99,14 @@ def data_lines(value: object, style: str = "", indent: str = "    ") -> Text:
 # -- consoles -------------------------------------------------------------------------------------
 
 def plain_terminal() -> bool:
-    """NO_COLOR (set and not empty, https://no-color.org) or TERM=dumb: no escape codes at all, not even bold
-    or dim (Rich's own `no_color` drops colours only)."""
+    """NO_COLOR (set and not empty, https://no-color.org) or TERM=dumb: no style codes at all, not even bold
+    or dim (Rich's own `no_color` drops colours only); the live progress display is off under TERM=dumb."""
     return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM", "").strip().lower() == "dumb"
 
 
 def make_console(*, stderr: bool = False, markup: bool = True, force_terminal: bool | None = None) -> Console:
     """A console for tvdb's output: no highlighting, no emoji codes; Rich honours COLUMNS, FORCE_COLOR;
-    NO_COLOR and TERM=dumb emit no escape codes (`plain_terminal`).
+    NO_COLOR and TERM=dumb emit no style codes (`plain_terminal`).
 
     In a pipe or CI log (no terminal, no COLUMNS) lines are not wrapped at all: a log viewer wraps them."""
     width = height = None
