@@ -20,6 +20,7 @@ from tests.cli_support import in_process_cli
 from tests.openai_support import CANARY, emulator
 from tvdb.config import Settings
 from tvdb.domain import Mode
+from tvdb.errors import CassetteError
 from tvdb.recording.session import Tape, record_hint, recorded_modes, replay_settings, with_recorded
 from tvdb.services.modes import service_mode
 
@@ -113,6 +114,17 @@ def test_replay_settings_keep_a_recorded_mock_service_mock_and_leave_old_cassett
     old = replay_settings(settings, Tape(path=tmp_path / "x.yaml", record_mode="none", recorded={}))
     assert (service_mode(old, "parser"), service_mode(old, "embedder")) == (
         (Mode.REAL, "set by tvdb replay"), (Mode.REAL, "set by tvdb replay"))
+
+
+def test_a_cassette_whose_metadata_says_every_service_was_mock_is_refused(tmp_path: Path) -> None:
+    # no recording is mock-only: an edited file, which would replay nothing and pass
+    edited = Tape(path=tmp_path / "x.yaml", record_mode="none",
+                  recorded={"mode": "real", "services": {"parser": "mock", "embedder": "mock"}})
+    with pytest.raises(CassetteError) as refused:
+        replay_settings(Settings.model_validate({"mode": "mock"}), edited)
+    assert str(refused.value) == (
+        f"{tmp_path / 'x.yaml'}: its metadata says every service was mock when it was recorded, which no "
+        "recording is (a mock-only run records nothing); the file was edited: restore it or record it again")
 
 
 def test_a_tape_reads_its_cassettes_metadata_once_and_a_missing_one_is_left_to_the_replay(tmp_path: Path) -> None:

@@ -155,6 +155,12 @@ def replay_settings(settings: Settings, tape: Tape | None = None) -> Settings:
 
     _, recorded = recorded_modes(tape.recorded if tape is not None else None)
     mocked = sorted(role for role, mode in recorded.items() if mode == "mock")
+    if tape is not None and mocked == ["embedder", "parser"]:
+        # a recording needs a real service (a mock-only run records nothing): an edited cassette,
+        # which would replay nothing and pass
+        raise CassetteError(f"{tape.path}: its metadata says every service was mock when it was recorded, "
+                            "which no recording is (a mock-only run records nothing); the file was edited: "
+                            "restore it or record it again")
     origins = {k: v for k in ("mode", "services.parser", "services.embedder") if (v := settings.origin_of(k))}
     update: dict[str, Any] = {}
     if mocked:
