@@ -90,10 +90,12 @@ class ConfigError(TvdbError):
     what to change (`set TVDB_DAILY_BUDGET_USD to a number of USD like 5 or 0.50, or unset it`)."""
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
-        from tvdb.redaction import redact  # a key typed where a setting goes is never repeated back
+        # a key typed where a setting goes is never repeated back (URLs are masked by their makers,
+        # which show an example URL on purpose)
+        from tvdb.redaction import mask_keys
 
-        super().__init__(redact(message))
-        self.fix = None if fix is None else redact(fix)
+        super().__init__(mask_keys(message))
+        self.fix = None if fix is None else mask_keys(fix)
 
 
 class TokenizerUnavailable(ConfigError):

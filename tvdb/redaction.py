@@ -76,6 +76,12 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return _KEY_SHAPED.sub(lambda m: f"{m.group(1)}-{MASK}", text)
 
 
+def mask_keys(text: str) -> str:
+    """`text` with every key-shaped string (`sk-…`, `llx-…`) masked, and nothing else changed: for
+    messages that show a URL on purpose (an example of the form to write)."""
+    return _KEY_SHAPED.sub(lambda m: f"{m.group(1)}-{MASK}", text)
+
+
 class RedactingFilter(logging.Filter):
     """A logging filter that redacts every record's message (`--debug` logs HTTP request URLs)."""
 
