@@ -21,8 +21,9 @@ Generates a deterministic corpus of 200 Markdown and text documents (≈ 6.0M cl
 tvdb's modules are compiled to bytecode first (as an install has them), so no child compiles them
 again when PYTHONDONTWRITEBYTECODE is set. The 1x measurements are interleaved (mock, kernel,
 kernel+hash, kernel-4k, repeated) so a change in the machine's load hits all of them alike; the
-best of the repeats counts. The load average is printed
-before and after. The last three lines are the figures the README records:
+best of the repeats counts; the 2x corpus runs as many times, and its best peak RSS is set
+against the best 1x one (the same statistic on both sides). The load average is printed before and
+after. The last three lines are the figures the README records:
 `mock/kernel = X.XX`, `peak RSS 1x = N MiB`, `peak RSS 2x/1x = X.XX`.
 """
 
@@ -198,8 +199,11 @@ def main() -> None:
                 print(f"run {r + 1} {name:12s} 1x: {wall:7.2f} s  peak RSS {rss:6.0f} MiB  {info}", flush=True)
                 old = best.get(name)
                 best[name] = (min(wall, old[0]) if old else wall, min(rss, old[1]) if old else rss)
-        wall2, rss2, info2 = mock_run(work2, "2x")
-        print(f"run 1 mock         2x: {wall2:7.2f} s  peak RSS {rss2:6.0f} MiB  {info2}")
+        rss2 = float("inf")
+        for r in range(REPEATS):  # the same statistic as the 1x figure: the best of REPEATS runs
+            wall2, rss, info2 = mock_run(work2, "2x")
+            rss2 = min(rss2, rss)
+            print(f"run {r + 1} mock         2x: {wall2:7.2f} s  peak RSS {rss:6.0f} MiB  {info2}", flush=True)
         print(f"load average after: {load()}")
         mock, kern, hashk = best["mock"], best["kernel"], best["kernel+hash"]
         print(f"mock/kernel with SQLite's default 4 KiB pages = {mock[0] / best['kernel-4k'][0]:.2f}")
