@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -173,16 +174,24 @@ async def _upload(ctx: PipelineContext, jobs: list[Job]) -> None:
     if not pending:
         return
 
+    stop = threading.Event()  # the run stopped (Ctrl-C): the thread ends after the file in hand
+
     def store_all() -> dict[str, stages.Stored | Exception]:
         out: dict[str, stages.Stored | Exception] = {}
         for job in pending:
+            if stop.is_set():
+                break
             try:
                 out[job.job_id] = stages.store_document(ctx, job)
             except Exception as exc:  # noqa: BLE001 — a bug with one file fails that document (below)
                 out[job.job_id] = exc
         return out
 
-    stored = await asyncio.to_thread(store_all)
+    try:
+        stored = await asyncio.to_thread(store_all)
+    except BaseException:
+        stop.set()
+        raise
 
     def record(c: PipelineContext, job: Job) -> Job:
         outcome = stored[job.job_id]
