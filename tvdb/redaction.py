@@ -73,7 +73,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
             text = text.replace(secret, MASK)
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     text = _MASKED_KEY.sub(lambda m: (m.group(1) or "") + MASK, text)
-    return _KEY_SHAPED.sub(lambda m: f"{m.group(1)}-{MASK}", text)
+    return mask_keys(text)
 
 
 def mask_keys(text: str) -> str:
