@@ -76,6 +76,11 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return mask_keys(text)
 
 
+def has_key(text: str) -> bool:
+    """Whether `text` holds a key-shaped string (`sk-…`, `llx-…`)."""
+    return _KEY_SHAPED.search(text) is not None
+
+
 def mask_keys(text: str) -> str:
     """`text` with every key-shaped string (`sk-…`, `llx-…`) masked, and nothing else changed: for
     messages that show a URL on purpose (an example of the form to write)."""

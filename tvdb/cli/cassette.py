@@ -25,7 +25,7 @@ from tvdb.cli.output import (
     make_console,
     pick_format,
 )
-from tvdb.cli.run import _drive, resume_command
+from tvdb.cli.run import _drive, rerun_command
 
 if TYPE_CHECKING:
     from tvdb.recording.info import CassetteSummary
@@ -154,8 +154,8 @@ def replay(
     tape = Tape(path=path, record_mode="none", scenario=loaded.scenario.name, scenario_path=str(loaded.path),
                 recorded=recorded)  # its metadata: the services it was recorded with
     code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
-                  progress=progress, base=loaded.path.parent,
-                  resume_cmd=lambda r: resume_command(ctx, r, data_dir), clock=VirtualClock())
+                  progress=progress, base=loaded.path.parent, again=True, resume_cmd=rerun_command,
+                  clock=VirtualClock())
     raise typer.Exit(code)
 
 

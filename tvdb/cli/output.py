@@ -131,7 +131,8 @@ SECRET_ENV_VARS = ("OPENAI_API_KEY", "LLAMA_CLOUD_API_KEY", "LLAMA_CLOUD_WEBHOOK
 
 
 class MaskingStream:
-    """A text stream that writes through to `inner` with every registered secret replaced by `***`.
+    """A text stream that writes through to `inner` with every registered secret, and every key-shaped
+    string (`sk-…`, `llx-…`: tvdb.redaction), replaced by `***`.
 
     `tvdb.cli.app.handle_errors` puts one over stdout and one over stderr for the whole command, and
     `settings_for` registers the configured secrets as soon as they are known, so a key pasted into a
@@ -143,10 +144,14 @@ class MaskingStream:
         self.secrets = secrets  # shared with the other stream and with settings_for: register once
 
     def write(self, text: str) -> int:
+        from tvdb.redaction import mask_keys
+
         for secret in sorted(self.secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, "***")
-        return int(self.inner.write(text))
+        # and anything key-shaped that is not configured: a key typed as a flag's value or a run id
+        # comes back in Click's usage errors and "no run …" messages
+        return int(self.inner.write(mask_keys(text)))
 
     def writelines(self, lines: Any) -> None:
         for line in lines:

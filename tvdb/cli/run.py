@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -57,8 +58,19 @@ def resume_command(ctx: typer.Context, run_id: str, data_dir: Path | None) -> st
     return shlex.join([*parts, "resume", run_id])
 
 
+def rerun_command(_run_id: str) -> str:
+    """This command line as it was typed (`tvdb …`): a run with a cassette (recording or replay) is
+    not resumed half way but run again, so that is what an interrupted one says to do."""
+    import shlex
+
+    return shlex.join(["tvdb", *sys.argv[1:]])
+
+
 def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Format, progress: bool,
-           base: Path | None, resume_cmd: Callable[[str], str], clock: Clock | None = None) -> int:
+           base: Path | None, resume_cmd: Callable[[str], str], clock: Clock | None = None,
+           again: bool = False) -> int:
+    """Run `start` with progress and render its result; `resume_cmd` says how to continue a stopped
+    run, or with `again` (a cassette run: tvdb.cli.run.rerun_command) how to run it again."""
     from tvdb.cli.render import RichProgress, render_result
     from tvdb.clock import SystemClock
     from tvdb.scenarios.runner import RunHooks
@@ -112,7 +124,9 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
                 "exit_code": EXIT_INTERRUPTED, "resume_command": command,
             })
         if command:
-            err.print(Text.assemble("\n", ("Interrupted.", "yellow"), " Nothing done is lost. Continue with:"))
+            then = (" The cassette was not written (a cassette run is not resumed half way); the ledger keeps "
+                    "what was spent. Run it again:" if again else " Nothing done is lost. Continue with:")
+            err.print(Text.assemble("\n", ("Interrupted.", "yellow"), then))
             err.print(f"  {command}", soft_wrap=True, markup=False)
         return EXIT_INTERRUPTED
     if show:
@@ -185,7 +199,8 @@ def run(
         raise typer.Exit(print_estimate(loaded, settings, fmt=chosen))
     code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape, fresh=fresh),
                   fmt=chosen,
-                  progress=progress, base=loaded.path.parent, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
+                  progress=progress, base=loaded.path.parent, again=tape is not None,
+                  resume_cmd=rerun_command if tape is not None else lambda r: resume_command(ctx, r, data_dir))
     raise typer.Exit(code)
 
 
