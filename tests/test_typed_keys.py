@@ -1,5 +1,5 @@
 """A key typed where tvdb does not expect one (a flag's value, a run id, a scenario name) is never
-printed back, and an interrupted cassette run says to run it again rather than to resume it."""
+printed back or made a file name, and an interrupted cassette run says to run it again rather than to resume it."""
 
 from __future__ import annotations
 
@@ -20,15 +20,20 @@ def test_a_key_given_as_a_flag_value_or_a_run_id_is_masked_in_usage_errors(tmp_p
         assert "sk-***" in done.stderr, (args, done.stderr)
 
 
-def test_a_scenario_named_like_a_key_is_refused_before_anything_is_stored(tmp_path: Path) -> None:
+def test_a_scenario_named_with_a_key_records_only_to_a_cassette_path_given(tmp_path: Path) -> None:
+    # its name is shown masked (tests/test_secret_masking.py), but the default cassette file would be
+    # named after it: the key would reach the cassette folder (a repository) and the run's rows
     (tmp_path / "a.md").write_text("hello", encoding="utf-8")
-    (tmp_path / "s.yaml").write_text(f"name: {KEY}\nmode: mock\ndocuments: [a.md]\n", encoding="utf-8")
-    done = tvdb(["run", "s.yaml", "--json"], tmp_path)
+    (tmp_path / "s.yaml").write_text(f"name: nightly {KEY}\nmode: mock\nservices: {{embedder: real}}\n"
+                                     "documents: [a.md]\n", encoding="utf-8")
+    done = tvdb(["run", "s.yaml", "--record"], tmp_path, OPENAI_API_KEY="sk-test-not-used-0123456789")
     assert done.returncode == 2
     assert "CANARY" not in done.stdout + done.stderr
-    assert "shaped like an API key, and the name becomes the cassette file" in done.stdout
-    assert not (tmp_path / ".tvdb" / "tvdb.db").exists() or "CANARY" not in (
-        tmp_path / ".tvdb" / "tvdb.db").read_bytes().decode("latin-1")
+    assert ("the scenario's name holds a key (it is shown masked), and a cassette is named after the "
+            "scenario: rename the scenario, or pass --cassette PATH") in done.stderr
+    assert not (tmp_path / "cassettes").exists()
+    db = tmp_path / ".tvdb" / "tvdb.db"
+    assert not db.exists() or b"CANARY" not in db.read_bytes()
 
 
 def test_an_interrupted_replay_says_to_run_it_again(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tvdb.errors import CassetteError
+from tvdb.errors import CassetteError, ConfigError
 from tvdb.recording.info import Annotator
 from tvdb.recording.store import CassetteStore, decode_body
 
@@ -61,6 +61,12 @@ def cassette_path(settings: Settings, scenario_name: str, cassette: Path | None 
     """`--cassette PATH`, else `<recording.cassette_dir>/<scenario name>.yaml` (default ./cassettes)."""
     if cassette is not None:
         return cassette
+    from tvdb.redaction import has_key
+
+    if has_key(scenario_name) or any(s in scenario_name for s in configured_secrets(settings) if len(s) >= 8):
+        # the file name would carry the key into the cassette folder (often a repository) and the run's rows
+        raise ConfigError("the scenario's name holds a key (it is shown masked), and a cassette is named "
+                          "after the scenario: rename the scenario, or pass --cassette PATH")
     return Path(settings.recording.cassette_dir) / f"{scenario_name}.yaml"
 
 

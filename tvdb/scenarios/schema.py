@@ -154,10 +154,6 @@ class Scenario(_Strict):
         # path would read or write a cassette outside the cassette folder, NUL fails deep inside open()
         why = ("'/'" if "/" in value else "'\\'" if "\\" in value else "'..'" if ".." in value
                else "NUL or a control character" if not value.isprintable() else None)
-        from tvdb.redaction import has_key
-
-        if why is None and has_key(value):  # it would be stored in run rows and cassette file names
-            why = "something shaped like an API key"
         if why is not None:
             raise ValueError(f"{value!r} contains {why}, and the name becomes the cassette file "
                              "cassettes/<name>.yaml: use a plain file name (letters, digits, '-', '_', '.', "
