@@ -11,6 +11,7 @@ from tvdb.db import open_db
 from tvdb.domain import JobState
 from tvdb.errors import RunNotFound
 from tvdb.pipeline.jobs import TRANSITIONS, IllegalTransition, JobStore
+from tvdb.storage import Database
 
 
 @pytest.fixture
@@ -56,3 +57,28 @@ def test_final_states_have_no_exits() -> None:
 def test_unknown_run(store: JobStore) -> None:
     with pytest.raises(RunNotFound):
         store.run("nope")
+
+
+def test_select_reads_rows_as_query_does_without_a_savepoint(any_db: Database) -> None:
+    """`Database.select` (the job reads of every transition) gives the rows `query` gives, on both
+    engines; on SQLite it sends the SELECT alone, not sqlite-utils' SAVEPOINT/RELEASE pair."""
+    from tvdb.storage import transaction
+
+    with transaction(any_db):
+        any_db.execute("INSERT INTO events (ts, run_id, job_id, correlation_id, from_state, to_state, detail) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)", ["2026-12-03T00:00:00.000000Z", "r1", "j1", "c1", None,
+                                                       "pending", "first"])
+    sql = "SELECT run_id, job_id, to_state, detail FROM events WHERE run_id = ? ORDER BY id"
+    expected = [{"run_id": "r1", "job_id": "j1", "to_state": "pending", "detail": "first"}]
+    assert list(any_db.query(sql, ["r1"])) == expected
+    assert any_db.select(sql, ["r1"]) == expected
+    assert any_db.select(sql, ["no such run"]) == []
+    if any_db.engine == "sqlite":
+        sent: list[str] = []
+        conn = any_db.conn  # type: ignore[attr-defined]
+        conn.set_trace_callback(sent.append)
+        try:
+            any_db.select(sql, ["r1"])
+        finally:
+            conn.set_trace_callback(None)
+        assert [s.split()[0] for s in sent] == ["SELECT"]

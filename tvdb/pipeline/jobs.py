@@ -143,7 +143,7 @@ class JobStore:
 
     def jobs(self, run_id: str) -> list[Job]:
         return [Job.from_row(r) for r in
-                self.db.query("SELECT * FROM jobs WHERE run_id = ? ORDER BY ordinal", [run_id])]
+                self.db.select("SELECT * FROM jobs WHERE run_id = ? ORDER BY ordinal", [run_id])]
 
     def jobs_by_id(self, job_ids: Sequence[str]) -> list[Job]:
         """The jobs of `job_ids`, in run then ordinal order."""
@@ -151,11 +151,11 @@ class JobStore:
         for i in range(0, len(job_ids), 500):  # well under SQLite's limit of bound parameters
             part = list(job_ids[i:i + 500])
             marks = ", ".join("?" for _ in part)
-            out += [Job.from_row(r) for r in self.db.query(f"SELECT * FROM jobs WHERE job_id IN ({marks})", part)]
+            out += [Job.from_row(r) for r in self.db.select(f"SELECT * FROM jobs WHERE job_id IN ({marks})", part)]
         return sorted(out, key=lambda j: (j.run_id, j.ordinal))
 
     def job(self, job_id: str) -> Job:
-        rows = list(self.db.query("SELECT * FROM jobs WHERE job_id = ?", [job_id]))
+        rows = self.db.select("SELECT * FROM jobs WHERE job_id = ?", [job_id])
         return Job.from_row(rows[0])
 
     def transition(self, job: Job, to: JobState, *, detail: str | None = None, **fields: Any) -> Job:
@@ -164,7 +164,7 @@ class JobStore:
         with transaction(self.db):
             # the row as it is under the write lock, so the job returned is the stored one without
             # reading it again (a second read per transition was a tenth of a small document's time)
-            row = next(iter(self.db.query("SELECT * FROM jobs WHERE job_id = ?", [job.job_id])))
+            row = self.db.select("SELECT * FROM jobs WHERE job_id = ?", [job.job_id])[0]
             current = JobState(row["state"])
             if to not in TRANSITIONS[current]:
                 raise IllegalTransition(f"job {job.job_id}: {current} → {to} is not allowed")

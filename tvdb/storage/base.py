@@ -71,6 +71,12 @@ class Database(Protocol):
         """Run one SELECT; rows as dicts keyed by column name."""
         ...
 
+    def select(self, sql: str, params: Params = (), /) -> list[dict[str, Any]]:
+        """Run one read-only SELECT; its rows as dicts keyed by column name, like `query` but
+        for the hot paths (a job's row at every transition): sqlite-utils' `query` brackets each
+        statement in a SAVEPOINT/RELEASE pair in case it writes, two more statements per read."""
+        ...
+
     def transaction(self) -> AbstractContextManager[Any]:
         """One transaction around the block: committed at its end, rolled back if it raises. Nested
         use joins the outer transaction. A full disk or a lost connection raises StorageError."""

@@ -205,6 +205,10 @@ class PgDatabase:
         names = self._local.names
         return iter([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
 
+    def select(self, sql: str, params: Sequence[Any] = (), /) -> list[dict[str, Any]]:
+        """`query` as a list (no savepoint here to spare: psycopg runs the statement as it is)."""
+        return list(self.query(sql, params))
+
     def lock_budget_window(self) -> None:
         """Inside a transaction: `pg_advisory_xact_lock` on the ledger's one budget key, held until
         COMMIT/ROLLBACK (the server also drops it when the client dies or the connection is lost)."""

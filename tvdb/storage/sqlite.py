@@ -56,6 +56,11 @@ class SqliteDatabase(sqlite_utils.Database):
     def executemany(self, sql: str, rows: Iterable[Params], /) -> sqlite3.Cursor:
         return self.conn.executemany(sql, rows)
 
+    def select(self, sql: str, params: Params = (), /) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     def transaction(self) -> Any:
         return transaction(self)
 
