@@ -61,6 +61,38 @@ async def test_parses_run_concurrently_off_the_event_loop(documents_dir: Path) -
     assert "Привет, мир" in results[1].document.text
 
 
+async def test_small_text_is_parsed_on_the_calling_thread_and_the_rest_on_a_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A text or Markdown document up to INLINE_TEXT_BYTES skips the hop to a worker thread (the
+    hop cost more than the parse under GIL contention); a larger one, or any other type, takes it."""
+    from tvdb.services.local import parser as parser_module
+
+    hops: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting_to_thread(func, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(args[1])  # parse_document(data, filename, media_type)
+        return await real_to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(parser_module.asyncio, "to_thread", counting_to_thread)
+    small = b"# Title\n\n" + b"word " * 1000
+    big = b"word " * (parser_module.INLINE_TEXT_BYTES // 5 + 1)
+    parser = LocalParser()
+    inline_md = await parser.parse(ParseRequest(small, "small.md", MARKDOWN, "fast"))
+    inline_txt = await parser.parse(ParseRequest(small, "small.txt", f"{PLAIN}; charset=utf-8", "fast"))
+    worker_txt = await parser.parse(ParseRequest(big, "big.txt", PLAIN, "fast"))
+    worker_html = await parser.parse(ParseRequest(b"<html><body><p>hello there</p></body></html>",
+                                                  "page.html", HTML, "fast"))
+    assert hops == ["big.txt", "page.html"]
+    assert inline_md.pages_billed == inline_txt.pages_billed == worker_txt.pages_billed == 1
+    assert inline_md.document.text.startswith("# Title") and "word word" in inline_txt.document.text
+    assert len(big) == parser_module.INLINE_TEXT_BYTES + 1 and "hello there" in worker_html.document.text
+    with pytest.raises(DocumentError) as info:  # the inline path fails a document the same way
+        await parser.parse(ParseRequest(b"\n \n", "blank.md", MARKDOWN, "fast"))
+    assert info.value.code is ErrorCode.NO_TEXT and hops == ["big.txt", "page.html"]
+
+
 async def test_parse_errors_are_document_errors() -> None:
     with pytest.raises(DocumentError) as info:
         await LocalParser().parse(ParseRequest(b"\n \n", "blank.txt", PLAIN, "fast"))
