@@ -382,30 +382,3 @@ def test_a_long_document_is_cut_for_two_threads_where_the_tokens_stay_the_same()
     assert inexact is not None and cjk[inexact - 1] == "\n"
     chunks = chunk_pages([Page(1, cjk)], max_tokens=500, overlap_tokens=50)
     assert all(c.token_count == count(c.text) <= 500 for c in chunks)
-
-
-@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
-def test_vocab_tables_built_in_blocks_equal_the_token_by_token_tables(
-    encoding: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The tables come from one tiktoken call per block of ids; a block with a hole in the id space
-    (cl100k_base has one at 100256, before its special tokens) is decoded token by token. A block of
-    one id is the plain per-token construction, so both must give the same arrays."""
-    import numpy as np
-
-    from tvdb.pipeline import chunk
-
-    chunk._vocab_tables.cache_clear()
-    n_chars, continues = chunk._vocab_tables(encoding)
-    chunk._vocab_tables.cache_clear()
-    monkeypatch.setattr(chunk, "_DECODE_BLOCK", 1)
-    try:
-        plain_chars, plain_continues = chunk._vocab_tables(encoding)
-    finally:
-        chunk._vocab_tables.cache_clear()
-    assert len(n_chars) == get_encoding(encoding).n_vocab
-    assert np.array_equal(n_chars, plain_chars) and np.array_equal(continues, plain_continues)
-    # spot checks: "é" (2 bytes, one character) and a token that is a continuation byte alone
-    e_acute = get_encoding(encoding).encode_ordinary("é")
-    assert [int(n_chars[t]) for t in e_acute] == ([1] if len(e_acute) == 1 else [1, 0])
-    assert int(continues.sum()) > 0

@@ -50,7 +50,6 @@ _SPLIT_AT_WORD_SPACE = frozenset({"cl100k_base"})
 # Matches the letter before such a space: a match's end is the boundary (the space's offset).
 _WORD_SPACE = re.compile(r"[A-Za-z](?= [A-Za-z])")
 _TAIL_SCAN = 64  # characters searched back from a window's end for its last boundary, first
-_DECODE_BLOCK = 4096  # token ids decoded per tiktoken call when building the vocabulary tables
 
 
 def chunk_pages(
@@ -124,10 +123,6 @@ class _Windows:
     ) -> None:
         self.text, self.enc, self.pool = text, enc, pool
         self.boundaries, self.char_at = boundaries, char_at
-        # the same as lists, for the per-window scalar reads: bisect and list indexing cost a tenth
-        # of numpy's scalar searchsorted and item access (~20k windows per 6M tokens)
-        self.bounds: list[int] = boundaries.tolist()
-        self.chars: list[int] = char_at.tolist()
         self.max_tokens, self.overlap = max_tokens, overlap
         self.last = len(boundaries) - 1  # the boundary at len(tokens)
         self.split = split  # the encoding always splits at a space between ASCII letters (`_counts`)
@@ -152,7 +147,7 @@ class _Windows:
                 if end == pos:
                     raise ConfigError(
                         f"chunking.max_tokens={self.max_tokens} cannot hold the character at offset "
-                        f"{self.chars[pos]} (it alone takes more tokens); use a larger max_tokens"
+                        f"{int(self.char_at[pos])} (it alone takes more tokens); use a larger max_tokens"
                     )
                 shrunk = count > self.max_tokens
                 if shrunk:
@@ -169,10 +164,12 @@ class _Windows:
                 block = min(2 * block, _BLOCK)  # all planned windows fit: plan further ahead
 
     def _end(self, pos: int) -> int:
-        return bisect.bisect_right(self.bounds, self.bounds[pos] + self.max_tokens) - 1
+        limit = int(self.boundaries[pos]) + self.max_tokens
+        return int(np.searchsorted(self.boundaries, limit, side="right")) - 1
 
     def _next(self, pos: int, end: int) -> int:
-        nxt = bisect.bisect_right(self.bounds, self.bounds[end] - self.overlap) - 1
+        target = int(self.boundaries[end]) - self.overlap
+        nxt = int(np.searchsorted(self.boundaries, target, side="right")) - 1
         return nxt if nxt > pos else pos + 1
 
     def _cut(self, pos: int, end: int) -> tuple[str, int]:
@@ -181,8 +178,8 @@ class _Windows:
         The text is not stripped: the exact window text re-counts to the window's own token count
         almost always, whereas stripping a leading space (" Returns" → "Returns") often changes it.
         """
-        start = self.chars[pos]
-        text = self.text[start : self.chars[end]]
+        start = int(self.char_at[pos])
+        text = self.text[start : int(self.char_at[end])]
         return ("" if text.isspace() else text), start
 
     def _shrink(self, pos: int, end: int) -> tuple[int, str, int, int]:
@@ -191,7 +188,7 @@ class _Windows:
             if end == pos:
                 raise ConfigError(
                     f"chunking.max_tokens={self.max_tokens} is too small for the text at offset "
-                    f"{self.chars[pos]}"
+                    f"{int(self.char_at[pos])}"
                 )
             chunk_text, start = self._cut(pos, end)
             count = self._count([chunk_text])[0]
@@ -212,7 +209,7 @@ class _Windows:
         for i, ((chunk_text, start), (_, end)) in enumerate(zip(cuts, planned, strict=True)):
             if not chunk_text:
                 continue
-            stop = self.chars[end]
+            stop = int(self.char_at[end])
             q1 = _first_word_space(self.text, start, stop) if self.split else None
             q2 = _last_word_space(self.text, q1, stop) if q1 is not None else None
             if q1 is None or q2 is None or (self.inexact is not None and q1 <= self.inexact <= q2):
@@ -222,16 +219,15 @@ class _Windows:
         if found:
             edges = np.array([[q1, q2] for _, _, q1, q2 in found], dtype=np.int64)
             at = np.minimum(np.searchsorted(self.char_at, edges), len(self.char_at) - 1)
-            # both edges are token boundaries in context (always, for a split)
-            exact: list[bool] = (self.char_at[at] == edges).all(axis=1).tolist()
-            inside: list[int] = (self.boundaries[at[:, 1]] - self.boundaries[at[:, 0]]).tolist()
+            exact = self.char_at[at] == edges  # both are token boundaries in context (always, for a split)
+            inside = self.boundaries[at[:, 1]] - self.boundaries[at[:, 0]]
             encode = self.enc.encode_ordinary
-            for (i, start, q1, q2), fits, middle in zip(found, exact, inside, strict=True):
-                if not fits:
+            for k, (i, start, q1, q2) in enumerate(found):
+                if not exact[k].all():
                     whole.append(i)
                     continue
                 stop = start + len(cuts[i][0])
-                counts[i] = len(encode(self.text[start:q1])) + middle + len(encode(self.text[q2:stop]))
+                counts[i] = len(encode(self.text[start:q1])) + int(inside[k]) + len(encode(self.text[q2:stop]))
         for i, n in zip(whole, self._count([cuts[i][0] for i in whole]), strict=True):
             counts[i] = n
         return counts
@@ -364,12 +360,11 @@ def _vocab_tables(encoding: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.
     a character begun by the previous token. Built once per process (~0.1 s), read-only after."""
     enc = get_encoding(encoding)
     pieces: list[bytes] = []
-    for first in range(0, enc.n_vocab, _DECODE_BLOCK):
-        ids = list(range(first, min(first + _DECODE_BLOCK, enc.n_vocab)))
-        try:  # one call per block: 100k single-token calls were ~0.25 s of every run's start
-            pieces.extend(enc.decode_tokens_bytes(ids))
-        except KeyError:  # a hole in the id space in this block: the block token by token
-            pieces.extend(_token_bytes(enc, token) for token in ids)
+    for token in range(enc.n_vocab):
+        try:
+            pieces.append(enc.decode_single_token_bytes(token))
+        except KeyError:  # holes in the id space (special tokens never come from encode_ordinary)
+            pieces.append(b"")
     lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
     ends = np.cumsum(lengths)
     starts = ends - lengths
@@ -383,10 +378,3 @@ def _vocab_tables(encoding: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.
     n_chars.flags.writeable = False
     continues.flags.writeable = False
     return n_chars, continues
-
-
-def _token_bytes(enc: tiktoken.Encoding, token: int) -> bytes:
-    try:
-        return enc.decode_single_token_bytes(token)
-    except KeyError:  # a hole in the id space (special tokens never come from encode_ordinary)
-        return b""
