@@ -35,6 +35,28 @@ def test_happy_path_writes_an_event_per_transition(store: JobStore) -> None:
                for e in store.db.query("SELECT correlation_id FROM events"))
 
 
+def test_a_transition_carries_its_stage_time_in_the_same_update(store: JobStore) -> None:
+    """`stage_time=` adds to the job's stage_ms and its `job_stages` row as `add_stage_time` does,
+    without the extra read and write: the statements sent are the job read, one UPDATE, the event
+    and the job_stages upsert."""
+    (job,) = store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={},
+                              documents=["/a.txt"])
+    store.add_stage_time(job, "upload", 1.5)
+    sent: list[str] = []
+    conn = store.db.conn  # type: ignore[attr-defined]
+    conn.set_trace_callback(sent.append)
+    try:
+        job = store.transition(job, JobState.UPLOADED, stage_time=("upload", 2.25))
+    finally:
+        conn.set_trace_callback(None)
+    assert [s.split()[0] for s in sent] == ["BEGIN", "SELECT", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+    assert job.stage_ms == {"upload": 3.75} and store.job(job.job_id).stage_ms == {"upload": 3.75}
+    job = store.transition(job, JobState.PARSING, stage_time=("parse", 7.0))
+    assert job.stage_ms == {"upload": 3.75, "parse": 7.0} == store.job(job.job_id).stage_ms
+    assert store.db.execute("SELECT stage, ms, run_id, correlation_id FROM job_stages ORDER BY stage").fetchall() == [
+        ("parse", 7.0, "r1", job.correlation_id), ("upload", 3.75, "r1", job.correlation_id)]
+
+
 def test_illegal_transitions_raise_and_change_nothing(store: JobStore) -> None:
     (job,) = store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={},
                               documents=["/a.txt"])

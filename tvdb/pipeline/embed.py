@@ -150,8 +150,8 @@ class EmbedQueue:
                 if job_id in self.failed:
                     out.append(fail(ctx, ctx.jobs.job(job_id), self.failed.pop(job_id)))
                     continue
-                ctx.jobs.add_stage_time(job, Stage.EMBED, (ctx.clock.monotonic() - self.started.pop(job_id)) * 1000)
-                out.append(ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDED)))
+                ms = (ctx.clock.monotonic() - self.started.pop(job_id)) * 1000
+                out.append(ctx.changed(ctx.jobs.transition(job, JobState.EMBEDDED, stage_time=(Stage.EMBED, ms))))
         return out
 
     async def split_spaces(self, job_ids: Sequence[str]) -> None:

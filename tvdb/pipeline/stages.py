@@ -120,13 +120,10 @@ def record_upload(ctx: PipelineContext, job: Job, stored: Stored | TvdbError) ->
     if isinstance(stored, TvdbError):
         return fail(ctx, job, stored)
     skey = ctx.reuse_key()
-    with transaction(ctx.db):  # the transition and its stage time in one commit (joined by the window's)
-        job = ctx.jobs.transition(
-            job, JobState.UPLOADED, sha256=stored.key, size_bytes=stored.size_bytes, media_type=stored.media_type,
-            object_key=stored.key, settings_key=skey,
-        )
-        ctx.jobs.add_stage_time(job, Stage.UPLOAD, stored.ms)
-    job = ctx.changed(job)
+    job = ctx.changed(ctx.jobs.transition(
+        job, JobState.UPLOADED, sha256=stored.key, size_bytes=stored.size_bytes, media_type=stored.media_type,
+        object_key=stored.key, settings_key=skey, stage_time=(Stage.UPLOAD, stored.ms),
+    ))
     earlier = ctx.jobs.find_reusable(stored.key, skey, exclude_run=ctx.run_id) if ctx.reuse else None
     if earlier is not None:
         job = ctx.changed(ctx.jobs.transition(
@@ -215,11 +212,11 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
         from tvdb.pipeline.store import insert_pages
 
         insert_pages(ctx.db, job.job_id, [(p.number, p.text) for p in pages])
-        parsed = ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail,
-                                     warnings_json=json.dumps(warnings) if warnings else None)
-        # in the same commit as the pages: a commit per document less (the commit itself is not timed)
-        ctx.jobs.add_stage_time(parsed, Stage.PARSE, (ctx.clock.monotonic() - start) * 1000)
-        return parsed
+        # the stage time in the same commit as the pages (a commit per document less; the commit
+        # itself is not timed)
+        return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail,
+                                   warnings_json=json.dumps(warnings) if warnings else None,
+                                   stage_time=(Stage.PARSE, (ctx.clock.monotonic() - start) * 1000))
 
     return ctx.changed(done.commit_with(ctx.db, ctx.caller.budget, store))
 
@@ -249,8 +246,8 @@ def store_chunks(ctx: PipelineContext, job: Job, chunks: list[Chunk], started: f
     with transaction(ctx.db):
         insert_chunks(ctx.db, job.job_id, chunks)
         job = ctx.jobs.transition(job, JobState.CHUNKED, chunks=len(chunks),
-                                  tokens=sum(c.token_count for c in chunks))
-    ctx.jobs.add_stage_time(job, Stage.CHUNK, (ctx.clock.monotonic() - started) * 1000)
+                                  tokens=sum(c.token_count for c in chunks),
+                                  stage_time=(Stage.CHUNK, (ctx.clock.monotonic() - started) * 1000))
     return ctx.changed(job)
 
 
@@ -279,10 +276,10 @@ def validate_and_store(ctx: PipelineContext, job: Job, spaces: Mapping[Embedding
             raise VectorValidationError(f"vectors have dimension {wrong[0]}, expected {dims}")
     except VectorValidationError as exc:
         return fail(ctx, job, exc)
-    ctx.jobs.add_stage_time(job, Stage.VALIDATE, (ctx.clock.monotonic() - start) * 1000)
-    start = ctx.clock.monotonic()
+    checked = ctx.clock.monotonic()
     with transaction(ctx.db):
-        job = ctx.jobs.transition(job, JobState.STORED, detail=f"{stored} vectors stored")
-        job = ctx.jobs.transition(job, JobState.COMPLETE)
-    ctx.jobs.add_stage_time(job, Stage.STORE, (ctx.clock.monotonic() - start) * 1000)
-    return ctx.changed(ctx.jobs.job(job.job_id))
+        job = ctx.jobs.transition(job, JobState.STORED, detail=f"{stored} vectors stored",
+                                  stage_time=(Stage.VALIDATE, (checked - start) * 1000))
+        job = ctx.jobs.transition(job, JobState.COMPLETE,
+                                  stage_time=(Stage.STORE, (ctx.clock.monotonic() - checked) * 1000))
+    return ctx.changed(job)

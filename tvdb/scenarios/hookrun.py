@@ -132,7 +132,7 @@ async def _one(ctx: PipelineContext, hook: Hook, job: Job, session: HookSession,
     ctx.changed(ctx.jobs.transition(job, JobState.COMPLETE, detail=f"{hook.spec} returned", **_used(ctx, job)))
 
 
-def _used(ctx: PipelineContext, job: Job) -> dict[str, int]:
+def _used(ctx: PipelineContext, job: Job) -> dict[str, Any]:
     """The pages parsed and tokens embedded by the document's requests, for the job's columns."""
     from tvdb.ledger.usage import usage_by_correlation
 
