@@ -95,3 +95,20 @@ def test_nth_faults_hit_the_same_documents_every_time(tmp_path: Path) -> None:
         result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
         failed = sorted(Path(d.path).name for d in result.documents if d.status == "failed")
         assert failed == ["d2.txt", "d5.txt"], attempt
+
+
+def test_backoff_jitter_is_the_same_in_every_run_of_a_scenario(tmp_path: Path) -> None:
+    """Retries without a retry-after back off with jitter; two runs of one scenario sleep alike."""
+    faults = ("faults:\n  - {service: openai, kind: status, status: 503, nth: [1, 2]}\n"
+              "  - {service: llamaparse, kind: status, status: 500, nth: 1}\n")
+    sleeps = []
+    for attempt in ("first", "second"):
+        run_dir = tmp_path / attempt
+        run_dir.mkdir()
+        result, clock, db = _run(run_dir, faults)
+        assert result.exit_code == 0
+        assert [a for a, _, _ in _attempts(db, "embed")] == [1, 2, 3]
+        sleeps.append(clock.sleeps)
+    assert len(sleeps[0]) == 3  # one parse retry, two embed retries
+    assert sleeps[0] == sleeps[1]
+    assert len(set(sleeps[0])) == 3  # still jittered

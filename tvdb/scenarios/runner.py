@@ -110,7 +110,8 @@ def _context(settings: Settings, db: Database, clock: Clock, run_id: str, scenar
               else load_or_create_secret(settings.data_dir))
     faults = build_faults(scenario.faults)
     caller = ServiceCaller(db=db, prices=PriceTable.load(settings.prices), clock=clock,
-                           retry=build_retry(settings, clock), budget=build_budget(db, settings, clock))
+                           retry=build_retry(settings, clock, seed=scenario.name),
+                           budget=build_budget(db, settings, clock))
     return PipelineContext(
         settings=settings, db=db, clock=clock, jobs=JobStore(db, clock),
         objects=ObjectStore(settings.object_store_dir, secret, clock),

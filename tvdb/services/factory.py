@@ -28,11 +28,11 @@ PROBES: dict[Role, Callable[[Settings, str, Clock, AsyncBaseTransport | None], P
 }
 
 
-def build_retry(settings: Settings, clock: Clock) -> RetryPolicy:
-    """The one retry policy (tenacity), sleeping on the run's clock."""
+def build_retry(settings: Settings, clock: Clock, *, seed: str = "") -> RetryPolicy:
+    """The one retry policy (tenacity), sleeping on the run's clock; its jitter is seeded with `seed`."""
     from tvdb.services.retry import ServiceRetryPolicy
 
-    return ServiceRetryPolicy(settings.retry, sleep=clock.sleep)
+    return ServiceRetryPolicy(settings.retry, sleep=clock.sleep, seed=seed)
 
 
 def budget_settings(settings: Settings) -> BudgetSettings:

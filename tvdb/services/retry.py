@@ -7,6 +7,7 @@
   is more than `max_retry_after_s` it gives up at once, as the OpenAI SDK does past 120 s.
 - Otherwise exponential backoff with jitter, the SDK's own formula (contracts.md §1.7):
   `min(initial · 2^(n-1), max) · (1 − 0.25·U[0,1))` before retry n.
+  U comes from an RNG seeded per run (the scenario's name), so retries keep a scenario reproducible.
 - At most `max_attempts` attempts; the last error is re-raised unchanged.
 
 The SDKs' own retries are off (`max_retries=0`), so every attempt reaches `ServiceCaller`, which
@@ -58,7 +59,9 @@ def _retryable(exc: BaseException) -> bool:
 class ServiceRetryPolicy:
     """Implements `tvdb.services.calls.RetryPolicy` from `RetrySettings`.
 
-    `sleep` is injected (tests pass `FakeClock.sleep`); `rng` makes the jitter reproducible.
+    `sleep` is injected (tests pass `FakeClock.sleep`); `rng` replaces the jitter's source. Without
+    it the jitter is drawn from an RNG seeded with `seed` (a run passes its scenario's name), so two
+    runs of a scenario back off alike and its faults stay deterministic once retries happen.
     """
 
     def __init__(
@@ -67,10 +70,11 @@ class ServiceRetryPolicy:
         *,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        seed: str = "",
     ) -> None:
         self.settings = settings or RetrySettings()
         self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random(f"tvdb-retry:{seed}")
 
     def backoff(self, retry_number: int) -> float:
         """Seconds to wait before retry `retry_number` (1-based) when the service gave no retry-after."""
