@@ -76,3 +76,27 @@ def test_an_up_to_date_database_opens_and_reads_while_another_process_holds_the_
         with transaction(db):
             db.conn.execute("INSERT INTO runs (run_id) VALUES ('x')")
     holder.execute("ROLLBACK")
+
+
+def test_a_paid_call_that_meets_a_held_lock_logs_the_lock_not_a_full_disk(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import datetime as dt
+
+    from tvdb.domain import Implementation
+    from tvdb.ledger.guard import NoBudget
+    from tvdb.ledger.usage import Pricing, UsageRow
+    from tvdb.services.calls import Completed
+
+    db = open_db(tmp_path / "t.db")
+    db.conn.execute("PRAGMA busy_timeout = 50")
+    row = UsageRow(ts=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), run_id="r", stage="embed", service="openai",
+                   implementation=Implementation.REAL, model="text-embedding-3-small", units=10, unit="tokens",
+                   pricing=Pricing(200, 200, None))
+    holder = _hold_lock(tmp_path / "t.db")
+    with pytest.raises(StorageError, match="write lock"):
+        Completed("vectors", row, None).commit_with(
+            db, NoBudget(), lambda: db.conn.execute("INSERT INTO runs (run_id) VALUES ('x')"))
+    holder.execute("ROLLBACK")
+    assert [r.getMessage() for r in caplog.records if r.name == "tvdb.services.calls"] == [
+        "could not store the openai call's usage: another process has held the database's write lock for "
+        "over 30 s (SQLITE_BUSY); it is held by its reservation"]

@@ -70,9 +70,10 @@ class Completed(Generic[T]):
     def commit_with(self, db: Database, budget: BudgetGuard, store: Callable[[], R]) -> R:
         """`store()` the call's results and commit the usage row with them, in one transaction.
 
-        If the disk is full (StorageError), the paid call's usage row and settlement are still
-        written on their own if that small write fits, before the error goes on; if even that
-        fails, the reservation stays active and is counted as assumed spend once this process ends.
+        If the database cannot take the write (StorageError: a full disk, a write lock held too
+        long…), the paid call's usage row and settlement are still written on their own if that
+        small write gets through, before the error goes on; if even that fails, the reservation
+        stays active and is counted as assumed spend once this process ends.
         """
         try:
             with transaction(db):
@@ -82,8 +83,10 @@ class Completed(Generic[T]):
         except StorageError:
             try:
                 self.commit(db, budget)
-            except StorageError:
-                log.warning("the disk is full: %s call's usage is held by its reservation", self.row.service)
+            except StorageError as exc:
+                # say what went wrong (exc.reason): a lock timeout is not a full disk
+                log.warning("could not store the %s call's usage: %s; it is held by its reservation",
+                            self.row.service, exc.reason)
             raise
 
 
