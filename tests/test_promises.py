@@ -130,7 +130,10 @@ def test_estimate_refuses_what_the_run_refuses(tmp_path: Path) -> None:
     run = tvdb(["run", str(QUICKSTART), "--json"], tmp_path, **env)
     est = tvdb(["run", str(QUICKSTART), "--json", "--estimate"], tmp_path, **env)
     assert run.returncode == est.returncode == 2, (run.stdout, est.stdout)
-    assert json.loads(run.stdout)["error"]["message"] == json.loads(est.stdout)["error"]["message"]
+    message = json.loads(run.stdout)["error"]["message"]
+    assert message == json.loads(est.stdout)["error"]["message"]
+    # the error names the variable, where it points and the fix
+    assert f"(TIKTOKEN_CACHE_DIR is {tmp_path / 'empty-cache'}), e.g. export TIKTOKEN_CACHE_DIR=" in message
     # a forecast needs no key: the run refuses for want of one, the estimate still forecasts
     keyless = tvdb(["run", str(QUICKSTART), "--json", "--estimate"], tmp_path, TVDB_MODE="real",
                    TVDB_SERVICES_PARSER="mock")
@@ -149,3 +152,26 @@ def test_expectations_name_documents_with_dotdot_paths_as_written(tmp_path: Path
     assert done.returncode == 0, done.stdout + done.stderr
     labels = [e["description"] for e in json.loads(done.stdout)["expectations"]]
     assert any(label.startswith("../docs/invalid.pdf") for label in labels), labels
+
+
+def _quickstart_then(readme_line: str, then: str, cwd: Path) -> list[str]:
+    """Run README line 5 without its venv/pip setup, then `then`, in one bash with `tvdb` stubbed to print
+    the TIKTOKEN_CACHE_DIR it sees: what a user pasting the quickstart's commands into a shell gets."""
+    import os
+    import subprocess
+
+    steps = [s for s in readme_line.split(" && ") if not s.startswith(("python3 -m venv", ". .venv", "pip install"))]
+    stub = 'tvdb() { printf "%s\\n" "${TIKTOKEN_CACHE_DIR-unset}"; }'
+    env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
+    done = subprocess.run(["bash", "-c", f"{stub}\n{' && '.join(steps)}\n{then}"], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=True, timeout=30)
+    return done.stdout.splitlines()
+
+
+def test_the_quickstart_keeps_the_tokenizer_cache_for_the_commands_after_it(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").splitlines()
+    assert readme[4].startswith("python3 -m venv .venv && . .venv/bin/activate && pip install -e . && ")
+    assert readme[4].endswith(" tvdb run scenarios/quickstart.yaml")  # CI: bash -c "$(sed -n 5p README.md)"
+    assert "tvdb run scenarios/quickstart.yaml --json > result.json" in "\n".join(readme)
+    cache = f"{tmp_path}/../shared/tiktoken_cache"
+    assert _quickstart_then(readme[4], "tvdb run scenarios/quickstart.yaml --json", tmp_path) == [cache, cache]
