@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,26 @@ def test_runs_show_per_document_stages_and_event_timeline(cli: Cli, history: His
     assert "parsing → parsed" in out
     assert "getting-started.md · complete · 1 page, " in out and "1 pages" not in out  # singular for one
 
+
+
+def test_runs_show_counts_in_english_and_takes_no_progress_as_every_command_does(cli: Cli, history: History) -> None:
+    code, out, err = cli("runs", "show", history.ids[0], "--no-progress")  # R1: one chunk per document
+    assert code == 0, err
+    assert out.count("  embedded → stored  1 vector stored\n") == 4 and "1 vectors" not in out
+    assert " · 4 documents (4 complete, 0 failed, 0 reused) · " in out and " · 6 calls, 0 errors, 0 retries\n" in out
+    assert out.endswith("\n1 call served no single document (retrieval queries).\n")
+    code, out, err = cli("runs", "show", history.ids[1])  # R2: 64-token chunks, several per document
+    assert code == 0 and re.search(r"  embedded → stored  [2-9] vectors stored\n", out), err
+    for args in (("runs", "--no-progress"), ("runs", "list", "--no-progress"), ("cost", "report", "--no-progress"),
+                 ("runs", "compare", history.ids[2], history.ids[3], "--progress")):
+        assert cli(*args)[0] == 0, args
+
+
+def test_counts_read_as_english() -> None:
+    from tvdb.words import counted
+
+    assert [counted(0, "vector"), counted(1, "vector"), counted(2, "vector")] == ["0 vectors", "1 vector", "2 vectors"]
+    assert [counted(1, "retry", "retries"), counted(3, "retry", "retries")] == ["1 retry", "3 retries"]
 
 def test_compare_same_space_per_chunk_cosine_is_one_for_reused_documents(cli: Cli, history: History) -> None:
     c = _json(cli, "runs", "compare", history.ids[2], history.ids[3], "--json")

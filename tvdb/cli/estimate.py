@@ -9,6 +9,7 @@ from rich.text import Text
 
 from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, make_console, print_table
 from tvdb.money import format_usd
+from tvdb.words import counted
 
 if TYPE_CHECKING:
     from tvdb.config import Settings
@@ -51,7 +52,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     total = "unknown" if unknown else format_usd(sum(by_stage.values()) / 1e9)
     console.print(
         f"The run would send {est.requests['parse']} parse and {est.requests['embed']} embedding requests "
-        f"({modes}), worth {total} at live prices (parse {usd('parse')} for {est.parse_pages} pages = "
+        f"({modes}), worth {total} at live prices (parse {usd('parse')} for {counted(est.parse_pages, 'page')} = "
         f"{est.parse_credits} LlamaParse credits at tier {est.parse_tier}, embed {usd('embed')}); "
         f"real spend {format_usd(est.forecast.total_usd)}.", markup=False,
     )

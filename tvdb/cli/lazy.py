@@ -61,7 +61,31 @@ def module_commands(module_name: str, rich_markup_mode: Any = None) -> dict[str,
     for name, command in commands.items():
         if name in BY_NAME:
             command.short_help = BY_NAME[name].short_help
+        accept_no_progress(command)
     return commands
+
+
+def accept_no_progress(command: Any) -> None:
+    """Give `command` (and its subcommands) without a progress display a hidden `--progress/--no-progress`
+    that does nothing: CI scripts pass `--no-progress` to every command, and one that shows no progress
+    must not refuse it."""
+    for sub in getattr(command, "commands", {}).values():
+        accept_no_progress(sub)
+    if not any("--no-progress" in param.secondary_opts for param in command.params):
+        command.params.append(_ignored_progress_option())
+
+
+def _ignored_progress_option() -> Any:
+    """The option as Typer builds it (its click class differs between Typer versions), not passed on."""
+    template = typer.Typer()
+
+    @template.command()
+    def _(progress: bool = typer.Option(True, "--progress/--no-progress", hidden=True,
+                                        help="No effect: this command shows no progress.")) -> None: ...
+
+    option = typer.main.get_command(template).params[0]
+    option.expose_value = False
+    return option
 
 
 def defined_commands(module_name: str, rich_markup_mode: Any = None) -> dict[str, Command]:

@@ -29,6 +29,7 @@ from tvdb.domain import JobState, Stage
 from tvdb.money import format_usd
 from tvdb.pipeline.jobs import Job
 from tvdb.scenarios.results import RunResult, UsageSummary
+from tvdb.words import counted
 
 STAGES = tuple(s.value for s in Stage)
 # how many of the stages a job in this state has finished
@@ -239,8 +240,9 @@ def spent_line(u: UsageSummary) -> str:
              if queries or u.reused_documents else "")  # the figure max_cost_usd's detail names for this run
     reused = (f" · {u.reused_documents} reused document(s) made no calls (their first ingestion: "
               f"{format_usd(u.reused_would_cost_usd)}, counted by max_cost_usd)" if u.reused_documents else "")
+    unpriced = f" ({counted(u.unpriced_calls, 'call')} without a known price)" if u.unpriced_calls else ""
     return (f"Spent {format_usd(u.cost_usd)} · the real services would have charged {format_usd(u.would_cost_usd)}"
-            + split + (f" ({u.unpriced_calls} calls without a known price)" if u.unpriced_calls else "") + reused)
+            + split + unpriced + reused)
 
 
 def tape_line(tape: Mapping[str, Any]) -> str:
@@ -252,11 +254,11 @@ def tape_line(tape: Mapping[str, Any]) -> str:
     if "replayed_calls" in tape:
         done = tape["replayed_calls"]
         if not missed:
-            return f"Replayed {done} calls, avoided {format_usd(tape.get('avoided_usd'))} · from {where}"
+            return f"Replayed {counted(done, 'call')}, avoided {format_usd(tape.get('avoided_usd'))} · from {where}"
         return (f"Replayed {done} of {done + missed} calls, avoided {format_usd(tape.get('avoided_usd'))}; "
                 f"{missed} missed the cassette (see the failed documents) · from {where}")
-    line = (f"Recorded {tape.get('recorded_calls', 0)} calls worth {format_usd(tape.get('recorded_cost_usd'))} "
-            f"· to {where}")
+    line = (f"Recorded {counted(tape.get('recorded_calls', 0), 'call')} "
+            f"worth {format_usd(tape.get('recorded_cost_usd'))} · to {where}")
     line += f"; {missed} request(s) missed the cassette" if missed else ""
     return line + (f"; overwrote {where} (the cassette that was there)" if tape.get("overwrote") else "")
 

@@ -19,6 +19,7 @@ from tvdb.ledger.reports import Amount, CostReport, DayPoint, ReportRow, report_
 from tvdb.ledger.reprice import RepriceResult
 from tvdb.ledger.retention import PruneResult
 from tvdb.money import format_usd
+from tvdb.words import counted
 
 CSV_METRICS = (
     "calls",
@@ -152,7 +153,7 @@ def _unpriced_note(text: str, unknown: int) -> str:
 def _chart_title(points: tuple[DayPoint, ...], *, cut: bool) -> str:
     """What the chart shows, from the days it was given: a title that says 31 days over a 7-day
     report makes the reader look for bars that are not there."""
-    days = "1 day" if len(points) == 1 else f"{len(points)} days"
+    days = counted(len(points), "day")
     span = f"the last {days} of the period" if cut else days
     first, last = points[0].day.isoformat(), points[-1].day.isoformat()
     dates = first if first == last else f"{first} … {last}"

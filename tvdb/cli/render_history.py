@@ -16,6 +16,7 @@ from tvdb.history.metrics import StageMetrics
 from tvdb.history.store import RunSummary
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.money import format_usd as usd
+from tvdb.words import counted
 
 
 def ms(value: float | None) -> str:
@@ -93,16 +94,17 @@ def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.T
     plain = fmt is Format.PLAIN
     r = detail.summary
     console.print(data(f"Run {r.run_id} · scenario {r.scenario} · mode {r.mode} · {_status(r)}", "bold"))
-    console.print(f"Started {r.started_at} · duration {duration(r.duration_s)} · {r.documents} documents "
+    console.print(f"Started {r.started_at} · duration {duration(r.duration_s)} · {counted(r.documents, 'document')} "
                   f"({r.complete} complete, {r.failed} failed, {r.reused} reused) · spent {usd(r.spent_usd)} · "
-                  f"would cost {usd(r.would_cost_usd)} · {r.calls} calls, {r.errors} errors, {r.retries} retries")
+                  f"would cost {usd(r.would_cost_usd)} · {counted(r.calls, 'call')}, {counted(r.errors, 'error')}, "
+                  f"{counted(r.retries, 'retry', 'retries')}")
     print_table(console, stage_table(detail.stages), plain=plain)
     for d in detail.documents:
         doc = d.document
         state = doc.state + (f": {doc.error_code}" if doc.error_code else "") + (" (reused)" if doc.reused_from else "")
         console.print(Text.assemble("\n", data(Path(doc.path).name, "bold"),
-                                    f" · {state} · {_count(doc.pages, 'page')}, {_count(doc.chunks, 'chunk')},"
-                                    f" {_count(doc.tokens, 'token')} · "
+                                    f" · {state} · {counted(doc.pages, 'page')}, {counted(doc.chunks, 'chunk')},"
+                                    f" {counted(doc.tokens, 'token')} · "
                                     f"correlation {doc.correlation_id}"))
         if doc.error_message:
             console.print(Text.assemble("  ", ("✗", "red"), " ", data_lines(doc.error_message)))
@@ -114,7 +116,7 @@ def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.T
             move = f"{e.from_state or '∅'} → {e.to_state}" if e.from_state != e.to_state else f"({e.to_state})"
             console.print(Text.assemble(f"  {e.ts[11:23]}  {move}", ("  " + clean(e.detail)) if e.detail else ""))
     if detail.run_calls:
-        console.print(f"\n{len(detail.run_calls)} calls served no single document (retrieval queries).")
+        console.print(f"\n{counted(len(detail.run_calls), 'call')} served no single document (retrieval queries).")
 
 
 def change_pct(a: float | None, b: float | None) -> str:
@@ -217,6 +219,3 @@ def print_advice(console: Console, items: Sequence[Advice], fmt: Format = Format
     emit_table(console, TableData(cols, rows, title="Savings found in the ledger", values=values), fmt, json_obj=doc)
 
 
-def _count(n: int, noun: str) -> str:
-    """`1 page`, `3 pages`: a run detail reads as English."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

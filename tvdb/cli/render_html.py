@@ -10,6 +10,7 @@ from tvdb.cli.render_history import duration
 from tvdb.history.dashboard import Dashboard
 from tvdb.history.store import RunSummary
 from tvdb.money import format_usd
+from tvdb.words import counted
 
 CHART_IDS = ("spend-per-day", "spend-by-service", "stage-latency", "error-rates", "real-vs-mock")
 
@@ -84,7 +85,7 @@ def render_dashboard(d: Dashboard) -> str:
         f'<p class="meta">Runs and calls since {escape(start)} · written '
         f'{escape(d.generated_at.isoformat(timespec="seconds"))}'
         f" · spent {escape(format_usd(spent))} · mock and replay calls would have cost {escape(format_usd(would))}"
-        f" · {len(d.runs)} runs shown</p>"
+        f" · {counted(len(d.runs), 'run')} shown</p>"
         f'<div class="grid">{"".join(figures)}</div>'
         f"<h2 style=\"margin-top:22px\">Runs</h2>{_runs_table(d.runs)}"
         "</body></html>\n"

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from tvdb.cli.output import Col, Format, Kind, TableData, clean, data_lines, emit_table
 from tvdb.money import format_usd
+from tvdb.words import counted
 
 _MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "error": ("✗", "red"), "skipped": ("–", "yellow")}
 _MD_MARK = {"passed": "✅ passed", "failed": "❌ failed", "error": "❌ error", "skipped": "⏭️ skipped"}
@@ -35,14 +36,15 @@ def progress_line(entry: Mapping[str, Any]) -> Text:
     mark, style = _MARK.get(outcome, ("?", ""))
     calls = _replay(entry).get("replayed_calls", 0)
     return Text.assemble((f"{mark} {outcome:<7}", style), " ", clean(entry.get("scenario_path")),
-                         f"  {calls} calls  {float(entry.get('duration_s') or 0):.2f} s")
+                         f"  {counted(calls, 'call')}  {float(entry.get('duration_s') or 0):.2f} s")
 
 
 def summary_line(totals: Mapping[str, Any]) -> str:
     parts = [f"{totals['passed']} passed", f"{totals['failed']} failed"]
     parts += [f"{totals[k]} {k}" for k in ("skipped", "errors") if totals.get(k)]
     return (f"{totals['scenarios']} scenario(s): " + ", ".join(parts)
-            + f" · replayed {totals['replayed_calls']} calls, avoided {format_usd(totals.get('avoided_usd'))}")
+            + f" · replayed {counted(totals['replayed_calls'], 'call')}, "
+              f"avoided {format_usd(totals.get('avoided_usd'))}")
 
 
 def render_suite(out: Console, doc: Mapping[str, Any], fmt: Format) -> None:

@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from tvdb.cli.output import Format, FormatOption, JsonOption, make_console, pick_format
+from tvdb.words import counted
 
 if TYPE_CHECKING:
     from tvdb.scenarios.replay import ReplayEnv
@@ -196,8 +197,9 @@ def merge(
         _write(junit, merged, what="--junit")
         root = parse_junit(merged, str(junit))
         failed = int(root.get("failures") or 0) + int(root.get("errors") or 0)
-        make_console().print(f"merged {len(inputs)} file(s): {root.get('tests')} testcases, "
-                             f"{root.get('failures')} failures, {root.get('errors')} errors → {junit}",
+        make_console().print(f"merged {len(inputs)} file(s): {counted(int(root.get('tests') or 0), 'testcase')}, "
+                             f"{counted(int(root.get('failures') or 0), 'failure')}, "
+                             f"{counted(int(root.get('errors') or 0), 'error')} → {junit}",
                              soft_wrap=True, markup=False)
         raise typer.Exit(1 if failed else 0)
     doc = _merge_json(inputs)

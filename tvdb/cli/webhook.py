@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from tvdb.words import counted
+
 app = typer.Typer(no_args_is_help=True, help="LlamaCloud webhooks: a verifying receiver.")
 
 
@@ -65,5 +67,5 @@ def serve(
             stdout_json({"url": receiver.url, "accepted": len(receiver.events), "duplicates": receiver.duplicates,
                          "refused": receiver.refused, "events": accepted})
         else:
-            console.print(f"stopped: {len(receiver.events)} accepted, {receiver.duplicates} duplicates, "
+            console.print(f"stopped: {len(receiver.events)} accepted, {counted(receiver.duplicates, 'duplicate')}, "
                           f"{receiver.refused} refused")

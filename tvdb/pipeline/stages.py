@@ -35,6 +35,7 @@ from tvdb.services.protocols import Parser
 from tvdb.services.router import Provenance
 from tvdb.settings import ParseSettings
 from tvdb.storage import transaction
+from tvdb.words import counted
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
@@ -278,7 +279,7 @@ def validate_and_store(ctx: PipelineContext, job: Job, spaces: Mapping[Embedding
         return fail(ctx, job, exc)
     checked = ctx.clock.monotonic()
     with transaction(ctx.db):
-        job = ctx.jobs.transition(job, JobState.STORED, detail=f"{stored} vectors stored",
+        job = ctx.jobs.transition(job, JobState.STORED, detail=f"{counted(stored, 'vector')} stored",
                                   stage_time=(Stage.VALIDATE, (checked - start) * 1000))
         job = ctx.jobs.transition(job, JobState.COMPLETE,
                                   stage_time=(Stage.STORE, (ctx.clock.monotonic() - checked) * 1000))
