@@ -225,3 +225,23 @@ def test_duplicate_yaml_keys_are_errors(tmp_path: Path) -> None:
     dup.write_text("name: a\ndocuments: [a.md]\nname: b\n")
     done = tvdb(["run", str(dup)], tmp_path)
     assert done.returncode == 2 and f"{dup}:3: invalid YAML: duplicate key 'name'" in done.stderr
+
+
+def test_ctrl_c_while_the_result_prints_says_the_run_is_complete(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    import tvdb.cli.render
+    from tests.cli_support import in_process_cli
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C after the run finished, in the middle of its printout
+
+    monkeypatch.setattr(tvdb.cli.render, "render_result", interrupted)
+    data = tmp_path / ".tvdb"
+    code, _, err = in_process_cli(monkeypatch, capsys, "--data-dir", str(data))("run", str(QUICKSTART))
+    with sqlite3.connect(data / "tvdb.db") as conn:
+        run_id, status = conn.execute("SELECT run_id, status FROM runs").fetchone()
+    assert (code, status) == (130, "finished")
+    assert " ".join(err.split()) == (f"Interrupted while printing. The run {run_id} is complete and stored; see it "
+                                     f"with: tvdb --data-dir {data} runs show {run_id}")

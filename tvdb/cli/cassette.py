@@ -25,7 +25,7 @@ from tvdb.cli.output import (
     make_console,
     pick_format,
 )
-from tvdb.cli.run import _drive, rerun_command
+from tvdb.cli.run import _drive, rerun_command, show_command
 
 if TYPE_CHECKING:
     from tvdb.recording.info import CassetteSummary
@@ -155,7 +155,7 @@ def replay(
                 recorded=recorded)  # its metadata: the services it was recorded with
     code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape), fmt=chosen,
                   progress=progress, base=loaded.path.parent, again=True, resume_cmd=rerun_command,
-                  clock=VirtualClock())
+                  show_cmd=lambda r: show_command(ctx, r, data_dir), clock=VirtualClock())
     raise typer.Exit(code)
 
 

@@ -46,6 +46,15 @@ def _crash_hook() -> Callable[[Stage], None]:
 
 def resume_command(ctx: typer.Context, run_id: str, data_dir: Path | None) -> str:
     """`tvdb [--config F] [--data-dir D] resume RUN_ID`: what this process was told, so the command works."""
+    return _tvdb_command(ctx, data_dir, "resume", run_id)
+
+
+def show_command(ctx: typer.Context, run_id: str, data_dir: Path | None) -> str:
+    """`tvdb [--config F] [--data-dir D] runs show RUN_ID`, for the same database as this process."""
+    return _tvdb_command(ctx, data_dir, "runs", "show", run_id)
+
+
+def _tvdb_command(ctx: typer.Context, data_dir: Path | None, *args: str) -> str:
     obj = ctx.obj or {}
     parts = ["tvdb"]
     if obj.get("config") is not None:
@@ -55,7 +64,7 @@ def resume_command(ctx: typer.Context, run_id: str, data_dir: Path | None) -> st
         parts += ["--data-dir", str(Path(chosen).absolute())]
     import shlex
 
-    return shlex.join([*parts, "resume", run_id])
+    return shlex.join([*parts, *args])
 
 
 def rerun_command(_run_id: str) -> str:
@@ -67,11 +76,12 @@ def rerun_command(_run_id: str) -> str:
 
 
 def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Format, progress: bool,
-           base: Path | None, resume_cmd: Callable[[str], str], clock: Clock | None = None,
-           again: bool = False) -> int:
+           base: Path | None, resume_cmd: Callable[[str], str], show_cmd: Callable[[str], str],
+           clock: Clock | None = None, again: bool = False) -> int:
     """Run `start` with progress and render its result; `resume_cmd` says how to continue a stopped
-    run, or with `again` (a cassette run: tvdb.cli.run.rerun_command) how to run it again."""
-    from tvdb.cli.render import RichProgress, render_result
+    run, or with `again` (a cassette run: tvdb.cli.run.rerun_command) how to run it again; `show_cmd`
+    how to see a finished run whose printing a Ctrl-C cut short."""
+    from tvdb.cli.render import RichProgress
     from tvdb.clock import SystemClock
     from tvdb.scenarios.runner import RunHooks
 
@@ -129,13 +139,27 @@ def _drive(start: Callable[[Any], Coroutine[Any, Any, RunResult]], *, fmt: Forma
             err.print(Text.assemble("\n", ("Interrupted.", "yellow"), then))
             err.print(f"  {command}", soft_wrap=True, markup=False)
         return EXIT_INTERRUPTED
-    if show:
-        bars.stop()
+    try:
+        if show:
+            bars.stop()
+        _print_result(out, result, base=base, fmt=fmt, resume_cmd=resume_cmd)
+    except KeyboardInterrupt:
+        # the run is finished and stored: only its printout was cut short, and nothing needs resuming
+        err.print(Text.assemble("\n", ("Interrupted while printing.", "yellow"),
+                                f" The run {result.run_id} is complete and stored; see it with:"))
+        err.print(f"  {show_cmd(result.run_id)}", soft_wrap=True, markup=False)
+        return EXIT_INTERRUPTED
+    return result.exit_code
+
+
+def _print_result(out: Any, result: RunResult, *, base: Path | None, fmt: Format,
+                  resume_cmd: Callable[[str], str]) -> None:
+    from tvdb.cli.render import render_result
+
     render_result(out, result, base=base, fmt=fmt)
-    if not as_json and result.exit_code == 3 and any(d.status == "deferred" for d in result.documents):
+    if fmt is not Format.JSON and result.exit_code == 3 and any(d.status == "deferred" for d in result.documents):
         out.print("Deferred documents continue when the budget has room again:")
         out.print(f"  {resume_cmd(result.run_id)}", soft_wrap=True, markup=False)
-    return result.exit_code
 
 
 def run(
@@ -200,7 +224,8 @@ def run(
     code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape, fresh=fresh),
                   fmt=chosen,
                   progress=progress, base=loaded.path.parent, again=tape is not None,
-                  resume_cmd=rerun_command if tape is not None else lambda r: resume_command(ctx, r, data_dir))
+                  resume_cmd=rerun_command if tape is not None else lambda r: resume_command(ctx, r, data_dir),
+                  show_cmd=lambda r: show_command(ctx, r, data_dir))
     raise typer.Exit(code)
 
 
@@ -271,7 +296,8 @@ def resume(
     settings = settings_for(ctx, {"data_dir": data_dir})
     run_id = _full_run_id(settings, run_id)
     code = _drive(lambda a: resume_run(run_id, settings, clock=a[0], hooks=a[1], force=force), fmt=chosen,
-                  progress=progress, base=None, resume_cmd=lambda r: resume_command(ctx, r, data_dir))
+                  progress=progress, base=None, resume_cmd=lambda r: resume_command(ctx, r, data_dir),
+                  show_cmd=lambda r: show_command(ctx, r, data_dir))
     raise typer.Exit(code)
 
 
