@@ -144,8 +144,8 @@ def estimate_pages(data: bytes, media_type: str, parse: ParseSettings | None = N
     if media_type == "application/pdf":
         from tvdb.services.local.formats.pdf import count_pdf_pages
 
-        counted = count_pdf_pages(data)
-        total = max(1, counted if counted is not None else len(_PDF_PAGE.findall(data)))
+        found = count_pdf_pages(data)
+        total = max(1, found if found is not None else len(_PDF_PAGE.findall(data)))
     elif parse is None:
         return 1
     else:
