@@ -16,6 +16,7 @@ from tvdb.domain import Implementation, Page, ParseRequest
 from tvdb.errors import DocumentError, ErrorCode
 from tvdb.services.local.formats import DOCX, HTML, MARKDOWN, PDF, PLAIN
 from tvdb.services.local.formats.pagetext import NO_CONTENT_MARKER, clean_page_text, has_text, make_document
+from tvdb.services.local.formats.text import decode_text, sniff_text
 from tvdb.services.local.parser import LocalParser, parse_document
 
 
@@ -415,6 +416,72 @@ def test_markdown_is_kept_as_written() -> None:
 )
 def test_text_encodings(data: bytes, expected: str) -> None:
     assert parse_document(data, "t.txt", PLAIN).text == expected
+
+
+_GERMAN = "Grüße aus Köln: die Straße am Rhein ist schön, und Übermorgen gibt es Käse.\n"
+_RUSSIAN = (
+    "Москва - столица России, крупнейший по численности населения город страны. "
+    "Город расположен на реке Москве в центре Восточно-Европейской равнины."
+)
+
+
+def test_stray_bytes_in_utf8_are_replaced_not_guessed_as_a_code_page() -> None:
+    """A 0xFF and two lone 0xE9 in 50 KB of UTF-8 used to turn the whole file into cp1252 mojibake."""
+    body = (_GERMAN * 700).encode()
+    cut = len(_GERMAN.encode()) * 300  # on a line boundary, so no character is split
+    data = body[:cut] + b"\xff" + body[cut:] + b"\xe9 end \xe9\n"
+    document = parse_document(data, "d.txt", PLAIN)
+    assert document.text == (_GERMAN * 300 + "\ufffd" + _GERMAN * 400 + "\ufffd end \ufffd").rstrip()
+    assert document.warnings == ("3 invalid UTF-8 byte sequences replaced with U+FFFD",)
+
+
+def test_utf8_cut_mid_character_at_the_end_stays_utf8() -> None:
+    data = "Grüße aus Köln, naïve café, schöne Grüße: €".encode()[:-1]  # 2 of the €'s 3 bytes
+    assert len(data) == 52
+    document = parse_document(data, "cut.txt", PLAIN)
+    assert document.text == "Grüße aus Köln, naïve café, schöne Grüße: \ufffd"
+    assert document.warnings == ("1 invalid UTF-8 byte sequence replaced with U+FFFD (the last character is cut off)",)
+
+
+def test_legacy_text_is_not_read_as_damaged_utf8() -> None:
+    """cp1252 German has no valid UTF-8 multi-byte sequence; a lone 0xE9 in ASCII is a Latin-1 é."""
+    german = decode_text(_GERMAN.encode("cp1252"))
+    assert german.text == _GERMAN  # read as cp1250, which has these letters at the same bytes
+    assert german.warnings == (f"decoded as {german.encoding} (not UTF-8)",)
+    assert german.encoding != "utf-8"
+    assert decode_text(b"mode: mock\n# caf\xe9\n").text == "mode: mock\n# café\n"
+
+
+def test_clean_utf8_has_no_warning() -> None:
+    assert decode_text("Ωραίο \ufffd".encode()) == ("Ωραίο \ufffd", "utf-8", ())
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "name"),
+    [
+        ("Привет, как дела? Всё хорошо, спасибо.", "koi8_r", "koi8-r"),  # was shift_jis_2004
+        ("Привет, как дела? Всё хорошо, спасибо.", "cp1251", "cp1251"),
+        (_RUSSIAN, "koi8_r", "koi8-r"),
+        (_RUSSIAN, "cp1251", "cp1251"),
+        ("naïve café", "cp1252", "cp1252"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy. Zażółć gęślą jaźń.", "cp1250", "cp1250"),
+        ("Η Αθήνα είναι η πρωτεύουσα και η μεγαλύτερη πόλη της Ελλάδας.", "cp1253", "cp1253"),
+        ("日本語のテキストです。東京は日本の首都であり、世界有数の大都市です。", "shift_jis", "cp932"),
+        ("ｺﾝﾆﾁﾊ ｾｶｲ. ｺﾚﾊ ﾃｽﾄ ﾃﾞｽ. ﾄｳｷｮｳﾄ ﾁﾖﾀﾞｸ ﾏﾙﾉｳﾁ 1-1", "shift_jis", "cp932"),  # halfwidth kana
+        ("北京是中华人民共和国的首都，也是全国的政治、文化中心。这座城市有三千多年的历史。", "gb2312", "gb18030"),
+    ],
+)
+def test_legacy_encodings_are_detected(text: str, encoding: str, name: str) -> None:
+    """Encodings are reported by Python's canonical codec name, never "utf_8"-style aliases."""
+    assert decode_text(text.encode(encoding)) == (text, name, (f"decoded as {name} (not UTF-8)",))
+
+
+def test_sniffing_a_head_agrees_with_decoding_the_file() -> None:
+    data = (_GERMAN * 10).encode() + b"\xff" + "Straß".encode()
+    head = data[: len(data) - 1]  # ends inside the ß
+    assert sniff_text(head) == _GERMAN * 10 + "\ufffdStra"
+    koi8 = "Привет, как дела? Всё хорошо, спасибо.".encode("koi8_r")
+    assert sniff_text(koi8) == decode_text(koi8).text
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n\n", b" \t \r\n ", "\ufeff\u200b\n".encode()])
