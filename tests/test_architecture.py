@@ -77,7 +77,7 @@ def test_the_migration_history_keeps_its_released_names_in_order() -> None:
         "m011_usage_daily", "m012_reprices", "m013_run_owner", "m014_run_owner_started",
         "m015_usage_daily_assumed", "m020_run_metrics", "m021_views", "m030_vector_space",
         "m022_job_warnings",
-        "m023_spec_without_webhook_url", "m031_covering_space_index",
+        "m023_spec_without_webhook_url", "m031_covering_space_index", "m024_run_active_time",
     ]
     # every part is declared by the module that owns its tables, never by the storage layer
     owners = {part.owner for step in HISTORY.steps for part in step.parts}

@@ -104,3 +104,36 @@ def test_select_reads_rows_as_query_does_without_a_savepoint(any_db: Database) -
         finally:
             conn.set_trace_callback(None)
         assert [s.split()[0] for s in sent] == ["SELECT"]
+
+
+def _duration(db: Database, run_id: str) -> float:
+    return float(db.select("SELECT duration_s FROM run_summary WHERE run_id = ?", [run_id])[0]["duration_s"])
+
+
+def test_a_resumed_run_counts_the_time_it_worked_not_the_time_it_lay_interrupted(any_db: Database) -> None:
+    """10 s of work, interrupted, a day idle, resumed, 5 s more: 15 s, on both engines. A killed
+    process leaves no `finished_at`; its last event ends that segment (20 s here, then 1 s more)."""
+    from tvdb.clock import iso
+
+    clock = FakeClock()
+    store = JobStore(any_db, clock)
+    (job,) = store.create_run(run_id="r1", scenario="s", scenario_path="/s.yaml", mode="mock", spec={},
+                              documents=["/a.txt"])
+    clock.advance(10)
+    store.set_run("r1", status="interrupted", finished_at=iso(clock.now()))
+    clock.advance(86_400)
+    store.claim_run("r1")
+    clock.advance(5)
+    store.set_run("r1", status="finished", finished_at=iso(clock.now()))
+    assert _duration(any_db, "r1") == 15.0
+
+    (job2,) = store.create_run(run_id="r2", scenario="s", scenario_path="/s.yaml", mode="mock", spec={},
+                               documents=["/b.txt"])
+    clock.advance(20)
+    store.transition(job2, JobState.UPLOADED)  # the last thing the killed process wrote
+    clock.advance(3_600)
+    store.set_run("r2", pid=1, host="elsewhere")  # its owner is gone; nothing set finished_at
+    store.claim_run("r2", force=True)
+    clock.advance(1)
+    store.set_run("r2", status="finished", finished_at=iso(clock.now()))
+    assert _duration(any_db, "r2") == 21.0

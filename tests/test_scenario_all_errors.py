@@ -113,7 +113,7 @@ def test_an_expectation_naming_no_document_is_listed_with_the_settings_problems(
         load_scenario(path)
     assert [(p["line"], p["key"]) for p in info.value.problems] == [
         (3, "chunking.max_tokenz"), (6, "expectations.documents[0].document")]
-    assert "'nothere.pdf' names none of the scenario's 1 documents" in str(info.value.problems[1]["message"])
+    assert "'nothere.pdf' names none of the scenario's 1 document" in str(info.value.problems[1]["message"])
 
 
 def test_field_cross_field_and_document_reference_problems_come_out_in_one_listing(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_field_cross_field_and_document_reference_problems_come_out_in_one_listi
         (5, "chunking.overlap_tokens", "overlap_tokens (100) must be smaller than max_tokens (100)"),
         (8, "embedding.dimensions", "text-embedding-ada-002 does not support `dimensions` (only text-embedding-3 "
                                     "models do)"),
-        (11, "expectations.documents[0].document", "'docs/missing.pdf' names none of the scenario's 1 documents "
+        (11, "expectations.documents[0].document", "'docs/missing.pdf' names none of the scenario's 1 document "
          f"(name one as `documents:` does, relative to {tmp_path}, by absolute path, or by file name, e.g. 'a.md')"),
     ]
     assert str(info.value).endswith("(3 problems)")

@@ -35,4 +35,5 @@ HISTORY = History("tvdb", (
     step("m022_job_warnings", jobs.M022),  # run history's range, appended: released steps keep their order
     step("m023_spec_without_webhook_url", jobs.M023),
     step("m031_covering_space_index", vector_store.M031),
+    step("m024_run_active_time", jobs.M024, views.M024),  # appended after m031: released steps keep their order
 ))

@@ -35,9 +35,11 @@ DAILY_SPEND_SQL = f"""
 SELECT day, service, implementation, SUM(calls) AS calls, SUM(errors) AS errors, {_MONEY}
 FROM ({_USAGE_ALL}) GROUP BY day, service, implementation
 """
-RUN_SUMMARY_SQL = f"""
+# A run's duration counts the time it worked, not the time it lay interrupted: the segments before
+# its latest resume (`runs.active_s`, m024) plus the latest one. m021 made the view before those columns.
+_RUN_SUMMARY = f"""
 SELECT r.run_id, r.scenario, r.mode, r.status, r.passed, r.started_at, r.finished_at,
-  ROUND((julianday(r.finished_at) - julianday(r.started_at)) * 86400.0, 3) AS duration_s,
+  ROUND(DURATION, 3) AS duration_s,
   COALESCE(j.documents, 0) AS documents, COALESCE(j.complete, 0) AS complete,
   COALESCE(j.failed, 0) AS failed, COALESCE(j.deferred, 0) AS deferred, COALESCE(j.reused, 0) AS reused,
   COALESCE(j.pages, 0) AS pages, COALESCE(j.chunks, 0) AS chunks, COALESCE(j.tokens, 0) AS tokens,
@@ -59,11 +61,21 @@ LEFT JOIN (
   FROM ({_USAGE_ALL}) WHERE run_id IS NOT NULL GROUP BY run_id
 ) u ON u.run_id = r.run_id
 """
+RUN_SUMMARY_SQL = _RUN_SUMMARY.replace(
+    "DURATION", "COALESCE(r.active_s, 0)"
+    " + (julianday(r.finished_at) - julianday(COALESCE(r.resumed_at, r.started_at))) * 86400.0")
+_M021_RUN_SUMMARY_SQL = _RUN_SUMMARY.replace(
+    "DURATION", "(julianday(r.finished_at) - julianday(r.started_at)) * 86400.0")
 
 
 def _m021_views(db: sqlite_utils.Database) -> None:
     """`daily_spend` (UTC day × service × implementation) and `run_summary` (one row per run)."""
     db.create_view("daily_spend", DAILY_SPEND_SQL, replace=True)
+    db.create_view("run_summary", _M021_RUN_SUMMARY_SQL, replace=True)
+
+
+def _m024_active_duration(db: sqlite_utils.Database) -> None:
+    """`run_summary.duration_s` without the time a run lay interrupted (`runs.active_s`, m024)."""
     db.create_view("run_summary", RUN_SUMMARY_SQL, replace=True)
 
 
@@ -90,10 +102,9 @@ PG_DAILY_SPEND_SQL = f"""
 SELECT day, service, implementation, SUM(calls)::bigint AS calls, SUM(errors)::bigint AS errors, {_PG_MONEY}
 FROM ({_PG_USAGE_ALL}) u GROUP BY day, service, implementation
 """
-PG_RUN_SUMMARY_SQL = f"""
+_PG_RUN_SUMMARY = f"""
 SELECT r.run_id, r.scenario, r.mode, r.status, r.passed, r.started_at, r.finished_at,
-  ROUND(EXTRACT(EPOCH FROM (r.finished_at::timestamptz - r.started_at::timestamptz))::numeric, 3)::float8
-    AS duration_s,
+  ROUND((DURATION)::numeric, 3)::float8 AS duration_s,
   COALESCE(j.documents, 0) AS documents, COALESCE(j.complete, 0) AS complete,
   COALESCE(j.failed, 0) AS failed, COALESCE(j.deferred, 0) AS deferred, COALESCE(j.reused, 0) AS reused,
   COALESCE(j.pages, 0) AS pages, COALESCE(j.chunks, 0) AS chunks, COALESCE(j.tokens, 0) AS tokens,
@@ -117,10 +128,17 @@ LEFT JOIN (
   FROM ({_PG_USAGE_ALL}) u0 WHERE run_id IS NOT NULL GROUP BY run_id
 ) u ON u.run_id = r.run_id
 """
+PG_RUN_SUMMARY_SQL = _PG_RUN_SUMMARY.replace(
+    "DURATION", "COALESCE(r.active_s, 0) + EXTRACT(EPOCH FROM (r.finished_at::timestamptz"
+    " - COALESCE(r.resumed_at, r.started_at)::timestamptz))")
+_PG_M021_RUN_SUMMARY_SQL = _PG_RUN_SUMMARY.replace(
+    "DURATION", "EXTRACT(EPOCH FROM (r.finished_at::timestamptz - r.started_at::timestamptz))")
 _PG_M021 = (
     f"CREATE OR REPLACE VIEW daily_spend AS {PG_DAILY_SPEND_SQL}",
-    f"CREATE OR REPLACE VIEW run_summary AS {PG_RUN_SUMMARY_SQL}",
+    f"CREATE OR REPLACE VIEW run_summary AS {_PG_M021_RUN_SUMMARY_SQL}",
 )
+_PG_M024 = (f"CREATE OR REPLACE VIEW run_summary AS {PG_RUN_SUMMARY_SQL}",)
 
 
 M021 = Migration(__name__, _m021_views, postgresql=_PG_M021)
+M024 = Migration(__name__, _m024_active_duration, postgresql=_PG_M024)

@@ -12,6 +12,7 @@ A transition that the table does not allow raises `IllegalTransition`; it is a b
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -134,8 +135,21 @@ class JobStore:
                         f"run {run_id} is being worked on by {where}; wait for it or stop it first "
                         "(if you are sure that process is not working on it, pass --force)"
                     )
-            update(self.db, "runs", {"run_id": run_id}, {"status": "running", "finished_at": None, **me})
+            update(self.db, "runs", {"run_id": run_id}, {
+                "status": "running", "finished_at": None, **me,
+                "active_s": (row.get("active_s") or 0.0) + self._segment_s(row), "resumed_at": iso(self.clock.now()),
+            })
         return row
+
+    def _segment_s(self, row: Mapping[str, Any]) -> float:
+        """Seconds the run worked since it last started or resumed, so its duration leaves out the time
+        it lay interrupted. A process that was killed set no `finished_at`: its last event ends it."""
+        end = row.get("finished_at") or next(iter(self.db.select(
+            "SELECT MAX(ts) AS ts FROM events WHERE run_id = ?", [row["run_id"]])), {}).get("ts")
+        start = row.get("resumed_at") or row["started_at"]
+        if not end or not start:
+            return 0.0
+        return max(0.0, (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds())
 
     def set_run(self, run_id: str, **fields: Any) -> None:
         with transaction(self.db):
@@ -324,6 +338,13 @@ def _m023_spec_without_webhook_url(db: sqlite_utils.Database) -> None:
         db.execute(f"PRAGMA secure_delete = {int(before)}")  # zeroing every later delete costs I/O
 
 
+def _m024_run_active_time(db: sqlite_utils.Database) -> None:
+    """`runs.active_s` (seconds worked before the latest resume) and `runs.resumed_at`, so a run
+    resumed a day later does not report a day's duration."""
+    db.table("runs").add_column("active_s", float)
+    db.table("runs").add_column("resumed_at", str)
+
+
 # PostgreSQL's steps (tvdb.storage.postgres), the same schema in its dialect: bigint for INTEGER,
 # double precision for REAL, bytea for BLOB, identity columns for integer ids (tests/test_pg_schema.py).
 
@@ -361,6 +382,11 @@ _PG_M023 = (
     "WHERE spec_json LIKE '%webhook_url%' AND spec_json::jsonb #> '{parse,webhook_url}' IS NOT NULL",
 )
 
+_PG_M024 = (
+    "ALTER TABLE runs ADD COLUMN active_s double precision",
+    "ALTER TABLE runs ADD COLUMN resumed_at text",
+)
+
 _PG_M020 = (
     "CREATE TABLE job_stages (job_id text, stage text, run_id text, correlation_id text, ms double precision, "
     "updated_at text, PRIMARY KEY (job_id, stage))",
@@ -379,3 +405,4 @@ M014 = Migration(__name__, _m014_run_owner_started, postgresql=_PG_M014)
 M020 = Migration(__name__, _m020_job_stages, postgresql=_PG_M020)
 M022 = Migration(__name__, _m022_job_warnings, postgresql=_PG_M022)
 M023 = Migration(__name__, _m023_spec_without_webhook_url, postgresql=_PG_M023)
+M024 = Migration(__name__, _m024_run_active_time, postgresql=_PG_M024)

@@ -19,6 +19,7 @@ from tvdb.scenarios.hooks import ScenarioHooks
 from tvdb.scenarios.patterns import matches
 from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
 from tvdb.validation import describe, dotted
+from tvdb.words import counted
 from tvdb.yamlfile import YamlDocument, load_yaml
 
 _GLOB_CHARS = set("*?[")
@@ -136,7 +137,7 @@ def _check_expectation_names(doc: YamlDocument, entries: Sequence[str], document
             continue
         if not any(matches(pattern, str(p), base) for p in documents):
             problems.append(ScenarioError(
-                f"{pattern!r} names none of the scenario's {len(documents)} documents (name one as"
+                f"{pattern!r} names none of the scenario's {counted(len(documents), 'document')} (name one as"
                 f" `documents:` does, relative to {base}, by absolute path, or by file name, e.g."
                 f" {documents[0].name if documents else 'report.pdf'!r})",
                 path=doc.path, line=doc.line_of(loc), key=dotted(loc),
