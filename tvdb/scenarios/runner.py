@@ -240,14 +240,14 @@ async def resume_run(
         if all(j.state.value in ("complete", "failed") for j in jobs):  # nothing deferred or half-done
             db.close()
             return _already_finished(stored, jobs)
-    row = store.claim_run(run_id, force=force)
-    spec = json.loads(row["spec_json"])
-    if spec.get("tape"):
+    spec = json.loads(stored["spec_json"])
+    if spec.get("tape"):  # refused before the claim, which would mark the run as running in this process
         from tvdb.errors import ConfigError
 
         what = "replay" if spec["tape"]["record_mode"] == "none" else "recording"
         raise ConfigError(f"run {run_id} was a {what} ({spec['tape']['cassette']}); a cassette session cannot be "
                           f"resumed half way: run it again (`tvdb replay` or `tvdb run --record`)")
+    store.claim_run(run_id, force=force)
     settings = restore_settings(spec["settings"], current)
     scenario = Scenario.model_validate(spec["scenario"])
     from tvdb.scenarios.hookcheck import scenario_hooks
