@@ -60,3 +60,28 @@ def test_quiet_logs_nothing_per_request(tmp_path: Path) -> None:
         proc.terminate()
         rest, _ = proc.communicate(timeout=30)
     assert "POST /v1/embeddings" not in rest
+
+
+def test_a_single_input_and_token_read_in_the_singular() -> None:
+    from tvdb.emulator.server import _detail
+
+    one = b'{"data": [{"object": "embedding"}], "usage": {"prompt_tokens": 1, "total_tokens": 1}}'
+    many = (b'{"data": [' + b", ".join([b'{"object": "embedding"}'] * 2) + b'], '
+            b'"usage": {"prompt_tokens": 1234, "total_tokens": 1234}}')
+    assert _detail("/v1/embeddings", 200, one) == "1 input, 1 token"
+    assert _detail("/v1/embeddings", 200, many) == "2 inputs, 1,234 tokens"
+
+
+def test_the_banner_counts_one_fault_in_the_singular(tmp_path: Path) -> None:
+    config = tmp_path / "emulator.yaml"
+    config.write_text("faults:\n  - {service: openai, kind: status, status: 503, nth: 99}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tvdb", "emulate", "--port", "0", "--config", str(config)],
+                            cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    try:
+        banner = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert banner.rstrip().endswith("(no rate limits, latency 0 ms, 1 fault)")

@@ -51,6 +51,7 @@ def emulate(
     from tvdb.emulator.config import EmulatorConfig, build_server, load_emulator_config
     from tvdb.errors import ConfigError
     from tvdb.tokens import get_encoding
+    from tvdb.words import counted
 
     cfg = load_emulator_config(config) if config is not None else EmulatorConfig()
     get_encoding()  # fail now, with the fix, rather than answer every request with a 500
@@ -67,7 +68,7 @@ def emulate(
     console.soft_wrap = True
     limits = ", ".join(f"{k} {v}" for k, v in (("rpm", cfg.rpm), ("tpm", cfg.tpm)) if v) or "no rate limits"
     console.print(f"tvdb emulator: OpenAI embeddings at {server.openai_base_url} "
-                  f"({limits}, latency {cfg.latency_ms:g} ms, {len(cfg.faults)} faults)")
+                  f"({limits}, latency {cfg.latency_ms:g} ms, {counted(len(cfg.faults), 'fault')})")
     console.print(f"export OPENAI_BASE_URL={server.openai_base_url}")
     console.print(f"export LLAMA_CLOUD_BASE_URL={server.llama_cloud_base_url}")
     console.print(f"tvdb emulator: LlamaParse v2 at {server.llama_cloud_base_url}/api/v2/parse "

@@ -26,6 +26,7 @@ from typing import Any
 
 from tvdb.emulator.base import EmulatedService, EmulatorRequest, Reply
 from tvdb.emulator.bodies import openai_error, request_id
+from tvdb.words import counted
 
 log = logging.getLogger(__name__)
 # 2,048 inputs of 8,192 tokens fit in a few MB of JSON (token arrays included); refuse more unread
@@ -56,7 +57,10 @@ def _detail(path: str, status: int, body: bytes) -> str:
         return ""
     tokens = _USAGE_TAIL.search(body, max(0, len(body) - 256))
     inputs = body.count(b'"object": "embedding"') or body.count(b'"object":"embedding"')
-    return f"{inputs:,} inputs, {int(tokens.group(1)):,} tokens" if tokens else f"{inputs:,} inputs"
+    counts = [counted(inputs, "input", grouped=True)]
+    if tokens:
+        counts.append(counted(int(tokens.group(1)), "token", grouped=True))
+    return ", ".join(counts)
 
 
 class _Handler(BaseHTTPRequestHandler):
