@@ -120,6 +120,14 @@ async def test_parse_errors_are_document_errors() -> None:
     assert info.value.code is ErrorCode.NO_TEXT
 
 
+@pytest.mark.parametrize("data", [b" \n\t\r\n  ", "\u3000\u00a0\n".encode(), b"\xef\xbb\xbf \n"],
+                         ids=["ascii", "unicode-spaces", "bom"])
+@pytest.mark.parametrize("media_type", [PLAIN, MARKDOWN])
+def test_whitespace_only_text_says_so_rather_than_suggesting_a_scan(data: bytes, media_type: str) -> None:
+    error = _fails(ErrorCode.NO_TEXT, data, media_type, "blank.txt")
+    assert str(error) == "blank.txt: no text: the file holds only whitespace"
+
+
 def test_unknown_media_type_is_unsupported() -> None:
     error = _fails(ErrorCode.UNSUPPORTED_TYPE, b"\x89PNG", "image/png", "scan.png")
     assert "image/png" in str(error)

@@ -11,6 +11,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, NamedTuple
 
 from tvdb.domain import ParsedDocument
+from tvdb.errors import DocumentError, ErrorCode
 from tvdb.services.local.formats.pagetext import make_document
 
 if TYPE_CHECKING:
@@ -253,4 +254,7 @@ def parse_text(data: bytes, media_type: str, *, path: str) -> ParsedDocument:
     DocumentError(NO_TEXT) for an empty or whitespace-only file.
     """
     decoded = decode_text(data)
+    if decoded.text and not decoded.text.strip():
+        # make_document's no-text message guesses at scans and OCR, which a text file never needs
+        raise DocumentError(ErrorCode.NO_TEXT, "no text: the file holds only whitespace", path=path)
     return make_document([decoded.text], media_type, path=path, warnings=list(decoded.warnings))
