@@ -29,12 +29,11 @@ def get_encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
     try:
         return tiktoken.get_encoding(name)
     except Exception as exc:  # tiktoken raises requests/urllib/ValueError variants when offline
-        cache = os.environ.get("TIKTOKEN_CACHE_DIR") or "(unset)"
         file = _CACHE_FILES.get(name, "<sha1 of the download URL>")
         raise TokenizerUnavailable(
             f"tiktoken could not load the {name!r} vocabulary ({type(exc).__name__}). "
             f"It downloads it on first use; offline, point TIKTOKEN_CACHE_DIR at a folder that holds "
-            f"tiktoken's cache file {file} (TIKTOKEN_CACHE_DIR is {cache}), e.g. "
+            f"tiktoken's cache file {file} ({cache_dir_description()}), e.g. "
             f"export TIKTOKEN_CACHE_DIR=../shared/tiktoken_cache in a checkout beside the shared corpus; "
             f"with network access, unset it and tiktoken downloads the file itself"
         ) from None
@@ -51,9 +50,25 @@ def cached_vocabulary(name: str = "cl100k_base") -> str | None:
     """Where tiktoken's cached vocabulary file for `name` is, or None when it is not cached (loading it
     would then need the network). Mirrors tiktoken's lookup: TIKTOKEN_CACHE_DIR, DATA_GYM_CACHE_DIR,
     else <tmp>/data-gym-cache."""
+    file = os.path.join(_cache_folder(), _CACHE_FILES.get(name, ""))
+    return file if name in _CACHE_FILES and os.path.isfile(file) else None
+
+
+def _cache_folder() -> str:
     import tempfile
 
-    folder = (os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
-              or os.path.join(tempfile.gettempdir(), "data-gym-cache"))
-    file = os.path.join(folder, _CACHE_FILES.get(name, ""))
-    return file if name in _CACHE_FILES and os.path.isfile(file) else None
+    return (os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+            or os.path.join(tempfile.gettempdir(), "data-gym-cache"))
+
+
+def cache_dir_description() -> str:
+    """`TIKTOKEN_CACHE_DIR is …` for a hint, with the absolute folder tiktoken looks in whenever the
+    variable alone does not say it: tiktoken resolves a relative path from the current directory,
+    which is rarely the one the user had in mind."""
+    value = os.environ.get("TIKTOKEN_CACHE_DIR")
+    folder = os.path.abspath(_cache_folder())
+    if not value:
+        return f"TIKTOKEN_CACHE_DIR is unset, so tiktoken looks in {folder}"
+    if os.path.isabs(value):
+        return f"TIKTOKEN_CACHE_DIR is {value}"
+    return f"TIKTOKEN_CACHE_DIR is {value}, a relative path, so tiktoken looks in {folder}"

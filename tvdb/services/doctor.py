@@ -17,7 +17,6 @@ left for a real service, an unloadable tokenizer, an unwritable data dir).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,14 +168,13 @@ def _key(settings: Settings, role: Role, mode: Mode) -> Check:
 def _tokenizer(settings: Settings) -> Check:
     from tvdb.catalog import embedding_model
     from tvdb.errors import TokenizerUnavailable
-    from tvdb.tokens import cached_vocabulary, get_encoding
+    from tvdb.tokens import cache_dir_description, cached_vocabulary, get_encoding
 
     encoding = embedding_model(settings.embedding.model).encoding
     where = cached_vocabulary(encoding)
     if where is None:
-        cache = os.environ.get("TIKTOKEN_CACHE_DIR") or "(unset)"
-        return Check("tokenizer", "fail", f"tiktoken's {encoding} vocabulary is not cached (TIKTOKEN_CACHE_DIR is "
-                     f"{cache}): offline, nothing can be chunked",
+        return Check("tokenizer", "fail", f"tiktoken's {encoding} vocabulary is not cached "
+                     f"({cache_dir_description()}): offline, nothing can be chunked",
                      "export TIKTOKEN_CACHE_DIR=../shared/tiktoken_cache (a folder holding tiktoken's cache file), "
                      "or run once with network access")
     try:
