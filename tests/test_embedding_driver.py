@@ -96,7 +96,7 @@ async def test_429_with_retry_after_is_retried_then_succeeds(tmp_path: Path) -> 
     assert clock.sleeps == [1.0, 1.0]
     rows = usage_rows(caller.db)
     assert [(r["attempt"], r["status"], r["http_status"], r["error_code"]) for r in rows] == [
-        (1, "error", 429, "rate_limit_exceeded"), (2, "error", 429, "rate_limit_exceeded"), (3, "ok", None, None)]
+        (1, "error", 429, "rate_limit_exceeded"), (2, "error", 429, "rate_limit_exceeded"), (3, "ok", 200, None)]
     assert [r["cost_nusd"] for r in rows] == [0, 0, 40]  # 2 tokens at $0.02 per 1M: cost only for the success
     assert vectors.shape == (1, 1536)
 
@@ -148,7 +148,7 @@ async def test_500_then_success(tmp_path: Path) -> None:
         vectors = await run(settings_for(server), caller, clock, ["a", "b"])
         assert server.count() == 2
     assert np.isfinite(vectors).all()
-    assert [(r["status"], r["http_status"]) for r in usage_rows(caller.db)] == [("error", 500), ("ok", None)]
+    assert [(r["status"], r["http_status"]) for r in usage_rows(caller.db)] == [("error", 500), ("ok", 200)]
     assert 0.375 <= clock.sleeps[0] <= 0.5  # backoff without retry-after
 
 

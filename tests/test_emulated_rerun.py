@@ -20,7 +20,7 @@ from tests.openai_support import CANARY, emulator
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "scenarios" / "real-embeddings-emulated.yaml"
 # what one run of the scenario writes for openai: the 429, its retry, then the retrieval query
-RETRIED_EMBED = [("embed", "error", 1, 429), ("embed", "ok", 2, None), ("query", "ok", 1, None)]
+RETRIED_EMBED = [("embed", "error", 1, 429), ("embed", "ok", 2, 200), ("query", "ok", 1, 200)]
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +68,6 @@ def test_without_reuse_false_the_rerun_fails_its_embed_stage_expectations(tmp_pa
     path.write_text(yaml.safe_dump(scenario, allow_unicode=True))
     first, second = _twice(tmp_path, path)
     assert first["passed"] is True
-    assert _openai_rows(tmp_path, second["run_id"]) == [("query", "error", 1, 429), ("query", "ok", 2, None)]
+    assert _openai_rows(tmp_path, second["run_id"]) == [("query", "error", 1, 429), ("query", "ok", 2, 200)]
     assert [(e["description"], e["detail"]) for e in second["expectations"] if not e["passed"]] == [
         ("openai embed requests with status error ≥ 1 and ≤ 1", "got 0"), ("openai embed retries ≥ 1", "got 0")]

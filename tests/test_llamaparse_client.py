@@ -180,7 +180,7 @@ def test_upload_429_is_retried_and_released_then_402_stops(tmp_path: Path, docum
     assert 2.0 in clock.sleeps
     assert uploads == 1  # the 429 and the 402 were injected in front of the service
     assert _rows(db, "SELECT attempt, status, http_status FROM usage WHERE stage = 'parse' ORDER BY id") == [
-        (1, "error", 429), (2, "ok", None), (1, "error", 402)]  # 402 is permanent: one attempt
+        (1, "error", 429), (2, "ok", 200), (1, "error", 402)]  # 402 is permanent: one attempt
     assert _rows(db, "SELECT status, COUNT(*) FROM reservations GROUP BY status ORDER BY 1") == [
         ("released", 2), ("settled", 1)]
 

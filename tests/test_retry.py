@@ -140,7 +140,7 @@ async def test_service_caller_writes_one_row_per_failed_attempt_and_cost_only_fo
     done.commit(caller.db, caller.budget)
     rows = usage_rows(caller.db)
     assert [(r["attempt"], r["status"], r["http_status"], r["error_code"]) for r in rows] == [
-        (1, "error", 429, "rate_limit_exceeded"), (2, "error", 500, "ServiceUnavailableError"), (3, "ok", None, None)]
+        (1, "error", 429, "rate_limit_exceeded"), (2, "error", 500, "ServiceUnavailableError"), (3, "ok", 200, None)]
     assert rows[1]["request_id"] == "req_500"
     assert [r["cost_usd"] for r in rows] == [0, 0, 0.02]  # C08: 1M tokens of 3-small cost exactly $0.02
     assert clock.sleeps[0] == 1.0

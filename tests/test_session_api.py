@@ -37,7 +37,7 @@ def test_scenario_file_sets_mode_faults_and_name(tmp_path: Path, documents_dir: 
         client.embeddings.create(model="text-embedding-3-small", input=TEXTS)  # a 500, then the SDK's retry
     assert s.mode == "mock" and s.scenario == "my-pipeline"
     got = [(r["scenario"], r["status"], r["http_status"], r["attempt"]) for r in rows(tmp_path, s.run_id)]
-    assert got == [("my-pipeline", "error", 500, 1), ("my-pipeline", "ok", None, 2)]
+    assert got == [("my-pipeline", "error", 500, 1), ("my-pipeline", "ok", 200, 2)]
     assert s.expect(requests=[{"service": "openai", "retries": True, "min": 1, "max": 1}])[0].passed
     with pytest.raises(tvdb.ExpectationFailed, match=r"openai requests with status error ≤ 0: got 1"):
         s.expect(requests=[{"service": "openai", "status": "error", "max": 0}])

@@ -340,7 +340,7 @@ async def _one(caller: Any, client: Any, base: str, key: str, p: Planned, model:
     spec = CallSpec(service=OPENAI, implementation=Implementation.REAL, model=model, unit="tokens",
                     estimate_units=tokens, send=send, actual_units=lambda r: w.prompt_tokens(r, tokens),
                     usage_of=w.embedding_usage, request_id_of=lambda r: r.header("x-request-id"),
-                    provenance=PROVENANCE, run_budget_usd=options.max_usd)
+                    http_status_of=lambda r: r.status, provenance=PROVENANCE, run_budget_usd=options.max_usd)
     try:
         done = await caller.call(scope, spec)
     except _Answered as answered:

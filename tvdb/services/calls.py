@@ -103,6 +103,10 @@ class CallSpec(Generic[T]):
     actual_units: Callable[[T], float]
     usage_of: Callable[[T], Mapping[str, Any]] = field(default=lambda _: {})
     request_id_of: Callable[[T], str | None] = field(default=lambda _: None)
+    # the HTTP status of a successful answer, for its ledger row, when the caller saw the answer itself
+    # (a session's wire); else 200 for a real or replayed one, since tvdb's clients raise for any other
+    # status, and none for a local service, which answers without HTTP
+    http_status_of: Callable[[T], int | None] | None = None
     provenance: str | None = None
     run_budget_usd: float | None = None
     # awaited before every attempt, before its reservation (client-side RPM/TPM pacing), so that a
@@ -111,6 +115,12 @@ class CallSpec(Generic[T]):
     # whether a cassette answered, read from the result: a recording session answers the requests
     # its cassette already holds (`--record-mode new_episodes`); the row is then `replay`, no money
     replayed: Callable[[T], bool] | None = None
+
+
+def _http_status(spec: CallSpec[T], value: T, served: Implementation) -> int | None:
+    if spec.http_status_of is not None:
+        return spec.http_status_of(value)
+    return None if served is Implementation.MOCK else 200
 
 
 class ServiceCaller:
@@ -204,6 +214,7 @@ class ServiceCaller:
             row = replace(
                 base, implementation=served, units=units, pricing=self._price(priced, units, now.date()),
                 latency_ms=latency, usage=spec.usage_of(value), request_id=spec.request_id_of(value),
+                http_status=_http_status(spec, value, served),
             )
             return Completed(value, row, reservation)
 

@@ -250,7 +250,8 @@ class Engine:
                 service=OPENAI, implementation=prov.implementation, model=model, unit="tokens",
                 estimate_units=tokens, send=lambda: self._send(target, OPENAI, out),
                 actual_units=lambda answer: w.prompt_tokens(answer, tokens), usage_of=w.embedding_usage,
-                request_id_of=lambda answer: answer.header("x-request-id"), provenance=prov.reason,
+                request_id_of=lambda answer: answer.header("x-request-id"), http_status_of=lambda answer: answer.status,
+                provenance=prov.reason,
                 run_budget_usd=self.settings.budget.max_usd, replayed=lambda answer: answer.replayed,
             )
 
@@ -278,7 +279,8 @@ class Engine:
                 service=LLAMAPARSE, implementation=prov.implementation, model=estimate.tier, unit="pages",
                 estimate_units=estimate.pages, send=lambda: self._send(target, LLAMAPARSE, out),
                 actual_units=lambda _: estimate.pages, usage_of=lambda _: {"estimated": True},
-                request_id_of=lambda answer: answer.header("x-request-id"), provenance=prov.reason,
+                request_id_of=lambda answer: answer.header("x-request-id"), http_status_of=lambda answer: answer.status,
+                provenance=prov.reason,
                 run_budget_usd=self.settings.budget.max_usd, replayed=lambda answer: answer.replayed,
             )
 
