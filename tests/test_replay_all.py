@@ -195,6 +195,10 @@ def test_terminal_table_and_verdict(project: Path, monkeypatch: pytest.MonkeyPat
     assert ["missing-cassette", "scenarios/missing-cassette.yaml", "skipped", "–", "0", "–"] == rows[4][:6]
     assert "4 scenario(s): 1 passed, 2 failed, 1 skipped · replayed 4 calls, avoided $0.00003192" in out
     assert out.rstrip().endswith("FAILED  (exit code 1)")
+    # a skip passes the suite: its reason is in the log, not only in --json
+    assert ("scenarios/missing-cassette.yaml:\n  skipped: no cassette at cassettes/missing-cassette.yaml; "
+            "record one with `tvdb run scenarios/missing-cassette.yaml --mode real --record` "
+            "(real mode: it spends money once)\n") in out
 
 
 def test_parallel_workers_give_the_serial_outcomes(project: Path, monkeypatch: pytest.MonkeyPatch,

@@ -48,7 +48,8 @@ def summary_line(totals: Mapping[str, Any]) -> str:
 
 
 def render_suite(out: Console, doc: Mapping[str, Any], fmt: Format) -> None:
-    """The table of scenarios, then what went wrong in each failed one, then the totals line."""
+    """The table of scenarios, then what went wrong in each failed one and why each skipped one was
+    skipped, then the totals line."""
     runs: Sequence[Mapping[str, Any]] = doc["runs"]
     cols = [Col("scenario", Kind.TEXT), Col("file", Kind.PATH, key="scenario_path"), Col("result", Kind.WORD),
             Col("expectations", Kind.NUM), Col("calls replayed", Kind.NUM, key="replayed_calls"),
@@ -63,9 +64,11 @@ def render_suite(out: Console, doc: Mapping[str, Any], fmt: Format) -> None:
     if fmt is Format.JSON:
         return
     for e in runs:
-        if e.get("outcome") in ("failed", "error") and e.get("message"):
+        if e.get("outcome") in ("failed", "error", "skipped") and e.get("message"):
+            # a skip passes the suite, so without its reason a CI log hides a scenario nobody replays
+            why = "skipped: " if e.get("outcome") == "skipped" else ""
             out.print(Text.assemble((f"{e.get('scenario_path')}:", "bold"), "\n  ",
-                                    data_lines(e["message"], indent="  ")), soft_wrap=True)
+                                    data_lines(why + str(e["message"]), indent="  ")), soft_wrap=True)
     totals = doc["totals"]
     code = int(totals["exit_code"])
     verdict = Text("PASSED", style="bold green") if code == 0 else Text("FAILED", style="bold red")
