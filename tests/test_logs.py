@@ -127,3 +127,14 @@ def test_a_run_id_given_positionally_is_the_same_as_run(cli: Cli, history: Histo
     code, _, err = cli("logs")
     assert code == 2 and "give a run (tvdb logs RUN, or --run RUN) or --correlation-id ID (one of them)" in " ".join(
         err.split())
+
+
+def test_logs_and_runs_show_word_each_event_the_same(cli: Cli, history: History) -> None:
+    doc = history.runs[2].documents[0]
+    _, logged, _ = cli("logs", "--correlation-id", doc.correlation_id, "--log-format", "json")
+    moves = [str(e["message"]).split(":")[0] for e in _lines(logged) if e["kind"] == "event"]
+    assert moves[:2] == ["created → pending", "pending → uploaded"] and moves[-1] == "stored → complete"
+    code, shown, _ = cli("runs", "show", history.ids[2])
+    assert code == 0 and "∅" not in shown
+    section = shown.split(f"correlation {doc.correlation_id}", 1)[1].split("\n\n", 1)[0]
+    assert [m for m in moves if m in section] == moves  # every event of the job, worded as `tvdb logs` does

@@ -113,8 +113,8 @@ def print_run_detail(console: Console, detail: RunDetail, fmt: Format = Format.T
         if d.stages:
             print_table(console, _document_stages(d.stages), plain=True)
         for e in d.events:
-            move = f"{e.from_state or '∅'} → {e.to_state}" if e.from_state != e.to_state else f"({e.to_state})"
-            console.print(Text.assemble(f"  {e.ts[11:23]}  {move}", ("  " + clean(e.detail)) if e.detail else ""))
+            console.print(Text.assemble(f"  {e.ts[11:23]}  {e.transition}",
+                                        ("  " + clean(e.detail)) if e.detail else ""))
     if detail.run_calls:
         console.print(f"\n{counted(len(detail.run_calls), 'call')} served no single document (retrieval queries).")
 

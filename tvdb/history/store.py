@@ -123,6 +123,14 @@ class EventRecord:
     to_state: str
     detail: str | None
 
+    @property
+    def transition(self) -> str:
+        """The event in words, the same in `tvdb logs` and `tvdb runs show`: `created → uploaded` (a
+        job's first event), `parsed → chunked`, or `note (parsed)` for a note that leaves the state."""
+        if self.from_state == self.to_state:
+            return f"note ({self.to_state})"
+        return f"{self.from_state or 'created'} → {self.to_state}"
+
 
 @dataclass(frozen=True, slots=True)
 class DocumentVectors:

@@ -31,10 +31,9 @@ class LogEntry:
 
 
 def _event(e: EventRecord, secrets: Iterable[str | None]) -> LogEntry:
-    move = f"{e.from_state or 'created'} → {e.to_state}" if e.from_state != e.to_state else f"note ({e.to_state})"
     detail = redact(e.detail, secrets) if e.detail else None
     return LogEntry(e.ts, "event", e.run_id, e.correlation_id, e.job_id, None,
-                    move + (f": {detail}" if detail else ""),
+                    e.transition + (f": {detail}" if detail else ""),
                     {"from_state": e.from_state, "to_state": e.to_state, "detail": detail})
 
 
