@@ -136,3 +136,21 @@ async def test_a_check_that_cannot_be_made_never_fails_paid_vectors(tmp_path: Pa
             await embedder.aclose()
         assert server.count() == 1  # the check was refused before sending
     assert vectors.shape == (4, 1536) and not np.isnan(vectors).any()
+
+
+def test_a_reused_document_keeps_its_parse_warnings(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes("Café résumé naïve: tide sensors need calibration. ".encode() + b"\xff end.\n")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: warned\ndocuments: [a.txt]\n")
+    loaded = load_scenario(path)
+    settings = resolve_settings(cwd=tmp_path, environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb")},
+                                scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+    first, second = (asyncio.run(start_run(loaded, settings, clock=FakeClock())) for _ in range(2))
+    warning = ("1 invalid UTF-8 byte sequence replaced with U+FFFD",)
+    assert first.documents[0].warnings == warning and first.documents[0].reused_from is None
+    assert second.documents[0].reused_from is not None and second.documents[0].warnings == warning
+    from tvdb.history.detail import run_detail
+    from tvdb.history.store import RunStore
+
+    shown = run_detail(RunStore(open_db(tmp_path / ".tvdb" / "tvdb.db")), second.run_id)
+    assert [d.document.warnings for d in shown.documents] == [warning]  # `runs show` reads the stored job

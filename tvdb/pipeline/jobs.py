@@ -85,6 +85,12 @@ class Job:
                    warnings=tuple(json.loads(row.get("warnings_json") or "[]")))
 
 
+def warnings_json(warnings: Sequence[str]) -> str | None:
+    """`jobs.warnings_json` for a job's parse warnings: a JSON list, NULL for none. A reused job stores
+    its source's too, so its run's output and `runs show` name them as the first run did."""
+    return json.dumps(list(warnings)) if warnings else None
+
+
 class JobStore:
     """Reads and writes runs and jobs; every write is one `BEGIN IMMEDIATE` transaction."""
 

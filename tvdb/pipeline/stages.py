@@ -7,7 +7,6 @@ one transaction, so a crash between stages loses nothing and a resumed job never
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from tvdb.errors import (
 from tvdb.ledger.guard import CallScope
 from tvdb.ledger.prices import LLAMAPARSE
 from tvdb.pipeline.context import PipelineContext
-from tvdb.pipeline.jobs import Job
+from tvdb.pipeline.jobs import Job, warnings_json
 from tvdb.services.calls import CallSpec
 from tvdb.services.protocols import Parser
 from tvdb.services.router import Provenance
@@ -130,6 +129,7 @@ def record_upload(ctx: PipelineContext, job: Job, stored: Stored | TvdbError) ->
         job = ctx.changed(ctx.jobs.transition(
             job, JobState.COMPLETE, detail=f"reused: identical document and settings in job {earlier.job_id}",
             reused_from=earlier.job_id, pages=earlier.pages, chunks=earlier.chunks, tokens=earlier.tokens,
+            warnings_json=warnings_json(earlier.warnings),
         ))
     return job
 
@@ -216,7 +216,7 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
         # the stage time in the same commit as the pages (a commit per document less; the commit
         # itself is not timed)
         return ctx.jobs.transition(job, JobState.PARSED, pages=len(pages), detail=detail,
-                                   warnings_json=json.dumps(warnings) if warnings else None,
+                                   warnings_json=warnings_json(warnings),
                                    stage_time=(Stage.PARSE, (ctx.clock.monotonic() - start) * 1000))
 
     return ctx.changed(done.commit_with(ctx.db, ctx.caller.budget, store))
