@@ -125,10 +125,19 @@ def test_a_changed_document_misses_names_the_difference_and_fails_its_job(tmp_pa
     failed = [d for d in replayed.documents if d.status == "failed"]
     assert failed and {d.error_code for d in failed} == {"cassette_miss"}
     message = failed[0].error_message or ""
+    assert message.startswith(f"replay: POST https://api.openai.com/v1/embeddings is not recorded in {cassette} (")
     assert "POST /v1/embeddings" in message and "closest recorded request: #1" in message
     assert "'TSV'" in message or "TSV" in message
     assert "--record" in message and CANARY not in message and "authorization" not in message.lower()
     assert replayed.exit_code == 1
+
+
+def test_a_miss_shows_the_url_without_credentials() -> None:
+    from tvdb.recording.cassette import shown_url
+
+    assert shown_url("https://user:pw@proxy.example:8443/v1/embeddings?api-version=2") == (
+        "https://proxy.example:8443/v1/embeddings?api-version=2")
+    assert shown_url("http://127.0.0.1:8089/api/v2/parse/pjb-1") == "http://127.0.0.1:8089/api/v2/parse/pjb-1"
 
 
 # -- third-party cassettes (recorded by other projects) through tvdb's replay machinery ------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,9 +79,16 @@ def test_replay_miss_names_the_request(tmp_path: Path) -> None:
             openai.OpenAI(api_key=OPENAI_KEY, base_url=server.openai_base_url).embeddings.create(
                 model="text-embedding-3-small", input=TEXTS[0])
     with tvdb.session(mode="replay", cassette=cassette, cwd=tmp_path, environ=environ(server, keys=False)) as s:
-        with pytest.raises(CassetteMiss, match="no recorded interaction matches"):
-            openai.OpenAI(api_key="sk-x", base_url=server.openai_base_url).embeddings.create(
+        with pytest.raises(CassetteMiss) as missed:
+            openai.OpenAI(api_key="sk-x", base_url=server.openai_base_url,
+                          default_query={"api-key": OPENAI_KEY}).embeddings.create(
                 model="text-embedding-3-small", input=TEXTS[1])
+    # which request (method, URL with its secrets scrubbed), that it is not recorded, how to re-record
+    first, *_, last = str(missed.value).splitlines()
+    assert re.fullmatch(r"replay: POST http://127\.0\.0\.1:\d+/v1/embeddings\?api-key=<SCRUBBED> is not recorded "
+                        rf"in {re.escape(str(cassette))} \(1 interactions\)", first), first
+    assert last.startswith("The cassette is out of date for this scenario: re-record it with ")
+    assert OPENAI_KEY not in str(missed.value)
     [miss] = s.summary().calls
     assert (miss.implementation, miss.errors, miss.spent_usd) == ("replay", 1, 0.0)
     with emulator() as server:  # recording with record_mode once: the cassette exists, so a new request is refused

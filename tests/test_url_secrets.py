@@ -224,3 +224,14 @@ def test_the_webhook_token_scrub_runs_on_postgresql_too(pg_empty_url: str) -> No
     db.close()
     assert json.loads(rows["r-old"]) == {"parse": {"tier": "agentic"}, "chunking": {"max_tokens": 512}}
     assert rows["r-none"] is None
+
+
+@pytest.mark.parametrize(("uri", "scrubbed"), [
+    ("https://h/v1/embeddings?api-key=sk-unconfigured-0123456789&x=1", "https://h/v1/embeddings?api-key=<SCRUBBED>&x=1"),
+    ("https://h/v1/embeddings?token=abc123", "https://h/v1/embeddings?token=<SCRUBBED>"),
+])
+def test_a_cassette_query_secret_becomes_one_placeholder_however_often_scrubbed(uri: str, scrubbed: str) -> None:
+    from tvdb.recording.scrub import Scrubber
+
+    once = Scrubber().text(uri)
+    assert once == scrubbed and Scrubber().text(once) == scrubbed

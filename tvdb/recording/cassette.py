@@ -9,13 +9,15 @@ record modes and the file format stay vcrpy's.
 Interactions with the same key play in recorded order (a 429 and then its successful retry).
 A GET whose recorded answers are used up plays its last one again: a parse job's status polls
 replay tolerantly, so a different number of polls reaches the same final state.
-A request with no recorded interaction raises CassetteMiss naming the closest recorded request and
-what differs (never a header value) and how to re-record.
+A request with no recorded interaction raises CassetteMiss saying it is not recorded (method and
+scrubbed URL), the closest recorded request and what differs (never a header value) and how to
+re-record.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from vcr.cassette import Cassette
 from vcr.record_mode import RecordMode
@@ -129,11 +131,12 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
         where = f"{self._path} ({len(self.data)} interactions)"
         hint = getattr(self._persister, "rerecord_hint", None) or "re-record the cassette (tvdb run SCENARIO --record)"
         same = self._index.get(shape.key)
+        asked = f"{shape.method} {shown_url(request.uri)}"
         if same:
-            lines = [f"replay: {shape.describe()} was recorded {len(same)} time(s) in {where} and this run asks "
+            lines = [f"replay: {asked} was recorded {len(same)} time(s) in {where} and this run asks "
                      f"for it again (recorded runs made fewer identical calls)"]
         else:
-            lines = [f"replay: no recorded interaction matches {shape.describe()} in {where}"]
+            lines = [f"replay: {asked} is not recorded in {where}"]
             if self._shapes:
                 best = max(range(len(self._shapes)), key=lambda j: similarity(shape, self._shapes[j]))
                 closest = self._shapes[best]
@@ -142,3 +145,11 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
         lines.append(f"The cassette is out of date for this scenario: {hint}; "
                      "or add only the new requests with --record-mode new_episodes.")
         return CassetteMiss("\n".join(lines))
+
+
+def shown_url(uri: str) -> str:
+    """A (scrubbed) request URL for a message: the host says which service or endpoint was asked,
+    which the match key leaves out; a `user:password@` in it is dropped."""
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, "")) if host else uri

@@ -29,7 +29,9 @@ DROPPED_HEADERS = frozenset({
 })
 _SECRET_NAME = r"(?:api[_-]?key|apikey|key|token|access[_-]?token|[a-z_]*_token|secret|[a-z_]*_secret|password|" \
                r"signature|sig|auth|credential|client[_-]?secret)"
-_QUERY = re.compile(r"([?&;]" + _SECRET_NAME + r"=)([^&#\s\"'<>\\]+)", re.I)
+# a value may already hold the placeholder (`sk-<SCRUBBED>` from KEY_SHAPES): it is part of the value,
+# else the value ends at its `<` and the placeholder is written twice (`api-key=<SCRUBBED><SCRUBBED>`)
+_QUERY = re.compile(r"([?&;]" + _SECRET_NAME + r"=)((?:<SCRUBBED>|[^&#\s\"'<>\\])+)", re.I)
 _JSON_FIELD = re.compile(r'("' + _SECRET_NAME + r'"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.I)
 # substrings without which no rule below can apply: a few fast `in` tests spare most values and
 # bodies the regular expressions
