@@ -518,6 +518,17 @@ def test_clean_page_text_normalises_without_reflowing() -> None:
     assert has_text("x") and not has_text("\u200b\ufeff \n")
 
 
+def test_fast_paths_clean_as_the_regexes_do() -> None:
+    # ASCII pages go through bytes.translate, others through the regex: the same characters go
+    assert clean_page_text("a\x01b\x1fc\x7fd\te\x0bf") == "abcd\tef"
+    assert clean_page_text("é\x01b\x7f\ufeffc") == "ébc"
+    assert clean_page_text("plain ascii, nothing to remove") == "plain ascii, nothing to remove"
+    # has_text: a visible first character answers at once; a zero-width one needs the full check
+    assert has_text("  \n word") and has_text("\u200b\u00ad visible") and has_text("\ufeffx")
+    assert not has_text(" \u200b\u200c\u200d\u2060\ufeff\u00ad \n") and not has_text("")
+    assert clean_page_text("\u200b\n\u2060") == "" and clean_page_text("\u200bhello\n") == "\u200bhello"
+
+
 def test_all_placeholder_pages_are_no_text() -> None:
     with pytest.raises(DocumentError) as info:
         make_document([NO_CONTENT_MARKER, f"\n{NO_CONTENT_MARKER}\n"], PDF, path="scan.pdf")

@@ -76,18 +76,26 @@ def _each_sync(ctx: PipelineContext, jobs: Sequence[Job], state: JobState,
                     _contained(ctx, job, exc)
 
 
-def _chunk_each(ctx: PipelineContext, jobs: Sequence[Job]) -> None:
-    """The chunk stage of a window's parsed jobs, as `_each_sync`, with documents cut on two worker
-    threads (tiktoken releases the GIL) while the calling thread reads pages and stores chunks in
-    document order. At most `_CUTTING` documents' pages and chunks are held at once."""
+async def _chunk_each(ctx: PipelineContext, jobs: Sequence[Job]) -> None:
+    """The chunk stage of a window's parsed jobs, with documents cut on two worker threads
+    (tiktoken releases the GIL) while this thread reads pages and stores chunks in document order;
+    at most `_CUTTING` documents' pages and chunks are held at once.
+
+    Finished documents are stored together in one transaction, each in its own savepoint (a
+    commit per document was most of a small document's stage time). When the next document's cut
+    is not finished, that transaction is committed and the cut is awaited: the event loop then
+    serves the embed queue (sending its next requests, storing the vectors that came back)
+    instead of standing still for the whole stage. No transaction is ever open across an await,
+    so another task's writes, a budget reservation above all, are never held in this stage's."""
     todo = [j for j in jobs if j.state is JobState.PARSED]
     if len(todo) < 2:  # nothing to overlap: no threads
         _each_sync(ctx, todo, JobState.PARSED, stages.chunk)
         return
     cutting: deque[tuple[Job, float, Future[list[Chunk]]]] = deque()
-    with transaction(ctx.db), ThreadPoolExecutor(max_workers=2, thread_name_prefix="tvdb-chunk") as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tvdb-chunk") as pool:
         pending = iter(todo)
-        while True:
+
+        def refill() -> None:
             while len(cutting) < _CUTTING and (job := next(pending, None)) is not None:
                 try:
                     pages = stages.load_document_pages(ctx, job)
@@ -97,16 +105,28 @@ def _chunk_each(ctx: PipelineContext, jobs: Sequence[Job]) -> None:
                     _contained(ctx, job, exc)
                     continue
                 cutting.append((job, ctx.clock.monotonic(), pool.submit(stages.cut_chunks, ctx, pages)))
+
+        while True:
+            refill()
             if not cutting:
                 return
-            job, started, future = cutting.popleft()
-            try:
-                with savepoint(ctx.db):
-                    stages.store_chunks(ctx, job, future.result(), started)
-            except StorageError:
-                raise
-            except Exception as exc:  # noqa: BLE001 — contained to this document
-                _contained(ctx, job, exc)
+            if not cutting[0][2].done():
+                await asyncio.wait([asyncio.wrap_future(cutting[0][2])])
+            with transaction(ctx.db):
+                while cutting and cutting[0][2].done():
+                    job, started, future = cutting.popleft()
+                    _store_cut(ctx, job, future, started)
+                    refill()  # the cutters work on while this thread stores
+
+
+def _store_cut(ctx: PipelineContext, job: Job, future: Future[list[Chunk]], started: float) -> None:
+    try:
+        with savepoint(ctx.db):
+            stages.store_chunks(ctx, job, future.result(), started)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — contained to this document (its cut's error too)
+        _contained(ctx, job, exc)
 
 
 async def run_pipeline(ctx: PipelineContext) -> list[Job]:
@@ -161,7 +181,7 @@ async def _front(ctx: PipelineContext, job_ids: list[str]) -> None:
     await _each(ctx, current(), {JobState.UPLOADED, JobState.PARSING}, ctx.settings.parse.concurrency,
                 lambda j: stages.parse(ctx, j))
     ctx.after_stage(Stage.PARSE)
-    _chunk_each(ctx, current())
+    await _chunk_each(ctx, current())
     ctx.after_stage(Stage.CHUNK)
 
 

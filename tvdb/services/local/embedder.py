@@ -174,7 +174,16 @@ class HashEmbedder:
         positions = np.arange(int(ends[-1]), dtype=np.int64)
         positions += np.repeat(starts - (ends - n_features), n_features)
         keys = [np.repeat(word_rows * dimensions, n_features) + table.index[positions]]
-        values = [_on_grid(table.value[positions] * np.repeat(1.0 + np.log(counts), n_features))]
+        # A word that occurs once in its text contributes its folded weights as they are (most
+        # pairs: the grid-rounded copy is made once per word); only repeated words are scaled by
+        # 1 + ln(count) and rounded again, which is the same value for a count of 1.
+        weights = table.grid[positions]
+        repeated = counts > 1
+        if repeated.any():
+            at = np.repeat(repeated, n_features)
+            scale = np.repeat(1.0 + np.log(counts[repeated]), n_features[repeated])
+            weights[at] = _on_grid(table.value[positions[at]] * scale)
+        values = [weights]
 
         # Bigrams of consecutive content words (function words skipped) within one text.
         content = ~vocab.stop_array()[seq]
@@ -208,6 +217,7 @@ class _Folded:
         self.ptr = np.zeros(1, dtype=np.int64)
         self.index = np.zeros(0, dtype=np.int64)
         self.value = np.zeros(0, dtype=np.float64)
+        self.grid = np.zeros(0, dtype=np.float64)  # `value` rounded to the grid (_on_grid)
 
 
 class _Vocabulary:
@@ -264,7 +274,9 @@ class _Vocabulary:
             hashes = np.array(self._feature_hash[lo:hi], dtype=np.uint64)
             weights = np.array(self._feature_weight[lo:hi], dtype=np.float64)
             table.index = np.concatenate([table.index, (hashes % np.uint64(dimensions)).astype(np.int64)])
-            table.value = np.concatenate([table.value, np.where(hashes >> _TOP_BIT, -weights, weights)])
+            signed = np.where(hashes >> _TOP_BIT, -weights, weights)
+            table.value = np.concatenate([table.value, signed])
+            table.grid = np.concatenate([table.grid, _on_grid(signed)])
             table.ptr = np.concatenate([table.ptr, np.array(self._ptr[table.words + 1 : words + 1], dtype=np.int64)])
             table.words = words
         return table

@@ -21,8 +21,11 @@ _MARKER_LINE = re.compile(rf"^[ \t]*{NO_CONTENT_MARKER}[ \t]*(?:\n|$)", re.MULTI
 # C0 controls except tab and newline, DEL, and the BOM that some extractors leave mid-text.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufeff]")
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
+# The same controls as bytes, for ASCII text: bytes.translate deletes them ~10x faster than the regex.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 # Zero-width characters that make a page look non-empty without any visible text.
-_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_INVISIBLE_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
 
 
 def clean_page_text(text: str) -> str:
@@ -32,17 +35,31 @@ def clean_page_text(text: str) -> str:
     Returns ``""`` for a page without text (see `has_text`). Indentation and inner spacing are
     kept, so Markdown stays Markdown.
     """
+    # Each regex below scans a whole page in Python's re engine (~1 ms per 100 KB); the cheap
+    # C-level checks in front of them skip the scan for the pages that need none, most of them.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _MARKER_LINE.sub("", text)
-    text = _CONTROL.sub("", text)
+    if NO_CONTENT_MARKER in text:
+        text = _MARKER_LINE.sub("", text)
+    text = _without_controls(text)
     if not has_text(text):
         return ""
     return _LEADING_BLANK_LINES.sub("", text).rstrip()
 
 
+def _without_controls(text: str) -> str:
+    if text.isascii():
+        raw = text.encode("ascii")
+        kept = raw.translate(None, _CONTROL_BYTES)
+        return text if len(kept) == len(raw) else kept.decode("ascii")
+    return _CONTROL.sub("", text)
+
+
 def has_text(text: str) -> bool:
     """True when `text` holds at least one visible character (not whitespace, not zero-width)."""
-    return bool(_INVISIBLE.sub("", text).strip())
+    content = text.lstrip()
+    if content and content[0] not in _INVISIBLE_CHARS:  # its first non-space character is visible
+        return True
+    return bool(_INVISIBLE.sub("", content).strip())
 
 
 def is_no_content_placeholder(text: str) -> bool:
