@@ -141,3 +141,31 @@ def test_expectation_naming_no_document_says_how_to_name_one(tmp_path: Path) -> 
         load_scenario(path)
     assert "by absolute path, or by file name, e.g. 'a.md'" in str(info.value)
     assert str(tmp_path.resolve()) in str(info.value)
+
+
+def test_retrieval_naming_a_file_name_two_documents_share_is_refused_with_the_candidates(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.txt").write_text(f"the {folder} report")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [a/report.txt, b/report.txt]\nexpectations:\n  retrieval:\n"
+                    "    - query: the a report\n      document: report.txt\n"
+                    "    - query: the b report\n      document: b/report.txt\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert (info.value.path, info.value.line, info.value.key) == (path, 6, "expectations.retrieval[0].document")
+    assert info.value.message == (
+        "'report.txt' is ambiguous: it is the file name of 2 of the scenario's documents ('a/report.txt', "
+        "'b/report.txt'); name one by its path, as `documents:` does, e.g. 'a/report.txt'")
+    assert info.value.more == ()  # the path `b/report.txt` names one document: no problem
+
+
+def test_a_document_expectation_may_name_every_document_of_a_file_name(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.txt").write_text(f"the {folder} report")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [a/report.txt, b/report.txt]\nexpectations:\n  documents:\n"
+                    "    - document: report.txt\n      status: complete\n  retrieval:\n"
+                    "    - query: a report\n      document: '*/report.txt'\n")
+    assert len(load_scenario(path).documents) == 2
