@@ -131,7 +131,37 @@ def test_expectation_names_a_document_outside_the_scenario_dir_via_dotdot_and_sy
         "    - document: ../shared/corpus/*.txt\n      min_chunks: 1\n"
     )
     loaded = load_scenario(path)
-    assert loaded.documents == ((real / "invalid.pdf").resolve(), (real / "ok.txt").resolve())
+    # the documents keep the link the scenario went through (README "Scenario files")
+    shared = tmp_path.resolve() / "shared" / "corpus"
+    assert loaded.documents == (shared / "invalid.pdf", shared / "ok.txt")
+
+
+def test_documents_named_through_a_symlink_keep_the_path_the_scenario_wrote(tmp_path: Path) -> None:
+    real = tmp_path.resolve() / "elsewhere"
+    real.mkdir()
+    (real / "tides.txt").write_text("tide tables")
+    (real / "notes.md").write_text("notes")
+    (tmp_path / "docs").symlink_to(real)
+    (tmp_path / "alias.txt").symlink_to(real / "tides.txt")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [docs/tides.txt, 'docs/*.md', alias.txt, ./docs/../docs/notes.md]\n"
+                    "expectations:\n  documents:\n    - {document: docs/tides.txt, status: complete}\n"
+                    f"    - {{document: {real}/notes.md, status: complete}}\n"
+                    "  retrieval:\n    - {query: tides, document: docs/tides.txt}\n")
+    loaded = load_scenario(path)
+    base = tmp_path.resolve()
+    # the link's file named twice (as alias.txt too) is one document, under the name given first
+    assert loaded.documents == (base / "docs" / "tides.txt", base / "docs" / "notes.md")
+
+
+def test_a_missing_document_behind_a_symlink_is_named_as_written(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "docs").symlink_to(tmp_path / "real")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [docs/gone.pdf]\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.message == f"no such document: 'docs/gone.pdf' (resolved to {tmp_path.resolve()}/docs/gone.pdf)"
 
 
 def test_expectation_naming_no_document_says_how_to_name_one(tmp_path: Path) -> None:

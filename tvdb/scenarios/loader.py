@@ -183,8 +183,11 @@ def _scenario_error(
 def resolve_documents(entries: list[str], doc: YamlDocument,
                       problems: list[ScenarioError] | None = None) -> tuple[Path, ...]:
     """Absolute paths, or paths and globs relative to the scenario file; sorted per glob, de-duplicated.
-    Raises ScenarioError for an entry that names nothing, or appends it to `problems` and goes on."""
-    seen: dict[Path, None] = {}
+    Raises ScenarioError for an entry that names nothing, or appends it to `problems` and goes on.
+
+    A path keeps the symlinks the scenario wrote (output and errors show `docs/x.pdf`, not the link's
+    target); a file named twice, through a link or not, is one document, under the first name."""
+    seen: dict[Path, Path] = {}
     for i, entry in enumerate(entries):
         try:
             matched = _resolve_one(i, entry, doc)
@@ -194,8 +197,20 @@ def resolve_documents(entries: list[str], doc: YamlDocument,
             problems.append(exc)
             continue
         for m in matched:
-            seen.setdefault(m.resolve(), None)
-    return tuple(seen)
+            seen.setdefault(m.resolve(), as_written(m))
+    return tuple(seen.values())
+
+
+def as_written(path: Path) -> Path:
+    """`path` absolute with `.` and `..` folded but its symlinks kept; resolved when folding a `..`
+    after a symlink would name another file (`link/..` is the link target's parent)."""
+    import os
+
+    folded = Path(os.path.abspath(path))
+    try:
+        return folded if os.path.samefile(folded, path) else path.resolve()
+    except OSError:
+        return path.resolve()
 
 
 def _resolve_one(i: int, entry: str, doc: YamlDocument) -> list[Path]:
