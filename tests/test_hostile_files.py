@@ -55,7 +55,7 @@ def test_nesting_up_to_the_limit_is_fine(tmp_path: Path) -> None:
     # the top-level mapping and the faults list are two levels; the fault's own value fills the rest
     path.write_text("name: s\ndocuments: [a.md]\nfaults:\n  - " + _flow(MAX_DEPTH - 2) + "\n")
     (tmp_path / "a.md").write_text("x")
-    with pytest.raises(ScenarioError, match="faults\\[0\\]: Input should be a valid dictionary"):
+    with pytest.raises(ScenarioError, match=r"faults\[0\]: must be a mapping \(`key: value` lines"):
         load_scenario(path)  # parsed fine; refused by the schema, as any other wrong type
 
 

@@ -119,6 +119,18 @@ def test_real_mode_without_a_key_names_the_variable(tmp_path: Path) -> None:
         _router(settings, FakeClock())
 
 
+
+def test_real_mode_names_every_missing_key_in_one_error(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, flags={"mode": "real"}, env={"TVDB_SERVICES_EMBEDDER": "real"})
+    with pytest.raises(ConfigError) as raised:
+        _router(settings, FakeClock())
+    assert str(raised.value) == (
+        "real mode needs 2 API keys that are not set: the parser (set by --mode) needs LLAMA_CLOUD_API_KEY; "
+        "the embedder (set by TVDB_SERVICES_EMBEDDER) needs OPENAI_API_KEY. Set LLAMA_CLOUD_API_KEY and "
+        "OPENAI_API_KEY (or llama_cloud_api_key and openai_api_key in tvdb.yaml) (to try real mode offline, "
+        "start `tvdb emulate` and set LLAMA_CLOUD_BASE_URL and OPENAI_BASE_URL to its address), or run them "
+        "locally with --service parser=mock --service embedder=mock")
+
 # -- hybrid: each reason to fall back ---------------------------------------------------------------
 
 async def test_no_key_means_local_and_no_probe(tmp_path: Path) -> None:

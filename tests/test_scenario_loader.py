@@ -131,7 +131,37 @@ def test_expectation_names_a_document_outside_the_scenario_dir_via_dotdot_and_sy
         "    - document: ../shared/corpus/*.txt\n      min_chunks: 1\n"
     )
     loaded = load_scenario(path)
-    assert loaded.documents == ((real / "invalid.pdf").resolve(), (real / "ok.txt").resolve())
+    # the documents keep the link the scenario went through (README "Scenario files")
+    shared = tmp_path.resolve() / "shared" / "corpus"
+    assert loaded.documents == (shared / "invalid.pdf", shared / "ok.txt")
+
+
+def test_documents_named_through_a_symlink_keep_the_path_the_scenario_wrote(tmp_path: Path) -> None:
+    real = tmp_path.resolve() / "elsewhere"
+    real.mkdir()
+    (real / "tides.txt").write_text("tide tables")
+    (real / "notes.md").write_text("notes")
+    (tmp_path / "docs").symlink_to(real)
+    (tmp_path / "alias.txt").symlink_to(real / "tides.txt")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [docs/tides.txt, 'docs/*.md', alias.txt, ./docs/../docs/notes.md]\n"
+                    "expectations:\n  documents:\n    - {document: docs/tides.txt, status: complete}\n"
+                    f"    - {{document: {real}/notes.md, status: complete}}\n"
+                    "  retrieval:\n    - {query: tides, document: docs/tides.txt}\n")
+    loaded = load_scenario(path)
+    base = tmp_path.resolve()
+    # the link's file named twice (as alias.txt too) is one document, under the name given first
+    assert loaded.documents == (base / "docs" / "tides.txt", base / "docs" / "notes.md")
+
+
+def test_a_missing_document_behind_a_symlink_is_named_as_written(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "docs").symlink_to(tmp_path / "real")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [docs/gone.pdf]\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.message == f"no such document: 'docs/gone.pdf' (resolved to {tmp_path.resolve()}/docs/gone.pdf)"
 
 
 def test_expectation_naming_no_document_says_how_to_name_one(tmp_path: Path) -> None:
@@ -141,3 +171,31 @@ def test_expectation_naming_no_document_says_how_to_name_one(tmp_path: Path) -> 
         load_scenario(path)
     assert "by absolute path, or by file name, e.g. 'a.md'" in str(info.value)
     assert str(tmp_path.resolve()) in str(info.value)
+
+
+def test_retrieval_naming_a_file_name_two_documents_share_is_refused_with_the_candidates(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.txt").write_text(f"the {folder} report")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [a/report.txt, b/report.txt]\nexpectations:\n  retrieval:\n"
+                    "    - query: the a report\n      document: report.txt\n"
+                    "    - query: the b report\n      document: b/report.txt\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert (info.value.path, info.value.line, info.value.key) == (path, 6, "expectations.retrieval[0].document")
+    assert info.value.message == (
+        "'report.txt' is ambiguous: it is the file name of 2 of the scenario's documents ('a/report.txt', "
+        "'b/report.txt'); name one by its path, as `documents:` does, e.g. 'a/report.txt'")
+    assert info.value.more == ()  # the path `b/report.txt` names one document: no problem
+
+
+def test_a_document_expectation_may_name_every_document_of_a_file_name(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.txt").write_text(f"the {folder} report")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [a/report.txt, b/report.txt]\nexpectations:\n  documents:\n"
+                    "    - document: report.txt\n      status: complete\n  retrieval:\n"
+                    "    - query: a report\n      document: '*/report.txt'\n")
+    assert len(load_scenario(path).documents) == 2

@@ -79,3 +79,53 @@ def test_describe_drops_the_assertion_label_too() -> None:
 def test_own_message_strips_only_a_leading_label(msg: str, expected: str) -> None:
     assert own_message(msg) == expected
     assert not own_message(msg).startswith(LABELS)
+
+
+PYDANTIC_PHRASES = ("Input should", "Extra inputs", "Field required", "should have at least", "input_type",
+                    "errors.pydantic.dev", "valid dictionary", "instance of")
+
+
+def test_a_scenarios_wrong_shapes_read_in_tvdbs_words_at_file_line_and_key(tmp_path: Path) -> None:
+    from tvdb.errors import ScenarioError
+    from tvdb.scenarios.loader import load_scenario
+
+    (tmp_path / "a.md").write_text("x")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: ''\ndocuments: a.md\nexpectations:\n  vectors: [1]\n  retrieval:\n"
+                    "    - {query: '', document: a.md}\nchunking: 7\n")
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path)
+    assert [(p["line"], p["key"], p["message"]) for p in raised.value.problems] == [
+        (1, "name", "must not be empty"),
+        (2, "documents", "must be a list (`- item` lines, or [a, b]), got 'a.md'"),
+        (4, "expectations.vectors", "must be a mapping (`key: value` lines indented under it, or {key: value}), "
+                                    "got [1]"),
+        (6, "expectations.retrieval[0].query", "must not be empty"),
+        (7, "chunking", "must be a mapping (`key: value` lines indented under it, or {key: value}), got 7"),
+    ]
+    assert not any(phrase in str(raised.value) for phrase in PYDANTIC_PHRASES)
+
+
+def test_a_config_files_wrong_shapes_read_in_tvdbs_words(tmp_path: Path) -> None:
+    from tvdb.config import resolve_settings
+
+    (tmp_path / "tvdb.yaml").write_text("alerts:\n  thresholds_pct: 80\nchunking: [1]\n")
+    with pytest.raises(ConfigError) as raised:
+        resolve_settings(cwd=tmp_path, environ={}, dotenv=False)
+    config = tmp_path / "tvdb.yaml"
+    assert str(raised.value) == (
+        f"{config}:2: alerts.thresholds_pct: must be a list (`- item` lines, or [a, b]), got 80\n"
+        f"{config}:3: chunking: must be a mapping (`key: value` lines indented under it, or {{key: value}}), got [1]\n"
+        "(2 problems)")
+
+
+@pytest.mark.parametrize("msg,expected", [
+    ("Input should be a valid UUID, invalid length", "must be a valid UUID, invalid length"),
+    ("Field required", "required key is missing"),
+    ("Value error, a sentence of our own", "a sentence of our own"),
+    ("a sentence of our own", "a sentence of our own"),
+])
+def test_an_uncommon_pydantic_message_is_reworded(msg: str, expected: str) -> None:
+    from tvdb.validation import plain
+
+    assert plain(msg) == expected

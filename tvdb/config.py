@@ -243,14 +243,28 @@ def resolve_settings(
     origins: dict[tuple[str, ...], _Layer] = {}
     for layer in layers:
         _merge(merged, layer.data, (), origins, layer)
+    prices = _price_errors(merged.get("prices"))
     try:
         settings = Settings.model_validate(merged)
     except ValidationError:
-        raise _explain(all_errors(Settings, merged), origins) from None
+        raise _explain(all_errors(Settings, merged) + prices, origins) from None
+    if prices:
+        raise _explain(prices, origins)
     updates = {k: (cwd / v if v is not None and not v.is_absolute() else v)
                for k in _PATH_KEYS if (v := getattr(settings, k)) is not None}
     named = {".".join(p): _origin(origins[p], p, merged) for p in MODE_KEYS if p in origins}
     return settings.model_copy(update=updates).with_origins(named)
+
+
+def _price_errors(prices: Any) -> list[ErrorDetails]:
+    """The `prices:` override's problems as validation errors at their keys, so that they are listed
+    with file:line beside the other settings' in one pass (instead of at the first price lookup)."""
+    if not isinstance(prices, Mapping):
+        return []  # not a mapping: the schema says so
+    from tvdb.ledger.prices import override_problems
+
+    return [ErrorDetails(type="value_error", loc=("prices", *path), msg=message, input=None)
+            for path, message in override_problems(prices)]
 
 
 def scenario_settings_problems(scenario: Mapping[str, Any], doc: YamlDocument) -> list[ScenarioError]:

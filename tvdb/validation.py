@@ -106,6 +106,40 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_LIST_TYPES = frozenset({"list_type", "tuple_type", "set_type", "frozen_set_type", "iterable_type"})
+_MAPPING_TYPES = frozenset({"dict_type", "model_type", "model_attributes_type", "mapping_type", "dataclass_type"})
+# pydantic's own phrases, for an error type tvdb has no sentence of its own for: the message keeps
+# pydantic's detail, in tvdb's words ("must be …"), never its capitalised "Input should be …"
+_PYDANTIC_PHRASES = (("Input should be ", "must be "), ("Value should be ", "must be "),
+                     ("Value should have ", "must have "), ("Input should have ", "must have "),
+                     ("Field required", "required key is missing"), ("Extra inputs are not permitted", "unknown key"))
+
+
+def plain(msg: str) -> str:
+    """pydantic's wording of a message turned into tvdb's ("Input should be a valid x" → "must be a valid x")."""
+    msg = own_message(msg)
+    for theirs, ours in _PYDANTIC_PHRASES:
+        if msg.startswith(theirs):
+            return ours + msg[len(theirs):]
+    return msg
+
+
+def _length(err: ErrorDetails) -> str | None:
+    """A text's or a list's length out of bounds, in tvdb's words; None for another error."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "string_too_short":
+        n = ctx.get("min_length")
+        return "must not be empty" if n == 1 else f"must be at least {n} characters long"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters long"
+    if kind == "too_short":
+        n = ctx.get("min_length")
+        return "must list at least one item" if n == 1 else f"must list at least {n} items"
+    if kind == "too_long":
+        return f"must list at most {ctx.get('max_length')} items, got {ctx.get('actual_length')}"
+    return None
+
+
 def expected(err: ErrorDetails, root: type[BaseModel]) -> str | None:
     """What the key must be, in tvdb's words ("a whole number", "at most 64"), for pydantic's common
     error types; None for a validator's own message or an uncommon type."""
@@ -124,6 +158,22 @@ def expected(err: ErrorDetails, root: type[BaseModel]) -> str | None:
         return "text"
     if kind in ("literal_error", "enum"):
         return f"one of {ctx.get('expected')}"
+    if kind in _LIST_TYPES:
+        return "a list (`- item` lines, or [a, b])"
+    if kind in _MAPPING_TYPES:
+        return "a mapping (`key: value` lines indented under it, or {key: value})"
+    if kind in ("decimal_parsing", "decimal_type"):
+        return "a number"
+    if kind.startswith("date_"):
+        return "a date like 2026-01-31"
+    if kind.startswith("datetime_"):
+        return "a date and time like 2026-01-31T09:30:00Z"
+    if kind.startswith("url_"):
+        return "a URL like https://example.com/path"
+    if kind == "string_pattern_mismatch":
+        return f"text matching {ctx.get('pattern')}"
+    if kind == "multiple_of":
+        return f"a multiple of {ctx.get('multiple_of')}"
     bounds = {"greater_than": ("greater than", "gt"), "greater_than_equal": ("at least", "ge"),
               "less_than": ("less than", "lt"), "less_than_equal": ("at most", "le")}
     if kind in bounds:
@@ -146,11 +196,14 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
         return f"unknown key {loc[-1]!r}" + (f" ({hint}{listed})".replace("? )", "?)") if hint or listed else "")
     if err["type"] == "missing":
         return "required key is missing"
+    length = _length(err)
+    if length is not None:
+        return length
     wanted = expected(err, root)
     if wanted is not None:
         secret = "SecretStr" in str(field_annotation(root, loc))  # the value is never repeated
         return f"must be {wanted}" + ("" if secret else f", got {_shown(err['input'])}")
-    return own_message(str(err["msg"]))
+    return plain(str(err["msg"]))
 
 
 def dotted(loc: Sequence[object]) -> str:

@@ -43,17 +43,22 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     plain = fmt is Format.PLAIN
     print_table(console, docs, plain=plain)
     by_stage = est.would_cost_nusd
-    unknown = {"parse" if s == "llamaparse" else "embed" for s, _ in est.unpriced}
+    unknown = {stage for s, _ in est.unpriced for stage in (("parse",) if s == "llamaparse" else ("embed", "query"))}
 
     def usd(stage: str) -> str:
         return "unknown" if stage in unknown else format_usd(by_stage[stage] / 1e9)
 
     modes = ", ".join(f"{k} {v}" for k, v in est.modes.items())
     total = "unknown" if unknown else format_usd(sum(by_stage.values()) / 1e9)
+    queries = est.requests.get("query", 0)
+    sent = (f"{est.requests['parse']} parse, {est.requests['embed']} embedding and "
+            f"{counted(queries, 'retrieval query request')}" if queries else
+            f"{est.requests['parse']} parse and {est.requests['embed']} embedding requests")
+    query_cost = f", retrieval queries {usd('query')}" if queries else ""
     console.print(
-        f"The run would send {est.requests['parse']} parse and {est.requests['embed']} embedding requests "
+        f"The run would send {sent} "
         f"({modes}), worth {total} at live prices (parse {usd('parse')} for {counted(est.parse_pages, 'page')} = "
-        f"{est.parse_credits} LlamaParse credits at tier {est.parse_tier}, embed {usd('embed')}); "
+        f"{est.parse_credits} LlamaParse credits at tier {est.parse_tier}, embed {usd('embed')}{query_cost}); "
         f"real spend {format_usd(est.forecast.total_usd)}.", markup=False,
     )
     for service, model in est.unpriced:

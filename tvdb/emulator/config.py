@@ -61,15 +61,17 @@ class EmulatorConfig(StrictModel):
 def load_emulator_config(path: Path) -> EmulatorConfig:
     """Read and validate `path`; raises ConfigError naming the file, the line and the key."""
     from tvdb.config import read_config_file
-    from tvdb.validation import describe, dotted
+    from tvdb.validation import all_errors, describe, dotted
 
     doc = read_config_file(path, "emulator config")
     try:
         return EmulatorConfig.model_validate(doc.data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        raise ConfigError(f"{path}:{doc.line_of(loc)}: {dotted(loc)}: {describe(err, EmulatorConfig)}") from None
+    except ValidationError:
+        # every problem in one pass, in file order, so the file is fixed in one go
+        found = sorted(((doc.line_of(tuple(err["loc"])), dotted(err["loc"]), describe(err, EmulatorConfig))
+                        for err in all_errors(EmulatorConfig, doc.data)), key=lambda f: f[0] or 0)
+        lines = [f"{path}:{line}: {key}: {message}" for line, key, message in found]
+        raise ConfigError("\n".join(lines) + (f"\n({len(lines)} problems)" if len(lines) > 1 else "")) from None
 
 
 def build_server(

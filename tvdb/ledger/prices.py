@@ -130,7 +130,10 @@ class PriceTable:
         if overrides:
             if not isinstance(overrides, Mapping):
                 raise ConfigError("prices: must be a mapping shaped like tvdb/ledger/prices.json")
-            _check_override_keys(overrides)
+            problems = override_problems(overrides)
+            if problems:
+                lines = [f"prices: {'.'.join(path)}: {message}" for path, message in problems]
+                raise ConfigError("\n".join(lines) + (f"\n({len(lines)} problems)" if len(lines) > 1 else ""))
             merged = _merge(raw["versions"][-1], overrides)
             merged.setdefault("version", f"{versions[-1].version}+config")
             if merged["version"] == versions[-1].version:
@@ -190,26 +193,86 @@ _OPENAI_MODEL_KEYS = frozenset({"usd_per_1m_tokens", "usd_per_token", "batch_usd
 _LLAMAPARSE_KEYS = frozenset({"usd_per_1000_credits", "credits_per_page"})
 
 
-def _unknown(keys: Any, allowed: frozenset[str], where: str) -> None:
-    extra = sorted(str(k) for k in keys if k not in allowed)
-    if extra:
-        raise ConfigError(
-            f"prices: {where}{extra[0]}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))}); "
-            "a price under a misspelt key would be ignored and the shipped one used instead"
-        )
+Problem = tuple[tuple[str, ...], str]  # (the key's path under `prices:`, what is wrong with it)
+_MISSPELT = "a price under a misspelt key would be ignored and the shipped one used instead"
 
 
-def _check_override_keys(over: Mapping[str, Any]) -> None:
-    """Refuse keys `PriceVersion.from_dict` would silently ignore (a typo must not keep the old price)."""
-    _unknown(over, _OVERRIDE_KEYS, "")
+def override_problems(over: Mapping[str, Any]) -> list[Problem]:
+    """Every problem of a `prices:` override, each at its key, so that a file is fixed in one go: keys
+    `PriceVersion.from_dict` would silently ignore (a typo must not keep the old price), entries of the
+    wrong shape, and amounts that are no number or are implausible (the wrong unit)."""
+    out: list[Problem] = []
+    _unknown(over, _OVERRIDE_KEYS, (), out)
     models = over.get(OPENAI)
-    if isinstance(models, Mapping):
+    if models is not None and not isinstance(models, Mapping):
+        out.append(((OPENAI,), "must be a mapping of model names to prices, e.g. {my-model: {usd_per_1m_tokens: "
+                               "'0.05'}}"))
+    elif models is not None:
+        shipped = _shipped_models()
         for model, spec in models.items():
-            if isinstance(spec, Mapping):
-                _unknown(spec, _OPENAI_MODEL_KEYS, f"{OPENAI}.{model}.")
+            out += _model_problems((OPENAI, str(model)), spec, str(model) in shipped)
     lp = over.get(LLAMAPARSE)
-    if isinstance(lp, Mapping):
-        _unknown(lp, _LLAMAPARSE_KEYS, f"{LLAMAPARSE}.")
+    if lp is not None and not isinstance(lp, Mapping):
+        out.append(((LLAMAPARSE,), "must be a mapping such as {usd_per_1000_credits: '1.25', credits_per_page: "
+                                   "{fast: 1}}"))
+    elif lp is not None:
+        _unknown(lp, _LLAMAPARSE_KEYS, (LLAMAPARSE,), out)
+        if "usd_per_1000_credits" in lp:
+            _amount(out, (LLAMAPARSE, "usd_per_1000_credits"), lp["usd_per_1000_credits"],
+                    _PLAUSIBLE_USD_PER_1000_CREDITS, "USD per 1,000 credits")
+        tiers = lp.get("credits_per_page")
+        if tiers is not None and not isinstance(tiers, Mapping):
+            out.append(((LLAMAPARSE, "credits_per_page"), "must be a mapping of tier to credits, e.g. {fast: 1}"))
+        elif tiers is not None:
+            for tier, credits in tiers.items():
+                _amount(out, (LLAMAPARSE, "credits_per_page", str(tier)), credits, _PLAUSIBLE_CREDITS_PER_PAGE,
+                        "credits")
+    return out
+
+
+def _model_problems(path: tuple[str, ...], spec: Any, shipped: bool) -> list[Problem]:
+    out: list[Problem] = []
+    if not isinstance(spec, Mapping):
+        return [(path, "must be a mapping such as {usd_per_1m_tokens: '0.05'}")]
+    _unknown(spec, _OPENAI_MODEL_KEYS, path, out)
+    if "usd_per_token" in spec:
+        _amount(out, (*path, "usd_per_token"), spec["usd_per_token"], _PLAUSIBLE_USD_PER_1M_TOKENS,
+                "USD per 1M tokens", scale=1_000_000)
+    elif "usd_per_1m_tokens" in spec:
+        _amount(out, (*path, "usd_per_1m_tokens"), spec["usd_per_1m_tokens"], _PLAUSIBLE_USD_PER_1M_TOKENS,
+                "USD per 1M tokens")
+    elif not shipped and not any(p[: len(path)] == path for p, _ in out):
+        out.append((path, "has no price: give usd_per_1m_tokens, e.g. {usd_per_1m_tokens: '0.05'}"))
+    if spec.get("batch_usd_per_1m_tokens") is not None:
+        _amount(out, (*path, "batch_usd_per_1m_tokens"), spec["batch_usd_per_1m_tokens"],
+                _PLAUSIBLE_USD_PER_1M_TOKENS, "USD per 1M tokens")
+    return out
+
+
+def _amount(out: list[Problem], path: tuple[str, ...], value: Any, bounds: tuple[Decimal, Decimal], unit: str,
+            scale: int = 1) -> None:
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        out.append((path, f"must be a number, got {value!r}"))
+        return
+    if not d.is_finite() or d < 0:
+        out.append((path, f"must be a finite, non-negative number, got {value!r}"))
+        return
+    low, high = bounds
+    if not low <= d * scale <= high:
+        out.append((path, f"{d * scale} {unit} is implausible (expected {low}..{high}); is it in the wrong unit "
+                          "(per token instead of per 1M tokens)?"))
+
+
+def _shipped_models() -> set[str]:
+    raw = json.loads(resources.files("tvdb.ledger").joinpath("prices.json").read_text("utf-8"))
+    return {str(m) for m in (raw["versions"][-1].get(OPENAI) or {})}
+
+
+def _unknown(keys: Any, allowed: frozenset[str], path: tuple[str, ...], out: list[Problem]) -> None:
+    for key in sorted(str(k) for k in keys if k not in allowed):
+        out.append(((*path, key), f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))}); {_MISSPELT}"))
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

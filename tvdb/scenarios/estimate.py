@@ -23,6 +23,9 @@ from tvdb.ledger.prices import LLAMAPARSE, OPENAI, PriceTable, UnitPrice, nusd_t
 from tvdb.scenarios.loader import LoadedScenario
 from tvdb.services.factory import budget_settings
 
+# the stages each ledger service's calls are priced under (the retrieval queries are OpenAI calls too)
+_SERVICE_STAGES = {LLAMAPARSE: ("parse",), OPENAI: ("embed", "query")}
+
 
 @dataclass(frozen=True, slots=True)
 class DocumentEstimate:
@@ -63,7 +66,7 @@ class Estimate:
 
     @property
     def _unpriced_stages(self) -> set[str]:
-        return {"parse" if service == LLAMAPARSE else "embed" for service, _ in self.unpriced}
+        return {stage for service, _ in self.unpriced for stage in _SERVICE_STAGES[service]}
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -115,6 +118,20 @@ def _request(service: str, model: str, units: int, unit: str, price: UnitPrice |
                         settings.budget.max_usd)
 
 
+def _query_requests(loaded: LoadedScenario, settings: Settings, price: UnitPrice | None) -> list[SpendRequest]:
+    """One embedding request per retrieval expectation, as the run sends them after ingestion (in the
+    embedder's space; none when the scenario's own `search:` hook answers the queries)."""
+    from tvdb.tokens import count_tokens
+
+    retrieval = loaded.scenario.expectations.retrieval
+    if not retrieval or loaded.scenario.search is not None:
+        return []
+    model = settings.embedding.model
+    scope = CallScope(None, loaded.scenario.name, "query")
+    tokens = count_tokens([r.query for r in retrieval], embedding_model(model).encoding)
+    return [_request(OPENAI, model, n, "tokens", price, scope, settings) for n in tokens]
+
+
 def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estimate:
     """Forecast `loaded` under `settings` (today's spend read from the ledger, if there is one)."""
     from tvdb.db import open_db, open_storage
@@ -144,9 +161,10 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
         batches += [sum(group[i] for i in batch) for batch in plan_batches(group, spec)]
         start += size
     embed_requests = [_request(OPENAI, model, tokens, "tokens", embed_price, scope, settings) for tokens in batches]
+    query_requests = _query_requests(loaded, settings, embed_price)
     paid = (Mode.REAL, Mode.HYBRID)  # hybrid spends at most what real would
     real = [*(parse_requests if modes["parser"] in paid else []),
-            *(embed_requests if modes["embedder"] in paid else [])]
+            *(embed_requests + query_requests if modes["embedder"] in paid else [])]
     # an existing ledger gives today's real spend; without one, nothing has been spent
     if settings.database_url is not None:
         ledger = open_storage(settings)
@@ -154,7 +172,7 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
         ledger = open_db(settings.database_path if settings.database_path.exists() else Path(":memory:"))
     forecast = LedgerBudget(ledger, budget_settings(settings), clock).forecast(real)
     ledger.close()
-    every = [*parse_requests, *embed_requests]
+    every = [*parse_requests, *embed_requests, *query_requests]
     # pages as the run will record them: a document the mock parser fails bills (and records) 0 pages,
     # while real LlamaParse bills a scanned page it cannot read
     documents = tuple(replace(d, pages=0) if d.status == "failed" and modes["parser"] is not Mode.REAL else d
@@ -162,9 +180,10 @@ def estimate(loaded: LoadedScenario, settings: Settings, clock: Clock) -> Estima
     return Estimate(
         scenario=loaded.scenario.name, modes={k: str(v) for k, v in modes.items()},
         documents=documents,
-        requests={"parse": len(parse_requests), "embed": len(embed_requests)},
+        requests={"parse": len(parse_requests), "embed": len(embed_requests), "query": len(query_requests)},
         would_cost_nusd={"parse": sum(r.estimate_nusd or 0 for r in parse_requests),
-                         "embed": sum(r.estimate_nusd or 0 for r in embed_requests)},
+                         "embed": sum(r.estimate_nusd or 0 for r in embed_requests),
+                         "query": sum(r.estimate_nusd or 0 for r in query_requests)},
         unpriced=tuple(sorted({(r.service, r.model) for r in every if r.estimate_nusd is None})),
         forecast=forecast, parse_pages=int(sum(r.units for r in parse_requests)), parse_tier=tier,
     )

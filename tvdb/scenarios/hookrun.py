@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import traceback
 from collections.abc import Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -296,9 +297,9 @@ def _document_named(item: object, documents: Sequence[DocumentResult], base: Pat
         if text in (d.job_id, d.correlation_id, d.path):
             return d
     candidate = Path(text).expanduser()
-    full = (candidate if candidate.is_absolute() else base / candidate).resolve()
-    for d in documents:
-        if str(full) == d.path:
+    full = candidate if candidate.is_absolute() else base / candidate
+    for d in documents:  # as the scenario wrote it, or the file a symlink in either leads to
+        if os.path.abspath(full) == d.path or str(full.resolve()) == str(Path(d.path).resolve()):
             return d
     named = [d for d in documents if Path(d.path).name == text]
     return named[0] if len(named) == 1 else None

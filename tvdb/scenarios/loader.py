@@ -135,13 +135,28 @@ def _check_expectation_names(doc: YamlDocument, entries: Sequence[str], document
     for loc, pattern in _named_documents(doc.data.get("expectations") if isinstance(doc.data, dict) else None):
         if any(pattern in (entry, Path(entry).name) for entry in missing):
             continue
-        if not any(matches(pattern, str(p), base) for p in documents):
+        named = [p for p in documents if matches(pattern, str(p), base)]
+        if loc[1] == "retrieval" and len(named) > 1 and not _GLOB_CHARS & set(pattern):
+            # a retrieval expectation is about one document; passing when any of several same-named
+            # files ranks would hide which one the query finds
+            shown = ", ".join(repr(_as_written(p, base)) for p in named)
+            problems.append(ScenarioError(
+                f"{pattern!r} is ambiguous: it is the file name of {len(named)} of the scenario's documents"
+                f" ({shown}); name one by its path, as `documents:` does, e.g. {_as_written(named[0], base)!r}",
+                path=doc.path, line=doc.line_of(loc), key=dotted(loc),
+            ))
+        if not named:
             problems.append(ScenarioError(
                 f"{pattern!r} names none of the scenario's {counted(len(documents), 'document')} (name one as"
                 f" `documents:` does, relative to {base}, by absolute path, or by file name, e.g."
                 f" {documents[0].name if documents else 'report.pdf'!r})",
                 path=doc.path, line=doc.line_of(loc), key=dotted(loc),
             ))
+
+
+def _as_written(path: Path, base: Path) -> str:
+    """A document's path relative to the scenario's folder when it is inside it, else absolute."""
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 def _settings_problems(doc: YamlDocument) -> list[ScenarioError]:
@@ -168,8 +183,11 @@ def _scenario_error(
 def resolve_documents(entries: list[str], doc: YamlDocument,
                       problems: list[ScenarioError] | None = None) -> tuple[Path, ...]:
     """Absolute paths, or paths and globs relative to the scenario file; sorted per glob, de-duplicated.
-    Raises ScenarioError for an entry that names nothing, or appends it to `problems` and goes on."""
-    seen: dict[Path, None] = {}
+    Raises ScenarioError for an entry that names nothing, or appends it to `problems` and goes on.
+
+    A path keeps the symlinks the scenario wrote (output and errors show `docs/x.pdf`, not the link's
+    target); a file named twice, through a link or not, is one document, under the first name."""
+    seen: dict[Path, Path] = {}
     for i, entry in enumerate(entries):
         try:
             matched = _resolve_one(i, entry, doc)
@@ -179,8 +197,20 @@ def resolve_documents(entries: list[str], doc: YamlDocument,
             problems.append(exc)
             continue
         for m in matched:
-            seen.setdefault(m.resolve(), None)
-    return tuple(seen)
+            seen.setdefault(m.resolve(), as_written(m))
+    return tuple(seen.values())
+
+
+def as_written(path: Path) -> Path:
+    """`path` absolute with `.` and `..` folded but its symlinks kept; resolved when folding a `..`
+    after a symlink would name another file (`link/..` is the link target's parent)."""
+    import os
+
+    folded = Path(os.path.abspath(path))
+    try:
+        return folded if os.path.samefile(folded, path) else path.resolve()
+    except OSError:
+        return path.resolve()
 
 
 def _resolve_one(i: int, entry: str, doc: YamlDocument) -> list[Path]:

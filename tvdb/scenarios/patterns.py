@@ -11,25 +11,40 @@ _GLOB_CHARS = "*?["
 
 
 def matches(pattern: str, path: str, base: Path) -> bool:
-    """Does `pattern` name the document at `path` (absolute, resolved), for a scenario in `base`?"""
+    """Does `pattern` name the document at `path` (absolute, its symlinks as the scenario wrote them),
+    for a scenario in `base`? As written (`docs/x.pdf` through the link `docs`) or by the real path
+    the link leads to, or by file name."""
     if pattern in ("*", "**"):
         return True
-    return fnmatch.fnmatchcase(path, _absolute(pattern, base)) or fnmatch.fnmatchcase(Path(path).name, pattern)
+    return (fnmatch.fnmatchcase(path, _absolute(pattern, base, resolve=False))
+            or fnmatch.fnmatchcase(_real(path), _absolute(pattern, base, resolve=True))
+            or fnmatch.fnmatchcase(Path(path).name, pattern))
 
 
 @lru_cache(maxsize=1024)
-def _absolute(pattern: str, base: Path) -> str:
-    """The pattern as an absolute path resolved like the scenario's documents are (`..` and symlinks
-    in its literal leading part), so `../shared/x.pdf` names the document `documents:` resolved from
-    the same text. The glob tail is kept as written. Cached: it is asked once per document and entry."""
+def _real(path: str) -> str:
+    return str(Path(path).resolve())
+
+
+@lru_cache(maxsize=1024)
+def _absolute(pattern: str, base: Path, *, resolve: bool) -> str:
+    """The pattern as an absolute path, its literal leading part folded (`..`) like the scenario's
+    documents are, or also resolved (symlinks), so `../shared/x.pdf` names the document `documents:`
+    gave from the same text. The glob tail is kept as written. Cached: asked once per document and entry."""
+    import os
+
     full = Path(pattern).expanduser()
     if not full.is_absolute():
         full = base / full
+
+    def fold(p: Path) -> Path:
+        return p.resolve() if resolve else Path(os.path.abspath(p))
+
     parts = full.parts
     for i, part in enumerate(parts):
         if any(ch in part for ch in _GLOB_CHARS):
-            return str(Path(*parts[:i]).resolve().joinpath(*parts[i:]))
-    return str(full.resolve())
+            return str(fold(Path(*parts[:i])).joinpath(*parts[i:]))
+    return str(fold(full))
 
 
 def specificity(pattern: str) -> tuple[int, int]:

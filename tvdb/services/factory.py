@@ -84,6 +84,8 @@ def build_router(
     from tvdb.services.router import ServiceRouter
 
     transports = transports or {}
+    if not replay:
+        _check_keys(settings)
     sleep = clock.sleep
     closers: list[Callable[[], Awaitable[None]]] = []
 
@@ -156,6 +158,27 @@ def real_parser(settings: Settings, faults: FaultSchedule | None, transport: Asy
 
     return build_real_parser(settings, clock, retry=build_retry(settings, clock), faults=faults,
                              transport=transport, implementation=implementation)
+
+
+def _check_keys(settings: Settings) -> None:
+    """Raises one ConfigError naming every API key real mode needs and lacks, so that a user sets them
+    all at once instead of meeting the next one on the next run (a single missing key: `_needs`)."""
+    from tvdb.services.modes import ROLES
+
+    missing = [(role, service_mode(settings, role)[1]) for role in ROLES
+               if service_mode(settings, role)[0] is Mode.REAL and api_key(settings, role) is None]
+    if len(missing) < 2:
+        return
+    infos = [ROLE_INFO[role] for role, _ in missing]
+    envs = " and ".join(info.key_env for info in infos)
+    needs = "; ".join(f"the {role} ({why}) needs {ROLE_INFO[role].key_env}" for role, why in missing)
+    bases = " and ".join("OPENAI_BASE_URL" if role == "embedder" else "LLAMA_CLOUD_BASE_URL" for role, _ in missing)
+    raise ConfigError(
+        f"real mode needs {len(missing)} API keys that are not set: {needs}. Set {envs} (or "
+        f"{' and '.join(info.key_setting for info in infos)} in tvdb.yaml) (to try real mode offline, start "
+        f"`tvdb emulate` and set {bases} to its address), or run them locally with "
+        f"{' '.join(f'--service {role}=mock' for role, _ in missing)}"
+    )
 
 
 def _needs(role: Role, why: str, unavailable: str) -> str:

@@ -448,12 +448,12 @@ def _with_arguments(settings: Settings, mode: str | None, daily_budget_usd: floa
         return settings
     from pydantic import ValidationError
 
-    from tvdb.validation import own_message
+    from tvdb.validation import describe, dotted
 
     try:
         validated = Settings.model_validate({**settings.model_dump(), **update})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {own_message(e['msg'])}" for e in exc.errors())
+        problems = "; ".join(f"{dotted(e['loc'])}: {describe(e, Settings)}" for e in exc.errors())
         raise ConfigError(f"tvdb.session(...): {problems}") from None
     return validated.with_origins(origins)
 
@@ -464,13 +464,13 @@ def _fault_plan(faults: Any) -> Any:
     from pydantic import ValidationError
 
     from tvdb.faults.plan import FaultPlan
-    from tvdb.validation import own_message
+    from tvdb.validation import describe
 
     if isinstance(faults, FaultPlan):
         return faults
     try:
         return FaultPlan.of(list(faults))
     except ValidationError as exc:
-        problems = "; ".join(f"faults[{'.'.join(str(p) for p in e['loc'][1:])}]: {own_message(e['msg'])}"
+        problems = "; ".join(f"faults[{'.'.join(str(p) for p in e['loc'][1:])}]: {describe(e, FaultPlan)}"
                              for e in exc.errors())
         raise ConfigError(f"tvdb.session(faults=...): {problems}") from None

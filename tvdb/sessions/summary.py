@@ -116,7 +116,7 @@ def evaluate(db: Database, run_id: str, modes: Mapping[str, Any], summary: Sessi
     from tvdb.money import format_usd
     from tvdb.scenarios.expectations import _provenance, _requests
     from tvdb.scenarios.schema import Expectations
-    from tvdb.validation import own_message
+    from tvdb.validation import describe, dotted
 
     raw: dict[str, Any] = {"requests": list(requests)}
     if max_cost_usd is not None:
@@ -126,7 +126,7 @@ def evaluate(db: Database, run_id: str, modes: Mapping[str, Any], summary: Sessi
     try:
         expectations = Expectations.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {own_message(e['msg'])}" for e in exc.errors())
+        problems = "; ".join(f"{dotted(e['loc'])}: {describe(e, Expectations)}" for e in exc.errors())
         raise ConfigError(f"Session.expect(): {problems}") from None
     # the scenario checks read only these from a run's context
     ctx = cast(Any, SimpleNamespace(db=db, run_id=run_id, router=SimpleNamespace(modes=modes)))
