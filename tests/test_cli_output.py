@@ -108,6 +108,16 @@ def test_money_prints_with_the_precision_it_needs(value: float | None, text: str
     assert format_usd(value) == text
 
 
+def test_two_amounts_side_by_side_print_apart_when_they_differ() -> None:
+    from tvdb.money import format_usd_pair
+
+    assert format_usd_pair(0.00751502, 0.00751514) == ("$0.00751502", "$0.00751514")
+    assert format_usd_pair(1.23456, 1.23459) == ("$1.23456", "$1.23459")  # one alone reads $1.2345
+    assert format_usd_pair(2.000000001, 2.000000002) == ("$2.000000001", "$2.000000002")
+    assert format_usd_pair(1.5, 1.5) == ("$1.50", "$1.50")
+    assert format_usd_pair(None, 1.23459) == ("unknown", "$1.2345")
+
+
 def test_a_tiny_budget_is_never_shown_as_zero(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tvdb.db import open_db
 
