@@ -124,6 +124,19 @@ def test_report_table_shows_budget_would_cost_and_chart(cli: Cli, db: Database) 
     assert "2026-01-10  " in out and "█" in out and "+$0.06" in out  # bar chart with mock value on the 9th
 
 
+def test_report_plain_has_no_box_drawing_characters(cli: Cli, db: Database) -> None:
+    _seed(db)
+    code, out, _ = cli("cost", "report", "--format", "plain", "--now", NOW)
+    assert code == 0
+    assert [c for c in out if "\u2500" <= c <= "\u259f"] == []  # box drawing and block elements
+    lines = out.splitlines()
+    at = lines.index("Daily budget · daily 2026-01-10 (UTC)")
+    assert lines[at + 1:at + 5] == ["  spent today   $0.12969134 of $1.00 (13.0%)",
+                                    "  reserved      $0.03 (calls in flight)", "  remaining     $0.84030866",
+                                    "  projected     $0.25938268 by end of day at today's rate (26% of budget)"]
+    assert next(x for x in lines if x.startswith("2026-01-10 ")).split()[1] == "#" * 30  # the day's bar, in ASCII
+
+
 def test_report_day_in_configured_zone(
     cli: Cli, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
