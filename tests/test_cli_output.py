@@ -195,6 +195,25 @@ def test_bad_values_and_missing_arguments_answer_in_json(cli: Cli, args: list[st
     assert code == 2 and doc["exit_code"] == 2 and doc["error"]["param"] == param
 
 
+@pytest.mark.parametrize("args,param,message", [
+    (["cost", "report", "--by", "colour"], "--by",
+     "--by: unknown group 'colour'; use one of day, service, model, scenario, mode, run"),
+    (["cost", "report", "--since", "99999999d"], "--since", "--since: '99999999d' is too long"),
+    (["cost", "report", "--now", "soon"], "--now", "--now: 'soon' is not an ISO 8601 datetime"),
+    (["cost", "prune", "--older-than", "99999999d"], "--older-than", "--older-than: '99999999d' is too long"),
+    (["runs", "list", "--since", "99999999d"], "--since", "--since: '99999999d' is too long"),
+    (["alerts", "mute", "--for", "99999999d"], "--for", "--for: '99999999d' is too long"),
+])
+def test_a_bad_option_value_found_by_the_command_names_command_and_param_in_json(
+        cli: Cli, args: list[str], param: str, message: str) -> None:
+    # as click's own usage errors do (`"command": "tvdb runs list", "param": "--limit"`)
+    code, out, err = cli(*args, "--json")
+    error = json.loads(out)["error"]
+    assert code == 2 and (error["type"], error["command"], error["param"]) == (
+        "OptionError", "tvdb " + " ".join(args[:2]), param)
+    assert error["message"].startswith(message) and f"error: {message}" in err
+
+
 def test_command_errors_answer_in_json_too(cli: Cli) -> None:
     code, out, _ = cli("cost", "report", "--by", "colour", "--json")
     doc = json.loads(out)

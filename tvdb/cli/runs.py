@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tvdb.bounds import MAX_COUNT
-from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
+from tvdb.cli.common import NowOption, now_or, option_errors, plain_console, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 from tvdb.history.compare import COST_TOLERANCE_PCT
 
@@ -43,7 +43,8 @@ def _list(ctx: typer.Context, scenario: str | None, since: str | None, limit: in
     settings, store = _store(ctx, data_dir)
     start = None
     if since is not None:
-        period = parse_period(since=since, timezone=settings.timezone, now=now_or(now), default_days=None)
+        with option_errors(ctx):
+            period = parse_period(since=since, timezone=settings.timezone, now=now_or(now), default_days=None)
         start = iso(period.since) if period.since else None
     print_runs(plain_console(), recent_runs(store, scenario=scenario, since=start, limit=limit), fmt)
 
