@@ -112,6 +112,14 @@ def test_report_csv_header_and_unknown_as_empty(cli: Cli, db: Database) -> None:
     assert len(lines) == 4
 
 
+def test_report_csv_money_is_plain_decimal_never_scientific(cli: Cli, db: Database) -> None:
+    add(db, "2026-01-10T02:00", units=758)  # 758 tokens at $0.02 per 1M: $0.00001516
+    code, out, _ = cli("cost", "report", "--format", "csv", "--now", NOW)
+    assert code == 0 and "e-" not in out
+    row = dict(zip(*csv.reader(io.StringIO(out)), strict=True))
+    assert (row["spent_usd"], row["would_cost_usd"], row["spent_known_usd"]) == ("0.00001516",) * 3
+
+
 def test_report_table_shows_budget_would_cost_and_chart(cli: Cli, db: Database) -> None:
     _seed(db)
     code, out, _ = cli("cost", "report", "--now", NOW)

@@ -108,6 +108,15 @@ def test_money_prints_with_the_precision_it_needs(value: float | None, text: str
     assert format_usd(value) == text
 
 
+def test_csv_cells_write_floats_in_plain_decimal() -> None:
+    from tvdb.cli.output import Col, Kind, TableData, csv_cell, table_csv
+
+    assert [csv_cell(v) for v in (1.516e-05, 1e-09, 0.0, 4.0, 0.005, 1e16, None, 3, "x")] == [
+        "0.00001516", "0.000000001", "0.0", "4.0", "0.005", "10000000000000000", "", 3, "x"]
+    table = TableData([Col("usd", Kind.MONEY)], [["$0.00001516"]], values=[[1.516e-05]])
+    assert table_csv(table) == "usd\n0.00001516\n"
+
+
 def test_two_amounts_side_by_side_print_apart_when_they_differ() -> None:
     from tvdb.money import format_usd_pair
 

@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from tvdb.cli.output import Col, Kind, TableData, print_table, print_title
+from tvdb.cli.output import Col, Kind, TableData, csv_cell, print_table, print_title
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.ledger.reconcile import ReconcileResult
 from tvdb.ledger.reports import Amount, CostReport, DayPoint, ReportRow, report_to_dict, row_to_dict
@@ -64,8 +64,8 @@ def report_csv(report: CostReport) -> str:
         data = row_to_dict(row)
         writer.writerow(
             [
-                *("" if v is None else v for v in row.keys.values()),
-                *("" if data[m] is None else data[m] for m in CSV_METRICS),
+                *(csv_cell(v) for v in row.keys.values()),
+                *(csv_cell(data[m]) for m in CSV_METRICS),
             ]
         )
     return buf.getvalue()
