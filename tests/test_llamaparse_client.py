@@ -160,7 +160,16 @@ def test_transient_poll_failures_are_retried_without_a_second_upload(tmp_path: P
         uploads = server.count("POST /api/v2/parse/upload")
     assert result.documents[0].status == "complete"
     assert uploads == 1 and len(service.jobs) == 1
-    assert _rows(db, "SELECT attempt, status, units FROM usage WHERE stage = 'parse'") == [(1, "ok", 1.0)]
+    job_id = next(iter(service.jobs))
+    # the upload (billed once), then each retried status poll: cost 0, its HTTP status, `retried`
+    assert _rows(db, "SELECT attempt, status, units, cost_usd, would_cost_usd, http_status, error_code, request_id, "
+                     "usage_json FROM usage WHERE stage = 'parse' ORDER BY ts, id") == [
+        (1, "ok", 1.0, 0.00125, 0.00125, None, None, job_id, json.dumps(
+            {"job_id": job_id, "tier": "fast", "pages": 1, "credits": 1.0}, sort_keys=True)),
+        *[(n, "error", 0.0, 0.0, 0.0, status, code, job_id,
+           json.dumps({"job_id": job_id, "request": "status", "retried": True}, sort_keys=True))
+          for n, status, code in ((1, 503, "ServiceUnavailableError"), (2, 503, "ServiceUnavailableError"),
+                                  (3, None, "ServiceUnavailableError"))]]
 
 
 def test_upload_429_is_retried_and_released_then_402_stops(tmp_path: Path, documents_dir: Path) -> None:
@@ -263,9 +272,12 @@ def test_the_real_parse_emulated_scenario_passes_against_tvdb_emulate(tmp_path: 
         uploads = server.count("POST /api/v2/parse/upload")
     assert result.passed, [e for e in result.expectations if not e.passed]
     assert uploads == 4
-    rows = _rows(settings.database_path, "SELECT implementation, units, cost_usd, usage_json FROM usage "
-                 "WHERE stage = 'parse' ORDER BY id")
-    assert {r[0] for r in rows} == {"real"}
+    parse_rows = _rows(settings.database_path, "SELECT implementation, units, cost_usd, usage_json, http_status "
+                       "FROM usage WHERE stage = 'parse' ORDER BY id")
+    polls = [r for r in parse_rows if json.loads(r[3]).get("request") == "status"]
+    assert [(r[0], r[1], r[2], r[4], json.loads(r[3])["retried"]) for r in polls] == [("real", 0.0, 0.0, 503, True)]
+    rows = [r for r in parse_rows if r not in polls]  # the uploads: one per document, billed in credits
+    assert len(rows) == 4 and {r[0] for r in rows} == {"real"}
     assert all(json.loads(r[3])["credits"] == r[1] for r in rows)  # fast tier: 1 credit per page
     assert sum(r[2] for r in rows) == pytest.approx(sum(r[1] for r in rows) * 1.25 / 1000)
 
