@@ -74,8 +74,8 @@ def test_every_corpus_document_parses_to_the_mock_pages(documents_dir: Path) -> 
             expected: Any = local_pages(data, path.name)
         except Exception as exc:  # noqa: BLE001 — the local failure decides the real one
             code = getattr(exc, "code", None)
-            expected = {ErrorCode.ENCRYPTED: ErrorCode.ENCRYPTED, ErrorCode.NO_TEXT: [""]}.get(
-                code, ErrorCode.SERVICE_ERROR)
+            expected = {ErrorCode.ENCRYPTED: ErrorCode.ENCRYPTED, ErrorCode.CORRUPT: ErrorCode.CORRUPT,
+                        ErrorCode.NO_TEXT: [""]}.get(code, ErrorCode.SERVICE_ERROR)
         assert outcomes[path.name] == expected, path.name
         compared += isinstance(expected, list)
     assert compared >= 10  # PDFs, DOCX, HTML, Markdown: same pages, same numbers, same text
@@ -149,6 +149,29 @@ def test_protected_pdf_and_scan_fail_their_own_jobs(tmp_path: Path, documents_di
     # the scan was parsed and billed (1 credit); the protected PDF's job billed 0
     assert sorted(_rows(db, "SELECT units, status FROM usage WHERE stage = 'parse'")) == [
         (0.0, "error"), (1.0, "ok"), (1.0, "ok")]
+
+
+def test_an_unreadable_pdf_fails_corrupt_in_mock_and_in_real_mode(tmp_path: Path, documents_dir: Path) -> None:
+    # the emulator's FAILED job says UNREADABLE_DOCUMENT; it was `service_error` while mock said `corrupt`
+    clock = FakeClock()
+    docs = _docs(documents_dir, "invalid.pdf")
+    (tmp_path / "real").mkdir()
+    with fake_time_emulator(clock) as (server, service):
+        real, db = _run(tmp_path / "real", server, clock, "", docs)
+        job_id = next(iter(service.jobs))
+    (tmp_path / "mock").mkdir()
+    (tmp_path / "mock" / "invalid.pdf").write_bytes(docs["invalid.pdf"])
+    (tmp_path / "mock" / "s.yaml").write_text("name: mock-parse\ndocuments: [invalid.pdf]\nmode: mock\n")
+    loaded = load_scenario(tmp_path / "mock" / "s.yaml")
+    settings = resolve_settings(cwd=tmp_path / "mock", environ={"TVDB_DATA_DIR": str(tmp_path / "mock" / ".tvdb")},
+                                scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+    mock = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+    assert [(d.status, d.error_code) for d in (mock.documents[0], real.documents[0])] == [("failed", "corrupt")] * 2
+    assert real.documents[0].error_message == (
+        f"llamaparse: parse job {job_id} for invalid.pdf is unreadable, damaged or truncated (check that it opens, "
+        "or export it again): UNREADABLE_DOCUMENT: unreadable PDF (PdfReadError: startxref not found)")
+    assert _rows(db, "SELECT status, error_code, units FROM usage WHERE stage = 'parse'") == [
+        ("error", "UNREADABLE_DOCUMENT", 0.0)]
 
 
 def test_transient_poll_failures_are_retried_without_a_second_upload(tmp_path: Path, documents_dir: Path) -> None:
