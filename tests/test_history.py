@@ -15,7 +15,7 @@ import pytest
 
 from tests.cli_support import Cli, in_process_cli
 from tests.history_support import PAGES, History, build_history
-from tvdb.history.compare import _cost_up, _stage_delta
+from tvdb.history.compare import COST_TOLERANCE_PCT, _cost_up, _stage_delta
 from tvdb.history.metrics import percentile, stage_metrics
 from tvdb.history.store import CallRecord, DocumentRecord
 
@@ -204,6 +204,7 @@ def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: Histo
     c = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json")
     assert isinstance(c, dict)
     assert any(r.startswith("cost at live prices up: $0.007514") for r in c["regressions"])
+    assert c["cost_tolerance_pct"] == COST_TOLERANCE_PCT == 1.0  # the CLI's default is the library's
     by_name = {Path(d["path"]).name: d for d in c["documents"]}
     pdf = by_name["field-guide.pdf"]
     assert (pdf["chunks_a"], pdf["chunks_b"]) == (1, 5) and pdf["note"].startswith("mean vectors")

@@ -10,7 +10,6 @@ import typer
 from tvdb.bounds import MAX_COUNT
 from tvdb.cli.common import NowOption, now_or, option_errors, plain_console, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
-from tvdb.history.compare import COST_TOLERANCE_PCT
 
 app = typer.Typer(
     help="Run history: list runs, show one stage by stage, compare two. A run id prefix works wherever a "
@@ -111,7 +110,7 @@ def compare(
     ] = 20.0,
     cost_tolerance: Annotated[float, typer.Option(
         "--cost-tolerance", min=0, metavar="PCT",
-        help="Cost increase at live prices (percent of A) that is still not a regression.")] = COST_TOLERANCE_PCT,
+        help="Cost increase at live prices (percent of A) that is still not a regression.")] = 1.0,
     fail_on_regression: Annotated[bool, typer.Option(
         "--fail-on-regression", help="Exit 1 when B regresses against A (for CI).")] = False,
     as_json: JsonOption = False, fmt: FormatOption = None,
