@@ -81,6 +81,28 @@ def test_a_jump_raises_every_crossed_threshold_and_mock_spend_never_counts(db: D
     assert alerts[2].details["reserved_usd"] == 0.01
 
 
+def test_alerts_print_and_list_by_threshold_and_time_even_with_a_refusal(db: Database) -> None:
+    # the refusal's 100 % alert is built first; it used to be stored and printed before 50 % and 80 %
+    clock = FakeClock(START)
+    spend(db, START, 0.99)
+    refusal = "daily 2026-01-10 (UTC) budget $1.00 would be exceeded: spent $0.99, reserved $0, requested $0.02"
+    new = evaluate_alerts(db, settings(), clock, refusals=[refusal])
+    assert [(a.details["threshold_pct"], a.title) for a in new] == [
+        (50.0, "Daily budget 50% used"), (80.0, "Daily budget 80% used"),
+        (100.0, "Budget reached: calls were refused")]
+    assert [a.alert_id for a in new] == sorted(a.alert_id for a in new)
+    assert [a.details["threshold_pct"] for a in list_alerts(db)] == [100.0, 80.0, 50.0]  # newest first
+    later = FakeClock(START + dt.timedelta(days=1))
+    spend(db, later.now(), 0.6)
+    evaluate_alerts(db, settings(), later)
+    back = FakeClock(START - dt.timedelta(days=1))  # raised after, yet about an earlier day: listed after it
+    spend(db, back.now(), 0.6)
+    evaluate_alerts(db, settings(), back)
+    assert [(a.created_at.date().isoformat(), a.details["threshold_pct"]) for a in list_alerts(db)] == [
+        ("2026-01-11", 50.0), ("2026-01-10", 100.0), ("2026-01-10", 80.0), ("2026-01-10", 50.0),
+        ("2026-01-09", 50.0)]
+
+
 def test_custom_thresholds_and_time_zone_window(db: Database) -> None:
     s = Settings.model_validate(
         {"daily_budget_usd": 1.0, "timezone": "Europe/Berlin", "alerts": {"thresholds_pct": [25, 90]}}
@@ -240,7 +262,7 @@ def test_a_run_budget_refusal_does_not_use_up_the_days_budget_alert(db: Database
     daily = ("daily 2026-01-10 (UTC) budget $1.00 would be exceeded: spent $0.50, reserved $0, "
              "requested $0.60")
     second = evaluate_alerts(db, settings(), clock, refusals=[daily])
-    assert [a.key for a in second] == ["budget:2026-01-10T00:00:00.000000Z:100",
-                                     "budget:2026-01-10T00:00:00.000000Z:50"]
-    assert second[0].title == "Budget reached: calls were refused" and second[0].severity is Severity.CRITICAL
+    assert [a.key for a in second] == ["budget:2026-01-10T00:00:00.000000Z:50",
+                                     "budget:2026-01-10T00:00:00.000000Z:100"]  # by threshold
+    assert second[1].title == "Budget reached: calls were refused" and second[1].severity is Severity.CRITICAL
     assert evaluate_alerts(db, settings(), clock, refusals=[run_refusal, daily]) == []  # each raised once

@@ -112,6 +112,14 @@ def test_report_csv_header_and_unknown_as_empty(cli: Cli, db: Database) -> None:
     assert len(lines) == 4
 
 
+def test_report_csv_money_is_plain_decimal_never_scientific(cli: Cli, db: Database) -> None:
+    add(db, "2026-01-10T02:00", units=758)  # 758 tokens at $0.02 per 1M: $0.00001516
+    code, out, _ = cli("cost", "report", "--format", "csv", "--now", NOW)
+    assert code == 0 and "e-" not in out
+    row = dict(zip(*csv.reader(io.StringIO(out)), strict=True))
+    assert (row["spent_usd"], row["would_cost_usd"], row["spent_known_usd"]) == ("0.00001516",) * 3
+
+
 def test_report_table_shows_budget_would_cost_and_chart(cli: Cli, db: Database) -> None:
     _seed(db)
     code, out, _ = cli("cost", "report", "--now", NOW)
@@ -122,6 +130,19 @@ def test_report_table_shows_budget_would_cost_and_chart(cli: Cli, db: Database) 
     assert "would cost: mock" in out and "$0.06" in out and "$0.04" in out
     assert "(+1 unpriced)" in out
     assert "2026-01-10  " in out and "█" in out and "+$0.06" in out  # bar chart with mock value on the 9th
+
+
+def test_report_plain_has_no_box_drawing_characters(cli: Cli, db: Database) -> None:
+    _seed(db)
+    code, out, _ = cli("cost", "report", "--format", "plain", "--now", NOW)
+    assert code == 0
+    assert [c for c in out if "\u2500" <= c <= "\u259f"] == []  # box drawing and block elements
+    lines = out.splitlines()
+    at = lines.index("Daily budget · daily 2026-01-10 (UTC)")
+    assert lines[at + 1:at + 5] == ["  spent today   $0.12969134 of $1.00 (13.0%)",
+                                    "  reserved      $0.03 (calls in flight)", "  remaining     $0.84030866",
+                                    "  projected     $0.25938268 by end of day at today's rate (26% of budget)"]
+    assert next(x for x in lines if x.startswith("2026-01-10 ")).split()[1] == "#" * 30  # the day's bar, in ASCII
 
 
 def test_report_day_in_configured_zone(

@@ -108,6 +108,25 @@ def test_money_prints_with_the_precision_it_needs(value: float | None, text: str
     assert format_usd(value) == text
 
 
+def test_csv_cells_write_floats_in_plain_decimal() -> None:
+    from tvdb.cli.output import Col, Kind, TableData, csv_cell, table_csv
+
+    assert [csv_cell(v) for v in (1.516e-05, 1e-09, 0.0, 4.0, 0.005, 1e16, None, 3, "x")] == [
+        "0.00001516", "0.000000001", "0.0", "4.0", "0.005", "10000000000000000", "", 3, "x"]
+    table = TableData([Col("usd", Kind.MONEY)], [["$0.00001516"]], values=[[1.516e-05]])
+    assert table_csv(table) == "usd\n0.00001516\n"
+
+
+def test_two_amounts_side_by_side_print_apart_when_they_differ() -> None:
+    from tvdb.money import format_usd_pair
+
+    assert format_usd_pair(0.00751502, 0.00751514) == ("$0.00751502", "$0.00751514")
+    assert format_usd_pair(1.23456, 1.23459) == ("$1.23456", "$1.23459")  # one alone reads $1.2345
+    assert format_usd_pair(2.000000001, 2.000000002) == ("$2.000000001", "$2.000000002")
+    assert format_usd_pair(1.5, 1.5) == ("$1.50", "$1.50")
+    assert format_usd_pair(None, 1.23459) == ("unknown", "$1.2345")
+
+
 def test_a_tiny_budget_is_never_shown_as_zero(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tvdb.db import open_db
 
@@ -183,6 +202,25 @@ def test_bad_values_and_missing_arguments_answer_in_json(cli: Cli, args: list[st
     code, out, _ = cli(*args)
     doc = json.loads(out)
     assert code == 2 and doc["exit_code"] == 2 and doc["error"]["param"] == param
+
+
+@pytest.mark.parametrize("args,param,message", [
+    (["cost", "report", "--by", "colour"], "--by",
+     "--by: unknown group 'colour'; use one of day, service, model, scenario, mode, run"),
+    (["cost", "report", "--since", "99999999d"], "--since", "--since: '99999999d' is too long"),
+    (["cost", "report", "--now", "soon"], "--now", "--now: 'soon' is not an ISO 8601 datetime"),
+    (["cost", "prune", "--older-than", "99999999d"], "--older-than", "--older-than: '99999999d' is too long"),
+    (["runs", "list", "--since", "99999999d"], "--since", "--since: '99999999d' is too long"),
+    (["alerts", "mute", "--for", "99999999d"], "--for", "--for: '99999999d' is too long"),
+])
+def test_a_bad_option_value_found_by_the_command_names_command_and_param_in_json(
+        cli: Cli, args: list[str], param: str, message: str) -> None:
+    # as click's own usage errors do (`"command": "tvdb runs list", "param": "--limit"`)
+    code, out, err = cli(*args, "--json")
+    error = json.loads(out)["error"]
+    assert code == 2 and (error["type"], error["command"], error["param"]) == (
+        "OptionError", "tvdb " + " ".join(args[:2]), param)
+    assert error["message"].startswith(message) and f"error: {message}" in err
 
 
 def test_command_errors_answer_in_json_too(cli: Cli) -> None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -14,7 +15,7 @@ import pytest
 
 from tests.cli_support import Cli, in_process_cli
 from tests.history_support import PAGES, History, build_history
-from tvdb.history.compare import _stage_delta
+from tvdb.history.compare import COST_TOLERANCE_PCT, _cost_up, _stage_delta
 from tvdb.history.metrics import percentile, stage_metrics
 from tvdb.history.store import CallRecord, DocumentRecord
 
@@ -203,6 +204,7 @@ def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: Histo
     c = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json")
     assert isinstance(c, dict)
     assert any(r.startswith("cost at live prices up: $0.007514") for r in c["regressions"])
+    assert c["cost_tolerance_pct"] == COST_TOLERANCE_PCT == 1.0  # the CLI's default is the library's
     by_name = {Path(d["path"]).name: d for d in c["documents"]}
     pdf = by_name["field-guide.pdf"]
     assert (pdf["chunks_a"], pdf["chunks_b"]) == (1, 5) and pdf["note"].startswith("mean vectors")
@@ -212,6 +214,9 @@ def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: Histo
     code, _, _ = cli("runs", "compare", history.ids[1], history.ids[0], "--fail-on-regression",
                      "--threshold", "100000")
     assert code == 0  # cheaper, and no stage slower by 1000x
+    lenient = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json", "--cost-tolerance", "100000")
+    assert isinstance(lenient, dict) and lenient["cost_tolerance_pct"] == 100000
+    assert not [r for r in lenient["regressions"] if r.startswith("cost")]
 
 
 def _doc(job: str, **stage_ms: float) -> DocumentRecord:
@@ -251,6 +256,36 @@ def test_a_stage_without_documents_takes_its_latency_from_its_calls() -> None:
     assert (query.p50_ms, query.p95_ms, query.max_ms) == (4.0, pytest.approx(27.4), 30.0)
     parse = stage_metrics([_doc("a", parse=100)], [])[0]
     assert (parse.p50_ms, parse.max_ms) == (100, 100)  # a document's stage time, not a call's
+
+
+def _parse_call(ok: bool) -> CallRecord:
+    return CallRecord(1, "2026-12-01T00:00:00Z", "r", (), None, "s", "parse", "llamaparse", "mock", "mock", "fast",
+                      1, "pages", 1, 0, 1_250_000, "ok" if ok else "error", None if ok else "corrupt", None, 2.0,
+                      None, 1)
+
+
+def test_reused_documents_count_in_the_rates_denominator() -> None:
+    # A parsed 5 documents, invalid.pdf failed; B reused the 4 good ones and parsed only invalid.pdf again
+    docs = [_doc(j, parse=10) for j in "abcde"]
+    a = stage_metrics(docs, [_parse_call(True)] * 4 + [_parse_call(False)])[0]
+    reused = [dataclasses.replace(_doc(j), reused_from=f"old-{j}") for j in "abcd"]
+    b = stage_metrics([*reused, _doc("e", parse=10)], [_parse_call(False)])[0]
+    assert (a.error_rate, b.attempts, b.reused, b.error_rate, b.retry_rate) == (0.2, 1, 4, 0.2, 0.0)
+    assert _stage_delta("parse", a, b, 20).regressions == ()
+    worse = stage_metrics([*reused[:3], _doc("d", parse=10), _doc("e", parse=10)], [_parse_call(False)] * 2)[0]
+    assert _stage_delta("parse", a, worse, 20).error_regression == (
+        "parse: error rate 20.0% → 40.0% (2 of 2 attempts + 3 reused documents)")
+    assert worse.as_json()["reused"] == 3
+
+
+def test_a_cost_change_within_the_tolerance_is_no_regression() -> None:
+    assert _cost_up(0.00751502, 0.00751514, 1.0) is None  # +0.0016 %: a few tokens
+    assert _cost_up(0.00751502, 0.00751514, 0.0) == (
+        "cost at live prices up: $0.00751502 → $0.00751514 (+0.0016% > 0%)")
+    assert _cost_up(0.0075, 0.0080, 1.0) == "cost at live prices up: $0.0075 → $0.008 (+6.67% > 1%)"
+    assert _cost_up(0.0075, 0.007575, 1.0) is None  # exactly +1 %
+    assert _cost_up(0.0, 0.0001, 1.0) == "cost at live prices up: $0 → $0.0001"
+    assert _cost_up(None, 0.0001, 1.0) is None and _cost_up(0.0001, 0.0001, 0.0) is None
 
 
 def test_views_daily_spend_and_run_summary(history: History) -> None:

@@ -74,8 +74,8 @@ def test_every_corpus_document_parses_to_the_mock_pages(documents_dir: Path) -> 
             expected: Any = local_pages(data, path.name)
         except Exception as exc:  # noqa: BLE001 — the local failure decides the real one
             code = getattr(exc, "code", None)
-            expected = {ErrorCode.ENCRYPTED: ErrorCode.ENCRYPTED, ErrorCode.NO_TEXT: [""]}.get(
-                code, ErrorCode.SERVICE_ERROR)
+            expected = {ErrorCode.ENCRYPTED: ErrorCode.ENCRYPTED, ErrorCode.CORRUPT: ErrorCode.CORRUPT,
+                        ErrorCode.NO_TEXT: [""]}.get(code, ErrorCode.SERVICE_ERROR)
         assert outcomes[path.name] == expected, path.name
         compared += isinstance(expected, list)
     assert compared >= 10  # PDFs, DOCX, HTML, Markdown: same pages, same numbers, same text
@@ -151,6 +151,29 @@ def test_protected_pdf_and_scan_fail_their_own_jobs(tmp_path: Path, documents_di
         (0.0, "error"), (1.0, "ok"), (1.0, "ok")]
 
 
+def test_an_unreadable_pdf_fails_corrupt_in_mock_and_in_real_mode(tmp_path: Path, documents_dir: Path) -> None:
+    # the emulator's FAILED job says UNREADABLE_DOCUMENT; it was `service_error` while mock said `corrupt`
+    clock = FakeClock()
+    docs = _docs(documents_dir, "invalid.pdf")
+    (tmp_path / "real").mkdir()
+    with fake_time_emulator(clock) as (server, service):
+        real, db = _run(tmp_path / "real", server, clock, "", docs)
+        job_id = next(iter(service.jobs))
+    (tmp_path / "mock").mkdir()
+    (tmp_path / "mock" / "invalid.pdf").write_bytes(docs["invalid.pdf"])
+    (tmp_path / "mock" / "s.yaml").write_text("name: mock-parse\ndocuments: [invalid.pdf]\nmode: mock\n")
+    loaded = load_scenario(tmp_path / "mock" / "s.yaml")
+    settings = resolve_settings(cwd=tmp_path / "mock", environ={"TVDB_DATA_DIR": str(tmp_path / "mock" / ".tvdb")},
+                                scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+    mock = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+    assert [(d.status, d.error_code) for d in (mock.documents[0], real.documents[0])] == [("failed", "corrupt")] * 2
+    assert real.documents[0].error_message == (
+        f"llamaparse: parse job {job_id} for invalid.pdf is unreadable, damaged or truncated (check that it opens, "
+        "or export it again): UNREADABLE_DOCUMENT: unreadable PDF (PdfReadError: startxref not found)")
+    assert _rows(db, "SELECT status, error_code, units FROM usage WHERE stage = 'parse'") == [
+        ("error", "UNREADABLE_DOCUMENT", 0.0)]
+
+
 def test_transient_poll_failures_are_retried_without_a_second_upload(tmp_path: Path, documents_dir: Path) -> None:
     clock = FakeClock()
     with fake_time_emulator(clock) as (server, service):
@@ -160,7 +183,16 @@ def test_transient_poll_failures_are_retried_without_a_second_upload(tmp_path: P
         uploads = server.count("POST /api/v2/parse/upload")
     assert result.documents[0].status == "complete"
     assert uploads == 1 and len(service.jobs) == 1
-    assert _rows(db, "SELECT attempt, status, units FROM usage WHERE stage = 'parse'") == [(1, "ok", 1.0)]
+    job_id = next(iter(service.jobs))
+    # the upload (billed once), then each retried status poll: cost 0, its HTTP status, `retried`
+    assert _rows(db, "SELECT attempt, status, units, cost_usd, would_cost_usd, http_status, error_code, request_id, "
+                     "usage_json FROM usage WHERE stage = 'parse' ORDER BY ts, id") == [
+        (1, "ok", 1.0, 0.00125, 0.00125, None, None, job_id, json.dumps(
+            {"job_id": job_id, "tier": "fast", "pages": 1, "credits": 1.0}, sort_keys=True)),
+        *[(n, "error", 0.0, 0.0, 0.0, status, code, job_id,
+           json.dumps({"job_id": job_id, "request": "status", "retried": True}, sort_keys=True))
+          for n, status, code in ((1, 503, "ServiceUnavailableError"), (2, 503, "ServiceUnavailableError"),
+                                  (3, None, "ServiceUnavailableError"))]]
 
 
 def test_upload_429_is_retried_and_released_then_402_stops(tmp_path: Path, documents_dir: Path) -> None:
@@ -263,9 +295,12 @@ def test_the_real_parse_emulated_scenario_passes_against_tvdb_emulate(tmp_path: 
         uploads = server.count("POST /api/v2/parse/upload")
     assert result.passed, [e for e in result.expectations if not e.passed]
     assert uploads == 4
-    rows = _rows(settings.database_path, "SELECT implementation, units, cost_usd, usage_json FROM usage "
-                 "WHERE stage = 'parse' ORDER BY id")
-    assert {r[0] for r in rows} == {"real"}
+    parse_rows = _rows(settings.database_path, "SELECT implementation, units, cost_usd, usage_json, http_status "
+                       "FROM usage WHERE stage = 'parse' ORDER BY id")
+    polls = [r for r in parse_rows if json.loads(r[3]).get("request") == "status"]
+    assert [(r[0], r[1], r[2], r[4], json.loads(r[3])["retried"]) for r in polls] == [("real", 0.0, 0.0, 503, True)]
+    rows = [r for r in parse_rows if r not in polls]  # the uploads: one per document, billed in credits
+    assert len(rows) == 4 and {r[0] for r in rows} == {"real"}
     assert all(json.loads(r[3])["credits"] == r[1] for r in rows)  # fast tier: 1 credit per page
     assert sum(r[2] for r in rows) == pytest.approx(sum(r[1] for r in rows) * 1.25 / 1000)
 

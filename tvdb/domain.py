@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -94,13 +95,31 @@ class ParsedDocument:
 
 
 @dataclass(frozen=True, slots=True)
+class RetriedRequest:
+    """A request inside one call that failed and was then retried: a LlamaParse job's status poll
+    (`request` "status") or result fetch ("result"). It gets a usage row of its own (cost 0), as a
+    retried call attempt does, though it is not the call (the upload) that is metered."""
+
+    request: str
+    job_id: str
+    attempt: int  # of this request, 1 = its first try
+    error_code: str
+    http_status: int | None
+    latency_ms: float
+    at: dt.datetime
+    implementation: Implementation
+
+
+@dataclass(frozen=True, slots=True)
 class ParseRequest:
-    """Input of one parse call. `tier` is a LlamaParse v2 tier name."""
+    """Input of one parse call. `tier` is a LlamaParse v2 tier name. `on_retried`, when set, is told
+    of every status or result request the real client retried (the stage writes it to the ledger)."""
 
     data: bytes
     filename: str
     media_type: str
     tier: str
+    on_retried: Callable[[RetriedRequest], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,16 @@ class ConfigError(TvdbError):
         self.fix = None if fix is None else mask_keys(fix)
 
 
+class OptionError(ConfigError):
+    """A command-line option's value is wrong (`--by: unknown group 'colour'; use one of …`): a usage
+    error, so `--json` names the `command` and `param` as it does for click's own usage errors."""
+
+    def __init__(self, message: str, *, command: str, param: str, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.command = command
+        self.param = param
+
+
 class TokenizerUnavailable(ConfigError):
     """tiktoken could not load its vocabulary (usually: no network and no cache)."""
 

@@ -26,3 +26,20 @@ def format_usd(value: float | None) -> str:
     if abs(value) >= 1:
         frac = frac[:4]
     return f"{sign}${whole}.{frac.ljust(2, '0')}"
+
+
+def format_usd_pair(a: float | None, b: float | None) -> tuple[str, str]:
+    """Two amounts side by side (`A → B`): as `format_usd`, with more decimals (down to the ledger's
+    nano-dollar) when that would print two different amounts the same, e.g. $1.23456 and $1.23459."""
+    first, second = format_usd(a), format_usd(b)
+    if first != second or a is None or b is None or a == b:
+        return first, second
+    for places in range(5, 10):
+        first, second = _fixed(a, places), _fixed(b, places)
+        if first != second:
+            break
+    return first, second
+
+
+def _fixed(value: float, places: int) -> str:
+    return f"{'-' if value < 0 else ''}${abs(value):,.{places}f}"

@@ -11,6 +11,7 @@ from rich.text import Text
 from tvdb.cli.common import NowOption as _NowOption
 from tvdb.cli.common import now_or as _now
 from tvdb.cli.common import open_ledger as _open
+from tvdb.cli.common import option_errors
 from tvdb.cli.common import plain_console as _console
 from tvdb.cli.output import (
     Col,
@@ -173,9 +174,10 @@ def mute(
     from tvdb.ledger.alerts import mute as do_mute
     from tvdb.ledger.periods import parse_duration, shift
 
-    duration = parse_duration(for_, what="--for")
-    at = _now(now)
-    shift(at, duration, "--for", for_)  # the end of the mute must be a date, not an OverflowError
+    with option_errors(ctx):
+        duration = parse_duration(for_, what="--for")
+        at = _now(now)
+        shift(at, duration, "--for", for_)  # the end of the mute must be a date, not an OverflowError
     _, db = _open(ctx)
     until = do_mute(db, now=at, duration=duration, reason=reason)
     if as_json:

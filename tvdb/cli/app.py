@@ -16,6 +16,7 @@ from tvdb.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    OptionError,
     ScenarioError,
     StorageError,
     TvdbError,
@@ -124,6 +125,8 @@ def error_json(args: Sequence[str], exc: BaseException, code: int, **extra: Any)
         error.update(file=str(exc.path) if exc.path else None, line=exc.line, key=exc.key, problems=exc.problems)
     if isinstance(exc, StorageError):
         error.update(path=exc.path, reason=exc.reason, resume_command=exc.resume_command)
+    if isinstance(exc, OptionError):
+        error.update(command=exc.command, param=exc.param)
     out: dict[str, Any] = {"error": error, "exit_code": code}
     if _command(args) in ("run", "resume", "replay"):
         out = {"passed": False, **out}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -74,6 +76,24 @@ def open_ledger(ctx: typer.Context) -> tuple[Settings, Database]:
 
     settings = settings_for(ctx)
     return settings, open_storage(settings)
+
+
+@contextmanager
+def option_errors(ctx: typer.Context) -> Iterator[None]:
+    """Re-raise a ConfigError that starts by naming one of this command's options (`--by: …`) as an
+    OptionError, so `--json` carries `command` and `param` as click's usage errors do."""
+    from tvdb.errors import ConfigError, OptionError
+
+    try:
+        yield
+    except OptionError:
+        raise
+    except ConfigError as exc:
+        name = str(exc).partition(":")[0]
+        opts = {o for p in ctx.command.params for o in getattr(p, "opts", ())}
+        if name not in opts:
+            raise
+        raise OptionError(str(exc), command=ctx.command_path, param=name, fix=exc.fix) from exc
 
 
 def now_or(now: str | None) -> dt.datetime:

@@ -11,6 +11,7 @@ import typer
 from tvdb.cli.common import NowOption as _NowOption
 from tvdb.cli.common import now_or as _now
 from tvdb.cli.common import open_ledger as _open
+from tvdb.cli.common import option_errors
 from tvdb.cli.common import plain_console as _console
 from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 
@@ -96,25 +97,26 @@ def report(
 
     chosen = pick_format(fmt, as_json)
     settings, db = _open(ctx)
-    at = _now(now)
-    period = parse_period(since=since, until=until, day=day, timezone=settings.timezone, now=at)
-    groups = [g.strip() for item in (by or ["service"]) for g in item.split(",") if g.strip()]
-    filters = ReportFilters(
-        services=tuple(service or ()),
-        models=tuple(model or ()),
-        scenarios=tuple(scenario or ()),
-        runs=tuple(run or ()),
-        implementations=tuple(mode or ()),
-    )
-    result = build_report(
-        db,
-        period=period,
-        now=at,
-        daily_budget_usd=settings.daily_budget_usd,
-        timezone=settings.timezone,
-        by=groups,
-        filters=filters,
-    )
+    with option_errors(ctx):
+        at = _now(now)
+        period = parse_period(since=since, until=until, day=day, timezone=settings.timezone, now=at)
+        groups = [g.strip() for item in (by or ["service"]) for g in item.split(",") if g.strip()]
+        filters = ReportFilters(
+            services=tuple(service or ()),
+            models=tuple(model or ()),
+            scenarios=tuple(scenario or ()),
+            runs=tuple(run or ()),
+            implementations=tuple(mode or ()),
+        )
+        result = build_report(
+            db,
+            period=period,
+            now=at,
+            daily_budget_usd=settings.daily_budget_usd,
+            timezone=settings.timezone,
+            by=groups,
+            filters=filters,
+        )
     if chosen is Format.JSON:
         sys.stdout.write(render_cost.report_json(result) + "\n")
     elif chosen is Format.CSV:
@@ -156,9 +158,10 @@ def prune(
     from tvdb.ledger.periods import parse_duration, shift
     from tvdb.ledger.retention import prune as do_prune
 
-    age = parse_duration(older_than, what="--older-than")
-    at = _now(now)
-    shift(at, -age, "--older-than", older_than)  # the cutoff must be a date, not an OverflowError
+    with option_errors(ctx):
+        age = parse_duration(older_than, what="--older-than")
+        at = _now(now)
+        shift(at, -age, "--older-than", older_than)  # the cutoff must be a date, not an OverflowError
     settings, db = _open(ctx)
     from tvdb.clock import SystemClock
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -484,6 +485,18 @@ def table_rows(table: TableData) -> list[dict[str, Any]]:
             for row in table.rows]
 
 
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: None empty, a float in plain decimal (`0.00001516`, never `1.516e-05`: spreadsheets
+    and awk read the exponent as text or as 1.516), with exactly the digits of its shortest repr."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isfinite(value):
+        from decimal import Decimal
+
+        return format(Decimal(repr(value)), "f")
+    return value
+
+
 def table_csv(table: TableData) -> str:
     """The table as CSV: a header of fields, then one line per row (raw values when given)."""
     import csv
@@ -492,7 +505,7 @@ def table_csv(table: TableData) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([c.field for c in table.columns])
     for row in table_rows(table):
-        writer.writerow(["" if v is None else v for v in row.values()])
+        writer.writerow([csv_cell(v) for v in row.values()])
     return buf.getvalue()
 
 

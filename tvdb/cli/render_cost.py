@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from tvdb.cli.output import Col, Kind, TableData, print_table
+from tvdb.cli.output import Col, Kind, TableData, csv_cell, print_table, print_title
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.ledger.reconcile import ReconcileResult
 from tvdb.ledger.reports import Amount, CostReport, DayPoint, ReportRow, report_to_dict, row_to_dict
@@ -64,8 +64,8 @@ def report_csv(report: CostReport) -> str:
         data = row_to_dict(row)
         writer.writerow(
             [
-                *("" if v is None else v for v in row.keys.values()),
-                *("" if data[m] is None else data[m] for m in CSV_METRICS),
+                *(csv_cell(v) for v in row.keys.values()),
+                *(csv_cell(data[m]) for m in CSV_METRICS),
             ]
         )
     return buf.getvalue()
@@ -123,7 +123,8 @@ def _credits(credits: float) -> str:
     return f"{credits:g}" if credits == int(credits) else f"{credits:.2f}"
 
 
-def _budget_panel(report: CostReport) -> Panel:
+def _budget_lines(report: CostReport) -> tuple[str, list[Text]]:
+    """The daily budget block: its title and its lines (boxed in a table, as they are in plain)."""
     b = report.budget
     pct = "n/a ($0 budget)" if b.percent_used is None else f"{b.percent_used:.1f}%"
     proj_pct = "" if b.projected_percent is None else f" ({b.projected_percent:.0f}% of budget)"
@@ -142,7 +143,17 @@ def _budget_panel(report: CostReport) -> Panel:
     ]
     if b.unknown_today:
         lines.append(Text(f"unpriced      {b.unknown_today} real call(s) today have no known price", "red"))
-    return Panel(Group(*lines), title=f"Daily budget · {b.window_label}", title_align="left", expand=False)
+    return f"Daily budget · {b.window_label}", lines
+
+
+def _print_budget(console: Console, report: CostReport, *, plain: bool) -> None:
+    title, lines = _budget_lines(report)
+    if plain:  # a CI log shows box-drawing characters as mojibake, and plain promises no borders
+        print_title(console, title)
+        for line in lines:
+            console.print(Text.assemble("  ", line.plain), crop=False, soft_wrap=True)
+        return
+    console.print(Panel(Group(*lines), title=title, title_align="left", expand=False))
 
 
 def _unpriced_note(text: str, unknown: int) -> str:
@@ -160,7 +171,7 @@ def _chart_title(points: tuple[DayPoint, ...], *, cut: bool) -> str:
     return f"Real spend per day · {dates} ({span})"
 
 
-def _chart(report: CostReport) -> TableData | None:
+def _chart(report: CostReport, *, plain: bool = False) -> TableData | None:
     points = report.daily[-_CHART_DAYS:]
     if not points:
         return None
@@ -170,7 +181,8 @@ def _chart(report: CostReport) -> TableData | None:
     rows: list[list[str | Text | None]] = []
     for p in points:
         n = round(_BAR_WIDTH * p.spent_nusd / top)
-        bar = "█" * n if n else ("▏" if p.spent_nusd else "")
+        full, sliver = ("#", ".") if plain else ("█", "▏")  # plain: ASCII, as a CI log shows it
+        bar = full * n if n else (sliver if p.spent_nusd else "")
         spent = _unpriced_note(usd(nusd_to_usd(p.spent_nusd)), p.spent_unknown)
         not_spent = _unpriced_note(f"+{usd(nusd_to_usd(p.not_spent_nusd))}" if p.not_spent_nusd else "",
                                    p.not_spent_unknown)
@@ -182,8 +194,8 @@ def print_report(report: CostReport, console: Console, *, plain: bool = False) -
     print_table(console, groups_table(report), plain=plain)
     if report.aggregated_rows:
         console.print(Text(f"includes {report.aggregated_rows} daily aggregate row(s) of pruned days", "dim"))
-    console.print(_budget_panel(report))
-    chart = _chart(report)
+    _print_budget(console, report, plain=plain)
+    chart = _chart(report, plain=plain)
     if chart is not None:
         print_table(console, chart, plain=True)
 

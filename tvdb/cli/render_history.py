@@ -16,6 +16,7 @@ from tvdb.history.metrics import StageMetrics
 from tvdb.history.store import RunSummary
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.money import format_usd as usd
+from tvdb.money import format_usd_pair
 from tvdb.words import counted
 
 
@@ -139,6 +140,19 @@ def _pair(fmt_one: Callable[[float | None], str], a: float | None, b: float | No
     return f"{fmt_one(a)} → {fmt_one(b)}"
 
 
+def _usd_pair(a: float | None, b: float | None) -> str:
+    return " → ".join(format_usd_pair(a, b))
+
+
+def _cost_pair(a: StageMetrics | None, b: StageMetrics | None) -> str:
+    """A stage's cost at live prices, A → B; `–` for a run that made no call in it."""
+    def value(m: StageMetrics | None) -> float | None:
+        return None if m is None or m.would_cost_nusd is None else nusd_to_usd(m.would_cost_nusd)
+
+    first, second = format_usd_pair(value(a), value(b))
+    return f"{first if a and a.attempts else '–'} → {second if b and b.attempts else '–'}"
+
+
 def _marks(*regressions: str | None) -> Text | str:
     return Text("▲", "bold red") if any(regressions) else ""
 
@@ -158,8 +172,7 @@ def comparison_tables(c: Comparison) -> tuple[TableData, TableData]:
          Col("would cost A → B", Kind.ID), Col("regressed", Kind.WORD, "regression")],
         [[s.stage, _pair(pct, s.a.error_rate if s.a else None, s.b.error_rate if s.b else None),
           _pair(pct, s.a.retry_rate if s.a else None, s.b.retry_rate if s.b else None),
-          f"{_nusd(s.a.would_cost_nusd) if s.a and s.a.attempts else '–'} → "
-          f"{_nusd(s.b.would_cost_nusd) if s.b and s.b.attempts else '–'}",
+          _cost_pair(s.a, s.b),
           _marks(s.error_regression, s.retry_regression)]
          for s in c.stages if (s.a and s.a.attempts) or (s.b and s.b.attempts)],
         title="Calls per stage (a regression: error or retry rate up)",
@@ -190,8 +203,8 @@ def print_comparison(console: Console, c: Comparison, fmt: Format = Format.TABLE
     print_table(console, latency, plain=plain)
     if calls.rows:
         print_table(console, calls, plain=plain)
-    console.print(f"Cost: spent {usd(a.spent_usd)} → {usd(b.spent_usd)} · would cost {usd(a.would_cost_usd)} → "
-                  f"{usd(b.would_cost_usd)} {_change(a.would_cost_usd, b.would_cost_usd)}")
+    console.print(f"Cost: spent {_usd_pair(a.spent_usd, b.spent_usd)} · would cost "
+                  f"{_usd_pair(a.would_cost_usd, b.would_cost_usd)} {_change(a.would_cost_usd, b.would_cost_usd)}")
     console.print(f"Chunks {a.chunks} → {b.chunks} · documents {a.documents} → {b.documents} · "
                   f"failed {a.failed} → {b.failed}")
     ra, rb = c.recall_a, c.recall_b

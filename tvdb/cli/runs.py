@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tvdb.bounds import MAX_COUNT
-from tvdb.cli.common import NowOption, now_or, plain_console, settings_for
+from tvdb.cli.common import NowOption, now_or, option_errors, plain_console, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 
 app = typer.Typer(
@@ -42,7 +42,8 @@ def _list(ctx: typer.Context, scenario: str | None, since: str | None, limit: in
     settings, store = _store(ctx, data_dir)
     start = None
     if since is not None:
-        period = parse_period(since=since, timezone=settings.timezone, now=now_or(now), default_days=None)
+        with option_errors(ctx):
+            period = parse_period(since=since, timezone=settings.timezone, now=now_or(now), default_days=None)
         start = iso(period.since) if period.since else None
     print_runs(plain_console(), recent_runs(store, scenario=scenario, since=start, limit=limit), fmt)
 
@@ -107,6 +108,9 @@ def compare(
     threshold: Annotated[float, typer.Option(
         "--threshold", min=0, metavar="PCT", help="p95 latency increase (percent) that counts as a regression.")
     ] = 20.0,
+    cost_tolerance: Annotated[float, typer.Option(
+        "--cost-tolerance", min=0, metavar="PCT",
+        help="Cost increase at live prices (percent of A) that is still not a regression.")] = 1.0,
     fail_on_regression: Annotated[bool, typer.Option(
         "--fail-on-regression", help="Exit 1 when B regresses against A (for CI).")] = False,
     as_json: JsonOption = False, fmt: FormatOption = None,
@@ -116,7 +120,7 @@ def compare(
     retrieval recall, and the cosine similarity of the same documents' vectors (same space only).
 
     Regressions (marked ▲): p95 latency up more than --threshold percent, error or retry rate up,
-    cost at live prices up, retrieval recall down.
+    cost at live prices up by more than --cost-tolerance percent (default 1), retrieval recall down.
 
     Exit codes: 0 compared (and, with --fail-on-regression, no regression); 1 B regressed and
     --fail-on-regression was given; 2 an unknown or ambiguous run id, or bad usage.
@@ -132,7 +136,7 @@ def compare(
 
     chosen = pick_format(fmt, as_json)
     _, store = _store(ctx, data_dir)
-    result = compare_runs(store, run_a, run_b, threshold_pct=threshold)
+    result = compare_runs(store, run_a, run_b, threshold_pct=threshold, cost_tolerance_pct=cost_tolerance)
     print_comparison(plain_console(), result, chosen)
     if fail_on_regression and result.regressions:
         raise typer.Exit(1)

@@ -5,7 +5,9 @@ A regression is B worse than A: a stage's p95 latency up by more than `threshold
 by at least `MIN_LATENCY_MS`: two identical mock runs differ by a few milliseconds of scheduling
 and disk jitter, which is not a regression), a stage's error
 rate (failed attempts / attempts) or retry rate (attempts after the first / attempts) up, the run's
-cost at live prices up, or the share of retrieval expectations that passed down.
+cost at live prices up by more than `cost_tolerance_pct` percent (a few tokens more in one response
+move a run's cost by thousandths of a percent, which is not a regression), or the share of retrieval
+expectations that passed down.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 
 from tvdb.history.metrics import StageMetrics, stage_metrics
 from tvdb.history.store import DocumentRecord, DocumentVectors, RunStore, RunSummary
+from tvdb.money import format_usd_pair
 
 MIN_LATENCY_MS = 5.0
+COST_TOLERANCE_PCT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +86,12 @@ class Comparison:
     recall_a: Recall
     recall_b: Recall
     regressions: tuple[str, ...]
+    cost_tolerance_pct: float = COST_TOLERANCE_PCT
 
     def as_json(self) -> dict[str, Any]:
         return {
             "a": self.a.as_json(), "b": self.b.as_json(), "threshold_pct": self.threshold_pct,
+            "cost_tolerance_pct": self.cost_tolerance_pct,
             "stages": [s.as_json() for s in self.stages], "documents": [d.as_json() for d in self.documents],
             "retrieval_recall": {"a": self.recall_a.rate, "b": self.recall_b.rate,
                                  "a_passed": self.recall_a.passed, "a_total": self.recall_a.total,
@@ -126,7 +132,8 @@ def _rate_up(stage: str, what: str, a: float | None, b: float | None, mb: StageM
         return None
     count = getattr(mb, field)
     before = "–" if a is None else f"{a * 100:.1f}%"
-    return f"{stage}: {what} {before} → {b * 100:.1f}% ({count} of {mb.attempts} attempts)"
+    reused = f" + {mb.reused} reused {'document' if mb.reused == 1 else 'documents'}" if mb.reused else ""
+    return f"{stage}: {what} {before} → {b * 100:.1f}% ({count} of {mb.attempts} attempts{reused})"
 
 
 def _cosines(va: DocumentVectors, vb: DocumentVectors) -> tuple[float, float, str]:
@@ -169,7 +176,21 @@ def _document_delta(a: DocumentRecord, b: DocumentRecord, va: DocumentVectors | 
     return DocumentDelta(a.path, a.chunks, b.chunks, space_a, space_b, mean, low, note)
 
 
-def compare_runs(store: RunStore, run_a: str, run_b: str, *, threshold_pct: float = 20.0) -> Comparison:
+def _cost_up(a: float | None, b: float | None, tolerance_pct: float) -> str | None:
+    """`cost at live prices up: $0.0075 → $0.0080 (+6.67% > 1%)` when B costs more than A by more than
+    `tolerance_pct` percent of A (compared in the ledger's nano-dollars, so float noise is no increase)."""
+    if a is None or b is None:
+        return None
+    na, nb = round(a * 1e9), round(b * 1e9)
+    if nb - na <= na * tolerance_pct / 100:
+        return None
+    before, after = format_usd_pair(a, b)
+    change = f" (+{(nb - na) / na * 100:.3g}% > {tolerance_pct:g}%)" if na else ""
+    return f"cost at live prices up: {before} → {after}{change}"
+
+
+def compare_runs(store: RunStore, run_a: str, run_b: str, *, threshold_pct: float = 20.0,
+                 cost_tolerance_pct: float = COST_TOLERANCE_PCT) -> Comparison:
     """Compare run B against run A (ids or prefixes). Raises RunNotFound / AmbiguousRunId."""
     ids = store.resolve(run_a), store.resolve(run_b)
     summaries = [store.summary(i) for i in ids]
@@ -183,12 +204,12 @@ def compare_runs(store: RunStore, run_a: str, run_b: str, *, threshold_pct: floa
     recalls = [recall(store.result(i)) for i in ids]
     regressions = [r for s in stages for r in s.regressions]
     a, b = summaries
-    if a.would_cost_usd is not None and b.would_cost_usd is not None:
-        if round(b.would_cost_usd * 1e9) > round(a.would_cost_usd * 1e9):
-            regressions.append(f"cost at live prices up: ${a.would_cost_usd:.6f} → ${b.would_cost_usd:.6f}")
+    if cost := _cost_up(a.would_cost_usd, b.would_cost_usd, cost_tolerance_pct):
+        regressions.append(cost)
     ra, rb = recalls[0].rate, recalls[1].rate
     if ra is not None and rb is not None and rb < ra:
         regressions.append(f"retrieval recall down: {recalls[0].passed}/{recalls[0].total} → "
                            f"{recalls[1].passed}/{recalls[1].total}")
-    return Comparison(a, b, threshold_pct, stages, documents, recalls[0], recalls[1], tuple(regressions))
+    return Comparison(a, b, threshold_pct, stages, documents, recalls[0], recalls[1], tuple(regressions),
+                      cost_tolerance_pct)
 

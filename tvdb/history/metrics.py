@@ -4,7 +4,10 @@ Latency is the wall time each document spent in a stage (milliseconds, p50/p95 o
 a stage no document passes through (`query`: retrieval expectations' query embeddings) takes its
 latency from its calls instead, so `runs compare` can still see it regress. Calls are request
 attempts of that stage (one usage row each): an error rate is failed attempts over attempts, a retry
-rate is attempts after the first over attempts.
+rate is attempts after the first over attempts. A document the run reused from an earlier one made no
+parse or embed call, yet that stage's work for it succeeded (the first time, when it was stored): it
+counts in both rates' denominator, so a run that reuses four documents and parses again only the one
+that failed before is not read as `1 of 1` failing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from tvdb.domain import Stage
 from tvdb.history.store import CallRecord, DocumentRecord
 
 STAGE_ORDER = (*(s.value for s in Stage), "query")
+REUSED_STAGES = ("parse", "embed")  # the call stages a reused document skips
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -50,21 +54,27 @@ class StageMetrics:
     credits: float | None = None
     spent_nusd: int | None = 0
     would_cost_nusd: int | None = 0
+    reused: int = 0  # documents reused from an earlier run: no call, counted as one successful first try
 
     @property
     def error_rate(self) -> float | None:
-        return self.errors / self.attempts if self.attempts else None
+        return self.errors / self.attempts_and_reused if self.attempts else None
 
     @property
     def retry_rate(self) -> float | None:
-        return self.retries / self.attempts if self.attempts else None
+        return self.retries / self.attempts_and_reused if self.attempts else None
+
+    @property
+    def attempts_and_reused(self) -> int:
+        return self.attempts + self.reused
 
     def as_json(self) -> dict[str, Any]:
         from tvdb.ledger.prices import nusd_to_usd
 
         return {
             "stage": self.stage, "documents": self.documents, "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
-            "max_ms": self.max_ms, "attempts": self.attempts, "errors": self.errors, "retries": self.retries,
+            "max_ms": self.max_ms, "attempts": self.attempts, "reused": self.reused, "errors": self.errors,
+            "retries": self.retries,
             "error_rate": self.error_rate, "retry_rate": self.retry_rate, "errors_by_code": self.errors_by_code,
             "call_p50_ms": self.call_p50_ms, "call_p95_ms": self.call_p95_ms, "units": self.units,
             "credits": self.credits,
@@ -87,6 +97,7 @@ def stage_metrics(documents: Sequence[DocumentRecord], calls: Sequence[CallRecor
     for c in calls:
         by_stage.setdefault(c.stage, []).append(c)
     stages = sorted(set(times) | set(by_stage), key=lambda s: (STAGE_ORDER + (s,)).index(s))
+    reused = sum(1 for d in documents if d.reused_from)
     out = []
     for stage in stages:
         rows = by_stage.get(stage, [])
@@ -106,5 +117,6 @@ def stage_metrics(documents: Sequence[DocumentRecord], calls: Sequence[CallRecor
             units=sum(c.units for c in ok), credits=sum(credits) if credits else None,
             spent_nusd=_sum([c.cost_nusd for c in rows]),
             would_cost_nusd=_sum([c.would_cost_nusd for c in ok]),
+            reused=reused if stage in REUSED_STAGES else 0,
         ))
     return out

@@ -126,10 +126,11 @@ def get_alert(db: Database, alert_id: int) -> Alert | None:
 
 def list_alerts(db: Database, *, include_acknowledged: bool = False,
                 limit: int | None = None) -> list[Alert]:
-    """Alerts, newest first; unacknowledged only unless `include_acknowledged`."""
+    """Alerts, newest first (by the time they were raised, then by id: of the alerts raised together, the
+    highest budget threshold first); unacknowledged only unless `include_acknowledged`."""
     cond = "" if include_acknowledged else " WHERE acknowledged_at IS NULL"
     lim = f" LIMIT {int(limit)}" if limit else ""
-    rows = db.execute(f"SELECT {_COLUMNS} FROM alerts{cond} ORDER BY alert_id DESC{lim}")
+    rows = db.execute(f"SELECT {_COLUMNS} FROM alerts{cond} ORDER BY created_at DESC, alert_id DESC{lim}")
     return [_from_row(r) for r in rows]
 
 

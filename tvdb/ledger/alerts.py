@@ -178,7 +178,8 @@ def evaluate_alerts(
     refused call left spend under the budget: the budget is full for what the run needed.
 
     Error rates count real calls by default (mock faults are planned, not incidents). Alerts raised
-    while muted are stored with `muted=True` and `delivery_status='muted'`.
+    while muted are stored with `muted=True` and `delivery_status='muted'`. New alerts are stored and
+    returned in `_order`: budget thresholds ascending, then error rates by service.
     """
     now = clock.now()
     new: list[Alert] = []
@@ -186,11 +187,18 @@ def evaluate_alerts(
         is_muted = muted_until(db, now) is not None
         candidates = [*_refusal_candidates(db, settings, now, refusals), *_budget_candidates(db, settings, now),
                       *_error_rate_candidates(db, settings, now, error_rate_implementations)]
-        for c in candidates:
+        for c in sorted(candidates, key=_order):
             stored = insert_alert(db, _muted(c) if is_muted else c)
             if stored is not None:
                 new.append(stored)
     return new
+
+
+def _order(a: Alert) -> tuple[int, float, str]:
+    """Budget alerts by threshold (50, 80, 100: the order the day crossed them), then error rates by
+    service. A refusal's 100 % alert is built first but must not be stored, printed and listed
+    before the 50 % one: alert ids follow this order."""
+    return (0 if a.kind == "budget" else 1, float(a.details.get("threshold_pct", 0.0)), a.key)
 
 
 def _muted(a: Alert) -> Alert:

@@ -174,12 +174,15 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
         # keeps `nth` faults and request numbering deterministic under concurrency
         data = ctx.objects.read(url)
         media_type = job.media_type
-        request = ParseRequest(data, Path(job.path).name, media_type, ctx.settings.parse.tier)
+        scope = CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id)
 
         def spec_for(parser: Parser, provenance: Provenance) -> CallSpec[ParseResult]:
             real = provenance.implementation is Implementation.REAL
             estimate = estimate_pages(data, media_type, ctx.settings.parse if real else None)
-            return CallSpec(
+            # a status poll the client retried gets its own usage row, as a retried upload does
+            request = ParseRequest(data, Path(job.path).name, media_type, ctx.settings.parse.tier,
+                                   on_retried=lambda retried: ctx.caller.record_retried(scope, spec, retried))
+            spec: CallSpec[ParseResult] = CallSpec(
                 service=LLAMAPARSE, implementation=provenance.implementation, model=ctx.settings.parse.tier,
                 unit="pages", estimate_units=estimate, send=lambda: parser.parse(request),
                 # credits not recorded yet (`estimated`): the reserved estimate is the bill
@@ -189,15 +192,13 @@ async def parse(ctx: PipelineContext, job: Job) -> Job:
                 before_send=ctx.pace_parse if real else None,
                 replayed=lambda r: bool(r.usage.get("replayed")),  # answered from a cassette while recording
             )
+            return spec
 
         if ctx.parse_quota is not None:  # out of credits: the other documents are not sent at all
             raise QuotaExhausted(f"not sent: {ctx.parse_quota.message}", service=LLAMAPARSE,
                                  status=ctx.parse_quota.status, code=ctx.parse_quota.code)
         # routed per job: a run that starts real continues local if the service goes down (hybrid)
-        done = await ctx.router.call(
-            ctx.router.parser, CallScope(ctx.run_id, ctx.scenario, Stage.PARSE, (job.job_id,), job.correlation_id),
-            spec_for,
-        )
+        done = await ctx.router.call(ctx.router.parser, scope, spec_for)
     except TvdbError as exc:
         if isinstance(exc, QuotaExhausted) and exc.service == LLAMAPARSE and ctx.parse_quota is None:
             ctx.parse_quota = exc

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from tvdb.clock import Clock
-from tvdb.domain import Implementation
+from tvdb.domain import Implementation, RetriedRequest
 from tvdb.errors import CassetteMiss, DocumentError, ErrorCode, ServiceError, ServiceTimeoutError, StorageError
 from tvdb.ledger.guard import BudgetGuard, CallScope, NoBudget, Reservation, SpendRequest
 from tvdb.ledger.prices import PriceTable
@@ -222,6 +222,22 @@ class ServiceCaller:
 
         with log_context(run_id=scope.run_id, correlation_id=scope.correlation_id):
             return await self.retry.run(attempt)
+
+    def record_retried(self, scope: CallScope, spec: CallSpec[Any], retried: RetriedRequest) -> None:
+        """A usage row for a request inside `spec`'s call that failed and was retried (a LlamaParse
+        status poll): cost 0 (the service bills the upload, once), its HTTP status and error code, and
+        `usage.retried`, so the ledger shows every retried request as it does a retried call."""
+        row = UsageRow(
+            ts=retried.at, run_id=scope.run_id, stage=scope.stage, service=spec.service,
+            implementation=retried.implementation, model=spec.model, units=0, unit=spec.unit,
+            pricing=Pricing(0, 0, None), status="error", job_ids=scope.job_ids,
+            correlation_id=scope.correlation_id, scenario=scope.scenario, provenance=spec.provenance,
+            usage={"request": retried.request, "job_id": retried.job_id, "retried": True},
+            error_code=retried.error_code, http_status=retried.http_status, latency_ms=retried.latency_ms,
+            request_id=retried.job_id, attempt=retried.attempt,
+        )
+        with transaction(self.db):
+            insert_usage(self.db, row)
 
     async def _send(self, spec: CallSpec[T], reservation: Reservation | None) -> T:
         """`spec.send()`, cancelled before the reservation's lease ends (it may then have been billed)."""

@@ -1,7 +1,8 @@
 """How a parse job's outcome becomes a document or an error, for the real client and the fault wrapper alike.
 
 - `job_failed_error`: a FAILED job → ParseJobError, `encrypted` when the service says
-  `PDF_IS_PROTECTED`, else `service_error` with the service's message.
+  `PDF_IS_PROTECTED`, `corrupt` when it says `UNREADABLE_DOCUMENT` (so a damaged PDF fails as it
+  does in mock mode), else `service_error` with the service's message.
 - `fail_pages`: pages the service could not parse become empty pages with a warning each, unless
   more than `max_page_failure_ratio` of the document failed (then `partial_parse`).
 """
@@ -14,18 +15,24 @@ from tvdb.domain import Page, ParsedDocument
 from tvdb.errors import ErrorCode, ParseJobError
 
 PROTECTED_CODE = "PDF_IS_PROTECTED"
+UNREADABLE_CODE = "UNREADABLE_DOCUMENT"
+# the service's code in `error_message` → (the job's error code, how the message says it, the error's `code`)
+_KNOWN = {
+    PROTECTED_CODE: (ErrorCode.ENCRYPTED, "password protected", PROTECTED_CODE),
+    UNREADABLE_CODE: (ErrorCode.CORRUPT,
+                      "is unreadable, damaged or truncated (check that it opens, or export it again)", UNREADABLE_CODE),
+}
 
 
 def job_failed_error(
     service: str, message: str, *, filename: str, job_id: str, billed_units: float | None = None,
 ) -> ParseJobError:
     """The error for a job that ended FAILED with `message` (the service's `error_message`)."""
-    code = ErrorCode.ENCRYPTED if PROTECTED_CODE in message else ErrorCode.SERVICE_ERROR
-    what = "password protected" if code is ErrorCode.ENCRYPTED else "FAILED"
+    code, what, service_code = next((v for k, v in _KNOWN.items() if k in message),
+                                    (ErrorCode.SERVICE_ERROR, "FAILED", "job_failed"))
     return ParseJobError(
         f"{service}: parse job {job_id} for {filename} {what}: {message}", error_code=code, service=service,
-        code=PROTECTED_CODE if code is ErrorCode.ENCRYPTED else "job_failed", request_id=job_id,
-        billed_units=billed_units,
+        code=service_code, request_id=job_id, billed_units=billed_units,
     )
 
 

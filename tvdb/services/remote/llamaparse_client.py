@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tvdb import catalog
 from tvdb.clock import Clock
-from tvdb.domain import Implementation, Page, ParsedDocument, ParseRequest, ParseResult
+from tvdb.domain import Implementation, Page, ParsedDocument, ParseRequest, ParseResult, RetriedRequest
 from tvdb.errors import (
     ConfigError,
     ErrorCode,
@@ -124,7 +124,7 @@ class LlamaParseClient:
         job, replayed = await self._upload(request)
         job_id = str(job["id"])
         try:
-            final = await self._wait(job_id, request.filename, job)
+            final = await self._wait(job_id, request, job)
             status = final.get("status")
             if status == "FAILED":
                 raise job_failed_error(SERVICE, self._text(final.get("error_message")) or "no error message",
@@ -135,8 +135,8 @@ class LlamaParseClient:
                                     error_code=ErrorCode.CANCELLED, service=SERVICE, code="cancelled",
                                     request_id=job_id, billed_units=self._pages_of(final, request.tier),
                                     maybe_billed=True)
-            body = await self._polite(lambda: self._get(job_id, expand=("markdown", "text")), job_id,
-                                      request.filename, "fetching the result of")
+            body = await self._polite(lambda: self._get(job_id, expand=("markdown", "text")), job_id, request,
+                                      "result")
             if body["job"].get("status") != "COMPLETED":
                 raise ParseJobError(f"{SERVICE}: parse job {job_id} for {request.filename} is "
                                     f"{body['job'].get('status')} after it was announced COMPLETED",
@@ -253,22 +253,35 @@ class LlamaParseClient:
 
     # -- waiting ------------------------------------------------------------------------------
 
-    async def _polite(self, fn: Callable[[], Awaitable[dict[str, Any]]], job_id: str, filename: str,
-                      doing: str) -> dict[str, Any]:
-        """`fn()` under the one retry policy: a transient failure is retried, never re-uploaded."""
-        async def attempt(n: int) -> dict[str, Any]:
-            return await fn()
+    async def _polite(self, fn: Callable[[], Awaitable[dict[str, Any]]], job_id: str, request: ParseRequest,
+                      kind: str) -> dict[str, Any]:
+        """`fn()` under the one retry policy: a transient failure is retried, never re-uploaded. Each
+        failed try that is retried goes to `request.on_retried` (a ledger row), when the next starts:
+        only then is it known to have been retried."""
+        failed: list[RetriedRequest] = []
 
+        async def attempt(n: int) -> dict[str, Any]:
+            if failed and request.on_retried is not None:
+                request.on_retried(failed.pop())
+            at, started = self._clock.now(), self._clock.monotonic()
+            try:
+                return await fn()
+            except ServiceError as exc:
+                failed[:] = [RetriedRequest(kind, job_id, n, exc.code or type(exc).__name__, exc.status,
+                                            (self._clock.monotonic() - started) * 1000, at, self.implementation)]
+                raise
+
+        doing = "polling" if kind == "status" else "fetching the result of"
         try:
             return await self._retry.run(attempt)
         except TransientServiceError as exc:
-            raise ParseJobError(f"{SERVICE}: {doing} parse job {job_id} for {filename} failed: {exc.message}",
+            raise ParseJobError(f"{SERVICE}: {doing} parse job {job_id} for {request.filename} failed: {exc.message}",
                                 error_code=ErrorCode.SERVICE_ERROR, service=SERVICE, status=exc.status,
                                 code=exc.code, request_id=job_id, maybe_billed=True) from None
 
-    async def _wait(self, job_id: str, filename: str, job: dict[str, Any]) -> dict[str, Any]:
+    async def _wait(self, job_id: str, request: ParseRequest, job: dict[str, Any]) -> dict[str, Any]:
         """The job once final: polled (or announced by a webhook); cancelled at the deadline."""
-        s = self.settings
+        s, filename = self.settings, request.filename
         if job.get("status") in FINAL:
             return job
         deadline = self._clock.monotonic() + s.timeout_s
@@ -284,7 +297,7 @@ class LlamaParseClient:
                 await self._clock.sleep(min(interval, remaining))
             poll_now = False
             self.status_requests += 1
-            polled = await self._polite(lambda: self._get(job_id), job_id, filename, "polling")
+            polled = await self._polite(lambda: self._get(job_id), job_id, request, "status")
             last = dict(polled["job"])
             if last.get("status") in FINAL:
                 return last
