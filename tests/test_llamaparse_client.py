@@ -187,7 +187,7 @@ def test_transient_poll_failures_are_retried_without_a_second_upload(tmp_path: P
     # the upload (billed once), then each retried status poll: cost 0, its HTTP status, `retried`
     assert _rows(db, "SELECT attempt, status, units, cost_usd, would_cost_usd, http_status, error_code, request_id, "
                      "usage_json FROM usage WHERE stage = 'parse' ORDER BY ts, id") == [
-        (1, "ok", 1.0, 0.00125, 0.00125, None, None, job_id, json.dumps(
+        (1, "ok", 1.0, 0.00125, 0.00125, 200, None, job_id, json.dumps(
             {"job_id": job_id, "tier": "fast", "pages": 1, "credits": 1.0}, sort_keys=True)),
         *[(n, "error", 0.0, 0.0, 0.0, status, code, job_id,
            json.dumps({"job_id": job_id, "request": "status", "retried": True}, sort_keys=True))
