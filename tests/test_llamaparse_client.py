@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,9 +95,9 @@ def _run(tmp_path: Path, server: EmulatorServer, clock: FakeClock, extra: str, d
     return asyncio.run(start_run(loaded, settings, clock=clock)), settings.database_path
 
 
-def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+def _rows(db: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, params).fetchall()
 
 
 def _docs(documents_dir: Path, *names: str) -> dict[str, bytes]:
@@ -293,10 +293,15 @@ def test_the_real_parse_emulated_scenario_passes_against_tvdb_emulate(tmp_path: 
                                     scenario_doc=loaded.source)
         result = asyncio.run(start_run(loaded, settings, clock=SystemClock()))
         uploads = server.count("POST /api/v2/parse/upload")
+        # run again in the same data dir, as the README's walkthrough invites: `reuse: false` parses
+        # again (reused documents sent no request and the request-count expectation failed)
+        again = asyncio.run(start_run(load_scenario(path), settings, clock=SystemClock()))
+        assert again.passed, [e for e in again.expectations if not e.passed]
+        assert server.count("POST /api/v2/parse/upload") == 8
     assert result.passed, [e for e in result.expectations if not e.passed]
     assert uploads == 4
     parse_rows = _rows(settings.database_path, "SELECT implementation, units, cost_usd, usage_json, http_status "
-                       "FROM usage WHERE stage = 'parse' ORDER BY id")
+                       "FROM usage WHERE stage = 'parse' AND run_id = ? ORDER BY id", [result.run_id])
     polls = [r for r in parse_rows if json.loads(r[3]).get("request") == "status"]
     assert [(r[0], r[1], r[2], r[4], json.loads(r[3])["retried"]) for r in polls] == [("real", 0.0, 0.0, 503, True)]
     rows = [r for r in parse_rows if r not in polls]  # the uploads: one per document, billed in credits
