@@ -48,6 +48,9 @@ def test_one_job_across_stages_in_time_order(cli: Cli, history: History) -> None
     assert states[0] == "pending" and states[-1] == "complete" and len(states) == 9
     code, text, _ = cli("logs", "--correlation-id", doc.correlation_id)
     assert code == 0 and "embedding → embedded" in text and "attempt 2: ok" in text
+    # a call that cost nothing reads $0, as the tables print it (it printed "$0.")
+    (refused,) = [line for line in text.splitlines() if "attempt 1: error rate_limit_exceeded (HTTP 429)" in line]
+    assert refused.rstrip().endswith("would cost $0") and "would cost $0.\n" not in text + "\n"
 
 
 def test_a_whole_run_and_usage_errors(cli: Cli, history: History) -> None:

@@ -45,7 +45,7 @@ def _call(c: CallRecord, correlation: Mapping[str, str], secrets: Iterable[str |
         cid = correlation.get(job_id, cid)
     outcome = "ok" if c.ok else f"error {c.error_code or ''}".strip() + (f" (HTTP {c.http_status})" if c.http_status
                                                                         else "")
-    cost = "unknown" if c.would_cost_nusd is None else f"${nusd_to_usd(c.would_cost_nusd):.9f}".rstrip("0")
+    cost = "unknown" if c.would_cost_nusd is None else _usd(nusd_to_usd(c.would_cost_nusd))
     latency = "" if c.latency_ms is None else f" in {c.latency_ms:.0f} ms"
     message = (f"{c.service} {c.implementation} {c.model} attempt {c.attempt}: {outcome}{latency}, "
                f"{c.units:g} {c.unit}, would cost {cost}")
@@ -83,3 +83,8 @@ def timeline(store: RunStore, *, run: str | None = None, correlation_id: str | N
     correlation = {d.job_id: d.correlation_id for d in docs}
     entries = [_event(e, secrets) for e in events] + [_call(c, correlation, secrets, job_id) for c in calls]
     return sorted(entries, key=lambda e: (e.ts, 0 if e.kind == "event" else 1))
+
+
+def _usd(amount: float) -> str:
+    """Every digit a nano-dollar ledger holds, without trailing zeros: `$0.00125`, `$0` (never `$0.`)."""
+    return "$" + (f"{amount:.9f}".rstrip("0").rstrip(".") or "0")
