@@ -260,3 +260,21 @@ def test_nested_folders_and_the_scenario_argument_as_a_file(project: Path, monke
     paths = [r["scenario_path"] for r in json.loads(out)["runs"]]
     assert paths == ["scenarios/deep/er/nested.yaml", "scenarios/failing.yaml", "scenarios/miss.yaml",
                      "scenarios/missing-cassette.yaml", "scenarios/passing.yaml"]
+
+
+def test_a_suite_replayed_from_another_folder_says_where_its_cassettes_are(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # cassettes/ is looked up from here, and is not here
+    code, out, _ = _cli(monkeypatch, capsys)("replay", "--all", str(project / "scenarios" / "passing.yaml"),
+                                             "-j", "1", "--format", "plain")
+    assert code == 0
+    # where it looked and where the cassette is, not the advice to record one with real money
+    assert (f"skipped: no cassette at cassettes/passing.yaml; cassettes are looked up from the current directory "
+            f"({elsewhere.resolve()}), and one is at {project / 'cassettes' / 'passing.yaml'}: run from {project} "
+            "or set recording.cassette_dir") in out.replace("\n  ", " ")
+    assert "spends money" not in out
+    assert out.rstrip().endswith("warning: nothing was replayed: every scenario was skipped (see why above; "
+                                 "--require-cassettes makes a missing cassette an error)")

@@ -73,6 +73,10 @@ def render_suite(out: Console, doc: Mapping[str, Any], fmt: Format) -> None:
     code = int(totals["exit_code"])
     verdict = Text("PASSED", style="bold green") if code == 0 else Text("FAILED", style="bold red")
     out.print(Text.assemble(summary_line(totals), "\n", verdict, f"  (exit code {code})"), soft_wrap=True)
+    if totals["scenarios"] and totals.get("skipped") == totals["scenarios"]:
+        # every scenario skipped passes (as documented), but a CI log must not read as a replayed suite
+        out.print(Text("warning: nothing was replayed: every scenario was skipped (see why above; "
+                       "--require-cassettes makes a missing cassette an error)", style="yellow"), soft_wrap=True)
 
 
 def _cell(text: object) -> str:

@@ -61,6 +61,22 @@ def cassette_for(loaded: LoadedScenario, settings: Settings, cwd: Path) -> Path:
     return path if path.is_absolute() else cwd / path
 
 
+def _elsewhere_hint(cassette: Path, scenario: Path, cwd: Path) -> str | None:
+    """When the cassette folder is relative and the cassette sits under a folder above the scenario
+    instead (a suite replayed from another directory): say where it looked and where it is, rather
+    than advising a paid re-recording."""
+    try:
+        relative = cassette.relative_to(cwd)
+    except ValueError:
+        return None  # an absolute cassette_dir: nothing to look for elsewhere
+    for root in list(scenario.resolve().parents)[:3]:
+        found = root / relative
+        if found.is_file() and found.resolve() != cassette.resolve():
+            return (f"cassettes are looked up from the current directory ({cwd.resolve()}), and one is at "
+                    f"{found}: run from {root} or set recording.cassette_dir")
+    return None
+
+
 def shown(path: Path, cwd: Path) -> str:
     """`path` as a user types it from `cwd`: relative when inside it, else absolute."""
     try:  # the folder is resolved, not the file: a symlink loop there is named, not followed
@@ -217,7 +233,7 @@ def replay_scenario(path: Path, env: ReplayEnv, *, require_cassette: bool = Fals
         cassette = cassette_for(loaded, settings, env.cwd)
         if not os.path.lexists(cassette):  # a directory or FIFO there is refused below, not skipped
             where = shown(cassette, env.cwd)
-            hint = record_hint(shown(path, env.cwd))
+            hint = _elsewhere_hint(cassette, loaded.path, env.cwd) or record_hint(shown(path, env.cwd))
             if require_cassette:
                 return ScenarioOutcome(path=path, name=name, status="error", cassette=cassette,
                                        message=f"{where}: no such cassette (--require-cassettes); {hint}",
