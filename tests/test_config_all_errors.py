@@ -67,6 +67,15 @@ def test_the_price_table_itself_lists_every_problem_of_an_override() -> None:
         "prices: llamaparse.usd_per_1000_credits: must be a number, got 'nope'\n(2 problems)")
 
 
+def test_a_misspelt_parse_tier_in_a_price_override_is_refused() -> None:
+    # parse.tier accepts only the shipped tiers, so a credit rate under any other name priced nothing
+    with pytest.raises(ConfigError) as raised:
+        PriceTable.load({"llamaparse": {"credits_per_page": {"agentc": 50, "fast": 2}}})
+    assert str(raised.value) == (
+        "prices: llamaparse.credits_per_page.agentc: unknown key 'agentc' (allowed: agentic, agentic_plus, "
+        "cost_effective, fast); a price under a misspelt key would be ignored and the shipped one used instead")
+
+
 def test_an_emulator_config_lists_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "emu.yaml"
     path.write_text("rpm: 0\nburst: 3\nlatency_ms: slow\n")

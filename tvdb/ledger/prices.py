@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from importlib import resources
 from typing import Any
 
+from tvdb.catalog import PARSE_TIERS
 from tvdb.errors import ConfigError
 
 NANO_PER_USD = 10**9
@@ -224,6 +225,8 @@ def override_problems(over: Mapping[str, Any]) -> list[Problem]:
         if tiers is not None and not isinstance(tiers, Mapping):
             out.append(((LLAMAPARSE, "credits_per_page"), "must be a mapping of tier to credits, e.g. {fast: 1}"))
         elif tiers is not None:
+            # a tier no scenario can name (parse.tier accepts only these) would price nothing
+            _unknown(tiers, frozenset(PARSE_TIERS), (LLAMAPARSE, "credits_per_page"), out)
             for tier, credits in tiers.items():
                 _amount(out, (LLAMAPARSE, "credits_per_page", str(tier)), credits, _PLAUSIBLE_CREDITS_PER_PAGE,
                         "credits")
