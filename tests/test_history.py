@@ -217,6 +217,9 @@ def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: Histo
     lenient = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json", "--cost-tolerance", "100000")
     assert isinstance(lenient, dict) and lenient["cost_tolerance_pct"] == 100000
     assert not [r for r in lenient["regressions"] if r.startswith("cost")]
+    for option in ("--cost-tolerance", "--threshold"):  # every number has bounds: inf is no tolerance
+        code, _, err = cli("runs", "compare", history.ids[0], history.ids[1], option, "inf")
+        assert code == 2 and f"Invalid value for '{option}': " in err and "less than or equal to 1000000" in err
 
 
 def _doc(job: str, **stage_ms: float) -> DocumentRecord:

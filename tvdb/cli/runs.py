@@ -11,6 +11,8 @@ from tvdb.bounds import MAX_COUNT
 from tvdb.cli.common import NowOption, now_or, option_errors, plain_console, settings_for
 from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 
+MAX_PERCENT = 1_000_000.0  # --threshold / --cost-tolerance: past any real change, so inf is refused
+
 app = typer.Typer(
     help="Run history: list runs, show one stage by stage, compare two. A run id prefix works wherever a "
          "run id does.",
@@ -106,10 +108,11 @@ def compare(
     run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="The baseline run (id or prefix).")],
     run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run to judge against it.")],
     threshold: Annotated[float, typer.Option(
-        "--threshold", min=0, metavar="PCT", help="p95 latency increase (percent) that counts as a regression.")
+        "--threshold", min=0, max=MAX_PERCENT, metavar="PCT",
+        help="p95 latency increase (percent) that counts as a regression.")
     ] = 20.0,
     cost_tolerance: Annotated[float, typer.Option(
-        "--cost-tolerance", min=0, metavar="PCT",
+        "--cost-tolerance", min=0, max=MAX_PERCENT, metavar="PCT",
         help="Cost increase at live prices (percent of A) that is still not a regression.")] = 1.0,
     fail_on_regression: Annotated[bool, typer.Option(
         "--fail-on-regression", help="Exit 1 when B regresses against A (for CI).")] = False,
