@@ -178,13 +178,14 @@ def test_estimate_counts_only_real_services_against_budgets(tmp_path: Path) -> N
     done = tvdb(["run", str(s), "--estimate", "--json"], tmp_path)
     est = json.loads(done.stdout)
     assert done.returncode == 0, est  # the mock parse ($0.05625 at live prices) is not real spend
-    assert est["fits"] is True and est["modes"] == {"parser": "mock", "embedder": "real"}
+    assert est["fits"] is True and est["modes"] == {"parser": "mock", "embedder": "real"} and est["exit_code"] == 0
     assert est["by_stage_usd"]["parse"] == pytest.approx(45 * 1.25 / 1000)
     assert est["real_spend_usd"] == pytest.approx(est["by_stage_usd"]["embed"])
     assert not (tmp_path / ".tvdb" / "tvdb.db").exists()  # nothing written
     s.write_text(s.read_text().replace("max_usd: 0.001", "max_usd: 0.000001"))
     refused = tvdb(["run", str(s), "--estimate", "--json"], tmp_path)
     assert refused.returncode == 3 and json.loads(refused.stdout)["fits"] is False
+    assert json.loads(refused.stdout)["exit_code"] == 3  # as every --json document says its exit code
 
 
 def test_json_mode_prints_one_object_even_on_errors(tmp_path: Path) -> None:

@@ -215,7 +215,9 @@ def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: Histo
                      "--threshold", "100000")
     assert code == 0  # cheaper, and no stage slower by 1000x
     lenient = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json", "--cost-tolerance", "100000")
-    assert isinstance(lenient, dict) and lenient["cost_tolerance_pct"] == 100000
+    assert isinstance(lenient, dict) and lenient["cost_tolerance_pct"] == 100000 and lenient["exit_code"] == 0
+    code, out, _ = cli("runs", "compare", history.ids[0], history.ids[1], "--fail-on-regression", "--json")
+    assert code == 1 and json.loads(out)["exit_code"] == 1
     assert not [r for r in lenient["regressions"] if r.startswith("cost")]
     for option in ("--cost-tolerance", "--threshold"):  # every number has bounds: inf is no tolerance
         code, _, err = cli("runs", "compare", history.ids[0], history.ids[1], option, "inf")

@@ -38,7 +38,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
                               d.tokens] for d in est.documents])
     console = make_console()
     if fmt in (Format.JSON, Format.CSV):
-        emit_table(console, docs, fmt, json_obj=est.as_json())
+        emit_table(console, docs, fmt, json_obj={**est.as_json(), "exit_code": code})
         return code
     plain = fmt is Format.PLAIN
     print_table(console, docs, plain=plain)

@@ -190,11 +190,12 @@ def _documents_table(c: Comparison) -> TableData:
     return TableData(cols, rows, title="Same documents")
 
 
-def print_comparison(console: Console, c: Comparison, fmt: Format = Format.TABLE) -> None:
-    """`tvdb runs compare` (json: the comparison's `as_json`; csv: the latency table)."""
+def print_comparison(console: Console, c: Comparison, fmt: Format = Format.TABLE, *, exit_code: int = 0) -> None:
+    """`tvdb runs compare` (json: the comparison's `as_json` with the command's `exit_code`, as every
+    --json document carries it; csv: the latency table)."""
     latency, calls = comparison_tables(c)
     if fmt in (Format.JSON, Format.CSV):
-        emit_table(console, latency, fmt, json_obj=c.as_json())
+        emit_table(console, latency, fmt, json_obj={**c.as_json(), "exit_code": exit_code})
         return
     plain = fmt is Format.PLAIN
     a, b = c.a, c.b

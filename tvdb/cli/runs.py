@@ -140,6 +140,7 @@ def compare(
     chosen = pick_format(fmt, as_json)
     _, store = _store(ctx, data_dir)
     result = compare_runs(store, run_a, run_b, threshold_pct=threshold, cost_tolerance_pct=cost_tolerance)
-    print_comparison(plain_console(), result, chosen)
-    if fail_on_regression and result.regressions:
-        raise typer.Exit(1)
+    code = 1 if fail_on_regression and result.regressions else 0
+    print_comparison(plain_console(), result, chosen, exit_code=code)
+    if code:
+        raise typer.Exit(code)
