@@ -281,6 +281,11 @@ def test_reused_documents_count_in_the_rates_denominator() -> None:
     assert _stage_delta("parse", a, worse, 20).error_regression == (
         "parse: error rate 20.0% → 40.0% (2 of 2 attempts + 3 reused documents)")
     assert worse.as_json()["reused"] == 3
+    # a run that reused every document still has parse and embed rates: 0 of 5, not a blank
+    everything = [dataclasses.replace(_doc(j), reused_from=f"old-{j}") for j in "abcde"]
+    stages = {m.stage: m for m in stage_metrics(everything, [])}
+    assert [(s, stages[s].attempts, stages[s].reused, stages[s].error_rate, stages[s].retry_rate)
+            for s in ("parse", "embed")] == [("parse", 0, 5, 0.0, 0.0), ("embed", 0, 5, 0.0, 0.0)]
 
 
 def test_a_cost_change_within_the_tolerance_is_no_regression() -> None:

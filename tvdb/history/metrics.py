@@ -58,11 +58,11 @@ class StageMetrics:
 
     @property
     def error_rate(self) -> float | None:
-        return self.errors / self.attempts_and_reused if self.attempts else None
+        return self.errors / self.attempts_and_reused if self.attempts_and_reused else None
 
     @property
     def retry_rate(self) -> float | None:
-        return self.retries / self.attempts_and_reused if self.attempts else None
+        return self.retries / self.attempts_and_reused if self.attempts_and_reused else None
 
     @property
     def attempts_and_reused(self) -> int:
@@ -96,8 +96,11 @@ def stage_metrics(documents: Sequence[DocumentRecord], calls: Sequence[CallRecor
     by_stage: dict[str, list[CallRecord]] = {}
     for c in calls:
         by_stage.setdefault(c.stage, []).append(c)
-    stages = sorted(set(times) | set(by_stage), key=lambda s: (STAGE_ORDER + (s,)).index(s))
     reused = sum(1 for d in documents if d.reused_from)
+    # a run that reused every document made no parse or embed call, yet has those stages' rates
+    # (each reused document one successful first try), not a blank where a comparison needs a number
+    called = set(times) | set(by_stage) | (set(REUSED_STAGES) if reused else set())
+    stages = sorted(called, key=lambda s: (STAGE_ORDER + (s,)).index(s))
     out = []
     for stage in stages:
         rows = by_stage.get(stage, [])
