@@ -68,7 +68,7 @@ def test_every_outcome_in_json_with_run_objects_and_totals(
     replay = miss["replay"]
     assert (replay["replayed_calls"], replay["missed_calls"], replay["avoided_usd"]) == (0, 1, 0)
     skipped = runs["missing-cassette"]
-    assert skipped["exit_code"] == 0 and skipped["passed"] is False and "run_id" not in skipped
+    assert skipped["exit_code"] == 0 and skipped["passed"] is None and "run_id" not in skipped
     assert skipped["message"] == (
         "no cassette at cassettes/missing-cassette.yaml; record one with "
         "`tvdb run scenarios/missing-cassette.yaml --mode real --record` (real mode: it spends money once)")

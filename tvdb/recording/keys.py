@@ -176,10 +176,21 @@ def content_type_of(headers: Mapping[str, Any]) -> str | None:
     return None
 
 
-def similarity(a: RequestShape, b: RequestShape) -> tuple[int, int, int, int]:
-    """Higher is closer: same method and path first, then equal query items and body fields."""
+_FILE_PART = re.compile(r"file ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"), \d+ bytes, sha256 [0-9a-f]+")
+
+
+def _file_names(shape: RequestShape) -> set[tuple[str, str]]:
+    """(part name, file name) of each multipart file part: an upload whose bytes changed still
+    names the same file, so it is the closest recorded upload of that file."""
+    return {(k, m.group(1)) for k, v in shape.fields if (m := _FILE_PART.fullmatch(v))}
+
+
+def similarity(a: RequestShape, b: RequestShape) -> tuple[int, int, int, int, int]:
+    """Higher is closer: same method and path first, then equal query items, then the same
+    uploaded file names (a changed document's upload), then equal body fields."""
     return (int(a.method == b.method and a.path == b.path), int(a.method == b.method),
-            len(set(a.query) & set(b.query)), len(set(a.fields) & set(b.fields)))
+            len(set(a.query) & set(b.query)), len(_file_names(a) & _file_names(b)),
+            len(set(a.fields) & set(b.fields)))
 
 
 def _clip(text: str, limit: int = 80) -> str:

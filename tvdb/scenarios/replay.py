@@ -193,9 +193,11 @@ class ScenarioOutcome:
     def as_json(self) -> dict[str, Any]:
         """The scenario's entry in `tvdb replay --all --json`: the run object (as `tvdb run --json`)
         when it ran, with `scenario_path`, `outcome`, `message`, `cassette`, `interactions` and
-        `duration_s` beside it; without a run, those keys and `passed`/`exit_code`."""
+        `duration_s` beside it; without a run, those keys and `passed`/`exit_code` (`passed` null
+        for a skipped scenario, which neither passed nor failed; false for an error)."""
+        passed = None if self.status == "skipped" else False
         base: dict[str, Any] = self.result.as_json() if self.result is not None else {
-            "scenario": self.name, "passed": False, "exit_code": self.exit_code}  # skipped: nothing ran
+            "scenario": self.name, "passed": passed, "exit_code": self.exit_code}
         return {**base, "scenario_path": str(self.path), "outcome": self.status, "message": self.message,
                 "cassette": str(self.cassette) if self.cassette else None, "interactions": self.interactions,
                 "duration_s": round(self.duration_s, 3)}
