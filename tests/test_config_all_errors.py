@@ -167,3 +167,21 @@ def test_a_bad_config_value_under_a_scenarios_override_fails_the_run_with_exit_2
     error = json.loads(result.stdout)["error"]
     assert (error["type"], error["message"]) == (
         "ConfigError", f"{tmp_path / 'tvdb.yaml'}:1: chunking.max_tokens: must be a whole number, got 'lots'")
+
+
+def test_an_emulator_configs_fault_checks_are_listed_beside_the_faults_field_errors(tmp_path: Path) -> None:
+    # the fault's own checks run on its valid keys: beside a union value that is neither form (nth: x)
+    # and beside another key's error (times: many)
+    path = tmp_path / "emu.yaml"
+    path.write_text("faults:\n  - {service: openai, kind: status, nth: x}\n"
+                    "  - {service: openai, kind: status, status: 429, nth: 0, times: many}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_emulator_config(path)
+    assert str(raised.value).splitlines() == [
+        f"{path}:2: faults[0].nth.int: must be a whole number, got 'x'",
+        f"{path}:2: faults[0].nth.list[int]: must be a list (`- item` lines, or [a, b]), got 'x'",
+        f"{path}:2: faults[0]: a `status` fault needs `status` (e.g. 429, 500)",
+        f"{path}:3: faults[1].times: must be a whole number, got 'many'",
+        f"{path}:3: faults[1]: `nth` counts calls from 1",
+        "(5 problems)",
+    ]
