@@ -204,3 +204,46 @@ def test_a_key_typed_anywhere_in_a_bad_scenario_is_never_repeated(tmp_path: Path
     with pytest.raises(ConfigError) as config:
         resolve_settings(cwd=tmp_path, environ={"TVDB_EMBEDDING_MODEL": key})
     assert "CANARY" not in str(config.value) and "sk-***" in str(config.value)
+
+
+def test_cross_field_checks_are_listed_beside_their_own_models_field_errors(tmp_path: Path) -> None:
+    # pydantic skips a model's checks across its keys once one of its keys is wrong: a fault with
+    # `nth: 0` beside a bad `times:`, a requests expectation with min > max beside a bad status and
+    # dimensions over the model's limit beside a bad timeout came out only on the second run
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments: [a.md]\nfaults:\n"
+                            "  - {service: openai, kind: status, status: 429, nth: 0, times: many}\n"
+                            "  - {service: openai, kind: latency, latency_s: 0.1, rate: 2}\n"
+                            "expectations:\n  requests:\n    - {service: openai, min: 5, max: 2, status: bogus}\n"
+                            "  documents:\n    - {min_chunks: 5, max_chunks: 2, status: done}\n"
+                            "embedding: {model: text-embedding-3-small, dimensions: 4000, timeout_s: fast}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"], p["message"]) for p in info.value.problems] == [
+        (4, "faults[0]", "`nth` counts calls from 1"),
+        (4, "faults[0].times", "must be a whole number, got 'many'"),
+        (5, "faults[1].rate", "must be at most 1, got 2"),
+        (8, "expectations.requests[0]", "min is larger than max"),
+        (8, "expectations.requests[0].status", "must be one of 'ok' or 'error', got 'bogus'"),
+        (10, "expectations.documents[0]", "min_chunks is larger than max_chunks"),
+        (10, "expectations.documents[0].status", "must be one of 'complete' or 'failed', got 'done'"),
+        (11, "embedding.dimensions", "dimensions for text-embedding-3-small must be between 1 and 1536"),
+        (11, "embedding.timeout_s", "must be a number, got 'fast'"),
+    ]
+    assert str(info.value).splitlines()[0] == f"{path}:4: faults[0]: `nth` counts calls from 1"
+    assert str(info.value).endswith("(9 problems)")
+
+
+def test_a_cross_field_check_on_a_wrong_key_is_not_judged_against_its_default(tmp_path: Path) -> None:
+    # `status: abc` is dropped for the next pass; "a status fault needs status" would then blame the
+    # default (None) for a value the file does state
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments: [a.md]\nfaults:\n  - {service: openai, kind: status, status: abc}\n"
+                            "expectations:\n  requests:\n    - {service: llamaparse, stage: embed, min: 3, max: 1}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"], p["message"]) for p in info.value.problems] == [
+        (4, "faults[0].status", "must be a whole number, got 'abc'"),
+        (7, "expectations.requests[0]", "min is larger than max"),
+        (7, "expectations.requests[0]", "llamaparse has no embed requests (its stages: parse)"),
+    ]

@@ -11,7 +11,7 @@ Every key has an environment variable: `TVDB_` + its path in upper case joined b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,17 +243,28 @@ def resolve_settings(
     origins: dict[tuple[str, ...], _Layer] = {}
     for layer in layers:
         _merge(merged, layer.data, (), origins, layer)
-    prices = _price_errors(merged.get("prices"))
-    try:
-        settings = Settings.model_validate(merged)
-    except ValidationError:
-        raise _explain(all_errors(Settings, merged) + prices, origins) from None
-    if prices:
-        raise _explain(prices, origins)
+    settings = _validated(merged, origins, [p for lay in layers if lay.origin == CONFIG_FILENAME
+                                            for p in _stated_problems(lay)])
     updates = {k: (cwd / v if v is not None and not v.is_absolute() else v)
                for k in _PATH_KEYS if (v := getattr(settings, k)) is not None}
     named = {".".join(p): _origin(origins[p], p, merged) for p in MODE_KEYS if p in origins}
     return settings.model_copy(update=updates).with_origins(named)
+
+
+def _validated(merged: dict[str, Any], origins: Mapping[tuple[str, ...], _Layer],
+               found: list[ConfigError | ScenarioError]) -> Settings:
+    """`merged` as Settings; else its problems, with those `found` before (tvdb.yaml's own), raised
+    together. A problem both name (a bad value no layer overrides) is told once."""
+    errors = _price_errors(merged.get("prices"))
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError:
+        errors = all_errors(Settings, merged) + errors
+    found = [*found, *(_explain_one(err, origins) for err in errors)]
+    if found or settings is None:
+        raise _explain(list({str(e): e for e in found}.values()))
+    return settings
 
 
 def _price_errors(prices: Any) -> list[ErrorDetails]:
@@ -268,39 +279,62 @@ def _price_errors(prices: Any) -> list[ErrorDetails]:
 
 
 def scenario_settings_problems(scenario: Mapping[str, Any], doc: YamlDocument) -> list[ScenarioError]:
-    """The problems of a scenario's own settings keys (`chunking:`, `embedding:`, …), judged alone.
+    """The problems of a scenario's own settings keys (`chunking:`, `embedding:`, …), judged alone,
+    for listing them beside the scenario schema's problems in one pass (see `_stated_problems`)."""
+    found = _stated_problems(_Layer(scenario, "scenario", doc=doc))
+    return [e for e in found if isinstance(e, ScenarioError)]
 
-    For listing them beside the scenario schema's problems in one pass. Only problems at a value the
-    scenario itself states are kept: a cross-field check made against defaults (e.g. an overlap
-    against the default max_tokens) may not hold once tvdb.yaml and the environment are merged in.
+
+def _stated_problems(layer: _Layer) -> list[ConfigError | ScenarioError]:
+    """The problems of one file's settings judged alone, at the values the file states itself.
+
+    tvdb.yaml is judged so too: in the merge a scenario, the environment or a flag may set the same
+    key and hide a bad value the file still holds (and that every other scenario would trip over). A
+    cross-field check made against defaults (an overlap against the default max_tokens) is not kept:
+    it may hold once the other layers are merged in; the merge judges it.
     """
-    layer = _Layer(scenario, "scenario", doc=doc)
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, ...], _Layer] = {}
-    _merge(merged, scenario, (), origins, layer)
+    _merge(merged, layer.data, (), origins, layer)
     try:
         Settings.model_validate(merged)
     except ValidationError:
-        pass
-    else:
-        return []
-    out: list[ScenarioError] = []
-    for err in all_errors(Settings, merged):
-        # a cross-field check counts once the scenario states every key it reads (overlap_tokens and max_tokens)
-        keys = [dotted(p) for p in cross_field_paths(err)]
-        one = _explain_one(err, origins)
-        if isinstance(one, ScenarioError) and all(_states_leaf(scenario, k) for k in keys or [one.key or ""]):
-            out.append(one)
-    return out
+        return [_explain_one(err, origins) for err in all_errors(Settings, merged) if _stated(layer.data, err)]
+    return []
 
 
-def _states_leaf(data: Mapping[str, Any], key: str | None) -> bool:
+# the error types of a model's own check: at a section (or the root), it reads keys it does not name
+_MODEL_CHECKS = frozenset({"value_error", "assertion_error"})
+
+
+def _stated(data: Mapping[str, Any], err: ErrorDetails) -> bool:
+    """Whether the file states what `err` is about: every key a cross-field check reads, the value a
+    field error is at (a section-wide check, e.g. the reservation TTL against the timeouts, is not)."""
+    crossed = cross_field_paths(err)
+    if crossed:
+        return all(not isinstance(value := _stated_value(data, p), Mapping) and value is not _ABSENT
+                   for p in crossed)
+    value = _stated_value(data, err["loc"])
+    return value is not _ABSENT and not (isinstance(value, Mapping) and err["type"] in _MODEL_CHECKS)
+
+
+_ABSENT = object()  # a key the file does not state
+
+
+def _stated_value(data: Mapping[str, Any], loc: Sequence[str | int]) -> Any:
+    """The value `data` states at a pydantic error location (list items and union tags below a value
+    are the value's), or _ABSENT."""
     value: Any = data
-    for part in (key or "").split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return False
-        value = value[part]
-    return not isinstance(value, Mapping)
+    for part in loc:
+        if isinstance(value, Mapping):
+            if part not in value:
+                return _ABSENT
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            break
+    return value
 
 
 def _origin(layer: _Layer, path: tuple[str, ...], merged: Mapping[str, Any]) -> str:
@@ -329,9 +363,8 @@ def _source(path: tuple[str, ...], layer: _Layer) -> str:
     return _FLAGS.get(key, "--" + key.replace("_", "-").replace(".", "-"))
 
 
-def _explain(errors: list[ErrorDetails], origins: Mapping[tuple[str, ...], _Layer]) -> ConfigError | ScenarioError:
-    """Every problem of one validation, so a user fixes them all in one go (scenario ones by line)."""
-    found = [_explain_one(err, origins) for err in errors]
+def _explain(found: list[ConfigError | ScenarioError]) -> ConfigError | ScenarioError:
+    """Every problem of one validation as one error, so a user fixes them all in one go (scenario ones by line)."""
     if len(found) == 1:
         return found[0]
     in_scenario = sorted((e for e in found if isinstance(e, ScenarioError)), key=lambda e: e.line or 0)

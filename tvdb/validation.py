@@ -233,15 +233,30 @@ def _field_path(loc: Sequence[str | int]) -> tuple[str | int, ...]:
     return out
 
 
-def _remove(data: Any, path: tuple[str | int, ...]) -> bool:
-    for part in path[:-1]:
-        if not isinstance(data, dict) or part not in data:
-            return False
+def _remove(data: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Drop the key at `path` so that the next pass judges its model on the other keys; returns the
+    path dropped, or None when the data does not state that key (its default stands).
+
+    The path may go through list items (`faults[0].times`) and end in a union member's tag
+    (`faults[0].nth.int`), which names no key: the value that holds the tag is dropped. A list item
+    itself is never dropped (the items after it would move up and be reported at the wrong index)."""
+    holder: dict[Any, Any] | None = None
+    for n, part in enumerate(path):
+        if isinstance(data, dict):
+            if part not in data:
+                return None
+            holder = data
+        elif not (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
+            break  # a union member's tag below a value: the value is what is wrong
+        elif n == len(path) - 1:
+            return None
         data = data[part]
-    if isinstance(data, dict) and path and path[-1] in data:
-        del data[path[-1]]
-        return True
-    return False
+    else:
+        n = len(path)
+    if holder is None or not isinstance(path[n - 1], str):
+        return None
+    del holder[path[n - 1]]
+    return path[:n]
 
 
 def all_errors(model: type[BaseModel], data: Any, *, passes: int = 4) -> list[ErrorDetails]:
@@ -274,8 +289,9 @@ def all_errors(model: type[BaseModel], data: Any, *, passes: int = 4) -> list[Er
                 seen.add(sig)
                 found.append(err)
             for path in paths or [_field_path(err["loc"])]:
-                if path and _remove(current, path):
-                    dropped.append(path)
+                gone = _remove(current, path) if path else None
+                if gone is not None:
+                    dropped.append(gone)
                     removed = True
         if not removed:
             break

@@ -33,7 +33,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tvdb.bounds import MAX_COUNT, MAX_SEED, MAX_WAIT_S
-from tvdb.validation import StrictModel
+from tvdb.validation import CrossFieldError, StrictModel
 
 Service = Literal["openai", "llamaparse"]
 FaultKind = Literal[
@@ -64,23 +64,28 @@ class Fault(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Fault:
+        # each check names the keys it reads, so that it is still judged (tvdb.validation.all_errors)
+        # when another key of the fault is wrong, and is not when one of its own keys is
         if self.nth is not None and self.rate is not None:
-            raise ValueError("give either `nth` or `rate`, not both")
+            raise CrossFieldError("give either `nth` or `rate`, not both", keys=("nth", "rate"))
         nths = self.nth_set
         if any(n < 1 for n in nths):
-            raise ValueError("`nth` counts calls from 1")
+            raise CrossFieldError("`nth` counts calls from 1", keys=("nth",))
         if any(n > MAX_COUNT for n in nths):
-            raise ValueError(f"`nth` must be at most {MAX_COUNT:,}")
+            raise CrossFieldError(f"`nth` must be at most {MAX_COUNT:,}", keys=("nth",))
         if self.kind == "status" and self.status is None:
-            raise ValueError("a `status` fault needs `status` (e.g. 429, 500)")
+            raise CrossFieldError("a `status` fault needs `status` (e.g. 429, 500)", keys=("kind", "status"))
         if self.kind == "latency" and self.latency_s is None:
-            raise ValueError("a `latency` fault needs `latency_s`")
+            raise CrossFieldError("a `latency` fault needs `latency_s`", keys=("kind", "latency_s"))
         if self.kind == "bad_vector" and self.service != "openai":
-            raise ValueError("`bad_vector` applies to the openai (embedding) service only")
+            raise CrossFieldError("`bad_vector` applies to the openai (embedding) service only",
+                                  keys=("kind", "service"))
         if self.kind in JOB_KINDS and self.service != "llamaparse":
-            raise ValueError(f"`{self.kind}` applies to the llamaparse (parse job) service only")
+            raise CrossFieldError(f"`{self.kind}` applies to the llamaparse (parse job) service only",
+                                  keys=("kind", "service"))
         if self.request == "poll" and (self.service != "llamaparse" or self.kind in JOB_KINDS):
-            raise ValueError("`request: poll` applies to llamaparse request faults (status, timeout, ...) only")
+            raise CrossFieldError("`request: poll` applies to llamaparse request faults (status, timeout, ...) only",
+                                  keys=("request", "service", "kind"))
         return self
 
     @property

@@ -10,15 +10,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from tvdb.errors import ScenarioError
 from tvdb.scenarios.hooks import ScenarioHooks
 from tvdb.scenarios.patterns import matches
 from tvdb.scenarios.schema import SETTINGS_KEYS, Scenario
-from tvdb.validation import describe, dotted
+from tvdb.validation import all_errors, describe, dotted
 from tvdb.words import counted
 from tvdb.yamlfile import YamlDocument, load_yaml
 
@@ -62,7 +64,7 @@ def load_scenario(path: Path) -> LoadedScenario:
     entries = doc.data.get("documents")
     try:
         scenario = Scenario.model_validate(doc.data)
-    except ValidationError as exc:
+    except ValidationError:
         # each later check still runs when its own inputs are valid: the settings keys, the documents,
         # and the expectations' document names against them
         found = _settings_problems(doc)
@@ -70,20 +72,9 @@ def load_scenario(path: Path) -> LoadedScenario:
             _check_expectation_names(doc, entries, resolve_documents(entries, doc, problems=found), found)
         faults = doc.data.get("faults")
         if isinstance(faults, list) and all(isinstance(f, dict) for f in faults):
-            from tvdb.faults.plan import FaultPlan
-
-            try:
-                FaultPlan.of(faults)
-            except ValidationError as fault_exc:
-                found.append(_scenario_error(fault_exc, doc, FaultPlan))
-        raise _scenario_error(exc, doc, Scenario, also=_unpack(found)) from None
-    from tvdb.faults.plan import FaultPlan
-
-    problems = _settings_problems(doc)
-    try:
-        FaultPlan.of(scenario.faults)
-    except ValidationError as exc:
-        problems.append(_scenario_error(exc, doc, FaultPlan))
+            found.extend(_fault_problems(faults, doc))
+        raise _scenario_error(all_errors(Scenario, doc.data), doc, Scenario, also=_unpack(found)) from None
+    problems = _settings_problems(doc) + _fault_problems(scenario.faults, doc)
     documents = resolve_documents(scenario.documents, doc, problems=problems)
     _check_expectation_names(doc, scenario.documents, documents, problems)
     if problems:
@@ -168,16 +159,32 @@ def _settings_problems(doc: YamlDocument) -> list[ScenarioError]:
     return scenario_settings_problems(stated, doc) if stated else []
 
 
+def _fault_problems(faults: list[dict[str, Any]], doc: YamlDocument) -> list[ScenarioError]:
+    """The `faults:` list's problems, field-level and cross-field (`nth: 0` beside a bad `times:`)."""
+    from tvdb.faults.plan import FaultPlan
+
+    try:
+        FaultPlan.of(faults)
+    except ValidationError:
+        return [_scenario_error(all_errors(FaultPlan, {"faults": faults}), doc, FaultPlan)]
+    return []
+
+
 def _scenario_error(
-    exc: ValidationError, doc: YamlDocument, root: type[BaseModel], also: list[ScenarioError] | None = None,
+    errors: list[ErrorDetails], doc: YamlDocument, root: type[BaseModel], also: list[ScenarioError] | None = None,
 ) -> ScenarioError:
-    """Every problem pydantic found, in file order: the first names file, line and key; the rest ride along."""
+    """Every problem pydantic found (tvdb.validation.all_errors: cross-field checks too), in file order:
+    the first names file, line and key; the rest ride along."""
     found = list(also or ())
-    for err in exc.errors():
+    stated = {(e.line, e.key) for e in found}
+    for err in errors:
         loc = tuple(err["loc"])
-        found.append(ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc)))
-    # A key both the schema and the settings check (e.g. `mode`) is reported once.
-    return _combined(list({(e.line, e.key): e for e in reversed(found)}.values()))
+        one = ScenarioError(describe(err, root), path=doc.path, line=doc.line_of(loc), key=dotted(loc))
+        # a key both the schema and the settings check report (e.g. `mode`) is reported once, by the
+        # settings check; two checks of one model (both at its key) are both kept
+        if (one.line, one.key) not in stated:
+            found.append(one)
+    return _combined(found)
 
 
 def resolve_documents(entries: list[str], doc: YamlDocument,

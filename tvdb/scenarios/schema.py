@@ -26,7 +26,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tvdb.bounds import MAX_COUNT, MAX_USD
 from tvdb.errors import ErrorCode
-from tvdb.validation import StrictModel
+from tvdb.validation import CrossFieldError, StrictModel
 
 DocumentStatus = Literal["complete", "failed"]
 # The settings a scenario may state: they decide how documents are ingested, so a run stores them
@@ -59,10 +59,11 @@ class DocumentExpectation(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> DocumentExpectation:
+        # CrossFieldError names the keys read: judged beside another key's error (tvdb.validation.all_errors)
         if self.error_code is not None and self.status == "complete":
-            raise ValueError("error_code only makes sense with status: failed")
+            raise CrossFieldError("error_code only makes sense with status: failed", keys=("error_code", "status"))
         if self.min_chunks is not None and self.max_chunks is not None and self.min_chunks > self.max_chunks:
-            raise ValueError("min_chunks is larger than max_chunks")
+            raise CrossFieldError("min_chunks is larger than max_chunks", keys=("min_chunks", "max_chunks"))
         return self
 
 
@@ -94,11 +95,12 @@ class RequestExpectation(_Strict):
 
     @model_validator(mode="after")
     def _bounds(self) -> RequestExpectation:
+        # CrossFieldError names the keys read: judged beside another key's error (tvdb.validation.all_errors)
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("min is larger than max")
+            raise CrossFieldError("min is larger than max", keys=("min", "max"))
         if self.stage is not None and self.stage not in _SERVICE_STAGES[self.service]:
-            raise ValueError(f"{self.service} has no {self.stage} requests (its stages: "
-                             f"{', '.join(_SERVICE_STAGES[self.service])})")
+            raise CrossFieldError(f"{self.service} has no {self.stage} requests (its stages: "
+                                  f"{', '.join(_SERVICE_STAGES[self.service])})", keys=("stage", "service"))
         return self
 
 
