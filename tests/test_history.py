@@ -219,9 +219,27 @@ def test_compare_marks_cost_regressions_and_can_fail_ci(cli: Cli, history: Histo
     code, out, _ = cli("runs", "compare", history.ids[0], history.ids[1], "--fail-on-regression", "--json")
     assert code == 1 and json.loads(out)["exit_code"] == 1
     assert not [r for r in lenient["regressions"] if r.startswith("cost")]
-    for option in ("--cost-tolerance", "--threshold"):  # every number has bounds: inf is no tolerance
-        code, _, err = cli("runs", "compare", history.ids[0], history.ids[1], option, "inf")
-        assert code == 2 and f"Invalid value for '{option}': " in err and "less than or equal to 1000000" in err
+
+
+@pytest.mark.parametrize("option", ["--cost-tolerance", "--threshold"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "1e999", "-1", "2000000", "lots"])
+def test_a_percentage_outside_its_bounds_says_what_it_must_be(cli: Cli, history: History, option: str,
+                                                               value: str) -> None:
+    """nan used to read "should be less than or equal to 1000000"; every bad value now gets one sentence."""
+    said = f"Invalid value for '{option}': must be a number between 0 and 1,000,000 (percent), got '{value}'"
+    code, out, err = cli("runs", "compare", history.ids[0], history.ids[1], option, value)
+    assert code == 2 and out == "" and err.splitlines()[-1] == f"Error: {said}"
+    code, out, err = cli("runs", "compare", history.ids[0], history.ids[1], option, value, "--json")
+    assert code == 2 and json.loads(out) == {"error": {"type": "BadParameter", "message": said,
+                                                       "command": "tvdb runs compare", "param": option},
+                                             "exit_code": 2}
+
+
+def test_a_percentage_at_its_bounds_is_accepted(cli: Cli, history: History) -> None:
+    for value, expected in (("0", 0.0), ("1e6", 1_000_000.0), ("12.5", 12.5)):
+        c = _json(cli, "runs", "compare", history.ids[0], history.ids[1], "--json", "--cost-tolerance", value,
+                  "--threshold", value)
+        assert isinstance(c, dict) and c["cost_tolerance_pct"] == expected and c["threshold_pct"] == expected
 
 
 def _doc(job: str, **stage_ms: float) -> DocumentRecord:

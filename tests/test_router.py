@@ -307,7 +307,7 @@ def test_a_resumed_run_names_its_stored_modes_as_the_reason(tmp_path: Path) -> N
     current = _settings(tmp_path, env={"TVDB_MODE": "real"})  # today's environment says real…
     resumed = restore_settings({"mode": "hybrid", "services": {"parser": "mock", "embedder": None}}, current)
     assert service_mode(resumed, "parser") == (Mode.MOCK, "set by the run being resumed: services.parser")
-    assert service_mode(resumed, "embedder") == (Mode.HYBRID, "set by the run being resumed")  # …the run wins
+    assert service_mode(resumed, "embedder") == (Mode.HYBRID, "set by the run being resumed: mode")  # …the run wins
 
 
 async def test_a_job_the_service_never_finished_falls_back_like_an_outage(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@
         → "https://example.com/v1?api-key=***&api-version=2024-02-01"
     redact_url("https://hooks.example.com/services/T0001/B0002/Xy7…token")
         → "https://hooks.example.com/services/T0001/B0002/***"
+    endpoint_url("https://user:pw@gw.example.com:8443/v1/models?api-key=sk-abc…")
+        → "https://gw.example.com:8443/v1/models"
 
 What counts as a secret: every value passed in `secrets`; anything key-shaped (`sk-…`, `llx-…`,
 Slack `xox?-…`); a provider's masked echo of a key (`sk-proj-****8X9A`, `DEAD****BEEF`: the visible
@@ -63,6 +65,23 @@ def redact_url(url: str) -> str:
     if parts.fragment:
         out += "#" + MASK
     return out
+
+
+def endpoint_url(url: str) -> str:
+    """Where a request went, for a message that says which URL was tried: scheme, host, port and
+    path only. The user-info, query and fragment are dropped whole rather than masked, because a
+    gateway may carry its token in any query parameter and the endpoint is what a reader needs;
+    a token-like path segment is still masked as `redact_url` does."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parsed to reject a malformed port before it is echoed
+    except ValueError:
+        return MASK
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal loses its brackets in `hostname`
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port is not None else "")
+    return redact_url(f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else f"{netloc}{parts.path}")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

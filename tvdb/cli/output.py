@@ -24,8 +24,8 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -144,7 +144,8 @@ class MaskingStream:
         self.inner = inner
         self.secrets = secrets  # shared with the other stream and with settings_for: register once
 
-    def write(self, text: str) -> int:
+    def mask(self, text: str) -> str:
+        """`text` as this stream writes it."""
         from tvdb.redaction import mask_keys
 
         for secret in sorted(self.secrets, key=len, reverse=True):
@@ -152,7 +153,10 @@ class MaskingStream:
                 text = text.replace(secret, "***")
         # and anything key-shaped that is not configured: a key typed as a flag's value or a run id
         # comes back in Click's usage errors and "no run …" messages
-        return int(self.inner.write(mask_keys(text)))
+        return mask_keys(text)
+
+    def write(self, text: str) -> int:
+        return int(self.inner.write(self.mask(text)))
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -221,6 +225,35 @@ def _text(cell: Cell) -> Text:
     if cell is None:
         return Text("")
     return cell if isinstance(cell, Text) else data(cell)
+
+
+def _masker(console: Console) -> Callable[[str], str]:
+    """What `console`'s stream does to text on its way out: a `MaskingStream` masks the registered
+    secrets and key-shaped strings; any other stream gets key-shaped strings masked here (never wrong)."""
+    from tvdb.redaction import mask_keys
+
+    stream = console.file
+    return stream.mask if isinstance(stream, MaskingStream) else mask_keys
+
+
+def _masked(cell: Cell, mask: Callable[[str], str]) -> Text:
+    """A cell with its secrets already masked. A cell holding none keeps its styled spans; one that
+    does keeps its base style only (its spans were laid on the unmasked text)."""
+    text = _text(cell)
+    shown = mask(text.plain)
+    if shown == text.plain:
+        return text
+    return Text(shown, style=text.style, justify=text.justify, overflow=text.overflow, no_wrap=text.no_wrap)
+
+
+def _as_printed(console: Console, table: TableData) -> TableData:
+    """`table` with every cell masked as the stream will mask it. Masking shortens a cell
+    (`sk-proj-…` → `sk-***`), so widths measured before it would leave a column too wide for the
+    masked cells and the rows misaligned; measuring the masked text keeps them aligned."""
+    mask = _masker(console)
+    columns = [replace(c, footer=_masked(c.footer, mask)) if c.footer is not None else c for c in table.columns]
+    rows = [[_masked(cell, mask) for cell in row] for row in table.rows]
+    return replace(table, columns=columns, rows=rows)
 
 
 def shorten_path(path: str, width: int) -> str:
@@ -356,6 +389,7 @@ def print_table(console: Console, table: TableData, *, plain: bool = False) -> N
     from rich import box
     from rich.table import Table  # not at import: `tvdb --help` prints no table
 
+    table = _as_printed(console, table)
     cols = list(table.columns)
     has_footer = any(c.footer is not None for c in cols)
     cells = [[Text(c.header), *(_text(r[i]) for r in table.rows), *([_text(c.footer)] if has_footer else [])]

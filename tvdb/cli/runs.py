@@ -13,6 +13,19 @@ from tvdb.cli.output import Format, FormatOption, JsonOption, pick_format
 
 MAX_PERCENT = 1_000_000.0  # --threshold / --cost-tolerance: past any real change, so inf is refused
 
+
+def percent(value: str | float) -> float:
+    """An option's percentage: a number from 0 to MAX_PERCENT. Parsed here rather than by min/max,
+    whose check words `nan` (not a number at all) as "should be less than or equal to 1000000"."""
+    try:
+        number = float(value)  # a str from the command line, or the float default
+    except ValueError:
+        number = float("nan")
+    if not 0 <= number <= MAX_PERCENT:  # false for nan too
+        raise typer.BadParameter(f"must be a number between 0 and {MAX_PERCENT:,.0f} (percent), got {value!r}")
+    return number
+
+
 app = typer.Typer(
     help="Run history: list runs, show one stage by stage, compare two. A run id prefix works wherever a "
          "run id does.",
@@ -108,11 +121,11 @@ def compare(
     run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="The baseline run (id or prefix).")],
     run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run to judge against it.")],
     threshold: Annotated[float, typer.Option(
-        "--threshold", min=0, max=MAX_PERCENT, metavar="PCT",
+        "--threshold", parser=percent, metavar="PCT",
         help="p95 latency increase (percent) that counts as a regression.")
     ] = 20.0,
     cost_tolerance: Annotated[float, typer.Option(
-        "--cost-tolerance", min=0, max=MAX_PERCENT, metavar="PCT",
+        "--cost-tolerance", parser=percent, metavar="PCT",
         help="Cost increase at live prices (percent of A) that is still not a regression.")] = 1.0,
     fail_on_regression: Annotated[bool, typer.Option(
         "--fail-on-regression", help="Exit 1 when B regresses against A (for CI).")] = False,

@@ -71,6 +71,9 @@ def ingestion_settings(settings: Settings) -> dict[str, Any]:
     return stored
 
 
+RESUMED_ORIGIN = "set by the run being resumed"  # a resumed run's provenance reason: "<this>: <key>"
+
+
 def restore_settings(stored: Mapping[str, Any], current: Settings) -> Settings:
     """The current settings with a stored run's ingestion keys put back."""
     data = current.model_dump()
@@ -78,11 +81,12 @@ def restore_settings(stored: Mapping[str, Any], current: Settings) -> Settings:
     if isinstance(stored.get("parse"), dict):  # never stored (a secret): the current one
         data["parse"] = {**stored["parse"], "webhook_url": current.parse.webhook_url}
     settings = Settings.model_validate(data)
-    origins = {"mode": "set by the run being resumed"}
-    for role, value in (stored.get("services") or {}).items():
-        if value is not None:
-            origins[f"services.{role}"] = f"set by the run being resumed: services.{role}"
-    return settings.with_origins(origins)
+    # one wording for every restored mode key, as "set by scenario: <key>" is for a run's own: the
+    # parse stage (often a services.parser override) and the embed stage (often the mode) of one
+    # resumed run then read alike in its provenance
+    keys = ["mode", *(f"services.{role}" for role, value in (stored.get("services") or {}).items()
+                      if value is not None)]
+    return settings.with_origins({key: f"{RESUMED_ORIGIN}: {key}" for key in keys})
 
 
 def new_run_id(clock: Clock) -> str:

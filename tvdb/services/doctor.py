@@ -201,7 +201,8 @@ async def _service(
                      f"set {info.key_env}" + (" (hybrid runs local until then)" if mode is Mode.HYBRID else ""))
     health: Health = await PROBES[role](settings, key, clock, transport)()
     took = f" in {health.latency_ms:.0f} ms" if health.latency_ms is not None else ""
-    detail = f"{said}: " + ("healthy" if health.healthy else "unhealthy") + f", {health.detail}{took}"
+    tried = f" (tried {health.tried})" if health.tried else ""
+    detail = f"{said}: " + ("healthy" if health.healthy else "unhealthy") + f", {health.detail}{took}{tried}"
     if health.healthy:
         return Check(name, "ok", detail, latency_ms=health.latency_ms)
     where = "OPENAI_BASE_URL" if role == "embedder" else "LLAMA_CLOUD_BASE_URL"

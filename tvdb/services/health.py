@@ -6,8 +6,9 @@
 Neither spends money or credits. A probe has a short connect timeout (`router.probe_timeout_s`,
 2 s) so an unreachable service is known quickly. 2xx is healthy; so is 429 (reachable, and the
 retry policy handles rate limits); anything else — a refused key, 5xx, a timeout — is unhealthy
-with a human detail ("connect timeout", "HTTP 503"). The API key is sent only as a header and
-never appears in a detail.
+with a human detail ("connect timeout", "HTTP 503"). When no answer came back, `tried` holds the
+URL that was tried (scheme, host, port and path: no user-info, no query), so a wrong base URL can
+be seen. The API key is sent only as a header and never appears in a detail.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """A probe's outcome: `detail` is human ("HTTP 200", "connect timeout"); latency in ms."""
+    """A probe's outcome: `detail` is human ("HTTP 200", "connect timeout"); latency in ms;
+    `tried` is the endpoint asked when nothing answered (a reachable service needs no such hint)."""
 
     healthy: bool
     detail: str
     latency_ms: float | None = None
+    tried: str | None = None
 
 
 Probe = Callable[[], Awaitable[Health]]
@@ -44,7 +47,9 @@ async def probe_url(
 ) -> Health:
     """GET `url` with `Authorization: Bearer <key>`; never raises for network trouble."""
     from tvdb.http import ACCEPT_ENCODING, AsyncClient, ConnectError, Timeout, TimeoutException, TransportError
+    from tvdb.redaction import endpoint_url
 
+    tried = endpoint_url(url)
     timeout = Timeout(2 * connect_timeout_s, connect=connect_timeout_s)
     started = clock.monotonic()
     try:
@@ -53,11 +58,11 @@ async def probe_url(
             response = await client.get(url, headers={"Authorization": f"Bearer {key}"})
     except TimeoutException as exc:
         what = "connect timeout" if "connect" in type(exc).__name__.lower() else "read timeout"
-        return Health(False, what)
+        return Health(False, what, tried=tried)
     except ConnectError:
-        return Health(False, "connection refused")
+        return Health(False, "connection refused", tried=tried)
     except TransportError as exc:
-        return Health(False, f"connection error ({type(exc).__name__})")
+        return Health(False, f"connection error ({type(exc).__name__})", tried=tried)
     latency = (clock.monotonic() - started) * 1000
     status = response.status_code
     healthy = 200 <= status < 300 or status == 429
