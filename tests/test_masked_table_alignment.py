@@ -67,3 +67,20 @@ def test_print_table_masks_before_measuring_on_any_stream() -> None:
                 TableData([Col("name", Kind.TEXT), Col("n", Kind.NUM)], [[f"x-{secret}", "1"], ["abcdef", "22"]]),
                 plain=True)
     assert stream.getvalue().splitlines() == ["name     n", "x-***    1", "abcdef  22"]
+
+
+def test_report_files_mask_a_key_shaped_scenario_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`--summary-md` (often `$GITHUB_STEP_SUMMARY`, which GitHub publishes) and `--junit` are written
+    to files, past the masking streams: they mask what the terminal masks."""
+    _project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cli = in_process_cli(monkeypatch, capsys)
+    code, _, _ = cli("replay", "--all", "scenarios", "--jobs", "1", "--summary-md", "s.md", "--junit", "j.xml")
+    assert code == 2
+    summary, junit = (tmp_path / "s.md").read_text(), (tmp_path / "j.xml").read_text()
+    assert KEY_NAME not in summary and KEY_NAME not in junit
+    assert "| `sk-***` (scenarios/a.yaml) | ❌ error |" in summary
+    assert 'name="sk-***"' in junit
+    code, _, _ = cli("report", "--html", "r.html")
+    assert code == 0 and KEY_NAME not in (tmp_path / "r.html").read_text()

@@ -193,7 +193,7 @@ def test_terminal_table_and_verdict(project: Path, monkeypatch: pytest.MonkeyPat
     rows = [line.split() for line in out.splitlines()]
     assert ["passing", "scenarios/passing.yaml", "passed", "5/5", "2", "$0.00001596"] == rows[5][:6]
     assert ["missing-cassette", "scenarios/missing-cassette.yaml", "skipped", "–", "0", "–"] == rows[4][:6]
-    assert "4 scenario(s): 1 passed, 2 failed, 1 skipped · replayed 4 calls, avoided $0.00003192" in out
+    assert "4 scenarios: 1 passed, 2 failed, 1 skipped · replayed 4 calls, avoided $0.00003192" in out
     assert out.rstrip().endswith("FAILED  (exit code 1)")
     # a skip passes the suite: its reason is in the log, not only in --json
     assert ("scenarios/missing-cassette.yaml:\n  skipped: no cassette at cassettes/missing-cassette.yaml; "

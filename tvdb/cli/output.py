@@ -166,6 +166,16 @@ class MaskingStream:
         return getattr(self.inner, name)
 
 
+def as_written(text: str) -> str:
+    """`text` masked as stdout masks it, for a report written to a file (`--junit`, `--summary-md`,
+    `report --html`): those bypass the masking streams, and a summary file is often published
+    (`$GITHUB_STEP_SUMMARY`), so a key-shaped scenario name must not reach it either."""
+    from tvdb.redaction import mask_keys
+
+    stream = sys.stdout
+    return stream.mask(text) if isinstance(stream, MaskingStream) else mask_keys(text)
+
+
 def register_secrets(secrets: set[str] | None, values: Any) -> None:
     """Add `values` long enough to be masked safely to the masking set (None: nothing to mask into)."""
     if secrets is not None:

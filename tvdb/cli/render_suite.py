@@ -41,8 +41,11 @@ def progress_line(entry: Mapping[str, Any]) -> Text:
 
 def summary_line(totals: Mapping[str, Any]) -> str:
     parts = [f"{totals['passed']} passed", f"{totals['failed']} failed"]
-    parts += [f"{totals[k]} {k}" for k in ("skipped", "errors") if totals.get(k)]
-    return (f"{totals['scenarios']} scenario(s): " + ", ".join(parts)
+    if totals.get("skipped"):
+        parts.append(f"{totals['skipped']} skipped")
+    if totals.get("errors"):
+        parts.append(counted(totals["errors"], "error"))
+    return (f"{counted(totals['scenarios'], 'scenario')}: " + ", ".join(parts)
             + f" · replayed {counted(totals['replayed_calls'], 'call')}, "
               f"avoided {format_usd(totals.get('avoided_usd'))}")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from tvdb.cli.output import Format, FormatOption, JsonOption, make_console, pick_format
+from tvdb.cli.output import Format, FormatOption, JsonOption, as_written, make_console, pick_format
 from tvdb.words import counted
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ def _write(path: Path, text: str | bytes, *, what: str, append: bool = False) ->
     """Write a report (`append`: add to what the file holds). Raises ConfigError."""
     from tvdb.errors import ConfigError
 
-    data = text.encode() if isinstance(text, str) else text
+    # masked as the terminal is: a key-shaped scenario name must not reach a published summary
+    data = as_written(text if isinstance(text, str) else text.decode("utf-8")).encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab" if append else "wb") as f:
@@ -107,7 +108,7 @@ def replay_all(ctx: typer.Context, folder: Path | None, *, fmt: Format, data_dir
     chosen = select_shard(plan(root, env), split)
     err = make_console(stderr=True, markup=False)
     if split:
-        err.print(f"shard {split[0]}/{split[1]}: {len(chosen)} scenario(s)", soft_wrap=True)
+        err.print(f"shard {split[0]}/{split[1]}: {counted(len(chosen), 'scenario')}", soft_wrap=True)
 
     def done(outcome: Any) -> None:
         err.print(progress_line(outcome.as_json()), soft_wrap=True)
@@ -197,7 +198,8 @@ def merge(
         _write(junit, merged, what="--junit")
         root = parse_junit(merged, str(junit))
         failed = int(root.get("failures") or 0) + int(root.get("errors") or 0)
-        make_console().print(f"merged {len(inputs)} file(s): {counted(int(root.get('tests') or 0), 'testcase')}, "
+        tests = counted(int(root.get('tests') or 0), 'testcase')
+        make_console().print(f"merged {counted(len(inputs), 'file')}: {tests}, "
                              f"{counted(int(root.get('failures') or 0), 'failure')}, "
                              f"{counted(int(root.get('errors') or 0), 'error')} → {junit}",
                              soft_wrap=True, markup=False)

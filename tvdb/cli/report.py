@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tvdb.cli.common import NowOption, now_or, open_ledger, plain_console
-from tvdb.cli.output import JsonOption, stdout_json
+from tvdb.cli.output import JsonOption, as_written, stdout_json
 
 REPORT_HELP = """Write the dashboard: one self-contained HTML file with charts drawn when it is written.
 
@@ -41,8 +41,9 @@ def report(
     settings, db = open_ledger(ctx)
     at = now_or(now)
     period = parse_period(since=since, timezone=settings.timezone, now=at, default_days=None)
-    page = render_dashboard(build_dashboard(db, period=period, now=at, daily_budget_usd=settings.daily_budget_usd,
-                                            timezone=settings.timezone))
+    dashboard = build_dashboard(db, period=period, now=at, daily_budget_usd=settings.daily_budget_usd,
+                                timezone=settings.timezone)
+    page = as_written(render_dashboard(dashboard))  # a key-shaped scenario name is masked, as on the terminal
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf-8")
