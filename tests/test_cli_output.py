@@ -131,6 +131,7 @@ def test_a_tiny_budget_is_never_shown_as_zero(cli: Cli, tmp_path: Path, monkeypa
     from tvdb.db import open_db
 
     monkeypatch.setenv("TVDB_DAILY_BUDGET_USD", "0.00002")
+    monkeypatch.setenv("COLUMNS", "250")  # the amounts are checked, not the wrapping: any width the runner has
     db = open_db(tmp_path / ".tvdb" / "tvdb.db")
     add(db, "2026-01-10T02:00", units=1_000)  # $0.00002 of text-embedding-3-small
     code, out, err = cli("alerts", "check", "--now", "2026-01-10T12:00:00")
