@@ -170,10 +170,15 @@ def as_written(text: str) -> str:
     """`text` masked as stdout masks it, for a report written to a file (`--junit`, `--summary-md`,
     `report --html`): those bypass the masking streams, and a summary file is often published
     (`$GITHUB_STEP_SUMMARY`), so a key-shaped scenario name must not reach it either."""
+    return _mask_of(sys.stdout)(text)
+
+
+def _mask_of(stream: Any) -> Callable[[str], str]:
+    """What `stream` does to text on its way out: a `MaskingStream` masks the registered secrets and
+    key-shaped strings; any other stream gets key-shaped strings masked here (never wrong)."""
     from tvdb.redaction import mask_keys
 
-    stream = sys.stdout
-    return stream.mask(text) if isinstance(stream, MaskingStream) else mask_keys(text)
+    return stream.mask if isinstance(stream, MaskingStream) else mask_keys
 
 
 def register_secrets(secrets: set[str] | None, values: Any) -> None:
@@ -237,15 +242,6 @@ def _text(cell: Cell) -> Text:
     return cell if isinstance(cell, Text) else data(cell)
 
 
-def _masker(console: Console) -> Callable[[str], str]:
-    """What `console`'s stream does to text on its way out: a `MaskingStream` masks the registered
-    secrets and key-shaped strings; any other stream gets key-shaped strings masked here (never wrong)."""
-    from tvdb.redaction import mask_keys
-
-    stream = console.file
-    return stream.mask if isinstance(stream, MaskingStream) else mask_keys
-
-
 def _masked(cell: Cell, mask: Callable[[str], str]) -> Text:
     """A cell with its secrets already masked. A cell holding none keeps its styled spans; one that
     does keeps its base style only (its spans were laid on the unmasked text)."""
@@ -260,7 +256,7 @@ def _as_printed(console: Console, table: TableData) -> TableData:
     """`table` with every cell masked as the stream will mask it. Masking shortens a cell
     (`sk-proj-…` → `sk-***`), so widths measured before it would leave a column too wide for the
     masked cells and the rows misaligned; measuring the masked text keeps them aligned."""
-    mask = _masker(console)
+    mask = _mask_of(console.file)
     columns = [replace(c, footer=_masked(c.footer, mask)) if c.footer is not None else c for c in table.columns]
     rows = [[_masked(cell, mask) for cell in row] for row in table.rows]
     return replace(table, columns=columns, rows=rows)
