@@ -76,6 +76,10 @@ def test_reserve_settle_release_arithmetic(db: Database) -> None:
     e = refused.value
     assert (e.spent, e.reserved, e.limit, e.requested) == (0.0, 0.0008, 0.001, 0.0003)
     assert e.window == "daily 2026-11-29 (UTC)"
+    assert str(e) == ("daily 2026-11-29 (UTC) budget $0.001 would be exceeded: spent $0, reserved $0.0008, "
+                      "requested $0.0003; to allow it, raise daily_budget_usd (tvdb.yaml, or TVDB_DAILY_BUDGET_USD) "
+                      "to at least $0.0011, or wait for the next day (on_budget_exceeded: defer parks the document "
+                      "until then)")
     with transaction(db):  # what Completed.commit does: usage row + settle, one transaction
         spend(db, T0, 250_000, run_id="r1")
         guard.settle(a, 250_000)
@@ -279,12 +283,18 @@ def test_run_budget(db: Database) -> None:
     with pytest.raises(CostLimitExceeded) as refused:
         guard.reserve(request(50_000, run_id="r1"))
     assert refused.value.window == "run r1" and refused.value.spent == 0.00006
+    assert str(refused.value) == ("run r1 budget $0.0001 would be exceeded: spent $0.00006, reserved $0, requested "
+                                  "$0.00005; to allow it, raise the run budget to at least $0.00011: --max-usd, or "
+                                  "budget.max_usd in the scenario or tvdb.yaml")
     assert guard.deferred_until(refused.value) is None  # waiting never frees a run budget
     guard.reserve(request(50_000, run_id="r2"))
     guard.reserve(request(50_000, run_id="r1", run_budget_usd=0.00011))  # the scenario's value wins
     with pytest.raises(CostLimitExceeded) as daily_refused:
         guard.reserve(request(2 * 10**9, run_id="r3"))  # bigger than the daily budget itself
     assert guard.deferred_until(daily_refused.value) is None
+    # no later day has room for it either, so the message does not suggest waiting
+    assert str(daily_refused.value).endswith(
+        "to allow it, raise daily_budget_usd (tvdb.yaml, or TVDB_DAILY_BUDGET_USD) to at least $2.0001")
 
 
 def _state(db: Database) -> list[tuple[object, ...]]:

@@ -88,3 +88,27 @@ def test_run_budget_is_enforced_per_run(tmp_path: Path) -> None:
         assert server.count() == 0
     assert result.documents[0].error_code == "budget"
     assert "run" in (result.documents[0].error_message or "")
+
+
+
+def test_a_refused_batch_tells_each_document_the_cost_is_the_requests_and_how_to_fix_it(tmp_path: Path) -> None:
+    # two documents' chunks go in one embedding request: the $ requested is that request's estimate,
+    # not either document's own, and the message says which setting lets it through
+    for name in ("b", "c"):
+        (tmp_path / f"{name}.txt").write_text(" ".join(f"{name}{i} reef" for i in range(100)))
+    (tmp_path / "s.yaml").write_text("name: batch\nmode: real\nservices: {parser: mock, embedder: real}\n"
+                                     "documents: [b.txt, c.txt]\n")
+    loaded = load_scenario(tmp_path / "s.yaml")
+    with emulator() as server:
+        environ = {"TVDB_DATA_DIR": str(tmp_path / ".tvdb"), "OPENAI_API_KEY": KEY,
+                   "OPENAI_BASE_URL": server.openai_base_url, "TVDB_BUDGET_MAX_USD": "0.000001"}
+        settings = resolve_settings(cwd=tmp_path, environ=environ, scenario=loaded.scenario.settings_layer(),
+                                    scenario_doc=loaded.source)
+        result = asyncio.run(start_run(loaded, settings, clock=FakeClock()))
+        assert server.count() == 0
+    expected = (f"run {result.run_id} budget $0.000001 would be exceeded: spent $0, reserved $0, requested "
+                "$0.000012 (the estimated cost of one embedding request covering 2 documents); to allow "
+                "it, raise the run budget to at least $0.000012: --max-usd, or budget.max_usd in the scenario or "
+                "tvdb.yaml")
+    assert [(d.error_code, d.error_message) for d in result.documents] == [("budget", expected)] * 2
+    assert result.exit_code == 3

@@ -40,6 +40,7 @@ def test_a_recording_that_replaces_a_cassette_says_it_overwrote_it(tmp_path: Pat
         second = tvdb(tmp_path, "run", "emb.yaml", "--record", "--json", **env)
         assert second.returncode == 0, second.stderr[-3000:]
         assert json.loads(second.stdout)["recording"]["overwrote"] is True
+        assert json.loads(second.stdout)["recording"]["written"] is True
         third = tvdb(tmp_path, "run", "emb.yaml", "--record", "--no-progress", "--format", "plain", **env)
         assert "· to cassettes/emb.yaml; overwrote cassettes/emb.yaml (the cassette that was there)" in third.stdout
         # --cassette PATH records elsewhere and leaves the default one alone
@@ -47,6 +48,42 @@ def test_a_recording_that_replaces_a_cassette_says_it_overwrote_it(tmp_path: Pat
         other = tvdb(tmp_path, "run", "emb.yaml", "--record", "--cassette", "tmp/try.yaml", "--json", **env)
         assert json.loads(other.stdout)["recording"]["overwrote"] is False
         assert (tmp_path / "cassettes" / "emb.yaml").stat().st_ino == before
+
+
+@pytest.mark.slow
+def test_a_recording_whose_calls_all_failed_says_it_wrote_no_cassette(tmp_path: Path) -> None:
+    # every embedding request is cut off before an answer (5 attempts: the first and 4 retries), so
+    # vcrpy has no interaction to store and writes no file: "Recorded 5 calls … to P" was untrue
+    shutil.copytree(REPO / "scenarios" / "quickstart", tmp_path / "docs")
+    (tmp_path / "emb.yaml").write_text(SCENARIO)
+    reason = ("the run's 5 calls got no answer to record (each failed before the service replied: see the "
+              "failed documents), so no cassette was written to tmp/try.yaml; fix what stopped them and "
+              "record again")
+    with emulator(faults=[{"service": "openai", "kind": "disconnect"}]) as srv:
+        env = {"OPENAI_BASE_URL": srv.openai_base_url}
+        as_json = tvdb(tmp_path, "run", "emb.yaml", "--record", "--cassette", "tmp/try.yaml", "--json", **env)
+        assert as_json.returncode == 1, as_json.stderr[-3000:]
+        assert json.loads(as_json.stdout)["recording"] == {
+            "cassette": "tmp/try.yaml", "record_mode": "fresh", "recorded_calls": 0, "recorded_cost_usd": 0.0,
+            "missed_calls": 0, "written": False, "not_written": reason, "overwrote": False}
+        plain = tvdb(tmp_path, "run", "emb.yaml", "--record", "--cassette", "tmp/try.yaml", "--no-progress",
+                     "--format", "plain", **env)
+    assert plain.returncode == 1, plain.stderr[-3000:]
+    assert f"\nNothing recorded: {reason}\n" in plain.stdout and "Recorded " not in plain.stdout
+    assert not (tmp_path / "tmp" / "try.yaml").exists()
+
+
+def test_a_recording_that_sent_nothing_says_the_cassette_there_is_unchanged(tmp_path: Path) -> None:
+    from tvdb.recording.session import Tape, file_identity, not_written_reason
+
+    there = tmp_path / "c.yaml"
+    there.write_text("interactions: []\n")
+    tape = Tape(path=there, record_mode="new_episodes", existing=file_identity(there))
+    assert not_written_reason(tape, 0) == f"the run sent no request to record, so {there} is unchanged"
+    missing = Tape(path=tmp_path / "none.yaml", record_mode="all", fresh=True)
+    assert not_written_reason(missing, 0) == (f"the run sent no request, so no cassette was written to "
+                                              f"{tmp_path / 'none.yaml'}")
+    assert not_written_reason(missing, 1).startswith("the run's 1 call got no answer to record")
 
 
 def test_run_help_names_the_cassette_after_the_scenarios_name(monkeypatch: pytest.MonkeyPatch,

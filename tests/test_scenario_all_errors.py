@@ -247,3 +247,21 @@ def test_a_cross_field_check_on_a_wrong_key_is_not_judged_against_its_default(tm
         (7, "expectations.requests[0]", "min is larger than max"),
         (7, "expectations.requests[0]", "llamaparse has no embed requests (its stages: parse)"),
     ]
+
+
+def test_a_fault_with_nth_zero_and_rate_lists_both_problems(tmp_path: Path) -> None:
+    # the either/or check used to drop `nth` with `rate`, so `nth: 0` was only reported on the next run
+    (tmp_path / "a.md").write_text("hello", encoding="utf-8")
+    path = _write(tmp_path, "name: x\ndocuments: [a.md]\nfaults:\n"
+                            "  - {service: openai, kind: timeout, nth: 0, rate: 0.5}\n"
+                            "  - {service: openai, kind: timeout, nth: [1, 0], rate: 0.5, times: 0}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert [(p["line"], p["key"], p["message"]) for p in info.value.problems] == [
+        (4, "faults[0]", "give either `nth` or `rate`, not both"),
+        (4, "faults[0]", "`nth` counts calls from 1"),
+        (5, "faults[1]", "give either `nth` or `rate`, not both"),
+        (5, "faults[1]", "`nth` counts calls from 1"),
+        (5, "faults[1].times", "must be at least 1, got 0"),
+    ]
+    assert str(info.value).endswith("(5 problems)")

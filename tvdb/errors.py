@@ -298,22 +298,34 @@ class ParseJobError(PermanentServiceError):
 
 
 class CostLimitExceeded(TvdbError):
-    """A budget refused a call before any money was spent. Amounts in USD."""
+    """A budget refused a call before any money was spent. Amounts in USD.
+
+    `fix` says how to let the call through (which setting to raise, to what); `requested_by` names
+    what `requested` is the cost of when that is not plain (one request covering several documents)."""
 
     error_code = ErrorCode.BUDGET
 
     def __init__(
-        self, *, spent: float, reserved: float, limit: float, requested: float, window: str
+        self, *, spent: float, reserved: float, limit: float, requested: float, window: str, fix: str = "",
+        requested_by: str = "",
     ) -> None:
         self.spent = spent
         self.reserved = reserved
         self.limit = limit
         self.requested = requested
         self.window = window
+        self.fix = fix
+        self.requested_by = requested_by
+        by = f" ({requested_by})" if requested_by else ""
         super().__init__(
             f"{window} budget {format_usd(limit)} would be exceeded: spent {format_usd(spent)}, "
-            f"reserved {format_usd(reserved)}, requested {format_usd(requested)}"
+            f"reserved {format_usd(reserved)}, requested {format_usd(requested)}{by}" + (f"; {fix}" if fix else "")
         )
+
+    def requested_for(self, what: str) -> CostLimitExceeded:
+        """The same refusal, saying that `requested` is the estimated cost of `what`."""
+        return CostLimitExceeded(spent=self.spent, reserved=self.reserved, limit=self.limit,
+                                 requested=self.requested, window=self.window, fix=self.fix, requested_by=what)
 
 
 class PriceUnknownError(TvdbError):

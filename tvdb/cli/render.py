@@ -248,7 +248,8 @@ def spent_line(u: UsageSummary) -> str:
 def tape_line(tape: Mapping[str, Any]) -> str:
     """One line on a run's cassette: "Replayed N calls, avoided $X" or "Recorded N calls …" (plain text);
     requests the cassette could not answer are counted apart ("Replayed 0 of 4 calls …; 4 missed the
-    cassette"), never as replayed. A recording that replaced an existing file says so."""
+    cassette"), never as replayed. A recording that replaced an existing file says so, and one that
+    wrote no file says why ("Nothing recorded: …")."""
     where = str(tape.get("cassette"))
     missed = int(tape.get("missed_calls") or 0)
     if "replayed_calls" in tape:
@@ -257,8 +258,11 @@ def tape_line(tape: Mapping[str, Any]) -> str:
             return f"Replayed {counted(done, 'call')}, avoided {format_usd(tape.get('avoided_usd'))} · from {where}"
         return (f"Replayed {done} of {done + missed} calls, avoided {format_usd(tape.get('avoided_usd'))}; "
                 f"{missed} missed the cassette (see the failed documents) · from {where}")
-    line = (f"Recorded {counted(tape.get('recorded_calls', 0), 'call')} "
-            f"worth {format_usd(tape.get('recorded_cost_usd'))} · to {where}")
+    if tape.get("written", True):  # a run stored before `written` existed did write its file
+        line = (f"Recorded {counted(tape.get('recorded_calls', 0), 'call')} "
+                f"worth {format_usd(tape.get('recorded_cost_usd'))} · to {where}")
+    else:
+        line = f"Nothing recorded: {tape.get('not_written')}"
     line += f"; {missed} request(s) missed the cassette" if missed else ""
     return line + (f"; overwrote {where} (the cassette that was there)" if tape.get("overwrote") else "")
 

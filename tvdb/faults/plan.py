@@ -67,7 +67,9 @@ class Fault(StrictModel):
         # each check names the keys it reads, so that it is still judged (tvdb.validation.all_errors)
         # when another key of the fault is wrong, and is not when one of its own keys is
         if self.nth is not None and self.rate is not None:
-            raise CrossFieldError("give either `nth` or `rate`, not both", keys=("nth", "rate"))
+            # only `rate` is dropped for the next pass, so `nth`'s own checks below still judge its value
+            # (`nth: 0` beside `rate` is two problems); this check reads nth only for being stated
+            raise CrossFieldError("give either `nth` or `rate`, not both", keys=("rate",))
         nths = self.nth_set
         if any(n < 1 for n in nths):
             raise CrossFieldError("`nth` counts calls from 1", keys=("nth",))

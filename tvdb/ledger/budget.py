@@ -53,6 +53,7 @@ from tvdb.ledger.guard import Reservation, SpendRequest
 from tvdb.ledger.prices import LLAMAPARSE, NANO_PER_USD, OPENAI, nusd_to_usd
 from tvdb.ledger.reservations import ReservationStore
 from tvdb.ledger.windows import attempt_times, day_window, real_attempts, real_spend_nusd
+from tvdb.money import format_usd
 from tvdb.owner import process_owner
 from tvdb.storage import Database, transaction
 
@@ -99,6 +100,18 @@ class BudgetCheck:
             out[key + suffix] = conv(getattr(self, key))
         out["fits"] = self.fits
         return out
+
+
+def _how_to_fix(check: BudgetCheck) -> str:
+    """What lets a refused call through: the setting of the budget that refused it, raised to what the
+    call needs (spent + reserved + requested), or, for the daily budget, the next day."""
+    needed = format_usd(nusd_to_usd(check.used + check.reserved + check.requested))
+    if check.name == "run":
+        return f"to allow it, raise the run budget to at least {needed}: --max-usd, or budget.max_usd in the " \
+               "scenario or tvdb.yaml"
+    later = ("" if check.requested > check.limit else  # over the whole budget: no day has room for it
+             ", or wait for the next day (on_budget_exceeded: defer parks the document until then)")
+    return f"to allow it, raise daily_budget_usd (tvdb.yaml, or TVDB_DAILY_BUDGET_USD) to at least {needed}{later}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +302,7 @@ class LedgerBudget:
             if check is not None and not check.fits:
                 return CostLimitExceeded(
                     spent=nusd_to_usd(check.used), reserved=nusd_to_usd(check.reserved), window=check.window,
-                    limit=nusd_to_usd(check.limit), requested=nusd_to_usd(check.requested),
+                    limit=nusd_to_usd(check.limit), requested=nusd_to_usd(check.requested), fix=_how_to_fix(check),
                 )
         hourly = self._hourly_check(now, request.service, 1)
         if hourly is not None and not hourly[0].fits:

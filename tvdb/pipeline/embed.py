@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from tvdb import catalog
 from tvdb.domain import EmbeddingResult, Implementation, JobState, Stage
-from tvdb.errors import TvdbError
+from tvdb.errors import CostLimitExceeded, TvdbError
 from tvdb.ledger.guard import CallScope
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.jobs import Job
@@ -32,6 +32,7 @@ from tvdb.pipeline.store import chunk_texts, delete_vectors, insert_vectors, spa
 from tvdb.services.calls import Completed
 from tvdb.services.tokenlimit import AccountTokenLimit
 from tvdb.storage import transaction
+from tvdb.words import counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,10 @@ class EmbedQueue:
                          why=f"re-embedded locally as a whole: its chunks were in two spaces ({split})", probe=False)
 
 
+def _request_of(documents: int) -> str:
+    return f"the estimated cost of one embedding request covering {counted(documents, 'document')}"
+
+
 async def _embed(
     queue: EmbedQueue, chunks: Sequence[Waiting], texts: Sequence[str], *, want: Implementation | None, why: str,
     probe: bool,
@@ -198,6 +203,8 @@ async def _embed(
             queue._settled(chunks[i].job_id)
 
     def on_error(indices: Sequence[int], exc: TvdbError) -> None:
+        if isinstance(exc, CostLimitExceeded):  # each document's error quotes the request's cost, not its own
+            exc = exc.requested_for(_request_of(len(scope_for(indices).job_ids)))
         if stops_everything(exc) and queue.stopped is None:
             queue.stopped = exc
         for i in indices:

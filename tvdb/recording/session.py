@@ -137,6 +137,19 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_ino, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
+def not_written_reason(tape: Tape, sent: int) -> str:
+    """Why a recording run left its cassette file as it was, and what to do about it."""
+    from tvdb.words import counted
+
+    if sent:
+        return (f"the run's {counted(sent, 'call')} got no answer to record (each failed before the service "
+                f"replied: see the failed documents), so no cassette was written to {tape.path}; fix what "
+                "stopped them and record again")
+    if tape.existing is not None:
+        return f"the run sent no request to record, so {tape.path} is unchanged"
+    return f"the run sent no request, so no cassette was written to {tape.path}"
+
+
 def with_recorded(tape: Tape) -> Tape:
     """`tape` with its cassette's `metadata.tvdb` read, for a replay (a tape that has it is returned
     as is). A cassette that is missing or cannot be read gets {}: the replay then refuses it by name."""

@@ -199,10 +199,11 @@ async def start_run(
         from tvdb.recording.session import with_recorded
 
         tape = with_recorded(tape)  # the modes it was recorded with: a service recorded as mock replays mock
-    elif tape is not None and tape.fresh:
+    elif tape is not None:
         from tvdb.recording.session import file_identity
 
-        tape = dataclasses.replace(tape, existing=file_identity(tape.path))  # so the summary can say it overwrote it
+        # so the summary can tell whether the run wrote the file (and, with --record, that it overwrote one)
+        tape = dataclasses.replace(tape, existing=file_identity(tape.path))
     if tape is not None and loaded.hooks is None:  # a `pipeline:` run's session records and replays itself
         from tvdb.recording.session import replay_settings, use_tape
 
@@ -393,14 +394,26 @@ def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any]
         return None
     calls, would, unknown, missed = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
     usd = None if unknown else nusd_to_usd(would or 0)
-    out: dict[str, Any] = {**tape.as_json(), "replayed_calls" if tape.replay else "recorded_calls": int(calls)}
-    out["avoided_usd" if tape.replay else "recorded_cost_usd"] = usd
-    out["missed_calls"] = missed  # requests the cassette had no answer for: neither replayed nor sent
     if not tape.replay:
-        from tvdb.recording.session import file_identity
+        return _recording_summary(tape, calls, usd, missed)
+    return {**tape.as_json(), "replayed_calls": int(calls), "avoided_usd": usd,
+            "missed_calls": missed}  # requests the cassette had no answer for: neither replayed nor sent
 
-        # a fresh recording replaced a cassette that was there (a tracked one, in the default folder)
-        out["overwrote"] = tape.existing is not None and file_identity(tape.path) != tape.existing
+
+def _recording_summary(tape: Tape, calls: int, usd: float | None, missed: int) -> dict[str, Any]:
+    """A recording's figures, and whether it wrote its file: vcrpy writes nothing when no call got an
+    answer (a connection error or timeout leaves nothing to store), and the calls sent are then not
+    "recorded" anywhere."""
+    from tvdb.recording.session import file_identity, not_written_reason
+
+    written = file_identity(tape.path) != tape.existing  # an atomic rename gives the file a new identity
+    out: dict[str, Any] = {**tape.as_json(), "recorded_calls": int(calls) if written else 0,
+                           "recorded_cost_usd": usd if written else 0.0, "missed_calls": missed,
+                           "written": written}
+    if not written:
+        out["not_written"] = not_written_reason(tape, calls)
+    # a fresh recording replaced a cassette that was there (a tracked one, in the default folder)
+    out["overwrote"] = tape.fresh and written and tape.existing is not None
     return out
 
 
