@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, make_console, print_table
 from tvdb.money import format_usd
+from tvdb.scenarios.patterns import as_named
 from tvdb.words import counted
 
 if TYPE_CHECKING:
@@ -28,17 +28,15 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     base = loaded.path.parent
     cols = [Col("document", Kind.PATH, "path"), Col("status", Kind.WORD), Col("pages", Kind.NUM),
             Col("chunks", Kind.NUM), Col("tokens", Kind.NUM)]
-    rows: list[list[str | Text | None]] = []
-    for d in est.documents:
-        name = str(Path(d.path).relative_to(base)) if Path(d.path).is_relative_to(base) else d.path
-        rows.append([name, d.status if not d.error_code else f"failed: {d.error_code}", str(d.pages),
-                     str(d.chunks), str(d.tokens)])
+    # named as the scenario names them, like the run's table and expectations (not the resolved file)
+    values: list[list[object]] = [[as_named(d.path, base), d.status if not d.error_code else f"failed: {d.error_code}",
+                                   d.pages, d.chunks, d.tokens] for d in est.documents]
+    rows: list[list[str | Text | None]] = [[str(v) for v in row] for row in values]
     docs = TableData(cols, rows, title=f"Estimate for scenario {clean(est.scenario)} (nothing spent, nothing written)",
-                     values=[[d.path, d.status if not d.error_code else f"failed: {d.error_code}", d.pages, d.chunks,
-                              d.tokens] for d in est.documents])
+                     values=values)
     console = make_console()
     if fmt in (Format.JSON, Format.CSV):
-        emit_table(console, docs, fmt, json_obj={**est.as_json(), "exit_code": code})
+        emit_table(console, docs, fmt, json_obj={**est.as_json(base), "exit_code": code})
         return code
     plain = fmt is Format.PLAIN
     print_table(console, docs, plain=plain)

@@ -21,6 +21,7 @@ from tvdb.ledger.budget import BudgetForecast, LedgerBudget
 from tvdb.ledger.guard import CallScope, SpendRequest
 from tvdb.ledger.prices import LLAMAPARSE, OPENAI, PriceTable, UnitPrice, nusd_to_usd
 from tvdb.scenarios.loader import LoadedScenario
+from tvdb.scenarios.patterns import as_named
 from tvdb.services.factory import budget_settings
 
 # the stages each ledger service's calls are priced under (the retrieval queries are OpenAI calls too)
@@ -68,7 +69,9 @@ class Estimate:
     def _unpriced_stages(self) -> set[str]:
         return {stage for service, _ in self.unpriced for stage in _SERVICE_STAGES[service]}
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self, base: Path | None = None) -> dict[str, object]:
+        """`base`, the scenario's folder, names each document as the scenario does (`path`, as in a run's
+        `--json`); `absolute_path` is where it was read."""
         return {
             "scenario": self.scenario,
             "fits": self.fits,
@@ -84,7 +87,8 @@ class Estimate:
             "parse_tier": self.parse_tier,
             "unpriced": [list(p) for p in self.unpriced],
             "budgets": [c.as_dict() for c in self.forecast.checks],
-            "documents": [asdict(d) for d in self.documents],
+            "documents": [{**asdict(d), "path": d.path if base is None else as_named(d.path, base),
+                           "absolute_path": d.path} for d in self.documents],
         }
 
 
