@@ -13,24 +13,37 @@ from tvdb.words import counted
 
 if TYPE_CHECKING:
     from tvdb.config import Settings
+    from tvdb.scenarios.estimate import DocumentEstimate, Estimate
     from tvdb.scenarios.loader import LoadedScenario
 
 
-def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -> int:
+def _status(d: DocumentEstimate) -> str:
+    return d.status if not d.error_code else f"{d.status}: {d.error_code}"
+
+
+def _reuse_note(est: Estimate) -> str:
+    """What the summary line says of reuse: the documents that would make no calls, if any."""
+    if not est.reused:
+        return ""
+    return (f"; {counted(est.reused, 'document')} would be reused from earlier runs (identical bytes and settings:"
+            " no parse or embedding calls; `--fresh` sends them)")
+
+
+def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, fresh: bool = False) -> int:
     """Print the forecast; returns 0 when it fits every budget, 3 when it does not."""
     from tvdb.clock import SystemClock
     from tvdb.scenarios.estimate import estimate
     from tvdb.scenarios.runner import check_runnable
 
     check_runnable(settings, loaded.scenario, need_keys=False)  # what the run would refuse, the estimate refuses too
-    est = estimate(loaded, settings, SystemClock())
+    est = estimate(loaded, settings, SystemClock(), fresh=fresh)
     code = 0 if est.fits else 3
     base = loaded.path.parent
     cols = [Col("document", Kind.PATH, "path"), Col("status", Kind.WORD), Col("pages", Kind.NUM),
             Col("chunks", Kind.NUM), Col("tokens", Kind.NUM)]
     # named as the scenario names them, like the run's table and expectations (not the resolved file)
-    values: list[list[object]] = [[as_named(d.path, base), d.status if not d.error_code else f"failed: {d.error_code}",
-                                   d.pages, d.chunks, d.tokens] for d in est.documents]
+    values: list[list[object]] = [[as_named(d.path, base), _status(d), d.pages, d.chunks, d.tokens]
+                                  for d in est.documents]
     rows: list[list[str | Text | None]] = [[str(v) for v in row] for row in values]
     docs = TableData(cols, rows, title=f"Estimate for scenario {clean(est.scenario)} (nothing spent, nothing written)",
                      values=values)
@@ -57,7 +70,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
         f"The run would send {sent} "
         f"({modes}), worth {total} at live prices (parse {usd('parse')} for {counted(est.parse_pages, 'page')} = "
         f"{est.parse_credits} LlamaParse credits at tier {est.parse_tier}, embed {usd('embed')}{query_cost}); "
-        f"real spend {format_usd(est.forecast.total_usd)}.", markup=False,
+        f"real spend {format_usd(est.forecast.total_usd)}{_reuse_note(est)}.", markup=False,
     )
     for service, model in est.unpriced:
         blocked = any(service == s for s, _ in est.forecast.unpriced)
