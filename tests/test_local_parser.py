@@ -536,7 +536,7 @@ def test_all_placeholder_pages_are_no_text() -> None:
     with pytest.raises(DocumentError) as info:
         make_document([NO_CONTENT_MARKER, f"\n{NO_CONTENT_MARKER}\n"], PDF, path="scan.pdf")
     assert info.value.code is ErrorCode.NO_TEXT
-    assert "2 page(s)" in str(info.value)
+    assert "no text on any of its 2 pages (" in str(info.value)
 
 
 def test_placeholder_pages_are_kept_empty_with_a_warning() -> None:

@@ -69,7 +69,8 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, f
     console.print(
         f"The run would send {sent} "
         f"({modes}), worth {total} at live prices (parse {usd('parse')} for {counted(est.parse_pages, 'page')} = "
-        f"{est.parse_credits} LlamaParse credits at tier {est.parse_tier}, embed {usd('embed')}{query_cost}); "
+        f"{counted(est.parse_credits, 'LlamaParse credit')} at tier {est.parse_tier}, "
+        f"embed {usd('embed')}{query_cost}); "
         f"real spend {format_usd(est.forecast.total_usd)}{_reuse_note(est)}.", markup=False,
     )
     for service, model in est.unpriced:
