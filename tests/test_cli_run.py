@@ -38,7 +38,9 @@ def test_quickstart_passes_with_the_stable_json_keys(quickstart_json: dict[str, 
     for d in docs:
         assert set(d) >= {"path", "status", "error_code", "pages", "chunks", "tokens"}
         assert d["status"] == "complete" and d["error_code"] is None and d["chunks"] >= 1
-        assert Path(d["path"]).is_absolute() and Path(d["path"]).exists()
+        assert d["path"].startswith("quickstart/")  # as the scenario names it; absolute_path is the file
+        assert Path(d["absolute_path"]).is_absolute() and Path(d["absolute_path"]).exists()
+        assert d["absolute_path"].endswith("/scenarios/" + d["path"])
     pdf = next(d for d in docs if d["path"].endswith("field-guide.pdf"))
     assert pdf["pages"] == 3
     exps = r["expectations"]

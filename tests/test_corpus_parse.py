@@ -37,7 +37,7 @@ class Fails:
 
 EXPECTED: dict[str, Completes | Fails] = {
     "agstat.pdf": Completes(PDF, 1, ("DISTRICT WISE ESTIMATES OF MARKETABLE SURPLUS", "Sl.\nNo. District")),
-    "c02-22.pdf": Fails(PDF, ErrorCode.NO_TEXT, "no text on any of its 1 page(s)"),
+    "c02-22.pdf": Fails(PDF, ErrorCode.NO_TEXT, "no text on its one page (scanned or image-only?"),
     "docx-tables.docx": Completes(
         DOCX,
         1,

@@ -141,3 +141,30 @@ def test_logs_and_runs_show_word_each_event_the_same(cli: Cli, history: History)
     assert code == 0 and "∅" not in shown
     section = shown.split(f"correlation {doc.correlation_id}", 1)[1].split("\n\n", 1)[0]
     assert [m for m in moves if m in section] == moves  # every event of the job, worded as `tvdb logs` does
+
+
+def test_each_job_line_names_its_document_as_the_run_table_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for folder, text in (("a", "Tide tables for the harbour."), ("b", "Barnacles on the sensor window.")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "notes.txt").write_text(text)
+    (tmp_path / "solo.md").write_text("# Solo\n\nOne page of notes.")
+    (tmp_path / "s.yaml").write_text("name: s\nmode: mock\ndocuments: [solo.md]\n")
+    (tmp_path / "twins.yaml").write_text("name: twins\nmode: mock\ndocuments: [a/notes.txt, b/notes.txt]\n")
+    run = in_process_cli(monkeypatch, capsys, "--data-dir", str(tmp_path / "data"))
+    _, out, _ = run("run", str(tmp_path / "s.yaml"), "--json")
+    run_id = json.loads(out)["run_id"]
+    code, text, _ = run("logs", run_id)
+    assert code == 0
+    (parse,) = [line for line in text.splitlines() if "  parse  " in line]
+    assert "  solo.md  parse   llamaparse mock fast attempt 1: ok in " in parse
+    assert parse.endswith(", 1 page, would cost $0.00125")  # was "1 pages"
+    (embed,) = [line for line in text.splitlines() if "  embed  " in line]
+    assert "  solo.md  embed   openai mock text-embedding-3-small attempt 1: ok in " in embed
+    entries = _lines(run("logs", run_id, "--log-format", "json")[1])
+    assert {e["document"] for e in entries} == {"solo.md"}
+    # names that repeat in a run are told apart by their folders, as the run's table does
+    _, out, _ = run("run", str(tmp_path / "twins.yaml"), "--json")
+    entries = _lines(run("logs", json.loads(out)["run_id"], "--log-format", "json")[1])
+    assert {e["document"] for e in entries if e["kind"] == "event"} == {"a/notes.txt", "b/notes.txt"}
+    assert [e["document"] for e in entries if e["stage"] == "embed"] == [None]  # one request for both jobs

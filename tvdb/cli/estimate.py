@@ -2,43 +2,54 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from tvdb.cli.output import Col, Format, Kind, TableData, clean, data, emit_table, make_console, print_table
 from tvdb.money import format_usd
+from tvdb.scenarios.patterns import as_named
 from tvdb.words import counted
 
 if TYPE_CHECKING:
     from tvdb.config import Settings
+    from tvdb.scenarios.estimate import DocumentEstimate, Estimate
     from tvdb.scenarios.loader import LoadedScenario
 
 
-def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -> int:
+def _status(d: DocumentEstimate) -> str:
+    return d.status if not d.error_code else f"{d.status}: {d.error_code}"
+
+
+def _reuse_note(est: Estimate) -> str:
+    """What the summary line says of reuse: the documents that would make no calls, if any."""
+    if not est.reused:
+        return ""
+    return (f"; {counted(est.reused, 'document')} would be reused from earlier runs (identical bytes and settings:"
+            " no parse or embedding calls; `--fresh` sends them)")
+
+
+def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, fresh: bool = False) -> int:
     """Print the forecast; returns 0 when it fits every budget, 3 when it does not."""
     from tvdb.clock import SystemClock
     from tvdb.scenarios.estimate import estimate
     from tvdb.scenarios.runner import check_runnable
 
     check_runnable(settings, loaded.scenario, need_keys=False)  # what the run would refuse, the estimate refuses too
-    est = estimate(loaded, settings, SystemClock())
+    est = estimate(loaded, settings, SystemClock(), fresh=fresh)
     code = 0 if est.fits else 3
     base = loaded.path.parent
     cols = [Col("document", Kind.PATH, "path"), Col("status", Kind.WORD), Col("pages", Kind.NUM),
             Col("chunks", Kind.NUM), Col("tokens", Kind.NUM)]
-    rows: list[list[str | Text | None]] = []
-    for d in est.documents:
-        name = str(Path(d.path).relative_to(base)) if Path(d.path).is_relative_to(base) else d.path
-        rows.append([name, d.status if not d.error_code else f"failed: {d.error_code}", str(d.pages),
-                     str(d.chunks), str(d.tokens)])
+    # named as the scenario names them, like the run's table and expectations (not the resolved file)
+    values: list[list[object]] = [[as_named(d.path, base), _status(d), d.pages, d.chunks, d.tokens]
+                                  for d in est.documents]
+    rows: list[list[str | Text | None]] = [[str(v) for v in row] for row in values]
     docs = TableData(cols, rows, title=f"Estimate for scenario {clean(est.scenario)} (nothing spent, nothing written)",
-                     values=[[d.path, d.status if not d.error_code else f"failed: {d.error_code}", d.pages, d.chunks,
-                              d.tokens] for d in est.documents])
+                     values=values)
     console = make_console()
     if fmt in (Format.JSON, Format.CSV):
-        emit_table(console, docs, fmt, json_obj={**est.as_json(), "exit_code": code})
+        emit_table(console, docs, fmt, json_obj={**est.as_json(base), "exit_code": code})
         return code
     plain = fmt is Format.PLAIN
     print_table(console, docs, plain=plain)
@@ -58,8 +69,9 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format) -
     console.print(
         f"The run would send {sent} "
         f"({modes}), worth {total} at live prices (parse {usd('parse')} for {counted(est.parse_pages, 'page')} = "
-        f"{est.parse_credits} LlamaParse credits at tier {est.parse_tier}, embed {usd('embed')}{query_cost}); "
-        f"real spend {format_usd(est.forecast.total_usd)}.", markup=False,
+        f"{counted(est.parse_credits, 'LlamaParse credit')} at tier {est.parse_tier}, "
+        f"embed {usd('embed')}{query_cost}); "
+        f"real spend {format_usd(est.forecast.total_usd)}{_reuse_note(est)}.", markup=False,
     )
     for service, model in est.unpriced:
         blocked = any(service == s for s, _ in est.forecast.unpriced)

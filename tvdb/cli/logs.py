@@ -46,7 +46,7 @@ def logs(
     import json
     import sys
 
-    from tvdb.cli.output import stdout_json
+    from tvdb.cli.output import clean, stdout_json
     from tvdb.db import open_storage
     from tvdb.history.store import RunStore
     from tvdb.history.timeline import timeline
@@ -69,9 +69,12 @@ def logs(
         sys.stdout.writelines(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in entries)
         return
     console = plain_console()
+    width = max((len(e.document or "") for e in entries), default=0)
     for e in entries:
         who = e.correlation_id[:12] if e.correlation_id else "run"
-        console.print(f"{e.ts[:23].replace('T', ' ')}  {who:<12}  {(e.stage or e.kind):<6}  {e.message}")
+        # the document a job's line belongs to, as the run's table names it (a correlation id alone says nothing)
+        console.print(f"{e.ts[:23].replace('T', ' ')}  {who:<12}  {clean(e.document or ''):<{width}}  "
+                      f"{(e.stage or e.kind):<6}  {e.message}")
 
 
 def register(app: typer.Typer) -> None:

@@ -195,7 +195,7 @@ def render_result(console: Console, result: RunResult, *, base: Path | None = No
                   ) -> None:
     """The run as `fmt`: json is the `--json` contract, csv the documents table, table/plain the summary."""
     if fmt is Format.JSON:
-        stdout_json(result.as_json())
+        stdout_json(result.as_json(base))
         return
     if fmt is Format.CSV:
         emit_table(console, document_table(result, base), fmt)

@@ -220,7 +220,7 @@ def run(
     if estimate:
         from tvdb.cli.estimate import print_estimate
 
-        raise typer.Exit(print_estimate(loaded, settings, fmt=chosen))
+        raise typer.Exit(print_estimate(loaded, settings, fmt=chosen, fresh=fresh))
     code = _drive(lambda a: start_run(loaded, settings, clock=a[0], hooks=a[1], tape=tape, fresh=fresh),
                   fmt=chosen,
                   progress=progress, base=loaded.path.parent, again=tape is not None,

@@ -4,7 +4,8 @@ job events and service calls merged into one list of log entries, with free text
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Any
 
 from tvdb.history.store import CallRecord, EventRecord, RunStore
@@ -24,10 +25,13 @@ class LogEntry:
     stage: str | None
     message: str
     fields: Mapping[str, Any]
+    # the job's document as the run's table names it (None for a run-level line: a batch of several jobs)
+    document: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"ts": self.ts, "kind": self.kind, "run_id": self.run_id, "correlation_id": self.correlation_id,
-                "job_id": self.job_id, "stage": self.stage, "message": self.message, **self.fields}
+                "job_id": self.job_id, "document": self.document, "stage": self.stage, "message": self.message,
+                **self.fields}
 
 
 def _event(e: EventRecord, secrets: Iterable[str | None]) -> LogEntry:
@@ -48,7 +52,7 @@ def _call(c: CallRecord, correlation: Mapping[str, str], secrets: Iterable[str |
     cost = "unknown" if c.would_cost_nusd is None else _usd(nusd_to_usd(c.would_cost_nusd))
     latency = "" if c.latency_ms is None else f" in {c.latency_ms:.0f} ms"
     message = (f"{c.service} {c.implementation} {c.model} attempt {c.attempt}: {outcome}{latency}, "
-               f"{c.units:g} {c.unit}, would cost {cost}")
+               f"{_amount(c.units, c.unit)}, would cost {cost}")
     fields = {
         "service": c.service, "implementation": c.implementation,
         "provenance": redact(c.provenance, secrets) if c.provenance else None, "model": c.model,
@@ -72,17 +76,37 @@ def timeline(store: RunStore, *, run: str | None = None, correlation_id: str | N
     job_id: str | None = None
     if correlation_id is not None:
         run_id, job_id = store.job_for_correlation(correlation_id)
-        docs = [d for d in store.documents(run_id) if d.job_id == job_id]
+        every = store.documents(run_id)
+        docs = [d for d in every if d.job_id == job_id]
         events = store.events(correlation_id=docs[0].correlation_id)
         calls = store.calls_for_job(job_id)
     else:
         run_id = store.resolve(run or "")
-        docs = store.documents(run_id)
+        every = docs = store.documents(run_id)
         events = store.events(run_id=run_id)
         calls = store.calls(run_id)
     correlation = {d.job_id: d.correlation_id for d in docs}
+    names = document_names({d.job_id: d.path for d in every})  # names repeat or not across the whole run
     entries = [_event(e, secrets) for e in events] + [_call(c, correlation, secrets, job_id) for c in calls]
+    entries = [replace(e, document=names.get(e.job_id or "")) for e in entries]
     return sorted(entries, key=lambda e: (e.ts, 0 if e.kind == "event" else 1))
+
+
+def document_names(paths: Mapping[str, str]) -> dict[str, str]:
+    """job id → its document as the run's table names it: the file name, or, when names repeat in the
+    run, the path under the documents' common folder (the run's table: under the scenario's)."""
+    import os
+
+    names = {job: PurePath(p).name for job, p in paths.items()}
+    if len(set(names.values())) == len(names):
+        return names
+    common = os.path.commonpath([str(PurePath(p).parent) for p in paths.values()])
+    return {job: os.path.relpath(p, common) for job, p in paths.items()}
+
+
+def _amount(units: float, unit: str) -> str:
+    """`1 page`, `3 pages`, `751 tokens`: the ledger stores the unit in the plural."""
+    return f"{units:g} {unit[:-1] if units == 1 and unit.endswith('s') else unit}"
 
 
 def _usd(amount: float) -> str:

@@ -19,7 +19,7 @@ from tvdb.errors import TvdbError
 from tvdb.money import format_usd
 from tvdb.pipeline.context import PipelineContext
 from tvdb.pipeline.search import TopK
-from tvdb.scenarios.patterns import matches, specificity
+from tvdb.scenarios.patterns import as_named, matches, specificity
 from tvdb.scenarios.results import DocumentResult, ExpectationResult, UsageSummary
 from tvdb.scenarios.schema import (
     DocumentExpectation,
@@ -45,17 +45,6 @@ def _chunks(n: int) -> str:
     return f"{n} chunk" + ("" if n == 1 else "s")
 
 
-def _short(path: str, base: Path) -> str:
-    """The document as a scenario names it: relative to the scenario's folder (`../shared/x.pdf` too)."""
-    import os
-
-    try:
-        return str(Path(path).relative_to(base))
-    except ValueError:
-        relative = os.path.relpath(path, base)
-        return relative if relative.count("..") <= 3 else path  # far away: the absolute path reads better
-
-
 def document_expectations(
     entries: Sequence[DocumentExpectation], documents: Sequence[DocumentResult], base: Path
 ) -> list[ExpectationResult]:
@@ -64,7 +53,7 @@ def document_expectations(
         if not any(matches(entry.document, d.path, base) for d in documents):
             out.append(ExpectationResult(f"documents matching {entry.document!r}", False, "no document matches"))
     for doc in documents:
-        name = _short(doc.path, base)
+        name = as_named(doc.path, base)
         stated = [e for e in entries if e.status is not None and matches(e.document, doc.path, base)]
         rule = max(stated, key=lambda e: specificity(e.document)) if stated else None
         want = rule.status if rule else "complete"
@@ -274,7 +263,7 @@ async def _prepare(
             return ExpectationResult(desc, False, f"no complete document matches {document!r}", RETRIEVAL)
         if not spaces:
             return ExpectationResult(desc, False, "no vectors to search", RETRIEVAL)
-        by_job = {d.reused_from or d.job_id: _short(d.path, base) for d in complete}
+        by_job = {d.reused_from or d.job_id: as_named(d.path, base) for d in complete}
         search = _Search(desc, k, wanted, by_job, [], [], spaces)
         for space in spaces:
             vector = await _embed_query(ctx, query, space)

@@ -47,6 +47,18 @@ def _absolute(pattern: str, base: Path, *, resolve: bool) -> str:
     return str(fold(full))
 
 
+def as_named(path: str, base: Path) -> str:
+    """The document as the scenario names it: relative to the scenario's folder (`../shared/x.pdf` too),
+    the form of the expectations, the run's table and `--json`'s `path`."""
+    import os
+
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        relative = os.path.relpath(path, base)
+        return relative if relative.count("..") <= 3 else path  # far away: the absolute path reads better
+
+
 def specificity(pattern: str) -> tuple[int, int]:
     """Orders patterns: an exact path beats a glob, a longer pattern beats a shorter one."""
     has_glob = any(ch in pattern for ch in _GLOB_CHARS)

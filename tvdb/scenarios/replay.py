@@ -196,7 +196,7 @@ class ScenarioOutcome:
         `duration_s` beside it; without a run, those keys and `passed`/`exit_code` (`passed` null
         for a skipped scenario, which neither passed nor failed; false for an error)."""
         passed = None if self.status == "skipped" else False
-        base: dict[str, Any] = self.result.as_json() if self.result is not None else {
+        base: dict[str, Any] = self.result.as_json(self.path.resolve().parent) if self.result is not None else {
             "scenario": self.name, "passed": passed, "exit_code": self.exit_code}
         return {**base, "scenario_path": str(self.path), "outcome": self.status, "message": self.message,
                 "cassette": str(self.cassette) if self.cassette else None, "interactions": self.interactions,

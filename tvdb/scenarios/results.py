@@ -2,21 +2,24 @@
 
 `RunResult.as_json()` is the `tvdb run --json` contract; its keys are stable (more may be added):
 run_id, scenario, mode, passed, cost_usd, would_cost_usd, ingestion_would_cost_usd, reused_documents,
-reused_would_cost_usd, documents_would_cost_usd (what `max_cost_usd` bounds), documents[{path, status, error_code,
-pages, chunks, tokens, warnings, …}], expectations[{description, passed, …}], provenance[{stage,
-implementation, reason, calls, errors}], fallbacks, spaces[{implementation, model, dimensions, vectors}].
+reused_would_cost_usd, documents_would_cost_usd (what `max_cost_usd` bounds), documents[{path (as the
+scenario names it), absolute_path, status, error_code, pages, chunks, tokens, warnings, …}],
+expectations[{description, passed, …}], provenance[{stage, implementation, reason, calls, errors}], fallbacks,
+spaces[{implementation, model, dimensions, vectors}].
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tvdb.domain import EmbeddingSpace, Implementation
 from tvdb.errors import EXIT_BUDGET, EXIT_EXPECTATION_FAILED, EXIT_INTERRUPTED, EXIT_OK, ErrorCode
 from tvdb.ledger.prices import nusd_to_usd
 from tvdb.ledger.provenance import ProvenanceRow
+from tvdb.scenarios.patterns import as_named
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +42,12 @@ class DocumentResult:
     # a `pipeline:` hook's exception, formatted and redacted (error_code pipeline_error)
     traceback: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, base: Path | None = None) -> dict[str, Any]:
+        """`path` as the scenario names it when its folder `base` is known (the form of the run's table and
+        the expectations); `absolute_path` is where the file was read, for a consumer that opens it."""
         return {
-            "path": self.path, "status": self.status, "error_code": self.error_code,
+            "path": self.path if base is None else as_named(self.path, base), "absolute_path": self.path,
+            "status": self.status, "error_code": self.error_code,
             "error_message": self.error_message, "pages": self.pages, "chunks": self.chunks,
             "tokens": self.tokens, "vectors": self.vectors, "media_type": self.media_type,
             "would_cost_usd": self.would_cost_usd, "reused_from": self.reused_from,
@@ -132,7 +138,9 @@ class RunResult:
     def from_json(cls, data: Mapping[str, Any]) -> RunResult:
         """The result `as_json` stored (runs.result_json), read back."""
         docs = tuple(DocumentResult(
-            path=d["path"], job_id=d["job_id"], correlation_id=d["correlation_id"], status=d["status"],
+            # a stored result holds the absolute path under `path`; a `--json` one under `absolute_path`
+            path=d.get("absolute_path", d["path"]), job_id=d["job_id"],
+            correlation_id=d["correlation_id"], status=d["status"],
             error_code=d["error_code"], error_message=d.get("error_message"), media_type=d.get("media_type"),
             pages=d["pages"], chunks=d["chunks"], tokens=d["tokens"], vectors=d["vectors"],
             would_cost_usd=d["would_cost_usd"], reused_from=d.get("reused_from"), stage_ms=d.get("stage_ms") or {},
@@ -156,7 +164,8 @@ class RunResult:
             pipeline=data.get("pipeline"),
         )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, base: Path | None = None) -> dict[str, Any]:
+        """The `--json` contract; `base`, the scenario's folder, names documents as the scenario does."""
         return {
             "run_id": self.run_id,
             "scenario": self.scenario,
@@ -176,7 +185,7 @@ class RunResult:
             "fallbacks": self.fallbacks,
             "spaces": [{"implementation": str(sp.implementation), "model": sp.model, "dimensions": sp.dimensions,
                         "vectors": n} for sp, n in self.spaces],
-            "documents": [d.as_json() for d in self.documents],
+            "documents": [d.as_json(base) for d in self.documents],
             "expectations": [e.as_json() for e in self.expectations],
             "notes": list(self.notes),
             "alerts": list(self.alerts),

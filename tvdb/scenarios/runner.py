@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from tvdb.recording.session import Tape
     from tvdb.scenarios.hookrun import SessionOpener
     from tvdb.scenarios.hooks import ScenarioHooks
+    from tvdb.services.router import ServiceRouter
 
 # A run keeps only its ingestion settings; budgets, limits, keys, paths, alert channels and prices
 # come from the environment of a resuming process, so a resume obeys today's budget and a run never
@@ -132,9 +133,7 @@ def check_runnable(settings: Settings, scenario: Scenario, *, need_keys: bool = 
     `--estimate` calls it (without keys: a forecast needs none) so that it refuses what the run would
     refuse. Raises ConfigError."""
     from tvdb.catalog import embedding_model
-    from tvdb.clock import SystemClock
     from tvdb.errors import ConfigError
-    from tvdb.services.factory import build_faults, build_retry, build_router
     from tvdb.tokens import get_encoding
 
     if scenario.pipeline is not None:
@@ -142,15 +141,32 @@ def check_runnable(settings: Settings, scenario: Scenario, *, need_keys: bool = 
                           "requests tvdb cannot foresee: run it in mock mode (`--mode mock`, free) and read "
                           "`would cost` instead")
     get_encoding(embedding_model(settings.embedding.model).encoding)
-    if not need_keys:
-        settings = _with_placeholder_keys(settings)
+    _offline_router(_with_placeholder_keys(settings) if not need_keys else settings, scenario, lambda router: "")
+
+
+def forecast_reuse_key(settings: Settings, scenario: Scenario) -> str:
+    """The reuse key (`settings_key`) a run of `scenario` under `settings` would store and look up, from
+    a router that sends nothing (`--estimate` needs no key for it: keys are not part of the identity)."""
+    from tvdb.pipeline.context import settings_key
+
+    return _offline_router(_with_placeholder_keys(settings), scenario, lambda router: settings_key(settings, router))
+
+
+def _offline_router(settings: Settings, scenario: Scenario, use: Callable[[ServiceRouter], str]) -> str:
+    """`use` applied to the router a run would build, over an in-memory ledger; closed after."""
+    from tvdb.clock import SystemClock
+    from tvdb.services.factory import build_faults, build_retry, build_router
+
     clock = SystemClock()
     db = open_db(Path(":memory:"))
     caller = ServiceCaller(db=db, prices=PriceTable.load(settings.prices), clock=clock,
                            retry=build_retry(settings, clock), budget=None)
     router = build_router(settings, caller, clock, faults=build_faults(scenario.faults))
-    asyncio.run(router.aclose())
-    db.close()
+    try:
+        return use(router)
+    finally:
+        asyncio.run(router.aclose())
+        db.close()
 
 
 def masked_scenario(loaded: LoadedScenario, secrets: Sequence[str]) -> LoadedScenario:

@@ -90,7 +90,7 @@ def make_document(
             raise DocumentError(ErrorCode.NO_TEXT, "the document is empty", path=path)
         raise DocumentError(
             ErrorCode.NO_TEXT,
-            f"no text on any of its {len(pages)} page(s) "
+            f"no text on {'its one page' if len(pages) == 1 else f'any of its {len(pages)} pages'} "
             "(scanned or image-only? it would need OCR; empty or whitespace-only?)",
             path=path,
         )

@@ -29,7 +29,7 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _BINARY_CONTROLS = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 _MAX_CONTROL_RATIO = 0.01
 _DETECTOR_SAMPLE = 64 * 1024
-_TIE_PREFERENCE = ("cp1252", "latin_1")
+_TIE_PREFERENCE = ("latin_1", "cp1252")
 _ASCII_BYTES = bytes(range(0x80))
 _WIDE_UNICODE = ("utf_16", "utf_16_le", "utf_16_be", "utf_32", "utf_32_le", "utf_32_be")
 _ENCODED_REPLACEMENT = "\ufffd".encode()
@@ -82,19 +82,24 @@ def _case_flips(text: str) -> int:
 
 
 def _pick(matches: CharsetMatches) -> str | None:
-    """The best match's encoding; among matches tied with it, the fewest case flips, then cp1252.
+    """The best match's encoding; among matches tied with it, the fewest case flips, then Latin-1,
+    then cp1252.
 
     Short samples often fit several code pages equally well. KOI8-R and cp1251 hold the same
     Cyrillic letters with upper and lower case swapped, so reading one as the other puts
-    capitals inside words ("рТЙЧЕФ" for "Привет"); real text rarely does. Among Latin code pages
-    (cp1250 and cp1252 for "naïve café") the tie goes to the commonest, Windows-1252.
+    capitals inside words ("рТЙЧЕФ" for "Привет"); real text rarely does. A match also lists the
+    code pages that decode the bytes to the very same text (`could_be_from_charset`): German
+    `äöüß` reads the same in cp1250, cp1252 and ISO-8859-1, and the detector names cp1250 first,
+    a Central European code page the file was not written in. Among those the tie goes to
+    ISO-8859-1 (Latin-1), which every such byte means in Western text, then to Windows-1252.
     """
     best = matches.best()
     if best is None:
         return None
     tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
     fewest = min(_case_flips(str(m)) for m in tied)
-    candidates = [str(m.encoding) for m in tied if _case_flips(str(m)) == fewest]
+    candidates = [name for m in tied if _case_flips(str(m)) == fewest
+                  for name in (str(m.encoding), *m.could_be_from_charset)]
     for preferred in _TIE_PREFERENCE:
         if preferred in candidates:
             return preferred
