@@ -316,3 +316,12 @@ async def test_an_unexpected_exception_cancels_the_requests_in_flight(tmp_path: 
         await asyncio.wait_for(embed_batches(texts_of(4 * 2048), embedder=_Broken(), caller=caller,
                                              settings=Settings(), clock=clock), timeout=3)
     assert finished == [1]
+
+
+def test_a_batch_of_consecutive_rows_is_copied_by_slice_and_any_other_by_index() -> None:
+    from tvdb.services.embedding import _rows
+
+    assert _rows([4, 5, 6]) == slice(4, 7)
+    assert _rows([3, 5, 4, 6]) == [3, 5, 4, 6]  # first and last 3 apart, but not in order
+    assert _rows([1, 2, 4]) == [1, 2, 4]  # an input refused in between
+    assert _rows([]) == []

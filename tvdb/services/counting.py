@@ -90,7 +90,6 @@ async def counted_requests(
     threads: int | None = None,
     count: Callable[[str], int] | None = None,
     slice_size: int = SLICE,
-    on_counted: Callable[[], None] | None = None,
 ) -> AsyncGenerator[list[int], None]:
     """Count `texts` with tiktoken in worker threads and yield requests (input indices) as they are cut.
 
@@ -98,9 +97,7 @@ async def counted_requests(
     len(texts) entries). `refuse(i, count)` is asked about every input in order and returns True to
     keep it out of every request (empty, or over the per-input cap). The threads stop when the caller
     stops iterating (`aclose()`, or an exception in the caller). `count(text)` replaces tiktoken's
-    count (it runs in the worker threads); `slice_size` texts are counted per task. `on_counted()` is
-    called on the event loop when every text is counted (and again if counting stops), even while the
-    caller is not iterating: the counts no longer need the GIL.
+    count (it runs in the worker threads); `slice_size` texts are counted per task.
     Raises TokenizerUnavailable before counting when the vocabulary cannot be loaded.
     """
     counter = count or _tiktoken_count(spec.encoding)
@@ -119,8 +116,6 @@ async def counted_requests(
     try:
         starts = range(0, len(texts), slice_size)
         futures = [asyncio.wrap_future(pool.submit(count_slice, start)) for start in starts]
-        if on_counted is not None:
-            _when_all_done(futures, on_counted)
         for start, future in zip(starts, futures, strict=True):
             for offset, n in enumerate(await future):
                 i = start + offset
@@ -134,23 +129,6 @@ async def counted_requests(
         # slices not started are dropped; the ones running stop after the text they are counting
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        if on_counted is not None:
-            on_counted()  # stopped early: nothing may wait for counts that will never come
-
-
-def _when_all_done(futures: Sequence[asyncio.Future[list[int]]], then: Callable[[], None]) -> None:
-    """Call `then()` once when the last of `futures` is done (at once when there are none)."""
-    left = [len(futures)]
-
-    def one_done(_: asyncio.Future[list[int]]) -> None:
-        left[0] -= 1
-        if left[0] == 0:
-            then()
-
-    if not futures:
-        then()
-    for future in futures:
-        future.add_done_callback(one_done)
 
 
 def _tiktoken_count(encoding_name: str) -> Callable[[str], int]:

@@ -53,7 +53,6 @@ from tvdb.errors import (
 )
 from tvdb.ledger.guard import CallScope
 from tvdb.services.calls import CallSpec, Completed, ServiceCaller
-from tvdb.services.protocols import TwoStepEmbedder
 from tvdb.services.tokenlimit import AccountTokenLimit, capped, guarded, split
 
 if TYPE_CHECKING:
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from tvdb.config import Settings
-    from tvdb.services.holding import AnswerHold
     from tvdb.services.protocols import Embedder
     from tvdb.services.router import Provenance, ServiceRouter
 
@@ -174,7 +172,6 @@ async def embed_batches(
 
     from tvdb.services.batching import plan_batches
     from tvdb.services.counting import counted_requests
-    from tvdb.services.holding import AnswerHold
     from tvdb.services.inflight import InFlightLimit
     from tvdb.services.router import fixed_router
 
@@ -214,7 +211,6 @@ async def embed_batches(
                                         code="invalid_input"))
         return True
 
-    hold: AnswerHold | None = None  # only while counting: with the counts given, nothing to wait for
     if token_counts is not None:
         counts = list(token_counts)
         if len(counts) != n:
@@ -228,27 +224,23 @@ async def embed_batches(
     else:
         # counting overlaps with sending: requests are cut as tiktoken's counts arrive
         counts = [0] * n
-        # answers wait undecoded while tiktoken counts (tvdb.services.holding); open once counted
-        hold = AnswerHold(slot_wanted=lambda: gate.waiting > 0)
-        planned = counted_requests(texts, counts, capped(spec, limit.tokens), refuse=refused, on_counted=hold.open)
+        planned = counted_requests(texts, counts, capped(spec, limit.tokens), refuse=refused)
     streamed = token_counts is None
     pacer = RatePacer(settings.limits.openai_requests_per_minute, settings.limits.openai_tokens_per_minute, clock)
     # `auto`: as many in flight as the last answer's x-ratelimit-remaining-* headers allow
-    gate = InFlightLimit(None if s.concurrency == "auto" else s.concurrency, on_full=hold.flush if hold else None)
+    gate = InFlightLimit(None if s.concurrency == "auto" else s.concurrency)
     stopped: list[TvdbError] = []
     spaces: set[Implementation] = set()  # implementations that answered: the consistency check needs one
     commit: OnBatch = on_batch or (lambda _i, done: done.commit(caller.db, caller.budget))
 
-    def spec_maker(batch: Sequence[int], alone: bool) -> Callable[[Embedder, Provenance], CallSpec[EmbeddingResult]]:
+    def spec_maker(batch: Sequence[int]) -> Callable[[Embedder, Provenance], CallSpec[EmbeddingResult]]:
         tokens = sum(counts[i] for i in batch)
         # the counts travel with the texts: a local embedder does not count them again
         request = EmbeddingRequest(tuple(texts[i] for i in batch), s.model, dims, tokens,
                                    tuple(counts[i] for i in batch))
 
         def make(embedder: Embedder, provenance: Provenance) -> CallSpec[EmbeddingResult]:
-            # a request sent alone is awaited before anything else is sent: its answer never waits
-            send = None if hold is None or alone else _held_send(embedder, request, hold)
-            spec = embedding_call_spec(embedder, request, settings, provenance=provenance, send=send)
+            spec = embedding_call_spec(embedder, request, settings, provenance=provenance)
             if provenance.implementation is not Implementation.REAL:
                 return spec  # the per-minute limits are the real API's
 
@@ -279,14 +271,14 @@ async def embed_batches(
         finished[0] += 1
         progress()
 
-    async def run(batch: list[int], alone: bool = False) -> None:
+    async def run(batch: list[int]) -> None:
         try:
-            await send(batch, alone)
+            await send(batch)
         finally:
             ended()
 
-    async def send(batch: list[int], alone: bool) -> None:
-        over = await send_once(batch, alone)
+    async def send(batch: list[int]) -> None:
+        over = await send_once(batch)
         if over is not None:  # outside the gate: each part waits for its turn like any request
             await send_split(batch, over)
 
@@ -305,17 +297,16 @@ async def embed_batches(
         # one after another: each part is near the whole minute's tokens, so sending them at once
         # would only collect 429s (and their retry-after waits) for all but one
         for part in parts:
-            await run(part, alone=True)
+            await run(part)
 
-    async def send_once(batch: list[int], alone: bool) -> RequestOverTokenLimit | None:
+    async def send_once(batch: list[int]) -> RequestOverTokenLimit | None:
         """Send `batch` as one request; the error that says it must be split, else None."""
         async with gate:
             if stopped:
                 fail(batch, stopped[0])
                 return None
             try:
-                done = await router.call(router.embedder, scope_of(batch), spec_maker(batch, alone), want=want,
-                                         why=why)
+                done = await router.call(router.embedder, scope_of(batch), spec_maker(batch), want=want, why=why)
             except StorageError:
                 raise  # nothing more is sent while the ledger cannot be written
             except RequestOverTokenLimit as exc:
@@ -348,11 +339,7 @@ async def embed_batches(
             progress()
 
     progress()
-    try:
-        await _dispatch(planned, run, probe=probe, on_cut=planned_one)
-    finally:
-        if hold is not None:
-            hold.open()  # counting ended with the planner; nothing may be left waiting
+    await _dispatch(planned, run, probe=probe, on_cut=planned_one)
     if keep:
         out[~filled] = np.nan
     if s.consistency_check.sample and not errors and len(spaces) == 1:
@@ -363,25 +350,9 @@ async def embed_batches(
     return out
 
 
-def _held_send(embedder: Embedder, request: EmbeddingRequest,
-               hold: AnswerHold) -> Callable[[], Awaitable[EmbeddingResult]] | None:
-    """`embedder.embed(request)` with the answer waiting in `hold` before it is decoded; None when
-    `embedder` cannot be split in two steps (a local embedder, a fault wrapper)."""
-    if not isinstance(embedder, TwoStepEmbedder):
-        return None
-    two_step = embedder
-
-    async def send() -> EmbeddingResult:
-        answer = await two_step.fetch(request)
-        await hold.wait(len(answer.content))
-        return two_step.decode(request, answer)
-
-    return send
-
-
 def _rows(batch: list[int]) -> slice | list[int]:
     """`batch`'s rows as a slice when they are consecutive and ascending (they are, but around refused
-    inputs): numpy copies a slice's rows without building an index array."""
+    inputs): numpy copies a slice's rows without building an index array of 1,000s of rows."""
     if batch and batch == list(range(batch[0], batch[0] + len(batch))):
         return slice(batch[0], batch[0] + len(batch))
     return batch
@@ -402,12 +373,12 @@ async def _listed(batches: list[list[int]]) -> AsyncGenerator[list[int], None]:
 
 
 async def _dispatch(
-    planned: AsyncGenerator[list[int], None], run: Callable[[list[int], bool], Coroutine[Any, Any, None]], *,
+    planned: AsyncGenerator[list[int], None], run: Callable[[list[int]], Coroutine[Any, Any, None]], *,
     probe: bool, on_cut: Callable[[], None],
 ) -> None:
-    """Start `run(batch, alone)` for each request as it is planned (the gate in `run` bounds how many
-    are in flight); with `probe` the first runs alone (`alone=True`) before any other starts: if the
-    key, the model or the quota is bad, that one request says so and nothing else is sent (CASES C07).
+    """Start `run(batch)` for each request as it is planned (the gate in `run` bounds how many are in
+    flight); with `probe` the first runs alone before any other starts: if the key, the model or the
+    quota is bad, that one request says so and nothing else is sent (CASES C07).
 
     If a run raises (a bug, the ledger unwritable, a cassette miss, Ctrl-C), nothing more is started
     and the others are cancelled and awaited before re-raising, so no request is left running
@@ -425,9 +396,9 @@ async def _dispatch(
             on_cut()
             if probe:
                 probe = False
-                await run(batch, True)
+                await run(batch)
                 continue
-            tasks.append(asyncio.ensure_future(run(batch, False)))
+            tasks.append(asyncio.ensure_future(run(batch)))
             tasks[-1].add_done_callback(ended)
             if broken:
                 break  # gather below raises it

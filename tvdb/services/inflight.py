@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from types import TracebackType
 
 from tvdb.domain import RateLimits
@@ -43,26 +42,17 @@ def limit_from(limits: RateLimits, request_tokens: int, maximum: int = AUTO_MAX)
 
 class InFlightLimit:
     """An async context manager that admits at most `limit` holders at once; `fixed=None` follows
-    `observe`d rate limits (see the module docstring). `peak` is the most ever admitted at once,
-    `waiting` the entrants waiting now; `on_full()` is called whenever one finds every slot taken."""
+    `observe`d rate limits (see the module docstring). `peak` is the most ever admitted at once."""
 
-    def __init__(self, fixed: int | None, *, start: int = AUTO_START, maximum: int = AUTO_MAX,
-                 on_full: Callable[[], None] | None = None) -> None:
-        self.fixed, self.maximum, self.on_full = fixed, maximum, on_full
+    def __init__(self, fixed: int | None, *, start: int = AUTO_START, maximum: int = AUTO_MAX) -> None:
+        self.fixed, self.maximum = fixed, maximum
         self.limit = fixed if fixed is not None else start
-        self.active = self.peak = self.waiting = 0
+        self.active = self.peak = 0
         self._changed = asyncio.Condition()
 
     async def __aenter__(self) -> None:
         async with self._changed:
-            if self.active >= self.limit:
-                self.waiting += 1
-                try:
-                    if self.on_full is not None:
-                        self.on_full()
-                    await self._changed.wait_for(lambda: self.active < self.limit)
-                finally:
-                    self.waiting -= 1
+            await self._changed.wait_for(lambda: self.active < self.limit)
             self.active += 1
             self.peak = max(self.peak, self.active)
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol
 
 from tvdb.domain import EmbeddingRequest, EmbeddingResult, Implementation, ParseRequest, ParseResult
-
-if TYPE_CHECKING:
-    from tvdb.http import Response
 
 
 class Parser(Protocol):
@@ -44,15 +41,3 @@ class Embedder(Protocol):
         ...
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult: ...
-
-
-@runtime_checkable
-class TwoStepEmbedder(Protocol):
-    """An `Embedder` whose request can be sent and decoded in two steps, `embed` being
-    `decode(request, await fetch(request))`: the answer's body may wait, undecoded, while the
-    client's CPU is wanted elsewhere (tvdb.services.holding). `OpenAIEmbedder` is one."""
-
-    async def fetch(self, request: EmbeddingRequest) -> Response: ...
-
-    def decode(self, request: EmbeddingRequest, response: Response) -> EmbeddingResult: ...
-

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from tvdb.config import Settings
     from tvdb.faults.plan import FaultPlan, FaultSchedule
-    from tvdb.http import AsyncBaseTransport, AsyncClient, Response
+    from tvdb.http import AsyncBaseTransport, AsyncClient
 
 SERVICE = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -140,12 +140,6 @@ class OpenAIEmbedder:
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embed `request.texts` in one request; float32 (n, d) rows in input order."""
-        return self.decode(request, await self.fetch(request))
-
-    async def fetch(self, request: EmbeddingRequest) -> Response:
-        """Send `request` and return the API's 200 answer, its body read but not decoded (the first
-        half of `embed`: a caller may decode later, see tvdb.services.holding). Raises the
-        ServiceError subclass a failed status, a timeout or a lost connection maps to."""
         import openai
 
         from tvdb.http import ConnectError, ConnectTimeout, PoolTimeout, Response
@@ -181,11 +175,6 @@ class OpenAIEmbedder:
                 f"openai: connection to {self.shown_url} lost after sending ({cause})",
                 service=SERVICE, maybe_billed=not unsent,
             ) from None
-        return response
-
-    def decode(self, request: EmbeddingRequest, response: Response) -> EmbeddingResult:
-        """The result `fetch`'s answer to `request` carries: float32 (n, d) vectors, usage, rate
-        limits. Raises MalformedResponseError (billed) when the body is not a valid answer."""
         result = replace(self._result(request, response.content, response.headers.get("x-request-id")),
                          rate_limits=parse_rate_limits(response.headers))
         # a cassette's rate limits are kept too: the token limit they name decided how the recording
