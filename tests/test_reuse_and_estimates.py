@@ -154,3 +154,26 @@ def test_a_reused_document_keeps_its_parse_warnings(tmp_path: Path) -> None:
 
     shown = run_detail(RunStore(open_db(tmp_path / ".tvdb" / "tvdb.db")), second.run_id)
     assert [d.document.warnings for d in shown.documents] == [warning]  # `runs show` reads the stored job
+
+
+def test_a_job_completed_under_a_partial_fault_is_reused_only_under_the_same_faults(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(Path(__file__).parents[1] / "scenarios" / "quickstart" / "field-guide.pdf", tmp_path / "g.pdf")
+    fault = "faults:\n  - {service: llamaparse, kind: partial, pages: 1}\n"
+    runs = []
+    for name, faults in (("faulted", fault), ("clean", ""), ("faulted-again", fault), ("clean-again", "")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"name: {name}\ndocuments: [g.pdf]\n{faults}")
+        loaded = load_scenario(path)
+        settings = resolve_settings(cwd=tmp_path, environ={"TVDB_DATA_DIR": str(tmp_path / ".tvdb")},
+                                    scenario=loaded.scenario.settings_layer(), scenario_doc=loaded.source)
+        runs.append(asyncio.run(start_run(loaded, settings, clock=FakeClock())).documents[0])
+    faulted, clean, faulted_again, clean_again = runs
+    assert any("PAGE_PARSING_FAILED" in w for w in faulted.warnings)
+    # the clean run parses the whole document again instead of taking the one that lost a page
+    assert clean.reused_from is None and not any("PAGE_PARSING_FAILED" in w for w in clean.warnings)
+    assert clean.tokens > faulted.tokens
+    # the same faults (or none) find their own earlier job
+    assert faulted_again.reused_from is not None and faulted_again.tokens == faulted.tokens
+    assert clean_again.reused_from is not None and clean_again.tokens == clean.tokens

@@ -89,7 +89,9 @@ def settings_key(settings: Settings, router: ServiceRouter) -> str:
 
     It covers everything that changes a stored result: each service's mode and identity (class,
     base URL, library versions; in hybrid mode both implementations'), the parse tier, the chunking,
-    the tokenizer, the embedding model and dimensions. It holds the mode, not the implementation a
+    the tokenizer, the embedding model and dimensions, and the scenario's faults when it has any (a
+    job completed under a `partial` fault lacks the pages it failed: a run without that fault must
+    not reuse it; without faults the key is what it was before faults were part of it). It holds the mode, not the implementation a
     call ended up with: a hybrid run reuses only what an earlier hybrid run stored, whose vectors say
     their space. A cache that tvdb adds must key on the same material (peers reused results across
     endpoints: litellm#9844, llama_index#16394).
@@ -108,5 +110,7 @@ def settings_key(settings: Settings, router: ServiceRouter) -> str:
         "embedder": str(modes["embedder"]),
         "embedder_identity": router.embedder.identity,
     }
+    if router.faults:
+        material["faults"] = router.faults
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -143,6 +143,7 @@ def build_router(
             implementation=Implementation.REPLAY if replay else Implementation.REAL)),
         lane("embedder", HashEmbedder(), real_embedder), real_until_pct=settings.hybrid.real_until_pct,
         daily_share=_daily_share(caller), closers=tuple(closers),
+        faults=faults.plan.model_dump_json() if faults is not None and faults.plan.faults else "",
     )
 
 

@@ -102,6 +102,9 @@ class ServiceRouter:
     real_until_pct: float | None = None
     daily_share: Callable[[], float | None] = lambda: None
     closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=())
+    # the scenario's fault plan as JSON ("" without faults): a fault can change what a job stores
+    # (a `partial` parse completes without the pages it failed), so it is part of the reuse key
+    faults: str = ""
 
     @property
     def modes(self) -> dict[Role, Mode]:
