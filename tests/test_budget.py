@@ -174,7 +174,9 @@ def test_hourly_window_edges(db: Database) -> None:
         guard.reserve(request(10))
     e = refused.value
     assert (e.limit, e.window, e.retry_after, e.service) == (2, "hour", 3500.0, "openai")
-    assert "limits.openai_requests_per_hour" in str(e)
+    assert str(e) == ("openai hourly request limit of 2 reached: 2 real requests in the last hour and 0 in flight; "
+                      "a slot frees in 3500 s; to allow it, raise limits.openai_requests_per_hour (tvdb.yaml, or "
+                      "TVDB_LIMITS_OPENAI_REQUESTS_PER_HOUR) to at least 3, or wait for a slot to free")
     assert guard.deferred_until(e) == T0 + dt.timedelta(seconds=3600)
     clock.advance(3499.999)  # 1 ms before the first attempt leaves the window
     with pytest.raises(RateLimitExceeded):

@@ -36,7 +36,7 @@ def test_the_estimate_says_would_run_then_reused_after_a_run(
         "docs/tides.txt  would run      1       1      14",
         "docs/notes.md   would run      1       1      11",
     ]
-    assert before.splitlines()[4].startswith("The run would send 2 parse and 1 embedding requests (")
+    assert before.splitlines()[4].startswith("The run would send 2 parse requests and 1 embedding request (")
     assert before.splitlines()[4].endswith("real spend $0.")
     code, _, _ = cli("run", scenario)
     assert code == 0
@@ -47,11 +47,17 @@ def test_the_estimate_says_would_run_then_reused_after_a_run(
         "document        status  pages  chunks  tokens",
         "docs/tides.txt  reused      1       1      14",
         "docs/notes.md   reused      1       1      11",
-        "The run would send 0 parse and 0 embedding requests (parser mock, embedder mock), worth $0 at live"
+        "The run would send 0 parse requests and 0 embedding requests (parser mock, embedder mock), worth $0 at live"
         " prices (parse $0 for 0 pages = 0 LlamaParse credits at tier fast, embed $0); real spend $0; 2 documents"
         " would be reused from earlier runs (identical bytes and settings: no parse or embedding calls; `--fresh`"
         " sends them).",
     ]
+    # a real run reuses no mock result: "the amount above" would understate it
+    assert after.splitlines()[-1] == ("No service runs in real mode, so this run spends nothing; in real mode, which "
+                                      "reuses no mock result, it would also send the reused documents: "
+                                      "`--estimate --mode real` prices that.")
+    assert before.splitlines()[-1] == ("No service runs in real mode, so this run spends nothing; in real mode it "
+                                       "would spend the amount above.")
     code, fresh, _ = cli("run", scenario, "--estimate", "--fresh", "--format", "plain")
     assert fresh == before
 
@@ -80,3 +86,17 @@ def test_a_scenario_that_never_reuses_is_estimated_as_running_every_document(
     est = json.loads(out)
     assert [d["status"] for d in est["documents"]] == ["would run", "would run"]
     assert (est["reused_documents"], est["requests"]["parse"]) == (0, 2)
+
+
+def test_an_estimate_over_a_budget_says_which_and_how_to_let_the_run_through(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    scenario = str(_project(tmp_path))
+    cli = in_process_cli(monkeypatch, capsys, "--data-dir", str(tmp_path / "data"))
+    code, out, _ = cli("run", scenario, "--estimate", "--mode", "real", "--max-usd", "0.000000001",
+                       "--format", "plain")
+    assert code == 3
+    refusal = [line for line in out.splitlines() if line.startswith("✗ would not fit")]
+    # real mode: 2 LlamaParse pages at tier fast and 1 embedding request
+    assert refusal == ["✗ would not fit the run budget: to allow it, raise the run budget to at least $0.0025005: "
+                       "--max-usd, or budget.max_usd in the scenario or tvdb.yaml"]

@@ -32,6 +32,7 @@ def _reuse_note(est: Estimate) -> str:
 def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, fresh: bool = False) -> int:
     """Print the forecast; returns 0 when it fits every budget, 3 when it does not."""
     from tvdb.clock import SystemClock
+    from tvdb.ledger.budget import how_to_fix
     from tvdb.scenarios.estimate import estimate
     from tvdb.scenarios.runner import check_runnable
 
@@ -62,9 +63,10 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, f
     modes = ", ".join(f"{k} {v}" for k, v in est.modes.items())
     total = "unknown" if unknown else format_usd(sum(by_stage.values()) / 1e9)
     queries = est.requests.get("query", 0)
-    sent = (f"{est.requests['parse']} parse, {est.requests['embed']} embedding and "
-            f"{counted(queries, 'retrieval query request')}" if queries else
-            f"{est.requests['parse']} parse and {est.requests['embed']} embedding requests")
+    kinds = [counted(est.requests["parse"], "parse request"), counted(est.requests["embed"], "embedding request")]
+    if queries:
+        kinds.append(counted(queries, "retrieval query request"))
+    sent = ", ".join(kinds[:-1]) + " and " + kinds[-1]
     query_cost = f", retrieval queries {usd('query')}" if queries else ""
     console.print(
         f"The run would send {sent} "
@@ -88,9 +90,16 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, f
                                           for k in ("limit", "used", "reserved", "requested")]
         brows.append([c.name, c.window, *cells, Text("yes", "green") if c.fits else Text("no", "red")])
     print_table(console, TableData(bcols, brows, title="Budgets"), plain=plain)
+    for c in est.forecast.checks:
+        if not c.fits:  # the run would be refused: say which budget, and how to let it through
+            what = "budget" if c.unit == "nusd" else "request limit"
+            console.print(Text.assemble(("✗", "red"), f" would not fit the {c.name} {what}: {how_to_fix(c)}"))
     if not est.forecast.total_nusd:
-        console.print(Text("No service runs in real mode, so this run spends nothing; "
-                           "in real mode it would spend the amount above.", "dim"))
+        # mock results are never reused by a real run: the documents reused here would be sent there
+        real = ("in real mode it would spend the amount above" if not est.reused else
+                "in real mode, which reuses no mock result, it would also send the reused documents: "
+                "`--estimate --mode real` prices that")
+        console.print(Text(f"No service runs in real mode, so this run spends nothing; {real}.", "dim"))
     if "hybrid" in est.modes.values():
         console.print(Text("Hybrid services are counted as if every call ran real (the most they can spend); "
                            "calls past a budget run local instead of being refused.", "dim"))

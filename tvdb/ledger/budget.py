@@ -56,6 +56,7 @@ from tvdb.ledger.windows import attempt_times, day_window, real_attempts, real_s
 from tvdb.money import format_usd
 from tvdb.owner import process_owner
 from tvdb.storage import Database, transaction
+from tvdb.words import counted
 
 HOUR_S = 3600
 NUSD = "nusd"
@@ -102,9 +103,15 @@ class BudgetCheck:
         return out
 
 
-def _how_to_fix(check: BudgetCheck) -> str:
-    """What lets a refused call through: the setting of the budget that refused it, raised to what the
-    call needs (spent + reserved + requested), or, for the daily budget, the next day."""
+def how_to_fix(check: BudgetCheck) -> str:
+    """What lets a refused call through: the setting of the budget or limit that refused it, raised to
+    what the call needs (spent + reserved + requested), or, for the daily budget and the hourly
+    limits, waiting for the next window."""
+    if check.unit != NUSD:  # "hourly <service>": a count of requests
+        service = check.name.split()[-1]
+        setting = f"{service}_requests_per_hour"
+        return (f"to allow it, raise limits.{setting} (tvdb.yaml, or TVDB_LIMITS_{setting.upper()}) to at least "
+                f"{check.used + check.reserved + check.requested}, or wait for a slot to free")
     needed = format_usd(nusd_to_usd(check.used + check.reserved + check.requested))
     if check.name == "run":
         return f"to allow it, raise the run budget to at least {needed}: --max-usd, or budget.max_usd in the " \
@@ -302,16 +309,16 @@ class LedgerBudget:
             if check is not None and not check.fits:
                 return CostLimitExceeded(
                     spent=nusd_to_usd(check.used), reserved=nusd_to_usd(check.reserved), window=check.window,
-                    limit=nusd_to_usd(check.limit), requested=nusd_to_usd(check.requested), fix=_how_to_fix(check),
+                    limit=nusd_to_usd(check.limit), requested=nusd_to_usd(check.requested), fix=how_to_fix(check),
                 )
         hourly = self._hourly_check(now, request.service, 1)
         if hourly is not None and not hourly[0].fits:
             check, retry_after = hourly
             wait = "" if retry_after is None else f"; a slot frees in {retry_after:.0f} s"
             return LocalRequestLimitExceeded(
-                f"{request.service} hourly request limit of {check.limit} reached: {check.used} real "
-                f"requests in the last hour and {check.reserved} in flight{wait} "
-                f"(limits.{request.service}_requests_per_hour)",
+                f"{request.service} hourly request limit of {check.limit} reached: "
+                f"{counted(check.used, 'real request')} in the last hour and {check.reserved} in flight{wait}; "
+                f"{how_to_fix(check)}",
                 limit=check.limit, window="hour", retry_after=retry_after, service=request.service,
                 code=LOCAL_REQUEST_LIMIT,
             )

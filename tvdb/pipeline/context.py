@@ -91,10 +91,10 @@ def settings_key(settings: Settings, router: ServiceRouter) -> str:
     base URL, library versions; in hybrid mode both implementations'), the parse tier, the chunking,
     the tokenizer, the embedding model and dimensions, and the scenario's faults when it has any (a
     job completed under a `partial` fault lacks the pages it failed: a run without that fault must
-    not reuse it; without faults the key is what it was before faults were part of it). It holds the mode, not the implementation a
-    call ended up with: a hybrid run reuses only what an earlier hybrid run stored, whose vectors say
-    their space. A cache that tvdb adds must key on the same material (peers reused results across
-    endpoints: litellm#9844, llama_index#16394).
+    not reuse it; without faults the key is what it was before faults were part of it). It holds
+    the mode, not the implementation a call ended up with: a hybrid run reuses only what an earlier
+    hybrid run stored, whose vectors say their space. A cache that tvdb adds must key on the same
+    material (peers reused results across endpoints: litellm#9844, llama_index#16394).
     """
     from tvdb import catalog
 
