@@ -34,7 +34,8 @@ def get_encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
             f"tiktoken could not load the {name!r} vocabulary ({type(exc).__name__}). "
             f"It downloads it on first use; offline, point TIKTOKEN_CACHE_DIR at a folder that holds "
             f"tiktoken's cache file {file} ({cache_dir_description()}), e.g. "
-            f"export TIKTOKEN_CACHE_DIR=../shared/tiktoken_cache in a checkout beside the shared corpus; "
+            f"export TIKTOKEN_CACHE_DIR=$PWD/../shared/tiktoken_cache from the root of a checkout beside the "
+            f"shared corpus (an absolute path: it then works from any folder); "
             f"with network access, unset it and tiktoken downloads the file itself"
         ) from None
 

@@ -175,7 +175,8 @@ def _tokenizer(settings: Settings) -> Check:
     if where is None:
         return Check("tokenizer", "fail", f"tiktoken's {encoding} vocabulary is not cached "
                      f"({cache_dir_description()}): offline, nothing can be chunked",
-                     "export TIKTOKEN_CACHE_DIR=../shared/tiktoken_cache (a folder holding tiktoken's cache file), "
+                     "export TIKTOKEN_CACHE_DIR=$PWD/../shared/tiktoken_cache from the checkout's root (a folder "
+                     "holding tiktoken's cache file), "
                      "or run once with network access")
     try:
         get_encoding(encoding)
