@@ -97,6 +97,7 @@ def test_an_estimate_over_a_budget_says_which_and_how_to_let_the_run_through(
                        "--format", "plain")
     assert code == 3
     refusal = [line for line in out.splitlines() if line.startswith("✗ would not fit")]
+    assert "No service runs in real mode" not in out
     # real mode: 2 LlamaParse pages at tier fast and 1 embedding request
     assert refusal == ["✗ would not fit the run budget: to allow it, raise the run budget to at least $0.0025005: "
                        "--max-usd, or budget.max_usd in the scenario or tvdb.yaml"]

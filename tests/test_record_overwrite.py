@@ -73,6 +73,22 @@ def test_a_recording_whose_calls_all_failed_says_it_wrote_no_cassette(tmp_path: 
     assert not (tmp_path / "tmp" / "try.yaml").exists()
 
 
+def test_a_recording_counts_only_the_calls_that_got_an_answer(tmp_path: Path) -> None:
+    # the first embedding attempt is cut off, its retry answered: the cassette holds one call, not two
+    shutil.copytree(REPO / "scenarios" / "quickstart", tmp_path / "docs")
+    (tmp_path / "emb.yaml").write_text(SCENARIO)
+    with emulator(faults=[{"service": "openai", "kind": "disconnect", "nth": 1}]) as srv:
+        done = tvdb(tmp_path, "run", "emb.yaml", "--record", "--cassette", "c.yaml", "--json",
+                    OPENAI_BASE_URL=srv.openai_base_url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["requests"] == {"embed/real": 2, "parse/mock": 4}
+    recording = out["recording"]
+    assert (recording["recorded_calls"], recording["written"]) == (1, True)
+    # both attempts count as spent (the cut one may have been billed); only the answered one is in the file
+    assert (recording["recorded_cost_usd"], out["cost_usd"]) == (1.406e-05, 2.812e-05)
+
+
 def test_a_recording_that_sent_nothing_says_the_cassette_there_is_unchanged(tmp_path: Path) -> None:
     from tvdb.recording.session import Tape, file_identity, not_written_reason
 

@@ -94,7 +94,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, f
         if not c.fits:  # the run would be refused: say which budget, and how to let it through
             what = "budget" if c.unit == "nusd" else "request limit"
             console.print(Text.assemble(("✗", "red"), f" would not fit the {c.name} {what}: {how_to_fix(c)}"))
-    if not est.forecast.total_nusd:
+    if not set(est.modes.values()) & {"real", "hybrid"}:  # not "spends $0": a real run may reuse everything
         # mock results are never reused by a real run: the documents reused here would be sent there
         real = ("in real mode it would spend the amount above" if not est.reused else
                 "in real mode, which reuses no mock result, it would also send the reused documents: "

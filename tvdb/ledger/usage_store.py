@@ -127,13 +127,17 @@ class UsageStore:
             f"SELECT COUNT(*) FROM usage WHERE run_id = ? AND implementation = 'mock' AND stage IN ({marks(stages)})",
             [run_id, *stages]).fetchone()[0])
 
-    def run_calls(self, run_id: str, implementation: str) -> tuple[int, int | None, int, int]:
+    def run_calls(self, run_id: str, implementation: str, *,
+                  answered_only: bool = False) -> tuple[int, int | None, int, int]:
         """(calls, sum of would_cost_nusd or None, ok calls without a price, cassette misses) of one
         implementation in a run. A request the cassette could not answer (`cassette_miss`) is counted
-        as a miss only: it was neither sent nor answered."""
+        as a miss only: it was neither sent nor answered. `answered_only` counts (and prices) only the
+        calls the service answered, with a success or an HTTP error status: what a recording stores
+        (a connection cut or a timeout leaves it nothing)."""
+        answered = " AND (status = 'ok' OR http_status IS NOT NULL)" if answered_only else ""
         calls, would, unknown, missed = self.db.execute(
-            "SELECT SUM(CASE WHEN error_code IS NOT 'cassette_miss' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN error_code IS NOT 'cassette_miss' THEN would_cost_nusd END), "
+            f"SELECT SUM(CASE WHEN error_code IS NOT 'cassette_miss'{answered} THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN error_code IS NOT 'cassette_miss'{answered} THEN would_cost_nusd END), "
             "SUM(CASE WHEN status = 'ok' AND would_cost_nusd IS NULL THEN 1 ELSE 0 END), "
             "SUM(CASE WHEN error_code = 'cassette_miss' THEN 1 ELSE 0 END) "
             "FROM usage WHERE run_id = ? AND implementation = ?", [run_id, implementation]).fetchone()

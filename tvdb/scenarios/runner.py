@@ -408,18 +408,21 @@ def tape_summary(db: Database, run_id: str, tape: Tape | None) -> dict[str, Any]
     """What a recording or replay run did with its cassette: calls replayed or recorded, cost avoided."""
     if tape is None:
         return None
-    calls, would, unknown, missed = UsageStore(db).run_calls(run_id, "replay" if tape.replay else "real")
+    store = UsageStore(db)
+    # a recording stores only the calls that got an answer: one cut off or timed out is not in the file
+    calls, would, unknown, missed = store.run_calls(run_id, "replay" if tape.replay else "real",
+                                                    answered_only=not tape.replay)
     usd = None if unknown else nusd_to_usd(would or 0)
     if not tape.replay:
-        return _recording_summary(tape, calls, usd, missed)
+        return _recording_summary(tape, calls, usd, missed, sent=store.run_calls(run_id, "real")[0])
     return {**tape.as_json(), "replayed_calls": int(calls), "avoided_usd": usd,
             "missed_calls": missed}  # requests the cassette had no answer for: neither replayed nor sent
 
 
-def _recording_summary(tape: Tape, calls: int, usd: float | None, missed: int) -> dict[str, Any]:
-    """A recording's figures, and whether it wrote its file: vcrpy writes nothing when no call got an
-    answer (a connection error or timeout leaves nothing to store), and the calls sent are then not
-    "recorded" anywhere."""
+def _recording_summary(tape: Tape, calls: int, usd: float | None, missed: int, *, sent: int) -> dict[str, Any]:
+    """A recording's figures (`calls` answered, of `sent`), and whether it wrote its file: vcrpy writes
+    nothing when no call got an answer (a connection error or timeout leaves nothing to store), and
+    the calls sent are then not "recorded" anywhere."""
     from tvdb.recording.session import file_identity, not_written_reason
 
     written = file_identity(tape.path) != tape.existing  # an atomic rename gives the file a new identity
@@ -427,7 +430,7 @@ def _recording_summary(tape: Tape, calls: int, usd: float | None, missed: int) -
                            "recorded_cost_usd": usd if written else 0.0, "missed_calls": missed,
                            "written": written}
     if not written:
-        out["not_written"] = not_written_reason(tape, calls)
+        out["not_written"] = not_written_reason(tape, sent)
     # a fresh recording replaced a cassette that was there (a tracked one, in the default folder)
     out["overwrote"] = tape.fresh and written and tape.existing is not None
     return out
