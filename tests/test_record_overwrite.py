@@ -112,3 +112,26 @@ def test_run_help_names_the_cassette_after_the_scenarios_name(monkeypatch: pytes
     assert "--record    # writes cassettes/NAME.yaml, NAME =" in out
     assert "# the scenario's `name:`, not its file name" in out
     assert "tvdb replay cassettes/NAME.yaml" in out
+
+
+@pytest.mark.parametrize("kind", ["directory", "dangling symlink", "fifo"])
+def test_a_cassette_path_that_cannot_be_written_is_refused_before_anything_is_sent(tmp_path: Path,
+                                                                                    kind: str) -> None:
+    shutil.copytree(REPO / "scenarios" / "quickstart", tmp_path / "docs")
+    (tmp_path / "emb.yaml").write_text(SCENARIO)
+    target = tmp_path / "target"
+    if kind == "directory":
+        target.mkdir()
+        why = f"it is a directory: name a file in it, e.g. --cassette {target / 'emb.yaml'}"
+    elif kind == "dangling symlink":
+        target.symlink_to(tmp_path / "nowhere")
+        why = "it is a symlink to nothing (dangling, or a loop): give the path of a file"
+    else:
+        os.mkfifo(target)
+        why = "it is not a regular file (a FIFO, a socket or a device): give the path of a file"
+    with emulator() as srv:
+        done = tvdb(tmp_path, "run", "emb.yaml", "--record", "--cassette", str(target), "--json",
+                    OPENAI_BASE_URL=srv.openai_base_url)
+        assert srv.count() == 0  # refused before the run: nothing spent on a recording that cannot be saved
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert json.loads(done.stdout)["error"]["message"] == f"cannot record to {target}: {why}"

@@ -242,7 +242,7 @@ def recording_tape(loaded: LoadedScenario, settings: Settings, *, record: bool, 
 
     Raises ConfigError when recording cannot mean anything (no real service, or with --estimate)."""
     from tvdb.errors import ConfigError
-    from tvdb.recording.session import Tape, cassette_path
+    from tvdb.recording.session import Tape, cassette_path, unwritable_cassette
     from tvdb.services.modes import service_mode
 
     if not record and record_mode is None:
@@ -258,6 +258,9 @@ def recording_tape(loaded: LoadedScenario, settings: Settings, *, record: bool, 
         raise ConfigError("recording keeps real HTTP traffic, and this run has no real service (mode mock): "
                           "use --mode real, or services: {embedder: real} in the scenario")
     path = cassette_path(settings, loaded.scenario.name, cassette)
+    problem = unwritable_cassette(path, loaded.scenario.name)
+    if problem is not None:  # before anything is sent: a run that cannot be saved must not spend
+        raise ConfigError(f"cannot record to {path}: {problem}")
     mode = str(getattr(record_mode, "value", record_mode or "all"))
     return Tape(path=path, record_mode=mode, fresh=record,  # type: ignore[arg-type]
                 scenario=loaded.scenario.name, scenario_path=scenario_reference(loaded.path, path))

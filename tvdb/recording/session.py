@@ -137,6 +137,22 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_ino, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
+def unwritable_cassette(path: Path, scenario: str) -> str | None:
+    """Why a recording could not be saved at `path` (the cassette is written to a temporary file and
+    renamed over it), or None: a directory, a FIFO or device, a dangling or looping symlink (the
+    rename would replace the link, not write where it points), or a folder that is a file."""
+    if path.is_symlink() and not path.exists():
+        return "it is a symlink to nothing (dangling, or a loop): give the path of a file"
+    if path.is_dir():
+        return f"it is a directory: name a file in it, e.g. --cassette {path / (scenario + '.yaml')}"
+    if path.exists() and not path.is_file():
+        return "it is not a regular file (a FIFO, a socket or a device): give the path of a file"
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    return None
+
+
 def not_written_reason(tape: Tape, sent: int) -> str:
     """Why a recording run left its cassette file as it was, and what to do about it."""
     from tvdb.words import counted
