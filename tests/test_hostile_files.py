@@ -126,3 +126,15 @@ def test_every_command_refuses_a_non_utf8_dotenv_with_exit_2(cli: Cli, tmp_path:
     assert "internal error" not in err
     if "--json" in command:
         assert json.loads(out)["exit_code"] == 2
+
+
+def test_a_control_character_is_refused_at_its_line_in_a_scenario_and_in_tvdb_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndocuments: [a.md]\nsettings:\n  mode: \"\x00\"\n")
+    with pytest.raises(ScenarioError) as refused:
+        load_scenario(path)
+    assert refused.value.line == 4
+    assert "invalid YAML: the control character #x0000 is not allowed in YAML: remove it" in str(refused.value)
+    (tmp_path / "tvdb.yaml").write_text("mode: mock\n\x07\n")
+    with pytest.raises(ConfigError, match=r"tvdb\.yaml:2: invalid YAML: the control character #x0007 is not allowed"):
+        resolve_settings(cwd=tmp_path, environ={})

@@ -150,6 +150,17 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
             _walk(item, (*loc, i), out)
 
 
+def _with_line(exc: yaml.reader.ReaderError, source: str, path: Path) -> yaml.MarkedYAMLError:
+    """PyYAML's refusal of a character YAML does not allow (NUL, most control characters), marked at its
+    line and column like every other syntax error."""
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    line = source.count("\n", 0, exc.position)
+    column = exc.position - (source.rfind("\n", 0, exc.position) + 1)
+    mark = yaml.Mark(str(path), exc.position, line, column, None, 0)  # no buffer: no snippet under the message
+    return yaml.MarkedYAMLError(problem=f"the control character #x{code:04X} is not allowed in YAML: remove it",
+                                problem_mark=mark)
+
+
 def load_yaml(path: Path, *, text: str | None = None) -> YamlDocument:
     """Parse `path` safely; raises yaml.YAMLError (with its own mark) on a syntax error, a duplicate key,
     nesting deeper than MAX_DEPTH or an alias bomb; OSError (tvdb.files.NotARegularFile, FileTooLarge)
@@ -157,7 +168,10 @@ def load_yaml(path: Path, *, text: str | None = None) -> YamlDocument:
     from tvdb.files import read_regular_file
 
     source = read_regular_file(path, MAX_FILE_BYTES).decode("utf-8") if text is None else text
-    loader = _DepthLimitedLoader(source)
+    try:
+        loader = _DepthLimitedLoader(source)
+    except yaml.reader.ReaderError as exc:  # it names a character position only: give its line too
+        raise _with_line(exc, source, path) from None
     try:
         node = loader.get_single_node()
         if node is None:
