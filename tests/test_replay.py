@@ -102,6 +102,11 @@ def test_round_trip_record_then_replay_with_the_emulator_stopped(tmp_path: Path)
         assert replayed.tape == {"cassette": str(cassette), "record_mode": "none", "replayed_calls": 3,
                                  "avoided_usd": recorded.tape["recorded_cost_usd"], "missed_calls": 0}
     assert recorded.tape["recorded_cost_usd"] == pytest.approx(recorded.usage.cost_usd)
+    from tvdb.cli.render import document_table
+
+    # the run's table says replay, as `tvdb runs` does; the recording was a real run
+    assert document_table(replays[0], None).title.endswith("· scenario roundtrip · mode replay")
+    assert document_table(recorded, None).title.endswith("· scenario roundtrip · mode real")
 
     meta = read_cassette(cassette)
     assert meta.tvdb["scenario"] == "roundtrip" and meta.tvdb["price_version"] == PriceTable.load().versions[-1]

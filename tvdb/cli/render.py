@@ -176,7 +176,9 @@ def document_table(result: RunResult, base: Path | None) -> TableData:
         rows.append([_short(d.path, base), data(status, _STYLE.get(d.status, "")), str(d.pages),
                      *(str(n) for n in mine), format_usd(d.would_cost_usd)])
         values.append([d.path, status, d.pages, *mine, d.would_cost_usd])
-    title = f"Run {result.run_id} · scenario {clean(result.scenario)} · mode {result.mode}"
+    # a replay answered from its cassette: `replay`, as `tvdb runs` lists it, not the settings' `real`
+    mode = "replay" if result.tape and result.tape.get("record_mode") == "none" else result.mode
+    title = f"Run {result.run_id} · scenario {clean(result.scenario)} · mode {mode}"
     if own:
         title += f" · pipeline {clean(str(result.pipeline))}"
     return TableData(cols, rows, title=title, values=values)
