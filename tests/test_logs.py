@@ -168,3 +168,20 @@ def test_each_job_line_names_its_document_as_the_run_table_does(
     entries = _lines(run("logs", json.loads(out)["run_id"], "--log-format", "json")[1])
     assert {e["document"] for e in entries if e["kind"] == "event"} == {"a/notes.txt", "b/notes.txt"}
     assert [e["document"] for e in entries if e["stage"] == "embed"] == [None]  # one request for both jobs
+
+
+def test_an_escaped_document_name_keeps_the_columns_in_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "esc\x1b[31mred.txt").write_text("Tide tables for the harbour.")
+    (tmp_path / "plain.txt").write_text("Barnacles on the sensor window.")
+    (tmp_path / "s.yaml").write_text('name: s\nmode: mock\ndocuments: ["esc\\e[31mred.txt", plain.txt]\n')
+    run = in_process_cli(monkeypatch, capsys, "--data-dir", str(tmp_path / "data"))
+    code, out, _ = run("run", str(tmp_path / "s.yaml"), "--json")
+    assert code == 0, out
+    code, text, _ = run("logs", json.loads(out)["run_id"])
+    assert code == 0 and "\x1b" not in text
+    parse = [line for line in text.splitlines() if " parse " in line and "llamaparse mock" in line]
+    assert len(parse) == 2
+    # the stage column starts at the same place on both lines: the escaped name was measured as printed
+    assert {line.index(" parse ") for line in parse} == {parse[0].index(" parse ")}
+    assert any("esc\\x1b[31mred.txt  parse" in line for line in parse)

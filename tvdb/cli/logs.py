@@ -69,7 +69,8 @@ def logs(
         sys.stdout.writelines(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in entries)
         return
     console = plain_console()
-    width = max((len(e.document or "") for e in entries), default=0)
+    # measured as printed: an escaped control character (`\x1b`) is wider than the character it shows
+    width = max((len(clean(e.document or "")) for e in entries), default=0)
     for e in entries:
         who = e.correlation_id[:12] if e.correlation_id else "run"
         # the document a job's line belongs to, as the run's table names it (a correlation id alone says nothing)
