@@ -32,7 +32,7 @@ def _reuse_note(est: Estimate) -> str:
 def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, fresh: bool = False) -> int:
     """Print the forecast; returns 0 when it fits every budget, 3 when it does not."""
     from tvdb.clock import SystemClock
-    from tvdb.ledger.budget import how_to_fix
+    from tvdb.ledger.budget import NUSD, how_to_fix
     from tvdb.scenarios.estimate import estimate
     from tvdb.scenarios.runner import check_runnable
 
@@ -92,7 +92,7 @@ def print_estimate(loaded: LoadedScenario, settings: Settings, *, fmt: Format, f
     print_table(console, TableData(bcols, brows, title="Budgets"), plain=plain)
     for c in est.forecast.checks:
         if not c.fits:  # the run would be refused: say which budget, and how to let it through
-            what = "budget" if c.unit == "nusd" else "request limit"
+            what = "budget" if c.unit == NUSD else "request limit"
             console.print(Text.assemble(("✗", "red"), f" would not fit the {c.name} {what}: {how_to_fix(c)}"))
     if not set(est.modes.values()) & {"real", "hybrid"}:  # not "spends $0": a real run may reuse everything
         # mock results are never reused by a real run: the documents reused here would be sent there
