@@ -198,6 +198,9 @@ def test_hourly_limit_zero_never_frees(db: Database) -> None:
     with pytest.raises(RateLimitExceeded) as refused:
         guard.reserve(request(10, service="llamaparse"))
     assert refused.value.retry_after is None and guard.deferred_until(refused.value) is None
+    # no "or wait": a limit of 0 never frees a slot
+    assert str(refused.value).endswith("raise limits.llamaparse_requests_per_hour (tvdb.yaml, or "
+                                       "TVDB_LIMITS_LLAMAPARSE_REQUESTS_PER_HOUR) to at least 1")
 
 
 def test_unknown_price_is_refused_not_free(db: Database) -> None:

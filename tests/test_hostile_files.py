@@ -138,3 +138,8 @@ def test_a_control_character_is_refused_at_its_line_in_a_scenario_and_in_tvdb_ya
     (tmp_path / "tvdb.yaml").write_text("mode: mock\n\x07\n")
     with pytest.raises(ConfigError, match=r"tvdb\.yaml:2: invalid YAML: the control character #x0007 is not allowed"):
         resolve_settings(cwd=tmp_path, environ={})
+    cr = tmp_path / "cr.yaml"  # a carriage return alone is a line break in YAML too
+    cr.write_text("name: c\rmode: mock\rdocuments: [a.md]\r# \x01\r", newline="")
+    with pytest.raises(ScenarioError) as at_four:
+        load_scenario(cr)
+    assert at_four.value.line == 4

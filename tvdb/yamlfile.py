@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,12 +151,16 @@ def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
             _walk(item, (*loc, i), out)
 
 
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _with_line(exc: yaml.reader.ReaderError, source: str, path: Path) -> yaml.MarkedYAMLError:
     """PyYAML's refusal of a character YAML does not allow (NUL, most control characters), marked at its
     line and column like every other syntax error."""
     code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-    line = source.count("\n", 0, exc.position)
-    column = exc.position - (source.rfind("\n", 0, exc.position) + 1)
+    # YAML's line breaks (CR alone too), so the line is the one every other YAML error names
+    before = _LINE_BREAK.split(source[:exc.position])
+    line, column = len(before) - 1, len(before[-1])
     mark = yaml.Mark(str(path), exc.position, line, column, None, 0)  # no buffer: no snippet under the message
     return yaml.MarkedYAMLError(problem=f"the control character #x{code:04X} is not allowed in YAML: remove it",
                                 problem_mark=mark)

@@ -110,8 +110,9 @@ def how_to_fix(check: BudgetCheck) -> str:
     if check.unit != NUSD:  # "hourly <service>": a count of requests
         service = check.name.split()[-1]
         setting = f"{service}_requests_per_hour"
+        wait = "" if check.requested > check.limit else ", or wait for a slot to free"  # a limit of 0 never frees
         return (f"to allow it, raise limits.{setting} (tvdb.yaml, or TVDB_LIMITS_{setting.upper()}) to at least "
-                f"{check.used + check.reserved + check.requested}, or wait for a slot to free")
+                f"{check.used + check.reserved + check.requested}{wait}")
     needed = format_usd(nusd_to_usd(check.used + check.reserved + check.requested))
     if check.name == "run":
         return f"to allow it, raise the run budget to at least {needed}: --max-usd, or budget.max_usd in the " \
